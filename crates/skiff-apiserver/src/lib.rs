@@ -1,0 +1,3 @@
+//! skiff's Kubernetes API server.
+
+pub mod tables;
