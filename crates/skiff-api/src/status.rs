@@ -304,6 +304,11 @@ impl StatusError {
         Self::new(406, Reason::NotAcceptable, message)
     }
 
+    /// 422 without field causes (a patch that cannot be applied).
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(422, Reason::Invalid, message)
+    }
+
     /// 410 `Expired`: a resource version or continue token that was compacted away.
     pub fn expired(message: impl Into<String>) -> Self {
         Self::new(410, Reason::Expired, message)

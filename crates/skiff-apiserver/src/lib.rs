@@ -1,3 +1,121 @@
 //! skiff's Kubernetes API server.
+//!
+//! Request flow: [`server`] (TLS, h2/HTTP/1.1) → [`routes`] (authentication, health, discovery,
+//! OpenAPI) → [`handlers`] (one module per verb family) → [`typed`] (per-kind hooks from
+//! `skiff-api`) → the store; reads and watches come from [`cache`]. Only this crate touches the
+//! store.
 
+pub mod alloc;
+pub mod authn;
+pub mod bootstrap;
+pub mod cache;
+pub mod discovery;
+pub mod handlers;
+pub mod negotiate;
+pub mod objects;
+pub mod openapi;
+pub mod query;
+pub mod reqinfo;
+pub mod response;
+pub mod routes;
+pub mod server;
+pub mod state;
 pub mod tables;
+pub mod typed;
+pub mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use skiff_store::Store;
+use tokio::sync::oneshot;
+
+pub use server::TlsMaterial;
+pub use state::{ApiConfig, ApiState};
+
+/// A bearer token and the identity it authenticates.
+#[derive(Clone)]
+pub struct StaticToken {
+    /// The secret.
+    pub token: String,
+    /// User name.
+    pub user: String,
+    /// Groups.
+    pub groups: Vec<String>,
+}
+
+impl std::fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StaticToken {{ user: {:?}, groups: {:?} }}", self.user, self.groups)
+    }
+}
+
+/// Everything needed to start the API server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// TLS material.
+    pub tls: TlsMaterial,
+    /// API settings.
+    pub api: ApiConfig,
+    /// Bearer tokens.
+    pub tokens: Vec<StaticToken>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store failed while loading the caches.
+    #[error("cannot load the store: {0}")]
+    Store(#[from] skiff_store::StoreError),
+    /// Bootstrap objects could not be written.
+    #[error("cannot create the default objects: {0}")]
+    Bootstrap(skiff_api::StatusError),
+    /// The listener could not start.
+    #[error(transparent)]
+    Serve(#[from] server::ServeError),
+}
+
+/// A running API server.
+pub struct RunningServer {
+    /// The bound address.
+    pub local_addr: SocketAddr,
+    /// Shared state (for in-process components and tests).
+    pub state: Arc<ApiState>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting, ends watches, waits for in-flight requests (at most 10 s), closes the store.
+    pub async fn shutdown(mut self) {
+        self.state.set_shutting_down();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+        self.state.store.close().await;
+    }
+}
+
+/// Starts the API server over `store`.
+pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<RunningServer, StartError> {
+    let tls = server::tls_config(&opts.tls)?;
+    let state = ApiState::new(store, opts.api.clone()).await?;
+    bootstrap::run(&state).await.map_err(StartError::Bootstrap)?;
+    let mut tokens = authn::TokenAuthenticator::default();
+    for t in &opts.tokens {
+        let groups: Vec<&str> = t.groups.iter().map(String::as_str).collect();
+        tokens.add(&t.token, &t.user, &groups);
+    }
+    let router = routes::router(Arc::new(routes::Shared { state: state.clone(), tokens }));
+    let listener = server::bind(opts.bind).await?;
+    let local_addr = listener.local_addr().map_err(|source| server::ServeError::Bind { addr: opts.bind, source })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server::serve(listener, tls, router, async move { let _ = stopped.await; }, Duration::from_secs(10)).await;
+    });
+    Ok(RunningServer { local_addr, state, stop: Some(stop), task })
+}

@@ -1,0 +1,75 @@
+//! Objects every cluster has from the start: the default namespaces, and the `kubernetes`
+//! Service with its Endpoints and EndpointSlice pointing at this API server.
+//!
+//! Created through the normal write path (so defaults, validation and address allocation apply)
+//! and repaired at every start if missing or stale.
+
+use serde_json::{Value, json};
+use skiff_api::StatusError;
+use skiff_api::catalogue;
+
+use crate::handlers::{Admission, Ctx, create_object};
+use crate::reqinfo::Verb;
+use crate::state::ApiState;
+
+/// Namespaces that always exist.
+pub const DEFAULT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+async fn ensure(state: &ApiState, group: &str, version: &str, plural: &str, obj: Value) -> Result<(), StatusError> {
+    let info = catalogue::find(group, version, plural).ok_or_else(|| StatusError::internal(format!("{plural} not served")))?;
+    let ns = obj.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string);
+    let ctx = Ctx::internal(info, ns.as_deref(), Verb::Create);
+    let name = obj.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("").to_string();
+    if state.store.get(&ctx.key(&name)).await.map_err(StatusError::internal)?.is_some() {
+        return Ok(());
+    }
+    match create_object(state, &ctx, obj, &mut Admission::internal()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates whatever of the bootstrap objects is missing.
+pub async fn run(state: &ApiState) -> Result<(), StatusError> {
+    for ns in DEFAULT_NAMESPACES {
+        ensure(state, "", "v1", "namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
+    }
+    let ip = state.alloc.first_ip().to_string();
+    let port = state.config.port;
+    let address = state.config.advertise_address.to_string();
+    ensure(
+        state,
+        "",
+        "v1",
+        "services",
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}], "sessionAffinity": "None"}}),
+    )
+    .await?;
+    ensure(
+        state,
+        "",
+        "v1",
+        "endpoints",
+        json!({"apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": address}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}),
+    )
+    .await?;
+    ensure(
+        state,
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"kubernetes.io/service-name": "kubernetes", "endpointslice.kubernetes.io/managed-by": "skiff-apiserver"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [address], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}),
+    )
+    .await?;
+    state.set_bootstrapped();
+    Ok(())
+}

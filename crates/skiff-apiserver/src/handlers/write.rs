@@ -1,0 +1,397 @@
+//! CREATE, UPDATE and PATCH: the generic write path shared by every kind.
+//!
+//! Order of a write: decode and check against the URL → generic metadata → typed pipeline
+//! (defaults, strategy, validation) → server-side assignments (Service addresses) → no-op check →
+//! compare-and-swap in the store. Nothing is acknowledged before the store has committed.
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::Response;
+use serde_json::Value;
+use skiff_api::StatusError;
+use skiff_store::{StoreError, StoreExt};
+
+use super::Ctx;
+use super::meta::{self, decode_request};
+use super::read::{render_object, store_err};
+use crate::objects::{self, meta_str, metadata_mut};
+use crate::query::parse_rv;
+use crate::state::ApiState;
+use crate::typed::{self, FieldValidation, Operation};
+use crate::{response, views};
+
+/// Options and collected warnings of one write.
+#[derive(Debug)]
+pub struct Admission {
+    /// `dryRun=All`: validate, do not persist.
+    pub dry_run: bool,
+    /// Unknown-field handling.
+    pub validation: FieldValidation,
+    /// Warnings for the `Warning` header.
+    pub warnings: Vec<String>,
+}
+
+impl Admission {
+    /// Reads the options of a request.
+    pub fn from_ctx(ctx: &Ctx) -> Result<Self, StatusError> {
+        Ok(Self {
+            dry_run: ctx.query.dry_run()?,
+            validation: FieldValidation::parse(ctx.query.get("fieldValidation"))?,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Options for internal writes.
+    pub fn internal() -> Self {
+        Self { dry_run: false, validation: FieldValidation::Ignore, warnings: Vec::new() }
+    }
+}
+
+fn ops(ctx: &Ctx) -> Result<&'static dyn typed::KindOps, StatusError> {
+    typed::ops_for(ctx.storage.group, ctx.storage.kind)
+        .ok_or_else(|| StatusError::internal(format!("no typed pipeline for {}", ctx.storage.kind)))
+}
+
+fn to_bytes(obj: &Value) -> Result<Bytes, StatusError> {
+    serde_json::to_vec(obj).map(Bytes::from).map_err(StatusError::internal)
+}
+
+fn stamped(bytes: &[u8], rv: u64) -> Result<Bytes, StatusError> {
+    objects::inject_resource_version(bytes, rv)
+        .map(Bytes::from)
+        .ok_or_else(|| StatusError::internal("object lost its metadata"))
+}
+
+/// Whether something still holds the object: `metadata.finalizers`, or for namespaces
+/// `spec.finalizers`.
+fn has_finalizers(ctx: &Ctx, obj: &Value) -> bool {
+    let non_empty = |v: Option<&Value>| v.and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+    non_empty(objects::metadata(obj).and_then(|m| m.get("finalizers")))
+        || (ctx.storage.plural == "namespaces" && non_empty(obj.get("spec").and_then(|s| s.get("finalizers"))))
+}
+
+/// Refuses writes into a namespace that does not exist or is being deleted.
+async fn ensure_namespace_open(state: &ApiState, ctx: &Ctx) -> Result<(), StatusError> {
+    let Some(ns) = ctx.namespace.as_deref().filter(|_| ctx.info.namespaced) else { return Ok(()) };
+    let kv = state.store.get(&format!("/registry/core/namespaces/{ns}")).await.map_err(store_err)?;
+    let kv = kv.ok_or_else(|| StatusError::not_found(&skiff_api::status::GroupResource::new("", "namespaces"), ns))?;
+    let value: Value = serde_json::from_slice(&kv.value).map_err(StatusError::internal)?;
+    if objects::metadata(&value).is_some_and(|m| m.contains_key("deletionTimestamp")) {
+        return Err(StatusError::forbidden(
+            &ctx.group_resource(),
+            meta_str(&value, "name").unwrap_or(ns),
+            &format!("unable to create new content in namespace {ns} because it is being terminated"),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates an object given in stored form; returns its JSON with `resourceVersion`.
+pub async fn create_object(state: &ApiState, ctx: &Ctx, mut obj: Value, adm: &mut Admission) -> Result<Bytes, StatusError> {
+    meta::prepare_create(ctx, &mut obj)?;
+    ensure_namespace_open(state, ctx).await?;
+    let mut obj = ops(ctx)?.admit(obj, Operation::Create, adm.validation, &mut adm.warnings)?;
+    let name = meta_str(&obj, "name").unwrap_or("").to_string();
+    let key = ctx.key(&name);
+    let reservations = if ctx.storage.plural == "services" && ctx.storage.group.is_empty() {
+        Some(state.alloc.assign(&mut obj, None, &key, adm.dry_run).await?)
+    } else {
+        None
+    };
+    let bytes = to_bytes(&obj)?;
+    if adm.dry_run {
+        return Ok(bytes);
+    }
+    match state.store.create(&key, bytes.clone()).await {
+        Ok(ev) => stamped(&bytes, ev.kv.mod_revision),
+        Err(e) => {
+            if let Some(r) = reservations {
+                r.rollback(&state.alloc).await;
+            }
+            Err(match e {
+                StoreError::AlreadyExists { .. } => StatusError::already_exists(&ctx.group_resource(), &name),
+                other => store_err(other),
+            })
+        }
+    }
+}
+
+/// POST on a collection.
+pub async fn create(state: &ApiState, ctx: &Ctx, body: Bytes) -> Result<Response<Body>, StatusError> {
+    let obj = decode_request(ctx, &body)?;
+    let mut adm = Admission::from_ctx(ctx)?;
+    let json = create_object(state, ctx, obj, &mut adm).await?;
+    Ok(response::with_warnings(render_object(ctx, &json, 201), &adm.warnings))
+}
+
+/// Which part of the object an update may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The main resource (status is kept when the kind has a status subresource).
+    Main,
+    /// Only `status`.
+    Status,
+}
+
+/// The result of an update.
+pub struct Updated {
+    /// The object after the write, with `resourceVersion`.
+    pub json: Bytes,
+}
+
+/// Reads, changes and compare-and-swaps one object, retrying on concurrent writes.
+///
+/// `change` gets the current object in served form and returns the desired one (served form).
+pub async fn update_object(
+    state: &ApiState,
+    ctx: &Ctx,
+    name: &str,
+    part: Part,
+    adm: &mut Admission,
+    change: &(dyn Fn(&Value) -> Result<Value, StatusError> + Send + Sync),
+) -> Result<Updated, StatusError> {
+    let key = ctx.key(name);
+    for _attempt in 0..16 {
+        let kv = state.store.get(&key).await.map_err(store_err)?;
+        let kv = kv.ok_or_else(|| StatusError::not_found(&ctx.group_resource(), name))?;
+        let mut current: Value = serde_json::from_slice(&kv.value).map_err(StatusError::internal)?;
+        if let Some(m) = metadata_mut(&mut current) {
+            m.insert("resourceVersion".into(), Value::String(kv.mod_revision.to_string()));
+        }
+        let served = views::from_storage(ctx.info, current.clone());
+        let mut desired = change(&served)?;
+        meta::check_type(ctx, &mut desired)?;
+        let mut new = views::to_storage(ctx.info, desired);
+        objects::strip_nulls(&mut new);
+        if let Some(rv) = parse_rv(meta_str(&new, "resourceVersion"))? {
+            if rv != kv.mod_revision {
+                return Err(StatusError::stale(&ctx.group_resource(), name));
+            }
+        }
+        if ctx.info.namespaced {
+            if let Some(ns) = meta_str(&new, "namespace").filter(|n| !n.is_empty()) {
+                if Some(ns) != ctx.namespace.as_deref() {
+                    return Err(StatusError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+            }
+        }
+        if let Some(n) = meta_str(&new, "name").filter(|n| !n.is_empty()) {
+            if n != name {
+                return Err(StatusError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
+            }
+        }
+        let old = meta::without_rv(&current);
+        match part {
+            Part::Status => {
+                let status = new.get("status").cloned();
+                let mut merged = old.clone();
+                if let Some(map) = merged.as_object_mut() {
+                    match status {
+                        Some(s) => map.insert("status".into(), s),
+                        None => map.remove("status"),
+                    };
+                }
+                new = merged;
+            }
+            Part::Main => {
+                meta::prepare_update(ctx, &mut new, &old)?;
+                if ctx.storage.has_status() {
+                    if let Some(map) = new.as_object_mut() {
+                        match old.get("status") {
+                            Some(s) => map.insert("status".into(), s.clone()),
+                            None => map.remove("status"),
+                        };
+                    }
+                }
+            }
+        }
+        let is_service = ctx.storage.plural == "services" && ctx.storage.group.is_empty();
+        if is_service && part == Part::Main {
+            crate::alloc::Allocator::carry_over(&mut new, &old);
+        }
+        let op = match part {
+            Part::Main => Operation::Update(&old),
+            Part::Status => Operation::UpdateStatus(&old),
+        };
+        let mut new = ops(ctx)?.admit(new, op, adm.validation, &mut adm.warnings)?;
+        if part == Part::Main && meta::spec_changed(&new, &old) {
+            if let (Some(generation), Some(m)) =
+                (old.get("metadata").and_then(|m| m.get("generation")).and_then(Value::as_i64), metadata_mut(&mut new))
+            {
+                m.insert("generation".into(), Value::from(generation + 1));
+            }
+        }
+        // Finishing a deletion: the last finalizer is gone.
+        let terminating = objects::metadata(&old).is_some_and(|m| m.contains_key("deletionTimestamp"));
+        if terminating && has_finalizers(ctx, &old) && !has_finalizers(ctx, &new) {
+            if adm.dry_run {
+                return Ok(Updated { json: to_bytes(&new)? });
+            }
+            match state.store.delete(&key, Some(kv.mod_revision)).await {
+                Ok(ev) => {
+                    if is_service {
+                        state.alloc.release_unused(&old, None).await;
+                    }
+                    return Ok(Updated { json: stamped(&to_bytes(&new)?, ev.kv.mod_revision)? });
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::NotFound { .. }) => return Err(StatusError::not_found(&ctx.group_resource(), name)),
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        if new == old {
+            return Ok(Updated { json: to_bytes(&current)? });
+        }
+        let reservations = if is_service && part == Part::Main {
+            Some(state.alloc.assign(&mut new, Some(&old), &key, adm.dry_run).await?)
+        } else {
+            None
+        };
+        let bytes = to_bytes(&new)?;
+        if adm.dry_run {
+            return Ok(Updated { json: stamped(&bytes, kv.mod_revision)? });
+        }
+        match state.store.update(&key, bytes.clone(), Some(kv.mod_revision)).await {
+            Ok(ev) => {
+                if is_service {
+                    state.alloc.release_unused(&old, Some(&new)).await;
+                }
+                return Ok(Updated { json: stamped(&bytes, ev.kv.mod_revision)? });
+            }
+            Err(e) => {
+                if let Some(r) = reservations {
+                    r.rollback(&state.alloc).await;
+                }
+                match e {
+                    StoreError::Conflict { .. } => continue,
+                    StoreError::NotFound { .. } => return Err(StatusError::not_found(&ctx.group_resource(), name)),
+                    other => return Err(store_err(other)),
+                }
+            }
+        }
+    }
+    Err(StatusError::conflict(&ctx.group_resource(), name, "too many concurrent writes; please retry"))
+}
+
+/// PUT on an object (main resource or `/status`).
+pub async fn update(state: &ApiState, ctx: &Ctx, body: Bytes) -> Result<Response<Body>, StatusError> {
+    update_part(state, ctx, body, Part::Main).await
+}
+
+/// PUT of the main resource or of `/status`.
+pub async fn update_part(state: &ApiState, ctx: &Ctx, body: Bytes, part: Part) -> Result<Response<Body>, StatusError> {
+    let name = ctx.require_name()?.to_string();
+    let format = crate::negotiate::body_format(ctx.content_type.as_deref())?;
+    let mut obj = crate::negotiate::decode_body(&body, format)?;
+    meta::check_type(ctx, &mut obj)?;
+    if let Some(n) = meta_str(&obj, "name").filter(|n| !n.is_empty()) {
+        if n != name {
+            return Err(StatusError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+    }
+    let mut adm = Admission::from_ctx(ctx)?;
+    let updated = update_object(state, ctx, &name, part, &mut adm, &move |_| Ok(obj.clone())).await?;
+    Ok(response::with_warnings(render_object(ctx, &updated.json, 200), &adm.warnings))
+}
+
+/// Patch formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PatchType {
+    Json,
+    Merge,
+}
+
+fn patch_type(content_type: Option<&str>) -> Result<PatchType, StatusError> {
+    let media = content_type.and_then(|c| c.split(';').next()).map(str::trim).unwrap_or("");
+    match media {
+        "application/json-patch+json" => Ok(PatchType::Json),
+        "application/merge-patch+json" => Ok(PatchType::Merge),
+        other => Err(StatusError::unsupported_media_type(
+            other,
+            &["application/json-patch+json", "application/merge-patch+json"],
+        )),
+    }
+}
+
+/// Drops `test` operations that expect `null` at a path that does not exist (upstream treats a
+/// missing member as null, and kube-rs relies on it for finalizers).
+fn relax_null_tests(ops: &mut Vec<Value>, doc: &Value) {
+    ops.retain(|op| {
+        let is_null_test = op.get("op").and_then(Value::as_str) == Some("test") && op.get("value").is_some_and(Value::is_null);
+        !(is_null_test && op.get("path").and_then(Value::as_str).is_some_and(|p| doc.pointer(p).is_none()))
+    });
+}
+
+/// Applies a patch document to an object.
+fn apply_patch(kind: PatchType, patch: &Value, current: &Value) -> Result<Value, StatusError> {
+    let mut doc = current.clone();
+    match kind {
+        PatchType::Merge => {
+            if !patch.is_object() {
+                return Err(StatusError::bad_request("a merge patch must be a JSON object"));
+            }
+            json_patch::merge(&mut doc, patch);
+        }
+        PatchType::Json => {
+            let mut ops = patch
+                .as_array()
+                .cloned()
+                .ok_or_else(|| StatusError::bad_request("a JSON patch must be an array of operations"))?;
+            relax_null_tests(&mut ops, current);
+            let parsed: json_patch::Patch = serde_json::from_value(Value::Array(ops))
+                .map_err(|e| StatusError::bad_request(format!("invalid JSON patch: {e}")))?;
+            json_patch::patch(&mut doc, &parsed)
+                .map_err(|e| StatusError::unprocessable(format!("the server rejected our request due to an error in our request: {e}")))?;
+        }
+    }
+    Ok(doc)
+}
+
+/// PATCH on an object (main resource or `/status`).
+pub async fn patch(state: &ApiState, ctx: &Ctx, body: Bytes) -> Result<Response<Body>, StatusError> {
+    patch_part(state, ctx, body, Part::Main).await
+}
+
+/// PATCH of the main resource or of `/status`.
+pub async fn patch_part(state: &ApiState, ctx: &Ctx, body: Bytes, part: Part) -> Result<Response<Body>, StatusError> {
+    let name = ctx.require_name()?.to_string();
+    let kind = patch_type(ctx.content_type.as_deref())?;
+    if body.len() > crate::negotiate::MAX_BODY_BYTES {
+        return Err(StatusError::too_large(crate::negotiate::MAX_BODY_BYTES));
+    }
+    let patch: Value = serde_json::from_slice(&body)
+        .map_err(|e| StatusError::bad_request(format!("the patch is not valid JSON: {e}")))?;
+    let mut adm = Admission::from_ctx(ctx)?;
+    let updated = update_object(state, ctx, &name, part, &mut adm, &move |current| apply_patch(kind, &patch, current)).await?;
+    Ok(response::with_warnings(render_object(ctx, &updated.json, 200), &adm.warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_patch_null_test_on_missing_member_passes() {
+        let current = json!({"metadata": {"name": "a"}});
+        let patch = json!([{"op": "test", "path": "/metadata/finalizers", "value": null}, {"op": "add", "path": "/metadata/finalizers", "value": ["x"]}]);
+        let out = apply_patch(PatchType::Json, &patch, &current).expect("applies");
+        assert_eq!(out["metadata"]["finalizers"], json!(["x"]));
+        let failing = json!([{"op": "test", "path": "/metadata/name", "value": "b"}]);
+        assert_eq!(apply_patch(PatchType::Json, &failing, &current).expect_err("test fails").code, 422);
+    }
+
+    #[test]
+    fn merge_patch_deletes_with_null() {
+        let current = json!({"metadata": {"labels": {"a": "1", "b": "2"}}});
+        let out = apply_patch(PatchType::Merge, &json!({"metadata": {"labels": {"a": null, "c": "3"}}}), &current).expect("merge");
+        assert_eq!(out["metadata"]["labels"], json!({"b": "2", "c": "3"}));
+        assert_eq!(patch_type(Some("application/strategic-merge-patch+json")).expect_err("415").code, 415);
+    }
+}

@@ -1,0 +1,144 @@
+//! OpenAPI documents: `/openapi/v2` (JSON and gnostic protobuf) and `/openapi/v3` (the index
+//! and one document per path).
+//!
+//! Documents are pure functions of a resource list. Generating the v3 documents takes time
+//! (full schemas for built-in kinds), so [`OpenApiCache`] renders them once, serialized, with
+//! their hashes; [`OpenApiCache::builtin`] holds the built-in catalogue's. When custom resources
+//! change the served set, the caller builds a new cache from the new list.
+//!
+//! Hashes are the uppercase hex SHA-256 of the served bytes, so they are stable for a given
+//! document and change whenever it does (clients cache `serverRelativeURL`s by them).
+
+pub mod schemas;
+pub mod v2;
+pub mod v3;
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use skiff_api::catalogue::ResourceInfo;
+
+pub use v2::{V2_PROTOBUF_CONTENT_TYPE, v2_json, v2_protobuf};
+pub use v3::{gv_key, v3_group_version};
+
+/// One rendered v3 document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V3Document {
+    /// The JSON body, exactly as served.
+    pub body: Vec<u8>,
+    /// Uppercase hex SHA-256 of `body`.
+    pub hash: String,
+}
+
+impl V3Document {
+    fn render(doc: &Value) -> Self {
+        // Serializing a `Value` cannot fail (all keys are strings).
+        let body = serde_json::to_vec(doc).unwrap_or_default();
+        let hash = hash_hex(&body);
+        Self { body, hash }
+    }
+}
+
+/// Uppercase hex SHA-256 of `bytes`.
+pub fn hash_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
+/// Every v3 document of a resource list, keyed by index path (`api`, `api/v1`, `apis`,
+/// `apis/apps`, `apis/apps/v1`).
+fn v3_documents(resources: &[&ResourceInfo]) -> BTreeMap<String, Value> {
+    let mut docs = BTreeMap::new();
+    docs.insert("api".to_string(), v3::v3_core_versions());
+    docs.insert("apis".to_string(), v3::v3_group_list());
+    for (group, versions) in crate::discovery::group_versions(resources) {
+        if let Some(doc) = v3::v3_group(group, resources) {
+            docs.insert(format!("apis/{group}"), doc);
+        }
+        for version in versions {
+            if let Some(doc) = v3_group_version(group, version, resources) {
+                docs.insert(gv_key(group, version), doc);
+            }
+        }
+    }
+    docs
+}
+
+fn index_of(docs: &BTreeMap<String, V3Document>) -> Value {
+    let paths: Map<String, Value> = docs
+        .iter()
+        .map(|(path, doc)| {
+            (
+                path.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc.hash)}),
+            )
+        })
+        .collect();
+    json!({ "paths": paths })
+}
+
+/// The `/openapi/v3` index of a resource list:
+/// `{"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=<HEX>"}, …}}`.
+/// Prefer [`OpenApiCache`] when serving: this renders every document.
+pub fn v3_index(resources: &[&ResourceInfo]) -> Value {
+    OpenApiCache::new(resources).index().clone()
+}
+
+/// The rendered OpenAPI documents of one resource list.
+#[derive(Debug)]
+pub struct OpenApiCache {
+    v3: BTreeMap<String, V3Document>,
+    index: Value,
+    index_body: Vec<u8>,
+}
+
+impl OpenApiCache {
+    /// Renders every v3 document of `resources`.
+    pub fn new(resources: &[&ResourceInfo]) -> Self {
+        let v3: BTreeMap<String, V3Document> = v3_documents(resources)
+            .iter()
+            .map(|(path, doc)| (path.clone(), V3Document::render(doc)))
+            .collect();
+        let index = index_of(&v3);
+        let index_body = serde_json::to_vec(&index).unwrap_or_default();
+        Self {
+            v3,
+            index,
+            index_body,
+        }
+    }
+
+    /// The cache of the built-in catalogue, rendered on first use.
+    pub fn builtin() -> &'static OpenApiCache {
+        static CACHE: OnceLock<OpenApiCache> = OnceLock::new();
+        CACHE.get_or_init(|| OpenApiCache::new(&crate::discovery::builtin_resources()))
+    }
+
+    /// The `/openapi/v3` index.
+    pub fn index(&self) -> &Value {
+        &self.index
+    }
+
+    /// The `/openapi/v3` index, serialized.
+    pub fn index_body(&self) -> &[u8] {
+        &self.index_body
+    }
+
+    /// The document served at `/openapi/v3/{path}` (`path` without leading slash or query,
+    /// e.g. `apis/apps/v1`), if any.
+    pub fn v3_document(&self, path: &str) -> Option<&V3Document> {
+        self.v3.get(path.trim_matches('/'))
+    }
+
+    /// Index paths of every v3 document, sorted.
+    pub fn v3_paths(&self) -> impl Iterator<Item = &str> {
+        self.v3.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests;

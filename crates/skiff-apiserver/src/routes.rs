@@ -1,0 +1,172 @@
+//! The request entry point: authentication, then non-resource paths (health, version,
+//! discovery, OpenAPI) or the resource handlers. Every request ends in a response; a panic in a
+//! handler becomes a 500 `Status` instead of a dropped connection.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use futures::FutureExt;
+use http::{HeaderValue, Method, Request, Response, header};
+use serde_json::json;
+use skiff_api::StatusError;
+
+use crate::authn::{self, PeerCertificate, TokenAuthenticator};
+use crate::discovery;
+use crate::openapi::{self, OpenApiCache};
+use crate::reqinfo::{self, Target};
+use crate::state::ApiState;
+use crate::{handlers, response};
+
+/// What the router needs.
+pub struct Shared {
+    /// API state.
+    pub state: Arc<ApiState>,
+    /// Bearer tokens.
+    pub tokens: TokenAuthenticator,
+}
+
+/// The axum router serving the whole API.
+pub fn router(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new().fallback(move |req: Request<Body>| {
+        let shared = shared.clone();
+        async move { entry(shared, req).await }
+    })
+}
+
+async fn entry(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = match AssertUnwindSafe(route(&shared, req)).catch_unwind().await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::error!(%method, %path, "handler panicked");
+            response::status(&StatusError::internal("the server hit an internal error while handling the request"))
+        }
+    };
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    resp
+}
+
+async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().unwrap_or("").to_string();
+    if !authn::is_public(&path) {
+        let cert = parts.extensions.get::<PeerCertificate>().and_then(|c| c.0.as_deref());
+        let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if authn::authenticate(&shared.tokens, cert, authorization).is_none() {
+            return response::status(&StatusError::unauthorized("Unauthorized"));
+        }
+    }
+    let state = &shared.state;
+    let accept = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    match path.as_str() {
+        "/healthz" | "/livez" | "/readyz" => return health(state, &path, &query),
+        "/version" => return response::json(200, &discovery::version_info()),
+        "/openapi/v2" => return openapi_v2(accept),
+        "/openapi/v3" | "/openapi/v3/" => return response::json_bytes(200, OpenApiCache::builtin().index_body().to_vec()),
+        _ => {}
+    }
+    if let Some(check) = path.strip_prefix("/readyz/").or_else(|| path.strip_prefix("/livez/")).or_else(|| path.strip_prefix("/healthz/")) {
+        return single_check(state, check);
+    }
+    if let Some(doc) = path.strip_prefix("/openapi/v3/") {
+        return match OpenApiCache::builtin().v3_document(doc) {
+            Some(d) => {
+                let mut resp = response::json_bytes(200, d.body.clone());
+                if query.contains("hash=") {
+                    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
+                }
+                resp
+            }
+            None => response::status(&StatusError::not_found_message(format!("no OpenAPI document at {path}"))),
+        };
+    }
+    let resources = discovery::builtin_resources();
+    let aggregated = discovery::wants_aggregated(accept);
+    match reqinfo::parse(&parts.method, &path, &query) {
+        Target::CoreDiscovery if aggregated => aggregated_response(discovery::aggregated_discovery(true, &resources)),
+        Target::GroupsDiscovery if aggregated => aggregated_response(discovery::aggregated_discovery(false, &resources)),
+        Target::CoreDiscovery => {
+            let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string);
+            let address = host.unwrap_or_else(|| format!("{}:{}", state.config.advertise_address, state.config.port));
+            response::json(200, &discovery::api_versions(&address))
+        }
+        Target::GroupsDiscovery => response::json(200, &discovery::api_group_list(&resources)),
+        Target::GroupDiscovery(group) => match discovery::api_group(&group, &resources) {
+            Some(v) => response::json(200, &v),
+            None => not_found(&path),
+        },
+        Target::GroupVersionDiscovery(group, version) => match discovery::api_resource_list(&group, &version, &resources) {
+            Some(v) => response::json(200, &v),
+            None => not_found(&path),
+        },
+        Target::Resource(req) => handlers::handle(state, &parts.method, &parts.headers, req, &query, body).await,
+        Target::NonResource => {
+            if parts.method != Method::GET {
+                return response::status(&StatusError::not_found_message("the server could not find the requested resource"));
+            }
+            not_found(&path)
+        }
+    }
+}
+
+fn not_found(path: &str) -> Response<Body> {
+    response::status(&StatusError::not_found_message(format!("the server could not find the requested resource ({path})")))
+}
+
+fn aggregated_response(v: serde_json::Value) -> Response<Body> {
+    let mut resp = response::json(200, &v);
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::AGGREGATED_V2_CONTENT_TYPE));
+    resp.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
+    resp
+}
+
+fn openapi_v2(accept: &str) -> Response<Body> {
+    if accept.contains("protobuf") {
+        let mut resp = Response::new(Body::from(openapi::v2_protobuf()));
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(openapi::V2_PROTOBUF_CONTENT_TYPE));
+        return resp;
+    }
+    response::json(200, &openapi::v2_json())
+}
+
+fn health(state: &ApiState, path: &str, query: &str) -> Response<Body> {
+    let checks = if path == "/readyz" {
+        state.readiness()
+    } else {
+        vec![("ping", Ok(())), ("log", Ok(()))]
+    };
+    let verbose = query.split('&').any(|p| p == "verbose" || p.starts_with("verbose="));
+    let failed = checks.iter().any(|(_, r)| r.is_err());
+    let mut body = String::new();
+    if verbose || failed {
+        for (name, result) in &checks {
+            match result {
+                Ok(()) => body.push_str(&format!("[+]{name} ok\n")),
+                Err(why) => body.push_str(&format!("[-]{name} failed: {why}\n")),
+            }
+        }
+        let name = path.trim_start_matches('/');
+        body.push_str(&if failed { format!("{name} check failed\n") } else { format!("{name} check passed\n") });
+    } else {
+        body.push_str("ok");
+    }
+    response::text(if failed { 500 } else { 200 }, body)
+}
+
+fn single_check(state: &ApiState, check: &str) -> Response<Body> {
+    match state.readiness().into_iter().find(|(name, _)| *name == check) {
+        Some((_, Ok(()))) => response::text(200, "ok".into()),
+        Some((_, Err(why))) => response::text(500, format!("[-]{check} failed: {why}\n")),
+        None => response::status(&StatusError::not_found_message(format!("no health check named {check:?}"))),
+    }
+}
+
+/// A JSON summary of readiness (for logs and the CLI).
+pub fn readiness_summary(state: &ApiState) -> serde_json::Value {
+    json!(state.readiness().into_iter().map(|(n, r)| (n, r.is_ok())).collect::<std::collections::BTreeMap<_, _>>())
+}

@@ -1,0 +1,212 @@
+//! The typed step of the write path: decoding a request object into its k8s-openapi type,
+//! detecting unknown fields, and running the per-kind defaulting, strategy and validation hooks
+//! from `skiff-api`.
+//!
+//! Everything generic (metadata, preconditions, storage) happens on JSON in the handlers; this
+//! module is the only place that knows the Rust type of each kind. One [`KindOps`] per stored
+//! kind is registered in [`ops_for`].
+
+use std::marker::PhantomData;
+use std::sync::LazyLock;
+
+use serde_json::Value;
+use skiff_api::kinds::BuiltinKind;
+use skiff_api::status::GroupKind;
+use skiff_api::validation::FieldError;
+use skiff_api::StatusError;
+
+/// How to treat fields the type does not know (`fieldValidation` query parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Drop them silently.
+    Ignore,
+    /// Drop them and warn (the default).
+    Warn,
+    /// Reject the request.
+    Strict,
+}
+
+impl FieldValidation {
+    /// Parses the query value (empty = default `Warn`).
+    pub fn parse(s: Option<&str>) -> Result<Self, StatusError> {
+        match s.unwrap_or("") {
+            "" | "Warn" => Ok(Self::Warn),
+            "Ignore" => Ok(Self::Ignore),
+            "Strict" => Ok(Self::Strict),
+            other => Err(StatusError::bad_request(format!(
+                "fieldValidation must be one of Ignore, Warn, Strict; got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Which write is being admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation<'a> {
+    /// A create.
+    Create,
+    /// An update of the main resource, with the stored object.
+    Update(&'a Value),
+    /// An update through `/status`, with the stored object.
+    UpdateStatus(&'a Value),
+}
+
+/// The typed pipeline of one kind.
+pub trait KindOps: Send + Sync {
+    /// Decodes `obj`, applies `mode` to unknown fields (pushing warnings), runs defaulting, the
+    /// strategy and validation for `op`, and returns the canonical JSON of the result.
+    fn admit(&self, obj: Value, op: Operation<'_>, mode: FieldValidation, warnings: &mut Vec<String>)
+    -> Result<Value, StatusError>;
+
+    /// Decodes and re-encodes without hooks (canonical form of a stored object).
+    fn canonical(&self, obj: Value) -> Result<Value, StatusError>;
+}
+
+struct Typed<T>(PhantomData<fn() -> T>);
+
+fn decode<T: BuiltinKind>(obj: Value) -> Result<T, StatusError> {
+    serde_path_to_error::deserialize::<_, T>(obj).map_err(|e| {
+        let path = e.path().to_string();
+        let kind = T::KIND;
+        let at = if path == "." { String::new() } else { format!("{path}: ") };
+        StatusError::bad_request(format!(
+            "{kind} in version \"{}\" cannot be handled as a {kind}: {at}{}",
+            T::VERSION,
+            e.into_inner()
+        ))
+    })
+}
+
+fn encode<T: BuiltinKind>(t: &T) -> Result<Value, StatusError> {
+    serde_json::to_value(t).map_err(StatusError::internal)
+}
+
+/// Paths of members present (non-null) in `input` but absent from `decoded`.
+pub fn unknown_fields(input: &Value, decoded: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    diff(input, decoded, "", &mut out);
+    out
+}
+
+fn diff(input: &Value, decoded: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, decoded) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                if v.is_null() {
+                    continue;
+                }
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match b.get(k) {
+                    Some(dv) => diff(v, dv, &p, out),
+                    None => out.push(p),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                diff(x, y, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn invalid<T: BuiltinKind>(obj: &T, errors: &[FieldError]) -> StatusError {
+    let name = obj.metadata().name.clone().unwrap_or_default();
+    StatusError::invalid(&GroupKind::new(T::GROUP, T::KIND), &name, errors)
+}
+
+impl<T: BuiltinKind> KindOps for Typed<T> {
+    fn admit(
+        &self,
+        obj: Value,
+        op: Operation<'_>,
+        mode: FieldValidation,
+        warnings: &mut Vec<String>,
+    ) -> Result<Value, StatusError> {
+        let input = if mode == FieldValidation::Ignore { None } else { Some(obj.clone()) };
+        let mut typed: T = decode(obj)?;
+        if let Some(input) = input {
+            let unknown = unknown_fields(&input, &encode(&typed)?);
+            if !unknown.is_empty() {
+                let msgs: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+                if mode == FieldValidation::Strict {
+                    return Err(StatusError::bad_request(format!("strict decoding error: {}", msgs.join(", "))));
+                }
+                warnings.extend(msgs);
+            }
+        }
+        typed.set_defaults();
+        let errors = match op {
+            Operation::Create => {
+                typed.prepare_for_create();
+                typed.validate_create()
+            }
+            Operation::Update(old) => {
+                let mut old: T = decode(old.clone())?;
+                old.set_defaults();
+                typed.prepare_for_update(&old);
+                typed.validate_update(&old)
+            }
+            Operation::UpdateStatus(old) => {
+                let old: T = decode(old.clone())?;
+                typed.validate_status_update(&old)
+            }
+        };
+        if !errors.is_empty() {
+            return Err(invalid(&typed, &errors));
+        }
+        encode(&typed)
+    }
+
+    fn canonical(&self, obj: Value) -> Result<Value, StatusError> {
+        encode(&decode::<T>(obj)?)
+    }
+}
+
+type OpsMap = Vec<((&'static str, &'static str), Box<dyn KindOps>)>;
+
+static OPS: LazyLock<OpsMap> = LazyLock::new(|| {
+    let mut map: OpsMap = Vec::new();
+    macro_rules! register {
+        ($g:expr, $v:expr, $t:ty) => {
+            map.push((($g, <$t as k8s_openapi::Resource>::KIND), Box::new(Typed::<$t>(PhantomData))));
+        };
+    }
+    skiff_api::for_each_builtin_kind!(register);
+    map
+});
+
+/// The typed pipeline of the stored kind `kind` in `group`, if it is a built-in kind.
+pub fn ops_for(group: &str, kind: &str) -> Option<&'static dyn KindOps> {
+    OPS.iter().find(|((g, k), _)| *g == group && *k == kind).map(|(_, ops)| ops.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_are_reported_with_paths() {
+        let ops = ops_for("", "ConfigMap").expect("configmap ops");
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "bogus": 1}, "data": {"k": "v"}, "extra": true});
+        let mut warnings = Vec::new();
+        let out = ops.admit(obj.clone(), Operation::Create, FieldValidation::Warn, &mut warnings).expect("admitted");
+        assert_eq!(out["data"]["k"], "v");
+        assert!(out.get("extra").is_none());
+        assert_eq!(warnings, vec!["unknown field \"extra\"", "unknown field \"metadata.bogus\""]);
+        let err = ops.admit(obj, Operation::Create, FieldValidation::Strict, &mut Vec::new()).expect_err("strict");
+        assert_eq!(err.code, 400);
+        assert!(err.message.starts_with("strict decoding error: unknown field"), "{}", err.message);
+    }
+
+    #[test]
+    fn type_errors_name_the_path() {
+        let ops = ops_for("", "Pod").expect("pod ops");
+        let obj = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}, "spec": {"containers": "nope"}});
+        let err = ops.admit(obj, Operation::Create, FieldValidation::Warn, &mut Vec::new()).expect_err("bad type");
+        assert_eq!(err.code, 400);
+        assert!(err.message.contains("spec.containers"), "{}", err.message);
+    }
+}
