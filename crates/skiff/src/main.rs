@@ -1,1 +1,81 @@
-fn main() {}
+//! The `skiff` command: parses arguments and dispatches to the library.
+
+use anyhow::Context as _;
+use skiff::config::{Command, ConfigError, ServerConfig, parse_args, read_hostname};
+use skiff::kubeconfig::{self, Kubeconfig};
+use skiff::pki::Pki;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> std::process::ExitCode {
+    let command = match parse_args(std::env::args_os()) {
+        Ok(c) => c,
+        Err(ConfigError::Cli(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let result = match command {
+        Command::Version => {
+            print!("{}", skiff::version_text());
+            Ok(())
+        }
+        Command::Kubeconfig(args) => kubeconfig::read_from_data_dir(&args.data_dir)
+            .map(|yaml| print!("{yaml}"))
+            .map_err(anyhow::Error::from),
+        Command::Server(cfg) => server(cfg),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `skiff server`: logging, data dir, PKI, kubeconfig, then the server itself.
+fn server(cfg: ServerConfig) -> anyhow::Result<()> {
+    init_tracing(&cfg.log_level)?;
+    if let Some(file) = &cfg.config_file {
+        tracing::info!(file = %file.display(), "read config file");
+    }
+    skiff::fsutil::ensure_dir(&cfg.data_dir, 0o700)
+        .with_context(|| format!("failed to create data dir {}", cfg.data_dir.display()))?;
+
+    let pki = Pki::load_or_create(&cfg.data_dir, &cfg.pki_request(read_hostname().as_deref()))
+        .context("failed to set up certificates")?;
+    let changes = pki.changes();
+    if changes.ca_created {
+        tracing::info!(dir = %pki.tls_dir().display(), "generated cluster CA");
+    }
+    if changes.serving_issued {
+        tracing::info!("issued API server certificate");
+    }
+    if changes.admin_issued {
+        tracing::info!("issued admin client certificate");
+    }
+
+    let yaml = Kubeconfig::admin(&cfg.server_url(), &pki).to_yaml()?;
+    kubeconfig::write(&kubeconfig::data_dir_copy(&cfg.data_dir), &yaml, 0o600)?;
+    kubeconfig::write(&cfg.write_kubeconfig, &yaml, cfg.write_kubeconfig_mode)?;
+    tracing::info!(path = %cfg.write_kubeconfig.display(), "wrote admin kubeconfig");
+
+    let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+    runtime.block_on(skiff::server::run_server(cfg, pki))
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` if set, else by `--log-level`.
+fn init_tracing(level: &str) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => {
+            EnvFilter::try_new(&v).with_context(|| format!("invalid RUST_LOG {v:?}"))?
+        }
+        _ => EnvFilter::try_new(level).with_context(|| format!("invalid --log-level {level:?}"))?,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("failed to set up logging: {e}"))
+}

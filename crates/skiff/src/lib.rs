@@ -1,0 +1,27 @@
+//! The `skiff` binary's library half: configuration, PKI bootstrap, kubeconfig, server wiring.
+//!
+//! `main.rs` is a thin shell over these modules so that they can be unit-tested and reused by
+//! integration tests.
+
+pub mod config;
+pub mod fsutil;
+pub mod kubeconfig;
+pub mod pki;
+pub mod server;
+
+/// The Kubernetes API version skiff serves.
+pub const API_VERSION: &str = "v1.33";
+
+/// skiff's version (from Cargo).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit skiff was built from, when the build set `SKIFF_GIT_COMMIT`.
+pub const GIT_COMMIT: Option<&str> = option_env!("SKIFF_GIT_COMMIT");
+
+/// The text `skiff version` prints.
+pub fn version_text() -> String {
+    format!(
+        "skiff version v{VERSION}\ngit commit: {}\nAPI: {API_VERSION}\n",
+        GIT_COMMIT.filter(|c| !c.is_empty()).unwrap_or("unknown")
+    )
+}
