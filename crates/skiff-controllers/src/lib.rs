@@ -1,1 +1,83 @@
-//! placeholder
+//! skiff's controllers. Each runs as a kube-rs reconcile loop against the API server over HTTPS,
+//! exactly like a third-party controller: none of them touches the store.
+//!
+//! Present: the namespace controller ([`namespace`]). The workload controllers arrive with their
+//! issues.
+
+pub mod namespace;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// How the controllers reach the API server.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// `https://host:port`.
+    pub server_url: String,
+    /// Cluster CA (PEM).
+    pub ca_pem: String,
+    /// Bearer token.
+    pub token: String,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientConfig {{ server_url: {:?} }}", self.server_url)
+    }
+}
+
+/// Errors building a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The generated kubeconfig was rejected.
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+    /// The client could not be built.
+    #[error("cannot build an API client: {0}")]
+    Client(#[from] kube::Error),
+}
+
+/// Builds a kube client from `cfg`.
+pub async fn client(cfg: &ClientConfig) -> Result<kube::Client, ClientError> {
+    use base64::Engine as _;
+    let ca = base64::engine::general_purpose::STANDARD.encode(cfg.ca_pem.as_bytes());
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: controllers\n  user:\n    token: {}\ncontexts:\n- name: default\n  context:\n    cluster: skiff\n    user: controllers\ncurrent-context: default\n",
+        cfg.server_url, cfg.token
+    );
+    let kubeconfig = Kubeconfig::from_yaml(&yaml).map_err(|e| ClientError::Config(e.to_string()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| ClientError::Config(e.to_string()))?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// Handles of the running controllers.
+pub struct Controllers {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Controllers {
+    /// Stops every controller.
+    pub fn abort(&self) {
+        self.tasks.iter().for_each(|t| t.abort());
+    }
+}
+
+/// Starts every controller in the background; they retry until the API server answers.
+pub fn start(cfg: ClientConfig) -> Controllers {
+    let task = tokio::spawn(async move {
+        loop {
+            match client(&cfg).await {
+                Ok(c) => {
+                    namespace::run(c).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "controllers cannot reach the API server yet");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Controllers { tasks: vec![task] }
+}

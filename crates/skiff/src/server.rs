@@ -3,6 +3,13 @@
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use skiff_apiserver::alloc::Ipv4Cidr;
+use skiff_apiserver::{ApiConfig, ServerOptions, StaticToken, TlsMaterial};
+use skiff_store::{RedbConfig, RedbStore, Store};
+
 use crate::config::ServerConfig;
 use crate::pki::Pki;
 
@@ -10,29 +17,71 @@ use crate::pki::Pki;
 ///
 /// The caller has already created the data dir, the PKI and the kubeconfig.
 pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
-    // TODO(integrator): start skiff_apiserver here (TLS from `pki.serving()`, client CA
-    // `pki.ca_cert_pem()`, admin token `pki.admin_token()`, listening on
-    // `cfg.bind_address:cfg.https_listen_port`), then the controllers and, unless
-    // `cfg.disable_agent`, the node agent; stop them in reverse order on shutdown.
-    tracing::info!(
-        data_dir = %cfg.data_dir.display(),
-        tls_dir = %pki.tls_dir().display(),
-        node = %cfg.node_name,
-        agent = !cfg.disable_agent,
-        "server starting"
-    );
+    // Install the handlers first so a signal during startup still shuts down cleanly.
+    let mut term = signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("failed to install the SIGINT handler")?;
+
+    let db_dir = cfg.data_dir.join("server").join("db");
+    crate::fsutil::ensure_dir(&db_dir, 0o700).with_context(|| format!("failed to create {}", db_dir.display()))?;
+    let db_path = db_dir.join("state.redb");
+    let store = RedbStore::open(RedbConfig::new(&db_path))
+        .with_context(|| format!("failed to open the store at {}", db_path.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+
+    let service_cidr = Ipv4Cidr { addr: cfg.service_cidr.addr, prefix: cfg.service_cidr.prefix };
+    let advertise = cfg.advertise_address.unwrap_or_else(|| cfg.client_host());
+    let opts = ServerOptions {
+        bind: SocketAddr::new(cfg.bind_address, cfg.https_listen_port),
+        tls: TlsMaterial {
+            cert_pem: pki.serving().cert_pem.clone(),
+            key_pem: pki.serving().key_pem.clone(),
+            client_ca_pem: pki.ca_cert_pem().to_string(),
+        },
+        api: ApiConfig {
+            service_cidr,
+            node_port_range: (30000, 32767),
+            cluster_domain: cfg.cluster_domain.clone(),
+            advertise_address: advertise,
+            port: cfg.https_listen_port,
+        },
+        tokens: vec![StaticToken {
+            token: pki.admin_token().to_string(),
+            user: "system:admin".into(),
+            groups: vec!["system:masters".into()],
+        }],
+    };
+    let server = skiff_apiserver::start(store, opts).await.context("failed to start the API server")?;
+    tracing::info!(address = %server.local_addr, node = %cfg.node_name, agent = !cfg.disable_agent, "API server ready");
+
+    let controllers = skiff_controllers::start(skiff_controllers::ClientConfig {
+        server_url: format!("https://{}", loopback_addr(server.local_addr)),
+        ca_pem: pki.ca_cert_pem().to_string(),
+        token: pki.admin_token().to_string(),
+    });
+    if !cfg.disable_agent {
+        tracing::warn!("the node agent is not part of this build yet; running the control plane only");
+    }
     eprintln!("{}", startup_message(&cfg));
 
-    let mut term =
-        signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?;
-    let mut int =
-        signal(SignalKind::interrupt()).context("failed to install the SIGINT handler")?;
     let name = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     };
     tracing::info!(signal = name, "shutting down");
+    controllers.abort();
+    server.shutdown().await;
+    tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The address in-process clients use: loopback when the server listens on every interface.
+fn loopback_addr(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        let ip = if addr.is_ipv4() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { IpAddr::V6(Ipv6Addr::LOCALHOST) };
+        SocketAddr::new(ip, addr.port())
+    } else {
+        addr
+    }
 }
 
 /// The plain-words banner printed once the server is up.
