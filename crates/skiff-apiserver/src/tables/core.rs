@@ -515,10 +515,10 @@ fn node_roles(node: &Value) -> String {
                 if !role.is_empty() {
                     roles.insert(role.to_string());
                 }
-            } else if key == "kubernetes.io/role" {
-                if let Some(role) = value.as_str().filter(|r| !r.is_empty()) {
-                    roles.insert(role.to_string());
-                }
+            } else if key == "kubernetes.io/role"
+                && let Some(role) = value.as_str().filter(|r| !r.is_empty())
+            {
+                roles.insert(role.to_string());
             }
         }
     }

@@ -118,10 +118,11 @@ pub fn build_table(
                 "cells".to_string(),
                 Value::Array((printer.cells)(obj, opts.now)),
             );
-            if info.group.is_empty() && info.plural == "pods" {
-                if let Some(conditions) = core::pod_row_conditions(obj) {
-                    row.insert("conditions".to_string(), conditions);
-                }
+            if info.group.is_empty()
+                && info.plural == "pods"
+                && let Some(conditions) = core::pod_row_conditions(obj)
+            {
+                row.insert("conditions".to_string(), conditions);
             }
             let object = match opts.include_object {
                 IncludeObject::None => Value::Null,
