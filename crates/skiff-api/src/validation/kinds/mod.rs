@@ -7,6 +7,7 @@
 mod batch;
 pub mod common;
 mod config;
+mod core;
 mod pod;
 mod service;
 mod workloads;
@@ -24,15 +25,6 @@ macro_rules! no_rules {
 }
 
 no_rules!(
-    k8s_openapi::api::core::v1::Binding,
-    k8s_openapi::api::core::v1::Endpoints,
-    k8s_openapi::api::core::v1::Event,
-    k8s_openapi::api::core::v1::LimitRange,
-    k8s_openapi::api::core::v1::Namespace,
-    k8s_openapi::api::core::v1::Node,
-    k8s_openapi::api::core::v1::PersistentVolumeClaim,
-    k8s_openapi::api::core::v1::PersistentVolume,
-    k8s_openapi::api::core::v1::ResourceQuota,
     k8s_openapi::api::core::v1::ServiceAccount,
     k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
     k8s_openapi::api::networking::v1::IngressClass,
