@@ -8,6 +8,7 @@ mod batch;
 pub mod common;
 mod config;
 mod core;
+mod networking;
 mod pod;
 mod service;
 mod workloads;
@@ -27,10 +28,6 @@ macro_rules! no_rules {
 no_rules!(
     k8s_openapi::api::core::v1::ServiceAccount,
     k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
-    k8s_openapi::api::networking::v1::IngressClass,
-    k8s_openapi::api::networking::v1::Ingress,
-    k8s_openapi::api::networking::v1::NetworkPolicy,
-    k8s_openapi::api::discovery::v1::EndpointSlice,
     k8s_openapi::api::rbac::v1::ClusterRoleBinding,
     k8s_openapi::api::rbac::v1::ClusterRole,
     k8s_openapi::api::rbac::v1::RoleBinding,
