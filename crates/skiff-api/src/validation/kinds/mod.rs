@@ -5,11 +5,13 @@
 //! [`common`]; each other submodule covers one family of kinds.
 
 mod batch;
+mod cluster;
 pub mod common;
 mod config;
 mod core;
 mod networking;
 mod pod;
+mod rbac;
 mod service;
 mod workloads;
 
@@ -27,17 +29,8 @@ macro_rules! no_rules {
 
 no_rules!(
     k8s_openapi::api::core::v1::ServiceAccount,
-    k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
-    k8s_openapi::api::rbac::v1::ClusterRoleBinding,
-    k8s_openapi::api::rbac::v1::ClusterRole,
-    k8s_openapi::api::rbac::v1::RoleBinding,
-    k8s_openapi::api::rbac::v1::Role,
-    k8s_openapi::api::coordination::v1::Lease,
     k8s_openapi::api::storage::v1::CSIDriver,
     k8s_openapi::api::storage::v1::CSINode,
     k8s_openapi::api::storage::v1::CSIStorageCapacity,
-    k8s_openapi::api::storage::v1::StorageClass,
     k8s_openapi::api::storage::v1::VolumeAttachment,
-    k8s_openapi::api::policy::v1::PodDisruptionBudget,
-    k8s_openapi::api::scheduling::v1::PriorityClass,
 );
