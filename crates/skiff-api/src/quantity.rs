@@ -144,13 +144,32 @@ impl Quantity {
     }
 
     /// The sum of two quantities (saturating).
+    // Inherent rather than `ops::Add` so callers need no trait import; see also the impls below.
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, other: Quantity) -> Quantity {
         Quantity { nanos: self.nanos.saturating_add(other.nanos) }
     }
 
     /// The difference of two quantities (saturating).
+    #[allow(clippy::should_implement_trait)]
     pub fn sub(self, other: Quantity) -> Quantity {
         Quantity { nanos: self.nanos.saturating_sub(other.nanos) }
+    }
+}
+
+impl std::ops::Add for Quantity {
+    type Output = Quantity;
+
+    fn add(self, other: Quantity) -> Quantity {
+        Quantity::add(self, other)
+    }
+}
+
+impl std::ops::Sub for Quantity {
+    type Output = Quantity;
+
+    fn sub(self, other: Quantity) -> Quantity {
+        Quantity::sub(self, other)
     }
 }
 

@@ -14,7 +14,8 @@ pub const DNS1123_SUBDOMAIN_MAX: usize = 253;
 pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
-const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str =
+    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
@@ -124,7 +125,8 @@ fn matches_qualified_part(s: &str) -> bool {
     !b.is_empty()
         && is_alnum(b[0])
         && is_alnum(b[b.len() - 1])
-        && b.iter().all(|&c| is_alnum(c) || c == b'-' || c == b'_' || c == b'.')
+        && b.iter()
+            .all(|&c| is_alnum(c) || c == b'-' || c == b'_' || c == b'.')
 }
 
 /// Checks a qualified name (`prefix/name` or `name`): label keys, annotation keys, finalizers.
@@ -187,7 +189,10 @@ pub fn is_valid_label_value(s: &str) -> Vec<String> {
 }
 
 /// Validates a label map at `path` (keys are qualified names, values label values).
-pub fn validate_labels<'a>(labels: impl IntoIterator<Item = (&'a String, &'a String)>, path: &str) -> ErrorList {
+pub fn validate_labels<'a>(
+    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+    path: &str,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     for (k, v) in labels {
         for msg in is_qualified_name(k) {
@@ -201,7 +206,10 @@ pub fn validate_labels<'a>(labels: impl IntoIterator<Item = (&'a String, &'a Str
 }
 
 /// Validates an annotation map at `path` (keys qualified names, total size at most 256 KiB).
-pub fn validate_annotations<'a>(annotations: impl IntoIterator<Item = (&'a String, &'a String)>, path: &str) -> ErrorList {
+pub fn validate_annotations<'a>(
+    annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
+    path: &str,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     let mut total = 0usize;
     for (k, v) in annotations {
@@ -214,6 +222,120 @@ pub fn validate_annotations<'a>(annotations: impl IntoIterator<Item = (&'a Strin
         errs.push(FieldError::too_long(path, TOTAL_ANNOTATION_SIZE_LIMIT));
     }
     errs
+}
+
+/// Checks a port number: 1–65535.
+pub fn is_valid_port_num(port: i32) -> Vec<String> {
+    if (1..=65535).contains(&port) {
+        Vec::new()
+    } else {
+        vec!["must be between 1 and 65535, inclusive".to_string()]
+    }
+}
+
+/// Checks an IANA service name used as a port name (at most 15 characters, `[-a-z0-9]`, at
+/// least one letter, no leading, trailing or doubled hyphen).
+pub fn is_valid_port_name(port: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if port.len() > 15 {
+        errs.push(max_len_error(15));
+    }
+    if port.is_empty() || !port.bytes().all(|c| is_lower_alnum(c) || c == b'-') {
+        errs.push(
+            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
+        );
+    }
+    if !port.bytes().any(|c| c.is_ascii_lowercase()) {
+        errs.push("must contain at least one letter (a-z)".to_string());
+    }
+    if port.contains("--") {
+        errs.push("must not contain consecutive hyphens".to_string());
+    }
+    if port.starts_with('-') || port.ends_with('-') {
+        errs.push("must not begin or end with a hyphen".to_string());
+    }
+    errs
+}
+
+/// Checks an environment variable name under upstream's relaxed rule: printable ASCII other
+/// than `=`.
+pub fn is_env_var_name(name: &str) -> Vec<String> {
+    if name.is_empty() {
+        return vec!["environment variable name must be non-empty".to_string()];
+    }
+    if name
+        .bytes()
+        .all(|c| (b' '..=b'~').contains(&c) && c != b'=')
+    {
+        Vec::new()
+    } else {
+        vec!["a valid environment variable name must consist only of printable ASCII characters other than '='".to_string()]
+    }
+}
+
+/// Checks a ConfigMap or Secret key (`[-._a-zA-Z0-9]+`, not `.`, `..` or `..`-prefixed).
+pub fn is_config_map_key(k: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if k.len() > DNS1123_SUBDOMAIN_MAX {
+        errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX));
+    }
+    if k.is_empty()
+        || !k
+            .bytes()
+            .all(|c| is_alnum(c) || c == b'-' || c == b'_' || c == b'.')
+    {
+        errs.push(regex_error(
+            "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+            "[-._a-zA-Z0-9]+",
+            &["key.name", "KEY_NAME", "key-name"],
+        ));
+    }
+    if k == "." {
+        errs.push("must not be '.'".to_string());
+    } else if k == ".." {
+        errs.push("must not be '..'".to_string());
+    } else if k.starts_with("..") {
+        errs.push("must not start with '..'".to_string());
+    }
+    errs
+}
+
+/// Checks an IPv4 or IPv6 address in canonical-enough form (no IPv4 leading zeros, no zone).
+pub fn is_valid_ip(s: &str) -> Vec<String> {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        Vec::new()
+    } else {
+        vec!["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".to_string()]
+    }
+}
+
+/// Parses a CIDR (`10.0.0.0/8`, `fd00::/64`) into its address and prefix length.
+pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (ip, bits) = s.split_once('/')?;
+    let ip: std::net::IpAddr = ip.parse().ok()?;
+    if bits.is_empty() || !bits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let bits: u8 = bits.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (bits <= max).then_some((ip, bits))
+}
+
+/// Checks a CIDR.
+pub fn is_valid_cidr(s: &str) -> Vec<String> {
+    if parse_cidr(s).is_some() {
+        Vec::new()
+    } else {
+        vec!["must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)".to_string()]
+    }
+}
+
+/// Checks a percentage string (`[0-9]+%`).
+pub fn is_valid_percent(s: &str) -> Vec<String> {
+    match s.strip_suffix('%') {
+        Some(n) if !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) => Vec::new(),
+        _ => vec!["a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')".to_string()],
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +380,32 @@ mod tests {
         assert!(is_valid_label_value("v1.2_3").is_empty());
         assert!(!is_valid_label_value("v 1").is_empty());
         assert!(!is_valid_label_value(&"x".repeat(64)).is_empty());
+    }
+
+    #[test]
+    fn ports_env_keys_ips() {
+        assert!(is_valid_port_num(80).is_empty());
+        assert!(!is_valid_port_num(0).is_empty());
+        assert!(!is_valid_port_num(65536).is_empty());
+        assert!(is_valid_port_name("http-alt").is_empty());
+        assert!(!is_valid_port_name("8080").is_empty());
+        assert!(!is_valid_port_name("a--b").is_empty());
+        assert!(!is_valid_port_name("-ab").is_empty());
+        assert!(!is_valid_port_name("abcdefghijklmnop").is_empty());
+        assert!(is_env_var_name("my.var-1").is_empty());
+        assert!(!is_env_var_name("A=B").is_empty());
+        assert!(!is_env_var_name("").is_empty());
+        assert!(is_config_map_key("a.b_c-D").is_empty());
+        assert!(!is_config_map_key("..x").is_empty());
+        assert!(!is_config_map_key("a/b").is_empty());
+        assert!(is_valid_ip("10.0.0.1").is_empty());
+        assert!(is_valid_ip("fd00::1").is_empty());
+        assert!(!is_valid_ip("10.0.0.01").is_empty());
+        assert!(is_valid_cidr("10.0.0.0/8").is_empty());
+        assert!(!is_valid_cidr("10.0.0.0/33").is_empty());
+        assert!(!is_valid_cidr("10.0.0.0").is_empty());
+        assert!(is_valid_percent("25%").is_empty());
+        assert!(!is_valid_percent("x%").is_empty());
     }
 
     #[test]
