@@ -128,7 +128,9 @@ fn aggregated_response(v: serde_json::Value) -> Response<Body> {
 fn openapi_v2(accept: &str) -> Response<Body> {
     if accept.contains("protobuf") {
         let mut resp = Response::new(Body::from(openapi::v2_protobuf()));
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(openapi::V2_PROTOBUF_CONTENT_TYPE));
+        // The protobuf media type contains '@', which Go's mime parser (used by client-go on
+        // every response) rejects; upstream answers with application/octet-stream.
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
         return resp;
     }
     response::json(200, &openapi::v2_json())

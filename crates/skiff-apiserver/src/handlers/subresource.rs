@@ -170,7 +170,7 @@ async fn finalize(state: &ApiState, ctx: &Ctx, body: Bytes) -> Result<Response<B
         }
         Ok(obj)
     };
-    let updated = write::update_object(state, ctx, &name, Part::Main, &mut adm, &change).await?;
+    let updated = write::update_object(state, ctx, &name, Part::Finalize, &mut adm, &change).await?;
     Ok(render_object(ctx, &updated.json, 200))
 }
 

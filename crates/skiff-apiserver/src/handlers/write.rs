@@ -131,6 +131,8 @@ pub enum Part {
     Main,
     /// Only `status`.
     Status,
+    /// Only a namespace's `spec.finalizers` (`/finalize`).
+    Finalize,
 }
 
 /// The result of an update.
@@ -197,6 +199,17 @@ pub async fn update_object(
                 }
                 new = merged;
             }
+            Part::Finalize => {
+                let finalizers = new.get("spec").and_then(|s| s.get("finalizers")).cloned().unwrap_or(Value::Array(vec![]));
+                let mut merged = old.clone();
+                if let Some(map) = merged.as_object_mut() {
+                    let spec = map.entry("spec").or_insert_with(|| Value::Object(Default::default()));
+                    if let Some(spec) = spec.as_object_mut() {
+                        spec.insert("finalizers".into(), finalizers);
+                    }
+                }
+                new = merged;
+            }
             Part::Main => {
                 meta::prepare_update(ctx, &mut new, &old)?;
                 if ctx.storage.has_status() {
@@ -215,7 +228,7 @@ pub async fn update_object(
         }
         let op = match part {
             Part::Main => Operation::Update(&old),
-            Part::Status => Operation::UpdateStatus(&old),
+            Part::Status | Part::Finalize => Operation::UpdateStatus(&old),
         };
         let mut new = ops(ctx)?.admit(new, op, adm.validation, &mut adm.warnings)?;
         if part == Part::Main && meta::spec_changed(&new, &old) {
