@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::{Event, Revision, StoreError};
 
@@ -20,12 +20,13 @@ const WATCHER_CAPACITY: usize = 1024;
 #[derive(Clone)]
 pub(crate) struct Hub {
     tx: broadcast::Sender<Arc<Vec<Event>>>,
+    closed: watch::Sender<bool>,
 }
 
 impl Hub {
     pub(crate) fn new() -> Self {
         let (tx, _) = broadcast::channel(HUB_CAPACITY);
-        Self { tx }
+        Self { tx, closed: watch::channel(false).0 }
     }
 
     /// Publishes a committed batch (no-op without subscribers).
@@ -37,6 +38,16 @@ impl Hub {
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<Event>>> {
         self.tx.subscribe()
+    }
+
+    /// Ends every watch with [`StoreError::Closed`] (the store is closing).
+    pub(crate) fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// A receiver that turns `true` once the store closes.
+    pub(crate) fn closed(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
     }
 }
 
@@ -61,6 +72,7 @@ pub(crate) fn spawn(
     prefix: String,
     after: Revision,
     mut live: broadcast::Receiver<Arc<Vec<Event>>>,
+    mut closed: watch::Receiver<bool>,
     replay: Replay,
 ) -> WatchStream {
     let (tx, rx) = mpsc::channel(WATCHER_CAPACITY);
@@ -70,7 +82,14 @@ pub(crate) fn spawn(
             return;
         }
         loop {
-            match live.recv().await {
+            let received = tokio::select! {
+                r = live.recv() => r,
+                _ = wait_closed(&mut closed) => {
+                    let _ = tx.send(Err(StoreError::Closed)).await;
+                    return;
+                }
+            };
+            match received {
                 Ok(batch) => {
                     let events: Vec<Event> = batch
                         .iter()
@@ -98,6 +117,15 @@ pub(crate) fn spawn(
 }
 
 /// Replays history after `*last`, advancing it; false when the watch must end.
+async fn wait_closed(closed: &mut watch::Receiver<bool>) {
+    loop {
+        let is_closed = *closed.borrow_and_update();
+        if is_closed || closed.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 async fn catch_up(
     prefix: &str,
     last: &mut Revision,

@@ -374,7 +374,7 @@ impl Store for RedbStore {
         if after > current {
             return Err(StoreError::FutureRevision { requested: after, current });
         }
-        Ok(watch::spawn(prefix.to_string(), after, live, self.replay()))
+        Ok(watch::spawn(prefix.to_string(), after, live, self.shared.hub.closed(), self.replay()))
     }
 
     async fn current_revision(&self) -> Result<Revision, StoreError> {
@@ -393,6 +393,7 @@ impl Store for RedbStore {
 
     async fn close(&self) {
         self.compactor.abort();
+        self.shared.hub.close();
         let (tx, rx) = oneshot::channel();
         if self.commands.send(writer::Command::Close { reply: tx }).await.is_ok() {
             let _ = rx.await;
