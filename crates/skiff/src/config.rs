@@ -100,6 +100,30 @@ pub enum CliCommand {
     Kubeconfig(KubeconfigArgs),
     /// Print the version, the git commit and the Kubernetes API version served.
     Version,
+    /// Run a benchmark and print its numbers.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// The benchmarks `skiff bench` runs.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// Start a server in a temp dir and measure the API: creates, GET, LIST, watch fan-out, RSS.
+    Api(BenchApiArgs),
+}
+
+/// Flags of `skiff bench api`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchApiArgs {
+    /// Pods held for the LIST and RSS measurements.
+    #[arg(long, default_value_t = 10_000)]
+    pub pods: usize,
+    /// Watchers for the fan-out measurement.
+    #[arg(long, default_value_t = 1_000)]
+    pub watchers: usize,
+    /// Creates per concurrency level in the throughput runs.
+    #[arg(long, default_value_t = 3_000)]
+    pub creates: usize,
 }
 
 /// Flags of `skiff server`. Field docs are the `--help` text.
@@ -193,6 +217,8 @@ pub enum Command {
     Kubeconfig(KubeconfigArgs),
     /// `skiff version`.
     Version,
+    /// `skiff bench ...`.
+    Bench(BenchCommand),
 }
 
 /// Everything `skiff server` needs to know, after precedence and validation.
@@ -294,6 +320,7 @@ where
         return match Cli::from_arg_matches(&matches)?.command {
             CliCommand::Kubeconfig(k) => Ok(Command::Kubeconfig(k)),
             CliCommand::Version => Ok(Command::Version),
+            CliCommand::Bench(b) => Ok(Command::Bench(b)),
             // `subcommand()` said it is not `server`.
             CliCommand::Server(_) => Err(ConfigError::Invalid("unexpected subcommand".into())),
         };

@@ -3,6 +3,7 @@
 //! `main.rs` is a thin shell over these modules so that they can be unit-tested and reused by
 //! integration tests.
 
+pub mod bench;
 pub mod config;
 pub mod fsutil;
 pub mod kubeconfig;

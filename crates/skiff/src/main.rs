@@ -24,6 +24,9 @@ fn main() -> std::process::ExitCode {
             .map(|yaml| print!("{yaml}"))
             .map_err(anyhow::Error::from),
         Command::Server(cfg) => server(cfg),
+        Command::Bench(skiff::config::BenchCommand::Api(args)) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(skiff::bench::run_api(args))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

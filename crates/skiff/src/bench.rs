@@ -1,0 +1,304 @@
+//! `skiff bench api`: starts `skiff server` as a child process in a temporary data dir and
+//! measures the API the way clients use it: pod creates at several concurrencies, creates at a
+//! fixed rate, GET, LIST of many pods, watch fan-out, and the server's resident memory.
+//!
+//! Numbers are printed as JSON lines (one per measurement) followed by a plain summary. The
+//! client runs on the same machine, so it competes with the server for CPU.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use crate::config::BenchApiArgs;
+
+const NAMESPACE: &str = "bench";
+
+/// Latency samples in microseconds.
+#[derive(Default)]
+struct Samples(Vec<u64>);
+
+impl Samples {
+    fn push(&mut self, d: Duration) {
+        self.0.push(d.as_micros() as u64);
+    }
+
+    fn percentile(&mut self, p: f64) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        self.0.sort_unstable();
+        let idx = ((self.0.len() as f64 - 1.0) * p).round() as usize;
+        self.0[idx.min(self.0.len() - 1)] as f64 / 1000.0
+    }
+}
+
+struct ChildServer {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl ChildServer {
+    fn rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+async fn start_server(dir: &Path) -> anyhow::Result<(ChildServer, kube::Client)> {
+    let port = free_port()?;
+    let kubeconfig = dir.join("kubeconfig.yaml");
+    let exe = std::env::current_exe().context("cannot find the skiff binary")?;
+    let log = std::fs::File::create(dir.join("server.log"))?;
+    let child = std::process::Command::new(exe)
+        .args(["server", "--disable-agent", "--bind-address", "127.0.0.1", "--log-level", "warn"])
+        .arg("--config")
+        .arg(dir.join("none.yaml"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--https-listen-port")
+        .arg(port.to_string())
+        .arg("--write-kubeconfig")
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("cannot start skiff server")?;
+    let server = ChildServer { child, dir: dir.to_path_buf() };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if Instant::now() > deadline {
+            bail!("the server did not become ready; see {}", dir.join("server.log").display());
+        }
+        if let Ok(kc) = Kubeconfig::read_from(&kubeconfig) {
+            let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+            let client = kube::Client::try_from(config)?;
+            let ready = client.request_text(http::Request::get("/readyz").body(Vec::new())?).await;
+            if ready.is_ok() {
+                return Ok((server, client));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn pod(name: &str) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "bench"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "3600"],
+                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}
+    }))
+    .unwrap_or_default()
+}
+
+fn report(name: &str, value: serde_json::Value) {
+    let mut line = json!({"bench": name});
+    if let (Some(l), Some(v)) = (line.as_object_mut(), value.as_object()) {
+        l.extend(v.clone());
+    }
+    println!("{line}");
+}
+
+async fn creates(pods: &Api<Pod>, prefix: &str, total: usize, concurrency: usize) -> anyhow::Result<(f64, Samples)> {
+    let samples = Arc::new(Mutex::new(Samples::default()));
+    let started = Instant::now();
+    let per = total.div_ceil(concurrency);
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let pods = pods.clone();
+        let samples = samples.clone();
+        let prefix = prefix.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut local = Samples::default();
+            for i in 0..per {
+                let t = Instant::now();
+                pods.create(&PostParams::default(), &pod(&format!("{prefix}-{w}-{i}"))).await?;
+                local.push(t.elapsed());
+            }
+            samples.lock().await.0.extend(local.0);
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let samples = Arc::try_unwrap(samples).map(Mutex::into_inner).unwrap_or_default();
+    Ok((samples.0.len() as f64 / elapsed, samples))
+}
+
+/// Runs the API benchmark.
+pub async fn run_api(args: BenchApiArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("skiff-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (server, client) = start_server(&dir).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss = server.rss_mb();
+    report("rss_idle", json!({"rss_mb": idle_rss}));
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?;
+    namespaces.create(&PostParams::default(), &ns).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+
+    let mut created = 0usize;
+    let mut summary = Vec::new();
+    for concurrency in [1usize, 16, 64] {
+        let total = if concurrency == 1 { args.creates.min(1000) } else { args.creates };
+        let (rate, mut s) = creates(&pods, &format!("c{concurrency}"), total, concurrency).await?;
+        created += s.0.len();
+        let (p50, p99) = (s.percentile(0.5), s.percentile(0.99));
+        report("pod_create", json!({"clients": concurrency, "count": s.0.len(), "per_sec": rate, "p50_ms": p50, "p99_ms": p99}));
+        summary.push(format!("pod create, {concurrency:>2} clients: {rate:>7.0}/s  p50 {p50:.2} ms  p99 {p99:.2} ms"));
+    }
+
+    // Creates paced at 1,000/s for 3 s: latency under a steady load.
+    let paced = Arc::new(Mutex::new(Samples::default()));
+    let mut handles = Vec::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    for i in 0..3000 {
+        ticker.tick().await;
+        let pods = pods.clone();
+        let paced = paced.clone();
+        handles.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let r = pods.create(&PostParams::default(), &pod(&format!("paced-{i}"))).await;
+            paced.lock().await.push(t.elapsed());
+            r.map(|_| ())
+        }));
+    }
+    for h in handles {
+        h.await??;
+    }
+    created += 3000;
+    let mut paced = Arc::try_unwrap(paced).map(Mutex::into_inner).unwrap_or_default();
+    let (p50, p99) = (paced.percentile(0.5), paced.percentile(0.99));
+    report("pod_create_paced", json!({"rate_per_sec": 1000, "count": 3000, "p50_ms": p50, "p99_ms": p99}));
+    summary.push(format!("pod create at 1000/s: p50 {p50:.2} ms  p99 {p99:.2} ms"));
+
+    if created < args.pods {
+        creates(&pods, "fill", args.pods - created, 64).await?;
+        created = args.pods;
+    }
+
+    let mut gets = Samples::default();
+    for i in 0..2000 {
+        let t = Instant::now();
+        pods.get(&format!("c64-{}-{}", i % 64, i % 40)).await?;
+        gets.push(t.elapsed());
+    }
+    let (p50, p99) = (gets.percentile(0.5), gets.percentile(0.99));
+    report("pod_get", json!({"count": 2000, "p50_ms": p50, "p99_ms": p99}));
+    summary.push(format!("pod get: p50 {p50:.2} ms  p99 {p99:.2} ms"));
+
+    let mut lists = Samples::default();
+    let mut bytes = 0;
+    for _ in 0..10 {
+        let t = Instant::now();
+        let body = client
+            .request_text(http::Request::get(format!("/api/v1/namespaces/{NAMESPACE}/pods")).body(Vec::new())?)
+            .await?;
+        lists.push(t.elapsed());
+        bytes = body.len();
+    }
+    let (p50, p99) = (lists.percentile(0.5), lists.percentile(0.99));
+    report("pod_list", json!({"pods": created, "bytes": bytes, "p50_ms": p50, "p99_ms": p99}));
+    summary.push(format!("list {created} pods ({:.1} MB): p50 {p50:.1} ms  p99 {p99:.1} ms", bytes as f64 / 1e6));
+
+    let rss = server.rss_mb();
+    report("rss_with_pods", json!({"pods": created, "rss_mb": rss}));
+
+    // Watch fan-out: every watcher sees every new pod; latency from the create call's start.
+    let list = pods.list_metadata(&kube::api::ListParams::default().limit(1)).await?;
+    let rv = list.metadata.resource_version.unwrap_or_default();
+    let starts: Arc<Mutex<std::collections::HashMap<String, Instant>>> = Arc::default();
+    let delivery = Arc::new(Mutex::new(Samples::default()));
+    let events_wanted = 20usize;
+    let mut watchers = Vec::new();
+    for _ in 0..args.watchers {
+        let pods = pods.clone();
+        let rv = rv.clone();
+        let starts = starts.clone();
+        let delivery = delivery.clone();
+        watchers.push(tokio::spawn(async move {
+            let mut stream = pods.watch(&WatchParams::default().timeout(120), &rv).await?.boxed();
+            let mut seen = 0;
+            while let Some(ev) = stream.next().await {
+                if let WatchEvent::Added(p) = ev? {
+                    let now = Instant::now();
+                    let name = p.metadata.name.unwrap_or_default();
+                    if let Some(t) = starts.lock().await.get(&name) {
+                        delivery.lock().await.push(now.duration_since(*t));
+                        seen += 1;
+                    }
+                    if seen >= events_wanted {
+                        break;
+                    }
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for i in 0..events_wanted {
+        let name = format!("fanout-{i}");
+        starts.lock().await.insert(name.clone(), Instant::now());
+        pods.create(&PostParams::default(), &pod(&name)).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for w in watchers {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = tokio::time::timeout(left, w).await;
+    }
+    let mut delivery = Arc::try_unwrap(delivery).map(Mutex::into_inner).unwrap_or_default();
+    let delivered = delivery.0.len();
+    let (p50, p99) = (delivery.percentile(0.5), delivery.percentile(0.99));
+    report("watch_fanout", json!({"watchers": args.watchers, "events": events_wanted, "delivered": delivered, "p50_ms": p50, "p99_ms": p99}));
+    summary.push(format!(
+        "watch fan-out to {} watchers: {delivered} deliveries, p50 {p50:.1} ms  p99 {p99:.1} ms",
+        args.watchers
+    ));
+    summary.push(format!("server RSS: idle {idle_rss:.1} MB, with {created} pods {rss:.1} MB"));
+    drop(server);
+    eprintln!("\nsummary");
+    for line in summary {
+        eprintln!("  {line}");
+    }
+    Ok(())
+}
