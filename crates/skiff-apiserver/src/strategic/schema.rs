@@ -187,8 +187,8 @@ mod tests {
 
     #[test]
     fn embedded_table_parses_and_knows_pod_containers() {
-        let schema = schema().unwrap();
-        let pod = schema.kind("", "Pod").unwrap();
+        let schema = schema().expect("embedded table parses");
+        let pod = schema.kind("", "Pod").expect("Pod is in the table");
         let spec = schema.field(&pod, "spec");
         let containers = schema.field(spec.shape, "containers");
         assert!(containers.strategy.merge);

@@ -529,7 +529,7 @@ fn strategic_merge_patch_errors() {
 fn unsupported_kinds_are_rejected() {
     assert!(!supports("example.com", "Widget"));
     assert!(!supports("apps", "Pod"));
-    let err = apply("example.com", "Widget", &json!({}), &json!({})).unwrap_err();
+    let err = apply("example.com", "Widget", &json!({}), &json!({})).expect_err("unknown kind");
     assert_eq!(err, SmpError::Unsupported);
     assert_eq!(err.http_status(), 415);
 }
@@ -550,6 +550,6 @@ fn inputs_are_not_mutated() {
     let original = deploy(json!([{"name": "a", "image": "1"}]));
     let patch = template_patch(json!({"containers": [{"name": "a", "image": "2"}]}));
     let (o, p) = (original.clone(), patch.clone());
-    apply("apps", "Deployment", &original, &patch).unwrap();
+    apply("apps", "Deployment", &original, &patch).expect("patch applies");
     assert_eq!((o, p), (original, patch));
 }
