@@ -271,7 +271,7 @@ class Generator:
             out.append(spec)
         return out
 
-    def run(self, roots):
+    def run(self):
         while self.pending:
             pid, name = self.pending.pop()
             self.out_types[pid + "." + name] = self.fields_of(pid, name)
@@ -303,7 +303,7 @@ def main():
             if key in kinds or not is_kind(pkg, name):
                 continue
             kinds[key] = gen.named_shape(pid, name)
-    gen.run(kinds)
+    gen.run()
 
     commits = {r: git(p, "rev-parse", "HEAD").strip() for r, p in repos.items()}
     w = sys.stdout.write

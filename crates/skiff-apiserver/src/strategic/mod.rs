@@ -10,6 +10,15 @@
 //! delete|replace` elements in merging lists, `$setElementOrder/<field>`,
 //! `$deleteFromPrimitiveList/<field>`, `$retainKeys`, and `null` to delete a field. Fields the
 //! table does not describe (e.g. inside `RawExtension`) merge like JSON merge patch.
+//!
+//! Deliberate differences from upstream, all about what ends up stored (upstream relies on
+//! decoding into Go structs to drop leftovers; skiff stores the JSON as merged):
+//! - values added where the original has nothing are stripped of directives and `null`
+//!   fields; a map there carrying `$patch: replace` keeps its content (upstream drops it);
+//! - lists replaced wholesale and maps replaced by `$patch: replace` are stripped likewise.
+//!
+//! Kinds are looked up by group and kind only; a group served in several versions uses the
+//! metadata of its storage version (`autoscaling` → v2, plus `Scale` from v1).
 
 mod error;
 mod merge;
