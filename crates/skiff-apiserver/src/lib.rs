@@ -20,6 +20,7 @@ pub mod response;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod strategic;
 pub mod tables;
 pub mod typed;
 pub mod views;

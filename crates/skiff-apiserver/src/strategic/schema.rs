@@ -1,0 +1,206 @@
+//! The patch schema of the built-in kinds: which fields are structs, maps, lists or scalars,
+//! and which lists merge (by which key) — loaded once from the generated `schema.txt`.
+//!
+//! The table is produced by `scripts/gen-patch-schema.py` from the Go type definitions of
+//! kubernetes/api and kubernetes/apimachinery; see that script for the line format. Nothing
+//! here is edited by hand: every per-field fact the merge uses comes from this one table.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// The generated table.
+const TABLE: &str = include_str!("schema.txt");
+
+/// The JSON shape of a value at some position in an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// A string, number or boolean (also custom-marshalled types like `Quantity`).
+    Scalar,
+    /// Arbitrary JSON without patch metadata (`RawExtension`, unknown fields): maps merge like
+    /// JSON merge patch, lists are replaced.
+    Free,
+    /// A list of values of the inner shape.
+    List(Box<Shape>),
+    /// A map from strings to values of the inner shape.
+    Map(Box<Shape>),
+    /// A struct: index into [`Schema::structs`].
+    Struct(usize),
+}
+
+/// How a field is patched (its `patchStrategy` tag).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Strategy {
+    /// `merge`: lists merge (by the merge key for lists of maps, as a set for scalars).
+    pub merge: bool,
+    /// `retainKeys`: the client may send `$retainKeys` to clear unlisted fields.
+    pub retain_keys: bool,
+    /// `replace`: a map is replaced wholesale instead of merged.
+    pub replace: bool,
+}
+
+/// The patch metadata of one struct field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Field {
+    /// The field's value shape.
+    pub shape: Shape,
+    /// The field's patch strategy.
+    pub strategy: Strategy,
+    /// The `patchMergeKey` of a list of maps.
+    pub merge_key: Option<Box<str>>,
+}
+
+/// A borrowed view of the metadata that governs one value during a merge.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FieldRef<'s> {
+    /// The value's shape.
+    pub shape: &'s Shape,
+    /// The patch strategy of the field holding the value.
+    pub strategy: Strategy,
+    /// The merge key of a list of maps.
+    pub merge_key: Option<&'s str>,
+}
+
+static FREE: Shape = Shape::Free;
+
+impl FieldRef<'_> {
+    /// Metadata of a value nobody described.
+    fn free() -> Self {
+        FieldRef { shape: &FREE, strategy: Strategy::default(), merge_key: None }
+    }
+}
+
+/// The parsed table.
+#[derive(Debug)]
+pub(crate) struct Schema {
+    kinds: HashMap<(String, String), usize>,
+    structs: Vec<HashMap<String, Field>>,
+}
+
+static SCHEMA: LazyLock<Result<Schema, String>> = LazyLock::new(|| Schema::parse(TABLE));
+
+/// The schema of the built-in kinds, or why the embedded table is malformed.
+pub(crate) fn schema() -> Result<&'static Schema, &'static str> {
+    SCHEMA.as_ref().map_err(String::as_str)
+}
+
+impl Schema {
+    /// The root struct shape of a kind, if the table knows it.
+    pub(crate) fn kind(&self, group: &str, kind: &str) -> Option<Shape> {
+        self.kinds.get(&(group.to_string(), kind.to_string())).map(|i| Shape::Struct(*i))
+    }
+
+    /// Metadata of the member `key` of a value of shape `parent`. Members of maps share the
+    /// map's value shape; anything the table does not describe is [`Shape::Free`].
+    pub(crate) fn field<'s>(&'s self, parent: &'s Shape, key: &str) -> FieldRef<'s> {
+        match parent {
+            Shape::Struct(i) => match self.structs.get(*i).and_then(|s| s.get(key)) {
+                Some(f) => FieldRef { shape: &f.shape, strategy: f.strategy, merge_key: f.merge_key.as_deref() },
+                None => FieldRef::free(),
+            },
+            Shape::Map(inner) => FieldRef { shape: inner, strategy: Strategy::default(), merge_key: None },
+            Shape::Scalar | Shape::Free | Shape::List(_) => FieldRef::free(),
+        }
+    }
+
+    /// The shape of the elements of a list of shape `list`.
+    pub(crate) fn element<'s>(&'s self, list: &'s Shape) -> &'s Shape {
+        match list {
+            Shape::List(inner) => inner,
+            _ => &FREE,
+        }
+    }
+
+    /// Parses the table format written by `scripts/gen-patch-schema.py`.
+    fn parse(table: &str) -> Result<Schema, String> {
+        let records: Vec<Vec<&str>> = table
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.split(' ').collect())
+            .collect();
+        let mut index = HashMap::new();
+        for rec in records.iter().filter(|r| r[0] == "type") {
+            let name = rec.get(1).ok_or("type record without a name")?;
+            let next = index.len();
+            index.insert(*name, next);
+        }
+        let mut structs = vec![HashMap::new(); index.len()];
+        let mut kinds = HashMap::new();
+        for rec in &records {
+            match rec.as_slice() {
+                ["kind", group, kind, ty] => {
+                    let i = *index.get(ty).ok_or_else(|| format!("kind {kind} names unknown type {ty}"))?;
+                    let group = if *group == "-" { "" } else { group };
+                    kinds.insert((group.to_string(), kind.to_string()), i);
+                }
+                ["type", name, fields @ ..] => {
+                    let i = index[name];
+                    for spec in fields {
+                        let (json, field) = parse_field(spec, &index).map_err(|e| format!("type {name}: {e}"))?;
+                        structs[i].insert(json.to_string(), field);
+                    }
+                }
+                other => return Err(format!("unrecognised record {:?}", other.join(" "))),
+            }
+        }
+        Ok(Schema { kinds, structs })
+    }
+}
+
+fn parse_field<'t>(spec: &'t str, index: &HashMap<&str, usize>) -> Result<(&'t str, Field), String> {
+    let mut parts = spec.split(':');
+    let json = parts.next().filter(|j| !j.is_empty()).ok_or_else(|| format!("field {spec:?} without a name"))?;
+    let shape = parse_shape(parts.next().unwrap_or_default(), index)?;
+    let mut strategy = Strategy::default();
+    for s in parts.next().unwrap_or_default().split(',').filter(|s| !s.is_empty()) {
+        match s {
+            "merge" => strategy.merge = true,
+            "retainKeys" => strategy.retain_keys = true,
+            "replace" => strategy.replace = true,
+            other => return Err(format!("field {json}: unknown patch strategy {other:?}")),
+        }
+    }
+    let merge_key = parts.next().filter(|k| !k.is_empty()).map(Box::from);
+    Ok((json, Field { shape, strategy, merge_key }))
+}
+
+fn parse_shape(s: &str, index: &HashMap<&str, usize>) -> Result<Shape, String> {
+    match s {
+        "" => Err("empty shape".to_string()),
+        "-" => Ok(Shape::Scalar),
+        "*" => Ok(Shape::Free),
+        _ => {
+            if let Some(inner) = s.strip_prefix('[') {
+                Ok(Shape::List(Box::new(parse_shape(inner, index)?)))
+            } else if let Some(inner) = s.strip_prefix('{') {
+                Ok(Shape::Map(Box::new(parse_shape(inner, index)?)))
+            } else {
+                index.get(s).map(|i| Shape::Struct(*i)).ok_or_else(|| format!("unknown type {s}"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_table_parses_and_knows_pod_containers() {
+        let schema = schema().expect("embedded table parses");
+        let pod = schema.kind("", "Pod").expect("Pod is in the table");
+        let spec = schema.field(&pod, "spec");
+        let containers = schema.field(spec.shape, "containers");
+        assert!(containers.strategy.merge);
+        assert_eq!(containers.merge_key, Some("name"));
+        let container = schema.element(containers.shape);
+        assert_eq!(schema.field(container, "ports").merge_key, Some("containerPort"));
+    }
+
+    #[test]
+    fn header_names_source_and_regenerate_command() {
+        let header: Vec<&str> = TABLE.lines().take(2).collect();
+        assert!(header[0].contains("kubernetes/api@"));
+        assert!(header[1].contains("scripts/gen-patch-schema.py"));
+    }
+}
