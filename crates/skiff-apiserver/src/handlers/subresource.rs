@@ -116,7 +116,10 @@ async fn update_scale(state: &ApiState, ctx: &Ctx, method: &Method, body: Bytes)
         let scale = scale_of(current);
         let desired = if is_put {
             body.clone()
-        } else if content_type.starts_with("application/merge-patch+json") {
+        } else if content_type.starts_with("application/merge-patch+json")
+            || content_type.starts_with("application/strategic-merge-patch+json")
+        {
+            // Scale has no lists, so a strategic merge is a plain merge.
             let mut s = scale.clone();
             json_patch::merge(&mut s, &body);
             s

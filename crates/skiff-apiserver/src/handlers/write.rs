@@ -318,6 +318,7 @@ pub async fn update_part(state: &ApiState, ctx: &Ctx, body: Bytes, part: Part) -
 enum PatchType {
     Json,
     Merge,
+    Strategic,
 }
 
 fn patch_type(content_type: Option<&str>) -> Result<PatchType, StatusError> {
@@ -325,9 +326,10 @@ fn patch_type(content_type: Option<&str>) -> Result<PatchType, StatusError> {
     match media {
         "application/json-patch+json" => Ok(PatchType::Json),
         "application/merge-patch+json" => Ok(PatchType::Merge),
+        "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
         other => Err(StatusError::unsupported_media_type(
             other,
-            &["application/json-patch+json", "application/merge-patch+json"],
+            &["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"],
         )),
     }
 }
@@ -341,10 +343,24 @@ fn relax_null_tests(ops: &mut Vec<Value>, doc: &Value) {
     });
 }
 
-/// Applies a patch document to an object.
-fn apply_patch(kind: PatchType, patch: &Value, current: &Value) -> Result<Value, StatusError> {
+/// Applies a patch document to an object of the served kind `gk`.
+fn apply_patch(kind: PatchType, gk: (&str, &str), patch: &Value, current: &Value) -> Result<Value, StatusError> {
     let mut doc = current.clone();
     match kind {
+        PatchType::Strategic => {
+            if !patch.is_object() {
+                return Err(StatusError::bad_request("a strategic merge patch must be a JSON object"));
+            }
+            doc = crate::strategic::apply(gk.0, gk.1, current, patch).map_err(|e| match e.http_status() {
+                415 => StatusError::unsupported_media_type(
+                    "application/strategic-merge-patch+json",
+                    &["application/json-patch+json", "application/merge-patch+json"],
+                ),
+                400 => StatusError::bad_request(e.to_string()),
+                500 => StatusError::internal(e),
+                _ => StatusError::unprocessable(e.to_string()),
+            })?;
+        }
         PatchType::Merge => {
             if !patch.is_object() {
                 return Err(StatusError::bad_request("a merge patch must be a JSON object"));
@@ -381,7 +397,9 @@ pub async fn patch_part(state: &ApiState, ctx: &Ctx, body: Bytes, part: Part) ->
     let patch: Value = serde_json::from_slice(&body)
         .map_err(|e| StatusError::bad_request(format!("the patch is not valid JSON: {e}")))?;
     let mut adm = Admission::from_ctx(ctx)?;
-    let updated = update_object(state, ctx, &name, part, &mut adm, &move |current| apply_patch(kind, &patch, current)).await?;
+    let gk = (ctx.info.group, ctx.info.kind);
+    let updated =
+        update_object(state, ctx, &name, part, &mut adm, &move |current| apply_patch(kind, gk, &patch, current)).await?;
     Ok(response::with_warnings(render_object(ctx, &updated.json, 200), &adm.warnings))
 }
 
@@ -394,17 +412,18 @@ mod tests {
     fn json_patch_null_test_on_missing_member_passes() {
         let current = json!({"metadata": {"name": "a"}});
         let patch = json!([{"op": "test", "path": "/metadata/finalizers", "value": null}, {"op": "add", "path": "/metadata/finalizers", "value": ["x"]}]);
-        let out = apply_patch(PatchType::Json, &patch, &current).expect("applies");
+        let out = apply_patch(PatchType::Json, ("", "ConfigMap"), &patch, &current).expect("applies");
         assert_eq!(out["metadata"]["finalizers"], json!(["x"]));
         let failing = json!([{"op": "test", "path": "/metadata/name", "value": "b"}]);
-        assert_eq!(apply_patch(PatchType::Json, &failing, &current).expect_err("test fails").code, 422);
+        assert_eq!(apply_patch(PatchType::Json, ("", "ConfigMap"), &failing, &current).expect_err("test fails").code, 422);
     }
 
     #[test]
     fn merge_patch_deletes_with_null() {
         let current = json!({"metadata": {"labels": {"a": "1", "b": "2"}}});
-        let out = apply_patch(PatchType::Merge, &json!({"metadata": {"labels": {"a": null, "c": "3"}}}), &current).expect("merge");
+        let patch = json!({"metadata": {"labels": {"a": null, "c": "3"}}});
+        let out = apply_patch(PatchType::Merge, ("", "ConfigMap"), &patch, &current).expect("merge");
         assert_eq!(out["metadata"]["labels"], json!({"b": "2", "c": "3"}));
-        assert_eq!(patch_type(Some("application/strategic-merge-patch+json")).expect_err("415").code, 415);
+        assert_eq!(patch_type(Some("application/apply-patch+yaml")).expect_err("415").code, 415);
     }
 }
