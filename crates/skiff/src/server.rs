@@ -21,12 +21,12 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         agent = !cfg.disable_agent,
         "server starting"
     );
-    eprintln!("{}", startup_message(&cfg));
-
     let mut term =
         signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?;
     let mut int =
         signal(SignalKind::interrupt()).context("failed to install the SIGINT handler")?;
+    // Handlers first, banner second: whoever waits for the banner may signal right away.
+    eprintln!("{}", startup_message(&cfg));
     let name = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
