@@ -26,3 +26,35 @@ pub fn version_text() -> String {
         GIT_COMMIT.filter(|c| !c.is_empty()).unwrap_or("unknown")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn every_source_file_opens_with_a_module_doc() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in ["src", "tests"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    assert!(
+                        text.starts_with("//!"),
+                        "{} must open with a //! doc",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn version_text_names_api_version() {
+        let text = super::version_text();
+        assert!(
+            text.contains("API: v1.33") && text.contains(super::VERSION),
+            "{text}"
+        );
+    }
+}

@@ -1,5 +1,7 @@
 //! The `skiff` command: parses arguments and dispatches to the library.
 
+use std::io::IsTerminal as _;
+
 use anyhow::Context as _;
 use skiff::config::{Command, ConfigError, ServerConfig, parse_args, read_hostname};
 use skiff::kubeconfig::{self, Kubeconfig};
@@ -79,6 +81,7 @@ fn init_tracing(level: &str) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init()
         .map_err(|e| anyhow::anyhow!("failed to set up logging: {e}"))
 }
