@@ -212,11 +212,8 @@ fn res(
     subresources: Vec<Subresource>,
 ) -> ResourceInfo {
     let storage_group = if group.is_empty() { "core" } else { group };
-    let api_version: &'static str = if group.is_empty() {
-        version
-    } else {
-        Box::leak(format!("{group}/{version}").into_boxed_str())
-    };
+    let api_version: &'static str =
+        if group.is_empty() { version } else { Box::leak(format!("{group}/{version}").into_boxed_str()) };
     ResourceInfo {
         group,
         version,
@@ -239,16 +236,10 @@ fn build() -> Vec<ResourceInfo> {
     let none: &'static [&'static str] = &[];
     let mut out = vec![
         // core/v1
-        ResourceInfo {
-            verbs: CREATE_ONLY,
-            ..res("", "v1", "Binding", "bindings", true, none, none, vec![])
-        },
+        ResourceInfo { verbs: CREATE_ONLY, ..res("", "v1", "Binding", "bindings", true, none, none, vec![]) },
         res("", "v1", "ConfigMap", "configmaps", true, &["cm"], none, vec![]),
         res("", "v1", "Endpoints", "endpoints", true, &["ep"], none, vec![]),
-        ResourceInfo {
-            field_selectors: EVENT_FIELDS,
-            ..res("", "v1", "Event", "events", true, &["ev"], none, vec![])
-        },
+        ResourceInfo { field_selectors: EVENT_FIELDS, ..res("", "v1", "Event", "events", true, &["ev"], none, vec![]) },
         res("", "v1", "LimitRange", "limitranges", true, &["limits"], none, vec![]),
         ResourceInfo {
             name_rule: NameRule::Label,
@@ -288,16 +279,7 @@ fn build() -> Vec<ResourceInfo> {
             none,
             vec![status("PersistentVolumeClaim")],
         ),
-        res(
-            "",
-            "v1",
-            "PersistentVolume",
-            "persistentvolumes",
-            false,
-            &["pv"],
-            none,
-            vec![status("PersistentVolume")],
-        ),
+        res("", "v1", "PersistentVolume", "persistentvolumes", false, &["pv"], none, vec![status("PersistentVolume")]),
         ResourceInfo {
             field_selectors: POD_FIELDS,
             ..res(
@@ -400,7 +382,16 @@ fn build() -> Vec<ResourceInfo> {
         // rbac.authorization.k8s.io/v1
         ResourceInfo {
             name_rule: NameRule::PathSegment,
-            ..res("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, none, none, vec![])
+            ..res(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "ClusterRoleBinding",
+                "clusterrolebindings",
+                false,
+                none,
+                none,
+                vec![],
+            )
         },
         ResourceInfo {
             name_rule: NameRule::PathSegment,

@@ -30,11 +30,7 @@ impl GroupResource {
 
 impl std::fmt::Display for GroupResource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.group.is_empty() {
-            f.write_str(&self.resource)
-        } else {
-            write!(f, "{}.{}", self.resource, self.group)
-        }
+        if self.group.is_empty() { f.write_str(&self.resource) } else { write!(f, "{}.{}", self.resource, self.group) }
     }
 }
 
@@ -56,11 +52,7 @@ impl GroupKind {
 
 impl std::fmt::Display for GroupKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.group.is_empty() {
-            f.write_str(&self.kind)
-        } else {
-            write!(f, "{}.{}", self.kind, self.group)
-        }
+        if self.group.is_empty() { f.write_str(&self.kind) } else { write!(f, "{}.{}", self.kind, self.group) }
     }
 }
 
@@ -259,13 +251,15 @@ impl StatusError {
             .iter()
             .map(|e| StatusCause { reason: e.kind.reason().to_string(), message: e.body(), field: e.field.clone() })
             .collect();
-        Self::new(422, Reason::Invalid, format!("{gk} \"{name}\" is invalid: {aggregate}")).with_details(StatusDetails {
-            name: name.to_string(),
-            group: gk.group.clone(),
-            kind: gk.kind.clone(),
-            causes,
-            ..Default::default()
-        })
+        Self::new(422, Reason::Invalid, format!("{gk} \"{name}\" is invalid: {aggregate}")).with_details(
+            StatusDetails {
+                name: name.to_string(),
+                group: gk.group.clone(),
+                kind: gk.kind.clone(),
+                causes,
+                ..Default::default()
+            },
+        )
     }
 
     /// 400 with a message.

@@ -135,7 +135,13 @@ impl Allocator {
         }
     }
 
-    async fn reserve(&self, key: String, owner: &str, dry_run: bool, out: &mut Reservations) -> Result<bool, StatusError> {
+    async fn reserve(
+        &self,
+        key: String,
+        owner: &str,
+        dry_run: bool,
+        out: &mut Reservations,
+    ) -> Result<bool, StatusError> {
         if dry_run {
             return Ok(self.store.get(&key).await.map_err(store_err)?.is_none());
         }
@@ -158,11 +164,10 @@ impl Allocator {
         let low = (size / 16).clamp(16.min(size - 2), 256).max(1);
         for _ in 0..32 {
             let n = rand::rng().random_range(low..size - 1);
-            if let Some(ip) = self.cidr.nth(n) {
-                if self.reserve(format!("{IP_PREFIX}{ip}"), owner, dry_run, out).await? {
+            if let Some(ip) = self.cidr.nth(n)
+                && self.reserve(format!("{IP_PREFIX}{ip}"), owner, dry_run, out).await? {
                     return Ok(ip);
                 }
-            }
         }
         let taken = self.taken(IP_PREFIX).await?;
         for n in 1..size - 1 {
@@ -194,11 +199,8 @@ impl Allocator {
     }
 
     async fn taken(&self, prefix: &str) -> Result<std::collections::HashSet<String>, StatusError> {
-        let resp = self
-            .store
-            .range(RangeRequest { prefix: prefix.into(), ..Default::default() })
-            .await
-            .map_err(store_err)?;
+        let resp =
+            self.store.range(RangeRequest { prefix: prefix.into(), ..Default::default() }).await.map_err(store_err)?;
         Ok(resp.kvs.into_iter().map(|kv| kv.key).collect())
     }
 
@@ -322,11 +324,10 @@ impl Allocator {
         let old_type = old_spec.and_then(|s| s.get("type")).and_then(Value::as_str).unwrap_or("ClusterIP");
         if new_type != "ExternalName" && old_type != "ExternalName" {
             for field in ["clusterIP", "clusterIPs"] {
-                if spec.get(field).is_none_or(|v| v.as_str() == Some("") || v.as_array().is_some_and(Vec::is_empty)) {
-                    if let Some(v) = old_spec.and_then(|s| s.get(field)) {
+                if spec.get(field).is_none_or(|v| v.as_str() == Some("") || v.as_array().is_some_and(Vec::is_empty))
+                    && let Some(v) = old_spec.and_then(|s| s.get(field)) {
                         spec.insert(field.into(), v.clone());
                     }
-                }
             }
         }
         let old_ports: Vec<(u64, String, u64)> = old_spec
@@ -360,11 +361,10 @@ impl Allocator {
     /// Releases addresses `old` held that `new` (if any) no longer uses.
     pub async fn release_unused(&self, old: &Value, new: Option<&Value>) {
         let mut keys = Vec::new();
-        if let Some(ip) = cluster_ip(old) {
-            if new.and_then(cluster_ip) != Some(ip) {
+        if let Some(ip) = cluster_ip(old)
+            && new.and_then(cluster_ip) != Some(ip) {
                 keys.push(format!("{IP_PREFIX}{ip}"));
             }
-        }
         let kept = new.map(node_ports).unwrap_or_default();
         for p in node_ports(old) {
             if !kept.contains(&p) {
@@ -398,7 +398,8 @@ mod tests {
         let alloc = Allocator::new(store, Ipv4Cidr::parse("10.0.0.0/28").expect("cidr"), (30000, 30003));
         let mut ips = std::collections::HashSet::new();
         for i in 0..14 {
-            let mut svc = json!({"metadata": {"name": format!("s{i}")}, "spec": {"type": "ClusterIP", "ports": [{"port": 80}]}});
+            let mut svc =
+                json!({"metadata": {"name": format!("s{i}")}, "spec": {"type": "ClusterIP", "ports": [{"port": 80}]}});
             alloc.assign(&mut svc, None, "o", false).await.expect("allocated");
             assert!(ips.insert(cluster_ip(&svc).expect("ip")), "duplicate");
         }

@@ -16,7 +16,8 @@ use crate::state::ApiState;
 pub const DEFAULT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 async fn ensure(state: &ApiState, group: &str, version: &str, plural: &str, obj: Value) -> Result<(), StatusError> {
-    let info = catalogue::find(group, version, plural).ok_or_else(|| StatusError::internal(format!("{plural} not served")))?;
+    let info =
+        catalogue::find(group, version, plural).ok_or_else(|| StatusError::internal(format!("{plural} not served")))?;
     let ns = obj.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string);
     let ctx = Ctx::internal(info, ns.as_deref(), Verb::Create);
     let name = obj.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("").to_string();
@@ -33,7 +34,14 @@ async fn ensure(state: &ApiState, group: &str, version: &str, plural: &str, obj:
 /// Creates whatever of the bootstrap objects is missing.
 pub async fn run(state: &ApiState) -> Result<(), StatusError> {
     for ns in DEFAULT_NAMESPACES {
-        ensure(state, "", "v1", "namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
+        ensure(
+            state,
+            "",
+            "v1",
+            "namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await?;
     }
     let ip = state.alloc.first_ip().to_string();
     let port = state.config.port;

@@ -23,8 +23,7 @@ pub const KUBE_MINOR: &str = "33";
 pub const KUBE_VERSION: &str = "v1.33.0";
 
 /// `Content-Type` of an aggregated discovery (`APIGroupDiscoveryList`) response.
-pub const AGGREGATED_V2_CONTENT_TYPE: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_V2_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Every built-in resource as the reference list the functions of this module take.
 pub fn builtin_resources() -> Vec<&'static ResourceInfo> {
@@ -74,9 +73,7 @@ pub fn api_versions(server_address: &str) -> Value {
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
     fn parse(v: &str) -> Option<(u8, u64, u64)> {
         let rest = v.strip_prefix('v')?;
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
@@ -126,18 +123,12 @@ pub fn group_versions<'a>(resources: &[&'a ResourceInfo]) -> Vec<(&'a str, Vec<&
 }
 
 fn group_version(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    }
+    if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
 }
 
 fn group_json(group: &str, versions: &[&str]) -> Value {
-    let entries: Vec<Value> = versions
-        .iter()
-        .map(|v| json!({"groupVersion": group_version(group, v), "version": v}))
-        .collect();
+    let entries: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": group_version(group, v), "version": v})).collect();
     let preferred = entries.first().cloned().unwrap_or(Value::Null);
     json!({"name": group, "versions": entries, "preferredVersion": preferred})
 }
@@ -158,9 +149,7 @@ pub fn api_group(group: &str, resources: &[&ResourceInfo]) -> Option<Value> {
     if group.is_empty() {
         return None;
     }
-    let (_, versions) = group_versions(resources)
-        .into_iter()
-        .find(|(g, _)| *g == group)?;
+    let (_, versions) = group_versions(resources).into_iter().find(|(g, _)| *g == group)?;
     let mut doc = group_json(group, &versions);
     if let Value::Object(map) = &mut doc {
         map.insert("kind".into(), "APIGroup".into());
@@ -186,16 +175,9 @@ fn resource_storage_hash(r: &ResourceInfo) -> String {
 }
 
 /// The resources of one group-version, sorted by plural name.
-fn resources_in<'a>(
-    group: &str,
-    version: &str,
-    resources: &[&'a ResourceInfo],
-) -> Vec<&'a ResourceInfo> {
-    let mut out: Vec<&ResourceInfo> = resources
-        .iter()
-        .copied()
-        .filter(|r| r.group == group && r.version == version)
-        .collect();
+fn resources_in<'a>(group: &str, version: &str, resources: &[&'a ResourceInfo]) -> Vec<&'a ResourceInfo> {
+    let mut out: Vec<&ResourceInfo> =
+        resources.iter().copied().filter(|r| r.group == group && r.version == version).collect();
     out.sort_by(|a, b| a.plural.cmp(b.plural));
     out
 }
@@ -205,11 +187,7 @@ fn sub_gvk<'a>(parent: &'a ResourceInfo, sub: &'a Subresource) -> (&'a str, &'a 
     if sub.group.is_empty() && sub.version.is_empty() {
         (parent.group, parent.version, sub.kind)
     } else {
-        let version = if sub.version.is_empty() {
-            parent.version
-        } else {
-            sub.version
-        };
+        let version = if sub.version.is_empty() { parent.version } else { sub.version };
         (sub.group, version, sub.kind)
     }
 }
@@ -283,15 +261,7 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
     let mut m = Map::new();
     m.insert("resource".into(), r.plural.into());
     m.insert("responseKind".into(), gvk_json(r.group, r.version, r.kind));
-    m.insert(
-        "scope".into(),
-        (if r.namespaced {
-            "Namespaced"
-        } else {
-            "Cluster"
-        })
-        .into(),
-    );
+    m.insert("scope".into(), (if r.namespaced { "Namespaced" } else { "Cluster" }).into());
     m.insert("singularResource".into(), r.singular.into());
     m.insert("verbs".into(), json!(r.verbs));
     if !r.short_names.is_empty() {
@@ -317,18 +287,11 @@ fn aggregated_group(group: &str, versions: &[&str], resources: &[&ResourceInfo])
     let versions: Vec<Value> = versions
         .iter()
         .map(|v| {
-            let entries: Vec<Value> = resources_in(group, v, resources)
-                .into_iter()
-                .map(aggregated_resource)
-                .collect();
+            let entries: Vec<Value> = resources_in(group, v, resources).into_iter().map(aggregated_resource).collect();
             json!({"version": v, "resources": entries, "freshness": "Current"})
         })
         .collect();
-    let metadata = if group.is_empty() {
-        json!({})
-    } else {
-        json!({"name": group})
-    };
+    let metadata = if group.is_empty() { json!({}) } else { json!({"name": group}) };
     json!({"metadata": metadata, "versions": versions})
 }
 
@@ -381,9 +344,7 @@ fn classify(media: &str) -> (Offer, f32) {
     let offer = match mime.as_str() {
         "application/json" => match (g.as_deref(), v.as_deref(), r#as.as_deref()) {
             (None, None, None) => Offer::Plain,
-            (Some("apidiscovery.k8s.io"), Some("v2"), Some("APIGroupDiscoveryList")) => {
-                Offer::Aggregated
-            }
+            (Some("apidiscovery.k8s.io"), Some("v2"), Some("APIGroupDiscoveryList")) => Offer::Aggregated,
             _ => Offer::Other,
         },
         "*/*" | "application/*" => Offer::Plain,
@@ -443,12 +404,7 @@ mod tests {
             assert!(v[f].is_string(), "{f}");
         }
         assert_eq!(v["major"], "1");
-        assert!(
-            v["gitVersion"]
-                .as_str()
-                .expect("gitVersion")
-                .starts_with("v1.33.0-skiff.")
-        );
+        assert!(v["gitVersion"].as_str().expect("gitVersion").starts_with("v1.33.0-skiff."));
         assert!(v["platform"].as_str().expect("platform").contains('/'));
     }
 
@@ -457,24 +413,15 @@ mod tests {
         let v = api_versions("10.0.0.1:6443");
         assert_eq!(v["kind"], "APIVersions");
         assert_eq!(v["versions"], json!(["v1"]));
-        assert_eq!(
-            v["serverAddressByClientCIDRs"][0]["clientCIDR"],
-            "0.0.0.0/0"
-        );
-        assert_eq!(
-            v["serverAddressByClientCIDRs"][0]["serverAddress"],
-            "10.0.0.1:6443"
-        );
+        assert_eq!(v["serverAddressByClientCIDRs"][0]["clientCIDR"], "0.0.0.0/0");
+        assert_eq!(v["serverAddressByClientCIDRs"][0]["serverAddress"], "10.0.0.1:6443");
     }
 
     #[test]
     fn version_priority_prefers_ga_then_beta_then_alpha() {
         let mut vs = vec!["v1alpha1", "v1", "v2beta1", "v1beta2", "v2", "foo", "v10"];
         vs.sort_by(|a, b| compare_versions(a, b));
-        assert_eq!(
-            vs,
-            vec!["v10", "v2", "v1", "v2beta1", "v1beta2", "v1alpha1", "foo"]
-        );
+        assert_eq!(vs, vec!["v10", "v2", "v1", "v2beta1", "v1beta2", "v1alpha1", "foo"]);
     }
 
     #[test]
@@ -483,14 +430,8 @@ mod tests {
         assert_eq!(list["kind"], "APIGroupList");
         let groups = list["groups"].as_array().expect("groups");
         assert!(groups.iter().all(|g| g["name"] != ""));
-        let autoscaling = groups
-            .iter()
-            .find(|g| g["name"] == "autoscaling")
-            .expect("autoscaling");
-        assert_eq!(
-            autoscaling["preferredVersion"],
-            json!({"groupVersion": "autoscaling/v2", "version": "v2"})
-        );
+        let autoscaling = groups.iter().find(|g| g["name"] == "autoscaling").expect("autoscaling");
+        assert_eq!(autoscaling["preferredVersion"], json!({"groupVersion": "autoscaling/v2", "version": "v2"}));
         assert_eq!(autoscaling["versions"][1]["groupVersion"], "autoscaling/v1");
         let apps = api_group("apps", &all()).expect("apps");
         assert_eq!(apps["kind"], "APIGroup");
@@ -537,10 +478,7 @@ mod tests {
         assert!(status.get("group").is_none());
         let deploy = entry(&list, "deployments");
         assert_eq!(deploy["shortNames"], json!(["deploy"]));
-        assert_eq!(
-            deploy["storageVersionHash"],
-            storage_version_hash("apps", "v1", "Deployment")
-        );
+        assert_eq!(deploy["storageVersionHash"], storage_version_hash("apps", "v1", "Deployment"));
     }
 
     #[test]
@@ -578,8 +516,7 @@ mod tests {
     fn unserved_group_versions_have_no_documents() {
         assert!(api_resource_list("apps", "v1beta1", &all()).is_none());
         assert!(api_resource_list("", "v2", &all()).is_none());
-        let only_pods: Vec<&ResourceInfo> =
-            all().into_iter().filter(|r| r.plural == "pods").collect();
+        let only_pods: Vec<&ResourceInfo> = all().into_iter().filter(|r| r.plural == "pods").collect();
         assert_eq!(api_group_list(&only_pods)["groups"], json!([]));
         let agg = aggregated_discovery(false, &only_pods);
         assert_eq!(agg["items"], json!([]));
@@ -601,37 +538,15 @@ mod tests {
                 for v in versions {
                     assert_eq!(v["freshness"], "Current");
                     let resources = v["resources"].as_array().expect("resources");
-                    assert!(
-                        !resources.is_empty(),
-                        "advertised empty version {name}/{}",
-                        v["version"]
-                    );
+                    assert!(!resources.is_empty(), "advertised empty version {name}/{}", v["version"]);
                     for r in resources {
-                        assert!(
-                            !r["responseKind"]["kind"].as_str().unwrap_or("").is_empty(),
-                            "{r}"
-                        );
-                        assert!(
-                            !r["responseKind"]["version"]
-                                .as_str()
-                                .unwrap_or("")
-                                .is_empty(),
-                            "{r}"
-                        );
+                        assert!(!r["responseKind"]["kind"].as_str().unwrap_or("").is_empty(), "{r}");
+                        assert!(!r["responseKind"]["version"].as_str().unwrap_or("").is_empty(), "{r}");
                         assert!(r["scope"] == "Namespaced" || r["scope"] == "Cluster");
                         assert!(r["singularResource"].is_string());
                         for s in r["subresources"].as_array().into_iter().flatten() {
-                            assert!(
-                                !s["responseKind"]["kind"].as_str().unwrap_or("").is_empty(),
-                                "{s}"
-                            );
-                            assert!(
-                                !s["responseKind"]["version"]
-                                    .as_str()
-                                    .unwrap_or("")
-                                    .is_empty(),
-                                "{s}"
-                            );
+                            assert!(!s["responseKind"]["kind"].as_str().unwrap_or("").is_empty(), "{s}");
+                            assert!(!s["responseKind"]["version"].as_str().unwrap_or("").is_empty(), "{s}");
                             assert!(s["verbs"].is_array());
                         }
                     }
@@ -644,16 +559,10 @@ mod tests {
     fn aggregated_lists_preferred_version_first_and_scale_kind() {
         let doc = aggregated_discovery(false, &all());
         let items = doc["items"].as_array().expect("items");
-        let autoscaling = items
-            .iter()
-            .find(|i| i["metadata"]["name"] == "autoscaling")
-            .expect("autoscaling");
+        let autoscaling = items.iter().find(|i| i["metadata"]["name"] == "autoscaling").expect("autoscaling");
         assert_eq!(autoscaling["versions"][0]["version"], "v2");
         assert_eq!(autoscaling["versions"][1]["version"], "v1");
-        let apps = items
-            .iter()
-            .find(|i| i["metadata"]["name"] == "apps")
-            .expect("apps");
+        let apps = items.iter().find(|i| i["metadata"]["name"] == "apps").expect("apps");
         let deploy = apps["versions"][0]["resources"]
             .as_array()
             .expect("resources")
@@ -666,14 +575,8 @@ mod tests {
             .iter()
             .find(|s| s["subresource"] == "scale")
             .expect("scale");
-        assert_eq!(
-            scale["responseKind"],
-            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
-        );
-        assert_eq!(
-            deploy["responseKind"],
-            json!({"group": "apps", "version": "v1", "kind": "Deployment"})
-        );
+        assert_eq!(scale["responseKind"], json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}));
+        assert_eq!(deploy["responseKind"], json!({"group": "apps", "version": "v1", "kind": "Deployment"}));
         assert_eq!(deploy["categories"], json!(["all"]));
     }
 
@@ -695,8 +598,6 @@ mod tests {
         assert!(wants_aggregated(
             "application/json;q=0.5, application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
         ));
-        assert!(!wants_aggregated(
-            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList;q=0"
-        ));
+        assert!(!wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList;q=0"));
     }
 }

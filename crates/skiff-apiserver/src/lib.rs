@@ -116,7 +116,16 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
     let local_addr = listener.local_addr().map_err(|source| server::ServeError::Bind { addr: opts.bind, source })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        server::serve(listener, tls, router, async move { let _ = stopped.await; }, Duration::from_secs(10)).await;
+        server::serve(
+            listener,
+            tls,
+            router,
+            async move {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(10),
+        )
+        .await;
     });
     Ok(RunningServer { local_addr, state, stop: Some(stop), task })
 }

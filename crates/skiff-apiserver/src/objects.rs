@@ -110,13 +110,11 @@ fn top_level_metadata_open(json: &[u8]) -> Option<usize> {
                 }
             }
             b'{' | b'[' => {
-                if depth == 1 && json[i] == b'{' {
-                    if let Some((s, e)) = last_key.take() {
-                        if &json[s..e] == b"metadata" {
+                if depth == 1 && json[i] == b'{'
+                    && let Some((s, e)) = last_key.take()
+                        && &json[s..e] == b"metadata" {
                             return Some(i);
                         }
-                    }
-                }
                 depth += 1;
                 expect_key = json[i] == b'{' && depth == 1;
             }
@@ -164,7 +162,8 @@ mod tests {
 
     #[test]
     fn field_values_and_nulls() {
-        let mut obj = json!({"spec": {"nodeName": "n1", "x": null}, "status": {"phase": "Running"}, "a": [{"b": null}]});
+        let mut obj =
+            json!({"spec": {"nodeName": "n1", "x": null}, "status": {"phase": "Running"}, "a": [{"b": null}]});
         assert_eq!(field_value(&obj, "spec.nodeName").as_deref(), Some("n1"));
         assert_eq!(field_value(&obj, "spec.missing"), None);
         strip_nulls(&mut obj);

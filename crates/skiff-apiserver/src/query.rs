@@ -42,7 +42,9 @@ impl Query {
         match self.get("dryRun") {
             None | Some("") => Ok(false),
             Some("All") => Ok(true),
-            Some(other) => Err(StatusError::bad_request(format!("Invalid dryRun value {other:?}: only \"All\" is supported"))),
+            Some(other) => {
+                Err(StatusError::bad_request(format!("Invalid dryRun value {other:?}: only \"All\" is supported")))
+            }
         }
     }
 
@@ -71,9 +73,8 @@ impl Query {
 pub fn parse_rv(rv: Option<&str>) -> Result<Option<Revision>, StatusError> {
     match rv {
         None | Some("") => Ok(None),
-        Some(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| StatusError::bad_request(format!("invalid resource version: {s:?}"))),
+        Some(s) => {
+            s.parse().map(Some).map_err(|_| StatusError::bad_request(format!("invalid resource version: {s:?}")))
+        }
     }
 }

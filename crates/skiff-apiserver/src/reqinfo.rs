@@ -164,7 +164,10 @@ mod tests {
         let r = res(Method::GET, "/api/v1/namespaces/kube-system", "");
         assert_eq!((r.resource.as_str(), r.name.as_deref(), r.verb), ("namespaces", Some("kube-system"), Verb::Get));
         let r = res(Method::PUT, "/api/v1/namespaces/x/finalize", "");
-        assert_eq!((r.resource.as_str(), r.name.as_deref(), r.subresource.as_deref()), ("namespaces", Some("x"), Some("finalize")));
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_deref(), r.subresource.as_deref()),
+            ("namespaces", Some("x"), Some("finalize"))
+        );
         let r = res(Method::DELETE, "/api/v1/namespaces/x/configmaps", "");
         assert_eq!(r.verb, Verb::DeleteCollection);
         let r = res(Method::PATCH, "/apis/apps/v1/namespaces/d/deployments/w/scale", "");

@@ -67,10 +67,16 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
         "/healthz" | "/livez" | "/readyz" => return health(state, &path, &query),
         "/version" => return response::json(200, &discovery::version_info()),
         "/openapi/v2" => return openapi_v2(accept),
-        "/openapi/v3" | "/openapi/v3/" => return response::json_bytes(200, OpenApiCache::builtin().index_body().to_vec()),
+        "/openapi/v3" | "/openapi/v3/" => {
+            return response::json_bytes(200, OpenApiCache::builtin().index_body().to_vec());
+        }
         _ => {}
     }
-    if let Some(check) = path.strip_prefix("/readyz/").or_else(|| path.strip_prefix("/livez/")).or_else(|| path.strip_prefix("/healthz/")) {
+    if let Some(check) = path
+        .strip_prefix("/readyz/")
+        .or_else(|| path.strip_prefix("/livez/"))
+        .or_else(|| path.strip_prefix("/healthz/"))
+    {
         return single_check(state, check);
     }
     if let Some(doc) = path.strip_prefix("/openapi/v3/") {
@@ -89,7 +95,9 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
     let aggregated = discovery::wants_aggregated(accept);
     match reqinfo::parse(&parts.method, &path, &query) {
         Target::CoreDiscovery if aggregated => aggregated_response(discovery::aggregated_discovery(true, &resources)),
-        Target::GroupsDiscovery if aggregated => aggregated_response(discovery::aggregated_discovery(false, &resources)),
+        Target::GroupsDiscovery if aggregated => {
+            aggregated_response(discovery::aggregated_discovery(false, &resources))
+        }
         Target::CoreDiscovery => {
             let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string);
             let address = host.unwrap_or_else(|| format!("{}:{}", state.config.advertise_address, state.config.port));
@@ -100,14 +108,18 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
             Some(v) => response::json(200, &v),
             None => not_found(&path),
         },
-        Target::GroupVersionDiscovery(group, version) => match discovery::api_resource_list(&group, &version, &resources) {
-            Some(v) => response::json(200, &v),
-            None => not_found(&path),
-        },
+        Target::GroupVersionDiscovery(group, version) => {
+            match discovery::api_resource_list(&group, &version, &resources) {
+                Some(v) => response::json(200, &v),
+                None => not_found(&path),
+            }
+        }
         Target::Resource(req) => handlers::handle(state, &parts.method, &parts.headers, req, &query, body).await,
         Target::NonResource => {
             if parts.method != Method::GET {
-                return response::status(&StatusError::not_found_message("the server could not find the requested resource"));
+                return response::status(&StatusError::not_found_message(
+                    "the server could not find the requested resource",
+                ));
             }
             not_found(&path)
         }
@@ -115,7 +127,9 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
 }
 
 fn not_found(path: &str) -> Response<Body> {
-    response::status(&StatusError::not_found_message(format!("the server could not find the requested resource ({path})")))
+    response::status(&StatusError::not_found_message(format!(
+        "the server could not find the requested resource ({path})"
+    )))
 }
 
 fn aggregated_response(v: serde_json::Value) -> Response<Body> {
@@ -137,11 +151,7 @@ fn openapi_v2(accept: &str) -> Response<Body> {
 }
 
 fn health(state: &ApiState, path: &str, query: &str) -> Response<Body> {
-    let checks = if path == "/readyz" {
-        state.readiness()
-    } else {
-        vec![("ping", Ok(())), ("log", Ok(()))]
-    };
+    let checks = if path == "/readyz" { state.readiness() } else { vec![("ping", Ok(())), ("log", Ok(()))] };
     let verbose = query.split('&').any(|p| p == "verbose" || p.starts_with("verbose="));
     let failed = checks.iter().any(|(_, r)| r.is_err());
     let mut body = String::new();

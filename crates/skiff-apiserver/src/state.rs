@@ -88,7 +88,10 @@ impl ApiState {
             ("ping", Ok(())),
             ("store", flag(!self.shutting_down.load(Ordering::Acquire), "the store is closing")),
             ("informer-sync", flag(self.caches.is_ready(), "watch caches are not synced")),
-            ("poststarthook/bootstrap-controller", flag(self.bootstrapped.load(Ordering::Acquire), "default namespaces and services are not created yet")),
+            (
+                "poststarthook/bootstrap-controller",
+                flag(self.bootstrapped.load(Ordering::Acquire), "default namespaces and services are not created yet"),
+            ),
             ("shutdown", flag(!self.shutting_down.load(Ordering::Acquire), "the server is shutting down")),
         ]
     }

@@ -10,10 +10,10 @@ use std::marker::PhantomData;
 use std::sync::LazyLock;
 
 use serde_json::Value;
+use skiff_api::StatusError;
 use skiff_api::kinds::BuiltinKind;
 use skiff_api::status::GroupKind;
 use skiff_api::validation::FieldError;
-use skiff_api::StatusError;
 
 /// How to treat fields the type does not know (`fieldValidation` query parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +55,13 @@ pub enum Operation<'a> {
 pub trait KindOps: Send + Sync {
     /// Decodes `obj`, applies `mode` to unknown fields (pushing warnings), runs defaulting, the
     /// strategy and validation for `op`, and returns the canonical JSON of the result.
-    fn admit(&self, obj: Value, op: Operation<'_>, mode: FieldValidation, warnings: &mut Vec<String>)
-    -> Result<Value, StatusError>;
+    fn admit(
+        &self,
+        obj: Value,
+        op: Operation<'_>,
+        mode: FieldValidation,
+        warnings: &mut Vec<String>,
+    ) -> Result<Value, StatusError>;
 
     /// Decodes and re-encodes without hooks (canonical form of a stored object).
     fn canonical(&self, obj: Value) -> Result<Value, StatusError>;

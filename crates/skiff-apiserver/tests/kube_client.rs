@@ -168,7 +168,11 @@ async fn scale_status_and_services() {
     assert_eq!(after.metadata.generation, Some(2));
     // Status writes touch only status and do not bump generation.
     deploys
-        .patch_status("web", &PatchParams::default(), &Patch::Merge(json!({"status": {"replicas": 4}, "spec": {"replicas": 9}})))
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 4}, "spec": {"replicas": 9}})),
+        )
         .await
         .unwrap();
     let after = deploys.get("web").await.unwrap();
@@ -193,7 +197,8 @@ async fn namespaces_refuse_missing_and_pods_validate() {
     let ts = TestServer::start().await;
     let client = ts.client().await;
     let nss: Api<Namespace> = Api::all(client.clone());
-    let names: Vec<_> = nss.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|n| n.metadata.name).collect();
+    let names: Vec<_> =
+        nss.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|n| n.metadata.name).collect();
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         assert!(names.contains(&ns.to_string()), "{ns} missing");
     }
@@ -203,7 +208,8 @@ async fn namespaces_refuse_missing_and_pods_validate() {
         other => panic!("expected 404, got {other:?}"),
     }
     let pods: Api<Pod> = Api::namespaced(client, "default");
-    let bad: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}})).unwrap();
+    let bad: Pod =
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}})).unwrap();
     match pods.create(&PostParams::default(), &bad).await {
         Err(kube::Error::Api(e)) => {
             assert_eq!(e.code, 422);

@@ -66,7 +66,8 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Namespac
     }
     let mut finalized = (*ns).clone();
     if let Some(spec) = finalized.spec.as_mut() {
-        spec.finalizers = Some(spec.finalizers.take().unwrap_or_default().into_iter().filter(|f| f != FINALIZER).collect());
+        spec.finalizers =
+            Some(spec.finalizers.take().unwrap_or_default().into_iter().filter(|f| f != FINALIZER).collect());
     }
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     api.replace_subresource("finalize", &name, &PostParams::default(), &finalized).await?;
@@ -80,7 +81,10 @@ async fn delete_contents(client: &kube::Client, namespace: &str) -> Result<usize
     let mut remaining = 0;
     for group in discovery.groups() {
         for (ar, caps) in group.recommended_resources() {
-            if caps.scope != Scope::Namespaced || !caps.supports_operation(verbs::LIST) || !caps.supports_operation(verbs::DELETE) {
+            if caps.scope != Scope::Namespaced
+                || !caps.supports_operation(verbs::LIST)
+                || !caps.supports_operation(verbs::DELETE)
+            {
                 continue;
             }
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);

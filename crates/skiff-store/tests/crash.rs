@@ -77,10 +77,8 @@ fn acknowledged_writes_survive_kill_9() {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(async {
             let store = RedbStore::open(RedbConfig::new(&db)).expect("reopen after kill -9");
-            let all = store
-                .range(RangeRequest { prefix: "/crash/".into(), ..Default::default() })
-                .await
-                .expect("range");
+            let all =
+                store.range(RangeRequest { prefix: "/crash/".into(), ..Default::default() }).await.expect("range");
             let present: std::collections::HashSet<&str> = all.kvs.iter().map(|kv| kv.key.as_str()).collect();
             for k in &acked {
                 assert!(present.contains(k.as_str()), "acknowledged key {k} lost in round {round}");

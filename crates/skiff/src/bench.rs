@@ -183,7 +183,10 @@ pub async fn run_api(args: BenchApiArgs) -> anyhow::Result<()> {
         let (rate, mut s) = creates(&pods, &format!("c{concurrency}"), total, concurrency).await?;
         created += s.0.len();
         let (p50, p99) = (s.percentile(0.5), s.percentile(0.99));
-        report("pod_create", json!({"clients": concurrency, "count": s.0.len(), "per_sec": rate, "p50_ms": p50, "p99_ms": p99}));
+        report(
+            "pod_create",
+            json!({"clients": concurrency, "count": s.0.len(), "per_sec": rate, "p50_ms": p50, "p99_ms": p99}),
+        );
         summary.push(format!("pod create, {concurrency:>2} clients: {rate:>7.0}/s  p50 {p50:.2} ms  p99 {p99:.2} ms"));
     }
 
@@ -289,7 +292,10 @@ pub async fn run_api(args: BenchApiArgs) -> anyhow::Result<()> {
     let mut delivery = Arc::try_unwrap(delivery).map(Mutex::into_inner).unwrap_or_default();
     let delivered = delivery.0.len();
     let (p50, p99) = (delivery.percentile(0.5), delivery.percentile(0.99));
-    report("watch_fanout", json!({"watchers": args.watchers, "events": events_wanted, "delivered": delivered, "p50_ms": p50, "p99_ms": p99}));
+    report(
+        "watch_fanout",
+        json!({"watchers": args.watchers, "events": events_wanted, "delivered": delivered, "p50_ms": p50, "p99_ms": p99}),
+    );
     summary.push(format!(
         "watch fan-out to {} watchers: {delivered} deliveries, p50 {p50:.1} ms  p99 {p99:.1} ms",
         args.watchers

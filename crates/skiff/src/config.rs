@@ -54,9 +54,7 @@ pub enum ConfigError {
         message: String,
     },
     /// The config file names a key that is not a `skiff server` flag.
-    #[error(
-        "config file {path}: unknown key {key:?} (keys are `skiff server` flag names, e.g. data-dir)"
-    )]
+    #[error("config file {path}: unknown key {key:?} (keys are `skiff server` flag names, e.g. data-dir)")]
     UnknownKey {
         /// The file.
         path: PathBuf,
@@ -80,11 +78,7 @@ pub enum ConfigError {
 
 /// The `skiff` command line.
 #[derive(Debug, Parser)]
-#[command(
-    name = "skiff",
-    about = "A Kubernetes-compatible orchestrator in one binary",
-    version
-)]
+#[command(name = "skiff", about = "A Kubernetes-compatible orchestrator in one binary", version)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -136,50 +130,25 @@ pub struct ServerArgs {
     #[arg(long, env = "SKIFF_DATA_DIR", default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
     pub data_dir: PathBuf,
     /// Address the API server listens on.
-    #[arg(
-        long,
-        env = "SKIFF_BIND_ADDRESS",
-        default_value = "0.0.0.0",
-        value_name = "IP"
-    )]
+    #[arg(long, env = "SKIFF_BIND_ADDRESS", default_value = "0.0.0.0", value_name = "IP")]
     pub bind_address: IpAddr,
     /// Address other hosts and the kubeconfig use to reach this server.
     #[arg(long, env = "SKIFF_ADVERTISE_ADDRESS", value_name = "IP")]
     pub advertise_address: Option<IpAddr>,
     /// HTTPS port of the API server.
-    #[arg(
-        long,
-        env = "SKIFF_HTTPS_LISTEN_PORT",
-        default_value_t = 6443,
-        value_name = "PORT"
-    )]
+    #[arg(long, env = "SKIFF_HTTPS_LISTEN_PORT", default_value_t = 6443, value_name = "PORT")]
     pub https_listen_port: u16,
     /// Where to write the admin kubeconfig.
-    #[arg(
-        long,
-        env = "SKIFF_WRITE_KUBECONFIG",
-        default_value = "/etc/skiff/skiff.yaml",
-        value_name = "FILE"
-    )]
+    #[arg(long, env = "SKIFF_WRITE_KUBECONFIG", default_value = "/etc/skiff/skiff.yaml", value_name = "FILE")]
     pub write_kubeconfig: PathBuf,
     /// File mode of the written kubeconfig, in octal.
     #[arg(long, env = "SKIFF_WRITE_KUBECONFIG_MODE", default_value = "0600", value_parser = parse_mode, value_name = "MODE")]
     pub write_kubeconfig_mode: u32,
     /// IP range for Service cluster IPs.
-    #[arg(
-        long,
-        env = "SKIFF_SERVICE_CIDR",
-        default_value = "10.43.0.0/16",
-        value_name = "CIDR"
-    )]
+    #[arg(long, env = "SKIFF_SERVICE_CIDR", default_value = "10.43.0.0/16", value_name = "CIDR")]
     pub service_cidr: Cidr,
     /// IP range for pod IPs (a /24 per node).
-    #[arg(
-        long,
-        env = "SKIFF_CLUSTER_CIDR",
-        default_value = "10.42.0.0/16",
-        value_name = "CIDR"
-    )]
+    #[arg(long, env = "SKIFF_CLUSTER_CIDR", default_value = "10.42.0.0/16", value_name = "CIDR")]
     pub cluster_cidr: Cidr,
     /// Cluster DNS domain.
     #[arg(long, env = "SKIFF_CLUSTER_DOMAIN", default_value = "cluster.local", value_parser = parse_dns_subdomain, value_name = "DOMAIN")]
@@ -191,12 +160,7 @@ pub struct ServerArgs {
     #[arg(long, env = "SKIFF_DISABLE_AGENT", action = ArgAction::SetTrue)]
     pub disable_agent: bool,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides it.
-    #[arg(
-        long,
-        env = "SKIFF_LOG_LEVEL",
-        default_value = "info",
-        value_name = "LEVEL"
-    )]
+    #[arg(long, env = "SKIFF_LOG_LEVEL", default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
 }
 
@@ -266,8 +230,7 @@ impl ServerConfig {
         if !self.bind_address.is_unspecified() {
             self.bind_address
         } else {
-            self.advertise_address
-                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            self.advertise_address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
         }
     }
 
@@ -290,10 +253,7 @@ impl ServerConfig {
             hostnames.push(self.node_name.clone());
         }
         let mut ips = Vec::new();
-        for ip in [Some(self.bind_address), self.advertise_address]
-            .into_iter()
-            .flatten()
-        {
+        for ip in [Some(self.bind_address), self.advertise_address].into_iter().flatten() {
             if !ip.is_unspecified() && !ips.contains(&ip) {
                 ips.push(ip);
             }
@@ -326,33 +286,21 @@ where
         };
     };
 
-    let config_path = server_matches
-        .get_one::<PathBuf>("config")
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
+    let config_path =
+        server_matches.get_one::<PathBuf>("config").cloned().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
     let explicit = server_matches.value_source("config") != Some(ValueSource::DefaultValue);
     let file = read_config_file(&config_path, explicit)?;
 
     let config_file = file.as_ref().map(|_| config_path.clone());
     if let Some(file) = file {
-        let server_cmd = command
-            .find_subcommand("server")
-            .ok_or_else(|| ConfigError::Invalid("no server subcommand".into()))?;
-        argv.extend(file_overrides(
-            server_cmd,
-            server_matches,
-            &config_path,
-            file,
-        )?);
+        let server_cmd =
+            command.find_subcommand("server").ok_or_else(|| ConfigError::Invalid("no server subcommand".into()))?;
+        argv.extend(file_overrides(server_cmd, server_matches, &config_path, file)?);
     }
 
     let matches = command.try_get_matches_from(&argv)?;
     match Cli::from_arg_matches(&matches)?.command {
-        CliCommand::Server(args) => Ok(Command::Server(ServerConfig::from_args(
-            args,
-            config_file,
-            read_hostname,
-        )?)),
+        CliCommand::Server(args) => Ok(Command::Server(ServerConfig::from_args(args, config_file, read_hostname)?)),
         _ => Err(ConfigError::Invalid("unexpected subcommand".into())),
     }
 }
@@ -391,18 +339,12 @@ impl<'de> Deserialize<'de> for Scalar {
 }
 
 /// Reads the config file into a key → text map. `None` when the default file does not exist.
-fn read_config_file(
-    path: &Path,
-    explicit: bool,
-) -> Result<Option<BTreeMap<String, String>>, ConfigError> {
+fn read_config_file(path: &Path, explicit: bool) -> Result<Option<BTreeMap<String, String>>, ConfigError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(None),
         Err(source) => {
-            return Err(ConfigError::ReadFile {
-                path: path.to_owned(),
-                source,
-            });
+            return Err(ConfigError::ReadFile { path: path.to_owned(), source });
         }
     };
     parse_config_text(path, &text).map(Some)
@@ -410,17 +352,11 @@ fn read_config_file(
 
 /// Parses config-file text (a YAML mapping of scalars; an empty file is an empty mapping).
 fn parse_config_text(path: &Path, text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
-    if text
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    {
+    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Ok(BTreeMap::new());
     }
-    let map: BTreeMap<String, Scalar> =
-        serde_saphyr::from_str(text).map_err(|e| ConfigError::ParseFile {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+    let map: BTreeMap<String, Scalar> = serde_saphyr::from_str(text)
+        .map_err(|e| ConfigError::ParseFile { path: path.to_owned(), message: e.to_string() })?;
     Ok(map.into_iter().map(|(k, v)| (k, v.0)).collect())
 }
 
@@ -436,20 +372,11 @@ fn file_overrides(
         let arg = server_cmd
             .get_arguments()
             .find(|a| a.get_long() == Some(key.as_str()) && key != "config" && key != "help")
-            .ok_or_else(|| ConfigError::UnknownKey {
-                path: path.to_owned(),
-                key: key.clone(),
-            })?;
-        let invalid = |message: String| ConfigError::InvalidValue {
-            path: path.to_owned(),
-            key: key.clone(),
-            message,
-        };
+            .ok_or_else(|| ConfigError::UnknownKey { path: path.to_owned(), key: key.clone() })?;
+        let invalid = |message: String| ConfigError::InvalidValue { path: path.to_owned(), key: key.clone(), message };
         let is_flag = matches!(arg.get_action(), ArgAction::SetTrue);
         if is_flag {
-            value
-                .parse::<bool>()
-                .map_err(|_| invalid(format!("{value:?} is not true or false")))?;
+            value.parse::<bool>().map_err(|_| invalid(format!("{value:?} is not true or false")))?;
         } else {
             // Run the flag's own value parser on the value, in a command holding only that flag
             // (and no environment fallback, so only the file's value is judged).
@@ -461,10 +388,7 @@ fn file_overrides(
                 .map_err(|e| invalid(clap_error_text(&e)))?;
         }
         let id = arg.get_id().as_str();
-        let from_default = matches!(
-            matches.value_source(id),
-            None | Some(ValueSource::DefaultValue)
-        );
+        let from_default = matches!(matches.value_source(id), None | Some(ValueSource::DefaultValue));
         if !from_default {
             continue;
         }
@@ -505,13 +429,10 @@ impl ServerConfig {
         let node_name = match args.node_name {
             Some(n) => n,
             None => {
-                let h = hostname().ok_or_else(|| {
-                    ConfigError::Invalid("cannot read the host name; set --node-name".into())
-                })?;
+                let h = hostname()
+                    .ok_or_else(|| ConfigError::Invalid("cannot read the host name; set --node-name".into()))?;
                 parse_dns_subdomain(&h).map_err(|e| {
-                    ConfigError::Invalid(format!(
-                        "host name {h:?} is not a valid node name ({e}); set --node-name"
-                    ))
+                    ConfigError::Invalid(format!("host name {h:?} is not a valid node name ({e}); set --node-name"))
                 })?
             }
         };
@@ -557,8 +478,7 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
     if digits.is_empty() || digits.len() > 4 {
         return Err(format!("{s:?} is not an octal file mode like 0600"));
     }
-    let mode = u32::from_str_radix(digits, 8)
-        .map_err(|_| format!("{s:?} is not an octal file mode like 0600"))?;
+    let mode = u32::from_str_radix(digits, 8).map_err(|_| format!("{s:?} is not an octal file mode like 0600"))?;
     if mode > 0o7777 {
         return Err(format!("{s:?} is not an octal file mode like 0600"));
     }
@@ -568,11 +488,7 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
 /// Accepts a lowercase DNS-1123 subdomain (cluster domain, node name).
 pub fn parse_dns_subdomain(s: &str) -> Result<String, String> {
     let errs = skiff_api::validation::names::is_dns1123_subdomain(s);
-    if errs.is_empty() {
-        Ok(s.to_owned())
-    } else {
-        Err(errs.join("; "))
-    }
+    if errs.is_empty() { Ok(s.to_owned()) } else { Err(errs.join("; ")) }
 }
 
 /// An IPv4 network in CIDR notation, e.g. `10.43.0.0/16`. The host bits of `addr` are zero.
@@ -606,15 +522,9 @@ impl Cidr {
         if prefix > 32 {
             return Err(CidrError::Syntax(format!("{addr}/{prefix}")));
         }
-        let network = Cidr {
-            addr: Ipv4Addr::from(u32::from(addr) & mask(prefix)),
-            prefix,
-        };
+        let network = Cidr { addr: Ipv4Addr::from(u32::from(addr) & mask(prefix)), prefix };
         if network.addr != addr {
-            return Err(CidrError::HostBits {
-                input: format!("{addr}/{prefix}"),
-                network,
-            });
+            return Err(CidrError::HostBits { input: format!("{addr}/{prefix}"), network });
         }
         Ok(network)
     }
@@ -646,11 +556,7 @@ impl Cidr {
 
 /// The netmask of a prefix length (`prefix` ≤ 32).
 fn mask(prefix: u8) -> u32 {
-    if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix))
-    }
+    if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) }
 }
 
 impl FromStr for Cidr {
@@ -667,10 +573,7 @@ impl FromStr for Cidr {
             return Err(syntax());
         }
         Cidr::new(addr, prefix).map_err(|e| match e {
-            CidrError::HostBits { network, .. } => CidrError::HostBits {
-                input: s.to_owned(),
-                network,
-            },
+            CidrError::HostBits { network, .. } => CidrError::HostBits { input: s.to_owned(), network },
             other => other,
         })
     }
@@ -693,11 +596,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, file.unwrap_or("")).unwrap();
-        let mut argv = vec![
-            "skiff".to_owned(),
-            "server".to_owned(),
-            format!("--config={}", path.display()),
-        ];
+        let mut argv = vec!["skiff".to_owned(), "server".to_owned(), format!("--config={}", path.display())];
         argv.push("--node-name=test".to_owned());
         argv.extend(args.iter().map(|s| (*s).to_owned()));
         match parse_args(argv)? {
@@ -755,24 +654,9 @@ mod tests {
 
     #[test]
     fn quoted_and_plain_modes_parse_as_octal() {
-        assert_eq!(
-            server(&[], Some("write-kubeconfig-mode: \"0640\"\n"))
-                .unwrap()
-                .write_kubeconfig_mode,
-            0o640
-        );
-        assert_eq!(
-            server(&[], Some("write-kubeconfig-mode: 600\n"))
-                .unwrap()
-                .write_kubeconfig_mode,
-            0o600
-        );
-        assert_eq!(
-            server(&["--write-kubeconfig-mode", "644"], None)
-                .unwrap()
-                .write_kubeconfig_mode,
-            0o644
-        );
+        assert_eq!(server(&[], Some("write-kubeconfig-mode: \"0640\"\n")).unwrap().write_kubeconfig_mode, 0o640);
+        assert_eq!(server(&[], Some("write-kubeconfig-mode: 600\n")).unwrap().write_kubeconfig_mode, 0o600);
+        assert_eq!(server(&["--write-kubeconfig-mode", "644"], None).unwrap().write_kubeconfig_mode, 0o644);
     }
 
     #[test]
@@ -780,10 +664,7 @@ mod tests {
         let err = server(&[], Some("data-dir: /x\nhttps-port: 1\n")).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, ConfigError::UnknownKey { .. }), "{msg}");
-        assert!(
-            msg.contains("https-port") && msg.contains("config.yaml"),
-            "{msg}"
-        );
+        assert!(msg.contains("https-port") && msg.contains("config.yaml"), "{msg}");
     }
 
     #[test]
@@ -797,10 +678,7 @@ mod tests {
         let err = server(&[], Some("https-listen-port: 99999\n")).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, ConfigError::InvalidValue { .. }), "{msg}");
-        assert!(
-            msg.contains("https-listen-port") && msg.contains("config.yaml"),
-            "{msg}"
-        );
+        assert!(msg.contains("https-listen-port") && msg.contains("config.yaml"), "{msg}");
 
         let err = server(&[], Some("disable-agent: maybe\n")).unwrap_err();
         assert!(matches!(err, ConfigError::InvalidValue { .. }), "{err}");
@@ -818,14 +696,7 @@ mod tests {
 
     #[test]
     fn explicit_missing_config_file_is_an_error() {
-        let argv = [
-            "skiff",
-            "server",
-            "--config",
-            "/nonexistent/skiff.yaml",
-            "--node-name",
-            "n",
-        ];
+        let argv = ["skiff", "server", "--config", "/nonexistent/skiff.yaml", "--node-name", "n"];
         let err = parse_args(argv).unwrap_err();
         assert!(matches!(err, ConfigError::ReadFile { .. }), "{err}");
         assert!(err.to_string().contains("/nonexistent/skiff.yaml"));
@@ -866,10 +737,7 @@ mod tests {
 
     #[test]
     fn other_subcommands_parse() {
-        assert!(matches!(
-            parse_args(["skiff", "version"]).unwrap(),
-            Command::Version
-        ));
+        assert!(matches!(parse_args(["skiff", "version"]).unwrap(), Command::Version));
         match parse_args(["skiff", "kubeconfig", "--data-dir", "/d"]).unwrap() {
             Command::Kubeconfig(k) => assert_eq!(k.data_dir, PathBuf::from("/d")),
             other => panic!("{other:?}"),
@@ -878,22 +746,11 @@ mod tests {
 
     #[test]
     fn bind_address_and_advertise_choose_client_host() {
-        let c = server(
-            &[
-                "--bind-address",
-                "10.0.0.5",
-                "--advertise-address",
-                "10.9.9.9",
-            ],
-            Some(""),
-        )
-        .unwrap();
+        let c = server(&["--bind-address", "10.0.0.5", "--advertise-address", "10.9.9.9"], Some("")).unwrap();
         assert_eq!(c.server_url(), "https://10.0.0.5:6443");
         let c = server(&["--bind-address", "::1"], Some("")).unwrap();
         assert_eq!(c.server_url(), "https://[::1]:6443");
-        let req = server(&["--advertise-address", "10.9.9.9"], Some(""))
-            .unwrap()
-            .pki_request(Some("Host1"));
+        let req = server(&["--advertise-address", "10.9.9.9"], Some("")).unwrap().pki_request(Some("Host1"));
         assert_eq!(req.ips, vec!["10.9.9.9".parse::<IpAddr>().unwrap()]);
         assert_eq!(req.hostnames, vec!["host1".to_owned(), "test".to_owned()]);
     }
@@ -913,28 +770,11 @@ mod tests {
         assert!(all.contains(Ipv4Addr::new(1, 2, 3, 4)));
         assert_eq!(all.nth((1 << 32) - 1), Some(Ipv4Addr::BROADCAST));
         let one: Cidr = "192.168.1.7/32".parse().unwrap();
-        assert_eq!(
-            (one.size(), one.nth(0), one.nth(1)),
-            (1, Some(Ipv4Addr::new(192, 168, 1, 7)), None)
-        );
-        for bad in [
-            "10.43.0.0",
-            "10.43.0.0/33",
-            "10.43.0.0/",
-            "10.43.0/16",
-            "10.43.0.0/+8",
-            "x/8",
-            "::/0",
-        ] {
-            assert!(
-                matches!(bad.parse::<Cidr>(), Err(CidrError::Syntax(_))),
-                "{bad}"
-            );
+        assert_eq!((one.size(), one.nth(0), one.nth(1)), (1, Some(Ipv4Addr::new(192, 168, 1, 7)), None));
+        for bad in ["10.43.0.0", "10.43.0.0/33", "10.43.0.0/", "10.43.0/16", "10.43.0.0/+8", "x/8", "::/0"] {
+            assert!(matches!(bad.parse::<Cidr>(), Err(CidrError::Syntax(_))), "{bad}");
         }
-        assert!(matches!(
-            "10.43.0.1/16".parse::<Cidr>(),
-            Err(CidrError::HostBits { .. })
-        ));
+        assert!(matches!("10.43.0.1/16".parse::<Cidr>(), Err(CidrError::HostBits { .. })));
     }
 
     #[test]

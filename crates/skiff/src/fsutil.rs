@@ -13,21 +13,10 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}.{:08x}",
-        name.to_string_lossy(),
-        std::process::id(),
-        rand::random::<u32>()
-    ));
+    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let tmp = dir.join(format!(".{}.tmp.{}.{:08x}", name.to_string_lossy(), std::process::id(), rand::random::<u32>()));
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
         f.sync_all()?;
@@ -59,15 +48,8 @@ mod tests {
         write_atomic(&p, b"one", 0o600).unwrap();
         write_atomic(&p, b"two", 0o640).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
-            0o640
-        );
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp files left behind"
-        );
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o7777, 0o640);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp files left behind");
     }
 
     #[test]
@@ -75,9 +57,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a/b");
         ensure_dir(&p, 0o700).unwrap();
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
-            0o700
-        );
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o7777, 0o700);
     }
 }

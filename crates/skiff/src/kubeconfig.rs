@@ -139,10 +139,7 @@ impl Kubeconfig {
             }],
             contexts: vec![NamedContext {
                 name: CONTEXT_NAME.into(),
-                context: ContextEntry {
-                    cluster: CLUSTER_NAME.into(),
-                    user: USER_NAME.into(),
-                },
+                context: ContextEntry { cluster: CLUSTER_NAME.into(), user: USER_NAME.into() },
             }],
             current_context: CONTEXT_NAME.into(),
         }
@@ -162,15 +159,9 @@ pub fn data_dir_copy(data_dir: &Path) -> PathBuf {
 /// Writes `yaml` to `path` atomically with `mode`, creating missing parent directories.
 pub fn write(path: &Path, yaml: &str, mode: u32) -> Result<(), KubeconfigError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| KubeconfigError::Io {
-            path: parent.to_owned(),
-            source,
-        })?;
+        std::fs::create_dir_all(parent).map_err(|source| KubeconfigError::Io { path: parent.to_owned(), source })?;
     }
-    write_atomic(path, yaml.as_bytes(), mode).map_err(|source| KubeconfigError::Io {
-        path: path.to_owned(),
-        source,
-    })
+    write_atomic(path, yaml.as_bytes(), mode).map_err(|source| KubeconfigError::Io { path: path.to_owned(), source })
 }
 
 /// Reads the server's copy of the admin kubeconfig from a data dir (`skiff kubeconfig`).
@@ -180,10 +171,7 @@ pub fn read_from_data_dir(data_dir: &Path) -> Result<String, KubeconfigError> {
         if source.kind() == io::ErrorKind::NotFound {
             KubeconfigError::NotFound(path.clone())
         } else {
-            KubeconfigError::Io {
-                path: path.clone(),
-                source,
-            }
+            KubeconfigError::Io { path: path.clone(), source }
         }
     })
 }
@@ -209,21 +197,15 @@ mod tests {
     fn rendered_yaml_parses_back_with_expected_fields() {
         let dir = tempfile::tempdir().unwrap();
         let pki = pki(dir.path());
-        let yaml = Kubeconfig::admin("https://10.0.0.2:6443", &pki)
-            .to_yaml()
-            .unwrap();
+        let yaml = Kubeconfig::admin("https://10.0.0.2:6443", &pki).to_yaml().unwrap();
 
         let parsed: Kubeconfig = serde_saphyr::from_str(&yaml).unwrap();
         assert_eq!(parsed, Kubeconfig::admin("https://10.0.0.2:6443", &pki));
         assert_eq!(parsed.current_context, "default");
         assert_eq!(parsed.clusters[0].cluster.server, "https://10.0.0.2:6443");
-        let ca = BASE64
-            .decode(&parsed.clusters[0].cluster.certificate_authority_data)
-            .unwrap();
+        let ca = BASE64.decode(&parsed.clusters[0].cluster.certificate_authority_data).unwrap();
         assert_eq!(String::from_utf8(ca).unwrap(), pki.ca_cert_pem());
-        let key = BASE64
-            .decode(&parsed.users[0].user.client_key_data)
-            .unwrap();
+        let key = BASE64.decode(&parsed.users[0].user.client_key_data).unwrap();
         assert_eq!(String::from_utf8(key).unwrap(), pki.admin().key_pem);
 
         // The raw text uses kubectl's field names.
@@ -245,15 +227,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("etc/skiff/skiff.yaml");
         write(&path, "a: b\n", 0o644).unwrap();
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
-            0o644
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o644);
         write(&path, "a: c\n", 0o600).unwrap();
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o600);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a: c\n");
     }
 

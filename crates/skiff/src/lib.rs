@@ -39,11 +39,7 @@ mod tests {
                 let path = entry.unwrap().path();
                 if path.extension().is_some_and(|e| e == "rs") {
                     let text = std::fs::read_to_string(&path).unwrap();
-                    assert!(
-                        text.starts_with("//!"),
-                        "{} must open with a //! doc",
-                        path.display()
-                    );
+                    assert!(text.starts_with("//!"), "{} must open with a //! doc", path.display());
                 }
             }
         }
@@ -52,9 +48,6 @@ mod tests {
     #[test]
     fn version_text_names_api_version() {
         let text = super::version_text();
-        assert!(
-            text.contains("API: v1.33") && text.contains(super::VERSION),
-            "{text}"
-        );
+        assert!(text.contains("API: v1.33") && text.contains(super::VERSION), "{text}");
     }
 }

@@ -22,9 +22,9 @@ fn main() -> std::process::ExitCode {
             print!("{}", skiff::version_text());
             Ok(())
         }
-        Command::Kubeconfig(args) => kubeconfig::read_from_data_dir(&args.data_dir)
-            .map(|yaml| print!("{yaml}"))
-            .map_err(anyhow::Error::from),
+        Command::Kubeconfig(args) => {
+            kubeconfig::read_from_data_dir(&args.data_dir).map(|yaml| print!("{yaml}")).map_err(anyhow::Error::from)
+        }
         Command::Server(cfg) => server(cfg),
         Command::Bench(skiff::config::BenchCommand::Api(args)) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
@@ -73,9 +73,7 @@ fn server(cfg: ServerConfig) -> anyhow::Result<()> {
 /// Logs to stderr, filtered by `RUST_LOG` if set, else by `--log-level`.
 fn init_tracing(level: &str) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.is_empty() => {
-            EnvFilter::try_new(&v).with_context(|| format!("invalid RUST_LOG {v:?}"))?
-        }
+        Ok(v) if !v.is_empty() => EnvFilter::try_new(&v).with_context(|| format!("invalid RUST_LOG {v:?}"))?,
         _ => EnvFilter::try_new(level).with_context(|| format!("invalid --log-level {level:?}"))?,
     };
     tracing_subscriber::fmt()

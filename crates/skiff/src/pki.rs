@@ -22,8 +22,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType, SerialNumber,
 };
 
 use crate::fsutil::{ensure_dir, write_atomic};
@@ -86,13 +86,8 @@ impl PkiRequest {
     pub fn dns_names(&self) -> Vec<String> {
         let mut names = vec!["localhost".to_owned()];
         names.extend(self.hostnames.iter().map(|h| h.to_ascii_lowercase()));
-        names.extend(
-            ["kubernetes", "kubernetes.default", "kubernetes.default.svc"].map(str::to_owned),
-        );
-        names.push(format!(
-            "kubernetes.default.svc.{}",
-            self.cluster_domain.to_ascii_lowercase()
-        ));
+        names.extend(["kubernetes", "kubernetes.default", "kubernetes.default.svc"].map(str::to_owned));
+        names.push(format!("kubernetes.default.svc.{}", self.cluster_domain.to_ascii_lowercase()));
         dedup(names)
     }
 
@@ -108,10 +103,7 @@ impl PkiRequest {
 /// Keeps the first occurrence of each element.
 fn dedup<T: Ord + Clone>(items: Vec<T>) -> Vec<T> {
     let mut seen = BTreeSet::new();
-    items
-        .into_iter()
-        .filter(|i| seen.insert(i.clone()))
-        .collect()
+    items.into_iter().filter(|i| seen.insert(i.clone())).collect()
 }
 
 /// A certificate and its private key, both PEM.
@@ -125,10 +117,7 @@ pub struct CertPair {
 
 impl std::fmt::Debug for CertPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CertPair")
-            .field("cert_pem", &self.cert_pem)
-            .field("key_pem", &"<redacted>")
-            .finish()
+        f.debug_struct("CertPair").field("cert_pem", &self.cert_pem).field("key_pem", &"<redacted>").finish()
     }
 }
 
@@ -158,10 +147,7 @@ pub struct Pki {
 
 impl std::fmt::Debug for Pki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pki")
-            .field("tls_dir", &self.tls_dir)
-            .field("changes", &self.changes)
-            .finish_non_exhaustive()
+        f.debug_struct("Pki").field("tls_dir", &self.tls_dir).field("changes", &self.changes).finish_non_exhaustive()
     }
 }
 
@@ -196,22 +182,14 @@ pub struct CertInfo {
 
 /// Reads the facts skiff cares about from a PEM certificate.
 pub fn inspect_cert_pem(pem: &str) -> Result<CertInfo, String> {
-    let (_, pem) =
-        x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| format!("not PEM: {e}"))?;
-    let cert = pem
-        .parse_x509()
-        .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| format!("not PEM: {e}"))?;
+    let cert = pem.parse_x509().map_err(|e| format!("not an X.509 certificate: {e}"))?;
     let mut dns_names = Vec::new();
     let mut ip_addresses = Vec::new();
-    if let Some(san) = cert
-        .subject_alternative_name()
-        .map_err(|e| format!("bad subjectAltName: {e}"))?
-    {
+    if let Some(san) = cert.subject_alternative_name().map_err(|e| format!("bad subjectAltName: {e}"))? {
         for name in &san.value.general_names {
             match name {
-                x509_parser::extensions::GeneralName::DNSName(n) => {
-                    dns_names.push(n.to_ascii_lowercase())
-                }
+                x509_parser::extensions::GeneralName::DNSName(n) => dns_names.push(n.to_ascii_lowercase()),
                 x509_parser::extensions::GeneralName::IPAddress(b) => {
                     if let Ok(v4) = <[u8; 4]>::try_from(*b) {
                         ip_addresses.push(IpAddr::from(v4));
@@ -223,24 +201,12 @@ pub fn inspect_cert_pem(pem: &str) -> Result<CertInfo, String> {
             }
         }
     }
-    let eku = cert
-        .extended_key_usage()
-        .map_err(|e| format!("bad extendedKeyUsage: {e}"))?;
-    let (server_auth, client_auth) = eku.map_or((false, false), |e| {
-        (e.value.server_auth, e.value.client_auth)
-    });
+    let eku = cert.extended_key_usage().map_err(|e| format!("bad extendedKeyUsage: {e}"))?;
+    let (server_auth, client_auth) = eku.map_or((false, false), |e| (e.value.server_auth, e.value.client_auth));
     let subject = cert.subject();
     Ok(CertInfo {
-        common_name: subject
-            .iter_common_name()
-            .next()
-            .and_then(|cn| cn.as_str().ok())
-            .map(str::to_owned),
-        organizations: subject
-            .iter_organization()
-            .filter_map(|o| o.as_str().ok())
-            .map(str::to_owned)
-            .collect(),
+        common_name: subject.iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_owned),
+        organizations: subject.iter_organization().filter_map(|o| o.as_str().ok()).map(str::to_owned).collect(),
         dns_names,
         ip_addresses,
         not_before: cert.validity().not_before.timestamp(),
@@ -260,10 +226,7 @@ impl Pki {
         let server_dir = data_dir.join("server");
         let tls_dir = server_dir.join("tls");
         for d in [&server_dir, &tls_dir] {
-            ensure_dir(d, 0o700).map_err(|source| PkiError::Io {
-                path: d.clone(),
-                source,
-            })?;
+            ensure_dir(d, 0o700).map_err(|source| PkiError::Io { path: d.clone(), source })?;
         }
         let now = jiff::Timestamp::now().as_second();
         let mut changes = PkiChanges::default();
@@ -300,11 +263,7 @@ impl Pki {
             Some(pair) if leaf_usable(&pair, &ca, now, covers) => pair,
             _ => {
                 changes.serving_issued = true;
-                let pair = issue(
-                    &ca,
-                    &serving_params(now, &want_dns, &want_ips)?,
-                    "serving certificate",
-                )?;
+                let pair = issue(&ca, &serving_params(now, &want_dns, &want_ips)?, "serving certificate")?;
                 store_pair(&tls_dir, "serving", &pair)?;
                 pair
             }
@@ -313,14 +272,7 @@ impl Pki {
         let (admin_token, token_created) = load_or_create_token(&server_dir.join("token"))?;
         changes.token_created = token_created;
 
-        Ok(Pki {
-            tls_dir,
-            ca,
-            serving,
-            admin,
-            admin_token,
-            changes,
-        })
+        Ok(Pki { tls_dir, ca, serving, admin, admin_token, changes })
     }
 
     /// The directory holding the certificates.
@@ -360,11 +312,7 @@ impl Pki {
 
     /// Issues a fresh client certificate signed by the cluster CA (one identity per component).
     /// Nothing is written to disk.
-    pub fn issue_client_cert(
-        &self,
-        common_name: &str,
-        organizations: &[&str],
-    ) -> Result<CertPair, PkiError> {
+    pub fn issue_client_cert(&self, common_name: &str, organizations: &[&str]) -> Result<CertPair, PkiError> {
         let now = jiff::Timestamp::now().as_second();
         let mut params = leaf_params(now, common_name, ExtendedKeyUsagePurpose::ClientAuth)?;
         for o in organizations {
@@ -375,10 +323,7 @@ impl Pki {
 }
 
 fn invalid(path: &Path, message: impl Into<String>) -> PkiError {
-    PkiError::Invalid {
-        path: path.to_owned(),
-        message: message.into(),
-    }
+    PkiError::Invalid { path: path.to_owned(), message: message.into() }
 }
 
 /// Reads `<name>.crt` and `<name>.key`; `None` when neither exists, an error when only one does.
@@ -388,34 +333,21 @@ fn read_pair(dir: &Path, name: &str) -> Result<Option<CertPair>, PkiError> {
     let read = |p: &Path| match fs::read_to_string(p) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(PkiError::Io {
-            path: p.to_owned(),
-            source,
-        }),
+        Err(source) => Err(PkiError::Io { path: p.to_owned(), source }),
     };
     match (read(&cert_path)?, read(&key_path)?) {
         (Some(cert_pem), Some(key_pem)) => Ok(Some(CertPair { cert_pem, key_pem })),
         (None, None) => Ok(None),
-        (Some(_), None) => Err(invalid(
-            &key_path,
-            format!("missing, but {} exists", cert_path.display()),
-        )),
-        (None, Some(_)) => Err(invalid(
-            &cert_path,
-            format!("missing, but {} exists", key_path.display()),
-        )),
+        (Some(_), None) => Err(invalid(&key_path, format!("missing, but {} exists", cert_path.display()))),
+        (None, Some(_)) => Err(invalid(&cert_path, format!("missing, but {} exists", key_path.display()))),
     }
 }
 
 /// Writes `<name>.key` (0600) then `<name>.crt` (0644).
 fn store_pair(dir: &Path, name: &str, pair: &CertPair) -> Result<(), PkiError> {
-    for (file, data, mode) in [
-        ("key", &pair.key_pem, 0o600),
-        ("crt", &pair.cert_pem, 0o644),
-    ] {
+    for (file, data, mode) in [("key", &pair.key_pem, 0o600), ("crt", &pair.cert_pem, 0o644)] {
         let path = dir.join(format!("{name}.{file}"));
-        write_atomic(&path, data.as_bytes(), mode)
-            .map_err(|source| PkiError::Io { path, source })?;
+        write_atomic(&path, data.as_bytes(), mode).map_err(|source| PkiError::Io { path, source })?;
     }
     Ok(())
 }
@@ -427,8 +359,7 @@ fn check_ca(dir: &Path, pair: &CertPair) -> Result<(), PkiError> {
     if !info.is_ca {
         return Err(invalid(&path, "not a CA certificate"));
     }
-    let key = KeyPair::from_pem(&pair.key_pem)
-        .map_err(|e| invalid(&dir.join("ca.key"), e.to_string()))?;
+    let key = KeyPair::from_pem(&pair.key_pem).map_err(|e| invalid(&dir.join("ca.key"), e.to_string()))?;
     if key.public_key_raw() != info.public_key.as_slice() {
         return Err(invalid(&dir.join("ca.key"), "does not match ca.crt"));
     }
@@ -437,29 +368,19 @@ fn check_ca(dir: &Path, pair: &CertPair) -> Result<(), PkiError> {
 
 /// Whether the certificate `leaf_pem` carries a valid signature by the certificate `ca_pem`.
 pub fn issued_by(leaf_pem: &str, ca_pem: &str) -> bool {
-    let parse = |pem: &str| {
-        x509_parser::pem::parse_x509_pem(pem.as_bytes())
-            .ok()
-            .map(|(_, p)| p)
-    };
+    let parse = |pem: &str| x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok().map(|(_, p)| p);
     let (Some(leaf), Some(ca)) = (parse(leaf_pem), parse(ca_pem)) else {
         return false;
     };
     let (Ok(leaf), Ok(ca)) = (leaf.parse_x509(), ca.parse_x509()) else {
         return false;
     };
-    leaf.issuer().as_raw() == ca.subject().as_raw()
-        && leaf.verify_signature(Some(ca.public_key())).is_ok()
+    leaf.issuer().as_raw() == ca.subject().as_raw() && leaf.verify_signature(Some(ca.public_key())).is_ok()
 }
 
 /// Whether a stored leaf can be kept: it parses, its key matches, this CA signed it, it is not
 /// about to expire, and `extra` holds.
-fn leaf_usable(
-    pair: &CertPair,
-    ca: &CertPair,
-    now: i64,
-    extra: impl Fn(&CertInfo) -> bool,
-) -> bool {
+fn leaf_usable(pair: &CertPair, ca: &CertPair, now: i64, extra: impl Fn(&CertInfo) -> bool) -> bool {
     let Ok(info) = inspect_cert_pem(&pair.cert_pem) else {
         return false;
     };
@@ -474,8 +395,7 @@ fn leaf_usable(
 
 /// A new P-256 key.
 fn new_key(what: &'static str) -> Result<KeyPair, PkiError> {
-    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-        .map_err(|source| PkiError::Generate { what, source })
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|source| PkiError::Generate { what, source })
 }
 
 /// A random positive 128-bit serial number.
@@ -491,11 +411,7 @@ fn serial() -> SerialNumber {
 fn set_validity(params: &mut CertificateParams, now: i64, days: i32) -> Result<(), PkiError> {
     let ymd = |offset: i32| -> Result<_, PkiError> {
         let date = jiff::Timestamp::from_second(now)
-            .and_then(|t| {
-                t.to_zoned(jiff::tz::TimeZone::UTC)
-                    .date()
-                    .checked_add(jiff::Span::new().days(offset))
-            })
+            .and_then(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date().checked_add(jiff::Span::new().days(offset)))
             .map_err(|e| PkiError::Clock(e.to_string()))?;
         // Months are 1..=12 and days 1..=31, so the conversions cannot fail.
         let month = u8::try_from(date.month()).map_err(|e| PkiError::Clock(e.to_string()))?;
@@ -514,30 +430,14 @@ fn create_ca(now: i64) -> Result<CertPair, PkiError> {
     dn.push(DnType::CommonName, format!("skiff-ca@{now}"));
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     params.serial_number = Some(serial());
     set_validity(&mut params, now, CA_VALID_DAYS)?;
-    let cert = params
-        .self_signed(&key)
-        .map_err(|source| PkiError::Generate {
-            what: "CA certificate",
-            source,
-        })?;
-    Ok(CertPair {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    let cert = params.self_signed(&key).map_err(|source| PkiError::Generate { what: "CA certificate", source })?;
+    Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }
 
-fn leaf_params(
-    now: i64,
-    common_name: &str,
-    eku: ExtendedKeyUsagePurpose,
-) -> Result<CertificateParams, PkiError> {
+fn leaf_params(now: i64, common_name: &str, eku: ExtendedKeyUsagePurpose) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
@@ -553,50 +453,29 @@ fn leaf_params(
 
 fn admin_params(now: i64) -> Result<CertificateParams, PkiError> {
     let mut params = leaf_params(now, "system:admin", ExtendedKeyUsagePurpose::ClientAuth)?;
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "system:masters");
+    params.distinguished_name.push(DnType::OrganizationName, "system:masters");
     Ok(params)
 }
 
 fn serving_params(now: i64, dns: &[String], ips: &[IpAddr]) -> Result<CertificateParams, PkiError> {
     let mut params = leaf_params(now, "skiff-apiserver", ExtendedKeyUsagePurpose::ServerAuth)?;
     for name in dns {
-        let ia5 = name
-            .clone()
-            .try_into()
-            .map_err(|source| PkiError::Generate {
-                what: "serving certificate SAN",
-                source,
-            })?;
+        let ia5 =
+            name.clone().try_into().map_err(|source| PkiError::Generate { what: "serving certificate SAN", source })?;
         params.subject_alt_names.push(SanType::DnsName(ia5));
     }
-    params
-        .subject_alt_names
-        .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    params.subject_alt_names.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
     Ok(params)
 }
 
 /// Signs `params` with the CA, under a new key.
-fn issue(
-    ca: &CertPair,
-    params: &CertificateParams,
-    what: &'static str,
-) -> Result<CertPair, PkiError> {
-    let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(|source| PkiError::Generate {
-        what: "CA key",
-        source,
-    })?;
-    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, &ca_key)
-        .map_err(|source| PkiError::Generate { what, source })?;
+fn issue(ca: &CertPair, params: &CertificateParams, what: &'static str) -> Result<CertPair, PkiError> {
+    let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(|source| PkiError::Generate { what: "CA key", source })?;
+    let issuer =
+        Issuer::from_ca_cert_pem(&ca.cert_pem, &ca_key).map_err(|source| PkiError::Generate { what, source })?;
     let key = new_key(what)?;
-    let cert = params
-        .signed_by(&key, &issuer)
-        .map_err(|source| PkiError::Generate { what, source })?;
-    Ok(CertPair {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    let cert = params.signed_by(&key, &issuer).map_err(|source| PkiError::Generate { what, source })?;
+    Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }
 
 /// Reads the admin token, or creates it (32 random bytes, hex, mode 0600). Returns whether it was
@@ -613,18 +492,11 @@ fn load_or_create_token(path: &Path) -> Result<(String, bool), PkiError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let bytes: [u8; 32] = rand::random();
             let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            write_atomic(path, format!("{token}\n").as_bytes(), 0o600).map_err(|source| {
-                PkiError::Io {
-                    path: path.to_owned(),
-                    source,
-                }
-            })?;
+            write_atomic(path, format!("{token}\n").as_bytes(), 0o600)
+                .map_err(|source| PkiError::Io { path: path.to_owned(), source })?;
             Ok((token, true))
         }
-        Err(source) => Err(PkiError::Io {
-            path: path.to_owned(),
-            source,
-        }),
+        Err(source) => Err(PkiError::Io { path: path.to_owned(), source }),
     }
 }
 
@@ -666,10 +538,7 @@ mod tests {
         assert_eq!(mode(&token_path), 0o600);
         assert_eq!(pki.admin_token().len(), 64);
         assert!(pki.admin_token().bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(
-            fs::read_to_string(token_path).unwrap().trim(),
-            pki.admin_token()
-        );
+        assert_eq!(fs::read_to_string(token_path).unwrap().trim(), pki.admin_token());
     }
 
     #[test]
@@ -694,24 +563,14 @@ mod tests {
             "kubernetes.default.svc",
             "kubernetes.default.svc.cluster.local",
         ] {
-            assert!(
-                serving.dns_names.iter().any(|n| n == name),
-                "missing {name}: {:?}",
-                serving.dns_names
-            );
+            assert!(serving.dns_names.iter().any(|n| n == name), "missing {name}: {:?}", serving.dns_names);
         }
         for ip in ["127.0.0.1", "10.0.0.2", "10.43.0.1"] {
-            assert!(
-                serving.ip_addresses.contains(&ip.parse().unwrap()),
-                "missing {ip}"
-            );
+            assert!(serving.ip_addresses.contains(&ip.parse().unwrap()), "missing {ip}");
         }
         assert!(!serving.ip_addresses.contains(&"0.0.0.0".parse().unwrap()));
         let lifetime = serving.not_after - serving.not_before;
-        assert!(
-            (365 * 86400..=367 * 86400).contains(&lifetime),
-            "{lifetime}"
-        );
+        assert!((365 * 86400..=367 * 86400).contains(&lifetime), "{lifetime}");
 
         let admin = inspect_cert_pem(&pki.admin().cert_pem).unwrap();
         assert!(admin.client_auth && !admin.server_auth);
@@ -758,12 +617,7 @@ mod tests {
         let pki = Pki::load_or_create(dir.path(), &req).unwrap();
         assert!(pki.changes().serving_issued);
         let serving = inspect_cert_pem(&pki.serving().cert_pem).unwrap();
-        assert!(
-            serving
-                .dns_names
-                .iter()
-                .any(|n| n == "kubernetes.default.svc.example.test")
-        );
+        assert!(serving.dns_names.iter().any(|n| n == "kubernetes.default.svc.example.test"));
     }
 
     #[test]
@@ -798,11 +652,7 @@ mod tests {
         Pki::load_or_create(a.path(), &request(&[])).unwrap();
         Pki::load_or_create(b.path(), &request(&[])).unwrap();
         for f in ["serving.crt", "serving.key"] {
-            fs::copy(
-                b.path().join("server/tls").join(f),
-                a.path().join("server/tls").join(f),
-            )
-            .unwrap();
+            fs::copy(b.path().join("server/tls").join(f), a.path().join("server/tls").join(f)).unwrap();
         }
         let pki = Pki::load_or_create(a.path(), &request(&[])).unwrap();
         assert!(pki.changes().serving_issued);
@@ -814,12 +664,7 @@ mod tests {
         let pki = Pki::load_or_create(dir.path(), &request(&[])).unwrap();
         let ca = pki.ca();
         let soon = jiff::Timestamp::now().as_second() + 340 * 86400;
-        assert!(leaf_usable(
-            pki.admin(),
-            ca,
-            jiff::Timestamp::now().as_second(),
-            |_| true
-        ));
+        assert!(leaf_usable(pki.admin(), ca, jiff::Timestamp::now().as_second(), |_| true));
         assert!(!leaf_usable(pki.admin(), ca, soon, |_| true));
     }
 
@@ -827,9 +672,7 @@ mod tests {
     fn issued_client_cert_carries_identity() {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::load_or_create(dir.path(), &request(&[])).unwrap();
-        let pair = pki
-            .issue_client_cert("system:kube-scheduler", &["system:nodes"])
-            .unwrap();
+        let pair = pki.issue_client_cert("system:kube-scheduler", &["system:nodes"]).unwrap();
         let info = inspect_cert_pem(&pair.cert_pem).unwrap();
         assert_eq!(info.common_name.as_deref(), Some("system:kube-scheduler"));
         assert_eq!(info.organizations, vec!["system:nodes".to_owned()]);

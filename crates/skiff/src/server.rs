@@ -116,9 +116,7 @@ mod tests {
             "--write-kubeconfig",
             "/tmp/k.yaml",
         ];
-        let Command::Server(cfg) = parse_args(argv).unwrap() else {
-            panic!("not server")
-        };
+        let Command::Server(cfg) = parse_args(argv).unwrap() else { panic!("not server") };
         assert_eq!(
             startup_message(&cfg),
             "skiff is running. API server: https://10.1.1.1:6443  Kubeconfig: /tmp/k.yaml  \

@@ -32,11 +32,7 @@ fn wait_for_file(child: &mut Child, path: &Path) -> String {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("skiff server exited early with {status}");
         }
-        assert!(
-            Instant::now() < deadline,
-            "no kubeconfig at {} after 60s",
-            path.display()
-        );
+        assert!(Instant::now() < deadline, "no kubeconfig at {} after 60s", path.display());
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -61,17 +57,10 @@ fn unknown_config_key_fails_with_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.yaml");
     std::fs::write(&cfg, "data-dirr: /tmp/x\n").unwrap();
-    let out = skiff()
-        .args(["server", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = skiff().args(["server", "--config"]).arg(&cfg).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.contains("data-dirr") && err.contains("config.yaml"),
-        "{err}"
-    );
+    assert!(err.contains("data-dirr") && err.contains("config.yaml"), "{err}");
 }
 
 #[test]
@@ -81,21 +70,10 @@ fn server_first_start_env_precedence_kubeconfig_and_sigterm() {
     let kubeconfig = dir.path().join("out/admin.yaml");
     let cfg = dir.path().join("config.yaml");
     let (file_port, env_port) = (port(0), port(1));
-    std::fs::write(
-        &cfg,
-        format!("https-listen-port: {file_port}\nwrite-kubeconfig-mode: \"0640\"\n"),
-    )
-    .unwrap();
+    std::fs::write(&cfg, format!("https-listen-port: {file_port}\nwrite-kubeconfig-mode: \"0640\"\n")).unwrap();
 
     let mut child = skiff()
-        .args([
-            "server",
-            "--disable-agent",
-            "--bind-address",
-            "127.0.0.1",
-            "--node-name",
-            "cli-test",
-        ])
+        .args(["server", "--disable-agent", "--bind-address", "127.0.0.1", "--node-name", "cli-test"])
         .arg("--config")
         .arg(&cfg)
         .arg("--data-dir")
@@ -109,32 +87,14 @@ fn server_first_start_env_precedence_kubeconfig_and_sigterm() {
         .unwrap();
 
     let text = wait_for_file(&mut child, &kubeconfig);
-    assert!(
-        text.contains(&format!("server: https://127.0.0.1:{env_port}")),
-        "env must beat the file:\n{text}"
-    );
+    assert!(text.contains(&format!("server: https://127.0.0.1:{env_port}")), "env must beat the file:\n{text}");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
-        0o640
-    );
-    for f in [
-        "ca.crt",
-        "ca.key",
-        "serving.crt",
-        "serving.key",
-        "admin.crt",
-        "admin.key",
-    ] {
+    assert_eq!(std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777, 0o640);
+    for f in ["ca.crt", "ca.key", "serving.crt", "serving.key", "admin.crt", "admin.key"] {
         assert!(data.join("server/tls").join(f).is_file(), "{f}");
     }
 
-    let printed = skiff()
-        .arg("kubeconfig")
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
+    let printed = skiff().arg("kubeconfig").arg("--data-dir").arg(&data).output().unwrap();
     assert!(printed.status.success());
     assert_eq!(String::from_utf8(printed.stdout).unwrap(), text);
 
@@ -166,10 +126,7 @@ fn server_first_start_env_precedence_kubeconfig_and_sigterm() {
             }
         }
     }
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let status = child.wait().unwrap();
     reader.join().unwrap();

@@ -2,9 +2,8 @@
 //! apps/v1 Deployment, ReplicaSet, StatefulSet and DaemonSet.
 
 use k8s_openapi::api::apps::v1::{
-    DaemonSet, DaemonSetStatus, DaemonSetUpdateStrategy, Deployment, DeploymentStatus,
-    DeploymentStrategy, ReplicaSet, ReplicaSetStatus, RollingUpdateDaemonSet,
-    RollingUpdateDeployment, RollingUpdateStatefulSetStrategy, StatefulSet,
+    DaemonSet, DaemonSetStatus, DaemonSetUpdateStrategy, Deployment, DeploymentStatus, DeploymentStrategy, ReplicaSet,
+    ReplicaSetStatus, RollingUpdateDaemonSet, RollingUpdateDeployment, RollingUpdateStatefulSetStrategy, StatefulSet,
     StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetStatus, StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{ReplicationController, ReplicationControllerStatus};
@@ -18,11 +17,7 @@ impl Defaulting for ReplicationController {
         let Some(spec) = self.spec.as_mut() else {
             return;
         };
-        let template_labels = spec
-            .template
-            .as_ref()
-            .and_then(|t| t.metadata.as_ref())
-            .and_then(|m| m.labels.clone());
+        let template_labels = spec.template.as_ref().and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone());
         if let Some(labels) = template_labels.filter(|l| !l.is_empty()) {
             if spec.selector.as_ref().is_none_or(|s| s.is_empty()) {
                 spec.selector = Some(labels.clone());
@@ -72,14 +67,10 @@ impl Defaulting for Deployment {
             return;
         };
         or_set(&mut spec.replicas, 1);
-        let strategy = spec
-            .strategy
-            .get_or_insert_with(DeploymentStrategy::default);
+        let strategy = spec.strategy.get_or_insert_with(DeploymentStrategy::default);
         or_str(&mut strategy.type_, "RollingUpdate");
         if strategy.type_.as_deref() == Some("RollingUpdate") {
-            let ru = strategy
-                .rolling_update
-                .get_or_insert_with(RollingUpdateDeployment::default);
+            let ru = strategy.rolling_update.get_or_insert_with(RollingUpdateDeployment::default);
             or_set(&mut ru.max_unavailable, quarter());
             or_set(&mut ru.max_surge, quarter());
         }
@@ -101,14 +92,10 @@ impl Defaulting for StatefulSet {
             return;
         };
         or_str(&mut spec.pod_management_policy, "OrderedReady");
-        let strategy = spec
-            .update_strategy
-            .get_or_insert_with(StatefulSetUpdateStrategy::default);
+        let strategy = spec.update_strategy.get_or_insert_with(StatefulSetUpdateStrategy::default);
         or_str(&mut strategy.type_, "RollingUpdate");
         if strategy.type_.as_deref() == Some("RollingUpdate") {
-            let ru = strategy
-                .rolling_update
-                .get_or_insert_with(RollingUpdateStatefulSetStrategy::default);
+            let ru = strategy.rolling_update.get_or_insert_with(RollingUpdateStatefulSetStrategy::default);
             or_set(&mut ru.partition, 0);
         }
         let policy = spec
@@ -136,14 +123,10 @@ impl Defaulting for DaemonSet {
         let Some(spec) = self.spec.as_mut() else {
             return;
         };
-        let strategy = spec
-            .update_strategy
-            .get_or_insert_with(DaemonSetUpdateStrategy::default);
+        let strategy = spec.update_strategy.get_or_insert_with(DaemonSetUpdateStrategy::default);
         or_str(&mut strategy.type_, "RollingUpdate");
         if strategy.type_.as_deref() == Some("RollingUpdate") {
-            let ru = strategy
-                .rolling_update
-                .get_or_insert_with(RollingUpdateDaemonSet::default);
+            let ru = strategy.rolling_update.get_or_insert_with(RollingUpdateDaemonSet::default);
             or_set(&mut ru.max_unavailable, IntOrString::Int(1));
             or_set(&mut ru.max_surge, IntOrString::Int(0));
         }
@@ -201,17 +184,12 @@ mod tests {
 
     #[test]
     fn replication_controller_takes_selector_and_labels_from_template() {
-        let mut rc: ReplicationController = serde_json::from_value(
-            json!({"metadata": {"name": "r"}, "spec": {"template": template()}}),
-        )
-        .expect("rc");
+        let mut rc: ReplicationController =
+            serde_json::from_value(json!({"metadata": {"name": "r"}, "spec": {"template": template()}})).expect("rc");
         rc.set_defaults();
         assert_eq!(spec_json(&rc)["selector"], json!({"app": "a"}));
         assert_eq!(spec_json(&rc)["replicas"], 1);
-        assert_eq!(
-            serde_json::to_value(&rc.metadata).expect("json")["labels"],
-            json!({"app": "a"})
-        );
+        assert_eq!(serde_json::to_value(&rc.metadata).expect("json")["labels"], json!({"app": "a"}));
     }
 
     #[test]
@@ -224,19 +202,10 @@ mod tests {
         let j = spec_json(&s);
         assert_eq!(j["replicas"], 1);
         assert_eq!(j["podManagementPolicy"], "OrderedReady");
-        assert_eq!(
-            j["updateStrategy"],
-            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
-        );
+        assert_eq!(j["updateStrategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
         assert_eq!(j["revisionHistoryLimit"], 10);
-        assert_eq!(
-            j["persistentVolumeClaimRetentionPolicy"],
-            json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
-        );
-        assert_eq!(
-            j["volumeClaimTemplates"][0]["spec"]["volumeMode"],
-            "Filesystem"
-        );
+        assert_eq!(j["persistentVolumeClaimRetentionPolicy"], json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+        assert_eq!(j["volumeClaimTemplates"][0]["spec"]["volumeMode"], "Filesystem");
         assert_eq!(j["volumeClaimTemplates"][0]["status"]["phase"], "Pending");
     }
 

@@ -27,25 +27,13 @@ impl Defaulting for Job {
         }
         or_set(&mut spec.parallelism, 1);
         if spec.backoff_limit.is_none() {
-            spec.backoff_limit = Some(if spec.backoff_limit_per_index.is_some() {
-                i32::MAX
-            } else {
-                6
-            });
+            spec.backoff_limit = Some(if spec.backoff_limit_per_index.is_some() { i32::MAX } else { 6 });
         }
         or_str(&mut spec.completion_mode, "NonIndexed");
         or_set(&mut spec.suspend, false);
-        let replacement = if spec.pod_failure_policy.is_some() {
-            "Failed"
-        } else {
-            "TerminatingOrFailed"
-        };
+        let replacement = if spec.pod_failure_policy.is_some() { "Failed" } else { "TerminatingOrFailed" };
         or_str(&mut spec.pod_replacement_policy, replacement);
-        let template_labels = spec
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.labels.clone());
+        let template_labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone());
         if let Some(labels) = template_labels.filter(|l| !l.is_empty())
             && self.metadata.labels.as_ref().is_none_or(|l| l.is_empty())
         {
@@ -66,10 +54,7 @@ impl Strategy for Job {
         if spec.manual_selector == Some(true) {
             return;
         }
-        let meta = spec
-            .template
-            .metadata
-            .get_or_insert_with(ObjectMeta::default);
+        let meta = spec.template.metadata.get_or_insert_with(ObjectMeta::default);
         let labels = meta.labels.get_or_insert_with(BTreeMap::new);
         for (k, v) in [
             (LEGACY_JOB_NAME_LABEL, &name),
@@ -80,11 +65,7 @@ impl Strategy for Job {
             labels.entry(k.to_string()).or_insert_with(|| v.clone());
         }
         let selector = spec.selector.get_or_insert_with(LabelSelector::default);
-        selector
-            .match_labels
-            .get_or_insert_with(BTreeMap::new)
-            .entry(CONTROLLER_UID_LABEL.to_string())
-            .or_insert(uid);
+        selector.match_labels.get_or_insert_with(BTreeMap::new).entry(CONTROLLER_UID_LABEL.to_string()).or_insert(uid);
     }
 }
 
@@ -117,8 +98,7 @@ mod tests {
     fn job(spec: serde_json::Value) -> Job {
         let mut spec = spec;
         spec["template"] = json!({"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x:1"}]}});
-        serde_json::from_value(json!({"metadata": {"name": "j", "uid": "u-1"}, "spec": spec}))
-            .expect("job")
+        serde_json::from_value(json!({"metadata": {"name": "j", "uid": "u-1"}, "spec": spec})).expect("job")
     }
 
     #[test]
@@ -132,28 +112,13 @@ mod tests {
             let mut j = job(spec.clone());
             j.set_defaults();
             let s = j.spec.as_ref().expect("spec");
-            assert_eq!(
-                (s.completions, s.parallelism),
-                (completions, parallelism),
-                "{spec}"
-            );
+            assert_eq!((s.completions, s.parallelism), (completions, parallelism), "{spec}");
             assert_eq!(s.backoff_limit, Some(6));
             assert_eq!(s.completion_mode.as_deref(), Some("NonIndexed"));
             assert_eq!(s.suspend, Some(false));
-            assert_eq!(
-                s.pod_replacement_policy.as_deref(),
-                Some("TerminatingOrFailed")
-            );
-            let restart = s
-                .template
-                .spec
-                .as_ref()
-                .and_then(|p| p.restart_policy.as_deref());
-            assert_eq!(
-                restart,
-                Some("Never"),
-                "template restartPolicy is left as given"
-            );
+            assert_eq!(s.pod_replacement_policy.as_deref(), Some("TerminatingOrFailed"));
+            let restart = s.template.spec.as_ref().and_then(|p| p.restart_policy.as_deref());
+            assert_eq!(restart, Some("Never"), "template restartPolicy is left as given");
         }
     }
 
@@ -163,10 +128,7 @@ mod tests {
         j.set_defaults();
         j.prepare_for_create();
         let v = serde_json::to_value(&j).expect("json");
-        assert_eq!(
-            v["spec"]["selector"],
-            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}})
-        );
+        assert_eq!(v["spec"]["selector"], json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}}));
         assert_eq!(
             v["spec"]["template"]["metadata"]["labels"],
             json!({"batch.kubernetes.io/controller-uid": "u-1", "controller-uid": "u-1",
@@ -180,27 +142,22 @@ mod tests {
         let mut j = job(json!({"manualSelector": true, "selector": {"matchLabels": {"a": "b"}}}));
         j.prepare_for_create();
         let s = j.spec.expect("spec");
-        assert_eq!(
-            s.selector.and_then(|s| s.match_labels).map(|m| m.len()),
-            Some(1)
-        );
+        assert_eq!(s.selector.and_then(|s| s.match_labels).map(|m| m.len()), Some(1));
         assert_eq!(s.template.metadata, None);
     }
 
     #[test]
     fn cronjob_defaults() {
-        let mut c: CronJob = serde_json::from_value(json!({"metadata": {"name": "c"}, "spec": {"schedule": "* * * * *",
+        let mut c: CronJob =
+            serde_json::from_value(json!({"metadata": {"name": "c"}, "spec": {"schedule": "* * * * *",
             "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}}}}}))
-        .expect("cronjob");
+            .expect("cronjob");
         c.set_defaults();
         let s = serde_json::to_value(&c).expect("json")["spec"].clone();
         assert_eq!(s["concurrencyPolicy"], "Allow");
         assert_eq!(s["suspend"], false);
         assert_eq!(s["successfulJobsHistoryLimit"], 3);
         assert_eq!(s["failedJobsHistoryLimit"], 1);
-        assert_eq!(
-            s["jobTemplate"]["spec"]["template"]["spec"]["dnsPolicy"],
-            "ClusterFirst"
-        );
+        assert_eq!(s["jobTemplate"]["spec"]["template"]["spec"]["dnsPolicy"], "ClusterFirst");
     }
 }

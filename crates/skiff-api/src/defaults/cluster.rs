@@ -1,8 +1,8 @@
 //! Defaults and strategies of the networking, autoscaling, storage and scheduling kinds.
 
 use k8s_openapi::api::autoscaling::v2::{
-    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerStatus,
-    MetricSpec, MetricTarget, ResourceMetricSource,
+    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerStatus, MetricSpec,
+    MetricTarget, ResourceMetricSource,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
@@ -21,12 +21,7 @@ impl Defaulting for NetworkPolicy {
             .iter_mut()
             .flatten()
             .flat_map(|r| r.ports.iter_mut().flatten())
-            .chain(
-                spec.egress
-                    .iter_mut()
-                    .flatten()
-                    .flat_map(|r| r.ports.iter_mut().flatten()),
-            );
+            .chain(spec.egress.iter_mut().flatten().flat_map(|r| r.ports.iter_mut().flatten()));
         for p in ports {
             or_str(&mut p.protocol, "TCP");
         }
@@ -43,11 +38,7 @@ impl Defaulting for NetworkPolicy {
 impl Strategy for NetworkPolicy {}
 
 fn policy(type_: &str, value: i32) -> HPAScalingPolicy {
-    HPAScalingPolicy {
-        type_: type_.to_string(),
-        value,
-        period_seconds: 15,
-    }
+    HPAScalingPolicy { type_: type_.to_string(), value, period_seconds: 15 }
 }
 
 /// Fills a scaling direction's unset fields (upstream `GenerateHPAScale{Up,Down}Rules`).
@@ -58,11 +49,8 @@ fn default_rules(rules: &mut Option<HPAScalingRules>, up: bool) {
     }
     or_str(&mut r.select_policy, "Max");
     if r.policies.as_ref().is_none_or(Vec::is_empty) {
-        r.policies = Some(if up {
-            vec![policy("Pods", 4), policy("Percent", 100)]
-        } else {
-            vec![policy("Percent", 100)]
-        });
+        r.policies =
+            Some(if up { vec![policy("Pods", 4), policy("Percent", 100)] } else { vec![policy("Percent", 100)] });
     }
 }
 
@@ -142,25 +130,14 @@ mod tests {
     fn network_policy_types() {
         let cases = [
             (json!({"podSelector": {}}), json!(["Ingress"])),
-            (
-                json!({"podSelector": {}, "egress": [{}]}),
-                json!(["Ingress", "Egress"]),
-            ),
-            (
-                json!({"podSelector": {}, "policyTypes": ["Egress"]}),
-                json!(["Egress"]),
-            ),
+            (json!({"podSelector": {}, "egress": [{}]}), json!(["Ingress", "Egress"])),
+            (json!({"podSelector": {}, "policyTypes": ["Egress"]}), json!(["Egress"])),
         ];
         for (spec, want) in cases {
             let mut np: NetworkPolicy =
-                serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": spec.clone()}))
-                    .expect("np");
+                serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": spec.clone()})).expect("np");
             np.set_defaults();
-            assert_eq!(
-                serde_json::to_value(&np).expect("json")["spec"]["policyTypes"],
-                want,
-                "{spec}"
-            );
+            assert_eq!(serde_json::to_value(&np).expect("json")["spec"]["policyTypes"], want, "{spec}");
         }
     }
 
@@ -191,17 +168,12 @@ mod tests {
     #[test]
     fn storage_and_priority_class_defaults() {
         let mut sc: StorageClass =
-            serde_json::from_value(json!({"metadata": {"name": "s"}, "provisioner": "p"}))
-                .expect("sc");
+            serde_json::from_value(json!({"metadata": {"name": "s"}, "provisioner": "p"})).expect("sc");
         sc.set_defaults();
         assert_eq!(sc.reclaim_policy.as_deref(), Some("Delete"));
         assert_eq!(sc.volume_binding_mode.as_deref(), Some("Immediate"));
-        let mut pc: PriorityClass =
-            serde_json::from_value(json!({"metadata": {"name": "p"}, "value": 5})).expect("pc");
+        let mut pc: PriorityClass = serde_json::from_value(json!({"metadata": {"name": "p"}, "value": 5})).expect("pc");
         pc.set_defaults();
-        assert_eq!(
-            pc.preemption_policy.as_deref(),
-            Some("PreemptLowerPriority")
-        );
+        assert_eq!(pc.preemption_policy.as_deref(), Some("PreemptLowerPriority"));
     }
 }

@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
-    LimitRange, Namespace, NamespaceSpec, NamespaceStatus, Node, PersistentVolume,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimStatus,
-    PersistentVolumeStatus, Secret,
+    LimitRange, Namespace, NamespaceSpec, NamespaceStatus, Node, PersistentVolume, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, PersistentVolumeStatus, Secret,
 };
 
 use super::or_str;
@@ -37,20 +36,14 @@ impl Defaulting for Namespace {
         let status = self.status.get_or_insert_with(NamespaceStatus::default);
         or_str(&mut status.phase, "Active");
         if let Some(name) = self.metadata.name.clone().filter(|n| !n.is_empty()) {
-            self.metadata
-                .labels
-                .get_or_insert_with(BTreeMap::new)
-                .insert(NAMESPACE_NAME_LABEL.to_string(), name);
+            self.metadata.labels.get_or_insert_with(BTreeMap::new).insert(NAMESPACE_NAME_LABEL.to_string(), name);
         }
     }
 }
 
 impl Strategy for Namespace {
     fn prepare_for_create(&mut self) {
-        self.status = Some(NamespaceStatus {
-            phase: Some("Active".to_string()),
-            ..Default::default()
-        });
+        self.status = Some(NamespaceStatus { phase: Some("Active".to_string()), ..Default::default() });
         let spec = self.spec.get_or_insert_with(NamespaceSpec::default);
         let finalizers = spec.finalizers.get_or_insert_with(Vec::new);
         if !finalizers.iter().any(|f| f == "kubernetes") {
@@ -74,19 +67,14 @@ impl Defaulting for PersistentVolumeClaim {
         if let Some(spec) = self.spec.as_mut() {
             default_pvc_spec(spec);
         }
-        let status = self
-            .status
-            .get_or_insert_with(PersistentVolumeClaimStatus::default);
+        let status = self.status.get_or_insert_with(PersistentVolumeClaimStatus::default);
         or_str(&mut status.phase, "Pending");
     }
 }
 
 impl Strategy for PersistentVolumeClaim {
     fn prepare_for_create(&mut self) {
-        self.status = Some(PersistentVolumeClaimStatus {
-            phase: Some("Pending".to_string()),
-            ..Default::default()
-        });
+        self.status = Some(PersistentVolumeClaimStatus { phase: Some("Pending".to_string()), ..Default::default() });
     }
 }
 
@@ -96,19 +84,14 @@ impl Defaulting for PersistentVolume {
             or_str(&mut spec.persistent_volume_reclaim_policy, "Retain");
             or_str(&mut spec.volume_mode, "Filesystem");
         }
-        let status = self
-            .status
-            .get_or_insert_with(PersistentVolumeStatus::default);
+        let status = self.status.get_or_insert_with(PersistentVolumeStatus::default);
         or_str(&mut status.phase, "Pending");
     }
 }
 
 impl Strategy for PersistentVolume {
     fn prepare_for_create(&mut self) {
-        self.status = Some(PersistentVolumeStatus {
-            phase: Some("Pending".to_string()),
-            ..Default::default()
-        });
+        self.status = Some(PersistentVolumeStatus { phase: Some("Pending".to_string()), ..Default::default() });
     }
 }
 
@@ -137,9 +120,7 @@ impl Defaulting for LimitRange {
                 default.entry(k.clone()).or_insert_with(|| v.clone());
             }
             for (k, v) in default.iter().chain(item.min.iter().flatten()) {
-                default_request
-                    .entry(k.clone())
-                    .or_insert_with(|| v.clone());
+                default_request.entry(k.clone()).or_insert_with(|| v.clone());
             }
             item.default = Some(default).filter(|m| !m.is_empty());
             item.default_request = Some(default_request).filter(|m| !m.is_empty());
@@ -157,8 +138,7 @@ mod tests {
     #[test]
     fn secret_defaults_type_and_folds_string_data() {
         let mut s: Secret =
-            serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"a": "hi"}}))
-                .expect("secret");
+            serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"a": "hi"}})).expect("secret");
         s.set_defaults();
         let v = serde_json::to_value(&s).expect("json");
         assert_eq!(v["type"], "Opaque");
@@ -168,27 +148,21 @@ mod tests {
 
     #[test]
     fn namespace_defaults_and_create() {
-        let mut ns: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": "team"}})).expect("ns");
+        let mut ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team"}})).expect("ns");
         ns.set_defaults();
         ns.prepare_for_create();
         let v = serde_json::to_value(&ns).expect("json");
         assert_eq!(v["spec"], json!({"finalizers": ["kubernetes"]}));
         assert_eq!(v["status"], json!({"phase": "Active"}));
-        assert_eq!(
-            v["metadata"]["labels"]["kubernetes.io/metadata.name"],
-            "team"
-        );
+        assert_eq!(v["metadata"]["labels"]["kubernetes.io/metadata.name"], "team");
     }
 
     #[test]
     fn namespace_update_keeps_finalizers() {
-        let mut old: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": "n"}})).expect("ns");
+        let mut old: Namespace = serde_json::from_value(json!({"metadata": {"name": "n"}})).expect("ns");
         old.prepare_for_create();
         let mut new: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": {"finalizers": []}}))
-                .expect("ns");
+            serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": {"finalizers": []}})).expect("ns");
         new.prepare_for_update(&old);
         assert_eq!(new.spec, old.spec);
     }

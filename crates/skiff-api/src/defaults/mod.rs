@@ -15,9 +15,7 @@ mod pod;
 mod service;
 
 pub use self::core::NAMESPACE_NAME_LABEL;
-pub use batch::{
-    CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_CONTROLLER_UID_LABEL, LEGACY_JOB_NAME_LABEL,
-};
+pub use batch::{CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_CONTROLLER_UID_LABEL, LEGACY_JOB_NAME_LABEL};
 pub use pod::{default_pod_spec, default_pod_template, pod_qos_class};
 
 /// Kinds upstream neither defaults nor prepares.

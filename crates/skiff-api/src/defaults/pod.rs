@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, Pod,
-    PodSecurityContext, PodSpec, PodStatus, PodTemplate, PodTemplateSpec, Probe, Volume,
+    Container, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, Pod, PodSecurityContext,
+    PodSpec, PodStatus, PodTemplate, PodTemplateSpec, Probe, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 
@@ -24,11 +24,7 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
     or_str(&mut spec.scheduler_name, "default-scheduler");
     or_set(&mut spec.security_context, PodSecurityContext::default());
     let host_network = spec.host_network == Some(true);
-    for c in spec
-        .containers
-        .iter_mut()
-        .chain(spec.init_containers.iter_mut().flatten())
-    {
+    for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
         default_container(c, host_network);
     }
     for v in spec.volumes.iter_mut().flatten() {
@@ -45,11 +41,8 @@ pub fn default_pod_template(template: &mut PodTemplateSpec) {
 
 fn default_container(c: &mut Container, host_network: bool) {
     if c.image_pull_policy.as_deref().is_none_or(str::is_empty) {
-        let policy = if image_tag(c.image.as_deref().unwrap_or_default()) == Some("latest") {
-            "Always"
-        } else {
-            "IfNotPresent"
-        };
+        let policy =
+            if image_tag(c.image.as_deref().unwrap_or_default()) == Some("latest") { "Always" } else { "IfNotPresent" };
         c.image_pull_policy = Some(policy.to_string());
     }
     or_str(&mut c.termination_message_path, "/dev/termination-log");
@@ -60,14 +53,7 @@ fn default_container(c: &mut Container, host_network: bool) {
             p.host_port = Some(p.container_port);
         }
     }
-    for probe in [
-        &mut c.liveness_probe,
-        &mut c.readiness_probe,
-        &mut c.startup_probe,
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for probe in [&mut c.liveness_probe, &mut c.readiness_probe, &mut c.startup_probe].into_iter().flatten() {
         default_probe(probe);
     }
     if let Some(lc) = c.lifecycle.as_mut() {
@@ -155,11 +141,7 @@ fn default_volume(v: &mut Volume) {
     if let Some(s) = v.projected.as_mut() {
         or_set(&mut s.default_mode, DEFAULT_MODE);
         for src in s.sources.iter_mut().flatten() {
-            for item in src
-                .downward_api
-                .iter_mut()
-                .flat_map(|d| d.items.iter_mut().flatten())
-            {
+            for item in src.downward_api.iter_mut().flat_map(|d| d.items.iter_mut().flatten()) {
                 if let Some(f) = item.field_ref.as_mut() {
                     default_field_ref(f);
                 }
@@ -195,10 +177,7 @@ pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
     let mut requests: BTreeMap<&str, Quantity> = BTreeMap::new();
     let mut limits: BTreeMap<&str, Quantity> = BTreeMap::new();
     let mut guaranteed = true;
-    fn add<'a>(
-        sum: &mut BTreeMap<&'a str, Quantity>,
-        list: Option<&'a BTreeMap<String, K8sQuantity>>,
-    ) -> usize {
+    fn add<'a>(sum: &mut BTreeMap<&'a str, Quantity>, list: Option<&'a BTreeMap<String, K8sQuantity>>) -> usize {
         let mut found = 0;
         for (name, q) in list.into_iter().flatten() {
             if name != "cpu" && name != "memory" {
@@ -215,11 +194,7 @@ pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
         }
         found
     }
-    for c in spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-    {
+    for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
         let res = c.resources.as_ref();
         add(&mut requests, res.and_then(|r| r.requests.as_ref()));
         if add(&mut limits, res.and_then(|r| r.limits.as_ref())) < 2 {
@@ -229,10 +204,7 @@ pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
     if requests.is_empty() && limits.is_empty() {
         return "BestEffort";
     }
-    if guaranteed
-        && requests.len() == limits.len()
-        && requests.iter().all(|(k, v)| limits.get(k) == Some(v))
-    {
+    if guaranteed && requests.len() == limits.len() && requests.iter().all(|(k, v)| limits.get(k) == Some(v)) {
         return "Guaranteed";
     }
     "Burstable"
@@ -243,25 +215,13 @@ impl Defaulting for Pod {
         let Some(spec) = self.spec.as_mut() else {
             return;
         };
-        for c in spec
-            .containers
-            .iter_mut()
-            .chain(spec.init_containers.iter_mut().flatten())
-        {
+        for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
             default_requests_from_limits(c);
         }
         or_set(&mut spec.enable_service_links, true);
         // What the ServiceAccount admission plugin does for every pod.
-        if spec
-            .service_account_name
-            .as_deref()
-            .is_none_or(str::is_empty)
-        {
-            let sa = spec
-                .service_account
-                .clone()
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "default".to_string());
+        if spec.service_account_name.as_deref().is_none_or(str::is_empty) {
+            let sa = spec.service_account.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "default".to_string());
             spec.service_account_name = Some(sa);
         }
         spec.service_account.clone_from(&spec.service_account_name);
@@ -271,11 +231,7 @@ impl Defaulting for Pod {
 
 impl Strategy for Pod {
     fn prepare_for_create(&mut self) {
-        let qos = self
-            .spec
-            .as_ref()
-            .map(pod_qos_class)
-            .unwrap_or("BestEffort");
+        let qos = self.spec.as_ref().map(pod_qos_class).unwrap_or("BestEffort");
         self.status = Some(PodStatus {
             phase: Some("Pending".to_string()),
             qos_class: Some(qos.to_string()),
@@ -352,11 +308,7 @@ mod tests {
             ("nginx@sha256:abcd", "IfNotPresent"),
             ("nginx:latest@sha256:abcd", "Always"),
         ] {
-            let mut c = Container {
-                name: "c".into(),
-                image: Some(image.into()),
-                ..Default::default()
-            };
+            let mut c = Container { name: "c".into(), image: Some(image.into()), ..Default::default() };
             default_container(&mut c, false);
             assert_eq!(c.image_pull_policy.as_deref(), Some(want), "{image}");
         }
@@ -365,28 +317,18 @@ mod tests {
     #[test]
     fn qos_classes() {
         let res = |v: serde_json::Value| -> PodSpec {
-            serde_json::from_value(json!({"containers": [{"name": "a", "resources": v}]}))
-                .expect("spec")
+            serde_json::from_value(json!({"containers": [{"name": "a", "resources": v}]})).expect("spec")
         };
         let cases = [
             (json!({}), "BestEffort"),
-            (
-                json!({"requests": {"ephemeral-storage": "1Gi"}}),
-                "BestEffort",
-            ),
+            (json!({"requests": {"ephemeral-storage": "1Gi"}}), "BestEffort"),
             (json!({"requests": {"cpu": "100m"}}), "Burstable"),
-            (
-                json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}),
-                "Guaranteed",
-            ),
+            (json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}), "Guaranteed"),
             (
                 json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m", "memory": "1Gi"}}),
                 "Burstable",
             ),
-            (
-                json!({"limits": {"cpu": "1"}, "requests": {"cpu": "1"}}),
-                "Burstable",
-            ),
+            (json!({"limits": {"cpu": "1"}, "requests": {"cpu": "1"}}), "Burstable"),
         ];
         for (r, want) in cases {
             assert_eq!(pod_qos_class(&res(r.clone())), want, "{r}");
@@ -401,11 +343,9 @@ mod tests {
 
     #[test]
     fn pod_create_resets_status_with_qos() {
-        let mut p = pod(
-            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c",
+        let mut p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c",
             "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]},
-            "status": {"phase": "Running", "podIP": "10.0.0.1"}}),
-        );
+            "status": {"phase": "Running", "podIP": "10.0.0.1"}}));
         p.set_defaults();
         p.prepare_for_create();
         let st = p.status.expect("status");
@@ -423,10 +363,7 @@ mod tests {
         t.set_defaults();
         let spec = t.template.and_then(|t| t.spec).expect("spec");
         assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
-        assert_eq!(
-            spec.containers[0].image_pull_policy.as_deref(),
-            Some("IfNotPresent")
-        );
+        assert_eq!(spec.containers[0].image_pull_policy.as_deref(), Some("IfNotPresent"));
         assert_eq!(spec.service_account_name, None);
         assert_eq!(spec.enable_service_links, None);
     }

@@ -3,9 +3,7 @@
 //! Cluster IP and node port allocation are the API server's; the strategy here only carries
 //! allocated values over on updates that omit them, as upstream's REST layer does.
 
-use k8s_openapi::api::core::v1::{
-    ClientIPConfig, Endpoints, LoadBalancerStatus, Service, ServiceSpec, ServiceStatus,
-};
+use k8s_openapi::api::core::v1::{ClientIPConfig, Endpoints, LoadBalancerStatus, Service, ServiceSpec, ServiceStatus};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -22,9 +20,7 @@ impl Defaulting for Service {
         };
         or_str(&mut spec.session_affinity, "None");
         if spec.session_affinity.as_deref() == Some("ClientIP") {
-            let cfg = spec
-                .session_affinity_config
-                .get_or_insert_with(Default::default);
+            let cfg = spec.session_affinity_config.get_or_insert_with(Default::default);
             let client = cfg.client_ip.get_or_insert_with(ClientIPConfig::default);
             or_set(&mut client.timeout_seconds, DEFAULT_CLIENT_IP_TIMEOUT);
         }
@@ -81,10 +77,7 @@ fn needs_node_ports(spec: &ServiceSpec) -> bool {
 
 impl Strategy for Service {
     fn prepare_for_create(&mut self) {
-        self.status = Some(ServiceStatus {
-            load_balancer: Some(LoadBalancerStatus::default()),
-            ..Default::default()
-        });
+        self.status = Some(ServiceStatus { load_balancer: Some(LoadBalancerStatus::default()), ..Default::default() });
     }
 
     fn prepare_for_update(&mut self, old: &Self) {
@@ -93,17 +86,11 @@ impl Strategy for Service {
         };
         let old_is_external = old.type_.as_deref() == Some("ExternalName");
         let new_is_external = new.type_.as_deref() == Some("ExternalName");
-        if !old_is_external
-            && !new_is_external
-            && new.cluster_ip.as_deref().is_none_or(str::is_empty)
-        {
+        if !old_is_external && !new_is_external && new.cluster_ip.as_deref().is_none_or(str::is_empty) {
             new.cluster_ip.clone_from(&old.cluster_ip);
             new.cluster_ips.clone_from(&old.cluster_ips);
         }
-        if needs_cluster_ip(old)
-            && needs_cluster_ip(new)
-            && new.cluster_ips.as_ref().is_none_or(Vec::is_empty)
-        {
+        if needs_cluster_ip(old) && needs_cluster_ip(new) && new.cluster_ips.as_ref().is_none_or(Vec::is_empty) {
             new.cluster_ips.clone_from(&old.cluster_ips);
         }
         if needs_node_ports(old) && needs_node_ports(new) {
@@ -111,17 +98,11 @@ impl Strategy for Service {
                 if p.node_port.unwrap_or(0) != 0 {
                     continue;
                 }
-                let same = old
-                    .ports
-                    .iter()
-                    .flatten()
-                    .find(|o| o.port == p.port && o.protocol == p.protocol);
+                let same = old.ports.iter().flatten().find(|o| o.port == p.port && o.protocol == p.protocol);
                 p.node_port = same.and_then(|o| o.node_port);
             }
         }
-        if new.health_check_node_port.is_none()
-            && new.external_traffic_policy.as_deref() == Some("Local")
-        {
+        if new.health_check_node_port.is_none() && new.external_traffic_policy.as_deref() == Some("Local") {
             new.health_check_node_port = old.health_check_node_port;
         }
     }
@@ -188,20 +169,14 @@ mod tests {
         for (input, want) in cases {
             let mut s = svc(input.clone());
             s.set_defaults();
-            assert_eq!(
-                serde_json::to_value(&s.spec).expect("json"),
-                want,
-                "{input}"
-            );
+            assert_eq!(serde_json::to_value(&s.spec).expect("json"), want, "{input}");
         }
     }
 
     #[test]
     fn update_keeps_allocated_cluster_ip_and_node_ports() {
-        let old = svc(
-            json!({"type": "NodePort", "clusterIP": "10.0.0.5", "clusterIPs": ["10.0.0.5"],
-            "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}),
-        );
+        let old = svc(json!({"type": "NodePort", "clusterIP": "10.0.0.5", "clusterIPs": ["10.0.0.5"],
+            "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}));
         let mut new = svc(json!({"type": "NodePort", "ports": [{"port": 80}]}));
         new.set_defaults();
         new.prepare_for_update(&old);
@@ -214,14 +189,8 @@ mod tests {
     #[test]
     fn service_create_resets_status() {
         let mut s = svc(json!({}));
-        s.status = Some(ServiceStatus {
-            conditions: Some(vec![]),
-            ..Default::default()
-        });
+        s.status = Some(ServiceStatus { conditions: Some(vec![]), ..Default::default() });
         s.prepare_for_create();
-        assert_eq!(
-            serde_json::to_value(&s.status).expect("json"),
-            json!({"loadBalancer": {}})
-        );
+        assert_eq!(serde_json::to_value(&s.status).expect("json"), json!({"loadBalancer": {}}));
     }
 }

@@ -59,7 +59,8 @@ impl FieldSelectorExpr {
             if field.is_empty() {
                 return Err(FieldSelectorError(format!("invalid selector: '{input}'; can't understand '{term}'")));
             }
-            let value = unescape(raw).map_err(|e| FieldSelectorError(format!("invalid field selector value {raw:?}: {e}")))?;
+            let value =
+                unescape(raw).map_err(|e| FieldSelectorError(format!("invalid field selector value {raw:?}: {e}")))?;
             requirements.push(FieldRequirement { field: field.to_string(), op, value });
         }
         Ok(Self { requirements })
@@ -83,10 +84,7 @@ impl FieldSelectorExpr {
 
     /// The value required for `field` by an `=` term, if any (used to narrow scans).
     pub fn required_value(&self, field: &str) -> Option<&str> {
-        self.requirements
-            .iter()
-            .find(|r| r.field == field && r.op == FieldOp::Equals)
-            .map(|r| r.value.as_str())
+        self.requirements.iter().find(|r| r.field == field && r.op == FieldOp::Equals).map(|r| r.value.as_str())
     }
 }
 

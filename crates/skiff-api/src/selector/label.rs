@@ -338,9 +338,7 @@ impl Parser {
             Some(Token::Ident(s)) if s == "in" => Operator::In,
             Some(Token::Ident(s)) if s == "notin" => Operator::NotIn,
             Some(t) => {
-                return Err(LabelSelectorError(format!(
-                    "found '{t}', expected: in, notin, =, ==, !=, gt, lt"
-                )));
+                return Err(LabelSelectorError(format!("found '{t}', expected: in, notin, =, ==, !=, gt, lt")));
             }
         };
         self.pos += 1;

@@ -87,7 +87,12 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn build(kind: ErrorKind, field: impl Into<String>, value: Option<serde_json::Value>, detail: impl Into<String>) -> Self {
+    fn build(
+        kind: ErrorKind,
+        field: impl Into<String>,
+        value: Option<serde_json::Value>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self { kind, field: field.into(), value, detail: detail.into() }
     }
 
@@ -165,11 +170,7 @@ fn render_value(v: &serde_json::Value) -> String {
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            f.write_str(&self.body())
-        } else {
-            write!(f, "{}: {}", self.field, self.body())
-        }
+        if self.field.is_empty() { f.write_str(&self.body()) } else { write!(f, "{}: {}", self.field, self.body()) }
     }
 }
 
@@ -210,9 +211,6 @@ mod tests {
             FieldError::duplicate("spec.containers[1].name", "a").to_string(),
             "spec.containers[1].name: Duplicate value: \"a\""
         );
-        assert_eq!(
-            FieldError::forbidden("spec.x", "may not be set").to_string(),
-            "spec.x: Forbidden: may not be set"
-        );
+        assert_eq!(FieldError::forbidden("spec.x", "may not be set").to_string(), "spec.x: Forbidden: may not be set");
     }
 }

@@ -14,8 +14,7 @@ pub const DNS1123_SUBDOMAIN_MAX: usize = 253;
 pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
-const DNS1123_SUBDOMAIN_FMT: &str =
-    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
@@ -125,8 +124,7 @@ fn matches_qualified_part(s: &str) -> bool {
     !b.is_empty()
         && is_alnum(b[0])
         && is_alnum(b[b.len() - 1])
-        && b.iter()
-            .all(|&c| is_alnum(c) || c == b'-' || c == b'_' || c == b'.')
+        && b.iter().all(|&c| is_alnum(c) || c == b'-' || c == b'_' || c == b'.')
 }
 
 /// Checks a qualified name (`prefix/name` or `name`): label keys, annotation keys, finalizers.
@@ -189,10 +187,7 @@ pub fn is_valid_label_value(s: &str) -> Vec<String> {
 }
 
 /// Validates a label map at `path` (keys are qualified names, values label values).
-pub fn validate_labels<'a>(
-    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
-    path: &str,
-) -> ErrorList {
+pub fn validate_labels<'a>(labels: impl IntoIterator<Item = (&'a String, &'a String)>, path: &str) -> ErrorList {
     let mut errs = ErrorList::new();
     for (k, v) in labels {
         for msg in is_qualified_name(k) {
@@ -226,11 +221,7 @@ pub fn validate_annotations<'a>(
 
 /// Checks a port number: 1–65535.
 pub fn is_valid_port_num(port: i32) -> Vec<String> {
-    if (1..=65535).contains(&port) {
-        Vec::new()
-    } else {
-        vec!["must be between 1 and 65535, inclusive".to_string()]
-    }
+    if (1..=65535).contains(&port) { Vec::new() } else { vec!["must be between 1 and 65535, inclusive".to_string()] }
 }
 
 /// Checks an IANA service name used as a port name (at most 15 characters, `[-a-z0-9]`, at
@@ -241,9 +232,7 @@ pub fn is_valid_port_name(port: &str) -> Vec<String> {
         errs.push(max_len_error(15));
     }
     if port.is_empty() || !port.bytes().all(|c| is_lower_alnum(c) || c == b'-') {
-        errs.push(
-            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
-        );
+        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string());
     }
     if !port.bytes().any(|c| c.is_ascii_lowercase()) {
         errs.push("must contain at least one letter (a-z)".to_string());
@@ -263,13 +252,13 @@ pub fn is_env_var_name(name: &str) -> Vec<String> {
     if name.is_empty() {
         return vec!["environment variable name must be non-empty".to_string()];
     }
-    if name
-        .bytes()
-        .all(|c| (b' '..=b'~').contains(&c) && c != b'=')
-    {
+    if name.bytes().all(|c| (b' '..=b'~').contains(&c) && c != b'=') {
         Vec::new()
     } else {
-        vec!["a valid environment variable name must consist only of printable ASCII characters other than '='".to_string()]
+        vec![
+            "a valid environment variable name must consist only of printable ASCII characters other than '='"
+                .to_string(),
+        ]
     }
 }
 
@@ -279,11 +268,7 @@ pub fn is_config_map_key(k: &str) -> Vec<String> {
     if k.len() > DNS1123_SUBDOMAIN_MAX {
         errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX));
     }
-    if k.is_empty()
-        || !k
-            .bytes()
-            .all(|c| is_alnum(c) || c == b'-' || c == b'_' || c == b'.')
-    {
+    if k.is_empty() || !k.bytes().all(|c| is_alnum(c) || c == b'-' || c == b'_' || c == b'.') {
         errs.push(regex_error(
             "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
             "[-._a-zA-Z0-9]+",

@@ -197,11 +197,10 @@ impl ResourceCache {
         };
         let ev = Arc::new(CacheEvent { kind: event.kind, object: entry, previous });
         state.ring.push_back(ev.clone());
-        if state.ring.len() > RING_CAPACITY {
-            if let Some(old) = state.ring.pop_front() {
+        if state.ring.len() > RING_CAPACITY
+            && let Some(old) = state.ring.pop_front() {
                 state.ring_start = old.revision();
             }
-        }
         state.last_applied = event.kv.mod_revision;
         let _ = self.sender.send(Message::Event(ev));
     }
@@ -234,7 +233,8 @@ impl WatchCaches {
             .into_iter()
             .map(|(prefix, fields)| (prefix.clone(), Arc::new(ResourceCache::new(prefix, fields, synced_rx.clone()))))
             .collect();
-        let this = Arc::new(Self { store, caches: RwLock::new(caches), synced_tx, synced_rx, ready: Mutex::new(false) });
+        let this =
+            Arc::new(Self { store, caches: RwLock::new(caches), synced_tx, synced_rx, ready: Mutex::new(false) });
         let revision = this.load().await?;
         let feeder = this.clone();
         tokio::spawn(async move { feeder.feed(revision).await });

@@ -95,7 +95,12 @@ fn conflict(ctx: &Ctx, name: &str, what: &str, pre: &str, actual: &str) -> Statu
 }
 
 /// Deletes one object (or starts its termination).
-pub async fn delete_object(state: &ApiState, ctx: &Ctx, name: &str, opts: &DeleteOptions) -> Result<Deleted, StatusError> {
+pub async fn delete_object(
+    state: &ApiState,
+    ctx: &Ctx,
+    name: &str,
+    opts: &DeleteOptions,
+) -> Result<Deleted, StatusError> {
     let key = ctx.key(name);
     for _ in 0..16 {
         let kv = state.store.get(&key).await.map_err(store_err)?;
@@ -113,17 +118,25 @@ pub async fn delete_object(state: &ApiState, ctx: &Ctx, name: &str, opts: &Delet
         let meta = objects::metadata(&obj).cloned().unwrap_or_default();
         let already_terminating = meta.contains_key("deletionTimestamp");
         let mut finalizers: Vec<Value> = meta.get("finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
-        if let Some(f) = opts.finalizer() {
-            if !finalizers.iter().any(|x| x == f) && (!finalizers.is_empty() || !already_terminating) {
+        if let Some(f) = opts.finalizer()
+            && !finalizers.iter().any(|x| x == f) && (!finalizers.is_empty() || !already_terminating) {
                 finalizers.push(json!(f));
             }
-        }
         let spec_finalizers = is_namespace
-            && obj.get("spec").and_then(|s| s.get("finalizers")).and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+            && obj
+                .get("spec")
+                .and_then(|s| s.get("finalizers"))
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
         let graceful_pod = is_pod && {
-            let scheduled = obj.get("spec").and_then(|s| s.get("nodeName")).and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+            let scheduled =
+                obj.get("spec").and_then(|s| s.get("nodeName")).and_then(Value::as_str).is_some_and(|n| !n.is_empty());
             let phase = obj.get("status").and_then(|s| s.get("phase")).and_then(Value::as_str).unwrap_or("");
-            let default_grace = obj.get("spec").and_then(|s| s.get("terminationGracePeriodSeconds")).and_then(Value::as_i64).unwrap_or(30);
+            let default_grace = obj
+                .get("spec")
+                .and_then(|s| s.get("terminationGracePeriodSeconds"))
+                .and_then(Value::as_i64)
+                .unwrap_or(30);
             let grace = opts.grace_period.unwrap_or(default_grace);
             scheduled && grace > 0 && !matches!(phase, "Succeeded" | "Failed")
         };
@@ -133,7 +146,11 @@ pub async fn delete_object(state: &ApiState, ctx: &Ctx, name: &str, opts: &Delet
             let now = now_rfc3339();
             if let Some(m) = metadata_mut(&mut changed) {
                 if graceful_pod {
-                    let default_grace = obj.get("spec").and_then(|s| s.get("terminationGracePeriodSeconds")).and_then(Value::as_i64).unwrap_or(30);
+                    let default_grace = obj
+                        .get("spec")
+                        .and_then(|s| s.get("terminationGracePeriodSeconds"))
+                        .and_then(Value::as_i64)
+                        .unwrap_or(30);
                     let grace = opts.grace_period.unwrap_or(default_grace);
                     let current = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
                     if current.is_none_or(|c| grace < c) {
@@ -149,11 +166,10 @@ pub async fn delete_object(state: &ApiState, ctx: &Ctx, name: &str, opts: &Delet
                     m.insert("finalizers".into(), Value::Array(finalizers.clone()));
                 }
             }
-            if is_namespace {
-                if let Some(map) = changed.as_object_mut() {
+            if is_namespace
+                && let Some(map) = changed.as_object_mut() {
                     map.insert("status".into(), json!({"phase": "Terminating"}));
                 }
-            }
             if changed == obj {
                 let json = objects::inject_resource_version(&kv.value, kv.mod_revision).unwrap_or_default();
                 return Ok(Deleted { json: Bytes::from(json), gone: false });
@@ -201,7 +217,8 @@ pub async fn delete(state: &ApiState, ctx: &Ctx, body: Bytes) -> Result<Response
     let name = ctx.require_name()?.to_string();
     let opts = DeleteOptions::parse(ctx, &body)?;
     let deleted = delete_object(state, ctx, &name, &opts).await?;
-    let returns_object = ctx.storage.group.is_empty() && matches!(ctx.storage.plural, "pods" | "services" | "namespaces");
+    let returns_object =
+        ctx.storage.group.is_empty() && matches!(ctx.storage.plural, "pods" | "services" | "namespaces");
     if deleted.gone && !returns_object {
         let uid = serde_json::from_slice::<Value>(&deleted.json)
             .ok()

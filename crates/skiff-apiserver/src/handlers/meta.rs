@@ -158,7 +158,11 @@ fn validate(ctx: &Ctx, obj: &Value, errors: &mut ErrorList) {
             }
         }
         if controllers > 1 {
-            errors.push(FieldError::invalid("metadata.ownerReferences", "", "Only one reference can have Controller set to true"));
+            errors.push(FieldError::invalid(
+                "metadata.ownerReferences",
+                "",
+                "Only one reference can have Controller set to true",
+            ));
         }
     }
 }
@@ -168,16 +172,23 @@ pub fn prepare_update(ctx: &Ctx, new: &mut Value, old: &Value) -> Result<(), Sta
     let name = meta_str(old, "name").unwrap_or("").to_string();
     let old_meta = objects::metadata(old).cloned().unwrap_or_default();
     let meta = metadata_mut(new).ok_or_else(|| StatusError::bad_request("metadata must be an object"))?;
-    if let (Some(Value::String(new_uid)), Some(Value::String(old_uid))) = (meta.get("uid"), old_meta.get("uid")) {
-        if !new_uid.is_empty() && new_uid != old_uid {
+    if let (Some(Value::String(new_uid)), Some(Value::String(old_uid))) = (meta.get("uid"), old_meta.get("uid"))
+        && !new_uid.is_empty() && new_uid != old_uid {
             return Err(StatusError::conflict(
                 &ctx.group_resource(),
                 &name,
                 &format!("Precondition failed: UID in precondition: {new_uid}, UID in object meta: {old_uid}"),
             ));
         }
-    }
-    for field in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
         match old_meta.get(field) {
             Some(v) => meta.insert(field.into(), v.clone()),
             None => meta.remove(field),
@@ -188,13 +199,17 @@ pub fn prepare_update(ctx: &Ctx, new: &mut Value, old: &Value) -> Result<(), Sta
     }
     let mut errors = ErrorList::new();
     if old_meta.contains_key("deletionTimestamp") {
-        let before: Vec<&Value> = old_meta.get("finalizers").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+        let before: Vec<&Value> =
+            old_meta.get("finalizers").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
         if let Some(after) = meta.get("finalizers").and_then(Value::as_array) {
             for f in after {
                 if !before.contains(&f) {
                     errors.push(FieldError::forbidden(
                         "metadata.finalizers",
-                        format!("no new finalizers can be added if the object is being deleted, found new finalizers [{}]", f.as_str().unwrap_or("")),
+                        format!(
+                            "no new finalizers can be added if the object is being deleted, found new finalizers [{}]",
+                            f.as_str().unwrap_or("")
+                        ),
                     ));
                 }
             }

@@ -86,7 +86,14 @@ impl Ctx {
 }
 
 /// Serves one resource request.
-pub async fn handle(state: &ApiState, method: &Method, headers: &HeaderMap, req: ResourceRequest, query: &str, body: Body) -> Response<Body> {
+pub async fn handle(
+    state: &ApiState,
+    method: &Method,
+    headers: &HeaderMap,
+    req: ResourceRequest,
+    query: &str,
+    body: Body,
+) -> Response<Body> {
     match dispatch(state, method, headers, req, query, body).await {
         Ok(resp) => resp,
         Err(err) => response::status(&err),
@@ -102,7 +109,9 @@ pub async fn read_body(body: Body) -> Result<Bytes, StatusError> {
     let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(StatusError::too_large(MAX_BODY_BYTES)),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(StatusError::too_large(MAX_BODY_BYTES))
+        }
         Err(e) => Err(StatusError::bad_request(format!("failed to read the request body: {e}"))),
     }
 }

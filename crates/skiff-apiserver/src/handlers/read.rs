@@ -59,15 +59,14 @@ impl Filter {
 
     /// Whether an entry passes.
     pub fn matches(&self, e: &Entry) -> bool {
-        if let Some(ns) = &self.namespace {
-            if &e.namespace != ns {
+        if let Some(ns) = &self.namespace
+            && &e.namespace != ns {
                 return false;
             }
-        }
         self.labels.matches(&e.labels)
-            && self.fields.matches(|label| {
-                self.field_paths.iter().find(|(l, _)| l == label).and_then(|(_, path)| e.field(path))
-            })
+            && self
+                .fields
+                .matches(|label| self.field_paths.iter().find(|(l, _)| l == label).and_then(|(_, path)| e.field(path)))
     }
 
     /// Whether the filter selects by labels or fields (then remainingItemCount is unknown).
@@ -303,7 +302,8 @@ fn render_list(ctx: &Ctx, page: Page) -> Result<Response<Body>, StatusError> {
     if shape == Shape::Object && !ctx.info.is_view() {
         let head = json!({"kind": list_kind(ctx), "apiVersion": ctx.info.api_version(), "metadata": metadata});
         let head = serde_json::to_vec(&head).map_err(StatusError::internal)?;
-        let mut out = BytesMut::with_capacity(head.len() + page.items.iter().map(|e| e.json.len() + 1).sum::<usize>() + 16);
+        let mut out =
+            BytesMut::with_capacity(head.len() + page.items.iter().map(|e| e.json.len() + 1).sum::<usize>() + 16);
         out.put_slice(&head[..head.len() - 1]);
         out.put_slice(b",\"items\":[");
         for (i, e) in page.items.iter().enumerate() {

@@ -17,8 +17,15 @@ use crate::objects::meta_str;
 use crate::state::ApiState;
 
 /// Serves `/{subresource}` of an object.
-pub async fn handle(state: &ApiState, ctx: &Ctx, method: &Method, sub: &str, body: Body) -> Result<Response<Body>, StatusError> {
-    let served = ctx.info.subresource(sub).is_some() || (sub == "finalize" && ctx.info.plural == "namespaces" && ctx.info.group.is_empty());
+pub async fn handle(
+    state: &ApiState,
+    ctx: &Ctx,
+    method: &Method,
+    sub: &str,
+    body: Body,
+) -> Result<Response<Body>, StatusError> {
+    let served = ctx.info.subresource(sub).is_some()
+        || (sub == "finalize" && ctx.info.plural == "namespaces" && ctx.info.group.is_empty());
     if !served {
         return Err(StatusError::not_found_message(format!(
             "the server could not find the requested resource ({} {}/{sub})",
@@ -55,7 +62,11 @@ pub fn selector_string(sel: Option<&Value>) -> String {
     if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
         for e in exprs {
             let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-            let mut values: Vec<&str> = e.get("values").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let mut values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             values.sort_unstable();
             let text = match e.get("operator").and_then(Value::as_str).unwrap_or("") {
                 "In" => format!("{key} in ({})", values.join(",")),
@@ -101,13 +112,19 @@ async fn get_scale(state: &ApiState, ctx: &Ctx) -> Result<Response<Body>, Status
     Ok(crate::response::json(200, &scale_of(&obj)))
 }
 
-async fn update_scale(state: &ApiState, ctx: &Ctx, method: &Method, body: Bytes) -> Result<Response<Body>, StatusError> {
+async fn update_scale(
+    state: &ApiState,
+    ctx: &Ctx,
+    method: &Method,
+    body: Bytes,
+) -> Result<Response<Body>, StatusError> {
     let name = ctx.require_name()?.to_string();
     let body: Value = if *method == Method::PUT {
         let format = crate::negotiate::body_format(ctx.content_type.as_deref())?;
         crate::negotiate::decode_body(&body, format)?
     } else {
-        serde_json::from_slice(&body).map_err(|e| StatusError::bad_request(format!("the patch is not valid JSON: {e}")))?
+        serde_json::from_slice(&body)
+            .map_err(|e| StatusError::bad_request(format!("the patch is not valid JSON: {e}")))?
     };
     let content_type = ctx.content_type.clone().unwrap_or_default();
     let is_put = *method == Method::PUT;
@@ -135,11 +152,10 @@ async fn update_scale(state: &ApiState, ctx: &Ctx, method: &Method, body: Bytes)
                 &["application/json-patch+json", "application/merge-patch+json"],
             ));
         };
-        if let Some(rv) = meta_str(&desired, "resourceVersion").filter(|r| !r.is_empty()) {
-            if Some(rv) != meta_str(&scale, "resourceVersion") {
+        if let Some(rv) = meta_str(&desired, "resourceVersion").filter(|r| !r.is_empty())
+            && Some(rv) != meta_str(&scale, "resourceVersion") {
                 return Err(StatusError::stale(&ctx.group_resource(), meta_str(current, "name").unwrap_or("")));
             }
-        }
         let replicas = desired.get("spec").and_then(|s| s.get("replicas")).and_then(Value::as_i64).unwrap_or(0);
         if replicas < 0 {
             return Err(StatusError::invalid(

@@ -65,7 +65,10 @@ impl Renderer {
         if initial_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        event_line("BOOKMARK", &json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": metadata}))
+        event_line(
+            "BOOKMARK",
+            &json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": metadata}),
+        )
     }
 }
 
@@ -204,11 +207,10 @@ async fn run(
                     continue;
                 }
                 last = ev.revision();
-                if let Some((kind, entry)) = classify(&ev, &filter) {
-                    if !send(renderer.line(kind, entry)).await {
+                if let Some((kind, entry)) = classify(&ev, &filter)
+                    && !send(renderer.line(kind, entry)).await {
                         return;
                     }
-                }
             }
             (last, receiver)
         }
@@ -248,11 +250,10 @@ async fn run(
                 continue;
             }
             last = ev.revision();
-            if let Some((kind, entry)) = classify(&ev, &filter) {
-                if !send(renderer.line(kind, entry)).await {
+            if let Some((kind, entry)) = classify(&ev, &filter)
+                && !send(renderer.line(kind, entry)).await {
                     return;
                 }
-            }
         }
     }
 }

@@ -87,7 +87,12 @@ async fn ensure_namespace_open(state: &ApiState, ctx: &Ctx) -> Result<(), Status
 }
 
 /// Creates an object given in stored form; returns its JSON with `resourceVersion`.
-pub async fn create_object(state: &ApiState, ctx: &Ctx, mut obj: Value, adm: &mut Admission) -> Result<Bytes, StatusError> {
+pub async fn create_object(
+    state: &ApiState,
+    ctx: &Ctx,
+    mut obj: Value,
+    adm: &mut Admission,
+) -> Result<Bytes, StatusError> {
     meta::prepare_create(ctx, &mut obj)?;
     ensure_namespace_open(state, ctx).await?;
     let mut obj = ops(ctx)?.admit(obj, Operation::Create, adm.validation, &mut adm.warnings)?;
@@ -165,27 +170,23 @@ pub async fn update_object(
         meta::check_type(ctx, &mut desired)?;
         let mut new = views::to_storage(ctx.info, desired);
         objects::strip_nulls(&mut new);
-        if let Some(rv) = parse_rv(meta_str(&new, "resourceVersion"))? {
-            if rv != kv.mod_revision {
+        if let Some(rv) = parse_rv(meta_str(&new, "resourceVersion"))?
+            && rv != kv.mod_revision {
                 return Err(StatusError::stale(&ctx.group_resource(), name));
             }
-        }
-        if ctx.info.namespaced {
-            if let Some(ns) = meta_str(&new, "namespace").filter(|n| !n.is_empty()) {
-                if Some(ns) != ctx.namespace.as_deref() {
+        if ctx.info.namespaced
+            && let Some(ns) = meta_str(&new, "namespace").filter(|n| !n.is_empty())
+                && Some(ns) != ctx.namespace.as_deref() {
                     return Err(StatusError::bad_request(
                         "the namespace of the provided object does not match the namespace sent on the request",
                     ));
                 }
-            }
-        }
-        if let Some(n) = meta_str(&new, "name").filter(|n| !n.is_empty()) {
-            if n != name {
+        if let Some(n) = meta_str(&new, "name").filter(|n| !n.is_empty())
+            && n != name {
                 return Err(StatusError::bad_request(format!(
                     "the name of the object ({n}) does not match the name on the URL ({name})"
                 )));
             }
-        }
         let old = meta::without_rv(&current);
         match part {
             Part::Status => {
@@ -200,7 +201,8 @@ pub async fn update_object(
                 new = merged;
             }
             Part::Finalize => {
-                let finalizers = new.get("spec").and_then(|s| s.get("finalizers")).cloned().unwrap_or(Value::Array(vec![]));
+                let finalizers =
+                    new.get("spec").and_then(|s| s.get("finalizers")).cloned().unwrap_or(Value::Array(vec![]));
                 let mut merged = old.clone();
                 if let Some(map) = merged.as_object_mut() {
                     let spec = map.entry("spec").or_insert_with(|| Value::Object(Default::default()));
@@ -212,14 +214,13 @@ pub async fn update_object(
             }
             Part::Main => {
                 meta::prepare_update(ctx, &mut new, &old)?;
-                if ctx.storage.has_status() {
-                    if let Some(map) = new.as_object_mut() {
+                if ctx.storage.has_status()
+                    && let Some(map) = new.as_object_mut() {
                         match old.get("status") {
                             Some(s) => map.insert("status".into(), s.clone()),
                             None => map.remove("status"),
                         };
                     }
-                }
             }
         }
         let is_service = ctx.storage.plural == "services" && ctx.storage.group.is_empty();
@@ -231,13 +232,12 @@ pub async fn update_object(
             Part::Status | Part::Finalize => Operation::UpdateStatus(&old),
         };
         let mut new = ops(ctx)?.admit(new, op, adm.validation, &mut adm.warnings)?;
-        if part == Part::Main && meta::spec_changed(&new, &old) {
-            if let (Some(generation), Some(m)) =
+        if part == Part::Main && meta::spec_changed(&new, &old)
+            && let (Some(generation), Some(m)) =
                 (old.get("metadata").and_then(|m| m.get("generation")).and_then(Value::as_i64), metadata_mut(&mut new))
             {
                 m.insert("generation".into(), Value::from(generation + 1));
             }
-        }
         // Finishing a deletion: the last finalizer is gone.
         let terminating = objects::metadata(&old).is_some_and(|m| m.contains_key("deletionTimestamp"));
         if terminating && has_finalizers(ctx, &old) && !has_finalizers(ctx, &new) {
@@ -301,13 +301,12 @@ pub async fn update_part(state: &ApiState, ctx: &Ctx, body: Bytes, part: Part) -
     let format = crate::negotiate::body_format(ctx.content_type.as_deref())?;
     let mut obj = crate::negotiate::decode_body(&body, format)?;
     meta::check_type(ctx, &mut obj)?;
-    if let Some(n) = meta_str(&obj, "name").filter(|n| !n.is_empty()) {
-        if n != name {
+    if let Some(n) = meta_str(&obj, "name").filter(|n| !n.is_empty())
+        && n != name {
             return Err(StatusError::bad_request(format!(
                 "the name of the object ({n}) does not match the name on the URL ({name})"
             )));
         }
-    }
     let mut adm = Admission::from_ctx(ctx)?;
     let updated = update_object(state, ctx, &name, part, &mut adm, &move |_| Ok(obj.clone())).await?;
     Ok(response::with_warnings(render_object(ctx, &updated.json, 200), &adm.warnings))
@@ -338,7 +337,8 @@ fn patch_type(content_type: Option<&str>) -> Result<PatchType, StatusError> {
 /// missing member as null, and kube-rs relies on it for finalizers).
 fn relax_null_tests(ops: &mut Vec<Value>, doc: &Value) {
     ops.retain(|op| {
-        let is_null_test = op.get("op").and_then(Value::as_str) == Some("test") && op.get("value").is_some_and(Value::is_null);
+        let is_null_test =
+            op.get("op").and_then(Value::as_str) == Some("test") && op.get("value").is_some_and(Value::is_null);
         !(is_null_test && op.get("path").and_then(Value::as_str).is_some_and(|p| doc.pointer(p).is_none()))
     });
 }
@@ -375,8 +375,11 @@ fn apply_patch(kind: PatchType, gk: (&str, &str), patch: &Value, current: &Value
             relax_null_tests(&mut ops, current);
             let parsed: json_patch::Patch = serde_json::from_value(Value::Array(ops))
                 .map_err(|e| StatusError::bad_request(format!("invalid JSON patch: {e}")))?;
-            json_patch::patch(&mut doc, &parsed)
-                .map_err(|e| StatusError::unprocessable(format!("the server rejected our request due to an error in our request: {e}")))?;
+            json_patch::patch(&mut doc, &parsed).map_err(|e| {
+                StatusError::unprocessable(format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                ))
+            })?;
         }
     }
     Ok(doc)
@@ -399,7 +402,8 @@ pub async fn patch_part(state: &ApiState, ctx: &Ctx, body: Bytes, part: Part) ->
     let mut adm = Admission::from_ctx(ctx)?;
     let gk = (ctx.info.group, ctx.info.kind);
     let updated =
-        update_object(state, ctx, &name, part, &mut adm, &move |current| apply_patch(kind, gk, &patch, current)).await?;
+        update_object(state, ctx, &name, part, &mut adm, &move |current| apply_patch(kind, gk, &patch, current))
+            .await?;
     Ok(response::with_warnings(render_object(ctx, &updated.json, 200), &adm.warnings))
 }
 
@@ -415,7 +419,10 @@ mod tests {
         let out = apply_patch(PatchType::Json, ("", "ConfigMap"), &patch, &current).expect("applies");
         assert_eq!(out["metadata"]["finalizers"], json!(["x"]));
         let failing = json!([{"op": "test", "path": "/metadata/name", "value": "b"}]);
-        assert_eq!(apply_patch(PatchType::Json, ("", "ConfigMap"), &failing, &current).expect_err("test fails").code, 422);
+        assert_eq!(
+            apply_patch(PatchType::Json, ("", "ConfigMap"), &failing, &current).expect_err("test fails").code,
+            422
+        );
     }
 
     #[test]

@@ -43,10 +43,7 @@ impl V3Document {
 
 /// Uppercase hex SHA-256 of `bytes`.
 pub fn hash_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02X}")).collect()
 }
 
 /// Every v3 document of a resource list, keyed by index path (`api`, `api/v1`, `apis`,
@@ -72,10 +69,7 @@ fn index_of(docs: &BTreeMap<String, V3Document>) -> Value {
     let paths: Map<String, Value> = docs
         .iter()
         .map(|(path, doc)| {
-            (
-                path.clone(),
-                json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc.hash)}),
-            )
+            (path.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc.hash)}))
         })
         .collect();
     json!({ "paths": paths })
@@ -99,17 +93,11 @@ pub struct OpenApiCache {
 impl OpenApiCache {
     /// Renders every v3 document of `resources`.
     pub fn new(resources: &[&ResourceInfo]) -> Self {
-        let v3: BTreeMap<String, V3Document> = v3_documents(resources)
-            .iter()
-            .map(|(path, doc)| (path.clone(), V3Document::render(doc)))
-            .collect();
+        let v3: BTreeMap<String, V3Document> =
+            v3_documents(resources).iter().map(|(path, doc)| (path.clone(), V3Document::render(doc))).collect();
         let index = index_of(&v3);
         let index_body = serde_json::to_vec(&index).unwrap_or_default();
-        Self {
-            v3,
-            index,
-            index_body,
-        }
+        Self { v3, index, index_body }
     }
 
     /// The cache of the built-in catalogue, rendered on first use.

@@ -60,10 +60,9 @@ macro_rules! known_kinds {
 }
 
 use k8s_openapi::api::{
-    apps::v1 as apps, authentication::v1 as authn, autoscaling::v1 as as1, autoscaling::v2 as as2,
-    batch::v1 as batch, coordination::v1 as coord, core::v1 as core, discovery::v1 as disc,
-    events::v1 as events, networking::v1 as net, policy::v1 as policy, rbac::v1 as rbac,
-    scheduling::v1 as sched, storage::v1 as storage,
+    apps::v1 as apps, authentication::v1 as authn, autoscaling::v1 as as1, autoscaling::v2 as as2, batch::v1 as batch,
+    coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, events::v1 as events, networking::v1 as net,
+    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as sched, storage::v1 as storage,
 };
 
 known_kinds!(
@@ -128,11 +127,7 @@ fn custom_prefix(group: &str, version: &str) -> String {
 impl Components {
     /// An empty set, generating OpenAPI 3.0 schemas.
     pub fn new() -> Self {
-        Self {
-            generator: SchemaSettings::openapi3().into_generator(),
-            extra: Map::new(),
-            tags: Vec::new(),
-        }
+        Self { generator: SchemaSettings::openapi3().into_generator(), extra: Map::new(), tags: Vec::new() }
     }
 
     /// Adds the schema of any type with a k8s-openapi schema and returns its definition name.
@@ -154,8 +149,7 @@ impl Components {
             Some(name) => name,
             None => {
                 let name = format!("{}.{kind}", custom_prefix(group, version));
-                self.generator
-                    .subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
+                self.generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
                 self.extra.insert(name.clone(), permissive_object(kind));
                 name
             }
@@ -168,8 +162,7 @@ impl Components {
     pub fn list(&mut self, group: &str, version: &str, kind: &str, item_name: &str) -> String {
         let prefix = item_name.rsplit_once('.').map_or(item_name, |(p, _)| p);
         let name = format!("{prefix}.{kind}List");
-        self.generator
-            .subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta>();
+        self.generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta>();
         let schema = json!({
             "description": format!("{kind}List is a list of {kind} objects."),
             "type": "object",
@@ -201,9 +194,7 @@ impl Components {
         }
         for (name, entry) in self.tags {
             if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
-                let list = schema
-                    .entry("x-kubernetes-group-version-kind")
-                    .or_insert_with(|| Value::Array(Vec::new()));
+                let list = schema.entry("x-kubernetes-group-version-kind").or_insert_with(|| Value::Array(Vec::new()));
                 if let Value::Array(items) = list {
                     items.push(entry);
                 }
@@ -243,10 +234,7 @@ mod tests {
         assert_eq!(list, "io.k8s.api.apps.v1.DeploymentList");
         let schemas = c.finish();
         let deploy = &schemas[&name];
-        assert_eq!(
-            deploy["x-kubernetes-group-version-kind"],
-            json!([gvk("apps", "v1", "Deployment")])
-        );
+        assert_eq!(deploy["x-kubernetes-group-version-kind"], json!([gvk("apps", "v1", "Deployment")]));
         // OpenAPI 3.0 forbids siblings of `$ref`, so described references are wrapped in `allOf`.
         assert_eq!(
             deploy["properties"]["spec"]["allOf"][0]["$ref"],
@@ -254,10 +242,7 @@ mod tests {
         );
         assert!(schemas.get(OBJECT_META).is_some());
         assert!(schemas.get("io.k8s.api.core.v1.PodSpec").is_some());
-        assert_eq!(
-            schemas[&list]["x-kubernetes-group-version-kind"][0]["kind"],
-            "DeploymentList"
-        );
+        assert_eq!(schemas[&list]["x-kubernetes-group-version-kind"][0]["kind"], "DeploymentList");
     }
 
     #[test]
@@ -265,18 +250,9 @@ mod tests {
         let mut c = Components::new();
         let name = c.kind("stable.example.com", "v1", "CronTab");
         assert_eq!(name, "com.example.stable.v1.CronTab");
-        assert!(
-            c.builtin_kind("stable.example.com", "v1", "CronTab")
-                .is_none()
-        );
+        assert!(c.builtin_kind("stable.example.com", "v1", "CronTab").is_none());
         let schemas = c.finish();
-        assert_eq!(
-            schemas[&name]["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"],
-            true
-        );
-        assert_eq!(
-            schemas[&name]["x-kubernetes-group-version-kind"][0]["group"],
-            "stable.example.com"
-        );
+        assert_eq!(schemas[&name]["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"], true);
+        assert_eq!(schemas[&name]["x-kubernetes-group-version-kind"][0]["group"], "stable.example.com");
     }
 }

@@ -14,8 +14,7 @@
 use serde_json::{Value, json};
 
 /// `Content-Type` (and the `Accept` kubectl sends) of the protobuf form of `/openapi/v2`.
-pub const V2_PROTOBUF_CONTENT_TYPE: &str =
-    "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+pub const V2_PROTOBUF_CONTENT_TYPE: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 
 /// Title of the served documents.
 pub const TITLE: &str = "Kubernetes";
@@ -112,10 +111,7 @@ mod tests {
     }
 
     fn field(fields: &[Field], n: u64) -> &[u8] {
-        let (_, wire, v) = fields
-            .iter()
-            .find(|(f, _, _)| *f == n)
-            .expect("field present");
+        let (_, wire, v) = fields.iter().find(|(f, _, _)| *f == n).expect("field present");
         assert_eq!(*wire, LEN);
         v
     }
@@ -123,10 +119,7 @@ mod tests {
     #[test]
     fn protobuf_document_decodes_to_swagger_info_paths_definitions() {
         let doc = decode(&v2_protobuf());
-        assert_eq!(
-            doc.iter().map(|(f, _, _)| *f).collect::<Vec<_>>(),
-            vec![1, 2, 8, 9]
-        );
+        assert_eq!(doc.iter().map(|(f, _, _)| *f).collect::<Vec<_>>(), vec![1, 2, 8, 9]);
         assert_eq!(field(&doc, 1), b"2.0");
         let info = decode(field(&doc, 2));
         assert_eq!(field(&info, 1), b"Kubernetes");

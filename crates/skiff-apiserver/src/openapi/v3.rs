@@ -22,11 +22,7 @@ use super::v2::{INFO_VERSION, TITLE};
 
 /// The index key (`api/v1`, `apis/apps/v1`) of a group-version document.
 pub fn gv_key(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        format!("api/{version}")
-    } else {
-        format!("apis/{group}/{version}")
-    }
+    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
 }
 
 fn document(paths: Map<String, Value>, components: Components) -> Value {
@@ -41,11 +37,7 @@ fn document(paths: Map<String, Value>, components: Components) -> Value {
 /// `CoreV1`, `AppsV1`, `RbacAuthorizationV1`, `StableExampleComV1`: the operation-id infix
 /// upstream derives from the group-version.
 fn gv_ident(group: &str, version: &str) -> String {
-    let group = if group.is_empty() {
-        "core"
-    } else {
-        group.strip_suffix(".k8s.io").unwrap_or(group)
-    };
+    let group = if group.is_empty() { "core" } else { group.strip_suffix(".k8s.io").unwrap_or(group) };
     let mut out = String::new();
     for part in group.split(['.', '-']).chain(std::iter::once(version)) {
         let mut chars = part.chars();
@@ -59,10 +51,7 @@ fn gv_ident(group: &str, version: &str) -> String {
 
 fn upper_first(s: &str) -> String {
     let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 fn path_param(name: &str, description: &str) -> Value {
@@ -74,27 +63,15 @@ fn query(name: &str, ty: &str, description: &str) -> Value {
 }
 
 fn pretty() -> Value {
-    query(
-        "pretty",
-        "string",
-        "If 'true', then the output is pretty printed.",
-    )
+    query("pretty", "string", "If 'true', then the output is pretty printed.")
 }
 
 fn dry_run() -> Value {
-    query(
-        "dryRun",
-        "string",
-        "When present, indicates that modifications should not be persisted. Valid value: All.",
-    )
+    query("dryRun", "string", "When present, indicates that modifications should not be persisted. Valid value: All.")
 }
 
 fn field_manager() -> Value {
-    query(
-        "fieldManager",
-        "string",
-        "A name associated with the actor or entity that is making these changes.",
-    )
+    query("fieldManager", "string", "A name associated with the actor or entity that is making these changes.")
 }
 
 fn field_validation() -> Value {
@@ -107,77 +84,25 @@ fn field_validation() -> Value {
 
 fn list_params() -> Vec<Value> {
     vec![
-        query(
-            "allowWatchBookmarks",
-            "boolean",
-            "Requests watch events with type BOOKMARK.",
-        ),
-        query(
-            "continue",
-            "string",
-            "The continue token of the previous page of a paginated list.",
-        ),
-        query(
-            "fieldSelector",
-            "string",
-            "A selector restricting the returned objects by their fields.",
-        ),
-        query(
-            "labelSelector",
-            "string",
-            "A selector restricting the returned objects by their labels.",
-        ),
-        query(
-            "limit",
-            "integer",
-            "Maximum number of objects to return in one page.",
-        ),
-        query(
-            "resourceVersion",
-            "string",
-            "Constrains which resource versions the request may be served from.",
-        ),
-        query(
-            "resourceVersionMatch",
-            "string",
-            "How resourceVersion is applied: Exact or NotOlderThan.",
-        ),
-        query(
-            "sendInitialEvents",
-            "boolean",
-            "With watch, first sends synthetic events for the current state.",
-        ),
-        query(
-            "timeoutSeconds",
-            "integer",
-            "Timeout for the list/watch call.",
-        ),
-        query(
-            "watch",
-            "boolean",
-            "Watch for changes and return them as a stream of events.",
-        ),
+        query("allowWatchBookmarks", "boolean", "Requests watch events with type BOOKMARK."),
+        query("continue", "string", "The continue token of the previous page of a paginated list."),
+        query("fieldSelector", "string", "A selector restricting the returned objects by their fields."),
+        query("labelSelector", "string", "A selector restricting the returned objects by their labels."),
+        query("limit", "integer", "Maximum number of objects to return in one page."),
+        query("resourceVersion", "string", "Constrains which resource versions the request may be served from."),
+        query("resourceVersionMatch", "string", "How resourceVersion is applied: Exact or NotOlderThan."),
+        query("sendInitialEvents", "boolean", "With watch, first sends synthetic events for the current state."),
+        query("timeoutSeconds", "integer", "Timeout for the list/watch call."),
+        query("watch", "boolean", "Watch for changes and return them as a stream of events."),
     ]
 }
 
 fn delete_params() -> Vec<Value> {
     vec![
         dry_run(),
-        query(
-            "gracePeriodSeconds",
-            "integer",
-            "Duration in seconds before the object should be deleted.",
-        ),
-        query(
-            "orphanDependents",
-            "boolean",
-            "Deprecated: use propagationPolicy.",
-        ),
-        query(
-            "propagationPolicy",
-            "string",
-            "Garbage collection policy: Orphan, Background or Foreground.",
-        ),
+        query("gracePeriodSeconds", "integer", "Duration in seconds before the object should be deleted."),
+        query("orphanDependents", "boolean", "Deprecated: use propagationPolicy."),
+        query("propagationPolicy", "string", "Garbage collection policy: Orphan, Background or Foreground."),
     ]
 }
 
@@ -191,10 +116,7 @@ fn ok(code: &str, schema: &Value) -> (String, Value) {
         "202" => "Accepted",
         _ => "OK",
     };
-    (
-        code.to_string(),
-        json!({"description": description, "content": json_content(schema.clone())}),
-    )
+    (code.to_string(), json!({"description": description, "content": json_content(schema.clone())}))
 }
 
 fn responses(codes: &[&str], schema: &Value) -> Value {
@@ -258,10 +180,7 @@ fn method_of(verb: &str) -> Option<&'static str> {
 impl PathBuilder<'_> {
     fn add(&mut self, path: &str, method: &str, op: Op<'_>) {
         let tag = self.tag.clone();
-        let item = self
-            .paths
-            .entry(path.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
+        let item = self.paths.entry(path.to_string()).or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(item) = item {
             item.insert(method.to_string(), op.into_json(&tag));
         }
@@ -301,10 +220,7 @@ impl PathBuilder<'_> {
 
         let mut scope = Vec::new();
         let collection = if r.namespaced {
-            scope.push(path_param(
-                "namespace",
-                "object name and auth scope, such as for teams and projects",
-            ));
+            scope.push(path_param("namespace", "object name and auth scope, such as for teams and projects"));
             format!("{}/namespaces/{{namespace}}/{}", self.prefix, r.plural)
         } else {
             format!("{}/{}", self.prefix, r.plural)
@@ -398,11 +314,7 @@ impl PathBuilder<'_> {
         }
         if r.supports("patch") {
             let mut params = self.write_params(&item_scope);
-            params.push(query(
-                "force",
-                "boolean",
-                "Force apply requests: re-acquire conflicting fields.",
-            ));
+            params.push(query("force", "boolean", "Force apply requests: re-acquire conflicting fields."));
             let op = Op {
                 action: "patch",
                 id: format!("patch{ident}{ns}{k}"),
@@ -436,24 +348,11 @@ impl PathBuilder<'_> {
         }
     }
 
-    fn subresource(
-        &mut self,
-        r: &ResourceInfo,
-        sub: &Subresource,
-        item: &str,
-        item_scope: &[Value],
-    ) {
+    fn subresource(&mut self, r: &ResourceInfo, sub: &Subresource, item: &str, item_scope: &[Value]) {
         let (group, version) = if sub.group.is_empty() && sub.version.is_empty() {
             (r.group, r.version)
         } else {
-            (
-                sub.group,
-                if sub.version.is_empty() {
-                    r.version
-                } else {
-                    sub.version
-                },
-            )
+            (sub.group, if sub.version.is_empty() { r.version } else { sub.version })
         };
         let sub_gvk = gvk(group, version, sub.kind);
         let connect = sub.kind.ends_with("Options") || sub.name == "log";
@@ -491,11 +390,7 @@ impl PathBuilder<'_> {
                 }
                 (false, "patch") => {
                     params.extend([dry_run(), field_manager(), field_validation()]);
-                    params.push(query(
-                        "force",
-                        "boolean",
-                        "Force apply requests: re-acquire conflicting fields.",
-                    ));
+                    params.push(query("force", "boolean", "Force apply requests: re-acquire conflicting fields."));
                     Some(self.patch_body())
                 }
                 _ => None,
@@ -522,11 +417,8 @@ impl PathBuilder<'_> {
 
 /// The OpenAPI v3 document of one group-version, or `None` when nothing is served there.
 pub fn v3_group_version(group: &str, version: &str, resources: &[&ResourceInfo]) -> Option<Value> {
-    let mut served: Vec<&ResourceInfo> = resources
-        .iter()
-        .copied()
-        .filter(|r| r.group == group && r.version == version)
-        .collect();
+    let mut served: Vec<&ResourceInfo> =
+        resources.iter().copied().filter(|r| r.group == group && r.version == version).collect();
     if served.is_empty() {
         return None;
     }
@@ -535,16 +427,9 @@ pub fn v3_group_version(group: &str, version: &str, resources: &[&ResourceInfo])
     let patch_schema = reference(&components.add::<meta::Patch>());
     let delete_options = reference(&components.add::<meta::DeleteOptions>());
     let status = reference(&components.add::<meta::Status>());
-    let prefix = if group.is_empty() {
-        format!("/api/{version}")
-    } else {
-        format!("/apis/{group}/{version}")
-    };
-    let tag = if group.is_empty() {
-        format!("core_{version}")
-    } else {
-        format!("{}_{version}", group.replace('.', "_"))
-    };
+    let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+    let tag =
+        if group.is_empty() { format!("core_{version}") } else { format!("{}_{version}", group.replace('.', "_")) };
     let mut builder = PathBuilder {
         prefix,
         ident: gv_ident(group, version),
@@ -563,11 +448,7 @@ pub fn v3_group_version(group: &str, version: &str, resources: &[&ResourceInfo])
 }
 
 /// A document with one `GET` returning the schema of `T` (the discovery endpoints).
-fn discovery_document<T: k8s_openapi::schemars::JsonSchema>(
-    path: &str,
-    id: &str,
-    tag: &str,
-) -> Value {
+fn discovery_document<T: k8s_openapi::schemars::JsonSchema>(path: &str, id: &str, tag: &str) -> Value {
     let mut components = Components::new();
     let schema = reference(&components.add::<T>());
     let op = json!({

@@ -54,11 +54,7 @@ pub fn human_duration(nanos: i128) -> String {
     let minutes = nanos / NANOS_PER_MINUTE;
     if minutes < 10 {
         let rest = seconds % 60;
-        return if rest == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{rest}s")
-        };
+        return if rest == 0 { format!("{minutes}m") } else { format!("{minutes}m{rest}s") };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -66,11 +62,7 @@ pub fn human_duration(nanos: i128) -> String {
     let hours = nanos / NANOS_PER_HOUR;
     if hours < 8 {
         let rest = minutes % 60;
-        return if rest == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{rest}m")
-        };
+        return if rest == 0 { format!("{hours}h") } else { format!("{hours}h{rest}m") };
     }
     if hours < 48 {
         return format!("{hours}h");
@@ -78,11 +70,7 @@ pub fn human_duration(nanos: i128) -> String {
     let days = hours / 24;
     if hours < 24 * 8 {
         let rest = hours % 24;
-        return if rest == 0 {
-            format!("{days}d")
-        } else {
-            format!("{days}d{rest}h")
-        };
+        return if rest == 0 { format!("{days}d") } else { format!("{days}d{rest}h") };
     }
     if hours < 24 * 365 * 2 {
         return format!("{days}d");
@@ -90,11 +78,7 @@ pub fn human_duration(nanos: i128) -> String {
     let years = days / 365;
     if hours < 24 * 365 * 8 {
         let rest = days % 365;
-        return if rest == 0 {
-            format!("{years}y")
-        } else {
-            format!("{years}y{rest}d")
-        };
+        return if rest == 0 { format!("{years}y") } else { format!("{years}y{rest}d") };
     }
     format!("{years}y")
 }

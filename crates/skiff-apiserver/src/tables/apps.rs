@@ -6,33 +6,17 @@ use serde_json::{Value, json};
 use super::Printer;
 use super::columns::{AGE, CONTAINERS, ColumnDef, IMAGES, NAME, SELECTOR};
 use super::fields::{
-    at, containers, format_label_selector, format_labels, int, list, name, obj_age,
-    selector_string, text,
+    at, containers, format_label_selector, format_labels, int, list, name, obj_age, selector_string, text,
 };
 
 /// The printer of apps resource `plural`, if it has one.
 pub(super) fn printer(plural: &str) -> Option<Printer> {
     let printer = match plural {
-        "deployments" => Printer {
-            columns: DEPLOYMENT_COLUMNS,
-            cells: deployment_cells,
-        },
-        "replicasets" => Printer {
-            columns: REPLICA_SET_COLUMNS,
-            cells: replica_set_cells,
-        },
-        "statefulsets" => Printer {
-            columns: STATEFUL_SET_COLUMNS,
-            cells: stateful_set_cells,
-        },
-        "daemonsets" => Printer {
-            columns: DAEMON_SET_COLUMNS,
-            cells: daemon_set_cells,
-        },
-        "controllerrevisions" => Printer {
-            columns: REVISION_COLUMNS,
-            cells: revision_cells,
-        },
+        "deployments" => Printer { columns: DEPLOYMENT_COLUMNS, cells: deployment_cells },
+        "replicasets" => Printer { columns: REPLICA_SET_COLUMNS, cells: replica_set_cells },
+        "statefulsets" => Printer { columns: STATEFUL_SET_COLUMNS, cells: stateful_set_cells },
+        "daemonsets" => Printer { columns: DAEMON_SET_COLUMNS, cells: daemon_set_cells },
+        "controllerrevisions" => Printer { columns: REVISION_COLUMNS, cells: revision_cells },
         _ => return None,
     };
     Some(printer)
@@ -45,9 +29,7 @@ fn template_containers(obj: &Value) -> (String, String) {
 
 /// Desired replicas; an unset count means 1, as defaulting would have made it.
 fn desired_replicas(obj: &Value) -> i64 {
-    at(obj, &["spec", "replicas"])
-        .and_then(Value::as_i64)
-        .unwrap_or(1)
+    at(obj, &["spec", "replicas"]).and_then(Value::as_i64).unwrap_or(1)
 }
 
 const DEPLOYMENT_COLUMNS: &[ColumnDef] = &[
@@ -64,15 +46,10 @@ const DEPLOYMENT_COLUMNS: &[ColumnDef] = &[
 fn deployment_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     let (names, images) = template_containers(obj);
     // Deployments print the raw selector: empty for none, `<invalid>` when malformed.
-    let selector =
-        selector_string(at(obj, &["spec", "selector"])).unwrap_or_else(|| "<invalid>".to_string());
+    let selector = selector_string(at(obj, &["spec", "selector"])).unwrap_or_else(|| "<invalid>".to_string());
     vec![
         json!(name(obj)),
-        json!(format!(
-            "{}/{}",
-            int(obj, &["status", "readyReplicas"]),
-            desired_replicas(obj)
-        )),
+        json!(format!("{}/{}", int(obj, &["status", "readyReplicas"]), desired_replicas(obj))),
         json!(int(obj, &["status", "updatedReplicas"])),
         json!(int(obj, &["status", "availableReplicas"])),
         json!(obj_age(obj, now)),
@@ -107,23 +84,14 @@ fn replica_set_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
-const STATEFUL_SET_COLUMNS: &[ColumnDef] = &[
-    NAME,
-    ColumnDef::string("Ready", "Ready replicas out of desired replicas."),
-    AGE,
-    CONTAINERS,
-    IMAGES,
-];
+const STATEFUL_SET_COLUMNS: &[ColumnDef] =
+    &[NAME, ColumnDef::string("Ready", "Ready replicas out of desired replicas."), AGE, CONTAINERS, IMAGES];
 
 fn stateful_set_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     let (names, images) = template_containers(obj);
     vec![
         json!(name(obj)),
-        json!(format!(
-            "{}/{}",
-            int(obj, &["status", "readyReplicas"]),
-            desired_replicas(obj)
-        )),
+        json!(format!("{}/{}", int(obj, &["status", "readyReplicas"]), desired_replicas(obj))),
         json!(obj_age(obj, now)),
         json!(names),
         json!(images),
@@ -137,10 +105,7 @@ const DAEMON_SET_COLUMNS: &[ColumnDef] = &[
     ColumnDef::integer("Ready", "Nodes whose daemon pod is ready."),
     ColumnDef::integer("Up-to-date", "Nodes running the current pod template."),
     ColumnDef::integer("Available", "Nodes whose daemon pod is available."),
-    ColumnDef::string(
-        "Node Selector",
-        "Labels a node needs to run the daemon pod.",
-    ),
+    ColumnDef::string("Node Selector", "Labels a node needs to run the daemon pod."),
     AGE,
     CONTAINERS,
     IMAGES,
@@ -156,10 +121,7 @@ fn daemon_set_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
         json!(int(obj, &["status", "numberReady"])),
         json!(int(obj, &["status", "updatedNumberScheduled"])),
         json!(int(obj, &["status", "numberAvailable"])),
-        json!(format_labels(at(
-            obj,
-            &["spec", "template", "spec", "nodeSelector"]
-        ))),
+        json!(format_labels(at(obj, &["spec", "template", "spec", "nodeSelector"]))),
         json!(obj_age(obj, now)),
         json!(names),
         json!(images),
@@ -169,10 +131,7 @@ fn daemon_set_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
 
 const REVISION_COLUMNS: &[ColumnDef] = &[
     NAME,
-    ColumnDef::string(
-        "Controller",
-        "The object that owns the revision, as kind.group/name.",
-    ),
+    ColumnDef::string("Controller", "The object that owns the revision, as kind.group/name."),
     ColumnDef::string("Revision", "Revision number."),
     AGE,
 ];
@@ -189,23 +148,10 @@ fn controller_name(obj: &Value) -> String {
     let kind = text(owner, &["kind"]);
     let api_version = text(owner, &["apiVersion"]);
     let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
-    let group_kind = if group.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}.{group}")
-    };
-    if group_kind.is_empty() {
-        owner_name.to_string()
-    } else {
-        format!("{}/{owner_name}", group_kind.to_lowercase())
-    }
+    let group_kind = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+    if group_kind.is_empty() { owner_name.to_string() } else { format!("{}/{owner_name}", group_kind.to_lowercase()) }
 }
 
 fn revision_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
-    vec![
-        json!(name(obj)),
-        json!(controller_name(obj)),
-        json!(int(obj, &["revision"])),
-        json!(obj_age(obj, now)),
-    ]
+    vec![json!(name(obj)), json!(controller_name(obj)), json!(int(obj, &["revision"])), json!(obj_age(obj, now))]
 }

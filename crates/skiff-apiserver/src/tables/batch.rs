@@ -7,21 +7,15 @@ use super::Printer;
 use super::age::{self, human_duration, nanos_between, parse_time};
 use super::columns::{AGE, CONTAINERS, ColumnDef, IMAGES, NAME, SELECTOR};
 use super::fields::{
-    at, bool_word, condition_true, containers, deleting, format_label_selector, int, list, name,
-    obj_age, opt_bool, opt_int, text,
+    at, bool_word, condition_true, containers, deleting, format_label_selector, int, list, name, obj_age, opt_bool,
+    opt_int, text,
 };
 
 /// The printer of batch resource `plural`, if it has one.
 pub(super) fn printer(plural: &str) -> Option<Printer> {
     match plural {
-        "jobs" => Some(Printer {
-            columns: JOB_COLUMNS,
-            cells: job_cells,
-        }),
-        "cronjobs" => Some(Printer {
-            columns: CRON_JOB_COLUMNS,
-            cells: cron_job_cells,
-        }),
+        "jobs" => Some(Printer { columns: JOB_COLUMNS, cells: job_cells }),
+        "cronjobs" => Some(Printer { columns: CRON_JOB_COLUMNS, cells: cron_job_cells }),
         _ => None,
     }
 }
@@ -29,10 +23,7 @@ pub(super) fn printer(plural: &str) -> Option<Printer> {
 const JOB_COLUMNS: &[ColumnDef] = &[
     NAME,
     ColumnDef::string("Status", "Summary of the job's conditions."),
-    ColumnDef::string(
-        "Completions",
-        "Succeeded pods out of the completions wanted.",
-    ),
+    ColumnDef::string("Completions", "Succeeded pods out of the completions wanted."),
     ColumnDef::string("Duration", "How long the job ran, or has been running."),
     AGE,
     CONTAINERS,
@@ -77,8 +68,7 @@ fn job_cells(job: &Value, now: Timestamp) -> Vec<Value> {
         (Some(start), None) => human_duration(nanos_between(start, now)),
         (Some(start), Some(end)) => human_duration(nanos_between(start, end)),
     };
-    let (names, images) =
-        containers(at(job, &["spec", "template", "spec"]).unwrap_or(&Value::Null));
+    let (names, images) = containers(at(job, &["spec", "template", "spec"]).unwrap_or(&Value::Null));
     vec![
         json!(name(job)),
         json!(job_status(job)),
@@ -108,9 +98,7 @@ fn cron_job_cells(cron: &Value, now: Timestamp) -> Vec<Value> {
     let job_spec = at(cron, &["spec", "jobTemplate", "spec"]).unwrap_or(&Value::Null);
     let (names, images) = containers(at(job_spec, &["template", "spec"]).unwrap_or(&Value::Null));
     let suspend = opt_bool(cron, &["spec", "suspend"]).map_or("<unset>", bool_word);
-    let time_zone = at(cron, &["spec", "timeZone"])
-        .and_then(Value::as_str)
-        .unwrap_or("<none>");
+    let time_zone = at(cron, &["spec", "timeZone"]).and_then(Value::as_str).unwrap_or("<none>");
     let last_schedule = match at(cron, &["status", "lastScheduleTime"]).and_then(Value::as_str) {
         Some(stamp) => age::age(stamp, now),
         None => "<none>".to_string(),

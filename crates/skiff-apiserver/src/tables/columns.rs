@@ -20,51 +20,27 @@ pub struct ColumnDef {
 impl ColumnDef {
     /// A normal `string` column.
     pub const fn string(name: &'static str, description: &'static str) -> Self {
-        Self {
-            name,
-            type_: "string",
-            format: "",
-            description,
-            priority: 0,
-        }
+        Self { name, type_: "string", format: "", description, priority: 0 }
     }
 
     /// A normal `integer` column.
     pub const fn integer(name: &'static str, description: &'static str) -> Self {
-        Self {
-            name,
-            type_: "integer",
-            format: "",
-            description,
-            priority: 0,
-        }
+        Self { name, type_: "integer", format: "", description, priority: 0 }
     }
 
     /// A normal `boolean` column.
     pub const fn boolean(name: &'static str, description: &'static str) -> Self {
-        Self {
-            name,
-            type_: "boolean",
-            format: "",
-            description,
-            priority: 0,
-        }
+        Self { name, type_: "boolean", format: "", description, priority: 0 }
     }
 
     /// The same column shown only with `-o wide`.
     pub const fn wide(self) -> Self {
-        Self {
-            priority: 1,
-            ..self
-        }
+        Self { priority: 1, ..self }
     }
 
     /// The same column marked as holding the object's name.
     pub const fn named(self) -> Self {
-        Self {
-            format: "name",
-            ..self
-        }
+        Self { format: "name", ..self }
     }
 
     /// The column as it appears in `columnDefinitions`.
@@ -80,8 +56,7 @@ impl ColumnDef {
 }
 
 /// The object's name.
-pub const NAME: ColumnDef =
-    ColumnDef::string("Name", "Name of the object, unique within its namespace.").named();
+pub const NAME: ColumnDef = ColumnDef::string("Name", "Name of the object, unique within its namespace.").named();
 /// Time since the object was created.
 pub const AGE: ColumnDef = ColumnDef::string("Age", "Time since the object was created.");
 /// Creation time as an RFC 3339 date (generic fallback and RBAC roles).
@@ -96,14 +71,6 @@ pub const CREATED_AT: ColumnDef = ColumnDef {
 pub const CONTAINERS: ColumnDef =
     ColumnDef::string("Containers", "Names of the containers in the pod template.").wide();
 /// Images of the containers of a pod template (wide).
-pub const IMAGES: ColumnDef = ColumnDef::string(
-    "Images",
-    "Images used by the containers in the pod template.",
-)
-.wide();
+pub const IMAGES: ColumnDef = ColumnDef::string("Images", "Images used by the containers in the pod template.").wide();
 /// Label selector of a workload (wide).
-pub const SELECTOR: ColumnDef = ColumnDef::string(
-    "Selector",
-    "Label selector of the pods this object manages.",
-)
-.wide();
+pub const SELECTOR: ColumnDef = ColumnDef::string("Selector", "Label selector of the pods this object manages.").wide();

@@ -47,17 +47,12 @@ pub fn opt_bool(value: &Value, path: &[&str]) -> Option<bool> {
 
 /// The array at `path`, or an empty slice.
 pub fn list<'a>(value: &'a Value, path: &[&str]) -> &'a [Value] {
-    at(value, path)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+    at(value, path).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 
 /// Number of entries of the map at `path` (0 when absent).
 pub fn map_len(value: &Value, path: &[&str]) -> usize {
-    at(value, path)
-        .and_then(Value::as_object)
-        .map_or(0, serde_json::Map::len)
+    at(value, path).and_then(Value::as_object).map_or(0, serde_json::Map::len)
 }
 
 /// `metadata.name`.
@@ -77,11 +72,7 @@ pub fn deleting(obj: &Value) -> bool {
 
 /// `s`, or `<none>` when empty.
 pub fn or_none(s: &str) -> String {
-    if s.is_empty() {
-        "<none>".to_string()
-    } else {
-        s.to_string()
-    }
+    if s.is_empty() { "<none>".to_string() } else { s.to_string() }
 }
 
 /// `s`, or `<unset>` when absent.
@@ -97,10 +88,7 @@ pub fn bool_word(b: bool) -> &'static str {
 /// Whether the condition of `type_` in the list at `path` has status `True`; only the first
 /// condition of that type counts.
 pub fn condition_true(obj: &Value, path: &[&str], type_: &str) -> bool {
-    list(obj, path)
-        .iter()
-        .find(|c| text(c, &["type"]) == type_)
-        .is_some_and(|c| text(c, &["status"]) == "True")
+    list(obj, path).iter().find(|c| text(c, &["type"]) == type_).is_some_and(|c| text(c, &["status"]) == "True")
 }
 
 /// A quantity (string or bare number) as text; a missing quantity is `0`.
@@ -134,21 +122,10 @@ pub fn format_labels(map: Option<&Value>) -> String {
         return "<none>".to_string();
     };
     // serde_json maps iterate in key order unless `preserve_order` is on; sort to be sure.
-    let mut pairs: Vec<(&String, &str)> = map
-        .iter()
-        .map(|(k, v)| (k, v.as_str().unwrap_or("")))
-        .collect();
+    let mut pairs: Vec<(&String, &str)> = map.iter().map(|(k, v)| (k, v.as_str().unwrap_or(""))).collect();
     pairs.sort_by(|a, b| a.0.cmp(b.0));
-    let joined = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    if joined.is_empty() {
-        "<none>".to_string()
-    } else {
-        joined
-    }
+    let joined = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    if joined.is_empty() { "<none>".to_string() } else { joined }
 }
 
 /// A `LabelSelector` in selector syntax (`app=web,tier in (a,b),!legacy`), requirements sorted by
@@ -160,18 +137,12 @@ pub fn selector_string(selector: Option<&Value>) -> Option<String> {
     let mut requirements: Vec<(String, String)> = Vec::new();
     if let Some(labels) = at(selector, &["matchLabels"]).and_then(Value::as_object) {
         for (key, value) in labels {
-            requirements.push((
-                key.clone(),
-                format!("{key}={}", value.as_str().unwrap_or("")),
-            ));
+            requirements.push((key.clone(), format!("{key}={}", value.as_str().unwrap_or(""))));
         }
     }
     for expr in list(selector, &["matchExpressions"]) {
         let key = text(expr, &["key"]);
-        let mut values: Vec<&str> = list(expr, &["values"])
-            .iter()
-            .map(|v| v.as_str().unwrap_or(""))
-            .collect();
+        let mut values: Vec<&str> = list(expr, &["values"]).iter().map(|v| v.as_str().unwrap_or("")).collect();
         values.sort_unstable();
         let rendered = match text(expr, &["operator"]) {
             "In" if !values.is_empty() => format!("{key} in ({})", values.join(",")),
@@ -183,13 +154,7 @@ pub fn selector_string(selector: Option<&Value>) -> Option<String> {
         requirements.push((key.to_string(), rendered));
     }
     requirements.sort_by(|a, b| a.0.cmp(&b.0));
-    Some(
-        requirements
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect::<Vec<_>>()
-            .join(","),
-    )
+    Some(requirements.into_iter().map(|(_, r)| r).collect::<Vec<_>>().join(","))
 }
 
 /// A `LabelSelector` as upstream `FormatLabelSelector`: `<none>` when it selects by nothing,
@@ -205,20 +170,11 @@ pub fn format_label_selector(selector: Option<&Value>) -> String {
 /// Joins up to `max` items with commas and appends ` + N more...` for the rest; `<unset>` when
 /// there is nothing at all.
 pub fn list_with_more(items: &[String], total: usize, max: usize) -> String {
-    let shown = items
-        .iter()
-        .take(max)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(",");
+    let shown = items.iter().take(max).cloned().collect::<Vec<_>>().join(",");
     if total > max {
         return format!("{shown} + {} more...", total - max);
     }
-    if shown.is_empty() {
-        "<unset>".to_string()
-    } else {
-        shown
-    }
+    if shown.is_empty() { "<unset>".to_string() } else { shown }
 }
 
 /// Load-balancer ingress points (IP, else hostname), de-duplicated and sorted, comma-separated.

@@ -73,20 +73,11 @@ struct Printer {
 }
 
 /// The generic printer for resources without their own columns.
-const GENERIC: Printer = Printer {
-    columns: &[columns::NAME, columns::CREATED_AT],
-    cells: created_at_cells,
-};
+const GENERIC: Printer = Printer { columns: &[columns::NAME, columns::CREATED_AT], cells: created_at_cells };
 
 /// Cells of the generic `Name`, `Created At` table.
 fn created_at_cells(obj: &Value, _now: Timestamp) -> Vec<Value> {
-    vec![
-        json!(fields::name(obj)),
-        json!(age::rfc3339_utc(fields::text(
-            obj,
-            &["metadata", "creationTimestamp"]
-        ))),
-    ]
+    vec![json!(fields::name(obj)), json!(age::rfc3339_utc(fields::text(obj, &["metadata", "creationTimestamp"])))]
 }
 
 /// The printer of resource `plural` in `group`, or the generic one.
@@ -103,21 +94,13 @@ fn printer_for(group: &str, plural: &str) -> Printer {
 /// Builds a `meta.k8s.io/v1` Table (as serde_json::Value) for objects of the resource `info` (the
 /// served resource, e.g. pods, or deployments). `list_metadata` becomes the table's `metadata`
 /// (resourceVersion/continue/remainingItemCount).
-pub fn build_table(
-    info: &ResourceInfo,
-    objects: &[&Value],
-    list_metadata: Value,
-    opts: &TableOptions,
-) -> Value {
+pub fn build_table(info: &ResourceInfo, objects: &[&Value], list_metadata: Value, opts: &TableOptions) -> Value {
     let printer = printer_for(info.group, info.plural);
     let rows: Vec<Value> = objects
         .iter()
         .map(|obj| {
             let mut row = Map::new();
-            row.insert(
-                "cells".to_string(),
-                Value::Array((printer.cells)(obj, opts.now)),
-            );
+            row.insert("cells".to_string(), Value::Array((printer.cells)(obj, opts.now)));
             if info.group.is_empty()
                 && info.plural == "pods"
                 && let Some(conditions) = core::pod_row_conditions(obj)
@@ -138,11 +121,7 @@ pub fn build_table(
     } else {
         Value::Null
     };
-    let metadata = if list_metadata.is_null() {
-        json!({})
-    } else {
-        list_metadata
-    };
+    let metadata = if list_metadata.is_null() { json!({}) } else { list_metadata };
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
@@ -155,11 +134,7 @@ pub fn build_table(
 /// `PartialObjectMetadata` (apiVersion meta.k8s.io/v1, kind PartialObjectMetadata, metadata =
 /// object's metadata) of an object.
 pub fn partial_object_metadata(object: &Value) -> Value {
-    let metadata = object
-        .get("metadata")
-        .filter(|m| !m.is_null())
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let metadata = object.get("metadata").filter(|m| !m.is_null()).cloned().unwrap_or_else(|| json!({}));
     json!({
         "kind": "PartialObjectMetadata",
         "apiVersion": "meta.k8s.io/v1",

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use super::columns::{AGE, ColumnDef, NAME};
 use super::fields::{
-    at, format_label_selector, int, int_or_string, list, list_with_more, load_balancer_ingress,
-    name, obj_age, opt_bool, opt_int, or_unset, text,
+    at, format_label_selector, int, int_or_string, list, list_with_more, load_balancer_ingress, name, obj_age,
+    opt_bool, opt_int, or_unset, text,
 };
 use super::{Printer, core};
 
@@ -15,62 +15,24 @@ use super::{Printer, core};
 pub(super) fn printer(group: &str, plural: &str) -> Option<Printer> {
     let printer = match (group, plural) {
         ("events.k8s.io", "events") => core::EVENTS,
-        ("autoscaling", "horizontalpodautoscalers") => Printer {
-            columns: HPA_COLUMNS,
-            cells: hpa_cells,
-        },
-        ("networking.k8s.io", "ingresses") => Printer {
-            columns: INGRESS_COLUMNS,
-            cells: ingress_cells,
-        },
-        ("networking.k8s.io", "ingressclasses") => Printer {
-            columns: INGRESS_CLASS_COLUMNS,
-            cells: ingress_class_cells,
-        },
-        ("networking.k8s.io", "networkpolicies") => Printer {
-            columns: NETPOL_COLUMNS,
-            cells: netpol_cells,
-        },
-        ("discovery.k8s.io", "endpointslices") => Printer {
-            columns: SLICE_COLUMNS,
-            cells: slice_cells,
-        },
-        ("coordination.k8s.io", "leases") => Printer {
-            columns: LEASE_COLUMNS,
-            cells: lease_cells,
-        },
-        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => Printer {
-            columns: BINDING_COLUMNS,
-            cells: binding_cells,
-        },
-        ("storage.k8s.io", "storageclasses") => Printer {
-            columns: STORAGE_CLASS_COLUMNS,
-            cells: storage_class_cells,
-        },
-        ("storage.k8s.io", "csidrivers") => Printer {
-            columns: CSI_DRIVER_COLUMNS,
-            cells: csi_driver_cells,
-        },
-        ("storage.k8s.io", "csinodes") => Printer {
-            columns: CSI_NODE_COLUMNS,
-            cells: csi_node_cells,
-        },
-        ("storage.k8s.io", "csistoragecapacities") => Printer {
-            columns: CAPACITY_COLUMNS,
-            cells: capacity_cells,
-        },
-        ("storage.k8s.io", "volumeattachments") => Printer {
-            columns: ATTACHMENT_COLUMNS,
-            cells: attachment_cells,
-        },
-        ("policy", "poddisruptionbudgets") => Printer {
-            columns: PDB_COLUMNS,
-            cells: pdb_cells,
-        },
-        ("scheduling.k8s.io", "priorityclasses") => Printer {
-            columns: PRIORITY_COLUMNS,
-            cells: priority_cells,
-        },
+        ("autoscaling", "horizontalpodautoscalers") => Printer { columns: HPA_COLUMNS, cells: hpa_cells },
+        ("networking.k8s.io", "ingresses") => Printer { columns: INGRESS_COLUMNS, cells: ingress_cells },
+        ("networking.k8s.io", "ingressclasses") => {
+            Printer { columns: INGRESS_CLASS_COLUMNS, cells: ingress_class_cells }
+        }
+        ("networking.k8s.io", "networkpolicies") => Printer { columns: NETPOL_COLUMNS, cells: netpol_cells },
+        ("discovery.k8s.io", "endpointslices") => Printer { columns: SLICE_COLUMNS, cells: slice_cells },
+        ("coordination.k8s.io", "leases") => Printer { columns: LEASE_COLUMNS, cells: lease_cells },
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
+            Printer { columns: BINDING_COLUMNS, cells: binding_cells }
+        }
+        ("storage.k8s.io", "storageclasses") => Printer { columns: STORAGE_CLASS_COLUMNS, cells: storage_class_cells },
+        ("storage.k8s.io", "csidrivers") => Printer { columns: CSI_DRIVER_COLUMNS, cells: csi_driver_cells },
+        ("storage.k8s.io", "csinodes") => Printer { columns: CSI_NODE_COLUMNS, cells: csi_node_cells },
+        ("storage.k8s.io", "csistoragecapacities") => Printer { columns: CAPACITY_COLUMNS, cells: capacity_cells },
+        ("storage.k8s.io", "volumeattachments") => Printer { columns: ATTACHMENT_COLUMNS, cells: attachment_cells },
+        ("policy", "poddisruptionbudgets") => Printer { columns: PDB_COLUMNS, cells: pdb_cells },
+        ("scheduling.k8s.io", "priorityclasses") => Printer { columns: PRIORITY_COLUMNS, cells: priority_cells },
         _ => return None,
     };
     Some(printer)
@@ -102,46 +64,31 @@ fn format_metric(spec: &Value, status: Option<&Value>) -> String {
     let unknown = || "<unknown>".to_string();
     match text(spec, &["type"]) {
         kind @ ("External" | "Object") => {
-            let source = if kind == "External" {
-                "external"
-            } else {
-                "object"
-            };
+            let source = if kind == "External" { "external" } else { "object" };
             let current = status.and_then(|s| at(s, &[source]));
             if let Some(target) = amount(spec, &[source, "target", "averageValue"]) {
-                let now = current
-                    .and_then(|c| amount(c, &["current", "averageValue"]))
-                    .unwrap_or_else(unknown);
+                let now = current.and_then(|c| amount(c, &["current", "averageValue"])).unwrap_or_else(unknown);
                 format!("{now}/{target} (avg)")
             } else {
-                let now = current
-                    .map(|c| amount(c, &["current", "value"]).unwrap_or_else(|| "0".to_string()));
-                let target =
-                    amount(spec, &[source, "target", "value"]).unwrap_or_else(|| "0".to_string());
+                let now = current.map(|c| amount(c, &["current", "value"]).unwrap_or_else(|| "0".to_string()));
+                let target = amount(spec, &[source, "target", "value"]).unwrap_or_else(|| "0".to_string());
                 format!("{}/{target}", now.unwrap_or_else(unknown))
             }
         }
         "Pods" => {
-            let now = status.and_then(|s| at(s, &["pods"])).map(|p| {
-                amount(p, &["current", "averageValue"]).unwrap_or_else(|| "0".to_string())
-            });
-            let target = amount(spec, &["pods", "target", "averageValue"])
-                .unwrap_or_else(|| "0".to_string());
+            let now = status
+                .and_then(|s| at(s, &["pods"]))
+                .map(|p| amount(p, &["current", "averageValue"]).unwrap_or_else(|| "0".to_string()));
+            let target = amount(spec, &["pods", "target", "averageValue"]).unwrap_or_else(|| "0".to_string());
             format!("{}/{target}", now.unwrap_or_else(unknown))
         }
         kind @ ("Resource" | "ContainerResource") => {
-            let source = if kind == "Resource" {
-                "resource"
-            } else {
-                "containerResource"
-            };
+            let source = if kind == "Resource" { "resource" } else { "containerResource" };
             let resource = text(spec, &[source, "name"]);
             let current = status.and_then(|s| at(s, &[source]));
             if let Some(target) = amount(spec, &[source, "target", "averageValue"]) {
                 let now = current
-                    .map(|c| {
-                        amount(c, &["current", "averageValue"]).unwrap_or_else(|| "0".to_string())
-                    })
+                    .map(|c| amount(c, &["current", "averageValue"]).unwrap_or_else(|| "0".to_string()))
                     .unwrap_or_else(unknown);
                 format!("{resource}: {now}/{target}")
             } else {
@@ -170,23 +117,10 @@ fn hpa_targets(hpa: &Value) -> String {
         return "<none>".to_string();
     }
     let statuses = list(hpa, &["status", "currentMetrics"]);
-    let rendered: Vec<String> = specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| format_metric(s, statuses.get(i)))
-        .collect();
+    let rendered: Vec<String> = specs.iter().enumerate().map(|(i, s)| format_metric(s, statuses.get(i))).collect();
     const MAX: usize = 2;
-    let shown = rendered
-        .iter()
-        .take(MAX)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if rendered.len() > MAX {
-        format!("{shown} + {} more...", rendered.len() - MAX)
-    } else {
-        shown
-    }
+    let shown = rendered.iter().take(MAX).cloned().collect::<Vec<_>>().join(", ");
+    if rendered.len() > MAX { format!("{shown} + {} more...", rendered.len() - MAX) } else { shown }
 }
 
 fn hpa_cells(hpa: &Value, now: Timestamp) -> Vec<Value> {
@@ -195,8 +129,7 @@ fn hpa_cells(hpa: &Value, now: Timestamp) -> Vec<Value> {
         text(hpa, &["spec", "scaleTargetRef", "kind"]),
         text(hpa, &["spec", "scaleTargetRef", "name"])
     );
-    let min_pods = opt_int(hpa, &["spec", "minReplicas"])
-        .map_or_else(|| "<unset>".to_string(), |n| n.to_string());
+    let min_pods = opt_int(hpa, &["spec", "minReplicas"]).map_or_else(|| "<unset>".to_string(), |n| n.to_string());
     vec![
         json!(name(hpa)),
         json!(reference),
@@ -238,29 +171,17 @@ fn ingress_hosts(rules: &[Value]) -> String {
         return "*".to_string();
     }
     let joined = hosts.join(",");
-    if more {
-        format!("{joined} + {} more...", rules.len() - MAX)
-    } else {
-        joined
-    }
+    if more { format!("{joined} + {} more...", rules.len() - MAX) } else { joined }
 }
 
 fn ingress_cells(ing: &Value, now: Timestamp) -> Vec<Value> {
-    let class = at(ing, &["spec", "ingressClassName"])
-        .and_then(Value::as_str)
-        .unwrap_or("<none>");
-    let ports = if list(ing, &["spec", "tls"]).is_empty() {
-        "80"
-    } else {
-        "80, 443"
-    };
+    let class = at(ing, &["spec", "ingressClassName"]).and_then(Value::as_str).unwrap_or("<none>");
+    let ports = if list(ing, &["spec", "tls"]).is_empty() { "80" } else { "80, 443" };
     vec![
         json!(name(ing)),
         json!(class),
         json!(ingress_hosts(list(ing, &["spec", "rules"]))),
-        json!(load_balancer_ingress(
-            at(ing, &["status", "loadBalancer"]).unwrap_or(&Value::Null)
-        )),
+        json!(load_balancer_ingress(at(ing, &["status", "loadBalancer"]).unwrap_or(&Value::Null))),
         json!(ports),
         json!(obj_age(ing, now)),
     ]
@@ -284,19 +205,10 @@ fn ingress_class_cells(class: &Value, now: Timestamp) -> Vec<Value> {
             format!("{rendered}/{}", text(p, &["name"]))
         }
     };
-    vec![
-        json!(name(class)),
-        json!(text(class, &["spec", "controller"])),
-        json!(parameters),
-        json!(obj_age(class, now)),
-    ]
+    vec![json!(name(class)), json!(text(class, &["spec", "controller"])), json!(parameters), json!(obj_age(class, now))]
 }
 
-const NETPOL_COLUMNS: &[ColumnDef] = &[
-    NAME,
-    ColumnDef::string("Pod-Selector", "Pods the policy applies to."),
-    AGE,
-];
+const NETPOL_COLUMNS: &[ColumnDef] = &[NAME, ColumnDef::string("Pod-Selector", "Pods the policy applies to."), AGE];
 
 fn netpol_cells(policy: &Value, now: Timestamp) -> Vec<Value> {
     vec![
@@ -318,25 +230,15 @@ fn slice_cells(slice: &Value, now: Timestamp) -> Vec<Value> {
     let ports = list(slice, &["ports"]);
     let port_texts: Vec<String> = ports
         .iter()
-        .map(|p| {
-            match (
-                opt_int(p, &["port"]),
-                at(p, &["name"]).and_then(Value::as_str),
-            ) {
-                (Some(port), _) => port.to_string(),
-                (None, Some(port_name)) => port_name.to_string(),
-                (None, None) => "*".to_string(),
-            }
+        .map(|p| match (opt_int(p, &["port"]), at(p, &["name"]).and_then(Value::as_str)) {
+            (Some(port), _) => port.to_string(),
+            (None, Some(port_name)) => port_name.to_string(),
+            (None, None) => "*".to_string(),
         })
         .collect();
     let addresses: Vec<String> = list(slice, &["endpoints"])
         .iter()
-        .flat_map(|e| {
-            list(e, &["addresses"])
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-        })
+        .flat_map(|e| list(e, &["addresses"]).iter().filter_map(Value::as_str).map(str::to_string))
         .collect();
     vec![
         json!(name(slice)),
@@ -350,18 +252,10 @@ fn slice_cells(slice: &Value, now: Timestamp) -> Vec<Value> {
 // ---------------------------------------------------------------------------------------------
 // Leases and RBAC bindings
 
-const LEASE_COLUMNS: &[ColumnDef] = &[
-    NAME,
-    ColumnDef::string("Holder", "Identity of the lease's holder."),
-    AGE,
-];
+const LEASE_COLUMNS: &[ColumnDef] = &[NAME, ColumnDef::string("Holder", "Identity of the lease's holder."), AGE];
 
 fn lease_cells(lease: &Value, now: Timestamp) -> Vec<Value> {
-    vec![
-        json!(name(lease)),
-        json!(text(lease, &["spec", "holderIdentity"])),
-        json!(obj_age(lease, now)),
-    ]
+    vec![json!(name(lease)), json!(text(lease, &["spec", "holderIdentity"])), json!(obj_age(lease, now))]
 }
 
 const BINDING_COLUMNS: &[ColumnDef] = &[
@@ -370,28 +264,18 @@ const BINDING_COLUMNS: &[ColumnDef] = &[
     AGE,
     ColumnDef::string("Users", "Users the binding grants the role to.").wide(),
     ColumnDef::string("Groups", "Groups the binding grants the role to.").wide(),
-    ColumnDef::string(
-        "ServiceAccounts",
-        "Service accounts the binding grants the role to, as namespace/name.",
-    )
-    .wide(),
+    ColumnDef::string("ServiceAccounts", "Service accounts the binding grants the role to, as namespace/name.").wide(),
 ];
 
 fn binding_cells(binding: &Value, now: Timestamp) -> Vec<Value> {
-    let role = format!(
-        "{}/{}",
-        text(binding, &["roleRef", "kind"]),
-        text(binding, &["roleRef", "name"])
-    );
+    let role = format!("{}/{}", text(binding, &["roleRef", "kind"]), text(binding, &["roleRef", "name"]));
     let (mut users, mut groups, mut accounts) = (Vec::new(), Vec::new(), Vec::new());
     for subject in list(binding, &["subjects"]) {
         let subject_name = text(subject, &["name"]);
         match text(subject, &["kind"]) {
             "User" => users.push(subject_name.to_string()),
             "Group" => groups.push(subject_name.to_string()),
-            "ServiceAccount" => {
-                accounts.push(format!("{}/{subject_name}", text(subject, &["namespace"])))
-            }
+            "ServiceAccount" => accounts.push(format!("{}/{subject_name}", text(subject, &["namespace"]))),
             _ => {}
         }
     }
@@ -410,22 +294,10 @@ fn binding_cells(binding: &Value, now: Timestamp) -> Vec<Value> {
 
 const STORAGE_CLASS_COLUMNS: &[ColumnDef] = &[
     NAME,
-    ColumnDef::string(
-        "Provisioner",
-        "The volume plugin that provisions volumes of the class.",
-    ),
-    ColumnDef::string(
-        "ReclaimPolicy",
-        "What happens to volumes of the class when released.",
-    ),
-    ColumnDef::string(
-        "VolumeBindingMode",
-        "When volumes are bound and provisioned.",
-    ),
-    ColumnDef::string(
-        "AllowVolumeExpansion",
-        "Whether volumes of the class can be expanded.",
-    ),
+    ColumnDef::string("Provisioner", "The volume plugin that provisions volumes of the class."),
+    ColumnDef::string("ReclaimPolicy", "What happens to volumes of the class when released."),
+    ColumnDef::string("VolumeBindingMode", "When volumes are bound and provisioned."),
+    ColumnDef::string("AllowVolumeExpansion", "Whether volumes of the class can be expanded."),
     AGE,
 ];
 
@@ -437,12 +309,8 @@ fn storage_class_cells(class: &Value, now: Timestamp) -> Vec<Value> {
     {
         shown_name.push_str(" (default)");
     }
-    let reclaim = at(class, &["reclaimPolicy"])
-        .and_then(Value::as_str)
-        .unwrap_or("Delete");
-    let binding = at(class, &["volumeBindingMode"])
-        .and_then(Value::as_str)
-        .unwrap_or("Immediate");
+    let reclaim = at(class, &["reclaimPolicy"]).and_then(Value::as_str).unwrap_or("Delete");
+    let binding = at(class, &["volumeBindingMode"]).and_then(Value::as_str).unwrap_or("Immediate");
     vec![
         json!(shown_name),
         json!(text(class, &["provisioner"])),
@@ -456,22 +324,10 @@ fn storage_class_cells(class: &Value, now: Timestamp) -> Vec<Value> {
 const CSI_DRIVER_COLUMNS: &[ColumnDef] = &[
     NAME,
     ColumnDef::boolean("AttachRequired", "Whether volumes need an attach step."),
-    ColumnDef::boolean(
-        "PodInfoOnMount",
-        "Whether pod information is passed on mount.",
-    ),
-    ColumnDef::boolean(
-        "StorageCapacity",
-        "Whether the driver reports storage capacity.",
-    ),
-    ColumnDef::string(
-        "TokenRequests",
-        "Audiences of service account tokens passed to the driver.",
-    ),
-    ColumnDef::boolean(
-        "RequiresRepublish",
-        "Whether volumes are periodically re-published.",
-    ),
+    ColumnDef::boolean("PodInfoOnMount", "Whether pod information is passed on mount."),
+    ColumnDef::boolean("StorageCapacity", "Whether the driver reports storage capacity."),
+    ColumnDef::string("TokenRequests", "Audiences of service account tokens passed to the driver."),
+    ColumnDef::boolean("RequiresRepublish", "Whether volumes are periodically re-published."),
     ColumnDef::string("Modes", "Volume lifecycle modes the driver supports."),
     AGE,
 ];
@@ -480,22 +336,9 @@ fn csi_driver_cells(driver: &Value, now: Timestamp) -> Vec<Value> {
     let flag = |field: &str, default: bool| opt_bool(driver, &["spec", field]).unwrap_or(default);
     let tokens = at(driver, &["spec", "tokenRequests"])
         .and_then(Value::as_array)
-        .map(|requests| {
-            requests
-                .iter()
-                .map(|t| text(t, &["audience"]))
-                .collect::<Vec<_>>()
-                .join(",")
-        });
-    let modes: Vec<&str> = list(driver, &["spec", "volumeLifecycleModes"])
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let modes = if modes.is_empty() {
-        "<none>".to_string()
-    } else {
-        modes.join(",")
-    };
+        .map(|requests| requests.iter().map(|t| text(t, &["audience"])).collect::<Vec<_>>().join(","));
+    let modes: Vec<&str> = list(driver, &["spec", "volumeLifecycleModes"]).iter().filter_map(Value::as_str).collect();
+    let modes = if modes.is_empty() { "<none>".to_string() } else { modes.join(",") };
     vec![
         json!(name(driver)),
         json!(flag("attachRequired", true)),
@@ -508,18 +351,11 @@ fn csi_driver_cells(driver: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
-const CSI_NODE_COLUMNS: &[ColumnDef] = &[
-    NAME,
-    ColumnDef::integer("Drivers", "Number of CSI drivers registered on the node."),
-    AGE,
-];
+const CSI_NODE_COLUMNS: &[ColumnDef] =
+    &[NAME, ColumnDef::integer("Drivers", "Number of CSI drivers registered on the node."), AGE];
 
 fn csi_node_cells(node: &Value, now: Timestamp) -> Vec<Value> {
-    vec![
-        json!(name(node)),
-        json!(list(node, &["spec", "drivers"]).len()),
-        json!(obj_age(node, now)),
-    ]
+    vec![json!(name(node)), json!(list(node, &["spec", "drivers"]).len()), json!(obj_age(node, now))]
 }
 
 const CAPACITY_COLUMNS: &[ColumnDef] = &[
@@ -530,11 +366,7 @@ const CAPACITY_COLUMNS: &[ColumnDef] = &[
 
 fn capacity_cells(capacity: &Value, _now: Timestamp) -> Vec<Value> {
     let amount = amount(capacity, &["capacity"]);
-    vec![
-        json!(name(capacity)),
-        json!(text(capacity, &["storageClassName"])),
-        json!(or_unset(amount.as_deref())),
-    ]
+    vec![json!(name(capacity)), json!(text(capacity, &["storageClassName"])), json!(or_unset(amount.as_deref()))]
 }
 
 const ATTACHMENT_COLUMNS: &[ColumnDef] = &[
@@ -550,10 +382,7 @@ fn attachment_cells(attachment: &Value, now: Timestamp) -> Vec<Value> {
     vec![
         json!(name(attachment)),
         json!(text(attachment, &["spec", "attacher"])),
-        json!(text(
-            attachment,
-            &["spec", "source", "persistentVolumeName"]
-        )),
+        json!(text(attachment, &["spec", "source", "persistentVolumeName"])),
         json!(text(attachment, &["spec", "nodeName"])),
         json!(opt_bool(attachment, &["status", "attached"]).unwrap_or(false)),
         json!(obj_age(attachment, now)),
@@ -567,16 +396,12 @@ const PDB_COLUMNS: &[ColumnDef] = &[
     NAME,
     ColumnDef::string("Min Available", "Pods that must stay available."),
     ColumnDef::string("Max Unavailable", "Pods that may be unavailable."),
-    ColumnDef::integer(
-        "Allowed Disruptions",
-        "Pods that may be disrupted right now.",
-    ),
+    ColumnDef::integer("Allowed Disruptions", "Pods that may be disrupted right now."),
     AGE,
 ];
 
 fn pdb_cells(pdb: &Value, now: Timestamp) -> Vec<Value> {
-    let bound =
-        |field: &str| at(pdb, &["spec", field]).map_or_else(|| "N/A".to_string(), int_or_string);
+    let bound = |field: &str| at(pdb, &["spec", field]).map_or_else(|| "N/A".to_string(), int_or_string);
     vec![
         json!(name(pdb)),
         json!(bound("minAvailable")),
@@ -589,15 +414,9 @@ fn pdb_cells(pdb: &Value, now: Timestamp) -> Vec<Value> {
 const PRIORITY_COLUMNS: &[ColumnDef] = &[
     NAME,
     ColumnDef::integer("Value", "Priority of pods using the class."),
-    ColumnDef::boolean(
-        "Global-Default",
-        "Whether pods without a class get this one.",
-    ),
+    ColumnDef::boolean("Global-Default", "Whether pods without a class get this one."),
     AGE,
-    ColumnDef::string(
-        "PreemptionPolicy",
-        "Whether pods of the class may preempt others.",
-    ),
+    ColumnDef::string("PreemptionPolicy", "Whether pods of the class may preempt others."),
 ];
 
 fn priority_cells(class: &Value, now: Timestamp) -> Vec<Value> {
@@ -606,8 +425,6 @@ fn priority_cells(class: &Value, now: Timestamp) -> Vec<Value> {
         json!(int(class, &["value"])),
         json!(opt_bool(class, &["globalDefault"]).unwrap_or(false)),
         json!(obj_age(class, now)),
-        json!(or_unset(
-            at(class, &["preemptionPolicy"]).and_then(Value::as_str)
-        )),
+        json!(or_unset(at(class, &["preemptionPolicy"]).and_then(Value::as_str))),
     ]
 }

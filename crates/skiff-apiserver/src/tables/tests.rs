@@ -16,18 +16,12 @@ fn now() -> Timestamp {
 
 /// `NOW` minus `seconds`, as RFC 3339.
 fn ago(seconds: i64) -> String {
-    let then = now()
-        .checked_sub(jiff::SignedDuration::from_secs(seconds))
-        .expect("in range");
+    let then = now().checked_sub(jiff::SignedDuration::from_secs(seconds)).expect("in range");
     then.to_string()
 }
 
 fn opts() -> TableOptions {
-    TableOptions {
-        include_object: IncludeObject::Metadata,
-        include_columns: true,
-        now: now(),
-    }
+    TableOptions { include_object: IncludeObject::Metadata, include_columns: true, now: now() }
 }
 
 fn info(group: &str, plural: &str) -> &'static catalogue::ResourceInfo {
@@ -106,14 +100,8 @@ fn include_object_parses_query_values() {
     assert_eq!(IncludeObject::parse(None), Ok(IncludeObject::Metadata));
     assert_eq!(IncludeObject::parse(Some("")), Ok(IncludeObject::Metadata));
     assert_eq!(IncludeObject::parse(Some("None")), Ok(IncludeObject::None));
-    assert_eq!(
-        IncludeObject::parse(Some("Metadata")),
-        Ok(IncludeObject::Metadata)
-    );
-    assert_eq!(
-        IncludeObject::parse(Some("Object")),
-        Ok(IncludeObject::Object)
-    );
+    assert_eq!(IncludeObject::parse(Some("Metadata")), Ok(IncludeObject::Metadata));
+    assert_eq!(IncludeObject::parse(Some("Object")), Ok(IncludeObject::Object));
     assert!(IncludeObject::parse(Some("object")).is_err());
 }
 
@@ -136,15 +124,7 @@ fn row_object_follows_include_object() {
         (IncludeObject::Object, pod.clone()),
     ];
     for (mode, want) in cases {
-        let table = build_table(
-            info("", "pods"),
-            &[&pod],
-            json!({}),
-            &TableOptions {
-                include_object: mode,
-                ..opts()
-            },
-        );
+        let table = build_table(info("", "pods"), &[&pod], json!({}), &TableOptions { include_object: mode, ..opts() });
         assert_eq!(table["rows"][0]["object"], want, "{mode:?}");
     }
     let partial = partial_object_metadata(&pod);
@@ -174,10 +154,7 @@ fn table_envelope_carries_list_metadata_and_columns() {
 #[test]
 fn watch_events_after_the_first_have_null_column_definitions() {
     let pod = sample_pod();
-    let later = TableOptions {
-        include_columns: false,
-        ..opts()
-    };
+    let later = TableOptions { include_columns: false, ..opts() };
     let table = build_table(info("", "pods"), &[&pod], json!({}), &later);
     assert!(table.get("columnDefinitions").is_some_and(Value::is_null));
     assert_eq!(table["rows"].as_array().map(Vec::len), Some(1));
@@ -191,17 +168,8 @@ fn every_catalogue_resource_prints_one_cell_per_column() {
         let columns = table["columnDefinitions"].as_array().map_or(0, Vec::len);
         let cells = table["rows"][0]["cells"].as_array().map_or(0, Vec::len);
         assert_eq!(columns, cells, "{}/{}", resource.group, resource.plural);
-        let named = table["columnDefinitions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|c| c["format"] == "name");
-        assert!(
-            named.count() >= 1,
-            "{}/{} has a name column",
-            resource.group,
-            resource.plural
-        );
+        let named = table["columnDefinitions"].as_array().into_iter().flatten().filter(|c| c["format"] == "name");
+        assert!(named.count() >= 1, "{}/{} has a name column", resource.group, resource.plural);
     }
 }
 
@@ -209,17 +177,7 @@ fn every_catalogue_resource_prints_one_cell_per_column() {
 fn pod_columns_match_upstream() {
     assert_eq!(
         column_names("", "pods"),
-        [
-            "Name",
-            "Ready",
-            "Status",
-            "Restarts",
-            "Age",
-            "IP",
-            "Node",
-            "Nominated Node",
-            "Readiness Gates"
-        ]
+        ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node", "Readiness Gates"]
     );
 }
 
@@ -380,19 +338,10 @@ fn deleted_pods_show_terminating_or_unknown() {
 #[test]
 fn pod_wide_cells_and_completed_row_condition() {
     let mut pod = sample_pod();
-    pod["spec"]["readinessGates"] =
-        json!([{"conditionType": "lb/ready"}, {"conditionType": "x/ok"}]);
+    pod["spec"]["readinessGates"] = json!([{"conditionType": "lb/ready"}, {"conditionType": "x/ok"}]);
     pod["status"]["conditions"] = json!([{"type": "lb/ready", "status": "True"}]);
     let row = cells("", "pods", pod.clone());
-    assert_eq!(
-        &row[5..],
-        &[
-            json!("10.0.0.5"),
-            json!("n1"),
-            json!("<none>"),
-            json!("1/2")
-        ]
-    );
+    assert_eq!(&row[5..], &[json!("10.0.0.5"), json!("n1"), json!("<none>"), json!("1/2")]);
 
     let table = build_table(info("", "pods"), &[&pod], json!({}), &opts());
     assert!(table["rows"][0].get("conditions").is_none());
@@ -416,75 +365,29 @@ fn services_by_type() {
                        "ports": [{"port": 53, "protocol": "UDP"}], "selector": {"k8s-app": "dns"}}),
                 json!({}),
             ),
-            [
-                "s",
-                "ClusterIP",
-                "10.96.0.10",
-                "<none>",
-                "53/UDP",
-                "90s",
-                "k8s-app=dns",
-            ],
+            ["s", "ClusterIP", "10.96.0.10", "<none>", "53/UDP", "90s", "k8s-app=dns"],
         ),
         (
-            svc(
-                json!({"type": "NodePort", "clusterIPs": ["10.96.0.11"], "ports": ports}),
-                json!({}),
-            ),
-            [
-                "s",
-                "NodePort",
-                "10.96.0.11",
-                "<none>",
-                "80:30080/TCP,443:30443/TCP",
-                "90s",
-                "<none>",
-            ],
+            svc(json!({"type": "NodePort", "clusterIPs": ["10.96.0.11"], "ports": ports}), json!({})),
+            ["s", "NodePort", "10.96.0.11", "<none>", "80:30080/TCP,443:30443/TCP", "90s", "<none>"],
         ),
         (
             svc(
                 json!({"type": "LoadBalancer", "clusterIPs": ["10.96.0.12"], "ports": [{"port": 80, "protocol": "TCP"}]}),
                 json!({}),
             ),
-            [
-                "s",
-                "LoadBalancer",
-                "10.96.0.12",
-                "<pending>",
-                "80/TCP",
-                "90s",
-                "<none>",
-            ],
+            ["s", "LoadBalancer", "10.96.0.12", "<pending>", "80/TCP", "90s", "<none>"],
         ),
         (
             svc(
                 json!({"type": "LoadBalancer", "clusterIPs": ["10.96.0.13"], "externalIPs": ["1.2.3.4"]}),
                 json!({"loadBalancer": {"ingress": [{"ip": "5.6.7.8"}, {"hostname": "lb.example"}]}}),
             ),
-            [
-                "s",
-                "LoadBalancer",
-                "10.96.0.13",
-                "5.6.7.8,lb.example,1.2.3.4",
-                "<none>",
-                "90s",
-                "<none>",
-            ],
+            ["s", "LoadBalancer", "10.96.0.13", "5.6.7.8,lb.example,1.2.3.4", "<none>", "90s", "<none>"],
         ),
         (
-            svc(
-                json!({"type": "ExternalName", "externalName": "db.example.com"}),
-                json!({}),
-            ),
-            [
-                "s",
-                "ExternalName",
-                "<none>",
-                "db.example.com",
-                "<none>",
-                "90s",
-                "<none>",
-            ],
+            svc(json!({"type": "ExternalName", "externalName": "db.example.com"}), json!({})),
+            ["s", "ExternalName", "<none>", "db.example.com", "<none>", "90s", "<none>"],
         ),
     ];
     for (svc, want) in cases {
@@ -498,10 +401,7 @@ fn endpoints_show_three_and_count_the_rest() {
         "addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}, {"ip": "fd00::3"}, {"ip": "10.0.0.4"}],
         "ports": [{"port": 80}, {"port": 443}]
     }]});
-    assert_eq!(
-        cells("", "endpoints", ep)[1],
-        "10.0.0.1:80,10.0.0.2:80,[fd00::3]:80 + 5 more..."
-    );
+    assert_eq!(cells("", "endpoints", ep)[1], "10.0.0.1:80,10.0.0.2:80,[fd00::3]:80 + 5 more...");
     let empty = json!({"metadata": {"name": "e"}});
     assert_eq!(cells("", "endpoints", empty)[1], "<none>");
 }
@@ -510,16 +410,7 @@ fn endpoints_show_three_and_count_the_rest() {
 fn deployment_row() {
     assert_eq!(
         column_names("apps", "deployments"),
-        [
-            "Name",
-            "Ready",
-            "Up-to-date",
-            "Available",
-            "Age",
-            "Containers",
-            "Images",
-            "Selector"
-        ]
+        ["Name", "Ready", "Up-to-date", "Available", "Age", "Containers", "Images", "Selector"]
     );
     let deploy = json!({
         "metadata": {"name": "web", "creationTimestamp": ago(2 * 86400 + 3 * 3600)},
@@ -549,10 +440,7 @@ fn label_selectors_render_like_upstream() {
     let cases = [
         (None, "<none>"),
         (Some(json!({})), "<none>"),
-        (
-            Some(json!({"matchLabels": {"b": "2", "a": "1"}})),
-            "a=1,b=2",
-        ),
+        (Some(json!({"matchLabels": {"b": "2", "a": "1"}})), "a=1,b=2"),
         (
             Some(json!({"matchExpressions": [
                 {"key": "z", "operator": "DoesNotExist"},
@@ -560,17 +448,10 @@ fn label_selectors_render_like_upstream() {
                 {"key": "has", "operator": "Exists"}]})),
             "env notin (prod),has,!z",
         ),
-        (
-            Some(json!({"matchExpressions": [{"key": "x", "operator": "Bogus"}]})),
-            "<error>",
-        ),
+        (Some(json!({"matchExpressions": [{"key": "x", "operator": "Bogus"}]})), "<error>"),
     ];
     for (selector, want) in cases {
-        assert_eq!(
-            format_label_selector(selector.as_ref()),
-            want,
-            "{selector:?}"
-        );
+        assert_eq!(format_label_selector(selector.as_ref()), want, "{selector:?}");
     }
 }
 
@@ -586,16 +467,11 @@ fn node_status_roles_and_wide_cells() {
                                     "containerRuntimeVersion": "containerd://2.0"}}
         })
     };
-    let ready =
-        json!([{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "True"}]);
+    let ready = json!([{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "True"}]);
     let row = cells(
         "",
         "nodes",
-        node(
-            json!({"node-role.kubernetes.io/control-plane": "", "node-role.kubernetes.io/etcd": ""}),
-            ready,
-            false,
-        ),
+        node(json!({"node-role.kubernetes.io/control-plane": "", "node-role.kubernetes.io/etcd": ""}), ready, false),
     );
     assert_eq!(
         row,
@@ -614,40 +490,18 @@ fn node_status_roles_and_wide_cells() {
         .map(Value::from)
         .to_vec()
     );
-    let row = cells(
-        "",
-        "nodes",
-        node(
-            json!({}),
-            json!([{"type": "Ready", "status": "Unknown"}]),
-            true,
-        ),
-    );
+    let row = cells("", "nodes", node(json!({}), json!([{"type": "Ready", "status": "Unknown"}]), true));
     assert_eq!(row[1], "NotReady,SchedulingDisabled");
     assert_eq!(row[2], "<none>");
-    let row = cells(
-        "",
-        "nodes",
-        node(json!({"kubernetes.io/role": "worker"}), json!([]), false),
-    );
+    let row = cells("", "nodes", node(json!({"kubernetes.io/role": "worker"}), json!([]), false));
     assert_eq!(row[1], "Unknown");
     assert_eq!(row[2], "worker");
 }
 
 #[test]
 fn events_core_and_events_k8s_io() {
-    let names = [
-        "Last Seen",
-        "Type",
-        "Reason",
-        "Object",
-        "Subobject",
-        "Source",
-        "Message",
-        "First Seen",
-        "Count",
-        "Name",
-    ];
+    let names =
+        ["Last Seen", "Type", "Reason", "Object", "Subobject", "Source", "Message", "First Seen", "Count", "Name"];
     assert_eq!(column_names("", "events"), names);
     assert_eq!(column_names("events.k8s.io", "events"), names);
 
@@ -700,24 +554,15 @@ fn events_core_and_events_k8s_io() {
     let series = json!({"metadata": {"name": "ev3"}, "eventTime": ago(3600),
         "series": {"count": 7, "lastObservedTime": ago(5)}, "involvedObject": {"kind": "Pod"}});
     let row = cells("", "events", series);
-    assert_eq!(
-        (&row[0], &row[3], &row[7], &row[8]),
-        (&json!("5s"), &json!("pod"), &json!("60m"), &json!(7))
-    );
+    assert_eq!((&row[0], &row[3], &row[7], &row[8]), (&json!("5s"), &json!("pod"), &json!("60m"), &json!(7)));
 }
 
 #[test]
 fn fallback_and_roles_print_name_and_created_at() {
-    for (group, plural) in [
-        ("rbac.authorization.k8s.io", "roles"),
-        ("", "limitranges"),
-        ("", "bindings"),
-    ] {
+    for (group, plural) in [("rbac.authorization.k8s.io", "roles"), ("", "limitranges"), ("", "bindings")] {
         let table = build_table(
             info(group, plural),
-            &[
-                &json!({"metadata": {"name": "r", "creationTimestamp": "2024-04-30T10:00:00.5+02:00"}}),
-            ],
+            &[&json!({"metadata": {"name": "r", "creationTimestamp": "2024-04-30T10:00:00.5+02:00"}})],
             json!({}),
             &opts(),
         );
@@ -731,10 +576,7 @@ fn fallback_and_roles_print_name_and_created_at() {
             ]),
             "{group}/{plural}"
         );
-        assert_eq!(
-            table["rows"][0]["cells"],
-            json!(["r", "2024-04-30T08:00:00Z"])
-        );
+        assert_eq!(table["rows"][0]["cells"], json!(["r", "2024-04-30T08:00:00Z"]));
     }
 }
 
@@ -742,16 +584,7 @@ fn fallback_and_roles_print_name_and_created_at() {
 fn jobs_and_cron_jobs() {
     assert_eq!(
         column_names("batch", "jobs"),
-        [
-            "Name",
-            "Status",
-            "Completions",
-            "Duration",
-            "Age",
-            "Containers",
-            "Images",
-            "Selector"
-        ]
+        ["Name", "Status", "Completions", "Duration", "Age", "Containers", "Images", "Selector"]
     );
     assert_eq!(
         column_names("batch", "cronjobs"),
@@ -770,21 +603,8 @@ fn jobs_and_cron_jobs() {
     );
     let job = |spec: Value, status: Value| json!({"metadata": {"name": "j", "creationTimestamp": ago(600)}, "spec": spec, "status": status});
     let cases = [
-        (
-            job(
-                json!({"completions": 3}),
-                json!({"succeeded": 1, "startTime": ago(125)}),
-            ),
-            "Running",
-            "1/3",
-            "2m5s",
-        ),
-        (
-            job(json!({"parallelism": 2}), json!({})),
-            "Running",
-            "0/1 of 2",
-            "",
-        ),
+        (job(json!({"completions": 3}), json!({"succeeded": 1, "startTime": ago(125)})), "Running", "1/3", "2m5s"),
+        (job(json!({"parallelism": 2}), json!({})), "Running", "0/1 of 2", ""),
         (
             job(
                 json!({"completions": 1}),
@@ -795,31 +615,12 @@ fn jobs_and_cron_jobs() {
             "1/1",
             "10s",
         ),
-        (
-            job(
-                json!({}),
-                json!({"conditions": [{"type": "Failed", "status": "True"}]}),
-            ),
-            "Failed",
-            "0/1",
-            "",
-        ),
-        (
-            job(
-                json!({}),
-                json!({"conditions": [{"type": "Suspended", "status": "True"}]}),
-            ),
-            "Suspended",
-            "0/1",
-            "",
-        ),
+        (job(json!({}), json!({"conditions": [{"type": "Failed", "status": "True"}]})), "Failed", "0/1", ""),
+        (job(json!({}), json!({"conditions": [{"type": "Suspended", "status": "True"}]})), "Suspended", "0/1", ""),
     ];
     for (job, status, completions, duration) in cases {
         let row = cells("batch", "jobs", job);
-        assert_eq!(
-            (&row[1], &row[2], &row[3]),
-            (&json!(status), &json!(completions), &json!(duration))
-        );
+        assert_eq!((&row[1], &row[2], &row[3]), (&json!(status), &json!(completions), &json!(duration)));
     }
 
     let cron = json!({
@@ -864,13 +665,7 @@ fn assorted_resources() {
             "apps",
             "statefulsets",
             json!({"metadata": {"name": "db"}, "spec": {"replicas": 3}, "status": {"readyReplicas": 1}}),
-            vec![
-                json!("db"),
-                json!("1/3"),
-                json!("<unknown>"),
-                json!(""),
-                json!(""),
-            ],
+            vec![json!("db"), json!("1/3"), json!("<unknown>"), json!(""), json!("")],
         ),
         (
             "rbac.authorization.k8s.io",
@@ -897,25 +692,14 @@ fn assorted_resources() {
             "policy",
             "poddisruptionbudgets",
             json!({"metadata": {"name": "p"}, "spec": {"minAvailable": "50%"}, "status": {"disruptionsAllowed": 1}}),
-            vec![
-                json!("p"),
-                json!("50%"),
-                json!("N/A"),
-                json!(1),
-                json!("<unknown>"),
-            ],
+            vec![json!("p"), json!("50%"), json!("N/A"), json!(1), json!("<unknown>")],
         ),
         (
             "",
             "resourcequotas",
             json!({"metadata": {"name": "q"}, "status": {"hard": {"pods": "10", "limits.cpu": "4", "requests.cpu": "2"},
                                                         "used": {"pods": "3", "requests.cpu": "500m"}}}),
-            vec![
-                json!("q"),
-                json!("pods: 3/10, requests.cpu: 500m/2"),
-                json!("limits.cpu: 0/4"),
-                json!("<unknown>"),
-            ],
+            vec![json!("q"), json!("pods: 3/10, requests.cpu: 500m/2"), json!("limits.cpu: 0/4"), json!("<unknown>")],
         ),
         (
             "",
@@ -984,25 +768,14 @@ fn assorted_resources() {
             "controllerrevisions",
             json!({"metadata": {"name": "web-5d4f", "ownerReferences": [
                 {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "web", "controller": true}]}, "revision": 2}),
-            vec![
-                json!("web-5d4f"),
-                json!("daemonset.apps/web"),
-                json!(2),
-                json!("<unknown>"),
-            ],
+            vec![json!("web-5d4f"), json!("daemonset.apps/web"), json!(2), json!("<unknown>")],
         ),
         (
             "discovery.k8s.io",
             "endpointslices",
             json!({"metadata": {"name": "s"}, "addressType": "IPv4", "ports": [{"port": 80}, {"name": "dns"}],
                    "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"]}]}),
-            vec![
-                json!("s"),
-                json!("IPv4"),
-                json!("80,dns"),
-                json!("10.0.0.1,10.0.0.2"),
-                json!("<unknown>"),
-            ],
+            vec![json!("s"), json!("IPv4"), json!("80,dns"), json!("10.0.0.1,10.0.0.2"), json!("<unknown>")],
         ),
     ];
     for (group, plural, obj, want) in cases {

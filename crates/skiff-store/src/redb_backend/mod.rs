@@ -19,7 +19,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::watch::{self, Hub, Replay, WatchStream};
-use crate::{Event, EventKind, KeyValue, RangeRequest, RangeResponse, Revision, Store, StoreError, WriteOp, prefix_end};
+use crate::{
+    Event, EventKind, KeyValue, RangeRequest, RangeResponse, Revision, Store, StoreError, WriteOp, prefix_end,
+};
 use codec::{decode_history, decode_log, history_key, split_history_key};
 
 pub(crate) const HISTORY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("history");
@@ -85,9 +87,8 @@ impl RedbStore {
     /// Must be called within a Tokio runtime.
     pub fn open(config: RedbConfig) -> Result<Self, StoreError> {
         if let Some(parent) = config.path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Backend(format!("cannot create {}: {e}", parent.display()))
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", parent.display())))?;
         }
         let db = Database::builder()
             .set_cache_size(config.cache_size)
@@ -229,10 +230,8 @@ fn read_range(shared: &Shared, req: &RangeRequest) -> Result<RangeResponse, Stor
                 None
             } else {
                 Some(KeyValue {
-                    key: String::from_utf8(g.clone()).map_err(|e| StoreError::Corrupt {
-                        what: "key".into(),
-                        detail: e.to_string(),
-                    })?,
+                    key: String::from_utf8(g.clone())
+                        .map_err(|e| StoreError::Corrupt { what: "key".into(), detail: e.to_string() })?,
                     value: Bytes::copy_from_slice(rec.value),
                     create_revision: rec.create_revision,
                     mod_revision: rev,
@@ -277,8 +276,9 @@ fn replay_events(shared: &Shared, prefix: &str, after: Revision) -> Result<Vec<E
                 KeyValue { key, value, create_revision: create, mod_revision: rev }
             }
             _ => {
-                let (_, create, _, value) = version_at(&history, rec.key, rev)?.ok_or_else(|| {
-                    StoreError::Corrupt { what: format!("history of {key}"), detail: format!("no version at {rev}") }
+                let (_, create, _, value) = version_at(&history, rec.key, rev)?.ok_or_else(|| StoreError::Corrupt {
+                    what: format!("history of {key}"),
+                    detail: format!("no version at {rev}"),
                 })?;
                 KeyValue { key, value, create_revision: create, mod_revision: rev }
             }
@@ -304,10 +304,7 @@ fn revision_before(shared: &Shared, cutoff_millis: u64) -> Result<Revision, Stor
 }
 
 pub(crate) fn unix_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 async fn compaction_loop(shared: Arc<Shared>, commands: mpsc::Sender<writer::Command>, config: RedbConfig) {

@@ -157,7 +157,10 @@ fn apply_one(
     let tombstone = kind == EventKind::Delete;
     let stored: &[u8] = if tombstone { &[] } else { &value };
     history
-        .insert(history_key(key.as_bytes(), rev).as_slice(), encode_history(create_revision, tombstone, stored).as_slice())
+        .insert(
+            history_key(key.as_bytes(), rev).as_slice(),
+            encode_history(create_revision, tombstone, stored).as_slice(),
+        )
         .map_err(backend_err)?;
     log.insert(rev, encode_log(kind, now, key.as_bytes()).as_slice()).map_err(backend_err)?;
     Ok(Event { kind, kv: KeyValue { key: key.clone(), value: value as Bytes, create_revision, mod_revision: rev } })
@@ -169,11 +172,10 @@ fn check_current(
     expected: Option<Revision>,
 ) -> Result<KeyValue, StoreError> {
     let current = latest(history, key)?.ok_or_else(|| StoreError::NotFound { key: key.to_string() })?;
-    if let Some(expected) = expected {
-        if expected != current.mod_revision {
+    if let Some(expected) = expected
+        && expected != current.mod_revision {
             return Err(StoreError::Conflict { key: key.to_string(), expected, current: current.mod_revision });
         }
-    }
     Ok(current)
 }
 

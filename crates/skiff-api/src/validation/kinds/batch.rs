@@ -25,27 +25,17 @@ fn job_spec(errs: &mut ErrorList, spec: &JobSpec, path: &str, require_selector: 
     opt_nonneg(errs, &p("parallelism"), spec.parallelism);
     opt_nonneg(errs, &p("completions"), spec.completions);
     opt_nonneg(errs, &p("backoffLimit"), spec.backoff_limit);
-    opt_nonneg(
-        errs,
-        &p("ttlSecondsAfterFinished"),
-        spec.ttl_seconds_after_finished,
-    );
+    opt_nonneg(errs, &p("ttlSecondsAfterFinished"), spec.ttl_seconds_after_finished);
     if let Some(a) = spec.active_deadline_seconds {
         nonneg(errs, &p("activeDeadlineSeconds"), a);
     }
     let mode = spec.completion_mode.as_deref().unwrap_or("NonIndexed");
     supported(errs, &p("completionMode"), mode, &["NonIndexed", "Indexed"]);
     if mode == "Indexed" && spec.completions.is_none() {
-        errs.push(FieldError::required(
-            p("completions"),
-            "when completion mode is Indexed",
-        ));
+        errs.push(FieldError::required(p("completions"), "when completion mode is Indexed"));
     }
     if spec.backoff_limit_per_index.is_some() && mode != "Indexed" {
-        errs.push(FieldError::forbidden(
-            p("backoffLimitPerIndex"),
-            "requires indexed completion mode",
-        ));
+        errs.push(FieldError::forbidden(p("backoffLimitPerIndex"), "requires indexed completion mode"));
     }
     supported_opt(
         errs,
@@ -84,35 +74,18 @@ fn generated_selector(errs: &mut ErrorList, job: &Job, spec: &JobSpec) {
     let Some(uid) = job.metadata.uid.as_deref() else {
         return;
     };
-    let labels = spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.as_ref());
-    if labels
-        .and_then(|l| l.get(CONTROLLER_UID_LABEL))
-        .is_some_and(|v| v != uid)
-    {
+    let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.as_ref());
+    if labels.and_then(|l| l.get(CONTROLLER_UID_LABEL)).is_some_and(|v| v != uid) {
         errs.push(FieldError::invalid(
             key("spec.template.metadata.labels", CONTROLLER_UID_LABEL),
-            labels
-                .and_then(|l| l.get(CONTROLLER_UID_LABEL))
-                .map(String::as_str)
-                .unwrap_or_default(),
+            labels.and_then(|l| l.get(CONTROLLER_UID_LABEL)).map(String::as_str).unwrap_or_default(),
             format!("must be '{uid}'"),
         ));
     }
-    let selected = spec
-        .selector
-        .as_ref()
-        .and_then(|s| s.match_labels.as_ref())
-        .and_then(|m| m.get(CONTROLLER_UID_LABEL));
+    let selected =
+        spec.selector.as_ref().and_then(|s| s.match_labels.as_ref()).and_then(|m| m.get(CONTROLLER_UID_LABEL));
     if selected.is_none_or(|v| v != uid) {
-        errs.push(FieldError::invalid(
-            "spec.selector",
-            json(&spec.selector),
-            "`selector` not auto-generated",
-        ));
+        errs.push(FieldError::invalid("spec.selector", json(&spec.selector), "`selector` not auto-generated"));
     }
 }
 
@@ -133,35 +106,14 @@ impl Validation for Job {
             return errs;
         };
         immutable(&mut errs, "spec.selector", &n.selector, &o.selector);
-        immutable(
-            &mut errs,
-            "spec.completionMode",
-            &n.completion_mode,
-            &o.completion_mode,
-        );
-        immutable(
-            &mut errs,
-            "spec.podFailurePolicy",
-            &n.pod_failure_policy,
-            &o.pod_failure_policy,
-        );
-        immutable(
-            &mut errs,
-            "spec.backoffLimitPerIndex",
-            &n.backoff_limit_per_index,
-            &o.backoff_limit_per_index,
-        );
+        immutable(&mut errs, "spec.completionMode", &n.completion_mode, &o.completion_mode);
+        immutable(&mut errs, "spec.podFailurePolicy", &n.pod_failure_policy, &o.pod_failure_policy);
+        immutable(&mut errs, "spec.backoffLimitPerIndex", &n.backoff_limit_per_index, &o.backoff_limit_per_index);
         immutable(&mut errs, "spec.managedBy", &n.managed_by, &o.managed_by);
         // Elastic indexed jobs may scale completions together with parallelism.
-        let elastic =
-            n.completion_mode.as_deref() == Some("Indexed") && n.completions == n.parallelism;
+        let elastic = n.completion_mode.as_deref() == Some("Indexed") && n.completions == n.parallelism;
         if !elastic {
-            immutable(
-                &mut errs,
-                "spec.completions",
-                &n.completions,
-                &o.completions,
-            );
+            immutable(&mut errs, "spec.completions", &n.completions, &o.completions);
         }
         // Upstream lets a suspended job that never started change its scheduling directives;
         // skiff keeps the whole template immutable except while suspended.
@@ -198,25 +150,13 @@ impl Validation for CronJob {
                 "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
             ));
         } else if let Err(e) = parse_schedule(&spec.schedule) {
-            errs.push(FieldError::invalid(
-                "spec.schedule",
-                spec.schedule.as_str(),
-                e,
-            ));
+            errs.push(FieldError::invalid("spec.schedule", spec.schedule.as_str(), e));
         }
         if let Some(tz) = spec.time_zone.as_deref() {
             if tz.is_empty() || tz == "Local" || tz.contains(' ') {
-                errs.push(FieldError::invalid(
-                    "spec.timeZone",
-                    tz,
-                    "unknown time zone",
-                ));
+                errs.push(FieldError::invalid("spec.timeZone", tz, "unknown time zone"));
             } else if jiff::tz::TimeZone::get(tz).is_err() {
-                errs.push(FieldError::invalid(
-                    "spec.timeZone",
-                    tz,
-                    format!("unknown time zone {tz}"),
-                ));
+                errs.push(FieldError::invalid("spec.timeZone", tz, format!("unknown time zone {tz}")));
             }
         }
         supported(
@@ -228,16 +168,8 @@ impl Validation for CronJob {
         if let Some(s) = spec.starting_deadline_seconds {
             nonneg(&mut errs, "spec.startingDeadlineSeconds", s);
         }
-        opt_nonneg(
-            &mut errs,
-            "spec.successfulJobsHistoryLimit",
-            spec.successful_jobs_history_limit,
-        );
-        opt_nonneg(
-            &mut errs,
-            "spec.failedJobsHistoryLimit",
-            spec.failed_jobs_history_limit,
-        );
+        opt_nonneg(&mut errs, "spec.successfulJobsHistoryLimit", spec.successful_jobs_history_limit);
+        opt_nonneg(&mut errs, "spec.failedJobsHistoryLimit", spec.failed_jobs_history_limit);
         match &spec.job_template.spec {
             Some(js) => job_spec(&mut errs, js, "spec.jobTemplate.spec", false),
             None => errs.push(FieldError::required("spec.jobTemplate.spec", "")),
@@ -255,30 +187,18 @@ pub fn parse_schedule(schedule: &str) -> Result<(), String> {
                 .ok_or_else(|| format!("failed to parse duration {s}: invalid duration {dur}"));
         }
         return match d {
-            "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => {
-                Ok(())
-            }
+            "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => Ok(()),
             _ => Err(format!("unrecognized descriptor: {s}")),
         };
     }
     let fields: Vec<&str> = s.split_whitespace().collect();
     if fields.len() != 5 {
-        return Err(format!(
-            "expected exactly 5 fields, found {}: {s}",
-            fields.len()
-        ));
+        return Err(format!("expected exactly 5 fields, found {}: {s}", fields.len()));
     }
-    const MONTHS: &[&str] = &[
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ];
+    const MONTHS: &[&str] = &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
     const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-    let specs: [(u32, u32, &[&str], u32); 5] = [
-        (0, 59, &[], 0),
-        (0, 23, &[], 0),
-        (1, 31, &[], 0),
-        (1, 12, MONTHS, 1),
-        (0, 6, DAYS, 0),
-    ];
+    let specs: [(u32, u32, &[&str], u32); 5] =
+        [(0, 59, &[], 0), (0, 23, &[], 0), (1, 31, &[], 0), (1, 12, MONTHS, 1), (0, 6, DAYS, 0)];
     for (field, (min, max, names, base)) in fields.iter().zip(specs) {
         for part in field.split(',') {
             parse_range(part, min, max, names, base)?;
@@ -294,12 +214,9 @@ fn parse_range(expr: &str, min: u32, max: u32, names: &[&str], base: u32) -> Res
     };
     let value = |s: &str| -> Result<u32, String> {
         if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
-            return u32::try_from(i)
-                .map(|i| i + base)
-                .map_err(|e| e.to_string());
+            return u32::try_from(i).map(|i| i + base).map_err(|e| e.to_string());
         }
-        s.parse::<u32>()
-            .map_err(|_| format!("failed to parse int from {s}: invalid syntax"))
+        s.parse::<u32>().map_err(|_| format!("failed to parse int from {s}: invalid syntax"))
     };
     let (lo, hi) = if range == "*" || range == "?" {
         (min, max)
@@ -310,17 +227,13 @@ fn parse_range(expr: &str, min: u32, max: u32, names: &[&str], base: u32) -> Res
         (v, if step.is_some() { max } else { v })
     };
     if lo < min {
-        return Err(format!(
-            "beginning of range ({lo}) below minimum ({min}): {expr}"
-        ));
+        return Err(format!("beginning of range ({lo}) below minimum ({min}): {expr}"));
     }
     if hi > max {
         return Err(format!("end of range ({hi}) above maximum ({max}): {expr}"));
     }
     if lo > hi {
-        return Err(format!(
-            "beginning of range ({lo}) beyond end of range ({hi}): {expr}"
-        ));
+        return Err(format!("beginning of range ({lo}) beyond end of range ({hi}): {expr}"));
     }
     if let Some(s) = step {
         match s.parse::<u32>() {
@@ -345,9 +258,7 @@ fn parse_duration(s: &str) -> Option<()> {
         }
         rest[..num_len].parse::<f64>().ok()?;
         rest = &rest[num_len..];
-        let unit = ["ns", "us", "µs", "ms", "s", "m", "h"]
-            .into_iter()
-            .find(|u| rest.starts_with(u))?;
+        let unit = ["ns", "us", "µs", "ms", "s", "m", "h"].into_iter().find(|u| rest.starts_with(u))?;
         rest = &rest[unit.len()..];
     }
     Some(())
@@ -362,8 +273,7 @@ mod tests {
 
     fn job(spec: Value) -> Job {
         let mut j: Job =
-            serde_json::from_value(json!({"metadata": {"name": "j", "uid": "u1"}, "spec": spec}))
-                .expect("job");
+            serde_json::from_value(json!({"metadata": {"name": "j", "uid": "u1"}, "spec": spec})).expect("job");
         j.set_defaults();
         j.prepare_for_create();
         j
@@ -383,24 +293,9 @@ mod tests {
                 "spec.template.spec.restartPolicy",
                 ErrorKind::NotSupported,
             ),
-            (
-                "/parallelism",
-                json!(-1),
-                "spec.parallelism",
-                ErrorKind::Invalid,
-            ),
-            (
-                "/backoffLimit",
-                json!(-1),
-                "spec.backoffLimit",
-                ErrorKind::Invalid,
-            ),
-            (
-                "/completionMode",
-                json!("Sometimes"),
-                "spec.completionMode",
-                ErrorKind::NotSupported,
-            ),
+            ("/parallelism", json!(-1), "spec.parallelism", ErrorKind::Invalid),
+            ("/backoffLimit", json!(-1), "spec.backoffLimit", ErrorKind::Invalid),
+            ("/completionMode", json!("Sometimes"), "spec.completionMode", ErrorKind::NotSupported),
             (
                 "/selector",
                 json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "other"}}),
@@ -435,34 +330,19 @@ mod tests {
         }
         let errs = new.validate_update(&old);
         assert_eq!(errs.len(), 1);
-        assert_eq!(
-            (errs[0].field.as_str(), errs[0].detail.as_str()),
-            ("spec.template", "field is immutable")
-        );
+        assert_eq!((errs[0].field.as_str(), errs[0].detail.as_str()), ("spec.template", "field is immutable"));
     }
 
     #[test]
     fn cron_schedules() {
-        for ok in [
-            "* * * * *",
-            "*/5 0-23/2 1,15 JAN-jun mon-FRI",
-            "@hourly",
-            "@every 1h30m",
-            "0 0 ? * 0",
-            "5 4 * * sun",
-        ] {
+        for ok in
+            ["* * * * *", "*/5 0-23/2 1,15 JAN-jun mon-FRI", "@hourly", "@every 1h30m", "0 0 ? * 0", "5 4 * * sun"]
+        {
             assert_eq!(parse_schedule(ok), Ok(()), "{ok}");
         }
-        for bad in [
-            "* * * *",
-            "60 * * * *",
-            "* * 0 * *",
-            "@sometimes",
-            "*/0 * * * *",
-            "a * * * *",
-            "5-1 * * * *",
-            "@every x",
-        ] {
+        for bad in
+            ["* * * *", "60 * * * *", "* * 0 * *", "@sometimes", "*/0 * * * *", "a * * * *", "5-1 * * * *", "@every x"]
+        {
             assert!(parse_schedule(bad).is_err(), "{bad}");
         }
     }
@@ -470,9 +350,7 @@ mod tests {
     #[test]
     fn cronjobs() {
         let cj = |name: &str, spec: Value| -> CronJob {
-            let mut c: CronJob =
-                serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec}))
-                    .expect("cj");
+            let mut c: CronJob = serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).expect("cj");
             c.set_defaults();
             c
         };
@@ -480,36 +358,11 @@ mod tests {
         assert_eq!(cj("c", base.clone()).validate_create(), ErrorList::new());
         let cases = [
             ("schedule", json!(""), "spec.schedule", ErrorKind::Required),
-            (
-                "schedule",
-                json!("61 * * * *"),
-                "spec.schedule",
-                ErrorKind::Invalid,
-            ),
-            (
-                "schedule",
-                json!("TZ=UTC * * * * *"),
-                "spec.schedule",
-                ErrorKind::Invalid,
-            ),
-            (
-                "timeZone",
-                json!("Mars/Olympus"),
-                "spec.timeZone",
-                ErrorKind::Invalid,
-            ),
-            (
-                "concurrencyPolicy",
-                json!("Sometimes"),
-                "spec.concurrencyPolicy",
-                ErrorKind::NotSupported,
-            ),
-            (
-                "successfulJobsHistoryLimit",
-                json!(-1),
-                "spec.successfulJobsHistoryLimit",
-                ErrorKind::Invalid,
-            ),
+            ("schedule", json!("61 * * * *"), "spec.schedule", ErrorKind::Invalid),
+            ("schedule", json!("TZ=UTC * * * * *"), "spec.schedule", ErrorKind::Invalid),
+            ("timeZone", json!("Mars/Olympus"), "spec.timeZone", ErrorKind::Invalid),
+            ("concurrencyPolicy", json!("Sometimes"), "spec.concurrencyPolicy", ErrorKind::NotSupported),
+            ("successfulJobsHistoryLimit", json!(-1), "spec.successfulJobsHistoryLimit", ErrorKind::Invalid),
         ];
         for (k, v, field, kind) in cases {
             let mut s = base.clone();

@@ -8,8 +8,7 @@ use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 
 use super::common::{
-    each, immutable, int_or_percent, json, label_selector, nonneg, positive, qualified_name,
-    supported, supported_opt,
+    each, immutable, int_or_percent, json, label_selector, nonneg, positive, qualified_name, supported, supported_opt,
 };
 use crate::kinds::Validation;
 use crate::validation::names::is_path_segment_name;
@@ -19,12 +18,7 @@ use crate::validation::{ErrorList, FieldError, child, index};
 const HIGHEST_USER_PRIORITY: i32 = 1_000_000_000;
 
 fn scaling_rules(errs: &mut ErrorList, r: &HPAScalingRules, path: &str) {
-    supported_opt(
-        errs,
-        &child(path, "selectPolicy"),
-        r.select_policy.as_deref(),
-        &["Disabled", "Max", "Min"],
-    );
+    supported_opt(errs, &child(path, "selectPolicy"), r.select_policy.as_deref(), &["Disabled", "Max", "Min"]);
     if let Some(w) = r.stabilization_window_seconds
         && !(0..=3600).contains(&w)
     {
@@ -58,37 +52,19 @@ impl Validation for HorizontalPodAutoscaler {
         if r.kind.is_empty() {
             errs.push(FieldError::required("spec.scaleTargetRef.kind", ""));
         } else {
-            each(
-                &mut errs,
-                "spec.scaleTargetRef.kind",
-                &r.kind,
-                is_path_segment_name(&r.kind),
-            );
+            each(&mut errs, "spec.scaleTargetRef.kind", &r.kind, is_path_segment_name(&r.kind));
         }
         if r.name.is_empty() {
             errs.push(FieldError::required("spec.scaleTargetRef.name", ""));
         } else {
-            each(
-                &mut errs,
-                "spec.scaleTargetRef.name",
-                &r.name,
-                is_path_segment_name(&r.name),
-            );
+            each(&mut errs, "spec.scaleTargetRef.name", &r.name, is_path_segment_name(&r.name));
         }
         let min = spec.min_replicas.unwrap_or(1);
         if min < 1 {
-            errs.push(FieldError::invalid(
-                "spec.minReplicas",
-                min,
-                "must be greater than or equal to 1",
-            ));
+            errs.push(FieldError::invalid("spec.minReplicas", min, "must be greater than or equal to 1"));
         }
         if spec.max_replicas < 1 {
-            errs.push(FieldError::invalid(
-                "spec.maxReplicas",
-                spec.max_replicas,
-                "must be greater than 0",
-            ));
+            errs.push(FieldError::invalid("spec.maxReplicas", spec.max_replicas, "must be greater than 0"));
         } else if spec.max_replicas < min {
             errs.push(FieldError::invalid(
                 "spec.maxReplicas",
@@ -108,25 +84,14 @@ impl Validation for HorizontalPodAutoscaler {
             let types: Vec<&str> = set.iter().map(|(t, _)| *t).collect();
             supported(&mut errs, &child(&p, "type"), &m.type_, &types);
             if set.iter().any(|(t, on)| *t == m.type_ && !on) {
-                errs.push(FieldError::required(
-                    p.clone(),
-                    "must populate information for the given metric source",
-                ));
+                errs.push(FieldError::required(p.clone(), "must populate information for the given metric source"));
             }
             if set.iter().filter(|(_, on)| *on).count() > 1 {
-                errs.push(FieldError::forbidden(
-                    &p,
-                    "must populate the given metric source only",
-                ));
+                errs.push(FieldError::forbidden(&p, "must populate the given metric source only"));
             }
             if let Some(r) = &m.resource {
                 let tp = child(&child(&p, "resource"), "target");
-                supported(
-                    &mut errs,
-                    &child(&tp, "type"),
-                    &r.target.type_,
-                    &["Utilization", "Value", "AverageValue"],
-                );
+                supported(&mut errs, &child(&tp, "type"), &r.target.type_, &["Utilization", "Value", "AverageValue"]);
                 if let Some(u) = r.target.average_utilization {
                     positive(&mut errs, &child(&tp, "averageUtilization"), i64::from(u));
                 }
@@ -149,11 +114,7 @@ impl Validation for PodDisruptionBudget {
         let mut errs = ErrorList::new();
         let Some(spec) = &self.spec else { return errs };
         if spec.min_available.is_some() && spec.max_unavailable.is_some() {
-            errs.push(FieldError::invalid(
-                "spec",
-                json(spec),
-                "minAvailable and maxUnavailable cannot be both set",
-            ));
+            errs.push(FieldError::invalid("spec", json(spec), "minAvailable and maxUnavailable cannot be both set"));
         }
         if let Some(v) = &spec.min_available {
             int_or_percent(&mut errs, "spec.minAvailable", v, true);
@@ -181,9 +142,7 @@ impl Validation for PriorityClass {
         if self.value > HIGHEST_USER_PRIORITY && !name.starts_with("system-") {
             errs.push(FieldError::forbidden(
                 "value",
-                format!(
-                    "maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}"
-                ),
+                format!("maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}"),
             ));
         }
         supported_opt(
@@ -198,17 +157,9 @@ impl Validation for PriorityClass {
     fn validate_update(&self, old: &Self) -> ErrorList {
         let mut errs = self.validate_create();
         if self.value != old.value {
-            errs.push(FieldError::forbidden(
-                "value",
-                "may not be changed in an update.",
-            ));
+            errs.push(FieldError::forbidden("value", "may not be changed in an update."));
         }
-        immutable(
-            &mut errs,
-            "preemptionPolicy",
-            &self.preemption_policy,
-            &old.preemption_policy,
-        );
+        immutable(&mut errs, "preemptionPolicy", &self.preemption_policy, &old.preemption_policy);
         errs
     }
 }
@@ -224,23 +175,14 @@ impl Validation for StorageClass {
         let mut size = 0;
         for (k, v) in self.parameters.iter().flatten() {
             if k.is_empty() {
-                errs.push(FieldError::invalid(
-                    "parameters",
-                    k.as_str(),
-                    "field can not be empty.",
-                ));
+                errs.push(FieldError::invalid("parameters", k.as_str(), "field can not be empty."));
             }
             size += k.len() + v.len();
         }
         if size > 256 * 1024 {
             errs.push(FieldError::too_long("parameters", 256 * 1024));
         }
-        supported_opt(
-            &mut errs,
-            "reclaimPolicy",
-            self.reclaim_policy.as_deref(),
-            &["Delete", "Retain"],
-        );
+        supported_opt(&mut errs, "reclaimPolicy", self.reclaim_policy.as_deref(), &["Delete", "Retain"]);
         supported_opt(
             &mut errs,
             "volumeBindingMode",
@@ -253,29 +195,15 @@ impl Validation for StorageClass {
     fn validate_update(&self, old: &Self) -> ErrorList {
         let mut errs = self.validate_create();
         if self.parameters != old.parameters {
-            errs.push(FieldError::forbidden(
-                "parameters",
-                "updates to parameters are forbidden.",
-            ));
+            errs.push(FieldError::forbidden("parameters", "updates to parameters are forbidden."));
         }
         if self.provisioner != old.provisioner {
-            errs.push(FieldError::forbidden(
-                "provisioner",
-                "updates to provisioner are forbidden.",
-            ));
+            errs.push(FieldError::forbidden("provisioner", "updates to provisioner are forbidden."));
         }
         if self.reclaim_policy != old.reclaim_policy {
-            errs.push(FieldError::forbidden(
-                "reclaimPolicy",
-                "updates to reclaimPolicy are forbidden.",
-            ));
+            errs.push(FieldError::forbidden("reclaimPolicy", "updates to reclaimPolicy are forbidden."));
         }
-        immutable(
-            &mut errs,
-            "volumeBindingMode",
-            &self.volume_binding_mode,
-            &old.volume_binding_mode,
-        );
+        immutable(&mut errs, "volumeBindingMode", &self.volume_binding_mode, &old.volume_binding_mode);
         errs
     }
 }
@@ -290,16 +218,8 @@ impl Validation for Lease {
         if let Some(t) = spec.lease_transitions {
             nonneg(&mut errs, "spec.leaseTransitions", i64::from(t));
         }
-        if spec
-            .preferred_holder
-            .as_deref()
-            .is_some_and(|h| !h.is_empty())
-            && spec.strategy.is_none()
-        {
-            errs.push(FieldError::forbidden(
-                "spec.preferredHolder",
-                "may only be specified if `strategy` is defined",
-            ));
+        if spec.preferred_holder.as_deref().is_some_and(|h| !h.is_empty()) && spec.strategy.is_none() {
+            errs.push(FieldError::forbidden("spec.preferredHolder", "may only be specified if `strategy` is defined"));
         }
         errs
     }
@@ -320,29 +240,23 @@ mod tests {
     fn hpas() {
         let hpa = |spec: serde_json::Value| -> HorizontalPodAutoscaler {
             let mut h: HorizontalPodAutoscaler =
-                serde_json::from_value(json!({"metadata": {"name": "h"}, "spec": spec}))
-                    .expect("hpa");
+                serde_json::from_value(json!({"metadata": {"name": "h"}, "spec": spec})).expect("hpa");
             h.set_defaults();
             h
         };
         let target = json!({"kind": "Deployment", "name": "d"});
-        assert_eq!(
-            hpa(json!({"scaleTargetRef": target, "maxReplicas": 3})).validate_create(),
-            ErrorList::new()
-        );
-        let errs = hpa(json!({"scaleTargetRef": {"kind": "", "name": "d"}, "minReplicas": 0, "maxReplicas": 3})).validate_create();
+        assert_eq!(hpa(json!({"scaleTargetRef": target, "maxReplicas": 3})).validate_create(), ErrorList::new());
+        let errs = hpa(json!({"scaleTargetRef": {"kind": "", "name": "d"}, "minReplicas": 0, "maxReplicas": 3}))
+            .validate_create();
         assert!(
             has(&errs, "spec.scaleTargetRef.kind", ErrorKind::Required)
                 && has(&errs, "spec.minReplicas", ErrorKind::Invalid)
         );
-        let errs = hpa(
-            json!({"scaleTargetRef": target, "minReplicas": 5, "maxReplicas": 3,
-            "metrics": [{"type": "Pods"}]}),
-        )
+        let errs = hpa(json!({"scaleTargetRef": target, "minReplicas": 5, "maxReplicas": 3,
+            "metrics": [{"type": "Pods"}]}))
         .validate_create();
         assert!(
-            has(&errs, "spec.maxReplicas", ErrorKind::Invalid)
-                && has(&errs, "spec.metrics[0]", ErrorKind::Required),
+            has(&errs, "spec.maxReplicas", ErrorKind::Invalid) && has(&errs, "spec.metrics[0]", ErrorKind::Required),
             "{errs:?}"
         );
     }
@@ -354,23 +268,15 @@ mod tests {
         .expect("pdb");
         assert!(has(&pdb.validate_create(), "spec", ErrorKind::Invalid));
         let pc: PriorityClass =
-            serde_json::from_value(json!({"metadata": {"name": "high"}, "value": 2_000_000_000}))
-                .expect("pc");
+            serde_json::from_value(json!({"metadata": {"name": "high"}, "value": 2_000_000_000})).expect("pc");
         assert!(has(&pc.validate_create(), "value", ErrorKind::Forbidden));
-        let sys: PriorityClass = serde_json::from_value(
-            json!({"metadata": {"name": "system-x"}, "value": 2_000_000_000}),
-        )
-        .expect("pc");
+        let sys: PriorityClass =
+            serde_json::from_value(json!({"metadata": {"name": "system-x"}, "value": 2_000_000_000})).expect("pc");
         assert_eq!(sys.validate_create(), ErrorList::new());
         let mut sc: StorageClass =
-            serde_json::from_value(json!({"metadata": {"name": "s"}, "provisioner": ""}))
-                .expect("sc");
+            serde_json::from_value(json!({"metadata": {"name": "s"}, "provisioner": ""})).expect("sc");
         sc.set_defaults();
-        assert!(has(
-            &sc.validate_create(),
-            "provisioner",
-            ErrorKind::Required
-        ));
+        assert!(has(&sc.validate_create(), "provisioner", ErrorKind::Required));
         let mut old: StorageClass = serde_json::from_value(
             json!({"metadata": {"name": "s"}, "provisioner": "a.io/p", "parameters": {"a": "1"}}),
         )
@@ -378,19 +284,10 @@ mod tests {
         old.set_defaults();
         let mut new = old.clone();
         new.parameters = None;
-        assert!(has(
-            &new.validate_update(&old),
-            "parameters",
-            ErrorKind::Forbidden
-        ));
-        let lease: Lease = serde_json::from_value(
-            json!({"metadata": {"name": "l"}, "spec": {"leaseDurationSeconds": 0}}),
-        )
-        .expect("lease");
-        assert!(has(
-            &lease.validate_create(),
-            "spec.leaseDurationSeconds",
-            ErrorKind::Invalid
-        ));
+        assert!(has(&new.validate_update(&old), "parameters", ErrorKind::Forbidden));
+        let lease: Lease =
+            serde_json::from_value(json!({"metadata": {"name": "l"}, "spec": {"leaseDurationSeconds": 0}}))
+                .expect("lease");
+        assert!(has(&lease.validate_create(), "spec.leaseDurationSeconds", ErrorKind::Invalid));
     }
 }

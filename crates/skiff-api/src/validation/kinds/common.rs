@@ -23,11 +23,7 @@ pub fn json<T: Serialize + ?Sized>(v: &T) -> serde_json::Value {
 /// `value >= 0`.
 pub fn nonneg(errs: &mut ErrorList, path: &str, value: i64) {
     if value < 0 {
-        errs.push(FieldError::invalid(
-            path,
-            value,
-            "must be greater than or equal to 0",
-        ));
+        errs.push(FieldError::invalid(path, value, "must be greater than or equal to 0"));
     }
 }
 
@@ -39,12 +35,7 @@ pub fn positive(errs: &mut ErrorList, path: &str, value: i64) {
 }
 
 /// The field may not change on update.
-pub fn immutable<T: Serialize + PartialEq + ?Sized>(
-    errs: &mut ErrorList,
-    path: &str,
-    new: &T,
-    old: &T,
-) {
+pub fn immutable<T: Serialize + PartialEq + ?Sized>(errs: &mut ErrorList, path: &str, new: &T, old: &T) {
     if new != old {
         errs.push(FieldError::invalid(path, json(new), "field is immutable"));
     }
@@ -125,11 +116,7 @@ pub fn port_num_or_name(errs: &mut ErrorList, path: &str, port: &IntOrString) {
 }
 
 /// A `metav1.LabelSelector`: valid keys, values and operators. Returns the parsed selector.
-pub fn label_selector(
-    errs: &mut ErrorList,
-    path: &str,
-    sel: &LabelSelector,
-) -> Option<LabelSelectorExpr> {
+pub fn label_selector(errs: &mut ErrorList, path: &str, sel: &LabelSelector) -> Option<LabelSelectorExpr> {
     let before = errs.len();
     if let Some(labels) = &sel.match_labels {
         errs.extend(validate_labels(labels, &child(path, "matchLabels")));
@@ -148,11 +135,7 @@ pub fn label_selector(
                 "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
             )),
             "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            other => errs.push(FieldError::invalid(
-                child(&p, "operator"),
-                other,
-                "not a valid selector operator",
-            )),
+            other => errs.push(FieldError::invalid(child(&p, "operator"), other, "not a valid selector operator")),
         }
     }
     if errs.len() != before {
@@ -169,8 +152,7 @@ pub fn label_selector(
 
 /// Whether a selector has no requirement at all.
 pub fn selector_is_empty(sel: &LabelSelector) -> bool {
-    sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
-        && sel.match_expressions.as_ref().is_none_or(Vec::is_empty)
+    sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty) && sel.match_expressions.as_ref().is_none_or(Vec::is_empty)
 }
 
 /// The numeric part of an int-or-percent (`25%` → 25), if well formed.
@@ -188,11 +170,7 @@ pub fn int_or_percent(errs: &mut ErrorList, path: &str, v: &IntOrString, max_100
         IntOrString::String(s) => {
             let msgs = names::is_valid_percent(s);
             if msgs.is_empty() && max_100 && int_or_percent_value(v).is_some_and(|n| n > 100) {
-                errs.push(FieldError::invalid(
-                    path,
-                    s.as_str(),
-                    "must not be greater than 100%",
-                ));
+                errs.push(FieldError::invalid(path, s.as_str(), "must not be greater than 100%"));
             }
             each(errs, path, s, msgs);
         }
@@ -211,22 +189,14 @@ pub fn quantity(errs: &mut ErrorList, path: &str, q: &K8sQuantity) -> Option<Qua
 }
 
 /// A resource list: qualified resource names and valid, non-negative quantities.
-pub fn resource_list(
-    errs: &mut ErrorList,
-    path: &str,
-    list: Option<&BTreeMap<String, K8sQuantity>>,
-) {
+pub fn resource_list(errs: &mut ErrorList, path: &str, list: Option<&BTreeMap<String, K8sQuantity>>) {
     for (name, q) in list.into_iter().flatten() {
         let p = key(path, name);
         qualified_name(errs, &p, name);
         if let Some(v) = quantity(errs, &p, q)
             && v.is_negative()
         {
-            errs.push(FieldError::invalid(
-                &p,
-                q.0.as_str(),
-                "must be greater than or equal to 0",
-            ));
+            errs.push(FieldError::invalid(&p, q.0.as_str(), "must be greater than or equal to 0"));
         }
     }
 }

@@ -4,40 +4,28 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{
-    Binding, Endpoints, Event, LimitRange, Namespace, Node, PersistentVolume,
-    PersistentVolumeClaim, ResourceQuota,
+    Binding, Endpoints, Event, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, ResourceQuota,
 };
 
 use super::common::{
-    cidr, dns_label, dns_subdomain, each, immutable, ip, json, label_selector, port_num,
-    qualified_name, quantity, resource_list, supported, supported_opt,
+    cidr, dns_label, dns_subdomain, each, immutable, ip, json, label_selector, port_num, qualified_name, quantity,
+    resource_list, supported, supported_opt,
 };
 use crate::kinds::Validation;
 use crate::validation::names::is_valid_label_value;
 use crate::validation::{ErrorList, FieldError, child, index, key};
 
-const ACCESS_MODES: &[&str] = &[
-    "ReadOnlyMany",
-    "ReadWriteMany",
-    "ReadWriteOnce",
-    "ReadWriteOncePod",
-];
+const ACCESS_MODES: &[&str] = &["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"];
 
 fn access_modes(errs: &mut ErrorList, modes: &[String], path: &str) {
     if modes.is_empty() {
-        errs.push(FieldError::required(
-            path,
-            "at least 1 access mode is required",
-        ));
+        errs.push(FieldError::required(path, "at least 1 access mode is required"));
     }
     for m in modes {
         supported(errs, path, m, ACCESS_MODES);
     }
     if modes.len() > 1 && modes.iter().any(|m| m == "ReadWriteOncePod") {
-        errs.push(FieldError::forbidden(
-            path,
-            "may not use ReadWriteOncePod with other access modes",
-        ));
+        errs.push(FieldError::forbidden(path, "may not use ReadWriteOncePod with other access modes"));
     }
 }
 
@@ -64,37 +52,19 @@ impl Validation for PersistentVolumeClaim {
         let Some(spec) = &self.spec else {
             return vec![FieldError::required("spec", "")];
         };
-        access_modes(
-            &mut errs,
-            spec.access_modes.as_deref().unwrap_or_default(),
-            "spec.accessModes",
-        );
+        access_modes(&mut errs, spec.access_modes.as_deref().unwrap_or_default(), "spec.accessModes");
         let sp = key("spec.resources.requests", "storage");
-        match spec
-            .resources
-            .as_ref()
-            .and_then(|r| r.requests.as_ref())
-            .and_then(|r| r.get("storage"))
-        {
+        match spec.resources.as_ref().and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")) {
             None => errs.push(FieldError::required(&sp, "")),
             Some(q) => {
                 if let Some(v) = quantity(&mut errs, &sp, q)
                     && v <= crate::quantity::Quantity::ZERO
                 {
-                    errs.push(FieldError::invalid(
-                        &sp,
-                        q.0.as_str(),
-                        "must be greater than zero",
-                    ));
+                    errs.push(FieldError::invalid(&sp, q.0.as_str(), "must be greater than zero"));
                 }
             }
         }
-        supported_opt(
-            &mut errs,
-            "spec.volumeMode",
-            spec.volume_mode.as_deref(),
-            &["Block", "Filesystem"],
-        );
+        supported_opt(&mut errs, "spec.volumeMode", spec.volume_mode.as_deref(), &["Block", "Filesystem"]);
         if let Some(sc) = spec.storage_class_name.as_deref().filter(|s| !s.is_empty()) {
             dns_subdomain(&mut errs, "spec.storageClassName", sc);
         }
@@ -111,9 +81,7 @@ impl Validation for PersistentVolumeClaim {
         };
         let mut munged = o.clone();
         munged.resources.clone_from(&n.resources);
-        munged
-            .volume_attributes_class_name
-            .clone_from(&n.volume_attributes_class_name);
+        munged.volume_attributes_class_name.clone_from(&n.volume_attributes_class_name);
         if o.volume_name.as_deref().is_none_or(str::is_empty) {
             munged.volume_name.clone_from(&n.volume_name);
         }
@@ -124,18 +92,11 @@ impl Validation for PersistentVolumeClaim {
             ));
         }
         let storage = |s: &k8s_openapi::api::core::v1::PersistentVolumeClaimSpec| {
-            s.resources
-                .as_ref()
-                .and_then(|r| r.requests.as_ref())
-                .and_then(|r| r.get("storage"))
-                .cloned()
+            s.resources.as_ref().and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")).cloned()
         };
         let mut scratch = ErrorList::new();
         if let (Some(nq), Some(oq)) = (storage(n), storage(o))
-            && let (Some(nv), Some(ov)) = (
-                quantity(&mut scratch, "", &nq),
-                quantity(&mut scratch, "", &oq),
-            )
+            && let (Some(nv), Some(ov)) = (quantity(&mut scratch, "", &nq), quantity(&mut scratch, "", &oq))
             && nv < ov
         {
             errs.push(FieldError::forbidden(
@@ -179,11 +140,7 @@ impl Validation for PersistentVolume {
         let Some(spec) = &self.spec else {
             return vec![FieldError::required("spec", "")];
         };
-        access_modes(
-            &mut errs,
-            spec.access_modes.as_deref().unwrap_or_default(),
-            "spec.accessModes",
-        );
+        access_modes(&mut errs, spec.access_modes.as_deref().unwrap_or_default(), "spec.accessModes");
         match &spec.capacity {
             None => errs.push(FieldError::required("spec.capacity", "")),
             Some(c) if c.is_empty() => errs.push(FieldError::required("spec.capacity", "")),
@@ -204,30 +161,18 @@ impl Validation for PersistentVolume {
             spec.persistent_volume_reclaim_policy.as_deref(),
             &["Delete", "Recycle", "Retain"],
         );
-        supported_opt(
-            &mut errs,
-            "spec.volumeMode",
-            spec.volume_mode.as_deref(),
-            &["Block", "Filesystem"],
-        );
+        supported_opt(&mut errs, "spec.volumeMode", spec.volume_mode.as_deref(), &["Block", "Filesystem"]);
         if let Some(sc) = spec.storage_class_name.as_deref().filter(|s| !s.is_empty()) {
             dns_subdomain(&mut errs, "spec.storageClassName", sc);
         }
         let obj = json(spec);
-        let set: Vec<&str> = PV_SOURCES
-            .iter()
-            .copied()
-            .filter(|s| obj.get(*s).is_some())
-            .collect();
+        let set: Vec<&str> = PV_SOURCES.iter().copied().filter(|s| obj.get(*s).is_some()).collect();
         match set.as_slice() {
             [] => errs.push(FieldError::required("spec", "must specify a volume type")),
             [_] => {}
             [_, rest @ ..] => {
                 for s in rest {
-                    errs.push(FieldError::forbidden(
-                        child("spec", s),
-                        "may not specify more than 1 volume type",
-                    ));
+                    errs.push(FieldError::forbidden(child("spec", s), "may not specify more than 1 volume type"));
                 }
             }
         }
@@ -256,10 +201,7 @@ impl Validation for Endpoints {
         let mut errs = ErrorList::new();
         for (i, s) in self.subsets.iter().flatten().enumerate() {
             let sp = index("subsets", i);
-            for (field, list) in [
-                ("addresses", &s.addresses),
-                ("notReadyAddresses", &s.not_ready_addresses),
-            ] {
+            for (field, list) in [("addresses", &s.addresses), ("notReadyAddresses", &s.not_ready_addresses)] {
                 for (j, a) in list.iter().flatten().enumerate() {
                     let ap = index(&child(&sp, field), j);
                     ip(&mut errs, &child(&ap, "ip"), &a.ip);
@@ -275,21 +217,14 @@ impl Validation for Endpoints {
             for (j, p) in ports.iter().enumerate() {
                 let pp = index(&child(&sp, "ports"), j);
                 match p.name.as_deref().unwrap_or_default() {
-                    "" if ports.len() > 1 => {
-                        errs.push(FieldError::required(child(&pp, "name"), ""))
-                    }
+                    "" if ports.len() > 1 => errs.push(FieldError::required(child(&pp, "name"), "")),
                     "" => {}
                     n => dns_label(&mut errs, &child(&pp, "name"), n),
                 }
                 port_num(&mut errs, &child(&pp, "port"), p.port);
                 match p.protocol.as_deref().unwrap_or_default() {
                     "" => errs.push(FieldError::required(child(&pp, "protocol"), "")),
-                    v => supported(
-                        &mut errs,
-                        &child(&pp, "protocol"),
-                        v,
-                        &["SCTP", "TCP", "UDP"],
-                    ),
+                    v => supported(&mut errs, &child(&pp, "protocol"), v, &["SCTP", "TCP", "UDP"]),
                 }
             }
         }
@@ -306,17 +241,8 @@ impl Validation for Node {
         }
         if let Some(c) = spec.pod_cidr.as_deref().filter(|c| !c.is_empty()) {
             cidr(&mut errs, "spec.podCIDR", c);
-            if spec
-                .pod_cidrs
-                .as_ref()
-                .and_then(|l| l.first())
-                .is_some_and(|f| f != c)
-            {
-                errs.push(FieldError::invalid(
-                    "spec.podCIDRs",
-                    c,
-                    "must match spec.podCIDR as its first element",
-                ));
+            if spec.pod_cidrs.as_ref().and_then(|l| l.first()).is_some_and(|f| f != c) {
+                errs.push(FieldError::invalid("spec.podCIDRs", c, "must match spec.podCIDR as its first element"));
             }
         }
         let mut seen = BTreeSet::new();
@@ -325,12 +251,7 @@ impl Validation for Node {
             qualified_name(&mut errs, &child(&p, "key"), &t.key);
             let v = t.value.as_deref().unwrap_or_default();
             each(&mut errs, &child(&p, "value"), v, is_valid_label_value(v));
-            supported(
-                &mut errs,
-                &child(&p, "effect"),
-                &t.effect,
-                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
-            );
+            supported(&mut errs, &child(&p, "effect"), &t.effect, &["NoSchedule", "PreferNoSchedule", "NoExecute"]);
             if !seen.insert((t.key.clone(), t.effect.clone())) {
                 errs.push(FieldError::duplicate(&p, json(t)));
             }
@@ -340,12 +261,7 @@ impl Validation for Node {
 
     fn validate_update(&self, old: &Self) -> ErrorList {
         let mut errs = self.validate_create();
-        let cidrs = |n: &Node| {
-            n.spec
-                .as_ref()
-                .and_then(|s| s.pod_cidrs.clone())
-                .unwrap_or_default()
-        };
+        let cidrs = |n: &Node| n.spec.as_ref().and_then(|s| s.pod_cidrs.clone()).unwrap_or_default();
         let (new, old) = (cidrs(self), cidrs(old));
         if !old.is_empty() && new != old {
             errs.push(FieldError::forbidden(
@@ -361,24 +277,11 @@ impl Validation for Event {
     fn validate_create(&self) -> ErrorList {
         let mut errs = ErrorList::new();
         let ns = self.metadata.namespace.as_deref().unwrap_or_default();
-        let involved = self
-            .involved_object
-            .namespace
-            .as_deref()
-            .unwrap_or_default();
+        let involved = self.involved_object.namespace.as_deref().unwrap_or_default();
         if !involved.is_empty() && !ns.is_empty() && involved != ns {
-            errs.push(FieldError::invalid(
-                "involvedObject.namespace",
-                involved,
-                "does not match event.namespace",
-            ));
+            errs.push(FieldError::invalid("involvedObject.namespace", involved, "does not match event.namespace"));
         }
-        supported_opt(
-            &mut errs,
-            "type",
-            self.type_.as_deref().filter(|t| !t.is_empty()),
-            &["Normal", "Warning"],
-        );
+        supported_opt(&mut errs, "type", self.type_.as_deref().filter(|t| !t.is_empty()), &["Normal", "Warning"]);
         errs
     }
 }
@@ -386,17 +289,8 @@ impl Validation for Event {
 impl Validation for Binding {
     fn validate_create(&self) -> ErrorList {
         let mut errs = ErrorList::new();
-        if let Some(k) = self
-            .target
-            .kind
-            .as_deref()
-            .filter(|k| !k.is_empty() && *k != "Node")
-        {
-            errs.push(FieldError::not_supported(
-                "target.kind",
-                k,
-                &["Node", "<empty>"],
-            ));
+        if let Some(k) = self.target.kind.as_deref().filter(|k| !k.is_empty() && *k != "Node") {
+            errs.push(FieldError::not_supported("target.kind", k, &["Node", "<empty>"]));
         }
         if self.target.name.as_deref().is_none_or(str::is_empty) {
             errs.push(FieldError::required("target.name", ""));
@@ -412,10 +306,7 @@ impl Validation for LimitRange {
         for (i, item) in self.spec.iter().flat_map(|s| s.limits.iter()).enumerate() {
             let p = index("spec.limits", i);
             if !types.insert(item.type_.clone()) {
-                errs.push(FieldError::duplicate(
-                    child(&p, "type"),
-                    item.type_.as_str(),
-                ));
+                errs.push(FieldError::duplicate(child(&p, "type"), item.type_.as_str()));
             }
             for (name, list) in [
                 ("max", &item.max),
@@ -429,10 +320,7 @@ impl Validation for LimitRange {
             let mut scratch = ErrorList::new();
             for (k, min) in item.min.iter().flatten() {
                 if let Some(max) = item.max.as_ref().and_then(|m| m.get(k))
-                    && let (Some(a), Some(b)) = (
-                        quantity(&mut scratch, "", min),
-                        quantity(&mut scratch, "", max),
-                    )
+                    && let (Some(a), Some(b)) = (quantity(&mut scratch, "", min), quantity(&mut scratch, "", max))
                     && a > b
                 {
                     errs.push(FieldError::invalid(
@@ -491,24 +379,16 @@ mod tests {
 
     #[test]
     fn namespaces() {
-        let ok: Namespace = obj(
-            json!({"metadata": {"name": "n"}, "spec": {"finalizers": ["kubernetes", "example.com/x"]}}),
-        );
+        let ok: Namespace =
+            obj(json!({"metadata": {"name": "n"}, "spec": {"finalizers": ["kubernetes", "example.com/x"]}}));
         assert_eq!(ok.validate_create(), ErrorList::new());
-        let bad: Namespace =
-            obj(json!({"metadata": {"name": "n"}, "spec": {"finalizers": ["custom"]}}));
-        assert!(has(
-            &bad.validate_create(),
-            "spec.finalizers",
-            ErrorKind::Invalid
-        ));
+        let bad: Namespace = obj(json!({"metadata": {"name": "n"}, "spec": {"finalizers": ["custom"]}}));
+        assert!(has(&bad.validate_create(), "spec.finalizers", ErrorKind::Invalid));
     }
 
     #[test]
     fn claims() {
-        let pvc = |spec: Value| -> PersistentVolumeClaim {
-            obj(json!({"metadata": {"name": "c"}, "spec": spec}))
-        };
+        let pvc = |spec: Value| -> PersistentVolumeClaim { obj(json!({"metadata": {"name": "c"}, "spec": spec})) };
         let good = json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}});
         assert_eq!(pvc(good.clone()).validate_create(), ErrorList::new());
         assert!(has(
@@ -522,15 +402,13 @@ mod tests {
             ErrorKind::Required
         ));
         assert!(has(
-            &pvc(json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "0"}}})).validate_create(),
+            &pvc(json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "0"}}}))
+                .validate_create(),
             "spec.resources.requests[storage]",
             ErrorKind::Invalid
         ));
         assert!(has(
-            &pvc(
-                json!({"accessModes": ["Sometimes"], "resources": {"requests": {"storage": "1"}}})
-            )
-            .validate_create(),
+            &pvc(json!({"accessModes": ["Sometimes"], "resources": {"requests": {"storage": "1"}}})).validate_create(),
             "spec.accessModes",
             ErrorKind::NotSupported
         ));
@@ -540,86 +418,59 @@ mod tests {
         assert_eq!(pvc(grown).validate_update(&old), ErrorList::new());
         let mut shrunk = good.clone();
         shrunk["resources"]["requests"]["storage"] = json!("1Mi");
-        assert!(has(
-            &pvc(shrunk).validate_update(&old),
-            "spec.resources.requests[storage]",
-            ErrorKind::Forbidden
-        ));
+        assert!(has(&pvc(shrunk).validate_update(&old), "spec.resources.requests[storage]", ErrorKind::Forbidden));
         let mut changed = good;
         changed["accessModes"] = json!(["ReadWriteMany"]);
-        assert!(has(
-            &pvc(changed).validate_update(&old),
-            "spec",
-            ErrorKind::Forbidden
-        ));
+        assert!(has(&pvc(changed).validate_update(&old), "spec", ErrorKind::Forbidden));
     }
 
     #[test]
     fn volumes() {
-        let pv = |spec: Value| -> PersistentVolume {
-            obj(json!({"metadata": {"name": "v"}, "spec": spec}))
-        };
-        let good = json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/x"}});
+        let pv = |spec: Value| -> PersistentVolume { obj(json!({"metadata": {"name": "v"}, "spec": spec})) };
+        let good =
+            json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/x"}});
         assert_eq!(pv(good.clone()).validate_create(), ErrorList::new());
         assert!(has(
-            &pv(json!({"accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/x"}}))
-                .validate_create(),
+            &pv(json!({"accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/x"}})).validate_create(),
             "spec.capacity",
             ErrorKind::Required
         ));
         assert!(has(
-            &pv(json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]}))
-                .validate_create(),
+            &pv(json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]})).validate_create(),
             "spec",
             ErrorKind::Required
         ));
         let mut two = good.clone();
         two["nfs"] = json!({"server": "s", "path": "/p"});
-        assert!(has(
-            &pv(two.clone()).validate_create(),
-            "spec.nfs",
-            ErrorKind::Forbidden
-        ));
+        assert!(has(&pv(two.clone()).validate_create(), "spec.nfs", ErrorKind::Forbidden));
         let mut moved = good.clone();
         moved["hostPath"] = json!({"path": "/y"});
-        assert!(has(
-            &pv(moved).validate_update(&pv(good)),
-            "spec.persistentvolumesource",
-            ErrorKind::Forbidden
-        ));
+        assert!(has(&pv(moved).validate_update(&pv(good)), "spec.persistentvolumesource", ErrorKind::Forbidden));
     }
 
     #[test]
     fn endpoints_nodes_events_bindings() {
-        let ep: Endpoints = obj(
-            json!({"metadata": {"name": "e"}, "subsets": [{"addresses": [{"ip": "10.0.0.1"}, {"ip": "x"}],
-            "ports": [{"port": 80, "name": "a"}, {"port": 0}]}]}),
-        );
+        let ep: Endpoints =
+            obj(json!({"metadata": {"name": "e"}, "subsets": [{"addresses": [{"ip": "10.0.0.1"}, {"ip": "x"}],
+            "ports": [{"port": 80, "name": "a"}, {"port": 0}]}]}));
         let errs = ep.validate_create();
         assert!(has(&errs, "subsets[0].addresses[1].ip", ErrorKind::Invalid));
         assert!(has(&errs, "subsets[0].ports[1].name", ErrorKind::Required));
         assert!(has(&errs, "subsets[0].ports[1].port", ErrorKind::Invalid));
-        let node: Node = obj(
-            json!({"metadata": {"name": "n"}, "spec": {"podCIDRs": ["10.0.0.0/33"],
-            "taints": [{"key": "k", "effect": "Never"}]}}),
-        );
+        let node: Node = obj(json!({"metadata": {"name": "n"}, "spec": {"podCIDRs": ["10.0.0.0/33"],
+            "taints": [{"key": "k", "effect": "Never"}]}}));
         let errs = node.validate_create();
         assert!(has(&errs, "spec.podCIDRs[0]", ErrorKind::Invalid));
         assert!(has(&errs, "spec.taints[0].effect", ErrorKind::NotSupported));
-        let ev: Event = serde_json::from_value(json!({"metadata": {"name": "e", "namespace": "a"}, "involvedObject": {"namespace": "b"}})).expect("event");
-        assert!(has(
-            &ev.validate_create(),
-            "involvedObject.namespace",
-            ErrorKind::Invalid
-        ));
+        let ev: Event = serde_json::from_value(
+            json!({"metadata": {"name": "e", "namespace": "a"}, "involvedObject": {"namespace": "b"}}),
+        )
+        .expect("event");
+        assert!(has(&ev.validate_create(), "involvedObject.namespace", ErrorKind::Invalid));
         let b: Binding =
-            serde_json::from_value(json!({"metadata": {"name": "p"}, "target": {"kind": "Pod"}}))
-                .expect("binding");
+            serde_json::from_value(json!({"metadata": {"name": "p"}, "target": {"kind": "Pod"}})).expect("binding");
         let errs = b.validate_create();
-        assert!(
-            has(&errs, "target.kind", ErrorKind::NotSupported)
-                && has(&errs, "target.name", ErrorKind::Required)
-        );
+        assert!(has(&errs, "target.kind", ErrorKind::NotSupported) && has(&errs, "target.name", ErrorKind::Required));
     }
 
     #[test]
@@ -627,16 +478,14 @@ mod tests {
         let lr: LimitRange = obj(
             json!({"metadata": {"name": "l"}, "spec": {"limits": [{"type": "Container", "min": {"cpu": "2"}, "max": {"cpu": "1"}}]}}),
         );
-        assert!(has(
-            &lr.validate_create(),
-            "spec.limits[0].min[cpu]",
-            ErrorKind::Invalid
-        ));
-        let rq: ResourceQuota = serde_json::from_value(json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "x"}, "scopes": ["Bogus"]}})).expect("quota");
+        assert!(has(&lr.validate_create(), "spec.limits[0].min[cpu]", ErrorKind::Invalid));
+        let rq: ResourceQuota = serde_json::from_value(
+            json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "x"}, "scopes": ["Bogus"]}}),
+        )
+        .expect("quota");
         let errs = rq.validate_create();
         assert!(
-            has(&errs, "spec.hard[pods]", ErrorKind::Invalid)
-                && has(&errs, "spec.scopes[0]", ErrorKind::NotSupported)
+            has(&errs, "spec.hard[pods]", ErrorKind::Invalid) && has(&errs, "spec.scopes[0]", ErrorKind::NotSupported)
         );
     }
 }

@@ -9,8 +9,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::common::{
-    cidr, dns_label, dns_subdomain, each, immutable, label_selector, port_num, port_num_or_name,
-    supported,
+    cidr, dns_label, dns_subdomain, each, immutable, label_selector, port_num, port_num_or_name, supported,
 };
 use crate::kinds::Validation;
 use crate::validation::names::{is_dns1035_label, parse_cidr};
@@ -18,59 +17,29 @@ use crate::validation::{ErrorList, FieldError, child, index};
 
 fn backend(errs: &mut ErrorList, b: &IngressBackend, path: &str) {
     match (&b.service, &b.resource) {
-        (Some(_), Some(_)) => errs.push(FieldError::invalid(
-            path,
-            "",
-            "cannot set both service and resource backends",
-        )),
-        (None, None) => errs.push(FieldError::invalid(
-            path,
-            "",
-            "resource or service backend is required",
-        )),
+        (Some(_), Some(_)) => errs.push(FieldError::invalid(path, "", "cannot set both service and resource backends")),
+        (None, None) => errs.push(FieldError::invalid(path, "", "resource or service backend is required")),
         (Some(s), None) => {
             let sp = child(path, "service");
-            each(
-                errs,
-                &child(&sp, "name"),
-                &s.name,
-                is_dns1035_label(&s.name),
-            );
+            each(errs, &child(&sp, "name"), &s.name, is_dns1035_label(&s.name));
             let pp = child(&sp, "port");
-            match s.port.as_ref().map(|p| {
-                (
-                    p.name.as_deref().filter(|n| !n.is_empty()),
-                    p.number.filter(|n| *n != 0),
-                )
-            }) {
-                None | Some((None, None)) => {
-                    errs.push(FieldError::required(pp, "port name or number is required"))
+            match s.port.as_ref().map(|p| (p.name.as_deref().filter(|n| !n.is_empty()), p.number.filter(|n| *n != 0))) {
+                None | Some((None, None)) => errs.push(FieldError::required(pp, "port name or number is required")),
+                Some((Some(_), Some(_))) => {
+                    errs.push(FieldError::invalid(pp, "", "cannot set both port name & port number"))
                 }
-                Some((Some(_), Some(_))) => errs.push(FieldError::invalid(
-                    pp,
-                    "",
-                    "cannot set both port name & port number",
-                )),
-                Some((Some(n), None)) => port_num_or_name(
-                    errs,
-                    &child(&pp, "name"),
-                    &IntOrString::String(n.to_string()),
-                ),
+                Some((Some(n), None)) => {
+                    port_num_or_name(errs, &child(&pp, "name"), &IntOrString::String(n.to_string()))
+                }
                 Some((None, Some(n))) => port_num(errs, &child(&pp, "number"), n),
             }
         }
         (None, Some(r)) => {
             if r.kind.is_empty() {
-                errs.push(FieldError::required(
-                    child(&child(path, "resource"), "kind"),
-                    "",
-                ));
+                errs.push(FieldError::required(child(&child(path, "resource"), "kind"), ""));
             }
             if r.name.is_empty() {
-                errs.push(FieldError::required(
-                    child(&child(path, "resource"), "name"),
-                    "",
-                ));
+                errs.push(FieldError::required(child(&child(path, "resource"), "name"), ""));
             }
         }
     }
@@ -78,11 +47,7 @@ fn backend(errs: &mut ErrorList, b: &IngressBackend, path: &str) {
 
 fn host(errs: &mut ErrorList, h: &str, path: &str) {
     if h.parse::<std::net::IpAddr>().is_ok() {
-        errs.push(FieldError::invalid(
-            path,
-            h,
-            "must be a DNS name, not an IP address",
-        ));
+        errs.push(FieldError::invalid(path, h, "must be a DNS name, not an IP address"));
     } else if let Some(rest) = h.strip_prefix("*.") {
         dns_subdomain(errs, path, rest);
     } else {
@@ -98,11 +63,7 @@ impl Validation for Ingress {
         };
         let rules = spec.rules.as_deref().unwrap_or_default();
         if rules.is_empty() && spec.default_backend.is_none() {
-            errs.push(FieldError::invalid(
-                "spec",
-                "",
-                "either `defaultBackend` or `rules` must be specified",
-            ));
+            errs.push(FieldError::invalid("spec", "", "either `defaultBackend` or `rules` must be specified"));
         }
         if let Some(b) = &spec.default_backend {
             backend(&mut errs, b, "spec.defaultBackend");
@@ -124,26 +85,15 @@ impl Validation for Ingress {
                 let p_path = index(&pp, j);
                 let path = p.path.as_deref().unwrap_or_default();
                 match p.path_type.as_str() {
-                    "" => errs.push(FieldError::required(
-                        child(&p_path, "pathType"),
-                        "pathType must be specified",
-                    )),
+                    "" => errs.push(FieldError::required(child(&p_path, "pathType"), "pathType must be specified")),
                     "Exact" | "Prefix" => {
                         if !path.starts_with('/') {
-                            errs.push(FieldError::invalid(
-                                child(&p_path, "path"),
-                                path,
-                                "must be an absolute path",
-                            ));
+                            errs.push(FieldError::invalid(child(&p_path, "path"), path, "must be an absolute path"));
                         }
                     }
                     "ImplementationSpecific" => {
                         if !path.is_empty() && !path.starts_with('/') {
-                            errs.push(FieldError::invalid(
-                                child(&p_path, "path"),
-                                path,
-                                "must be an absolute path",
-                            ));
+                            errs.push(FieldError::invalid(child(&p_path, "path"), path, "must be an absolute path"));
                         }
                     }
                     other => errs.push(FieldError::not_supported(
@@ -157,11 +107,7 @@ impl Validation for Ingress {
         }
         for (i, t) in spec.tls.iter().flatten().enumerate() {
             for (j, h) in t.hosts.iter().flatten().enumerate() {
-                host(
-                    &mut errs,
-                    h,
-                    &index(&child(&index("spec.tls", i), "hosts"), j),
-                );
+                host(&mut errs, h, &index(&child(&index("spec.tls", i), "hosts"), j));
             }
         }
         errs
@@ -182,12 +128,7 @@ impl Validation for IngressClass {
     fn validate_update(&self, old: &Self) -> ErrorList {
         let mut errs = self.validate_create();
         let controller = |c: &IngressClass| c.spec.as_ref().and_then(|s| s.controller.clone());
-        immutable(
-            &mut errs,
-            "spec.controller",
-            &controller(self),
-            &controller(old),
-        );
+        immutable(&mut errs, "spec.controller", &controller(self), &controller(old));
         errs
     }
 }
@@ -196,12 +137,7 @@ fn np_ports(errs: &mut ErrorList, ports: &[NetworkPolicyPort], path: &str) {
     for (i, p) in ports.iter().enumerate() {
         let pp = index(path, i);
         if let Some(proto) = p.protocol.as_deref() {
-            supported(
-                errs,
-                &child(&pp, "protocol"),
-                proto,
-                &["SCTP", "TCP", "UDP"],
-            );
+            supported(errs, &child(&pp, "protocol"), proto, &["SCTP", "TCP", "UDP"]);
         }
         if let Some(port) = &p.port {
             port_num_or_name(errs, &child(&pp, "port"), port);
@@ -222,10 +158,9 @@ fn np_ports(errs: &mut ErrorList, ports: &[NetworkPolicyPort], path: &str) {
                     child(&pp, "endPort"),
                     "may not be specified when `port` is non-numeric",
                 )),
-                None => errs.push(FieldError::required(
-                    child(&pp, "port"),
-                    "must be specified when `endPort` is specified",
-                )),
+                None => {
+                    errs.push(FieldError::required(child(&pp, "port"), "must be specified when `endPort` is specified"))
+                }
             }
         }
     }
@@ -241,9 +176,9 @@ fn np_peers(errs: &mut ErrorList, peers: &[NetworkPolicyPeer], path: &str) {
             label_selector(errs, &child(&pp, "namespaceSelector"), s);
         }
         match &p.ip_block {
-            Some(_) if p.pod_selector.is_some() || p.namespace_selector.is_some() => errs.push(
-                FieldError::forbidden(&pp, "may not specify more than 1 peer type"),
-            ),
+            Some(_) if p.pod_selector.is_some() || p.namespace_selector.is_some() => {
+                errs.push(FieldError::forbidden(&pp, "may not specify more than 1 peer type"))
+            }
             Some(b) => {
                 let bp = child(&pp, "ipBlock");
                 let cp = child(&bp, "cidr");
@@ -259,11 +194,7 @@ fn np_peers(errs: &mut ErrorList, peers: &[NetworkPolicyPeer], path: &str) {
                     if let (Some(o), Some(inner)) = (outer, parse_cidr(e))
                         && !strict_subset(o, inner)
                     {
-                        errs.push(FieldError::invalid(
-                            &ep,
-                            e.as_str(),
-                            "must be a strict subset of `cidr`",
-                        ));
+                        errs.push(FieldError::invalid(&ep, e.as_str(), "must be a strict subset of `cidr`"));
                     }
                 }
             }
@@ -292,11 +223,7 @@ fn strict_subset(outer: (std::net::IpAddr, u8), inner: (std::net::IpAddr, u8)) -
     }
     // IPv4 addresses sit in the top 32 bits, so the prefix counts from the top either way.
     let prefix = u32::from(outer.1);
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u128::MAX << (128 - prefix)
-    };
+    let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
     bits(outer.0) & mask == bits(inner.0) & mask
 }
 
@@ -311,38 +238,17 @@ impl Validation for NetworkPolicy {
         }
         for (i, r) in spec.ingress.iter().flatten().enumerate() {
             let p = index("spec.ingress", i);
-            np_ports(
-                &mut errs,
-                r.ports.as_deref().unwrap_or_default(),
-                &child(&p, "ports"),
-            );
-            np_peers(
-                &mut errs,
-                r.from.as_deref().unwrap_or_default(),
-                &child(&p, "from"),
-            );
+            np_ports(&mut errs, r.ports.as_deref().unwrap_or_default(), &child(&p, "ports"));
+            np_peers(&mut errs, r.from.as_deref().unwrap_or_default(), &child(&p, "from"));
         }
         for (i, r) in spec.egress.iter().flatten().enumerate() {
             let p = index("spec.egress", i);
-            np_ports(
-                &mut errs,
-                r.ports.as_deref().unwrap_or_default(),
-                &child(&p, "ports"),
-            );
-            np_peers(
-                &mut errs,
-                r.to.as_deref().unwrap_or_default(),
-                &child(&p, "to"),
-            );
+            np_ports(&mut errs, r.ports.as_deref().unwrap_or_default(), &child(&p, "ports"));
+            np_peers(&mut errs, r.to.as_deref().unwrap_or_default(), &child(&p, "to"));
         }
         let types = spec.policy_types.as_deref().unwrap_or_default();
         for (i, t) in types.iter().enumerate() {
-            supported(
-                &mut errs,
-                &index("spec.policyTypes", i),
-                t,
-                &["Ingress", "Egress"],
-            );
+            supported(&mut errs, &index("spec.policyTypes", i), t, &["Ingress", "Egress"]);
         }
         if types.len() > 2 {
             errs.push(FieldError::invalid(
@@ -361,11 +267,7 @@ impl Validation for EndpointSlice {
         let ty = self.address_type.as_str();
         supported(&mut errs, "addressType", ty, &["IPv4", "IPv6", "FQDN"]);
         if self.endpoints.len() > 1000 {
-            errs.push(FieldError::too_many(
-                "endpoints",
-                self.endpoints.len(),
-                1000,
-            ));
+            errs.push(FieldError::too_many("endpoints", self.endpoints.len(), 1000));
         }
         for (i, e) in self.endpoints.iter().enumerate() {
             let p = index("endpoints", i);
@@ -378,12 +280,12 @@ impl Validation for EndpointSlice {
             for (j, a) in e.addresses.iter().enumerate() {
                 let aip = index(&ap, j);
                 match ty {
-                    "IPv4" if a.parse::<std::net::Ipv4Addr>().is_err() => errs.push(
-                        FieldError::invalid(&aip, a.as_str(), "must be a valid IPv4 address"),
-                    ),
-                    "IPv6" if a.parse::<std::net::Ipv6Addr>().is_err() => errs.push(
-                        FieldError::invalid(&aip, a.as_str(), "must be a valid IPv6 address"),
-                    ),
+                    "IPv4" if a.parse::<std::net::Ipv4Addr>().is_err() => {
+                        errs.push(FieldError::invalid(&aip, a.as_str(), "must be a valid IPv4 address"))
+                    }
+                    "IPv6" if a.parse::<std::net::Ipv6Addr>().is_err() => {
+                        errs.push(FieldError::invalid(&aip, a.as_str(), "must be a valid IPv6 address"))
+                    }
                     "FQDN" => dns_subdomain(&mut errs, &aip, a),
                     _ => {}
                 }
@@ -414,12 +316,7 @@ impl Validation for EndpointSlice {
             }
             match p.protocol.as_deref() {
                 None => errs.push(FieldError::required(child(&pp, "protocol"), "")),
-                Some(v) => supported(
-                    &mut errs,
-                    &child(&pp, "protocol"),
-                    v,
-                    &["SCTP", "TCP", "UDP"],
-                ),
+                Some(v) => supported(&mut errs, &child(&pp, "protocol"), v, &["SCTP", "TCP", "UDP"]),
             }
         }
         errs
@@ -427,12 +324,7 @@ impl Validation for EndpointSlice {
 
     fn validate_update(&self, old: &Self) -> ErrorList {
         let mut errs = self.validate_create();
-        immutable(
-            &mut errs,
-            "addressType",
-            &self.address_type,
-            &old.address_type,
-        );
+        immutable(&mut errs, "addressType", &self.address_type, &old.address_type);
         errs
     }
 }
@@ -455,11 +347,9 @@ mod tests {
     #[test]
     fn ingresses() {
         let path = |p: Value| json!({"rules": [{"host": "a.example.com", "http": {"paths": [p]}}]});
-        let good = json!({"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "s", "port": {"number": 80}}}});
-        assert_eq!(
-            ingress(path(good.clone())).validate_create(),
-            ErrorList::new()
-        );
+        let good =
+            json!({"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "s", "port": {"number": 80}}}});
+        assert_eq!(ingress(path(good.clone())).validate_create(), ErrorList::new());
         let p0 = "spec.rules[0].http.paths[0]";
         let cases = [
             (
@@ -472,11 +362,7 @@ mod tests {
                 format!("{p0}.pathType"),
                 ErrorKind::NotSupported,
             ),
-            (
-                json!({"path": "/", "pathType": "Exact", "backend": {}}),
-                format!("{p0}.backend"),
-                ErrorKind::Invalid,
-            ),
+            (json!({"path": "/", "pathType": "Exact", "backend": {}}), format!("{p0}.backend"), ErrorKind::Invalid),
             (
                 json!({"path": "/", "pathType": "Exact", "backend": {"service": {"name": "s"}}}),
                 format!("{p0}.backend.service.port"),
@@ -485,31 +371,19 @@ mod tests {
         ];
         for (p, field, kind) in cases {
             let errs = ingress(path(p.clone())).validate_create();
-            assert!(
-                has(&errs, &field, kind),
-                "{p}: want {kind:?} at {field}, got {errs:?}"
-            );
+            assert!(has(&errs, &field, kind), "{p}: want {kind:?} at {field}, got {errs:?}");
         }
         let mut bad_host = path(good);
         bad_host["rules"][0]["host"] = json!("1.2.3.4");
-        assert!(has(
-            &ingress(bad_host).validate_create(),
-            "spec.rules[0].host",
-            ErrorKind::Invalid
-        ));
-        assert!(has(
-            &ingress(json!({})).validate_create(),
-            "spec",
-            ErrorKind::Invalid
-        ));
+        assert!(has(&ingress(bad_host).validate_create(), "spec.rules[0].host", ErrorKind::Invalid));
+        assert!(has(&ingress(json!({})).validate_create(), "spec", ErrorKind::Invalid));
     }
 
     #[test]
     fn network_policies() {
         let np = |spec: Value| -> NetworkPolicy {
             let mut n: NetworkPolicy =
-                serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": spec}))
-                    .expect("np");
+                serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": spec})).expect("np");
             n.set_defaults();
             n
         };
@@ -519,25 +393,10 @@ mod tests {
         let errs = np(json!({"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["11.0.0.0/16"]}}, {}],
             "ports": [{"port": 90, "endPort": 80, "protocol": "ICMP"}]}]}))
         .validate_create();
-        assert!(
-            has(
-                &errs,
-                "spec.ingress[0].from[0].ipBlock.except[0]",
-                ErrorKind::Invalid
-            ),
-            "{errs:?}"
-        );
+        assert!(has(&errs, "spec.ingress[0].from[0].ipBlock.except[0]", ErrorKind::Invalid), "{errs:?}");
         assert!(has(&errs, "spec.ingress[0].from[1]", ErrorKind::Required));
-        assert!(has(
-            &errs,
-            "spec.ingress[0].ports[0].endPort",
-            ErrorKind::Invalid
-        ));
-        assert!(has(
-            &errs,
-            "spec.ingress[0].ports[0].protocol",
-            ErrorKind::NotSupported
-        ));
+        assert!(has(&errs, "spec.ingress[0].ports[0].endPort", ErrorKind::Invalid));
+        assert!(has(&errs, "spec.ingress[0].ports[0].protocol", ErrorKind::NotSupported));
     }
 
     #[test]

@@ -4,13 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, Pod, PodSpec, PodTemplate, PodTemplateSpec, Probe, ResourceRequirements,
-    Toleration, Volume,
+    Container, EnvVar, Pod, PodSpec, PodTemplate, PodTemplateSpec, Probe, ResourceRequirements, Toleration, Volume,
 };
 
 use super::common::{
-    dns_label, dns_subdomain, each, ip, json, nonneg, port_num, port_num_or_name, qualified_name,
-    quantity, resource_list, supported, supported_opt,
+    dns_label, dns_subdomain, each, ip, json, nonneg, port_num, port_num_or_name, qualified_name, quantity,
+    resource_list, supported, supported_opt,
 };
 use crate::kinds::Validation;
 use crate::validation::names::{self, validate_annotations, validate_labels};
@@ -28,11 +27,7 @@ const UPDATABLE_POD_SPEC_FIELDS: &[&str] = &[
 /// Validates a pod spec at `path` (usually `spec` or `spec.template.spec`).
 pub fn validate_pod_spec(spec: &PodSpec, path: &str) -> ErrorList {
     let mut errs = ErrorList::new();
-    let volumes = validate_volumes(
-        &mut errs,
-        spec.volumes.as_deref().unwrap_or_default(),
-        &child(path, "volumes"),
-    );
+    let volumes = validate_volumes(&mut errs, spec.volumes.as_deref().unwrap_or_default(), &child(path, "volumes"));
     let mut names = BTreeSet::new();
     let cpath = child(path, "containers");
     if spec.containers.is_empty() {
@@ -44,40 +39,19 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str) -> ErrorList {
         validate_container(&mut errs, c, &p, &volumes, &mut names, host_network, true);
     }
     for (i, c) in spec.containers.iter().enumerate() {
-        validate_container(
-            &mut errs,
-            c,
-            &index(&cpath, i),
-            &volumes,
-            &mut names,
-            host_network,
-            false,
-        );
+        validate_container(&mut errs, c, &index(&cpath, i), &volumes, &mut names, host_network, false);
     }
     match spec.restart_policy.as_deref() {
         None | Some("") => errs.push(FieldError::required(child(path, "restartPolicy"), "")),
-        Some(v) => supported(
-            &mut errs,
-            &child(path, "restartPolicy"),
-            v,
-            &["Always", "OnFailure", "Never"],
-        ),
+        Some(v) => supported(&mut errs, &child(path, "restartPolicy"), v, &["Always", "OnFailure", "Never"]),
     }
     let dns_path = child(path, "dnsPolicy");
     match spec.dns_policy.as_deref() {
         None | Some("") => errs.push(FieldError::required(&dns_path, "")),
-        Some(v) => supported(
-            &mut errs,
-            &dns_path,
-            v,
-            &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
-        ),
+        Some(v) => supported(&mut errs, &dns_path, v, &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]),
     }
     if spec.dns_policy.as_deref() == Some("None")
-        && spec
-            .dns_config
-            .as_ref()
-            .is_none_or(|c| c.nameservers.as_ref().is_none_or(Vec::is_empty))
+        && spec.dns_config.as_ref().is_none_or(|c| c.nameservers.as_ref().is_none_or(Vec::is_empty))
     {
         errs.push(FieldError::required(
             child(&child(path, "dnsConfig"), "nameservers"),
@@ -99,32 +73,20 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str) -> ErrorList {
     if let Some(sel) = &spec.node_selector {
         errs.extend(validate_labels(sel, &child(path, "nodeSelector")));
     }
-    validate_tolerations(
-        &mut errs,
-        spec.tolerations.as_deref().unwrap_or_default(),
-        &child(path, "tolerations"),
-    );
+    validate_tolerations(&mut errs, spec.tolerations.as_deref().unwrap_or_default(), &child(path, "tolerations"));
     if let Some(h) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
         dns_label(&mut errs, &child(path, "hostname"), h);
     }
     if let Some(s) = spec.subdomain.as_deref().filter(|s| !s.is_empty()) {
         dns_label(&mut errs, &child(path, "subdomain"), s);
     }
-    if let Some(sa) = spec
-        .service_account_name
-        .as_deref()
-        .filter(|s| !s.is_empty())
-    {
+    if let Some(sa) = spec.service_account_name.as_deref().filter(|s| !s.is_empty()) {
         dns_subdomain(&mut errs, &child(path, "serviceAccountName"), sa);
     }
     if let Some(n) = spec.node_name.as_deref().filter(|s| !s.is_empty()) {
         dns_subdomain(&mut errs, &child(path, "nodeName"), n);
     }
-    if let Some(pc) = spec
-        .priority_class_name
-        .as_deref()
-        .filter(|s| !s.is_empty())
-    {
+    if let Some(pc) = spec.priority_class_name.as_deref().filter(|s| !s.is_empty()) {
         dns_subdomain(&mut errs, &child(path, "priorityClassName"), pc);
     }
     for (i, s) in spec.image_pull_secrets.iter().flatten().enumerate() {
@@ -158,11 +120,7 @@ fn validate_volumes(errs: &mut ErrorList, volumes: &[Volume], path: &str) -> BTr
             errs.push(FieldError::duplicate(&np, v.name.as_str()));
         }
         let sources: Vec<String> = match json(v) {
-            serde_json::Value::Object(o) => o
-                .into_iter()
-                .map(|(k, _)| k)
-                .filter(|k| k != "name")
-                .collect(),
+            serde_json::Value::Object(o) => o.into_iter().map(|(k, _)| k).filter(|k| k != "name").collect(),
             _ => Vec::new(),
         };
         match sources.as_slice() {
@@ -170,10 +128,7 @@ fn validate_volumes(errs: &mut ErrorList, volumes: &[Volume], path: &str) -> BTr
             [_] => {}
             [_, rest @ ..] => {
                 for s in rest {
-                    errs.push(FieldError::forbidden(
-                        child(&p, s),
-                        "may not specify more than 1 volume type",
-                    ));
+                    errs.push(FieldError::forbidden(child(&p, s), "may not specify more than 1 volume type"));
                 }
             }
         }
@@ -193,32 +148,17 @@ fn validate_volumes(errs: &mut ErrorList, volumes: &[Volume], path: &str) -> BTr
         if let Some(c) = &v.persistent_volume_claim
             && c.claim_name.is_empty()
         {
-            errs.push(FieldError::required(
-                child(&child(&p, "persistentVolumeClaim"), "claimName"),
-                "",
-            ));
+            errs.push(FieldError::required(child(&child(&p, "persistentVolumeClaim"), "claimName"), ""));
         }
         if let Some(h) = &v.host_path {
             if h.path.is_empty() {
-                errs.push(FieldError::required(
-                    child(&child(&p, "hostPath"), "path"),
-                    "",
-                ));
+                errs.push(FieldError::required(child(&child(&p, "hostPath"), "path"), ""));
             }
             supported_opt(
                 errs,
                 &child(&child(&p, "hostPath"), "type"),
                 h.type_.as_deref(),
-                &[
-                    "",
-                    "DirectoryOrCreate",
-                    "Directory",
-                    "FileOrCreate",
-                    "File",
-                    "Socket",
-                    "CharDevice",
-                    "BlockDevice",
-                ],
+                &["", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice"],
             );
         }
     }
@@ -247,11 +187,9 @@ fn validate_container(
     let ip = child(path, "image");
     match c.image.as_deref() {
         None | Some("") => errs.push(FieldError::required(&ip, "")),
-        Some(img) if img.trim() != img => errs.push(FieldError::invalid(
-            &ip,
-            img,
-            "must not have leading or trailing whitespace",
-        )),
+        Some(img) if img.trim() != img => {
+            errs.push(FieldError::invalid(&ip, img, "must not have leading or trailing whitespace"))
+        }
         Some(_) => {}
     }
     supported_opt(
@@ -272,10 +210,7 @@ fn validate_container(
         if init {
             supported(errs, &rpp, rp, &["Always"]);
         } else {
-            errs.push(FieldError::forbidden(
-                rpp,
-                "may not be set for non-init containers",
-            ));
+            errs.push(FieldError::forbidden(rpp, "may not be set for non-init containers"));
         }
     }
     validate_ports(errs, c, &child(path, "ports"), host_network);
@@ -294,11 +229,7 @@ fn validate_container(
         if m.mount_path.is_empty() {
             errs.push(FieldError::required(&mp, ""));
         } else if !mount_paths.insert(m.mount_path.clone()) {
-            errs.push(FieldError::invalid(
-                &mp,
-                m.mount_path.as_str(),
-                "must be unique",
-            ));
+            errs.push(FieldError::invalid(&mp, m.mount_path.as_str(), "must be unique"));
         }
         if let Some(sp) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             let spp = child(&p, "subPath");
@@ -322,19 +253,12 @@ fn validate_container(
         let Some(probe) = probe else { continue };
         let p = child(path, name);
         if init && !sidecar {
-            errs.push(FieldError::forbidden(
-                p,
-                "may not be set for init containers without restartPolicy=Always",
-            ));
+            errs.push(FieldError::forbidden(p, "may not be set for init containers without restartPolicy=Always"));
             continue;
         }
         validate_probe(errs, probe, &p);
         if must_succeed_once && probe.success_threshold.is_some_and(|s| s != 1) {
-            errs.push(FieldError::invalid(
-                child(&p, "successThreshold"),
-                probe.success_threshold,
-                "must be 1",
-            ));
+            errs.push(FieldError::invalid(child(&p, "successThreshold"), probe.success_threshold, "must be 1"));
         }
     }
     if init && !sidecar && c.lifecycle.is_some() {
@@ -374,12 +298,7 @@ fn validate_ports(errs: &mut ErrorList, c: &Container, path: &str, host_network:
         }
         match p.protocol.as_deref() {
             None | Some("") => errs.push(FieldError::required(child(&pp, "protocol"), "")),
-            Some(proto) => supported(
-                errs,
-                &child(&pp, "protocol"),
-                proto,
-                &["SCTP", "TCP", "UDP"],
-            ),
+            Some(proto) => supported(errs, &child(&pp, "protocol"), proto, &["SCTP", "TCP", "UDP"]),
         }
         if let Some(h) = p.host_ip.as_deref().filter(|h| !h.is_empty()) {
             ip(errs, &child(&pp, "hostIP"), h);
@@ -401,28 +320,21 @@ fn validate_env(errs: &mut ErrorList, e: &EnvVar, path: &str) {
         + usize::from(from.config_map_key_ref.is_some())
         + usize::from(from.secret_key_ref.is_some());
     if n == 0 {
-        errs.push(FieldError::invalid(&vp, "", "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"));
-    } else if n > 1 {
         errs.push(FieldError::invalid(
             &vp,
             "",
-            "may not have more than one field specified at a time",
+            "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
         ));
+    } else if n > 1 {
+        errs.push(FieldError::invalid(&vp, "", "may not have more than one field specified at a time"));
     }
     if e.value.as_deref().is_some_and(|v| !v.is_empty()) && n != 0 {
-        errs.push(FieldError::invalid(
-            &vp,
-            "",
-            "may not be specified when `value` is not empty",
-        ));
+        errs.push(FieldError::invalid(&vp, "", "may not be specified when `value` is not empty"));
     }
     if let Some(f) = &from.field_ref
         && f.field_path.is_empty()
     {
-        errs.push(FieldError::required(
-            child(&child(&vp, "fieldRef"), "fieldPath"),
-            "",
-        ));
+        errs.push(FieldError::required(child(&child(&vp, "fieldRef"), "fieldPath"), ""));
     }
     if let Some(r) = &from.config_map_key_ref {
         let p = child(&vp, "configMapKeyRef");
@@ -457,10 +369,7 @@ pub fn validate_resources(errs: &mut ErrorList, r: &ResourceRequirements, path: 
             continue;
         };
         let mut scratch = ErrorList::new();
-        let (Some(rq), Some(lq)) = (
-            quantity(&mut scratch, "", req),
-            quantity(&mut scratch, "", lim),
-        ) else {
+        let (Some(rq), Some(lq)) = (quantity(&mut scratch, "", req), quantity(&mut scratch, "", lim)) else {
             continue;
         };
         if rq > lq {
@@ -480,20 +389,13 @@ fn validate_probe(errs: &mut ErrorList, p: &Probe, path: &str) {
         ("tcpSocket", p.tcp_socket.is_some()),
         ("grpc", p.grpc.is_some()),
     ];
-    let set: Vec<&str> = handlers
-        .iter()
-        .filter(|(_, s)| *s)
-        .map(|(n, _)| *n)
-        .collect();
+    let set: Vec<&str> = handlers.iter().filter(|(_, s)| *s).map(|(n, _)| *n).collect();
     match set.as_slice() {
         [] => errs.push(FieldError::required(path, "must specify a handler type")),
         [_] => {}
         [_, rest @ ..] => {
             for h in rest {
-                errs.push(FieldError::forbidden(
-                    child(path, h),
-                    "may not specify more than 1 handler type",
-                ));
+                errs.push(FieldError::forbidden(child(path, h), "may not specify more than 1 handler type"));
             }
         }
     }
@@ -511,12 +413,7 @@ fn validate_probe(errs: &mut ErrorList, p: &Probe, path: &str) {
     if let Some(h) = &p.http_get {
         let hp = child(path, "httpGet");
         port_num_or_name(errs, &child(&hp, "port"), &h.port);
-        supported_opt(
-            errs,
-            &child(&hp, "scheme"),
-            h.scheme.as_deref(),
-            &["HTTP", "HTTPS"],
-        );
+        supported_opt(errs, &child(&hp, "scheme"), h.scheme.as_deref(), &["HTTP", "HTTPS"]);
     }
     if let Some(t) = &p.tcp_socket {
         port_num_or_name(errs, &child(&child(path, "tcpSocket"), "port"), &t.port);
@@ -543,12 +440,7 @@ fn validate_tolerations(errs: &mut ErrorList, tolerations: &[Toleration], path: 
         }
         let value = t.value.as_deref().unwrap_or_default();
         match op {
-            "" | "Equal" => each(
-                errs,
-                &child(&p, "value"),
-                value,
-                names::is_valid_label_value(value),
-            ),
+            "" | "Equal" => each(errs, &child(&p, "value"), value, names::is_valid_label_value(value)),
             "Exists" => {
                 if !value.is_empty() {
                     errs.push(FieldError::invalid(
@@ -558,20 +450,11 @@ fn validate_tolerations(errs: &mut ErrorList, tolerations: &[Toleration], path: 
                     ));
                 }
             }
-            other => errs.push(FieldError::not_supported(
-                child(&p, "operator"),
-                other,
-                &["Equal", "Exists"],
-            )),
+            other => errs.push(FieldError::not_supported(child(&p, "operator"), other, &["Equal", "Exists"])),
         }
         let effect = t.effect.as_deref().unwrap_or_default();
         if !effect.is_empty() {
-            supported(
-                errs,
-                &child(&p, "effect"),
-                effect,
-                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
-            );
+            supported(errs, &child(&p, "effect"), effect, &["NoSchedule", "PreferNoSchedule", "NoExecute"]);
         }
         if t.toleration_seconds.is_some() && effect != "NoExecute" {
             errs.push(FieldError::invalid(
@@ -611,9 +494,7 @@ fn changed_fields(old: &serde_json::Value, new: &serde_json::Value) -> Vec<Strin
     keys.into_iter()
         .filter(|k| o.get(*k) != n.get(*k))
         .map(|k| {
-            let show = |v: Option<&serde_json::Value>| {
-                v.map_or("<unset>".to_string(), ToString::to_string)
-            };
+            let show = |v: Option<&serde_json::Value>| v.map_or("<unset>".to_string(), ToString::to_string);
             format!("  {k}: {} -> {}", show(o.get(k)), show(n.get(k)))
         })
         .collect()
@@ -639,10 +520,8 @@ impl Validation for Pod {
                 m.image.clone_from(&n.image);
             }
         }
-        if let (Some(m), Some(n)) = (
-            munged.init_containers.as_mut(),
-            new.init_containers.as_ref(),
-        ) && m.len() == n.len()
+        if let (Some(m), Some(n)) = (munged.init_containers.as_mut(), new.init_containers.as_ref())
+            && m.len() == n.len()
         {
             for (m, n) in m.iter_mut().zip(n) {
                 m.image.clone_from(&n.image);
@@ -679,10 +558,7 @@ impl Validation for Pod {
             let diff = changed_fields(&json(&munged), &json(new)).join("\n");
             errs.push(FieldError::forbidden(
                 "spec",
-                format!(
-                    "pod updates may not change fields other than {}\n{diff}",
-                    UPDATABLE_POD_SPEC_FIELDS.join(",")
-                ),
+                format!("pod updates may not change fields other than {}\n{diff}", UPDATABLE_POD_SPEC_FIELDS.join(",")),
             ));
         }
         errs
@@ -760,24 +636,9 @@ mod tests {
     #[test]
     fn invalid_pods() {
         let cases: Vec<(&str, Value, &str, ErrorKind)> = vec![
-            (
-                "/spec/containers",
-                json!([]),
-                "spec.containers",
-                ErrorKind::Required,
-            ),
-            (
-                "/spec/containers/0/name",
-                json!("Bad_Name"),
-                "spec.containers[0].name",
-                ErrorKind::Invalid,
-            ),
-            (
-                "/spec/containers/0/image",
-                json!(""),
-                "spec.containers[0].image",
-                ErrorKind::Required,
-            ),
+            ("/spec/containers", json!([]), "spec.containers", ErrorKind::Required),
+            ("/spec/containers/0/name", json!("Bad_Name"), "spec.containers[0].name", ErrorKind::Invalid),
+            ("/spec/containers/0/image", json!(""), "spec.containers[0].image", ErrorKind::Required),
             (
                 "/spec/containers/0/ports/0/containerPort",
                 json!(70000),
@@ -814,30 +675,10 @@ mod tests {
                 "spec.containers[0].volumeMounts[0].mountPath",
                 ErrorKind::Required,
             ),
-            (
-                "/spec/volumes/0/name",
-                json!("Data"),
-                "spec.volumes[0].name",
-                ErrorKind::Invalid,
-            ),
-            (
-                "/spec/volumes/0/hostPath",
-                json!({"path": "/x"}),
-                "spec.volumes[0].hostPath",
-                ErrorKind::Forbidden,
-            ),
-            (
-                "/spec/restartPolicy",
-                json!("Sometimes"),
-                "spec.restartPolicy",
-                ErrorKind::NotSupported,
-            ),
-            (
-                "/spec/dnsPolicy",
-                json!("Google"),
-                "spec.dnsPolicy",
-                ErrorKind::NotSupported,
-            ),
+            ("/spec/volumes/0/name", json!("Data"), "spec.volumes[0].name", ErrorKind::Invalid),
+            ("/spec/volumes/0/hostPath", json!({"path": "/x"}), "spec.volumes[0].hostPath", ErrorKind::Forbidden),
+            ("/spec/restartPolicy", json!("Sometimes"), "spec.restartPolicy", ErrorKind::NotSupported),
+            ("/spec/dnsPolicy", json!("Google"), "spec.dnsPolicy", ErrorKind::NotSupported),
             (
                 "/spec/terminationGracePeriodSeconds",
                 json!(-1),
@@ -868,12 +709,7 @@ mod tests {
                 "spec.containers[0].readinessProbe.tcpSocket",
                 ErrorKind::Forbidden,
             ),
-            (
-                "/spec/nodeSelector",
-                json!({"a b": "c"}),
-                "spec.nodeSelector",
-                ErrorKind::Invalid,
-            ),
+            ("/spec/nodeSelector", json!({"a b": "c"}), "spec.nodeSelector", ErrorKind::Invalid),
             (
                 "/spec/tolerations",
                 json!([{"operator": "Equal", "value": "x"}]),
@@ -892,18 +728,8 @@ mod tests {
                 "spec.tolerations[0].effect",
                 ErrorKind::Invalid,
             ),
-            (
-                "/spec/hostname",
-                json!("Host.Name"),
-                "spec.hostname",
-                ErrorKind::Invalid,
-            ),
-            (
-                "/spec/subdomain",
-                json!("a.b"),
-                "spec.subdomain",
-                ErrorKind::Invalid,
-            ),
+            ("/spec/hostname", json!("Host.Name"), "spec.hostname", ErrorKind::Invalid),
+            ("/spec/subdomain", json!("a.b"), "spec.subdomain", ErrorKind::Invalid),
             (
                 "/spec/initContainers",
                 json!([{"name": "app", "image": "x"}]),
@@ -931,11 +757,7 @@ mod tests {
     #[test]
     fn request_above_limit_message() {
         let mut v = base();
-        set(
-            &mut v,
-            "/spec/containers/0/resources/requests/cpu",
-            json!("2"),
-        );
+        set(&mut v, "/spec/containers/0/resources/requests/cpu", json!("2"));
         let errs = pod(v).validate_create();
         assert_eq!(
             errs[0].to_string(),
@@ -948,29 +770,16 @@ mod tests {
         let old = pod(base());
         let mut v = base();
         set(&mut v, "/spec/containers/0/image", json!("nginx:2"));
-        set(
-            &mut v,
-            "/spec/tolerations",
-            json!([{"key": "k", "operator": "Exists"}]),
-        );
+        set(&mut v, "/spec/tolerations", json!([{"key": "k", "operator": "Exists"}]));
         set(&mut v, "/spec/activeDeadlineSeconds", json!(30));
         assert_eq!(pod(v).validate_update(&old), ErrorList::new());
 
         let mut v = base();
-        set(
-            &mut v,
-            "/spec/containers/0/ports/0/containerPort",
-            json!(81),
-        );
+        set(&mut v, "/spec/containers/0/ports/0/containerPort", json!(81));
         let errs = pod(v).validate_update(&old);
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert_eq!(
-            (errs[0].field.as_str(), errs[0].kind),
-            ("spec", ErrorKind::Forbidden)
-        );
-        assert!(errs[0].detail.starts_with(
-            "pod updates may not change fields other than `spec.containers[*].image`"
-        ));
+        assert_eq!((errs[0].field.as_str(), errs[0].kind), ("spec", ErrorKind::Forbidden));
+        assert!(errs[0].detail.starts_with("pod updates may not change fields other than `spec.containers[*].image`"));
         assert!(errs[0].detail.contains("containers"), "{}", errs[0].detail);
     }
 
@@ -978,10 +787,8 @@ mod tests {
     fn status_update_checks_ips() {
         let mut p = pod(base());
         p.status = Some(
-            serde_json::from_value(
-                json!({"podIP": "10.0.0.300", "podIPs": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.1"}]}),
-            )
-            .expect("status"),
+            serde_json::from_value(json!({"podIP": "10.0.0.300", "podIPs": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.1"}]}))
+                .expect("status"),
         );
         let errs = p.validate_status_update(&pod(base()));
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();

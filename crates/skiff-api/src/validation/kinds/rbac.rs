@@ -1,8 +1,6 @@
 //! RBAC validation: rules of Roles and ClusterRoles, roleRef and subjects of bindings.
 
-use k8s_openapi::api::rbac::v1::{
-    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
-};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
 
 use super::common::{dns_subdomain, each, json, label_selector, supported};
 use crate::kinds::Validation;
@@ -15,10 +13,7 @@ fn rules(errs: &mut ErrorList, rules: &[PolicyRule], namespaced: bool) {
     for (i, r) in rules.iter().enumerate() {
         let p = index("rules", i);
         if r.verbs.is_empty() {
-            errs.push(FieldError::required(
-                child(&p, "verbs"),
-                "verbs must contain at least one value",
-            ));
+            errs.push(FieldError::required(child(&p, "verbs"), "verbs must contain at least one value"));
         }
         let urls = r.non_resource_urls.as_deref().unwrap_or_default();
         if !urls.is_empty() {
@@ -47,10 +42,7 @@ fn rules(errs: &mut ErrorList, rules: &[PolicyRule], namespaced: bool) {
             ));
         }
         if r.resources.as_ref().is_none_or(Vec::is_empty) {
-            errs.push(FieldError::required(
-                child(&p, "resources"),
-                "resource rules must supply at least one resource",
-            ));
+            errs.push(FieldError::required(child(&p, "resources"), "resource rules must supply at least one resource"));
         }
     }
 }
@@ -67,46 +59,22 @@ impl Validation for ClusterRole {
     fn validate_create(&self) -> ErrorList {
         let mut errs = ErrorList::new();
         rules(&mut errs, self.rules.as_deref().unwrap_or_default(), false);
-        for (i, s) in self
-            .aggregation_rule
-            .iter()
-            .flat_map(|a| a.cluster_role_selectors.iter().flatten())
-            .enumerate()
-        {
-            label_selector(
-                &mut errs,
-                &index("aggregationRule.clusterRoleSelectors", i),
-                s,
-            );
+        for (i, s) in self.aggregation_rule.iter().flat_map(|a| a.cluster_role_selectors.iter().flatten()).enumerate() {
+            label_selector(&mut errs, &index("aggregationRule.clusterRoleSelectors", i), s);
         }
         errs
     }
 }
 
-fn binding(
-    errs: &mut ErrorList,
-    role_ref: &RoleRef,
-    subjects: &[Subject],
-    kinds: &[&str],
-    namespaced: bool,
-) {
+fn binding(errs: &mut ErrorList, role_ref: &RoleRef, subjects: &[Subject], kinds: &[&str], namespaced: bool) {
     if role_ref.api_group != RBAC_GROUP {
-        errs.push(FieldError::not_supported(
-            "roleRef.apiGroup",
-            role_ref.api_group.as_str(),
-            &[RBAC_GROUP],
-        ));
+        errs.push(FieldError::not_supported("roleRef.apiGroup", role_ref.api_group.as_str(), &[RBAC_GROUP]));
     }
     supported(errs, "roleRef.kind", &role_ref.kind, kinds);
     if role_ref.name.is_empty() {
         errs.push(FieldError::required("roleRef.name", ""));
     } else {
-        each(
-            errs,
-            "roleRef.name",
-            &role_ref.name,
-            is_path_segment_name(&role_ref.name),
-        );
+        each(errs, "roleRef.name", &role_ref.name, is_path_segment_name(&role_ref.name));
     }
     for (i, s) in subjects.iter().enumerate() {
         let p = index("subjects", i);
@@ -120,11 +88,7 @@ fn binding(
                     dns_subdomain(errs, &child(&p, "name"), &s.name);
                 }
                 if !group.is_empty() {
-                    errs.push(FieldError::not_supported(
-                        child(&p, "apiGroup"),
-                        group,
-                        &[""],
-                    ));
+                    errs.push(FieldError::not_supported(child(&p, "apiGroup"), group, &[""]));
                 }
                 if !namespaced && s.namespace.as_deref().is_none_or(str::is_empty) {
                     errs.push(FieldError::required(child(&p, "namespace"), ""));
@@ -132,29 +96,19 @@ fn binding(
             }
             "User" | "Group" => {
                 if group != RBAC_GROUP {
-                    errs.push(FieldError::not_supported(
-                        child(&p, "apiGroup"),
-                        group,
-                        &[RBAC_GROUP],
-                    ));
+                    errs.push(FieldError::not_supported(child(&p, "apiGroup"), group, &[RBAC_GROUP]));
                 }
             }
-            other => errs.push(FieldError::not_supported(
-                child(&p, "kind"),
-                other,
-                &["ServiceAccount", "User", "Group"],
-            )),
+            other => {
+                errs.push(FieldError::not_supported(child(&p, "kind"), other, &["ServiceAccount", "User", "Group"]))
+            }
         }
     }
 }
 
 fn role_ref_unchanged(errs: &mut ErrorList, new: &RoleRef, old: &RoleRef) {
     if new != old {
-        errs.push(FieldError::invalid(
-            "roleRef",
-            json(new),
-            "cannot change roleRef",
-        ));
+        errs.push(FieldError::invalid("roleRef", json(new), "cannot change roleRef"));
     }
 }
 
@@ -181,13 +135,7 @@ impl Validation for RoleBinding {
 impl Validation for ClusterRoleBinding {
     fn validate_create(&self) -> ErrorList {
         let mut errs = ErrorList::new();
-        binding(
-            &mut errs,
-            &self.role_ref,
-            self.subjects.as_deref().unwrap_or_default(),
-            &["ClusterRole"],
-            false,
-        );
+        binding(&mut errs, &self.role_ref, self.subjects.as_deref().unwrap_or_default(), &["ClusterRole"], false);
         errs
     }
 
@@ -227,23 +175,17 @@ mod tests {
     #[test]
     fn bindings() {
         let rb = |role_ref: serde_json::Value, subjects: serde_json::Value| -> RoleBinding {
-            serde_json::from_value(
-                json!({"metadata": {"name": "b"}, "roleRef": role_ref, "subjects": subjects}),
-            )
-            .expect("rb")
+            serde_json::from_value(json!({"metadata": {"name": "b"}, "roleRef": role_ref, "subjects": subjects}))
+                .expect("rb")
         };
-        let good_ref =
-            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"});
+        let good_ref = json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"});
         let good = rb(
             good_ref.clone(),
             json!([{"kind": "ServiceAccount", "name": "default"},
             {"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}]),
         );
         assert_eq!(good.validate_create(), ErrorList::new());
-        let bad = rb(
-            json!({"apiGroup": "x", "kind": "Thing", "name": ""}),
-            json!([{"kind": "Robot", "name": "r"}]),
-        );
+        let bad = rb(json!({"apiGroup": "x", "kind": "Thing", "name": ""}), json!([{"kind": "Robot", "name": "r"}]));
         let errs = bad.validate_create();
         for (f, k) in [
             ("roleRef.apiGroup", ErrorKind::NotSupported),
@@ -253,23 +195,13 @@ mod tests {
         ] {
             assert!(has(&errs, f, k), "{f}: {errs:?}");
         }
-        let changed = rb(
-            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "r"}),
-            json!([]),
-        );
-        assert!(has(
-            &changed.validate_update(&good),
-            "roleRef",
-            ErrorKind::Invalid
-        ));
+        let changed =
+            rb(json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "r"}), json!([]));
+        assert!(has(&changed.validate_update(&good), "roleRef", ErrorKind::Invalid));
         let crb: ClusterRoleBinding = serde_json::from_value(json!({"metadata": {"name": "b"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "c"},
             "subjects": [{"kind": "ServiceAccount", "name": "sa"}]}))
         .expect("crb");
-        assert!(has(
-            &crb.validate_create(),
-            "subjects[0].namespace",
-            ErrorKind::Required
-        ));
+        assert!(has(&crb.validate_create(), "subjects[0].namespace", ErrorKind::Required));
     }
 }

@@ -6,8 +6,7 @@ use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::common::{
-    cidr, dns_label, dns_subdomain, immutable, ip, port_num, port_num_or_name, supported,
-    supported_opt,
+    cidr, dns_label, dns_subdomain, immutable, ip, port_num, port_num_or_name, supported, supported_opt,
 };
 use crate::kinds::Validation;
 use crate::validation::names::validate_labels;
@@ -27,18 +26,12 @@ fn validate_spec(errs: &mut ErrorList, spec: &ServiceSpec) {
             Some(n) => dns_subdomain(errs, "spec.externalName", n.strip_suffix('.').unwrap_or(n)),
         }
         if !cluster_ip.is_empty() {
-            errs.push(FieldError::forbidden(
-                "spec.clusterIPs",
-                "may not be set for ExternalName services",
-            ));
+            errs.push(FieldError::forbidden("spec.clusterIPs", "may not be set for ExternalName services"));
         }
     } else if ports.is_empty() && !headless {
         errs.push(FieldError::required("spec.ports", ""));
     }
-    if !cluster_ip.is_empty()
-        && !headless
-        && !crate::validation::names::is_valid_ip(cluster_ip).is_empty()
-    {
+    if !cluster_ip.is_empty() && !headless && !crate::validation::names::is_valid_ip(cluster_ip).is_empty() {
         errs.push(FieldError::invalid(
             "spec.clusterIPs[0]",
             cluster_ip,
@@ -50,11 +43,7 @@ fn validate_spec(errs: &mut ErrorList, spec: &ServiceSpec) {
         && !cluster_ip.is_empty()
         && first != cluster_ip
     {
-        errs.push(FieldError::invalid(
-            "spec.clusterIPs",
-            first.as_str(),
-            "element [0] must match clusterIP",
-        ));
+        errs.push(FieldError::invalid("spec.clusterIPs", first.as_str(), "element [0] must match clusterIP"));
     }
     if headless && (ty == "LoadBalancer" || ty == "NodePort") {
         errs.push(FieldError::invalid(
@@ -85,10 +74,7 @@ fn validate_spec(errs: &mut ErrorList, spec: &ServiceSpec) {
             v => supported(errs, &child(&pp, "protocol"), v, &["SCTP", "TCP", "UDP"]),
         }
         if !keys.insert((p.port, proto.to_string())) {
-            errs.push(FieldError::duplicate(
-                &pp,
-                serde_json::json!({"port": p.port, "protocol": proto}),
-            ));
+            errs.push(FieldError::duplicate(&pp, serde_json::json!({"port": p.port, "protocol": proto})));
         }
         if let Some(t) = &p.target_port
             && !matches!(t, IntOrString::Int(0))
@@ -98,10 +84,7 @@ fn validate_spec(errs: &mut ErrorList, spec: &ServiceSpec) {
         if let Some(np) = p.node_port.filter(|n| *n != 0) {
             let path = child(&pp, "nodePort");
             if ty == "ClusterIP" || ty == "ExternalName" {
-                errs.push(FieldError::forbidden(
-                    path,
-                    format!("may not be used when `type` is '{ty}'"),
-                ));
+                errs.push(FieldError::forbidden(path, format!("may not be used when `type` is '{ty}'")));
             } else {
                 port_num(errs, &path, np);
             }
@@ -110,17 +93,9 @@ fn validate_spec(errs: &mut ErrorList, spec: &ServiceSpec) {
     if let Some(sel) = &spec.selector {
         errs.extend(validate_labels(sel, "spec.selector"));
     }
-    supported_opt(
-        errs,
-        "spec.sessionAffinity",
-        spec.session_affinity.as_deref(),
-        &["ClientIP", "None"],
-    );
-    if let Some(t) = spec
-        .session_affinity_config
-        .as_ref()
-        .and_then(|c| c.client_ip.as_ref())
-        .and_then(|c| c.timeout_seconds)
+    supported_opt(errs, "spec.sessionAffinity", spec.session_affinity.as_deref(), &["ClientIP", "None"]);
+    if let Some(t) =
+        spec.session_affinity_config.as_ref().and_then(|c| c.client_ip.as_ref()).and_then(|c| c.timeout_seconds)
         && !(1..=86400).contains(&t)
     {
         errs.push(FieldError::invalid(
@@ -129,11 +104,7 @@ fn validate_spec(errs: &mut ErrorList, spec: &ServiceSpec) {
             "must be greater than 0 and less than 86400",
         ));
     }
-    if let Some(p) = spec
-        .external_traffic_policy
-        .as_deref()
-        .filter(|p| !p.is_empty())
-    {
+    if let Some(p) = spec.external_traffic_policy.as_deref().filter(|p| !p.is_empty()) {
         if ty == "ClusterIP" || ty == "ExternalName" {
             errs.push(FieldError::invalid(
                 "spec.externalTrafficPolicy",
@@ -144,12 +115,7 @@ fn validate_spec(errs: &mut ErrorList, spec: &ServiceSpec) {
             supported(errs, "spec.externalTrafficPolicy", p, &["Cluster", "Local"]);
         }
     }
-    supported_opt(
-        errs,
-        "spec.internalTrafficPolicy",
-        spec.internal_traffic_policy.as_deref(),
-        &["Cluster", "Local"],
-    );
+    supported_opt(errs, "spec.internalTrafficPolicy", spec.internal_traffic_policy.as_deref(), &["Cluster", "Local"]);
     supported_opt(
         errs,
         "spec.ipFamilyPolicy",
@@ -162,12 +128,7 @@ fn validate_spec(errs: &mut ErrorList, spec: &ServiceSpec) {
     for (i, a) in spec.external_ips.iter().flatten().enumerate() {
         ip(errs, &index("spec.externalIPs", i), a);
     }
-    for (i, r) in spec
-        .load_balancer_source_ranges
-        .iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, r) in spec.load_balancer_source_ranges.iter().flatten().enumerate() {
         cidr(errs, &index("spec.loadBalancerSourceRanges", i), r.trim());
     }
     if spec.allocate_load_balancer_node_ports.is_some() && ty != "LoadBalancer" {
@@ -206,11 +167,7 @@ impl Validation for Service {
 
     fn validate_status_update(&self, _old: &Self) -> ErrorList {
         let mut errs = ErrorList::new();
-        let ingress = self
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|l| l.ingress.as_ref());
+        let ingress = self.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref());
         for (i, ing) in ingress.into_iter().flatten().enumerate() {
             let p = index("status.loadBalancer.ingress", i);
             if let Some(a) = ing.ip.as_deref().filter(|a| !a.is_empty()) {
@@ -232,8 +189,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn svc(spec: Value) -> Service {
-        let mut s: Service =
-            serde_json::from_value(json!({"metadata": {"name": "s"}, "spec": spec})).expect("svc");
+        let mut s: Service = serde_json::from_value(json!({"metadata": {"name": "s"}, "spec": spec})).expect("svc");
         s.set_defaults();
         s
     }
@@ -246,33 +202,17 @@ mod tests {
             json!({"type": "ExternalName", "externalName": "example.com."}),
             json!({"type": "NodePort", "ports": [{"name": "a", "port": 80, "nodePort": 30001}, {"name": "b", "port": 443}]}),
         ] {
-            assert_eq!(
-                svc(spec.clone()).validate_create(),
-                ErrorList::new(),
-                "{spec}"
-            );
+            assert_eq!(svc(spec.clone()).validate_create(), ErrorList::new(), "{spec}");
         }
     }
 
     #[test]
     fn invalid_services() {
         let cases = [
-            (
-                json!({"type": "Weird", "ports": [{"port": 80}]}),
-                "spec.type",
-                ErrorKind::NotSupported,
-            ),
+            (json!({"type": "Weird", "ports": [{"port": 80}]}), "spec.type", ErrorKind::NotSupported),
             (json!({}), "spec.ports", ErrorKind::Required),
-            (
-                json!({"ports": [{"port": 0}]}),
-                "spec.ports[0].port",
-                ErrorKind::Invalid,
-            ),
-            (
-                json!({"ports": [{"port": 80}, {"port": 81}]}),
-                "spec.ports[0].name",
-                ErrorKind::Required,
-            ),
+            (json!({"ports": [{"port": 0}]}), "spec.ports[0].port", ErrorKind::Invalid),
+            (json!({"ports": [{"port": 80}, {"port": 81}]}), "spec.ports[0].name", ErrorKind::Required),
             (
                 json!({"ports": [{"name": "a", "port": 80}, {"name": "a", "port": 81}]}),
                 "spec.ports[1].name",
@@ -288,36 +228,16 @@ mod tests {
                 "spec.ports[0].targetPort",
                 ErrorKind::Invalid,
             ),
-            (
-                json!({"ports": [{"port": 80, "nodePort": 30001}]}),
-                "spec.ports[0].nodePort",
-                ErrorKind::Forbidden,
-            ),
-            (
-                json!({"type": "ExternalName"}),
-                "spec.externalName",
-                ErrorKind::Required,
-            ),
-            (
-                json!({"type": "ExternalName", "externalName": "a_b"}),
-                "spec.externalName",
-                ErrorKind::Invalid,
-            ),
+            (json!({"ports": [{"port": 80, "nodePort": 30001}]}), "spec.ports[0].nodePort", ErrorKind::Forbidden),
+            (json!({"type": "ExternalName"}), "spec.externalName", ErrorKind::Required),
+            (json!({"type": "ExternalName", "externalName": "a_b"}), "spec.externalName", ErrorKind::Invalid),
             (
                 json!({"ports": [{"port": 80}], "sessionAffinity": "Cookie"}),
                 "spec.sessionAffinity",
                 ErrorKind::NotSupported,
             ),
-            (
-                json!({"ports": [{"port": 80}], "selector": {"a": "b c"}}),
-                "spec.selector[a]",
-                ErrorKind::Invalid,
-            ),
-            (
-                json!({"ports": [{"port": 80}], "clusterIP": "1.2.3"}),
-                "spec.clusterIPs[0]",
-                ErrorKind::Invalid,
-            ),
+            (json!({"ports": [{"port": 80}], "selector": {"a": "b c"}}), "spec.selector[a]", ErrorKind::Invalid),
+            (json!({"ports": [{"port": 80}], "clusterIP": "1.2.3"}), "spec.clusterIPs[0]", ErrorKind::Invalid),
             (
                 json!({"ports": [{"port": 80}], "externalTrafficPolicy": "Local"}),
                 "spec.externalTrafficPolicy",
@@ -344,10 +264,7 @@ mod tests {
         let new = svc(json!({"clusterIP": "10.0.0.2", "ports": [{"port": 80}]}));
         let errs = new.validate_update(&old);
         assert_eq!(errs.len(), 1);
-        assert_eq!(
-            errs[0].to_string(),
-            "spec.clusterIPs[0]: Invalid value: \"10.0.0.2\": field is immutable"
-        );
+        assert_eq!(errs[0].to_string(), "spec.clusterIPs[0]: Invalid value: \"10.0.0.2\": field is immutable");
         let to_external = svc(json!({"type": "ExternalName", "externalName": "x.example"}));
         assert_eq!(to_external.validate_update(&old), ErrorList::new());
     }

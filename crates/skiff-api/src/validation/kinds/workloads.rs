@@ -4,16 +4,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
-    ControllerRevision, DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, ReplicaSet,
-    StatefulSet, StatefulSetSpec,
+    ControllerRevision, DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, ReplicaSet, StatefulSet, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{PodTemplateSpec, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::common::{
-    immutable, int_or_percent, int_or_percent_value, json, label_selector, nonneg,
-    selector_is_empty, supported,
+    immutable, int_or_percent, int_or_percent_value, json, label_selector, nonneg, selector_is_empty, supported,
 };
 use super::pod::validate_pod_template;
 use crate::kinds::Validation;
@@ -22,18 +20,9 @@ use crate::validation::names::validate_labels;
 use crate::validation::{ErrorList, FieldError, child};
 
 /// The template labels must satisfy a non-empty selector.
-pub fn template_matches(
-    errs: &mut ErrorList,
-    selector: &LabelSelectorExpr,
-    t: &PodTemplateSpec,
-    path: &str,
-) {
+pub fn template_matches(errs: &mut ErrorList, selector: &LabelSelectorExpr, t: &PodTemplateSpec, path: &str) {
     let empty = BTreeMap::new();
-    let labels = t
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.as_ref())
-        .unwrap_or(&empty);
+    let labels = t.metadata.as_ref().and_then(|m| m.labels.as_ref()).unwrap_or(&empty);
     if !selector.is_empty() && !selector.matches(labels) {
         errs.push(FieldError::invalid(
             child(&child(path, "metadata"), "labels"),
@@ -61,11 +50,7 @@ fn replicated_template(
     if let Some(rp) = spec.restart_policy.as_deref()
         && rp != "Always"
     {
-        errs.push(FieldError::not_supported(
-            child(&sp, "restartPolicy"),
-            rp,
-            &["Always"],
-        ));
+        errs.push(FieldError::not_supported(child(&sp, "restartPolicy"), rp, &["Always"]));
     }
     if let Some(a) = spec.active_deadline_seconds {
         errs.push(FieldError::invalid(
@@ -77,18 +62,10 @@ fn replicated_template(
 }
 
 /// The apps/v1 selector rules: required, non-empty, valid.
-fn apps_selector(
-    errs: &mut ErrorList,
-    sel: &LabelSelector,
-    kind: &str,
-) -> Option<LabelSelectorExpr> {
+fn apps_selector(errs: &mut ErrorList, sel: &LabelSelector, kind: &str) -> Option<LabelSelectorExpr> {
     let parsed = label_selector(errs, "spec.selector", sel);
     if selector_is_empty(sel) {
-        errs.push(FieldError::invalid(
-            "spec.selector",
-            json(sel),
-            format!("empty selector is invalid for {kind}"),
-        ));
+        errs.push(FieldError::invalid("spec.selector", json(sel), format!("empty selector is invalid for {kind}")));
         return None;
     }
     parsed
@@ -101,12 +78,7 @@ fn opt_nonneg(errs: &mut ErrorList, path: &str, v: Option<i32>) {
 }
 
 /// maxUnavailable/maxSurge: each an int or percent (maxUnavailable at most 100%), not both zero.
-fn rolling_update(
-    errs: &mut ErrorList,
-    path: &str,
-    unavailable: Option<&IntOrString>,
-    surge: Option<&IntOrString>,
-) {
+fn rolling_update(errs: &mut ErrorList, path: &str, unavailable: Option<&IntOrString>, surge: Option<&IntOrString>) {
     let up = child(path, "maxUnavailable");
     if let Some(u) = unavailable {
         int_or_percent(errs, &up, u, true);
@@ -116,60 +88,34 @@ fn rolling_update(
     }
     let zero = |v: Option<&IntOrString>| v.is_none_or(|v| int_or_percent_value(v) == Some(0));
     if zero(unavailable) && zero(surge) {
-        errs.push(FieldError::invalid(
-            up,
-            json(&unavailable),
-            "may not be 0 when `maxSurge` is 0",
-        ));
+        errs.push(FieldError::invalid(up, json(&unavailable), "may not be 0 when `maxSurge` is 0"));
     }
 }
 
 fn deployment_spec(errs: &mut ErrorList, spec: &DeploymentSpec) {
     opt_nonneg(errs, "spec.replicas", spec.replicas);
     let sel = apps_selector(errs, &spec.selector, "deployment");
-    replicated_template(
-        errs,
-        sel.as_ref(),
-        &spec.template,
-        "spec.template",
-        "Deployment",
-    );
+    replicated_template(errs, sel.as_ref(), &spec.template, "spec.template", "Deployment");
     if let Some(s) = &spec.strategy {
         let ty = s.type_.as_deref().unwrap_or("RollingUpdate");
-        supported(
-            errs,
-            "spec.strategy.type",
-            ty,
-            &["Recreate", "RollingUpdate"],
-        );
+        supported(errs, "spec.strategy.type", ty, &["Recreate", "RollingUpdate"]);
         match (ty, &s.rolling_update) {
             ("Recreate", Some(_)) => errs.push(FieldError::forbidden(
                 "spec.strategy.rollingUpdate",
                 "may not be specified when strategy `type` is 'Recreate'",
             )),
-            ("RollingUpdate", Some(ru)) => rolling_update(
-                errs,
-                "spec.strategy.rollingUpdate",
-                ru.max_unavailable.as_ref(),
-                ru.max_surge.as_ref(),
-            ),
+            ("RollingUpdate", Some(ru)) => {
+                rolling_update(errs, "spec.strategy.rollingUpdate", ru.max_unavailable.as_ref(), ru.max_surge.as_ref())
+            }
             _ => {}
         }
     }
-    opt_nonneg(
-        errs,
-        "spec.revisionHistoryLimit",
-        spec.revision_history_limit,
-    );
+    opt_nonneg(errs, "spec.revisionHistoryLimit", spec.revision_history_limit);
     opt_nonneg(errs, "spec.minReadySeconds", spec.min_ready_seconds);
     if let Some(p) = spec.progress_deadline_seconds {
         nonneg(errs, "spec.progressDeadlineSeconds", i64::from(p));
         if p <= spec.min_ready_seconds.unwrap_or(0) {
-            errs.push(FieldError::invalid(
-                "spec.progressDeadlineSeconds",
-                p,
-                "must be greater than minReadySeconds",
-            ));
+            errs.push(FieldError::invalid("spec.progressDeadlineSeconds", p, "must be greater than minReadySeconds"));
         }
     }
 }
@@ -203,9 +149,7 @@ impl Validation for ReplicaSet {
         opt_nonneg(&mut errs, "spec.minReadySeconds", spec.min_ready_seconds);
         let sel = apps_selector(&mut errs, &spec.selector, "deployment");
         match &spec.template {
-            Some(t) => {
-                replicated_template(&mut errs, sel.as_ref(), t, "spec.template", "ReplicaSet")
-            }
+            Some(t) => replicated_template(&mut errs, sel.as_ref(), t, "spec.template", "ReplicaSet"),
             None => errs.push(FieldError::required("spec.template", "")),
         }
         errs
@@ -234,19 +178,10 @@ impl Validation for ReplicationController {
         } else {
             errs.extend(validate_labels(&selector, "spec.selector"));
         }
-        let sel = LabelSelector {
-            match_labels: Some(selector),
-            ..Default::default()
-        };
+        let sel = LabelSelector { match_labels: Some(selector), ..Default::default() };
         let parsed = LabelSelectorExpr::from_label_selector(Some(&sel)).ok();
         match &spec.template {
-            Some(t) => replicated_template(
-                &mut errs,
-                parsed.as_ref(),
-                t,
-                "spec.template",
-                "ReplicationController",
-            ),
+            Some(t) => replicated_template(&mut errs, parsed.as_ref(), t, "spec.template", "ReplicationController"),
             None => errs.push(FieldError::required("spec.template", "")),
         }
         errs
@@ -257,19 +192,12 @@ fn statefulset_spec(errs: &mut ErrorList, spec: &StatefulSetSpec) {
     supported(
         errs,
         "spec.podManagementPolicy",
-        spec.pod_management_policy
-            .as_deref()
-            .unwrap_or("OrderedReady"),
+        spec.pod_management_policy.as_deref().unwrap_or("OrderedReady"),
         &["OrderedReady", "Parallel"],
     );
     if let Some(s) = &spec.update_strategy {
         let ty = s.type_.as_deref().unwrap_or("RollingUpdate");
-        supported(
-            errs,
-            "spec.updateStrategy.type",
-            ty,
-            &["RollingUpdate", "OnDelete"],
-        );
+        supported(errs, "spec.updateStrategy.type", ty, &["RollingUpdate", "OnDelete"]);
         if let Some(ru) = &s.rolling_update {
             if ty != "RollingUpdate" {
                 errs.push(FieldError::invalid(
@@ -278,54 +206,27 @@ fn statefulset_spec(errs: &mut ErrorList, spec: &StatefulSetSpec) {
                     "only allowed for updateStrategy 'RollingUpdate'",
                 ));
             }
-            opt_nonneg(
-                errs,
-                "spec.updateStrategy.rollingUpdate.partition",
-                ru.partition,
-            );
+            opt_nonneg(errs, "spec.updateStrategy.rollingUpdate.partition", ru.partition);
             if let Some(u) = &ru.max_unavailable {
-                int_or_percent(
-                    errs,
-                    "spec.updateStrategy.rollingUpdate.maxUnavailable",
-                    u,
-                    true,
-                );
+                int_or_percent(errs, "spec.updateStrategy.rollingUpdate.maxUnavailable", u, true);
             }
         }
     }
     if let Some(p) = &spec.persistent_volume_claim_retention_policy {
-        for (name, v) in [
-            ("whenDeleted", &p.when_deleted),
-            ("whenScaled", &p.when_scaled),
-        ] {
+        for (name, v) in [("whenDeleted", &p.when_deleted), ("whenScaled", &p.when_scaled)] {
             if let Some(v) = v {
-                supported(
-                    errs,
-                    &format!("spec.persistentVolumeClaimRetentionPolicy.{name}"),
-                    v,
-                    &["Retain", "Delete"],
-                );
+                supported(errs, &format!("spec.persistentVolumeClaimRetentionPolicy.{name}"), v, &["Retain", "Delete"]);
             }
         }
     }
     opt_nonneg(errs, "spec.replicas", spec.replicas);
     opt_nonneg(errs, "spec.minReadySeconds", spec.min_ready_seconds);
-    opt_nonneg(
-        errs,
-        "spec.revisionHistoryLimit",
-        spec.revision_history_limit,
-    );
+    opt_nonneg(errs, "spec.revisionHistoryLimit", spec.revision_history_limit);
     if let Some(o) = &spec.ordinals {
         opt_nonneg(errs, "spec.ordinals.start", o.start);
     }
     let sel = apps_selector(errs, &spec.selector, "statefulset");
-    replicated_template(
-        errs,
-        sel.as_ref(),
-        &spec.template,
-        "spec.template",
-        "StatefulSet",
-    );
+    replicated_template(errs, sel.as_ref(), &spec.template, "spec.template", "StatefulSet");
 }
 
 impl Validation for StatefulSet {
@@ -348,9 +249,7 @@ impl Validation for StatefulSet {
         restricted.ordinals.clone_from(&n.ordinals);
         restricted.template.clone_from(&n.template);
         restricted.update_strategy.clone_from(&n.update_strategy);
-        restricted
-            .persistent_volume_claim_retention_policy
-            .clone_from(&n.persistent_volume_claim_retention_policy);
+        restricted.persistent_volume_claim_retention_policy.clone_from(&n.persistent_volume_claim_retention_policy);
         restricted.min_ready_seconds = n.min_ready_seconds;
         restricted.revision_history_limit = n.revision_history_limit;
         if &restricted != n {
@@ -365,35 +264,18 @@ impl Validation for StatefulSet {
 
 fn daemonset_spec(errs: &mut ErrorList, spec: &DaemonSetSpec) {
     let sel = apps_selector(errs, &spec.selector, "daemonset");
-    replicated_template(
-        errs,
-        sel.as_ref(),
-        &spec.template,
-        "spec.template",
-        "DaemonSet",
-    );
+    replicated_template(errs, sel.as_ref(), &spec.template, "spec.template", "DaemonSet");
     opt_nonneg(errs, "spec.minReadySeconds", spec.min_ready_seconds);
-    opt_nonneg(
-        errs,
-        "spec.revisionHistoryLimit",
-        spec.revision_history_limit,
-    );
+    opt_nonneg(errs, "spec.revisionHistoryLimit", spec.revision_history_limit);
     if let Some(s) = &spec.update_strategy {
         let ty = s.type_.as_deref().unwrap_or("RollingUpdate");
-        supported(
-            errs,
-            "spec.updateStrategy.type",
-            ty,
-            &["OnDelete", "RollingUpdate"],
-        );
+        supported(errs, "spec.updateStrategy.type", ty, &["OnDelete", "RollingUpdate"]);
         if ty == "RollingUpdate"
             && let Some(ru) = &s.rolling_update
         {
             let p = "spec.updateStrategy.rollingUpdate";
             rolling_update(errs, p, ru.max_unavailable.as_ref(), ru.max_surge.as_ref());
-            let nonzero = |v: Option<&IntOrString>| {
-                v.is_some_and(|v| int_or_percent_value(v).is_some_and(|n| n != 0))
-            };
+            let nonzero = |v: Option<&IntOrString>| v.is_some_and(|v| int_or_percent_value(v).is_some_and(|n| n != 0));
             if nonzero(ru.max_unavailable.as_ref()) && nonzero(ru.max_surge.as_ref()) {
                 errs.push(FieldError::invalid(
                     child(p, "maxSurge"),
@@ -451,8 +333,7 @@ mod tests {
     }
 
     fn build<T: serde::de::DeserializeOwned + Defaulting>(spec: Value) -> T {
-        let mut t: T = serde_json::from_value(json!({"metadata": {"name": "w"}, "spec": spec}))
-            .expect("object");
+        let mut t: T = serde_json::from_value(json!({"metadata": {"name": "w"}, "spec": spec})).expect("object");
         t.set_defaults();
         t
     }
@@ -469,9 +350,7 @@ mod tests {
         s
     }
 
-    fn check<T: serde::de::DeserializeOwned + Defaulting + Validation>(
-        cases: &[(Value, &str, ErrorKind)],
-    ) {
+    fn check<T: serde::de::DeserializeOwned + Defaulting + Validation>(cases: &[(Value, &str, ErrorKind)]) {
         assert_eq!(build::<T>(spec()).validate_create(), ErrorList::new());
         for (s, field, kind) in cases {
             let errs = build::<T>(s.clone()).validate_create();
@@ -485,21 +364,9 @@ mod tests {
     #[test]
     fn deployments() {
         check::<Deployment>(&[
-            (
-                with("/selector", json!({})),
-                "spec.selector",
-                ErrorKind::Invalid,
-            ),
-            (
-                with("/selector/matchLabels/app", json!("b")),
-                "spec.template.metadata.labels",
-                ErrorKind::Invalid,
-            ),
-            (
-                with("/replicas", json!(-1)),
-                "spec.replicas",
-                ErrorKind::Invalid,
-            ),
+            (with("/selector", json!({})), "spec.selector", ErrorKind::Invalid),
+            (with("/selector/matchLabels/app", json!("b")), "spec.template.metadata.labels", ErrorKind::Invalid),
+            (with("/replicas", json!(-1)), "spec.replicas", ErrorKind::Invalid),
             (
                 with("/template/spec/restartPolicy", json!("Never")),
                 "spec.template.spec.restartPolicy",
@@ -510,43 +377,25 @@ mod tests {
                 "spec.template.spec.containers[0].image",
                 ErrorKind::Required,
             ),
+            (with("/strategy", json!({"type": "Bogus"})), "spec.strategy.type", ErrorKind::NotSupported),
             (
-                with("/strategy", json!({"type": "Bogus"})),
-                "spec.strategy.type",
-                ErrorKind::NotSupported,
-            ),
-            (
-                with(
-                    "/strategy",
-                    json!({"type": "Recreate", "rollingUpdate": {}}),
-                ),
+                with("/strategy", json!({"type": "Recreate", "rollingUpdate": {}})),
                 "spec.strategy.rollingUpdate",
                 ErrorKind::Forbidden,
             ),
             (
-                with(
-                    "/strategy",
-                    json!({"rollingUpdate": {"maxUnavailable": 0, "maxSurge": "0%"}}),
-                ),
+                with("/strategy", json!({"rollingUpdate": {"maxUnavailable": 0, "maxSurge": "0%"}})),
                 "spec.strategy.rollingUpdate.maxUnavailable",
                 ErrorKind::Invalid,
             ),
             (
-                with(
-                    "/strategy",
-                    json!({"rollingUpdate": {"maxUnavailable": "150%"}}),
-                ),
+                with("/strategy", json!({"rollingUpdate": {"maxUnavailable": "150%"}})),
                 "spec.strategy.rollingUpdate.maxUnavailable",
                 ErrorKind::Invalid,
             ),
-            (
-                with("/progressDeadlineSeconds", json!(0)),
-                "spec.progressDeadlineSeconds",
-                ErrorKind::Invalid,
-            ),
+            (with("/progressDeadlineSeconds", json!(0)), "spec.progressDeadlineSeconds", ErrorKind::Invalid),
         ]);
-        let errs =
-            build::<Deployment>(with("/selector/matchLabels/app", json!("b"))).validate_create();
+        let errs = build::<Deployment>(with("/selector/matchLabels/app", json!("b"))).validate_create();
         assert_eq!(
             errs[0].to_string(),
             "spec.template.metadata.labels: Invalid value: {\"app\":\"a\"}: `selector` does not match template `labels`"
@@ -561,33 +410,19 @@ mod tests {
         s["template"]["metadata"]["labels"]["tier"] = json!("x");
         let errs = build::<Deployment>(s).validate_update(&old);
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert_eq!(
-            (errs[0].field.as_str(), errs[0].kind),
-            ("spec.selector", ErrorKind::Invalid)
-        );
+        assert_eq!((errs[0].field.as_str(), errs[0].kind), ("spec.selector", ErrorKind::Invalid));
         assert_eq!(errs[0].detail, "field is immutable");
     }
 
     #[test]
     fn replicasets_and_daemonsets() {
-        check::<ReplicaSet>(&[(
-            with("/selector", json!({})),
-            "spec.selector",
-            ErrorKind::Invalid,
-        )]);
+        check::<ReplicaSet>(&[(with("/selector", json!({})), "spec.selector", ErrorKind::Invalid)]);
         let mut ds = spec();
         ds.as_object_mut().expect("object").remove("replicas");
-        assert_eq!(
-            build::<DaemonSet>(ds.clone()).validate_create(),
-            ErrorList::new()
-        );
+        assert_eq!(build::<DaemonSet>(ds.clone()).validate_create(), ErrorList::new());
         ds["updateStrategy"] = json!({"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}});
         let errs = build::<DaemonSet>(ds).validate_create();
-        assert!(
-            errs.iter()
-                .any(|e| e.field == "spec.updateStrategy.rollingUpdate.maxUnavailable"),
-            "{errs:?}"
-        );
+        assert!(errs.iter().any(|e| e.field == "spec.updateStrategy.rollingUpdate.maxUnavailable"), "{errs:?}");
     }
 
     #[test]
@@ -615,17 +450,11 @@ mod tests {
         let mut scaled = s.clone();
         scaled["replicas"] = json!(5);
         scaled["template"]["spec"]["containers"][0]["image"] = json!("x:2");
-        assert_eq!(
-            build::<StatefulSet>(scaled).validate_update(&old),
-            ErrorList::new()
-        );
+        assert_eq!(build::<StatefulSet>(scaled).validate_update(&old), ErrorList::new());
         let mut renamed = s;
         renamed["serviceName"] = json!("other");
         let errs = build::<StatefulSet>(renamed).validate_update(&old);
         assert_eq!(errs.len(), 1);
-        assert_eq!(
-            (errs[0].field.as_str(), errs[0].kind),
-            ("spec", ErrorKind::Forbidden)
-        );
+        assert_eq!((errs[0].field.as_str(), errs[0].kind), ("spec", ErrorKind::Forbidden));
     }
 }
