@@ -14,6 +14,7 @@ pub mod handlers;
 pub mod negotiate;
 pub mod objects;
 pub mod openapi;
+pub mod protobuf;
 pub mod query;
 pub mod reqinfo;
 pub mod response;
