@@ -165,9 +165,10 @@ impl Allocator {
         for _ in 0..32 {
             let n = rand::rng().random_range(low..size - 1);
             if let Some(ip) = self.cidr.nth(n)
-                && self.reserve(format!("{IP_PREFIX}{ip}"), owner, dry_run, out).await? {
-                    return Ok(ip);
-                }
+                && self.reserve(format!("{IP_PREFIX}{ip}"), owner, dry_run, out).await?
+            {
+                return Ok(ip);
+            }
         }
         let taken = self.taken(IP_PREFIX).await?;
         for n in 1..size - 1 {
@@ -325,9 +326,10 @@ impl Allocator {
         if new_type != "ExternalName" && old_type != "ExternalName" {
             for field in ["clusterIP", "clusterIPs"] {
                 if spec.get(field).is_none_or(|v| v.as_str() == Some("") || v.as_array().is_some_and(Vec::is_empty))
-                    && let Some(v) = old_spec.and_then(|s| s.get(field)) {
-                        spec.insert(field.into(), v.clone());
-                    }
+                    && let Some(v) = old_spec.and_then(|s| s.get(field))
+                {
+                    spec.insert(field.into(), v.clone());
+                }
             }
         }
         let old_ports: Vec<(u64, String, u64)> = old_spec
@@ -362,9 +364,10 @@ impl Allocator {
     pub async fn release_unused(&self, old: &Value, new: Option<&Value>) {
         let mut keys = Vec::new();
         if let Some(ip) = cluster_ip(old)
-            && new.and_then(cluster_ip) != Some(ip) {
-                keys.push(format!("{IP_PREFIX}{ip}"));
-            }
+            && new.and_then(cluster_ip) != Some(ip)
+        {
+            keys.push(format!("{IP_PREFIX}{ip}"));
+        }
         let kept = new.map(node_ports).unwrap_or_default();
         for p in node_ports(old) {
             if !kept.contains(&p) {

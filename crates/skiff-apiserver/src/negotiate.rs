@@ -54,6 +54,8 @@ pub enum BodyFormat {
     Json,
     /// `application/yaml`.
     Yaml,
+    /// `application/vnd.kubernetes.protobuf` (kubectl's typed client).
+    Protobuf,
 }
 
 /// Classifies a `Content-Type` for create/update bodies.
@@ -62,7 +64,11 @@ pub fn body_format(content_type: Option<&str>) -> Result<BodyFormat, StatusError
     match media {
         "application/json" | "" | "*/*" => Ok(BodyFormat::Json),
         "application/yaml" | "application/x-yaml" | "text/yaml" => Ok(BodyFormat::Yaml),
-        other => Err(StatusError::unsupported_media_type(other, &["application/json", "application/yaml"])),
+        crate::protobuf::MEDIA_TYPE => Ok(BodyFormat::Protobuf),
+        other => Err(StatusError::unsupported_media_type(
+            other,
+            &["application/json", "application/yaml", crate::protobuf::MEDIA_TYPE],
+        )),
     }
 }
 
@@ -75,6 +81,8 @@ pub fn decode_body(bytes: &[u8], format: BodyFormat) -> Result<Value, StatusErro
         return Err(StatusError::bad_request("the request body is empty; an object is required"));
     }
     let value: Value = match format {
+        BodyFormat::Protobuf => crate::protobuf::decode_object(bytes)
+            .map_err(|e| StatusError::bad_request(format!("the request body is not a valid protobuf object: {e}")))?,
         BodyFormat::Json => serde_json::from_slice(bytes)
             .map_err(|e| StatusError::bad_request(format!("the request body is not valid JSON: {e}")))?,
         BodyFormat::Yaml => {
@@ -112,7 +120,9 @@ mod tests {
         assert_eq!(e.code, 400);
         assert!(decode_body(b"[1]", BodyFormat::Json).is_err());
         assert_eq!(decode_body(&vec![b' '; MAX_BODY_BYTES + 1], BodyFormat::Json).expect_err("too big").code, 413);
-        assert_eq!(body_format(Some("application/vnd.kubernetes.protobuf")).expect_err("415").code, 415);
+        assert_eq!(body_format(Some("application/cbor")).expect_err("415").code, 415);
+        assert_eq!(body_format(Some("application/vnd.kubernetes.protobuf")).ok(), Some(BodyFormat::Protobuf));
+        assert_eq!(decode_body(b"k8s\0garbage", BodyFormat::Protobuf).expect_err("bad protobuf").code, 400);
         assert_eq!(body_format(Some("application/json; charset=utf-8")).ok(), Some(BodyFormat::Json));
     }
 }

@@ -110,11 +110,13 @@ fn top_level_metadata_open(json: &[u8]) -> Option<usize> {
                 }
             }
             b'{' | b'[' => {
-                if depth == 1 && json[i] == b'{'
+                if depth == 1
+                    && json[i] == b'{'
                     && let Some((s, e)) = last_key.take()
-                        && &json[s..e] == b"metadata" {
-                            return Some(i);
-                        }
+                    && &json[s..e] == b"metadata"
+                {
+                    return Some(i);
+                }
                 depth += 1;
                 expect_key = json[i] == b'{' && depth == 1;
             }

@@ -51,19 +51,21 @@ pub fn to_storage(info: &ResourceInfo, mut obj: Value) -> Value {
         ("autoscaling", "horizontalpodautoscalers") => {
             map.insert("apiVersion".into(), json!("autoscaling/v2"));
             if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut)
-                && let Some(cpu) = take(spec, "targetCPUUtilizationPercentage") {
-                    spec.insert(
+                && let Some(cpu) = take(spec, "targetCPUUtilizationPercentage")
+            {
+                spec.insert(
                         "metrics".into(),
                         json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu}}}]),
                     );
-                }
+            }
             if let Some(status) = map.get_mut("status").and_then(Value::as_object_mut)
-                && let Some(cpu) = take(status, "currentCPUUtilizationPercentage") {
-                    status.insert(
-                        "currentMetrics".into(),
-                        json!([{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": cpu}}}]),
-                    );
-                }
+                && let Some(cpu) = take(status, "currentCPUUtilizationPercentage")
+            {
+                status.insert(
+                    "currentMetrics".into(),
+                    json!([{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": cpu}}}]),
+                );
+            }
         }
         _ => {}
     }

@@ -198,9 +198,10 @@ impl ResourceCache {
         let ev = Arc::new(CacheEvent { kind: event.kind, object: entry, previous });
         state.ring.push_back(ev.clone());
         if state.ring.len() > RING_CAPACITY
-            && let Some(old) = state.ring.pop_front() {
-                state.ring_start = old.revision();
-            }
+            && let Some(old) = state.ring.pop_front()
+        {
+            state.ring_start = old.revision();
+        }
         state.last_applied = event.kv.mod_revision;
         let _ = self.sender.send(Message::Event(ev));
     }

@@ -36,8 +36,8 @@ impl DeleteOptions {
             opts.orphan_dependents = Some(o == "true");
         }
         if !body.iter().all(u8::is_ascii_whitespace) {
-            let v: Value = serde_json::from_slice(body)
-                .map_err(|e| StatusError::bad_request(format!("the DeleteOptions body is not valid JSON: {e}")))?;
+            let format = crate::negotiate::body_format(ctx.content_type.as_deref())?;
+            let v = crate::negotiate::decode_body(body, format)?;
             if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
                 opts.grace_period = Some(g);
             }
@@ -119,9 +119,11 @@ pub async fn delete_object(
         let already_terminating = meta.contains_key("deletionTimestamp");
         let mut finalizers: Vec<Value> = meta.get("finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
         if let Some(f) = opts.finalizer()
-            && !finalizers.iter().any(|x| x == f) && (!finalizers.is_empty() || !already_terminating) {
-                finalizers.push(json!(f));
-            }
+            && !finalizers.iter().any(|x| x == f)
+            && (!finalizers.is_empty() || !already_terminating)
+        {
+            finalizers.push(json!(f));
+        }
         let spec_finalizers = is_namespace
             && obj
                 .get("spec")
@@ -166,10 +168,9 @@ pub async fn delete_object(
                     m.insert("finalizers".into(), Value::Array(finalizers.clone()));
                 }
             }
-            if is_namespace
-                && let Some(map) = changed.as_object_mut() {
-                    map.insert("status".into(), json!({"phase": "Terminating"}));
-                }
+            if is_namespace && let Some(map) = changed.as_object_mut() {
+                map.insert("status".into(), json!({"phase": "Terminating"}));
+            }
             if changed == obj {
                 let json = objects::inject_resource_version(&kv.value, kv.mod_revision).unwrap_or_default();
                 return Ok(Deleted { json: Bytes::from(json), gone: false });

@@ -173,13 +173,15 @@ pub fn prepare_update(ctx: &Ctx, new: &mut Value, old: &Value) -> Result<(), Sta
     let old_meta = objects::metadata(old).cloned().unwrap_or_default();
     let meta = metadata_mut(new).ok_or_else(|| StatusError::bad_request("metadata must be an object"))?;
     if let (Some(Value::String(new_uid)), Some(Value::String(old_uid))) = (meta.get("uid"), old_meta.get("uid"))
-        && !new_uid.is_empty() && new_uid != old_uid {
-            return Err(StatusError::conflict(
-                &ctx.group_resource(),
-                &name,
-                &format!("Precondition failed: UID in precondition: {new_uid}, UID in object meta: {old_uid}"),
-            ));
-        }
+        && !new_uid.is_empty()
+        && new_uid != old_uid
+    {
+        return Err(StatusError::conflict(
+            &ctx.group_resource(),
+            &name,
+            &format!("Precondition failed: UID in precondition: {new_uid}, UID in object meta: {old_uid}"),
+        ));
+    }
     for field in [
         "name",
         "namespace",

@@ -60,9 +60,10 @@ impl Filter {
     /// Whether an entry passes.
     pub fn matches(&self, e: &Entry) -> bool {
         if let Some(ns) = &self.namespace
-            && &e.namespace != ns {
-                return false;
-            }
+            && &e.namespace != ns
+        {
+            return false;
+        }
         self.labels.matches(&e.labels)
             && self
                 .fields

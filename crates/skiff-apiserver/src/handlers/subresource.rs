@@ -153,9 +153,10 @@ async fn update_scale(
             ));
         };
         if let Some(rv) = meta_str(&desired, "resourceVersion").filter(|r| !r.is_empty())
-            && Some(rv) != meta_str(&scale, "resourceVersion") {
-                return Err(StatusError::stale(&ctx.group_resource(), meta_str(current, "name").unwrap_or("")));
-            }
+            && Some(rv) != meta_str(&scale, "resourceVersion")
+        {
+            return Err(StatusError::stale(&ctx.group_resource(), meta_str(current, "name").unwrap_or("")));
+        }
         let replicas = desired.get("spec").and_then(|s| s.get("replicas")).and_then(Value::as_i64).unwrap_or(0);
         if replicas < 0 {
             return Err(StatusError::invalid(

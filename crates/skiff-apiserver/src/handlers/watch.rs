@@ -208,9 +208,10 @@ async fn run(
                 }
                 last = ev.revision();
                 if let Some((kind, entry)) = classify(&ev, &filter)
-                    && !send(renderer.line(kind, entry)).await {
-                        return;
-                    }
+                    && !send(renderer.line(kind, entry)).await
+                {
+                    return;
+                }
             }
             (last, receiver)
         }
@@ -251,9 +252,10 @@ async fn run(
             }
             last = ev.revision();
             if let Some((kind, entry)) = classify(&ev, &filter)
-                && !send(renderer.line(kind, entry)).await {
-                    return;
-                }
+                && !send(renderer.line(kind, entry)).await
+            {
+                return;
+            }
         }
     }
 }

@@ -171,22 +171,25 @@ pub async fn update_object(
         let mut new = views::to_storage(ctx.info, desired);
         objects::strip_nulls(&mut new);
         if let Some(rv) = parse_rv(meta_str(&new, "resourceVersion"))?
-            && rv != kv.mod_revision {
-                return Err(StatusError::stale(&ctx.group_resource(), name));
-            }
+            && rv != kv.mod_revision
+        {
+            return Err(StatusError::stale(&ctx.group_resource(), name));
+        }
         if ctx.info.namespaced
             && let Some(ns) = meta_str(&new, "namespace").filter(|n| !n.is_empty())
-                && Some(ns) != ctx.namespace.as_deref() {
-                    return Err(StatusError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
+            && Some(ns) != ctx.namespace.as_deref()
+        {
+            return Err(StatusError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
         if let Some(n) = meta_str(&new, "name").filter(|n| !n.is_empty())
-            && n != name {
-                return Err(StatusError::bad_request(format!(
-                    "the name of the object ({n}) does not match the name on the URL ({name})"
-                )));
-            }
+            && n != name
+        {
+            return Err(StatusError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
         let old = meta::without_rv(&current);
         match part {
             Part::Status => {
@@ -215,12 +218,13 @@ pub async fn update_object(
             Part::Main => {
                 meta::prepare_update(ctx, &mut new, &old)?;
                 if ctx.storage.has_status()
-                    && let Some(map) = new.as_object_mut() {
-                        match old.get("status") {
-                            Some(s) => map.insert("status".into(), s.clone()),
-                            None => map.remove("status"),
-                        };
-                    }
+                    && let Some(map) = new.as_object_mut()
+                {
+                    match old.get("status") {
+                        Some(s) => map.insert("status".into(), s.clone()),
+                        None => map.remove("status"),
+                    };
+                }
             }
         }
         let is_service = ctx.storage.plural == "services" && ctx.storage.group.is_empty();
@@ -232,12 +236,13 @@ pub async fn update_object(
             Part::Status | Part::Finalize => Operation::UpdateStatus(&old),
         };
         let mut new = ops(ctx)?.admit(new, op, adm.validation, &mut adm.warnings)?;
-        if part == Part::Main && meta::spec_changed(&new, &old)
+        if part == Part::Main
+            && meta::spec_changed(&new, &old)
             && let (Some(generation), Some(m)) =
                 (old.get("metadata").and_then(|m| m.get("generation")).and_then(Value::as_i64), metadata_mut(&mut new))
-            {
-                m.insert("generation".into(), Value::from(generation + 1));
-            }
+        {
+            m.insert("generation".into(), Value::from(generation + 1));
+        }
         // Finishing a deletion: the last finalizer is gone.
         let terminating = objects::metadata(&old).is_some_and(|m| m.contains_key("deletionTimestamp"));
         if terminating && has_finalizers(ctx, &old) && !has_finalizers(ctx, &new) {
@@ -302,11 +307,12 @@ pub async fn update_part(state: &ApiState, ctx: &Ctx, body: Bytes, part: Part) -
     let mut obj = crate::negotiate::decode_body(&body, format)?;
     meta::check_type(ctx, &mut obj)?;
     if let Some(n) = meta_str(&obj, "name").filter(|n| !n.is_empty())
-        && n != name {
-            return Err(StatusError::bad_request(format!(
-                "the name of the object ({n}) does not match the name on the URL ({name})"
-            )));
-        }
+        && n != name
+    {
+        return Err(StatusError::bad_request(format!(
+            "the name of the object ({n}) does not match the name on the URL ({name})"
+        )));
+    }
     let mut adm = Admission::from_ctx(ctx)?;
     let updated = update_object(state, ctx, &name, part, &mut adm, &move |_| Ok(obj.clone())).await?;
     Ok(response::with_warnings(render_object(ctx, &updated.json, 200), &adm.warnings))

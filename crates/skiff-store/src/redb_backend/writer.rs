@@ -173,9 +173,10 @@ fn check_current(
 ) -> Result<KeyValue, StoreError> {
     let current = latest(history, key)?.ok_or_else(|| StoreError::NotFound { key: key.to_string() })?;
     if let Some(expected) = expected
-        && expected != current.mod_revision {
-            return Err(StoreError::Conflict { key: key.to_string(), expected, current: current.mod_revision });
-        }
+        && expected != current.mod_revision
+    {
+        return Err(StoreError::Conflict { key: key.to_string(), expected, current: current.mod_revision });
+    }
     Ok(current)
 }
 
