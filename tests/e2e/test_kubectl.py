@@ -81,7 +81,8 @@ def test_apply_create_unchanged_configured(k):
     assert "configmap/app-config unchanged" in out
     assert "secret/app-secret unchanged" in out
     assert "deployment.apps/web unchanged" in out
-    after = {kind: rv(k, kind, name) for kind, name in before}
+    after = {kind: rv(k, kind, name) for kind, name in
+             [("configmap", "app-config"), ("secret", "app-secret"), ("deployment", "web")]}
     assert before == after, "an unchanged apply must not write"
 
     out = k.out("apply", "-f", "-", input=manifest("two"))
@@ -307,11 +308,18 @@ def test_invalid_object_is_rejected(k):
     assert "metadata.name" in r.stderr, r.stderr
 
 
-def test_unknown_field_with_strict_validation(k):
+def test_unknown_field_with_strict_validation(k, tmp_path):
     doc = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: strict\nbogusField: 1\ndata: {a: b}\n"
-    # kubectl 1.20 predates --validate=strict; its --validate=true checks the OpenAPI schema.
-    flag = "--validate=true" if k.version == "1.20" else "--validate=strict"
-    r = k("create", "-f", "-", flag, input=doc, check=False)
+    if k.version == "1.20":
+        # kubectl 1.20 predates --validate=strict (and skiff's /openapi/v2 carries no schemas
+        # yet), so ask the server for strict decoding directly.
+        f = tmp_path / "strict.json"
+        f.write_text('{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "strict"}, '
+                     '"bogusField": 1, "data": {"a": "b"}}')
+        r = k("create", "--raw", "/api/v1/namespaces/default/configmaps?fieldValidation=Strict",
+              "-f", str(f), check=False)
+    else:
+        r = k("create", "-f", "-", "--validate=strict", input=doc, check=False)
     assert r.returncode != 0
     assert "unknown field" in r.stderr, r.stderr
     assert k("get", "configmap", "strict", check=False).returncode != 0
@@ -335,7 +343,7 @@ def test_namespace_lifecycle(cluster, kubectl_version):
     missing = unique("missing")
     r = kc("create", "configmap", "orphan", "-n", missing, "--from-literal=a=1", check=False)
     assert r.returncode != 0
-    assert "NotFound" in r.stderr and missing in r.stderr, r.stderr
+    assert ("NotFound" in r.stderr or "not found" in r.stderr) and missing in r.stderr, r.stderr
 
 
 def test_kubeconfig_file_is_private(cluster):
