@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use futures::StreamExt;
+use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -84,6 +84,8 @@ async fn start_server(dir: &Path) -> anyhow::Result<(ChildServer, kube::Client)>
     let kubeconfig = dir.join("kubeconfig.yaml");
     let exe = std::env::current_exe().context("cannot find the skiff binary")?;
     let log = std::fs::File::create(dir.join("server.log"))?;
+    // An empty config file keeps a host's /etc/skiff/config.yaml out of the measurement.
+    std::fs::write(dir.join("none.yaml"), "")?;
     let child = std::process::Command::new(exe)
         .args(["server", "--disable-agent", "--bind-address", "127.0.0.1", "--log-level", "warn"])
         .arg("--config")
@@ -100,9 +102,11 @@ async fn start_server(dir: &Path) -> anyhow::Result<(ChildServer, kube::Client)>
         .context("cannot start skiff server")?;
     let server = ChildServer { child, dir: dir.to_path_buf() };
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut server = server;
     loop {
-        if Instant::now() > deadline {
-            bail!("the server did not become ready; see {}", dir.join("server.log").display());
+        if Instant::now() > deadline || matches!(server.child.try_wait(), Ok(Some(_))) {
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            bail!("the server did not become ready:\n{log}");
         }
         if let Ok(kc) = Kubeconfig::read_from(&kubeconfig) {
             let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
@@ -219,10 +223,12 @@ pub async fn run_api(args: BenchApiArgs) -> anyhow::Result<()> {
         created = args.pods;
     }
 
+    // Names the 64-client run created: c64-<worker>-<i> for i < per64.
+    let per64 = args.creates.div_ceil(64).max(1);
     let mut gets = Samples::default();
     for i in 0..2000 {
         let t = Instant::now();
-        pods.get(&format!("c64-{}-{}", i % 64, i % 40)).await?;
+        pods.get(&format!("c64-{}-{}", i % 64, (i / 64) % per64)).await?;
         gets.push(t.elapsed());
     }
     let (p50, p99) = (gets.percentile(0.5), gets.percentile(0.99));
@@ -253,31 +259,43 @@ pub async fn run_api(args: BenchApiArgs) -> anyhow::Result<()> {
     let delivery = Arc::new(Mutex::new(Samples::default()));
     let events_wanted = 20usize;
     let mut watchers = Vec::new();
+    let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for _ in 0..args.watchers {
-        let pods = pods.clone();
+        let connected = connected.clone();
+        let client = client.clone();
         let rv = rv.clone();
         let starts = starts.clone();
         let delivery = delivery.clone();
         watchers.push(tokio::spawn(async move {
-            let mut stream = pods.watch(&WatchParams::default().timeout(120), &rv).await?.boxed();
+            // Raw lines, matched by name: the client must not be the bottleneck it measures.
+            let uri = format!("/api/v1/namespaces/{NAMESPACE}/pods?watch=true&resourceVersion={rv}&timeoutSeconds=120");
+            let body = client.request_stream(http::Request::get(uri).body(Vec::new())?).await?;
+            // Headers arrive after the server subscribed this watch.
+            connected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut lines = body.lines();
             let mut seen = 0;
-            while let Some(ev) = stream.next().await {
-                if let WatchEvent::Added(p) = ev? {
-                    let now = Instant::now();
-                    let name = p.metadata.name.unwrap_or_default();
-                    if let Some(t) = starts.lock().await.get(&name) {
-                        delivery.lock().await.push(now.duration_since(*t));
-                        seen += 1;
-                    }
-                    if seen >= events_wanted {
-                        break;
-                    }
+            while let Some(line) = lines.next().await {
+                let line = line?;
+                let now = Instant::now();
+                let Some(at) = line.find("\"name\":\"fanout-") else { continue };
+                let rest = &line[at + 8..];
+                let name = rest.split('"').next().unwrap_or_default();
+                if let Some(t) = starts.lock().await.get(name) {
+                    delivery.lock().await.push(now.duration_since(*t));
+                    seen += 1;
+                }
+                if seen >= events_wanted {
+                    break;
                 }
             }
             anyhow::Ok(())
         }));
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while connected.load(std::sync::atomic::Ordering::SeqCst) < args.watchers && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     for i in 0..events_wanted {
         let name = format!("fanout-{i}");
         starts.lock().await.insert(name.clone(), Instant::now());
