@@ -22,13 +22,14 @@ DATA_DIR ?= /var/lib/skiff
 # Extra flags for `make run`, e.g. make run ARGS="--disable-agent --https-listen-port 7443"
 ARGS ?=
 
-.PHONY: help deps build run test fmt-check clippy unit e2e bench
+.PHONY: help deps build run test fmt-check clippy unit e2e bench fuzz
 
 help:
 	@echo "make run    install deps, build, run skiff server (data dir $(DATA_DIR)) in the foreground"
 	@echo "make test   install deps, cargo fmt --check, clippy, cargo test, e2e suite"
 	@echo "make e2e    end-to-end suite only (real binary, kubectl, Python client)"
 	@echo "make bench  API benchmark (skiff bench api)"
+	@echo "make fuzz   run each cargo-fuzz target for FUZZ_SECONDS (default 60)"
 	@echo "target dir: $(CARGO_TARGET_DIR)"
 
 deps:
@@ -56,3 +57,10 @@ e2e:
 
 bench: build
 	$(SKIFF_BIN) bench api
+
+# Each fuzz target for FUZZ_SECONDS (needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP enables the
+# sanitizer flags on the stable toolchain).
+FUZZ_SECONDS ?= 60
+fuzz:
+	cd fuzz && for t in request_body selectors patches; do \
+	  RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/fuzz cargo fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
