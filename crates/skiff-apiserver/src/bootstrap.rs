@@ -2,7 +2,8 @@
 //! Service with its Endpoints and EndpointSlice pointing at this API server.
 //!
 //! Created through the normal write path (so defaults, validation and address allocation apply)
-//! and repaired at every start if missing or stale.
+//! at every start when missing; the Endpoints and EndpointSlice are also corrected when the API's
+//! address or port changed.
 
 use serde_json::{Value, json};
 use skiff_api::StatusError;
@@ -14,6 +15,50 @@ use crate::state::ApiState;
 
 /// Namespaces that always exist.
 pub const DEFAULT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Namespaces the API refuses to delete (as upstream's namespace lifecycle admission does).
+pub const UNDELETABLE_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
+/// Creates `obj` if missing; with `repair`, also rewrites the listed top-level fields of an
+/// existing object when they differ (the API's own endpoints follow its address and port).
+async fn ensure_with(
+    state: &ApiState,
+    group: &str,
+    version: &str,
+    plural: &str,
+    obj: Value,
+    repair: &[&str],
+) -> Result<(), StatusError> {
+    let info =
+        catalogue::find(group, version, plural).ok_or_else(|| StatusError::internal(format!("{plural} not served")))?;
+    let ns = obj.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string);
+    let ctx = Ctx::internal(info, ns.as_deref(), Verb::Update);
+    let name = obj.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("").to_string();
+    let Some(kv) = state.store.get(&ctx.key(&name)).await.map_err(StatusError::internal)? else {
+        return ensure(state, group, version, plural, obj).await;
+    };
+    let current: Value = serde_json::from_slice(&kv.value).map_err(StatusError::internal)?;
+    if repair.iter().all(|f| current.get(*f) == obj.get(*f)) {
+        return Ok(());
+    }
+    let fields: Vec<String> = repair.iter().map(|f| f.to_string()).collect();
+    let desired = obj.clone();
+    let change = move |cur: &Value| -> Result<Value, StatusError> {
+        let mut next = cur.clone();
+        if let (Some(map), Some(want)) = (next.as_object_mut(), desired.as_object()) {
+            for f in &fields {
+                match want.get(f) {
+                    Some(v) => map.insert(f.clone(), v.clone()),
+                    None => map.remove(f),
+                };
+            }
+        }
+        Ok(next)
+    };
+    crate::handlers::update_object(state, &ctx, &name, crate::handlers::Part::Main, &mut Admission::internal(), &change)
+        .await
+        .map(|_| ())
+}
 
 async fn ensure(state: &ApiState, group: &str, version: &str, plural: &str, obj: Value) -> Result<(), StatusError> {
     let info =
@@ -56,7 +101,7 @@ pub async fn run(state: &ApiState) -> Result<(), StatusError> {
             "spec": {"type": "ClusterIP", "clusterIP": ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}], "sessionAffinity": "None"}}),
     )
     .await?;
-    ensure(
+    ensure_with(
         state,
         "",
         "v1",
@@ -64,9 +109,10 @@ pub async fn run(state: &ApiState) -> Result<(), StatusError> {
         json!({"apiVersion": "v1", "kind": "Endpoints",
             "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
             "subsets": [{"addresses": [{"ip": address}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}),
+        &["subsets"],
     )
     .await?;
-    ensure(
+    ensure_with(
         state,
         "discovery.k8s.io",
         "v1",
@@ -76,6 +122,7 @@ pub async fn run(state: &ApiState) -> Result<(), StatusError> {
             "addressType": "IPv4",
             "endpoints": [{"addresses": [address], "conditions": {"ready": true}}],
             "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}),
+        &["endpoints", "ports"],
     )
     .await?;
     state.set_bootstrapped();

@@ -134,7 +134,7 @@ fn finish(
         Method::PATCH => Verb::Patch,
         Method::DELETE if collection => Verb::DeleteCollection,
         Method::DELETE => Verb::Delete,
-        // Unknown methods are reported by the handler as 405.
+        // Other methods are refused with 405 before the verb is used.
         _ => Verb::Get,
     };
     Target::Resource(ResourceRequest { group, version, namespace, resource, name, subresource, verb })

@@ -243,3 +243,50 @@ async fn restart_keeps_every_object() {
         .collect();
     assert_eq!(before, after);
 }
+
+#[tokio::test]
+async fn events_are_two_views_of_one_store() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event as NewEvent;
+    let ts = TestServer::start().await;
+    let client = ts.client().await;
+    let new_api: Api<NewEvent> = Api::namespaced(client.clone(), "default");
+    let ev: NewEvent = serde_json::from_value(json!({
+        "metadata": {"name": "e1"},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingController": "skiff.test/c", "reportingInstance": "i1", "action": "Test",
+        "reason": "Tested", "type": "Normal", "note": "hello",
+        "regarding": {"kind": "Pod", "name": "p", "namespace": "default", "apiVersion": "v1"}
+    }))
+    .unwrap();
+    new_api.create(&PostParams::default(), &ev).await.unwrap();
+    let core_api: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
+    let core = core_api.get("e1").await.unwrap();
+    assert_eq!(core.message.as_deref(), Some("hello"));
+    assert_eq!(core.involved_object.name.as_deref(), Some("p"));
+    let selected = core_api.list(&ListParams::default().fields("involvedObject.name=p,reason=Tested")).await.unwrap();
+    assert_eq!(selected.items.len(), 1);
+    let back = new_api.get("e1").await.unwrap();
+    assert_eq!(back.note.as_deref(), Some("hello"));
+    assert_eq!(back.regarding.and_then(|r| r.name).as_deref(), Some("p"));
+}
+
+#[tokio::test]
+async fn system_namespaces_cannot_be_deleted_and_bad_methods_are_refused() {
+    let ts = TestServer::start().await;
+    let client = ts.client().await;
+    let nss: Api<Namespace> = Api::all(client.clone());
+    match nss.delete("default", &DeleteParams::default()).await {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 403),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    let req = http::Request::builder()
+        .method("OPTIONS")
+        .uri("/api/v1/namespaces/default/configmaps")
+        .body(Vec::new())
+        .unwrap();
+    match client.request_text(req).await {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 405),
+        other => panic!("expected 405, got {other:?}"),
+    }
+}

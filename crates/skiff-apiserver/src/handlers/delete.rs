@@ -115,6 +115,9 @@ pub async fn delete_object(
         }
         let is_pod = ctx.storage.plural == "pods" && ctx.storage.group.is_empty();
         let is_namespace = ctx.storage.plural == "namespaces" && ctx.storage.group.is_empty();
+        if is_namespace && crate::bootstrap::UNDELETABLE_NAMESPACES.contains(&name) {
+            return Err(StatusError::forbidden(&ctx.group_resource(), name, "this namespace may not be deleted"));
+        }
         let meta = objects::metadata(&obj).cloned().unwrap_or_default();
         let already_terminating = meta.contains_key("deletionTimestamp");
         let mut finalizers: Vec<Value> = meta.get("finalizers").and_then(Value::as_array).cloned().unwrap_or_default();

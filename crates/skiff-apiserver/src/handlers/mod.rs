@@ -10,7 +10,7 @@ mod subresource;
 mod watch;
 mod write;
 
-pub use write::{Admission, create_object};
+pub use write::{Admission, Part, create_object, update_object};
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -124,6 +124,12 @@ async fn dispatch(
     query: &str,
     body: Body,
 ) -> Result<Response<Body>, StatusError> {
+    if !matches!(*method, Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
+        return Err(StatusError::method_not_supported(
+            &GroupResource::new(req.group.clone(), req.resource.clone()),
+            method.as_str(),
+        ));
+    }
     let info = catalogue::find(&req.group, &req.version, &req.resource).ok_or_else(|| {
         StatusError::not_found_message(format!(
             "the server could not find the requested resource ({} {})",
