@@ -90,7 +90,6 @@ pub fn inject_resource_version(json: &[u8], rv: u64) -> Option<Vec<u8>> {
 fn top_level_metadata_open(json: &[u8]) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = 0usize;
-    let mut key_start: Option<usize> = None;
     let mut last_key: Option<(usize, usize)> = None;
     let mut expect_key = false;
     while i < json.len() {
@@ -105,7 +104,6 @@ fn top_level_metadata_open(json: &[u8]) -> Option<usize> {
                     i += 1;
                 }
                 if depth == 1 && expect_key {
-                    key_start = Some(start);
                     last_key = Some((start, i));
                 }
             }
@@ -127,7 +125,6 @@ fn top_level_metadata_open(json: &[u8]) -> Option<usize> {
             }
             b':' if depth == 1 => {
                 expect_key = false;
-                let _ = key_start.take();
             }
             _ => {}
         }
@@ -160,6 +157,18 @@ mod tests {
         assert_eq!(parsed["metadata"]["resourceVersion"], "7");
         assert!(inject_resource_version(br#"{"kind":"X"}"#, 7).is_none());
         assert!(inject_resource_version(br#"{"kind":"X","metadata":"s"}"#, 7).is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn injection_never_panics_and_keeps_json_valid(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
+                                                       name in "[a-z\"\\{}:,]{0,12}") {
+            let _ = inject_resource_version(&bytes, 1);
+            let obj = json!({"a": {"metadata": name.clone()}, "metadata": {"name": name}, "z": [{"metadata": {}}]});
+            let out = inject_resource_version(&serde_json::to_vec(&obj).expect("json"), 9).expect("injected");
+            let parsed: Value = serde_json::from_slice(&out).expect("valid json");
+            proptest::prop_assert_eq!(&parsed["metadata"]["resourceVersion"], "9");
+        }
     }
 
     #[test]
