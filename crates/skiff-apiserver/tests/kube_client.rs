@@ -100,7 +100,7 @@ async fn list_pagination_and_selectors() {
 }
 
 #[tokio::test]
-async fn watcher_sees_changes_with_bookmarks() {
+async fn watcher_sees_initial_state_and_changes() {
     let ts = TestServer::start().await;
     let client = ts.client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
@@ -208,6 +208,19 @@ async fn namespaces_refuse_missing_and_pods_validate() {
         other => panic!("expected 404, got {other:?}"),
     }
     let pods: Api<Pod> = Api::namespaced(client, "default");
+    let good: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "ok"}, "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}),
+    )
+    .unwrap();
+    let created = pods.create(&PostParams::default(), &good).await.unwrap();
+    let spec = created.spec.unwrap();
+    assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(spec.containers[0].image_pull_policy.as_deref(), Some("IfNotPresent"));
+    let status = created.status.unwrap();
+    assert_eq!((status.phase.as_deref(), status.qos_class.as_deref()), (Some("Pending"), Some("BestEffort")));
+    // Unscheduled pods go at once; the list no longer has it.
+    pods.delete("ok", &DeleteParams::default()).await.unwrap();
+    assert!(pods.get_opt("ok").await.unwrap().is_none());
     let bad: Pod =
         serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}})).unwrap();
     match pods.create(&PostParams::default(), &bad).await {
