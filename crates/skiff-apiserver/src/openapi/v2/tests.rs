@@ -65,13 +65,7 @@ fn text(bytes: &[u8]) -> &str {
 
 /// `repeated NamedSchema` (or `NamedAny`) entries of a message, by name.
 fn named_entries(buf: &[u8]) -> Vec<(String, Vec<u8>)> {
-    decode(buf)
-        .into_iter()
-        .map(|(_, _, v)| {
-            let entry = decode(&v);
-            (text(field(&entry, 1)).to_string(), field(&entry, 2).to_vec())
-        })
-        .collect()
+    decode(buf).iter().map(|(_, _, v)| named_entries_one(v)).collect()
 }
 
 fn builtin() -> &'static V2Document {
@@ -114,7 +108,7 @@ fn protobuf_definitions_decode_to_configmap_with_data_and_gvk() {
     assert!(all_fields(&metadata, 22).is_empty());
 
     // The GVK vendor extension: `NamedAny{name, Any{yaml}}`, a list of {group, kind, version}.
-    let ext: Vec<(String, Vec<u8>)> = all_fields(&cm, 31).into_iter().map(|e| named_entries_one(e)).collect();
+    let ext: Vec<(String, Vec<u8>)> = all_fields(&cm, 31).into_iter().map(named_entries_one).collect();
     let (_, any) = ext.iter().find(|(n, _)| n == "x-kubernetes-group-version-kind").expect("gvk extension");
     let yaml = text(field(&decode(any), 2)).to_string();
     let parsed: Value = serde_json::from_str(&yaml).expect("yaml (JSON flow style)");
