@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import stat
 import textwrap
 
@@ -308,21 +309,39 @@ def test_invalid_object_is_rejected(k):
     assert "metadata.name" in r.stderr, r.stderr
 
 
-def test_unknown_field_with_strict_validation(k, tmp_path):
+def test_unknown_field_with_strict_validation(k):
     doc = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: strict\nbogusField: 1\ndata: {a: b}\n"
     if k.version == "1.20":
-        # kubectl 1.20 predates --validate=strict (and skiff's /openapi/v2 carries no schemas
-        # yet), so ask the server for strict decoding directly.
-        f = tmp_path / "strict.json"
-        f.write_text('{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "strict"}, '
-                     '"bogusField": 1, "data": {"a": "b"}}')
-        r = k("create", "--raw", "/api/v1/namespaces/default/configmaps?fieldValidation=Strict",
-              "-f", str(f), check=False)
+        # kubectl 1.20 predates --validate=strict: it validates against /openapi/v2 itself.
+        r = k("create", "-f", "-", "--validate=true", input=doc, check=False)
+        assert r.returncode != 0
+        assert ('error validating data: ValidationError(ConfigMap): unknown field "bogusField" in '
+                'io.k8s.api.core.v1.ConfigMap') in r.stderr, r.stderr
     else:
         r = k("create", "-f", "-", "--validate=strict", input=doc, check=False)
-    assert r.returncode != 0
-    assert "unknown field" in r.stderr, r.stderr
+        assert r.returncode != 0
+        assert "unknown field" in r.stderr, r.stderr
     assert k("get", "configmap", "strict", check=False).returncode != 0
+
+
+def test_client_side_validation_rejects_wrong_types(k):
+    if k.version != "1.20":
+        return  # newer kubectl leaves validation to the server (covered above)
+    name = unique("badtype")
+    doc = DEPLOYMENT.format(name=name).replace("replicas: 1", "replicas: three")
+    r = k("apply", "-f", "-", input=doc, check=False)
+    assert r.returncode != 0
+    assert "ValidationError(Deployment.spec.replicas): invalid type for " in r.stderr, r.stderr
+    assert k("get", "deployment", name, check=False).returncode != 0
+
+
+def test_explain_builtin_field(k):
+    out = k.out("explain", "deployment.spec.replicas")
+    assert "KIND:" in out and "Deployment" in out, out
+    assert re.search(r"FIELD:\s+replicas\s+<integer>", out), out
+    assert "desired pods" in out, out
+    out = k.out("explain", "configmap")
+    assert "data\t<map[string]string>" in out or re.search(r"data\s+<map\[string\]string>", out), out
 
 
 def test_namespace_lifecycle(cluster, kubectl_version):

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use futures::FutureExt;
-use http::{HeaderValue, Method, Request, Response, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
 use skiff_api::StatusError;
 
@@ -66,7 +66,7 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
     match path.as_str() {
         "/healthz" | "/livez" | "/readyz" => return health(state, &path, &query),
         "/version" => return response::json(200, &discovery::version_info()),
-        "/openapi/v2" => return openapi_v2(accept),
+        "/openapi/v2" => return openapi_v2(accept, &parts.headers),
         "/openapi/v3" | "/openapi/v3/" => {
             return response::json_bytes(200, OpenApiCache::builtin().index_body().to_vec());
         }
@@ -139,15 +139,33 @@ fn aggregated_response(v: serde_json::Value) -> Response<Body> {
     resp
 }
 
-fn openapi_v2(accept: &str) -> Response<Body> {
-    if accept.contains("protobuf") {
-        let mut resp = Response::new(Body::from(openapi::v2_protobuf()));
+/// `/openapi/v2`: the protobuf form when asked for (kubectl), else JSON; both with an `ETag`,
+/// answered with 304 when `If-None-Match` names it. Rendered on first request.
+fn openapi_v2(accept: &str, headers: &HeaderMap) -> Response<Body> {
+    let doc = openapi::V2Document::builtin();
+    let (rendered, content_type) = if accept.contains("protobuf") {
         // The protobuf media type contains '@', which Go's mime parser (used by client-go on
         // every response) rejects; upstream answers with application/octet-stream.
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-        return resp;
+        (&doc.protobuf, "application/octet-stream")
+    } else {
+        (&doc.json, "application/json")
+    };
+    let fresh =
+        headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|v| rendered.matches(v));
+    let mut resp = if fresh {
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        resp
+    } else {
+        let mut resp = Response::new(Body::from(rendered.body.clone()));
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        resp
+    };
+    if let Ok(etag) = HeaderValue::from_str(&rendered.etag) {
+        resp.headers_mut().insert(header::ETAG, etag);
     }
-    response::json(200, &openapi::v2_json())
+    resp.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
+    resp
 }
 
 fn health(state: &ApiState, path: &str, query: &str) -> Response<Body> {

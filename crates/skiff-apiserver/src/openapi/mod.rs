@@ -1,5 +1,5 @@
-//! OpenAPI documents: `/openapi/v2` (JSON and gnostic protobuf) and `/openapi/v3` (the index
-//! and one document per path).
+//! OpenAPI documents: `/openapi/v2` (JSON and gnostic protobuf, [`V2Document`]) and
+//! `/openapi/v3` (the index and one document per path).
 //!
 //! Documents are pure functions of a resource list. Generating the v3 documents takes time
 //! (full schemas for built-in kinds), so [`OpenApiCache`] renders them once, serialized, with
@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use skiff_api::catalogue::ResourceInfo;
 
-pub use v2::{V2_PROTOBUF_CONTENT_TYPE, v2_json, v2_protobuf};
+pub use v2::{V2_PROTOBUF_CONTENT_TYPE, V2Document, v2_json, v2_protobuf};
 pub use v3::{gv_key, v3_group_version};
 
 /// One rendered v3 document.

@@ -1,17 +1,39 @@
-//! `/openapi/v2`: a minimal Swagger 2.0 document, as JSON and as gnostic protobuf.
+//! `/openapi/v2`: the Swagger 2.0 document of the built-in kinds, as JSON and as gnostic
+//! protobuf.
 //!
-//! kubectl 1.20 validates `create/apply/replace -f` against `/openapi/v2`, asking for
-//! [`V2_PROTOBUF_CONTENT_TYPE`] and decoding the answer as gnostic's `openapi_v2.Document`;
-//! anything it cannot decode aborts the command. A document with no definitions makes that
-//! validation a no-op (unknown kinds are skipped), and client-side `apply` then falls back to
-//! its compiled-in types for strategic merge. The document is therefore deliberately empty:
-//! `swagger`, `info`, an empty `paths` and an empty `definitions`.
+//! What clients read from it:
+//! - kubectl 1.20 `create/apply/replace -f` (`--validate=true`) asks for
+//!   [`V2_PROTOBUF_CONTENT_TYPE`], decodes gnostic's `openapi_v2.Document` and builds models
+//!   from `definitions` alone (kube-openapi `proto.NewOpenAPIData`); kinds are found through
+//!   each definition's `x-kubernetes-group-version-kind` vendor extension (read from its
+//!   `yaml` string). Objects are then checked for unknown fields, missing required fields and
+//!   wrong types; kinds without a tagged definition are not checked. `kubectl explain` uses
+//!   the same models.
+//! - kubectl 1.20 client-side `apply` computes strategic merge patches from the same models,
+//!   so list fields carry upstream's `x-kubernetes-patch-strategy` and
+//!   `x-kubernetes-patch-merge-key` (from the strategic-merge table, [`crate::strategic`]).
+//! - kubectl 1.32 only falls back to v2 when v3 fails; it reads the patch types a kind
+//!   accepts from `paths`, which stay empty, so it keeps its compiled-in merge metadata.
 //!
-//! Field numbers (gnostic `OpenAPIv2.proto`): `Document{swagger = 1, info = 2, paths = 8,
-//! definitions = 9}`, `Info{title = 1, version = 2}`. The protobuf is written by hand with a
-//! length-delimited encoder; there is no protobuf dependency.
+//! The definitions are the v3 `components.schemas` ([`super::schemas::Components`], generated
+//! by k8s-openapi's `schemars` implementations) converted to Swagger 2.0 by [`to_swagger`]:
+//! references point at `#/definitions/`, single-`allOf` wrappers become plain `$ref`s (with
+//! their description), int-or-string becomes `type: string, format: int-or-string`, and
+//! OpenAPI 3 keywords without a Swagger 2.0 equivalent (`nullable`, `oneOf`, …) are dropped.
+//!
+//! The protobuf is written by hand from the JSON form (there is no protobuf dependency); field
+//! numbers follow gnostic's `openapiv2/OpenAPIv2.proto`. Any value that is not a schema
+//! (`default`, `enum`, `example`, vendor extensions) goes into `Any.yaml` as JSON text, which
+//! is valid YAML. Both forms are rendered once ([`V2Document::builtin`]) with their ETags.
 
-use serde_json::{Value, json};
+use std::sync::OnceLock;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use skiff_api::catalogue::ResourceInfo;
+
+use super::schemas::{Components, REF_PREFIX};
 
 /// `Content-Type` (and the `Accept` kubectl sends) of the protobuf form of `/openapi/v2`.
 pub const V2_PROTOBUF_CONTENT_TYPE: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
@@ -22,32 +44,177 @@ pub const TITLE: &str = "Kubernetes";
 /// `info.version` of the served documents.
 pub const INFO_VERSION: &str = crate::discovery::KUBE_VERSION;
 
-/// The JSON form of `/openapi/v2`.
-pub fn v2_json() -> Value {
+/// Prefix of a Swagger 2.0 `$ref` to a definition.
+pub const DEFINITIONS_PREFIX: &str = "#/definitions/";
+
+/// One rendered form of the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The body, exactly as served.
+    pub body: Vec<u8>,
+    /// The `ETag` header value: the quoted lowercase hex SHA-256 of `body`.
+    pub etag: String,
+}
+
+impl Rendered {
+    fn new(body: Vec<u8>) -> Self {
+        let hex: String = Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
+        Self { body, etag: format!("\"{hex}\"") }
+    }
+
+    /// Whether an `If-None-Match` header value names this rendering (`*`, or a list of
+    /// entity tags, weak or strong).
+    pub fn matches(&self, if_none_match: &str) -> bool {
+        if_none_match.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == self.etag)
+    }
+}
+
+/// The `/openapi/v2` document of one resource list, in both forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V2Document {
+    /// `application/json`.
+    pub json: Rendered,
+    /// Gnostic `openapi_v2.Document` protobuf.
+    pub protobuf: Rendered,
+}
+
+impl V2Document {
+    /// Renders the document of `resources`.
+    pub fn new(resources: &[&ResourceInfo]) -> Self {
+        let doc = v2_json(resources);
+        // Serializing a `Value` cannot fail (all keys are strings).
+        let json = serde_json::to_vec(&doc).unwrap_or_default();
+        Self { json: Rendered::new(json), protobuf: Rendered::new(encode_document(&doc)) }
+    }
+
+    /// The document of the built-in catalogue, rendered on first use.
+    pub fn builtin() -> &'static V2Document {
+        static DOC: OnceLock<V2Document> = OnceLock::new();
+        DOC.get_or_init(|| V2Document::new(&crate::discovery::builtin_resources()))
+    }
+}
+
+/// The JSON form of `/openapi/v2` for `resources`: `swagger`, `info`, empty `paths` and the
+/// `definitions` of every served kind, its list and its subresources' kinds.
+pub fn v2_json(resources: &[&ResourceInfo]) -> Value {
     json!({
         "swagger": "2.0",
         "info": {"title": TITLE, "version": INFO_VERSION},
         "paths": {},
-        "definitions": {},
+        "definitions": definitions(resources),
     })
 }
 
-/// The protobuf form of `/openapi/v2` (gnostic `openapi_v2.Document`).
-pub fn v2_protobuf() -> Vec<u8> {
-    let mut info = Vec::new();
-    put_bytes(&mut info, 1, TITLE.as_bytes());
-    put_bytes(&mut info, 2, INFO_VERSION.as_bytes());
-
-    let mut doc = Vec::new();
-    put_bytes(&mut doc, 1, b"2.0");
-    put_bytes(&mut doc, 2, &info);
-    // Empty but present, so decoders see non-nil `Paths` and `Definitions`.
-    put_bytes(&mut doc, 8, &[]);
-    put_bytes(&mut doc, 9, &[]);
-    doc
+/// The protobuf form of `/openapi/v2` for `resources` (gnostic `openapi_v2.Document`).
+pub fn v2_protobuf(resources: &[&ResourceInfo]) -> Vec<u8> {
+    encode_document(&v2_json(resources))
 }
 
-/// Protobuf wire type of length-delimited fields (strings, bytes, messages).
+/// Swagger 2.0 definitions of `resources`, with upstream's patch metadata on struct fields.
+fn definitions(resources: &[&ResourceInfo]) -> Map<String, Value> {
+    let mut components = Components::new();
+    components.add::<meta::DeleteOptions>();
+    components.add::<meta::Status>();
+    for r in resources {
+        let name = components.kind(r.group, r.version, r.kind);
+        components.list(r.group, r.version, r.kind, &name);
+        for sub in &r.subresources {
+            let (group, version) = if sub.group.is_empty() && sub.version.is_empty() {
+                (r.group, r.version)
+            } else {
+                (sub.group, if sub.version.is_empty() { r.version } else { sub.version })
+            };
+            // Tag only kinds with a real schema (`Scale`, `Eviction`, …), not connect options.
+            if components.builtin_kind(group, version, sub.kind).is_some() {
+                components.kind(group, version, sub.kind);
+            }
+        }
+    }
+    let Value::Object(schemas) = components.finish() else {
+        return Map::new();
+    };
+    let mut defs: Map<String, Value> = schemas.iter().map(|(name, s)| (name.clone(), to_swagger(s))).collect();
+    for a in crate::strategic::patch_annotations() {
+        let def = match a.type_name.strip_prefix("meta.") {
+            Some(rest) => format!("io.k8s.apimachinery.pkg.apis.meta.{rest}"),
+            None => format!("io.k8s.api.{}", a.type_name),
+        };
+        let Some(Value::Object(field)) = defs.get_mut(&def).and_then(|d| d.get_mut("properties")?.get_mut(a.field))
+        else {
+            continue;
+        };
+        if !a.strategy.is_empty() {
+            field.insert("x-kubernetes-patch-strategy".into(), a.strategy.into());
+        }
+        if !a.merge_key.is_empty() {
+            field.insert("x-kubernetes-patch-merge-key".into(), a.merge_key.into());
+        }
+    }
+    defs
+}
+
+/// Converts an OpenAPI 3.0 schema (as generated for `components.schemas`) to Swagger 2.0.
+pub fn to_swagger(schema: &Value) -> Value {
+    let Value::Object(m) = schema else {
+        return schema.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in m {
+        match key.as_str() {
+            "$ref" => {
+                let target = value.as_str().unwrap_or_default();
+                let name = target.strip_prefix(REF_PREFIX).unwrap_or(target);
+                out.insert(key.clone(), format!("{DEFINITIONS_PREFIX}{name}").into());
+            }
+            "properties" => {
+                let props = value.as_object().map(|p| p.iter().map(|(k, v)| (k.clone(), to_swagger(v))).collect());
+                out.insert(key.clone(), Value::Object(props.unwrap_or_default()));
+            }
+            "items" | "additionalProperties" | "not" => {
+                out.insert(key.clone(), to_swagger(value));
+            }
+            "allOf" => {
+                let parts: Vec<Value> =
+                    value.as_array().map(|a| a.iter().map(to_swagger).collect()).unwrap_or_default();
+                out.insert(key.clone(), Value::Array(parts));
+            }
+            "x-kubernetes-int-or-string" if value == &Value::Bool(true) => {
+                out.insert("type".into(), "string".into());
+                out.insert("format".into(), "int-or-string".into());
+            }
+            // OpenAPI 3 only.
+            "nullable" | "oneOf" | "anyOf" | "writeOnly" | "deprecated" | "$schema" => {}
+            _ => {
+                out.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+    }
+    // `{"allOf": [{"$ref": X}], "description": …}` is how OpenAPI 3 describes a reference;
+    // Swagger 2.0 (and kube-openapi's v2 parser) wants `{"$ref": X, "description": …}`.
+    let single_ref = match out.get("allOf") {
+        Some(Value::Array(parts)) if parts.len() == 1 => parts[0].get("$ref").cloned(),
+        _ => None,
+    };
+    if let Some(target) = single_ref
+        && !out.contains_key("$ref")
+        && !out.contains_key("type")
+        && !out.contains_key("properties")
+    {
+        out.remove("allOf");
+        out.insert("$ref".into(), target);
+    }
+    if out.contains_key("$ref") {
+        // A reference carries only annotations (kube-openapi rejects a typed reference).
+        out.retain(|k, _| k == "$ref" || k == "description" || k == "default" || k.starts_with("x-"));
+    }
+    Value::Object(out)
+}
+
+// --- protobuf ---
+
+/// Protobuf wire types.
+const VARINT: u64 = 0;
+const FIXED64: u64 = 1;
 const LEN: u64 = 2;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -65,87 +232,161 @@ fn put_bytes(out: &mut Vec<u8>, field: u64, value: &[u8]) {
     out.extend_from_slice(value);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A decoded field: number, wire type and (for length-delimited fields) the payload.
-    type Field = (u64, u64, Vec<u8>);
-
-    fn get_varint(buf: &[u8], pos: &mut usize) -> u64 {
-        let mut v = 0u64;
-        let mut shift = 0;
-        loop {
-            let b = buf[*pos];
-            *pos += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return v;
-            }
-            shift += 7;
-        }
-    }
-
-    /// Decodes one message level; panics on anything but varint and length-delimited fields.
-    fn decode(buf: &[u8]) -> Vec<Field> {
-        let mut pos = 0;
-        let mut fields = Vec::new();
-        while pos < buf.len() {
-            let key = get_varint(buf, &mut pos);
-            let (field, wire) = (key >> 3, key & 7);
-            match wire {
-                0 => {
-                    let v = get_varint(buf, &mut pos);
-                    fields.push((field, wire, v.to_le_bytes().to_vec()));
-                }
-                2 => {
-                    let len = get_varint(buf, &mut pos) as usize;
-                    fields.push((field, wire, buf[pos..pos + len].to_vec()));
-                    pos += len;
-                }
-                other => panic!("unexpected wire type {other}"),
-            }
-        }
-        assert_eq!(pos, buf.len());
-        fields
-    }
-
-    fn field(fields: &[Field], n: u64) -> &[u8] {
-        let (_, wire, v) = fields.iter().find(|(f, _, _)| *f == n).expect("field present");
-        assert_eq!(*wire, LEN);
-        v
-    }
-
-    #[test]
-    fn protobuf_document_decodes_to_swagger_info_paths_definitions() {
-        let doc = decode(&v2_protobuf());
-        assert_eq!(doc.iter().map(|(f, _, _)| *f).collect::<Vec<_>>(), vec![1, 2, 8, 9]);
-        assert_eq!(field(&doc, 1), b"2.0");
-        let info = decode(field(&doc, 2));
-        assert_eq!(field(&info, 1), b"Kubernetes");
-        assert_eq!(field(&info, 2), INFO_VERSION.as_bytes());
-        assert!(field(&doc, 8).is_empty());
-        assert!(field(&doc, 9).is_empty());
-    }
-
-    #[test]
-    fn varints_encode_multi_byte_lengths() {
-        let mut out = Vec::new();
-        put_varint(&mut out, 300);
-        assert_eq!(out, vec![0xac, 0x02]);
-        let long = vec![b'x'; 200];
-        let mut msg = Vec::new();
-        put_bytes(&mut msg, 3, &long);
-        let fields = decode(&msg);
-        assert_eq!(fields, vec![(3, LEN, long)]);
-    }
-
-    #[test]
-    fn json_form_matches() {
-        let v = v2_json();
-        assert_eq!(v["swagger"], "2.0");
-        assert_eq!(v["info"]["title"], TITLE);
-        assert_eq!(v["paths"], json!({}));
-        assert_eq!(v["definitions"], json!({}));
-    }
+fn put_uint(out: &mut Vec<u8>, field: u64, value: u64) {
+    put_varint(out, (field << 3) | VARINT);
+    put_varint(out, value);
 }
+
+fn put_double(out: &mut Vec<u8>, field: u64, value: f64) {
+    put_varint(out, (field << 3) | FIXED64);
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+/// Gnostic `Any{yaml = 2}` holding `value` as JSON text (JSON is YAML).
+fn any(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_bytes(&mut out, 2, value.to_string().as_bytes());
+    out
+}
+
+/// `NamedAny{name = 1, value = 2}` / `NamedSchema{name = 1, value = 2}`.
+fn named(name: &str, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_bytes(&mut out, 1, name.as_bytes());
+    put_bytes(&mut out, 2, value);
+    out
+}
+
+/// `Properties` / `Definitions`: `repeated NamedSchema additional_properties = 1`.
+fn named_schemas(map: &Map<String, Value>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, schema) in map {
+        put_bytes(&mut out, 1, &named(name, &encode_schema(schema)));
+    }
+    out
+}
+
+/// Encodes a Swagger 2.0 schema as gnostic `Schema`.
+fn encode_schema(schema: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    let Value::Object(m) = schema else {
+        return out;
+    };
+    let string = |out: &mut Vec<u8>, field: u64, key: &str| {
+        if let Some(s) = m.get(key).and_then(Value::as_str) {
+            put_bytes(out, field, s.as_bytes());
+        }
+    };
+    let double = |out: &mut Vec<u8>, field: u64, key: &str| {
+        if let Some(v) = m.get(key).and_then(Value::as_f64) {
+            put_double(out, field, v);
+        }
+    };
+    let uint = |out: &mut Vec<u8>, field: u64, key: &str| {
+        if let Some(v) = m.get(key).and_then(Value::as_u64) {
+            put_uint(out, field, v);
+        }
+    };
+    let boolean = |out: &mut Vec<u8>, field: u64, key: &str| {
+        if let Some(true) = m.get(key).and_then(Value::as_bool) {
+            put_uint(out, field, 1);
+        }
+    };
+    string(&mut out, 1, "$ref");
+    string(&mut out, 2, "format");
+    string(&mut out, 3, "title");
+    string(&mut out, 4, "description");
+    if let Some(v) = m.get("default") {
+        put_bytes(&mut out, 5, &any(v));
+    }
+    double(&mut out, 6, "multipleOf");
+    double(&mut out, 7, "maximum");
+    boolean(&mut out, 8, "exclusiveMaximum");
+    double(&mut out, 9, "minimum");
+    boolean(&mut out, 10, "exclusiveMinimum");
+    uint(&mut out, 11, "maxLength");
+    uint(&mut out, 12, "minLength");
+    string(&mut out, 13, "pattern");
+    uint(&mut out, 14, "maxItems");
+    uint(&mut out, 15, "minItems");
+    boolean(&mut out, 16, "uniqueItems");
+    uint(&mut out, 17, "maxProperties");
+    uint(&mut out, 18, "minProperties");
+    for r in m.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        put_bytes(&mut out, 19, r.as_bytes());
+    }
+    for e in m.get("enum").and_then(Value::as_array).into_iter().flatten() {
+        put_bytes(&mut out, 20, &any(e));
+    }
+    match m.get("additionalProperties") {
+        // `AdditionalPropertiesItem{oneof {Schema schema = 1; bool boolean = 2}}`.
+        Some(Value::Bool(b)) => {
+            let mut item = Vec::new();
+            put_uint(&mut item, 2, u64::from(*b));
+            put_bytes(&mut out, 21, &item);
+        }
+        Some(s @ Value::Object(_)) => {
+            let mut item = Vec::new();
+            put_bytes(&mut item, 1, &encode_schema(s));
+            put_bytes(&mut out, 21, &item);
+        }
+        _ => {}
+    }
+    let types: Vec<&str> = match m.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !types.is_empty() {
+        // `TypeItem{repeated string value = 1}`.
+        let mut item = Vec::new();
+        for t in types {
+            put_bytes(&mut item, 1, t.as_bytes());
+        }
+        put_bytes(&mut out, 22, &item);
+    }
+    if let Some(items) = m.get("items") {
+        // `ItemsItem{repeated Schema schema = 1}`.
+        let mut item = Vec::new();
+        match items {
+            Value::Array(list) => list.iter().for_each(|s| put_bytes(&mut item, 1, &encode_schema(s))),
+            s => put_bytes(&mut item, 1, &encode_schema(s)),
+        }
+        put_bytes(&mut out, 23, &item);
+    }
+    for s in m.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+        put_bytes(&mut out, 24, &encode_schema(s));
+    }
+    if let Some(Value::Object(props)) = m.get("properties") {
+        put_bytes(&mut out, 25, &named_schemas(props));
+    }
+    string(&mut out, 26, "discriminator");
+    boolean(&mut out, 27, "readOnly");
+    if let Some(v) = m.get("example") {
+        put_bytes(&mut out, 30, &any(v));
+    }
+    for (k, v) in m.iter().filter(|(k, _)| k.starts_with("x-")) {
+        put_bytes(&mut out, 31, &named(k, &any(v)));
+    }
+    out
+}
+
+/// Encodes the JSON form as gnostic `Document{swagger = 1, info = 2, paths = 8,
+/// definitions = 9}` (`Info{title = 1, version = 2}`; `Paths` is left empty).
+fn encode_document(doc: &Value) -> Vec<u8> {
+    let mut info = Vec::new();
+    put_bytes(&mut info, 1, doc["info"]["title"].as_str().unwrap_or(TITLE).as_bytes());
+    put_bytes(&mut info, 2, doc["info"]["version"].as_str().unwrap_or(INFO_VERSION).as_bytes());
+
+    let mut out = Vec::new();
+    put_bytes(&mut out, 1, doc["swagger"].as_str().unwrap_or("2.0").as_bytes());
+    put_bytes(&mut out, 2, &info);
+    // Present even when empty, so decoders see non-nil `Paths` and `Definitions`.
+    put_bytes(&mut out, 8, &[]);
+    let defs = doc.get("definitions").and_then(Value::as_object).map(named_schemas).unwrap_or_default();
+    put_bytes(&mut out, 9, &defs);
+    out
+}
+
+#[cfg(test)]
+mod tests;

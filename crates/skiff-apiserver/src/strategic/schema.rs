@@ -147,6 +147,41 @@ impl Schema {
     }
 }
 
+/// Patch metadata of one struct field, as upstream publishes it in its OpenAPI documents
+/// (`x-kubernetes-patch-strategy`, `x-kubernetes-patch-merge-key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatchAnnotation {
+    /// The Go type, as the table names it (`core.v1.PodSpec`, `meta.v1.ObjectMeta`).
+    pub type_name: &'static str,
+    /// The JSON name of the field (`containers`).
+    pub field: &'static str,
+    /// The `patchStrategy` tag (`merge`, `merge,retainKeys`, `replace`), empty when none.
+    pub strategy: &'static str,
+    /// The `patchMergeKey` tag (`name`), empty when none.
+    pub merge_key: &'static str,
+}
+
+/// Every field of the table that carries a patch strategy or a merge key.
+pub fn patch_annotations() -> impl Iterator<Item = PatchAnnotation> {
+    TABLE.lines().filter_map(|l| l.strip_prefix("type ")).flat_map(|l| {
+        let mut words = l.split(' ');
+        let type_name = words.next().unwrap_or_default();
+        words.filter_map(move |spec| {
+            let mut parts = spec.split(':');
+            let field = parts.next().unwrap_or_default();
+            let _shape = parts.next();
+            let strategy = parts.next().unwrap_or_default();
+            let merge_key = parts.next().unwrap_or_default();
+            (!field.is_empty() && (!strategy.is_empty() || !merge_key.is_empty())).then_some(PatchAnnotation {
+                type_name,
+                field,
+                strategy,
+                merge_key,
+            })
+        })
+    })
+}
+
 fn parse_field<'t>(spec: &'t str, index: &HashMap<&str, usize>) -> Result<(&'t str, Field), String> {
     let mut parts = spec.split(':');
     let json = parts.next().filter(|j| !j.is_empty()).ok_or_else(|| format!("field {spec:?} without a name"))?;
@@ -195,6 +230,15 @@ mod tests {
         assert_eq!(containers.merge_key, Some("name"));
         let container = schema.element(containers.shape);
         assert_eq!(schema.field(container, "ports").merge_key, Some("containerPort"));
+    }
+
+    #[test]
+    fn patch_annotations_list_merging_fields() {
+        let all: Vec<PatchAnnotation> = patch_annotations().collect();
+        let containers = all.iter().find(|a| a.type_name == "core.v1.PodSpec" && a.field == "containers");
+        assert_eq!(containers.map(|a| (a.strategy, a.merge_key)), Some(("merge", "name")));
+        assert!(all.iter().any(|a| a.strategy.contains("retainKeys")));
+        assert!(all.iter().all(|a| !a.strategy.is_empty() || !a.merge_key.is_empty()));
     }
 
     #[test]
