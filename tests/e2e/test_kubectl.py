@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import textwrap
+import time
 
 import yaml
 
@@ -293,6 +294,9 @@ def test_wait_for_delete_through_finalizer(k):
 
     waiter = k.bg("wait", "--for=delete", "configmap/held", "--timeout=90s")
     try:
+        # kubectl 1.20's wait fails with "no matching resources" if the object is already gone when
+        # it first looks; let it find the object before releasing the finalizer.
+        time.sleep(2)
         k("patch", "configmap", "held", "--type", "merge", "-p", '{"metadata":{"finalizers":null}}')
         assert waiter.proc.wait(timeout=100) == 0
     finally:
