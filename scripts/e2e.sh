@@ -18,7 +18,13 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 export SKIFF_BIN="$target_dir/release/skiff"
 [ -x "$SKIFF_BIN" ] || { echo "[e2e] no binary at $SKIFF_BIN" >&2; exit 1; }
 
-if [ -z "${KUBECTL_132:-}" ] && [ -x /usr/bin/kubectl ]; then KUBECTL_132=/usr/bin/kubectl; fi
+# /usr/bin/kubectl may be gcloud's dispatcher, which picks a client version to match the server;
+# prefer its pinned 1.32 binary so the suite really runs kubectl 1.32.
+if [ -z "${KUBECTL_132:-}" ]; then
+  for candidate in /usr/lib/google-cloud-sdk/bin/kubectl.1.32 /usr/bin/kubectl; do
+    if [ -x "$candidate" ]; then KUBECTL_132=$candidate; break; fi
+  done
+fi
 export KUBECTL_132=${KUBECTL_132:-}
 export KUBECTL_120=${KUBECTL_120:-$SKIFF_TOOLS/kubectl-1.20/kubectl}
 
