@@ -134,6 +134,10 @@ impl Defaulting for CustomResourceDefinition {
 impl Strategy for CustomResourceDefinition {
     fn prepare_for_create(&mut self) {
         self.status = None;
+        let finalizers = self.metadata.finalizers.get_or_insert_with(Vec::new);
+        if !finalizers.iter().any(|f| f == CLEANUP_FINALIZER) {
+            finalizers.push(CLEANUP_FINALIZER.to_string());
+        }
     }
 }
 

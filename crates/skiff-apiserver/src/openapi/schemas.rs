@@ -64,6 +64,7 @@ use k8s_openapi::api::{
     coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, events::v1 as events, networking::v1 as net,
     policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as sched, storage::v1 as storage,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
 
 known_kinds!(
     core::Binding,
@@ -111,6 +112,7 @@ known_kinds!(
     sched::PriorityClass,
     events::Event,
     authn::TokenRequest,
+    apiext::CustomResourceDefinition,
 );
 
 /// Definition-name prefix for a group-version without k8s-openapi types (`com.example.v1`),
@@ -150,7 +152,12 @@ impl Components {
             None => {
                 let name = format!("{}.{kind}", custom_prefix(group, version));
                 self.generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
-                self.extra.insert(name.clone(), permissive_object(kind));
+                let schema = skiff_api::catalogue::find_kind(group, version, kind)
+                    .and_then(|r| r.custom)
+                    .and_then(|c| c.schema.clone())
+                    .map(custom_schema)
+                    .unwrap_or_else(|| permissive_object(kind));
+                self.extra.insert(name.clone(), schema);
                 name
             }
         };
@@ -202,6 +209,24 @@ impl Components {
         }
         Value::Object(schemas)
     }
+}
+
+/// A custom resource's `openAPIV3Schema` with `apiVersion`, `kind` and `metadata` (a reference to
+/// `ObjectMeta`) filled in, as upstream publishes it.
+fn custom_schema(mut schema: Value) -> Value {
+    if let Some(map) = schema.as_object_mut() {
+        map.entry("type").or_insert_with(|| json!("object"));
+        let props = map.entry("properties").or_insert_with(|| json!({}));
+        if let Some(props) = props.as_object_mut() {
+            props.entry("apiVersion").or_insert_with(|| json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."}));
+            props.entry("kind").or_insert_with(|| json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."}));
+            props.insert(
+                "metadata".into(),
+                json!({"allOf": [reference(OBJECT_META)], "description": "Standard object's metadata."}),
+            );
+        }
+    }
+    schema
 }
 
 /// Schema of a kind skiff knows nothing about: an object whose `spec` and `status` keep any
