@@ -64,15 +64,17 @@ pub fn spawn(state: Arc<ApiState>) -> tokio::task::JoinHandle<()> {
 
 async fn run(state: Arc<ApiState>) {
     let terminating: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut seen: HashSet<String> = HashSet::new();
     loop {
         let Some(cache) = state.caches.cache(CRD_PREFIX) else { return };
         let (snapshot, mut rx) = cache.snapshot_and_subscribe();
         let present: HashSet<String> = snapshot.objects.values().map(|e| e.name.clone()).collect();
-        for crd_name in catalogue::custom().iter().filter_map(|r| r.custom.map(|c| c.crd_name)) {
-            if !present.contains(crd_name) {
-                catalogue::unregister_custom(crd_name);
-            }
+        // After a cache reset, forget CRDs deleted meanwhile (only those this controller saw:
+        // the registry is per process, and tests run several servers in one process).
+        for gone in seen.difference(&present) {
+            catalogue::unregister_custom(gone);
         }
+        seen = present;
         for entry in snapshot.objects.values() {
             reconcile_logged(&state, entry.value(), &terminating).await;
         }
@@ -80,8 +82,10 @@ async fn run(state: Arc<ApiState>) {
             match rx.recv().await {
                 Ok(Message::Event(ev)) => {
                     if ev.kind == EventKind::Delete {
+                        seen.remove(&ev.object.name);
                         catalogue::unregister_custom(&ev.object.name);
                     } else {
+                        seen.insert(ev.object.name.clone());
                         reconcile_logged(&state, ev.object.value(), &terminating).await;
                     }
                 }
