@@ -83,6 +83,9 @@ pub fn v3_index(resources: &[&ResourceInfo]) -> Value {
     OpenApiCache::new(resources).index().clone()
 }
 
+/// A rendered cache and the catalogue generation it reflects.
+type Generation = (u64, Arc<OpenApiCache>);
+
 /// The rendered OpenAPI documents of one resource list.
 #[derive(Debug, Clone)]
 pub struct OpenApiCache {
@@ -110,7 +113,7 @@ impl OpenApiCache {
     /// The cache of everything served now: built-ins plus custom resources. Cheap when nothing
     /// changed (a generation check); otherwise re-renders the custom resources' groups once.
     pub fn current() -> Arc<OpenApiCache> {
-        static CURRENT: LazyLock<RwLock<Option<(u64, Arc<OpenApiCache>)>>> = LazyLock::new(Default::default);
+        static CURRENT: LazyLock<RwLock<Option<Generation>>> = LazyLock::new(Default::default);
         let generation = skiff_api::catalogue::generation();
         if let Some((g, cache)) = &*CURRENT.read().unwrap_or_else(|p| p.into_inner())
             && *g == generation
