@@ -12,8 +12,8 @@
 //! the internal delete path (their own finalizers are honoured: it waits until the store holds
 //! none), removes the finalizer (which lets the CRD go) and unregisters the resource.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -28,6 +28,9 @@ use crate::cache::Message;
 use crate::handlers::{self, Admission, Ctx, DeleteOptions, Part};
 use crate::reqinfo::Verb;
 use crate::state::ApiState;
+
+/// Verbs of a custom resource whose CRD is terminating.
+const TERMINATING_VERBS: &[&str] = &["delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 /// Key prefix of the stored CRDs.
 pub const CRD_PREFIX: &str = "/registry/apiextensions.k8s.io/customresourcedefinitions/";
@@ -46,7 +49,7 @@ pub async fn sync_existing(state: &ApiState) {
             && crd.metadata.deletion_timestamp.is_none()
             && name_conflict(&crd).is_none()
         {
-            catalogue::register_custom(crd.metadata.name.as_deref().unwrap_or(""), resources_from_crd(&crd));
+            register(&crd);
         }
     }
 }
@@ -101,6 +104,22 @@ async fn reconcile_logged(state: &Arc<ApiState>, obj: Value, terminating: &Arc<M
     if let Err(e) = reconcile(state, obj, terminating).await {
         tracing::warn!(crd = %name, error = %e.message, "reconciling a CustomResourceDefinition failed");
     }
+}
+
+/// The spec last registered per CRD name, so unchanged CRDs (status writes, resyncs) do not
+/// rebuild — and leak — their catalogue entries again.
+static REGISTERED: LazyLock<Mutex<HashMap<String, Value>>> = LazyLock::new(Default::default);
+
+/// Serves the resources of `crd` unless exactly this spec is already served.
+fn register(crd: &CustomResourceDefinition) {
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    let spec = serde_json::to_value(&crd.spec).unwrap_or(Value::Null);
+    let mut registered = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
+    if registered.get(&name) == Some(&spec) && !catalogue::custom_of(&name).is_empty() {
+        return;
+    }
+    catalogue::register_custom(&name, resources_from_crd(crd));
+    registered.insert(name, spec);
 }
 
 /// Why the names of `crd` cannot be accepted (`(reason, message)`), if they cannot.
@@ -185,6 +204,13 @@ async fn reconcile(
     if crd.metadata.deletion_timestamp.is_some() {
         let has_finalizer = crd.metadata.finalizers.iter().flatten().any(|f| f == CLEANUP_FINALIZER);
         if has_finalizer && terminating.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone()) {
+            // As upstream, no new objects while the CRD terminates (create answers 405).
+            let current = catalogue::custom_of(&name);
+            if current.iter().any(|r| r.supports("create")) {
+                let without_create: Vec<ResourceInfo> =
+                    current.iter().map(|r| ResourceInfo { verbs: TERMINATING_VERBS, ..(*r).clone() }).collect();
+                catalogue::register_custom(&name, without_create);
+            }
             let state = state.clone();
             let terminating = terminating.clone();
             tokio::spawn(async move {
@@ -198,7 +224,7 @@ async fn reconcile(
     }
     let conflict = name_conflict(&crd);
     match &conflict {
-        None => catalogue::register_custom(&name, resources_from_crd(&crd)),
+        None => register(&crd),
         Some(_) => catalogue::unregister_custom(&name),
     }
     let wanted = match &conflict {

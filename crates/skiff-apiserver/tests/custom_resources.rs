@@ -205,6 +205,10 @@ async fn crd_lifecycle_crud_validation_subresources_and_cleanup() {
         terminating.status.unwrap().conditions.unwrap().iter().any(|c| c.type_ == "Terminating" && c.status == "True")
     );
     assert!(api.get("w1").await.is_err(), "w1 is gone");
+    let mut late = widget("w5", json!({"image": "late"}));
+    late.types = obj.types.clone();
+    let kube::Error::Api(resp) = api.create(&PostParams::default(), &late).await.unwrap_err() else { panic!() };
+    assert_eq!(resp.code, 405, "no creates while the CRD terminates");
     let held = api.get("w4").await.unwrap();
     assert!(held.metadata.deletion_timestamp.is_some());
     api.patch("w4", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
