@@ -186,8 +186,8 @@ static OPS: LazyLock<OpsMap> = LazyLock::new(|| {
 });
 
 /// The pipeline of a custom resource: pruning, defaulting and validation from the structural
-/// schema of its CRD's storage version (upstream validates in the request version; with
-/// conversion `None` skiff uses the storage version's schema for every served version).
+/// schema of the version the request addresses (as upstream; with conversion `None` the object's
+/// content is the same in every version, only `apiVersion` differs).
 pub struct CustomOps {
     info: &'static ResourceInfo,
 }
@@ -260,8 +260,17 @@ fn custom_ops(info: &'static ResourceInfo) -> &'static CustomOps {
     ops
 }
 
+/// The pipeline of a write addressed to `served` and stored as `storage`: the served version's
+/// [`CustomOps`] for custom resources, else the stored kind's (see [`ops_for`]).
+pub fn ops_for_resource(served: &'static ResourceInfo, storage: &'static ResourceInfo) -> Option<&'static dyn KindOps> {
+    if served.custom.is_some() {
+        return Some(custom_ops(served));
+    }
+    ops_for(storage.group, storage.kind)
+}
+
 /// The typed pipeline of the stored kind `kind` in `group`: a built-in kind's, or a custom
-/// resource's [`CustomOps`].
+/// resource's [`CustomOps`] (of its storage version).
 pub fn ops_for(group: &str, kind: &str) -> Option<&'static dyn KindOps> {
     if let Some((_, ops)) = OPS.iter().find(|((g, k), _)| *g == group && *k == kind) {
         return Some(ops.as_ref());

@@ -340,3 +340,47 @@ async fn custom_resources_survive_a_restart() {
     let list = api.list(&Default::default()).await.unwrap();
     assert_eq!(list.items.len(), 1);
 }
+
+#[tokio::test]
+async fn served_versions_share_storage_and_validate_with_their_own_schema() {
+    let ts = TestServer::start().await;
+    let client = ts.client().await;
+    let group = "versions.example.io";
+    let mut def = crd(group);
+    let mut beta = def.spec.versions[0].clone();
+    beta.name = "v1beta1".into();
+    beta.storage = false;
+    beta.subresources = None;
+    beta.schema = Some(
+        serde_json::from_value(
+            json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}),
+        )
+        .unwrap(),
+    );
+    def.spec.versions.push(beta);
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &def).await.unwrap();
+    let v1 = widget_resource(group);
+    let v1beta1 = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1beta1", "Widget"), "widgets");
+    let beta_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &v1beta1);
+    let mut obj = widget("b1", json!({"legacy": true}));
+    obj.types = Some(kube::api::TypeMeta { api_version: format!("{group}/v1beta1"), kind: "Widget".into() });
+    let mut created = None;
+    for _ in 0..100 {
+        match beta_api.create(&PostParams::default(), &obj).await {
+            Ok(o) => {
+                created = Some(o);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    let created = created.expect("created through v1beta1");
+    assert_eq!(created.types.unwrap().api_version, format!("{group}/v1beta1"));
+    assert_eq!(created.data["spec"]["legacy"], true, "v1beta1's schema preserves unknown fields");
+    let v1_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &v1);
+    let read = v1_api.get("b1").await.unwrap();
+    assert_eq!(read.types.unwrap().api_version, format!("{group}/v1"));
+    let listed = beta_api.list(&Default::default()).await.unwrap();
+    assert_eq!(listed.items[0].types.as_ref().unwrap().api_version, format!("{group}/v1beta1"));
+}
