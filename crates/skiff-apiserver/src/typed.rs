@@ -298,6 +298,40 @@ mod tests {
         assert!(err.message.starts_with("strict decoding error: unknown field"), "{}", err.message);
     }
 
+    fn custom_ops_for_test() -> CustomOps {
+        let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
+            serde_json::from_value(json!({
+                "metadata": {"name": "gizmos.typed.test"},
+                "spec": {"group": "typed.test", "scope": "Namespaced", "names": {"plural": "gizmos", "kind": "Gizmo"},
+                    "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                            "spec": {"type": "object", "properties": {"size": {"type": "integer", "default": 2}}},
+                            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}
+            }))
+            .expect("crd");
+        let info = skiff_api::crd::resources_from_crd(&crd).into_iter().next().expect("one version");
+        CustomOps { info: Box::leak(Box::new(info)) }
+    }
+
+    #[test]
+    fn custom_ops_prune_default_validate_and_honour_field_validation() {
+        let ops = custom_ops_for_test();
+        let obj = json!({"apiVersion": "typed.test/v1", "kind": "Gizmo", "metadata": {"name": "g"},
+            "spec": {"extra": 1}, "status": {"x": 1}});
+        let mut warnings = Vec::new();
+        let out = ops.admit(obj.clone(), Operation::Create, FieldValidation::Warn, &mut warnings).expect("admitted");
+        assert_eq!(out["spec"], json!({"size": 2}));
+        assert!(out.get("status").is_none(), "status is dropped on create with a status subresource");
+        assert_eq!(warnings, vec!["unknown field \"spec.extra\""]);
+        let err = ops.admit(obj, Operation::Create, FieldValidation::Strict, &mut Vec::new()).expect_err("strict");
+        assert_eq!(err.code, 400);
+        assert!(err.message.contains("unknown field \"spec.extra\""), "{}", err.message);
+        let bad = json!({"metadata": {"name": "g"}, "spec": {"size": "big"}});
+        let err = ops.admit(bad, Operation::Create, FieldValidation::Ignore, &mut Vec::new()).expect_err("invalid");
+        assert_eq!(err.code, 422);
+        assert!(err.message.contains("spec.size in body must be of type integer"), "{}", err.message);
+    }
+
     #[test]
     fn type_errors_name_the_path() {
         let ops = ops_for("", "Pod").expect("pod ops");
