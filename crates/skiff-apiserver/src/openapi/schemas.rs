@@ -196,6 +196,11 @@ impl Components {
     /// The `components.schemas` object.
     pub fn finish(mut self) -> Value {
         let mut schemas = self.generator.take_definitions(true);
+        for (name, description) in UNTYPED {
+            if let Some(schema) = schemas.get_mut(*name) {
+                *schema = json!({ "description": description });
+            }
+        }
         for (name, schema) in std::mem::take(&mut self.extra) {
             schemas.insert(name, schema);
         }
@@ -210,6 +215,28 @@ impl Components {
         Value::Object(schemas)
     }
 }
+
+/// Definitions upstream publishes without a `type` because their values take several JSON shapes
+/// (k8s-openapi's `schemars` output declares an object, which makes kubectl 1.20's client-side
+/// validation reject e.g. `default: 1` in a CRD schema).
+const UNTYPED: &[(&str, &str)] = &[
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON",
+        "JSON represents any valid JSON value. These types are supported: bool, int64, float64, string, []interface{}, map[string]interface{} and nil.",
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray",
+        "JSONSchemaPropsOrArray represents a value that can either be a JSONSchemaProps or an array of JSONSchemaProps. Mainly here for serialization purposes.",
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool",
+        "JSONSchemaPropsOrBool represents JSONSchemaProps or a boolean value. Defaults to true for the boolean property.",
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray",
+        "JSONSchemaPropsOrStringArray represents a JSONSchemaProps or a string array.",
+    ),
+];
 
 /// A custom resource's `openAPIV3Schema` with `apiVersion`, `kind` and `metadata` (a reference to
 /// `ObjectMeta`) filled in, as upstream publishes it.
@@ -268,6 +295,18 @@ mod tests {
         assert!(schemas.get(OBJECT_META).is_some());
         assert!(schemas.get("io.k8s.api.core.v1.PodSpec").is_some());
         assert_eq!(schemas[&list]["x-kubernetes-group-version-kind"][0]["kind"], "DeploymentList");
+    }
+
+    #[test]
+    fn multi_shape_crd_schema_types_are_untyped() {
+        let mut c = Components::new();
+        c.kind("apiextensions.k8s.io", "v1", "CustomResourceDefinition");
+        let schemas = c.finish();
+        let json = &schemas["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON"];
+        assert!(json.get("type").is_none(), "{json}");
+        assert!(json["description"].as_str().is_some_and(|d| d.starts_with("JSON represents")));
+        let or_bool = &schemas["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool"];
+        assert!(or_bool.get("type").is_none() && or_bool.get("properties").is_none(), "{or_bool}");
     }
 
     #[test]
