@@ -12,7 +12,7 @@ set -euo pipefail
 
 SKIFF_TOOLS=${SKIFF_TOOLS:-/opt/skiff-tools}
 APT_PACKAGES=(busybox-static nftables iproute2 ca-certificates curl python3-venv pkg-config)
-PIP_PACKAGES=(kubernetes pytest)
+PIP_PACKAGES=(kubernetes pytest kopf)
 
 say() { echo "[deps] $*"; }
 die() { echo "[deps] error: $*" >&2; exit 1; }

@@ -4,8 +4,17 @@
 //! singular, short names, categories, verbs, subresources), how names are validated, which field
 //! selectors the resource supports and where it is stored. Behaviour (defaulting, validation,
 //! tables) is attached elsewhere by kind; this module is data only.
+//!
+//! Besides the built-in kinds, a runtime registry holds the resources of established
+//! CustomResourceDefinitions ([`register_custom`], [`unregister_custom`]); [`find`],
+//! [`find_kind`] and [`all`] consult the built-ins first, then the custom resources.
+//! `ResourceInfo` fields are `&'static`, so the strings of registered resources are leaked
+//! (`Box::leak`). Registering the same resources again leaks nothing, so the leak is bounded by
+//! the number of distinct CRD changes over the process lifetime (a few KiB each).
 
-use std::sync::LazyLock;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, RwLock};
 
 use crate::validation::names;
 
@@ -60,6 +69,53 @@ pub struct StorageRef {
     pub api_version: &'static str,
 }
 
+/// One `additionalPrinterColumns` entry of a custom resource version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrinterColumn {
+    /// Column header.
+    pub name: String,
+    /// OpenAPI type (`string`, `integer`, `number`, `boolean`, `date`).
+    pub type_: String,
+    /// OpenAPI format (`name` marks the name column).
+    pub format: String,
+    /// Description.
+    pub description: String,
+    /// 0 = always shown; higher = only with `-o wide`.
+    pub priority: i32,
+    /// The JSONPath evaluated against each object (`.status.phase`).
+    pub json_path: String,
+}
+
+/// Paths of the `scale` subresource of a custom resource version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalePaths {
+    /// JSON path of the desired replicas (`.spec.replicas`).
+    pub spec_replicas: String,
+    /// JSON path of the observed replicas (`.status.replicas`).
+    pub status_replicas: String,
+    /// JSON path of the serialized label selector (`.status.selector`), if any.
+    pub label_selector: Option<String>,
+}
+
+/// What a CustomResourceDefinition says about one served version of its resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomResource {
+    /// Name of the defining CRD (`<plural>.<group>`).
+    pub crd_name: &'static str,
+    /// The version's structural `openAPIV3Schema`.
+    pub schema: Option<serde_json::Value>,
+    /// `additionalPrinterColumns` of the version.
+    pub printer_columns: Vec<PrinterColumn>,
+    /// Scale subresource paths, when the version has one.
+    pub scale: Option<ScalePaths>,
+    /// Whether the version is served.
+    pub served: bool,
+    /// Whether this is the storage version.
+    pub storage: bool,
+    /// The CRD's storage version.
+    pub storage_version: &'static str,
+}
+
 /// One served resource (a group-version-resource) and its metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceInfo {
@@ -90,6 +146,8 @@ pub struct ResourceInfo {
     pub field_selectors: &'static [(&'static str, &'static str)],
     /// Where the objects are stored; differs from group/version for alternative views.
     pub storage: StorageRef,
+    /// CRD-derived data, for custom resources only.
+    pub custom: Option<&'static CustomResource>,
 }
 
 impl ResourceInfo {
@@ -228,6 +286,7 @@ fn res(
         name_rule: NameRule::Subdomain,
         field_selectors: &[],
         storage: StorageRef { group: storage_group, resource: plural, api_version },
+        custom: None,
     }
 }
 
@@ -435,6 +494,17 @@ fn build() -> Vec<ResourceInfo> {
         ),
         // scheduling.k8s.io/v1
         res("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"], none, vec![]),
+        // apiextensions.k8s.io/v1
+        res(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+            &["crd", "crds"],
+            &["api-extensions"],
+            vec![status("CustomResourceDefinition")],
+        ),
     ];
 
     // Alternative views over another resource's storage.
@@ -472,14 +542,95 @@ pub fn builtin_groups() -> Vec<(&'static str, Vec<&'static str>)> {
     groups
 }
 
-/// Looks up a built-in resource by group, version and plural.
-pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
-    builtin().iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+/// Custom resources by the name of their CRD.
+static CUSTOM: LazyLock<RwLock<BTreeMap<String, Vec<&'static ResourceInfo>>>> = LazyLock::new(Default::default);
+/// Bumped on every change of the custom registry.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+fn custom_read() -> std::sync::RwLockReadGuard<'static, BTreeMap<String, Vec<&'static ResourceInfo>>> {
+    CUSTOM.read().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Looks up a built-in resource by group, version and kind.
+/// Leaks a string for a `&'static` field of a registered resource (see the module docs).
+pub fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_string().into_boxed_str())
+}
+
+/// Leaks a list of strings for a `&'static` field of a registered resource.
+pub fn leak_list(items: &[String]) -> &'static [&'static str] {
+    Box::leak(items.iter().map(|s| leak(s)).collect::<Vec<_>>().into_boxed_slice())
+}
+
+/// Serves `resources` (one per served version) for the CRD `crd_name`, replacing what it served
+/// before. Re-registering identical resources is a no-op (and leaks nothing).
+pub fn register_custom(crd_name: &str, resources: Vec<ResourceInfo>) {
+    let mut map = CUSTOM.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(current) = map.get(crd_name)
+        && current.len() == resources.len()
+        && current.iter().zip(&resources).all(|(a, b)| *a == b)
+    {
+        return;
+    }
+    let leaked: Vec<&'static ResourceInfo> = resources.into_iter().map(|r| &*Box::leak(Box::new(r))).collect();
+    map.insert(crd_name.to_string(), leaked);
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Stops serving the resources of the CRD `crd_name`.
+pub fn unregister_custom(crd_name: &str) {
+    let mut map = CUSTOM.write().unwrap_or_else(|p| p.into_inner());
+    if map.remove(crd_name).is_some() {
+        GENERATION.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The resources registered for the CRD `crd_name`.
+pub fn custom_of(crd_name: &str) -> Vec<&'static ResourceInfo> {
+    custom_read().get(crd_name).cloned().unwrap_or_default()
+}
+
+/// Every registered custom resource, by CRD name then version order.
+pub fn custom() -> Vec<&'static ResourceInfo> {
+    custom_read().values().flatten().copied().collect()
+}
+
+/// A counter that changes whenever the set of custom resources does.
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
+/// Every served resource: the built-ins, then the custom resources.
+pub fn all() -> Vec<&'static ResourceInfo> {
+    let mut out: Vec<&'static ResourceInfo> = builtin().iter().collect();
+    out.extend(custom());
+    out
+}
+
+/// Looks up a served resource by group, version and plural.
+pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
+    builtin().iter().find(|r| r.group == group && r.version == version && r.plural == plural).or_else(|| {
+        custom_read()
+            .values()
+            .flatten()
+            .copied()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+    })
+}
+
+/// Looks up a served resource by group, version and kind.
 pub fn find_kind(group: &str, version: &str, kind: &str) -> Option<&'static ResourceInfo> {
-    builtin().iter().find(|r| r.group == group && r.version == version && r.kind == kind)
+    builtin().iter().find(|r| r.group == group && r.version == version && r.kind == kind).or_else(|| {
+        custom_read().values().flatten().copied().find(|r| r.group == group && r.version == version && r.kind == kind)
+    })
+}
+
+/// The storage-version resource of the custom kind `kind` in `group`, if registered.
+pub fn find_custom_storage(group: &str, kind: &str) -> Option<&'static ResourceInfo> {
+    custom_read()
+        .values()
+        .flatten()
+        .copied()
+        .find(|r| r.group == group && r.kind == kind && r.custom.is_some_and(|c| c.storage))
 }
 
 #[cfg(test)]

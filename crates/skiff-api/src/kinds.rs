@@ -128,6 +128,11 @@ macro_rules! for_each_builtin_kind {
         $m!("storage.k8s.io", "v1", $crate::k8s_openapi::api::storage::v1::VolumeAttachment);
         $m!("policy", "v1", $crate::k8s_openapi::api::policy::v1::PodDisruptionBudget);
         $m!("scheduling.k8s.io", "v1", $crate::k8s_openapi::api::scheduling::v1::PriorityClass);
+        $m!(
+            "apiextensions.k8s.io",
+            "v1",
+            $crate::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition
+        );
     };
 }
 

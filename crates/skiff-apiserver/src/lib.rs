@@ -9,6 +9,7 @@ pub mod alloc;
 pub mod authn;
 pub mod bootstrap;
 pub mod cache;
+pub mod crd_controller;
 pub mod discovery;
 pub mod handlers;
 pub mod negotiate;
@@ -107,6 +108,8 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
     let tls = server::tls_config(&opts.tls)?;
     let state = ApiState::new(store, opts.api.clone()).await?;
     bootstrap::run(&state).await.map_err(StartError::Bootstrap)?;
+    crd_controller::sync_existing(&state).await;
+    crd_controller::spawn(state.clone());
     let mut tokens = authn::TokenAuthenticator::default();
     for t in &opts.tokens {
         let groups: Vec<&str> = t.groups.iter().map(String::as_str).collect();

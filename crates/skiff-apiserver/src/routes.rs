@@ -68,7 +68,7 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
         "/version" => return response::json(200, &discovery::version_info()),
         "/openapi/v2" => return openapi_v2(accept, &parts.headers),
         "/openapi/v3" | "/openapi/v3/" => {
-            return response::json_bytes(200, OpenApiCache::builtin().index_body().to_vec());
+            return response::json_bytes(200, OpenApiCache::current().index_body().to_vec());
         }
         _ => {}
     }
@@ -80,7 +80,8 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
         return single_check(state, check);
     }
     if let Some(doc) = path.strip_prefix("/openapi/v3/") {
-        return match OpenApiCache::builtin().v3_document(doc) {
+        let cache = OpenApiCache::current();
+        return match cache.v3_document(doc) {
             Some(d) => {
                 let mut resp = response::json_bytes(200, d.body.clone());
                 if query.contains("hash=") {
@@ -91,7 +92,7 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
             None => response::status(&StatusError::not_found_message(format!("no OpenAPI document at {path}"))),
         };
     }
-    let resources = discovery::builtin_resources();
+    let resources = skiff_api::catalogue::all();
     let aggregated = discovery::wants_aggregated(accept);
     match reqinfo::parse(&parts.method, &path, &query) {
         Target::CoreDiscovery if aggregated => aggregated_response(discovery::aggregated_discovery(true, &resources)),

@@ -4,13 +4,16 @@
 //!
 //! Everything generic (metadata, preconditions, storage) happens on JSON in the handlers; this
 //! module is the only place that knows the Rust type of each kind. One [`KindOps`] per stored
-//! kind is registered in [`ops_for`].
+//! kind is registered in [`ops_for`]; custom resources get a [`CustomOps`] driven by their
+//! CRD's structural schema.
 
 use std::marker::PhantomData;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, RwLock};
 
 use serde_json::Value;
 use skiff_api::StatusError;
+use skiff_api::catalogue::ResourceInfo;
+use skiff_api::crd::schema as crd_schema;
 use skiff_api::kinds::BuiltinKind;
 use skiff_api::status::GroupKind;
 use skiff_api::validation::FieldError;
@@ -182,9 +185,98 @@ static OPS: LazyLock<OpsMap> = LazyLock::new(|| {
     map
 });
 
-/// The typed pipeline of the stored kind `kind` in `group`, if it is a built-in kind.
+/// The pipeline of a custom resource: pruning, defaulting and validation from the structural
+/// schema of the version the request addresses (as upstream; with conversion `None` the object's
+/// content is the same in every version, only `apiVersion` differs).
+pub struct CustomOps {
+    info: &'static ResourceInfo,
+}
+
+impl CustomOps {
+    fn schema(&self) -> Option<&'static Value> {
+        self.info.custom.and_then(|c| c.schema.as_ref())
+    }
+}
+
+impl KindOps for CustomOps {
+    fn admit(
+        &self,
+        mut obj: Value,
+        op: Operation<'_>,
+        mode: FieldValidation,
+        warnings: &mut Vec<String>,
+    ) -> Result<Value, StatusError> {
+        if !obj.get("metadata").is_some_and(Value::is_object) {
+            return Err(StatusError::bad_request("metadata must be an object"));
+        }
+        if let Some(schema) = self.schema() {
+            let pruned = crd_schema::prune(&mut obj, schema);
+            if !pruned.is_empty() && mode != FieldValidation::Ignore {
+                let msgs: Vec<String> = pruned.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+                if mode == FieldValidation::Strict {
+                    return Err(StatusError::bad_request(format!("strict decoding error: {}", msgs.join(", "))));
+                }
+                warnings.extend(msgs);
+            }
+            crd_schema::apply_defaults(&mut obj, schema);
+        }
+        if op == Operation::Create
+            && self.info.has_status()
+            && let Some(map) = obj.as_object_mut()
+        {
+            map.remove("status");
+        }
+        if let Some(schema) = self.schema() {
+            let errors = crd_schema::validate(&obj, schema, "");
+            if !errors.is_empty() {
+                let name = crate::objects::meta_str(&obj, "name").unwrap_or("").to_string();
+                return Err(StatusError::invalid(&GroupKind::new(self.info.group, self.info.kind), &name, &errors));
+            }
+        }
+        Ok(obj)
+    }
+
+    fn canonical(&self, obj: Value) -> Result<Value, StatusError> {
+        Ok(obj)
+    }
+}
+
+/// One leaked [`CustomOps`] per registered storage resource (bounded like the catalogue's own
+/// leak: by the number of CRD changes).
+static CUSTOM_OPS: LazyLock<RwLock<Vec<&'static CustomOps>>> = LazyLock::new(Default::default);
+
+fn custom_ops(info: &'static ResourceInfo) -> &'static CustomOps {
+    let found =
+        CUSTOM_OPS.read().unwrap_or_else(|p| p.into_inner()).iter().copied().find(|o| std::ptr::eq(o.info, info));
+    if let Some(ops) = found {
+        return ops;
+    }
+    let mut all = CUSTOM_OPS.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(ops) = all.iter().copied().find(|o| std::ptr::eq(o.info, info)) {
+        return ops;
+    }
+    let ops: &'static CustomOps = Box::leak(Box::new(CustomOps { info }));
+    all.push(ops);
+    ops
+}
+
+/// The pipeline of a write addressed to `served` and stored as `storage`: the served version's
+/// [`CustomOps`] for custom resources, else the stored kind's (see [`ops_for`]).
+pub fn ops_for_resource(served: &'static ResourceInfo, storage: &'static ResourceInfo) -> Option<&'static dyn KindOps> {
+    if served.custom.is_some() {
+        return Some(custom_ops(served));
+    }
+    ops_for(storage.group, storage.kind)
+}
+
+/// The typed pipeline of the stored kind `kind` in `group`: a built-in kind's, or a custom
+/// resource's [`CustomOps`] (of its storage version).
 pub fn ops_for(group: &str, kind: &str) -> Option<&'static dyn KindOps> {
-    OPS.iter().find(|((g, k), _)| *g == group && *k == kind).map(|(_, ops)| ops.as_ref())
+    if let Some((_, ops)) = OPS.iter().find(|((g, k), _)| *g == group && *k == kind) {
+        return Some(ops.as_ref());
+    }
+    let info = skiff_api::catalogue::find_custom_storage(group, kind)?;
+    Some(custom_ops(info))
 }
 
 #[cfg(test)]
@@ -204,6 +296,40 @@ mod tests {
         let err = ops.admit(obj, Operation::Create, FieldValidation::Strict, &mut Vec::new()).expect_err("strict");
         assert_eq!(err.code, 400);
         assert!(err.message.starts_with("strict decoding error: unknown field"), "{}", err.message);
+    }
+
+    fn custom_ops_for_test() -> CustomOps {
+        let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
+            serde_json::from_value(json!({
+                "metadata": {"name": "gizmos.typed.test"},
+                "spec": {"group": "typed.test", "scope": "Namespaced", "names": {"plural": "gizmos", "kind": "Gizmo"},
+                    "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                            "spec": {"type": "object", "properties": {"size": {"type": "integer", "default": 2}}},
+                            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}
+            }))
+            .expect("crd");
+        let info = skiff_api::crd::resources_from_crd(&crd).into_iter().next().expect("one version");
+        CustomOps { info: Box::leak(Box::new(info)) }
+    }
+
+    #[test]
+    fn custom_ops_prune_default_validate_and_honour_field_validation() {
+        let ops = custom_ops_for_test();
+        let obj = json!({"apiVersion": "typed.test/v1", "kind": "Gizmo", "metadata": {"name": "g"},
+            "spec": {"extra": 1}, "status": {"x": 1}});
+        let mut warnings = Vec::new();
+        let out = ops.admit(obj.clone(), Operation::Create, FieldValidation::Warn, &mut warnings).expect("admitted");
+        assert_eq!(out["spec"], json!({"size": 2}));
+        assert!(out.get("status").is_none(), "status is dropped on create with a status subresource");
+        assert_eq!(warnings, vec!["unknown field \"spec.extra\""]);
+        let err = ops.admit(obj, Operation::Create, FieldValidation::Strict, &mut Vec::new()).expect_err("strict");
+        assert_eq!(err.code, 400);
+        assert!(err.message.contains("unknown field \"spec.extra\""), "{}", err.message);
+        let bad = json!({"metadata": {"name": "g"}, "spec": {"size": "big"}});
+        let err = ops.admit(bad, Operation::Create, FieldValidation::Ignore, &mut Vec::new()).expect_err("invalid");
+        assert_eq!(err.code, 422);
+        assert!(err.message.contains("spec.size in body must be of type integer"), "{}", err.message);
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! Conversions work on JSON and are lossless for the fields both versions share; fields only the
 //! stored version has survive a round trip through the view where upstream keeps them (HPA v1
 //! carries v2 metrics in annotations upstream; skiff keeps only the CPU target).
+//!
+//! Custom resources served in a version other than their CRD's storage version are views too:
+//! with conversion strategy `None` only `apiVersion` is rewritten.
 
 use serde_json::{Map, Value, json};
 use skiff_api::catalogue::{self, ResourceInfo};
@@ -34,6 +37,10 @@ pub fn to_storage(info: &ResourceInfo, mut obj: Value) -> Value {
         return obj;
     }
     let Some(map) = obj.as_object_mut() else { return obj };
+    if info.custom.is_some() {
+        map.insert("apiVersion".into(), json!(info.storage.api_version));
+        return obj;
+    }
     match (info.group, info.plural) {
         ("events.k8s.io", "events") => {
             map.insert("apiVersion".into(), json!("v1"));
@@ -78,6 +85,10 @@ pub fn from_storage(info: &ResourceInfo, mut obj: Value) -> Value {
         return obj;
     }
     let Some(map) = obj.as_object_mut() else { return obj };
+    if info.custom.is_some() {
+        map.insert("apiVersion".into(), json!(info.api_version()));
+        return obj;
+    }
     match (info.group, info.plural) {
         ("events.k8s.io", "events") => {
             map.insert("apiVersion".into(), json!("events.k8s.io/v1"));

@@ -4,6 +4,13 @@
 //! LIST without pagination state and every WATCH are served from here; paginated continuations
 //! go to the store at the list's revision. What is absent: selectors beyond what [`Entry`]
 //! indexes, and conversion between served versions (done by the handlers).
+//!
+//! Caches are created on demand, so custom resources need no registration: [`WatchCaches::load`]
+//! creates one for every `/registry/<group>/<resource>/` prefix present in the store, the feeder
+//! creates one on the first event of an unknown prefix, and [`WatchCaches::cache`] creates an
+//! empty one for a prefix that has none yet (correct: had any event of that prefix been applied,
+//! the feeder would have created its cache). `/registry/ranges/` (address allocation) is never
+//! cached. Caches created on demand index no fields beyond name and namespace.
 
 mod entry;
 
@@ -211,6 +218,10 @@ impl ResourceCache {
 pub struct WatchCaches {
     store: Arc<dyn Store>,
     caches: RwLock<HashMap<String, Arc<ResourceCache>>>,
+    /// Field paths of the prefixes registered at start (others index none).
+    fields: HashMap<String, Vec<&'static str>>,
+    /// The revision of the last load: caches created later hold every event after it.
+    loaded_at: std::sync::atomic::AtomicU64,
     synced_tx: watch::Sender<Revision>,
     synced_rx: watch::Receiver<Revision>,
     ready: Mutex<bool>,
@@ -218,6 +229,9 @@ pub struct WatchCaches {
 
 /// `/registry/<group>/<resource>/` of a key, the prefix its cache is registered under.
 pub fn cache_prefix(key: &str) -> Option<&str> {
+    if key.starts_with("/registry/ranges/") {
+        return None;
+    }
     let mut slashes = key.match_indices('/').map(|(i, _)| i);
     let end = slashes.nth(3)?;
     Some(&key[..=end])
@@ -231,11 +245,20 @@ impl WatchCaches {
     ) -> Result<Arc<Self>, StoreError> {
         let (synced_tx, synced_rx) = watch::channel(0);
         let caches = resources
-            .into_iter()
-            .map(|(prefix, fields)| (prefix.clone(), Arc::new(ResourceCache::new(prefix, fields, synced_rx.clone()))))
+            .iter()
+            .map(|(prefix, fields)| {
+                (prefix.clone(), Arc::new(ResourceCache::new(prefix.clone(), fields.clone(), synced_rx.clone())))
+            })
             .collect();
-        let this =
-            Arc::new(Self { store, caches: RwLock::new(caches), synced_tx, synced_rx, ready: Mutex::new(false) });
+        let this = Arc::new(Self {
+            store,
+            caches: RwLock::new(caches),
+            fields: resources.into_iter().collect(),
+            loaded_at: std::sync::atomic::AtomicU64::new(0),
+            synced_tx,
+            synced_rx,
+            ready: Mutex::new(false),
+        });
         let revision = this.load().await?;
         let feeder = this.clone();
         tokio::spawn(async move { feeder.feed(revision).await });
@@ -247,9 +270,25 @@ impl WatchCaches {
         *self.ready.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The cache holding keys under `prefix`.
+    /// The cache holding keys under `prefix` (`/registry/<group>/<resource>/`), created empty
+    /// if it does not exist yet; `None` only for prefixes that are never cached.
     pub fn cache(&self, prefix: &str) -> Option<Arc<ResourceCache>> {
-        self.caches.read().unwrap_or_else(|p| p.into_inner()).get(prefix).cloned()
+        if let Some(c) = self.caches.read().unwrap_or_else(|p| p.into_inner()).get(prefix) {
+            return Some(c.clone());
+        }
+        if cache_prefix(prefix) != Some(prefix) {
+            return None;
+        }
+        let mut caches = self.caches.write().unwrap_or_else(|p| p.into_inner());
+        let cache = caches.entry(prefix.to_string()).or_insert_with(|| {
+            let fields = self.fields.get(prefix).cloned().unwrap_or_default();
+            let cache = ResourceCache::new(prefix.to_string(), fields, self.synced_rx.clone());
+            let at = self.loaded_at.load(std::sync::atomic::Ordering::Acquire);
+            cache.write().ring_start = at;
+            cache.write().last_applied = at;
+            Arc::new(cache)
+        });
+        Some(cache.clone())
     }
 
     /// Waits until every event up to `revision` is applied.
@@ -300,6 +339,7 @@ impl WatchCaches {
         for cache in caches {
             cache.reset(per_prefix.remove(cache.prefix()).unwrap_or_default(), revision);
         }
+        self.loaded_at.store(revision, std::sync::atomic::Ordering::Release);
         self.synced_tx.send_replace(revision);
         Ok(revision)
     }

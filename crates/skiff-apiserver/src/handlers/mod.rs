@@ -10,6 +10,8 @@ mod subresource;
 mod watch;
 mod write;
 
+pub use delete::{DeleteOptions, delete_object};
+pub use meta::now_rfc3339;
 pub use write::{Admission, Part, create_object, update_object};
 
 use axum::body::Body;

@@ -1,5 +1,6 @@
 //! Subresources: `/status` (only status changes), `/scale` (autoscaling/v1 Scale over
-//! `spec.replicas`) and namespaces' `/finalize`. Streaming subresources (log, exec, attach,
+//! `spec.replicas`, or for custom resources the CRD's `specReplicasPath`, `statusReplicasPath` and
+//! `labelSelectorPath`) and namespaces' `/finalize`. Streaming subresources (log, exec, attach,
 //! port-forward) belong to the node agent and answer 503 until one serves the pod.
 
 use axum::body::Body;
@@ -82,6 +83,38 @@ pub fn selector_string(sel: Option<&Value>) -> String {
     parts.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(",")
 }
 
+/// Reads a simple dotted JSON path (`.spec.replicas`).
+fn dotted<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    path.trim_start_matches('.').split('.').try_fold(obj, |v, k| v.get(k))
+}
+
+/// Sets a simple dotted JSON path, creating the objects on the way.
+fn set_dotted(obj: &mut Value, path: &str, value: Value) {
+    let mut parts: Vec<&str> = path.trim_start_matches('.').split('.').collect();
+    let Some(last) = parts.pop() else { return };
+    let mut cur = obj;
+    for p in parts {
+        if !cur.get(p).is_some_and(Value::is_object) {
+            cur[p] = json!({});
+        }
+        cur = &mut cur[p];
+    }
+    if cur.is_object() {
+        cur[last] = value;
+    }
+}
+
+/// The Scale of an object of `info` (custom resources read the CRD's scale paths).
+fn scale_for(info: &skiff_api::catalogue::ResourceInfo, obj: &Value) -> Value {
+    let Some(paths) = info.custom.and_then(|c| c.scale.as_ref()) else { return scale_of(obj) };
+    let mut scale = scale_of(obj);
+    scale["spec"]["replicas"] = json!(dotted(obj, &paths.spec_replicas).and_then(Value::as_i64).unwrap_or(0));
+    scale["status"]["replicas"] = json!(dotted(obj, &paths.status_replicas).and_then(Value::as_i64).unwrap_or(0));
+    let selector = paths.label_selector.as_deref().and_then(|p| dotted(obj, p)).and_then(Value::as_str).unwrap_or("");
+    scale["status"]["selector"] = json!(selector);
+    scale
+}
+
 fn scale_of(obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let mut metadata = json!({});
@@ -109,7 +142,7 @@ async fn get_scale(state: &ApiState, ctx: &Ctx) -> Result<Response<Body>, Status
     let kv = kv.ok_or_else(|| StatusError::not_found(&ctx.group_resource(), name))?;
     let json = crate::objects::inject_resource_version(&kv.value, kv.mod_revision).unwrap_or_default();
     let obj: Value = serde_json::from_slice(&json).map_err(StatusError::internal)?;
-    Ok(crate::response::json(200, &scale_of(&obj)))
+    Ok(crate::response::json(200, &scale_for(ctx.info, &obj)))
 }
 
 async fn update_scale(
@@ -129,8 +162,9 @@ async fn update_scale(
     let content_type = ctx.content_type.clone().unwrap_or_default();
     let is_put = *method == Method::PUT;
     let mut adm = Admission::from_ctx(ctx)?;
+    let info = ctx.info;
     let change = move |current: &Value| -> Result<Value, StatusError> {
-        let scale = scale_of(current);
+        let scale = scale_for(info, current);
         let desired = if is_put {
             body.clone()
         } else if content_type.starts_with("application/merge-patch+json")
@@ -166,14 +200,16 @@ async fn update_scale(
             ));
         }
         let mut obj = current.clone();
-        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        if let Some(paths) = info.custom.and_then(|c| c.scale.as_ref()) {
+            set_dotted(&mut obj, &paths.spec_replicas, json!(replicas));
+        } else if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("replicas".into(), json!(replicas));
         }
         Ok(obj)
     };
     let updated = write::update_object(state, ctx, &name, Part::Main, &mut adm, &change).await?;
     let obj: Value = serde_json::from_slice(&updated.json).map_err(StatusError::internal)?;
-    Ok(crate::response::json(200, &scale_of(&obj)))
+    Ok(crate::response::json(200, &scale_for(ctx.info, &obj)))
 }
 
 async fn finalize(state: &ApiState, ctx: &Ctx, body: Bytes) -> Result<Response<Body>, StatusError> {
@@ -203,6 +239,15 @@ mod tests {
         let sel = json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["b", "a"]}, {"key": "x", "operator": "DoesNotExist"}]});
         assert_eq!(selector_string(Some(&sel)), "app=web,tier in (a,b),!x");
         assert_eq!(selector_string(Some(&json!({"app": "rc"}))), "app=rc");
+    }
+
+    #[test]
+    fn dotted_paths_read_and_write() {
+        let mut obj = json!({"spec": {"size": 1}});
+        assert_eq!(dotted(&obj, ".spec.size"), Some(&json!(1)));
+        set_dotted(&mut obj, ".spec.size", json!(4));
+        set_dotted(&mut obj, ".spec.deep.n", json!(2));
+        assert_eq!(obj, json!({"spec": {"size": 4, "deep": {"n": 2}}}));
     }
 
     #[test]

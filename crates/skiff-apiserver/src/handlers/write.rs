@@ -48,7 +48,7 @@ impl Admission {
 }
 
 fn ops(ctx: &Ctx) -> Result<&'static dyn typed::KindOps, StatusError> {
-    typed::ops_for(ctx.storage.group, ctx.storage.kind)
+    typed::ops_for_resource(ctx.info, ctx.storage)
         .ok_or_else(|| StatusError::internal(format!("no typed pipeline for {}", ctx.storage.kind)))
 }
 

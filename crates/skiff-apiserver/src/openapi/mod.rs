@@ -3,8 +3,9 @@
 //!
 //! Documents are pure functions of a resource list. Generating the v3 documents takes time
 //! (full schemas for built-in kinds), so [`OpenApiCache`] renders them once, serialized, with
-//! their hashes; [`OpenApiCache::builtin`] holds the built-in catalogue's. When custom resources
-//! change the served set, the caller builds a new cache from the new list.
+//! their hashes; [`OpenApiCache::builtin`] holds the built-in catalogue's. [`OpenApiCache::current`]
+//! adds the documents of the custom resources' groups; it is rebuilt (custom groups only) the
+//! first time it is asked for after the catalogue's custom registry changed.
 //!
 //! Hashes are the uppercase hex SHA-256 of the served bytes, so they are stable for a given
 //! document and change whenever it does (clients cache `serverRelativeURL`s by them).
@@ -14,7 +15,7 @@ pub mod v2;
 pub mod v3;
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -82,8 +83,11 @@ pub fn v3_index(resources: &[&ResourceInfo]) -> Value {
     OpenApiCache::new(resources).index().clone()
 }
 
+/// A rendered cache and the catalogue generation it reflects.
+type Generation = (u64, Arc<OpenApiCache>);
+
 /// The rendered OpenAPI documents of one resource list.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct OpenApiCache {
     v3: BTreeMap<String, V3Document>,
     index: Value,
@@ -104,6 +108,48 @@ impl OpenApiCache {
     pub fn builtin() -> &'static OpenApiCache {
         static CACHE: OnceLock<OpenApiCache> = OnceLock::new();
         CACHE.get_or_init(|| OpenApiCache::new(&crate::discovery::builtin_resources()))
+    }
+
+    /// The cache of everything served now: built-ins plus custom resources. Cheap when nothing
+    /// changed (a generation check); otherwise re-renders the custom resources' groups once.
+    pub fn current() -> Arc<OpenApiCache> {
+        static CURRENT: LazyLock<RwLock<Option<Generation>>> = LazyLock::new(Default::default);
+        let generation = skiff_api::catalogue::generation();
+        if let Some((g, cache)) = &*CURRENT.read().unwrap_or_else(|p| p.into_inner())
+            && *g == generation
+        {
+            return cache.clone();
+        }
+        let mut slot = CURRENT.write().unwrap_or_else(|p| p.into_inner());
+        if let Some((g, cache)) = &*slot
+            && *g == generation
+        {
+            return cache.clone();
+        }
+        let cache = Arc::new(Self::builtin().with_custom(&skiff_api::catalogue::all()));
+        *slot = Some((generation, cache.clone()));
+        cache
+    }
+
+    /// This cache plus the documents of every group that has a custom resource in `all` (those
+    /// groups are rendered from every resource of `all` in them).
+    pub fn with_custom(&self, all: &[&ResourceInfo]) -> OpenApiCache {
+        let mut v3 = self.v3.clone();
+        let groups: Vec<&str> = all.iter().filter(|r| r.custom.is_some()).map(|r| r.group).collect();
+        let subset: Vec<&ResourceInfo> = all.iter().copied().filter(|r| groups.contains(&r.group)).collect();
+        for (group, versions) in crate::discovery::group_versions(&subset) {
+            if let Some(doc) = v3::v3_group(group, &subset) {
+                v3.insert(format!("apis/{group}"), V3Document::render(&doc));
+            }
+            for version in versions {
+                if let Some(doc) = v3_group_version(group, version, &subset) {
+                    v3.insert(gv_key(group, version), V3Document::render(&doc));
+                }
+            }
+        }
+        let index = index_of(&v3);
+        let index_body = serde_json::to_vec(&index).unwrap_or_default();
+        OpenApiCache { v3, index, index_body }
     }
 
     /// The `/openapi/v3` index.

@@ -64,6 +64,7 @@ use k8s_openapi::api::{
     coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, events::v1 as events, networking::v1 as net,
     policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as sched, storage::v1 as storage,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
 
 known_kinds!(
     core::Binding,
@@ -111,6 +112,7 @@ known_kinds!(
     sched::PriorityClass,
     events::Event,
     authn::TokenRequest,
+    apiext::CustomResourceDefinition,
 );
 
 /// Definition-name prefix for a group-version without k8s-openapi types (`com.example.v1`),
@@ -150,7 +152,12 @@ impl Components {
             None => {
                 let name = format!("{}.{kind}", custom_prefix(group, version));
                 self.generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
-                self.extra.insert(name.clone(), permissive_object(kind));
+                let schema = skiff_api::catalogue::find_kind(group, version, kind)
+                    .and_then(|r| r.custom)
+                    .and_then(|c| c.schema.clone())
+                    .map(custom_schema)
+                    .unwrap_or_else(|| permissive_object(kind));
+                self.extra.insert(name.clone(), schema);
                 name
             }
         };
@@ -189,6 +196,11 @@ impl Components {
     /// The `components.schemas` object.
     pub fn finish(mut self) -> Value {
         let mut schemas = self.generator.take_definitions(true);
+        for (name, description) in UNTYPED {
+            if let Some(schema) = schemas.get_mut(*name) {
+                *schema = json!({ "description": description });
+            }
+        }
         for (name, schema) in std::mem::take(&mut self.extra) {
             schemas.insert(name, schema);
         }
@@ -202,6 +214,46 @@ impl Components {
         }
         Value::Object(schemas)
     }
+}
+
+/// Definitions upstream publishes without a `type` because their values take several JSON shapes
+/// (k8s-openapi's `schemars` output declares an object, which makes kubectl 1.20's client-side
+/// validation reject e.g. `default: 1` in a CRD schema).
+const UNTYPED: &[(&str, &str)] = &[
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON",
+        "JSON represents any valid JSON value. These types are supported: bool, int64, float64, string, []interface{}, map[string]interface{} and nil.",
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray",
+        "JSONSchemaPropsOrArray represents a value that can either be a JSONSchemaProps or an array of JSONSchemaProps. Mainly here for serialization purposes.",
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool",
+        "JSONSchemaPropsOrBool represents JSONSchemaProps or a boolean value. Defaults to true for the boolean property.",
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray",
+        "JSONSchemaPropsOrStringArray represents a JSONSchemaProps or a string array.",
+    ),
+];
+
+/// A custom resource's `openAPIV3Schema` with `apiVersion`, `kind` and `metadata` (a reference to
+/// `ObjectMeta`) filled in, as upstream publishes it.
+fn custom_schema(mut schema: Value) -> Value {
+    if let Some(map) = schema.as_object_mut() {
+        map.entry("type").or_insert_with(|| json!("object"));
+        let props = map.entry("properties").or_insert_with(|| json!({}));
+        if let Some(props) = props.as_object_mut() {
+            props.entry("apiVersion").or_insert_with(|| json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."}));
+            props.entry("kind").or_insert_with(|| json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."}));
+            props.insert(
+                "metadata".into(),
+                json!({"allOf": [reference(OBJECT_META)], "description": "Standard object's metadata."}),
+            );
+        }
+    }
+    schema
 }
 
 /// Schema of a kind skiff knows nothing about: an object whose `spec` and `status` keep any
@@ -243,6 +295,18 @@ mod tests {
         assert!(schemas.get(OBJECT_META).is_some());
         assert!(schemas.get("io.k8s.api.core.v1.PodSpec").is_some());
         assert_eq!(schemas[&list]["x-kubernetes-group-version-kind"][0]["kind"], "DeploymentList");
+    }
+
+    #[test]
+    fn multi_shape_crd_schema_types_are_untyped() {
+        let mut c = Components::new();
+        c.kind("apiextensions.k8s.io", "v1", "CustomResourceDefinition");
+        let schemas = c.finish();
+        let json = &schemas["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON"];
+        assert!(json.get("type").is_none(), "{json}");
+        assert!(json["description"].as_str().is_some_and(|d| d.starts_with("JSON represents")));
+        let or_bool = &schemas["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool"];
+        assert!(or_bool.get("type").is_none() && or_bool.get("properties").is_none(), "{or_bool}");
     }
 
     #[test]

@@ -3,13 +3,16 @@
 //!
 //! The table is produced by `scripts/gen-patch-schema.py` from the Go type definitions of
 //! kubernetes/api and kubernetes/apimachinery; see that script for the line format. Nothing
-//! here is edited by hand: every per-field fact the merge uses comes from this one table.
+//! in `schema.txt` is edited by hand. Kinds outside kubernetes/api (the CRD kind) have a few
+//! hand-written records in `schema-extra.txt`, each with the reason it is correct.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
 /// The generated table.
 const TABLE: &str = include_str!("schema.txt");
+/// Hand-written records for kinds the generator does not cover.
+const EXTRA: &str = include_str!("schema-extra.txt");
 
 /// The JSON shape of a value at some position in an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +79,7 @@ pub(crate) struct Schema {
     structs: Vec<HashMap<String, Field>>,
 }
 
-static SCHEMA: LazyLock<Result<Schema, String>> = LazyLock::new(|| Schema::parse(TABLE));
+static SCHEMA: LazyLock<Result<Schema, String>> = LazyLock::new(|| Schema::parse(&format!("{TABLE}\n{EXTRA}")));
 
 /// The schema of the built-in kinds, or why the embedded table is malformed.
 pub(crate) fn schema() -> Result<&'static Schema, &'static str> {

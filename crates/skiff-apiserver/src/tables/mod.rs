@@ -2,7 +2,8 @@
 //!
 //! `kubectl get` asks for `application/json;as=Table;v=v1;g=meta.k8s.io` and renders what the
 //! server sends. Each built-in resource has a printer (selected by group and plural) with the
-//! columns upstream's printers use; every other resource gets the generic `Name`, `Created At`.
+//! columns upstream's printers use; custom resources use their CRD's `additionalPrinterColumns`
+//! ([`custom`]); every other resource gets the generic `Name`, `Created At`.
 //! As upstream does on the server, every row carries all cells, wide (priority 1) ones included;
 //! kubectl drops the wide columns unless `-o wide`.
 //!
@@ -14,6 +15,7 @@ mod apps;
 mod batch;
 mod columns;
 mod core;
+pub mod custom;
 mod fields;
 mod other;
 #[cfg(test)]
@@ -100,7 +102,11 @@ pub fn build_table(info: &ResourceInfo, objects: &[&Value], list_metadata: Value
         .iter()
         .map(|obj| {
             let mut row = Map::new();
-            row.insert("cells".to_string(), Value::Array((printer.cells)(obj, opts.now)));
+            let cells = match info.custom {
+                Some(c) => custom::cells(c, obj, opts.now),
+                None => (printer.cells)(obj, opts.now),
+            };
+            row.insert("cells".to_string(), Value::Array(cells));
             if info.group.is_empty()
                 && info.plural == "pods"
                 && let Some(conditions) = core::pod_row_conditions(obj)
@@ -117,7 +123,10 @@ pub fn build_table(info: &ResourceInfo, objects: &[&Value], list_metadata: Value
         })
         .collect();
     let column_definitions = if opts.include_columns {
-        Value::Array(printer.columns.iter().map(ColumnDef::to_json).collect())
+        match info.custom {
+            Some(c) => Value::Array(custom::columns(c)),
+            None => Value::Array(printer.columns.iter().map(ColumnDef::to_json).collect()),
+        }
     } else {
         Value::Null
     };

@@ -1,0 +1,519 @@
+//! Structural OpenAPI v3 schemas of custom resources (upstream `apiextensions-apiserver`
+//! `pkg/apiserver/schema`): checking that a CRD schema is structural, pruning unknown fields,
+//! applying `default`s and validating objects against the schema.
+//!
+//! Schemas are handled as JSON (`serde_json::Value`), exactly as the CRD carries them. Error
+//! paths and messages follow upstream (`spec.replicas: Invalid value: "string": spec.replicas in
+//! body must be of type integer: "string"`). CEL rules (`x-kubernetes-validations`) are not
+//! evaluated.
+
+use serde_json::{Map, Value, json};
+
+use crate::validation::{ErrorKind, ErrorList, FieldError, child, index, key};
+
+fn flag(schema: &Value, name: &str) -> bool {
+    schema.get(name).and_then(Value::as_bool) == Some(true)
+}
+
+fn props(schema: &Value) -> Option<&Map<String, Value>> {
+    schema.get("properties").and_then(Value::as_object)
+}
+
+/// `additionalProperties` when it is a schema (not a boolean).
+fn additional(schema: &Value) -> Option<&Value> {
+    schema.get("additionalProperties").filter(|v| v.is_object())
+}
+
+/// Checks that `schema` (at field path `path`) is structural: every node specifies a `type`
+/// unless it is `x-kubernetes-int-or-string` or `x-kubernetes-preserve-unknown-fields`, the root
+/// is an object, and `items` is a single schema.
+pub fn check_structural(schema: &Value, path: &str) -> ErrorList {
+    let mut errors = ErrorList::new();
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") | None => {}
+        Some(other) => errors.push(FieldError::invalid(child(path, "type"), other, "must be object at the root")),
+    }
+    check_node(schema, path, true, &mut errors);
+    errors
+}
+
+fn check_node(schema: &Value, path: &str, root: bool, errors: &mut ErrorList) {
+    let Some(map) = schema.as_object() else {
+        errors.push(FieldError::invalid(path, schema.clone(), "must be a schema object"));
+        return;
+    };
+    let ty = map.get("type").and_then(Value::as_str).unwrap_or("");
+    let int_or_string = flag(schema, "x-kubernetes-int-or-string");
+    if int_or_string && !ty.is_empty() {
+        errors.push(FieldError::invalid(
+            child(path, "type"),
+            ty,
+            "must be empty if x-kubernetes-int-or-string is true",
+        ));
+    }
+    if ty.is_empty() && !int_or_string && !flag(schema, "x-kubernetes-preserve-unknown-fields") {
+        let detail =
+            if root { "must not be empty at the root" } else { "must not be empty for specified object fields" };
+        errors.push(FieldError::required(child(path, "type"), detail));
+    }
+    if !ty.is_empty() && !matches!(ty, "object" | "array" | "string" | "integer" | "number" | "boolean") {
+        errors.push(FieldError::not_supported(
+            child(path, "type"),
+            ty,
+            &["array", "boolean", "integer", "number", "object", "string"],
+        ));
+    }
+    if props(schema).is_some() && additional(schema).is_some() {
+        errors.push(FieldError::forbidden(
+            child(path, "additionalProperties"),
+            "additionalProperties and properties are mutual exclusive",
+        ));
+    }
+    if let Some(p) = props(schema) {
+        for (name, sub) in p {
+            check_node(sub, &key(&child(path, "properties"), name), false, errors);
+        }
+    }
+    if let Some(a) = additional(schema) {
+        check_node(a, &child(path, "additionalProperties"), false, errors);
+    }
+    match map.get("items") {
+        Some(items @ Value::Object(_)) => check_node(items, &child(path, "items"), false, errors),
+        Some(Value::Array(_)) => {
+            errors.push(FieldError::forbidden(child(path, "items"), "items must be a schema object and not an array"))
+        }
+        Some(_) => errors.push(FieldError::invalid(child(path, "items"), "", "must be a schema object")),
+        None if ty == "array" => {
+            errors.push(FieldError::required(child(path, "items"), "must be specified"));
+        }
+        None => {}
+    }
+}
+
+/// Removes fields the schema does not specify, returning their paths. `apiVersion`, `kind` and
+/// `metadata` survive at the root and in embedded resources; nothing is pruned below
+/// `x-kubernetes-preserve-unknown-fields`.
+pub fn prune(value: &mut Value, schema: &Value) -> Vec<String> {
+    let mut pruned = Vec::new();
+    prune_node(value, schema, "", true, &mut pruned);
+    pruned
+}
+
+fn prune_node(value: &mut Value, schema: &Value, path: &str, keep_meta: bool, pruned: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
+            let embedded = keep_meta || flag(schema, "x-kubernetes-embedded-resource");
+            let properties = props(schema);
+            let extra = additional(schema);
+            let allow_any = schema.get("additionalProperties").and_then(Value::as_bool) == Some(true);
+            let mut remove = Vec::new();
+            for (k, v) in map.iter_mut() {
+                let p = child(path, k);
+                if let Some(sub) = properties.and_then(|ps| ps.get(k)) {
+                    prune_node(v, sub, &p, false, pruned);
+                } else if let Some(sub) = extra {
+                    prune_node(v, sub, &p, false, pruned);
+                } else if embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                } else if !(preserve || allow_any) {
+                    remove.push(k.clone());
+                    pruned.push(p);
+                }
+            }
+            for k in remove {
+                map.remove(&k);
+            }
+        }
+        Value::Array(items) => {
+            if let Some(sub) = schema.get("items").filter(|s| s.is_object()) {
+                for (i, item) in items.iter_mut().enumerate() {
+                    prune_node(item, sub, &index(path, i), false, pruned);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Fills absent fields that have a `default` in the schema, recursively.
+pub fn apply_defaults(value: &mut Value, schema: &Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(properties) = props(schema) {
+                for (k, sub) in properties {
+                    match map.get_mut(k) {
+                        Some(v) if !v.is_null() => apply_defaults(v, sub),
+                        Some(v) => {
+                            if let Some(d) = sub.get("default").filter(|_| !flag(sub, "nullable")) {
+                                *v = d.clone();
+                                apply_defaults(v, sub);
+                            }
+                        }
+                        None => {
+                            if let Some(d) = sub.get("default") {
+                                let mut d = d.clone();
+                                apply_defaults(&mut d, sub);
+                                map.insert(k.clone(), d);
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(sub) = additional(schema) {
+                for v in map.values_mut() {
+                    apply_defaults(v, sub);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(sub) = schema.get("items").filter(|s| s.is_object()) {
+                for item in items {
+                    apply_defaults(item, sub);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Go's name of a JSON value's type, as upstream prints it in type errors.
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn type_error(path: &str, value: &Value, want: &str) -> FieldError {
+    let actual = type_name(value);
+    FieldError {
+        kind: ErrorKind::TypeInvalid,
+        field: path.to_string(),
+        value: Some(json!(actual)),
+        detail: format!("{path} in body must be of type {want}: \"{actual}\""),
+    }
+}
+
+fn invalid(path: &str, value: &Value, detail: String) -> FieldError {
+    FieldError::invalid(path, value.clone(), detail)
+}
+
+/// Compiles `pattern` with the `regex` crate (ECMA 262 patterns in CRDs are nearly always in the
+/// common subset).
+fn matches_pattern(pattern: &str, s: &str) -> Option<bool> {
+    regex::Regex::new(pattern).ok().map(|re| re.is_match(s))
+}
+
+/// Validates `value` (at `path`) against a structural schema.
+pub fn validate(value: &Value, schema: &Value, path: &str) -> ErrorList {
+    let mut errors = ErrorList::new();
+    validate_node(value, schema, path, &mut errors);
+    errors
+}
+
+fn number(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+fn validate_node(value: &Value, schema: &Value, path: &str, errors: &mut ErrorList) {
+    if value.is_null() {
+        if !flag(schema, "nullable") && (schema.get("type").is_some() || flag(schema, "x-kubernetes-int-or-string")) {
+            let want = schema.get("type").and_then(Value::as_str).unwrap_or("string");
+            errors.push(type_error(path, value, want));
+        }
+        return;
+    }
+    if flag(schema, "x-kubernetes-int-or-string") {
+        let ok = matches!(value, Value::String(_)) || value.as_i64().is_some() || value.as_u64().is_some();
+        if !ok {
+            errors.push(type_error(path, value, "integer,string"));
+            return;
+        }
+    }
+    let ty = schema.get("type").and_then(Value::as_str).unwrap_or("");
+    let type_ok = match ty {
+        "" => true,
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "boolean" => value.is_boolean(),
+        "integer" => value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|f| f.fract() == 0.0),
+        "number" => value.is_number(),
+        _ => true,
+    };
+    if !type_ok {
+        errors.push(type_error(path, value, ty));
+        return;
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let supported: Vec<String> =
+            allowed.iter().map(|a| a.as_str().map(str::to_string).unwrap_or_else(|| a.to_string())).collect();
+        let refs: Vec<&str> = supported.iter().map(String::as_str).collect();
+        errors.push(FieldError::not_supported(path, value.clone(), &refs));
+    }
+    match value {
+        Value::String(s) => validate_string(s, value, schema, path, errors),
+        Value::Number(_) => validate_number(value, schema, path, errors),
+        Value::Array(items) => {
+            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+                && items.len() as u64 > max
+            {
+                errors.push(FieldError::too_many(path, items.len(), max as usize));
+            }
+            if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+                && (items.len() as u64) < min
+            {
+                errors.push(invalid(
+                    path,
+                    &json!(items.len()),
+                    format!("{path} in body should have at least {min} items"),
+                ));
+            }
+            if let Some(sub) = schema.get("items").filter(|s| s.is_object()) {
+                for (i, item) in items.iter().enumerate() {
+                    validate_node(item, sub, &index(path, i), errors);
+                }
+            }
+        }
+        Value::Object(map) => {
+            if flag(schema, "x-kubernetes-embedded-resource") {
+                for f in ["apiVersion", "kind"] {
+                    if map.get(f).and_then(Value::as_str).unwrap_or("").is_empty() {
+                        errors.push(FieldError::required(child(path, f), "must not be empty"));
+                    }
+                }
+            }
+            if let Some(required) = schema.get("required").and_then(Value::as_array) {
+                for r in required.iter().filter_map(Value::as_str) {
+                    if map.get(r).is_none_or(Value::is_null) {
+                        errors.push(FieldError::required(child(path, r), ""));
+                    }
+                }
+            }
+            if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
+                && map.len() as u64 > max
+            {
+                errors.push(FieldError::too_many(path, map.len(), max as usize));
+            }
+            if let Some(min) = schema.get("minProperties").and_then(Value::as_u64)
+                && (map.len() as u64) < min
+            {
+                errors.push(invalid(
+                    path,
+                    &json!(map.len()),
+                    format!("{path} in body should have at least {min} properties"),
+                ));
+            }
+            let properties = props(schema);
+            let extra = additional(schema);
+            for (k, v) in map {
+                if let Some(sub) = properties.and_then(|p| p.get(k)) {
+                    validate_node(v, sub, &child(path, k), errors);
+                } else if let Some(sub) = extra {
+                    validate_node(v, sub, &child(path, k), errors);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn validate_string(s: &str, value: &Value, schema: &Value, path: &str, errors: &mut ErrorList) {
+    let chars = s.chars().count() as u64;
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+        && chars > max
+    {
+        errors.push(FieldError::too_long(path, max as usize));
+    }
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+        && chars < min
+    {
+        errors.push(invalid(path, value, format!("{path} in body should be at least {min} chars long")));
+    }
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+        && matches_pattern(pattern, s) == Some(false)
+    {
+        errors.push(invalid(path, value, format!("{path} in body should match '{pattern}'")));
+    }
+    let format_ok = match schema.get("format").and_then(Value::as_str).unwrap_or("") {
+        "date-time" => s.parse::<jiff::Timestamp>().is_ok(),
+        "date" => s.parse::<jiff::civil::Date>().is_ok(),
+        "int32" => s.parse::<i32>().is_ok(),
+        "int64" => s.parse::<i64>().is_ok(),
+        _ => true,
+    };
+    if !format_ok {
+        let format = schema.get("format").and_then(Value::as_str).unwrap_or("");
+        errors.push(invalid(path, value, format!("{path} in body must be of type {format}: \"{s}\"")));
+    }
+}
+
+fn validate_number(value: &Value, schema: &Value, path: &str, errors: &mut ErrorList) {
+    let Some(n) = number(value) else { return };
+    if let Some(min) = schema.get("minimum").and_then(number) {
+        if flag(schema, "exclusiveMinimum") && n <= min {
+            errors.push(invalid(path, value, format!("{path} in body should be greater than {}", fmt_num(min))));
+        } else if n < min {
+            errors.push(invalid(
+                path,
+                value,
+                format!("{path} in body should be greater than or equal to {}", fmt_num(min)),
+            ));
+        }
+    }
+    if let Some(max) = schema.get("maximum").and_then(number) {
+        if flag(schema, "exclusiveMaximum") && n >= max {
+            errors.push(invalid(path, value, format!("{path} in body should be less than {}", fmt_num(max))));
+        } else if n > max {
+            errors.push(invalid(
+                path,
+                value,
+                format!("{path} in body should be less than or equal to {}", fmt_num(max)),
+            ));
+        }
+    }
+    let format = schema.get("format").and_then(Value::as_str).unwrap_or("");
+    let fits = match format {
+        "int32" => value.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+        "int64" => value.as_i64().is_some(),
+        _ => true,
+    };
+    if !fits {
+        errors.push(invalid(path, value, format!("{path} in body must be of type {format}: \"{value}\"")));
+    }
+}
+
+fn fmt_num(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { n.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "replicas": {"type": "integer", "minimum": 0, "maximum": 10, "default": 1},
+                        "image": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 8},
+                        "mode": {"type": "string", "enum": ["a", "b"], "default": "a"},
+                        "port": {"x-kubernetes-int-or-string": true},
+                        "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        "tags": {"type": "array", "maxItems": 2, "items": {"type": "string"}},
+                        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "template": {"type": "object", "x-kubernetes-embedded-resource": true, "x-kubernetes-preserve-unknown-fields": true},
+                        "when": {"type": "string", "format": "date-time", "nullable": true},
+                    },
+                },
+                "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
+            },
+        })
+    }
+
+    #[test]
+    fn structural_check_names_the_missing_type() {
+        assert!(check_structural(&schema(), "s").is_empty());
+        let bad = json!({"type": "object", "properties": {"spec": {"properties": {"a": {"type": "string"}}}}});
+        let errs = check_structural(&bad, "spec.versions[0].schema.openAPIV3Schema");
+        assert_eq!(errs.len(), 1);
+        assert_eq!(
+            errs[0].to_string(),
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"
+        );
+        let preserved = json!({"type": "object", "properties": {"x": {"x-kubernetes-preserve-unknown-fields": true}}});
+        assert!(check_structural(&preserved, "s").is_empty());
+        assert_eq!(check_structural(&json!({"type": "string"}), "s").len(), 1);
+        let arr = json!({"type": "object", "properties": {"a": {"type": "array"}}});
+        assert_eq!(check_structural(&arr, "s")[0].field, "s.properties[a].items");
+    }
+
+    #[test]
+    fn pruning_keeps_known_and_preserved_fields() {
+        let mut obj = json!({
+            "apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"},
+            "spec": {"image": "nginx", "bogus": 1, "extra": {"anything": {"deep": true}},
+                     "labels": {"a": "b"}, "template": {"apiVersion": "v1", "kind": "Pod", "metadata": {}, "spec": {}},
+                     "tags": ["x"]},
+            "status": {"ready": true, "junk": 2},
+            "top": 3,
+        });
+        let pruned = prune(&mut obj, &schema());
+        assert_eq!(pruned, vec!["spec.bogus", "status.junk", "top"]);
+        assert_eq!(obj["spec"]["extra"]["anything"]["deep"], true);
+        assert_eq!(obj["metadata"]["name"], "a");
+        assert_eq!(obj["spec"]["template"]["kind"], "Pod");
+        assert!(obj.get("top").is_none());
+    }
+
+    #[test]
+    fn defaults_fill_absent_fields() {
+        let mut obj = json!({"spec": {"image": "a"}});
+        apply_defaults(&mut obj, &schema());
+        assert_eq!(obj["spec"]["replicas"], 1);
+        assert_eq!(obj["spec"]["mode"], "a");
+        let mut kept = json!({"spec": {"image": "a", "replicas": 3}});
+        apply_defaults(&mut kept, &schema());
+        assert_eq!(kept["spec"]["replicas"], 3);
+    }
+
+    #[test]
+    fn validation_messages_follow_upstream() {
+        let s = schema();
+        let at = |obj: Value| validate(&obj, &s, "").into_iter().map(|e| e.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            at(json!({"spec": {"image": "a", "replicas": "3"}})),
+            vec!["spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\""]
+        );
+        assert_eq!(at(json!({"spec": {}})), vec!["spec.image: Required value"]);
+        assert_eq!(
+            at(json!({"spec": {"image": "a", "replicas": -1}})),
+            vec!["spec.replicas: Invalid value: -1: spec.replicas in body should be greater than or equal to 0"]
+        );
+        assert_eq!(
+            at(json!({"spec": {"image": "a", "replicas": 11}})),
+            vec!["spec.replicas: Invalid value: 11: spec.replicas in body should be less than or equal to 10"]
+        );
+        assert_eq!(
+            at(json!({"spec": {"image": "A1"}})),
+            vec!["spec.image: Invalid value: \"A1\": spec.image in body should match '^[a-z]+$'"]
+        );
+        assert_eq!(
+            at(json!({"spec": {"image": "abcdefghij"}})),
+            vec!["spec.image: Too long: must have at most 8 bytes"]
+        );
+        assert_eq!(
+            at(json!({"spec": {"image": "a", "mode": "c"}})),
+            vec!["spec.mode: Unsupported value: \"c\": supported values: \"a\", \"b\""]
+        );
+        assert!(at(json!({"spec": {"image": "a", "port": 80}})).is_empty());
+        assert!(at(json!({"spec": {"image": "a", "port": "http"}})).is_empty());
+        assert_eq!(at(json!({"spec": {"image": "a", "port": true}})).len(), 1);
+        assert_eq!(
+            at(json!({"spec": {"image": "a", "tags": ["a", "b", "c"]}})),
+            vec!["spec.tags: Too many: 3: must have at most 2 items"]
+        );
+        assert_eq!(at(json!({"spec": {"image": "a", "labels": {"a": 1}}})).len(), 1);
+        assert_eq!(
+            at(json!({"spec": {"image": "a", "template": {"metadata": {}}}})),
+            vec![
+                "spec.template.apiVersion: Required value: must not be empty",
+                "spec.template.kind: Required value: must not be empty"
+            ]
+        );
+        assert!(at(json!({"spec": {"image": "a", "when": null}})).is_empty());
+        assert!(at(json!({"spec": {"image": "a", "when": "2024-01-02T03:04:05Z"}})).is_empty());
+        assert_eq!(at(json!({"spec": {"image": "a", "when": "yesterday"}})).len(), 1);
+    }
+}
