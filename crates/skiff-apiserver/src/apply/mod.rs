@@ -288,10 +288,17 @@ fn without_managed(obj: &Value) -> Value {
 pub fn apply(live: Option<&Value>, config: &Value, writer: &Writer<'_>, force: bool) -> Result<Value, Vec<Conflict>> {
     let ty = writer.ty();
     let mut config = without_managed(config);
-    if writer.ignore_status
-        && let Some(m) = config.as_object_mut()
-    {
-        m.remove("status");
+    if let Some(m) = config.as_object_mut() {
+        if writer.ignore_status {
+            m.remove("status");
+        }
+        if writer.subresource == "status" {
+            // Applying to /status sets only status; the rest is identity.
+            m.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status"));
+            if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.retain(|k, _| SYSTEM_METADATA.contains(&k.as_str()));
+            }
+        }
     }
     let live_plain = live.map(without_managed).unwrap_or_else(|| json!({}));
     let mut list = live.map(entries).unwrap_or_default();

@@ -436,6 +436,19 @@ fn apply_and_update_scenarios() {
 }
 
 #[test]
+fn status_apply_owns_only_status() {
+    let w = Writer { subresource: "status", ignore_status: false, ..writer("ctl", T0) };
+    let cfg =
+        json!({"metadata": {"name": "d", "labels": {"a": "b"}}, "spec": {"replicas": 9}, "status": {"replicas": 1}});
+    let live = deploy(json!({"replicas": 2}));
+    let obj = apply(Some(&live), &cfg, &w, false).expect("applies");
+    assert_eq!(obj["spec"]["replicas"], 2);
+    assert!(obj["metadata"].get("labels").is_none());
+    assert_eq!(owned(&obj, "ctl"), vec![".status.replicas"]);
+    assert_eq!(entries(&obj)[0].subresource, "status");
+}
+
+#[test]
 fn fields_v1_round_trips_with_dot_for_members_with_children() {
     let v = json!({"f:metadata": {"f:labels": {".": {}, "f:a": {}}}, "f:spec": {"f:replicas": {}}});
     let set = fieldpath::from_fields_v1(&v);

@@ -632,6 +632,26 @@ mod tests {
     }
 
     #[test]
+    fn apply_conflicts_are_worded_as_upstream() {
+        let c = |m: &str, f: &str| apply::Conflict { manager: m.into(), field: f.into() };
+        let one = conflict_error(vec![c("\"kubectl\" using apps/v1", ".spec.replicas")]);
+        assert_eq!((one.code, one.reason), (409, Reason::Conflict));
+        assert_eq!(
+            one.message,
+            "Apply failed with 1 conflict: conflict with \"kubectl\" using apps/v1: .spec.replicas"
+        );
+        let cause = &one.details.as_ref().expect("details").causes[0];
+        assert_eq!(cause.reason, "FieldManagerConflict");
+        assert_eq!(cause.message, "conflict with \"kubectl\" using apps/v1");
+        assert_eq!(cause.field, ".spec.replicas");
+        let two = conflict_error(vec![c("\"b\"", ".spec.paused"), c("\"a\"", ".spec.replicas"), c("\"b\"", ".data.x")]);
+        assert_eq!(
+            two.message,
+            "Apply failed with 3 conflicts: conflicts with \"a\":\n- .spec.replicas\nconflicts with \"b\":\n- .spec.paused\n- .data.x"
+        );
+    }
+
+    #[test]
     fn merge_patch_deletes_with_null() {
         let current = json!({"metadata": {"labels": {"a": "1", "b": "2"}}});
         let patch = json!({"metadata": {"labels": {"a": null, "c": "3"}}});
