@@ -135,3 +135,36 @@ data:
     update = [e for (name, op), e in ms.items() if op == "Update"]
     assert update and "f:a" in update[0]["fieldsV1"]["f:data"]
     assert obj["data"] == {"a": "1", "b": "2"}
+
+
+def test_python_dynamic_client_server_side_apply(api_client, cluster):
+    """The Python dynamic client's `server_side_apply` (apply-patch+yaml with fieldManager)."""
+    from kubernetes import dynamic
+    from kubernetes.client.rest import ApiException
+
+    from conftest import unique
+
+    ns = unique("e2e-py")
+    cluster.kubectl("create", "namespace", ns)
+    cms = dynamic.DynamicClient(api_client).resources.get(api_version="v1", kind="ConfigMap")
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "py"}, "data": {"a": "1"}}
+    dyn = dynamic.DynamicClient(api_client)
+    created = dyn.server_side_apply(cms, body=body, name="py", namespace=ns, field_manager="py-mgr")
+    assert created.data.a == "1"
+    entry = created.metadata.managedFields[0]
+    assert (entry.manager, entry.operation) == ("py-mgr", "Apply")
+
+    body["data"] = {"a": "2"}
+    try:
+        dyn.server_side_apply(cms, body=body, name="py", namespace=ns, field_manager="other")
+        raise AssertionError("expected a conflict")
+    except ApiException as e:
+        assert e.status == 409
+        status = json.loads(e.body)
+        assert status["details"]["causes"] == [
+            {"reason": "FieldManagerConflict", "message": 'conflict with "py-mgr"', "field": ".data.a"}
+        ]
+    forced = dyn.server_side_apply(cms, body=body, name="py", namespace=ns, field_manager="other", force_conflicts=True)
+    assert forced.data.a == "2"
+    assert [e.manager for e in forced.metadata.managedFields] == ["other"]
+    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
