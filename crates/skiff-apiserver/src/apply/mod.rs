@@ -16,8 +16,9 @@
 //!   kept (older ones merge into `ancient-changes`), and an entry's `time` only moves when its
 //!   fields change, so no-op writes stay no-ops.
 //!
-//! Known differences: field sets are not converted between API versions, and client-sent
-//! `managedFields` are ignored except for the reset value `[{}]`.
+//! Client-sent `managedFields` on non-apply writes are honoured as upstream does: `[{}]` clears
+//! them, well-formed entries replace the stored ones, anything else (including `[]`) is ignored.
+//! Known difference: field sets are not converted between API versions.
 
 mod fieldpath;
 mod typed;
@@ -141,14 +142,6 @@ pub fn entries(obj: &Value) -> Vec<Entry> {
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Entry::from_json).collect())
         .unwrap_or_default()
-}
-
-/// Whether an object asks for its managed fields to be cleared (`managedFields: [{}]`).
-pub fn is_reset(obj: &Value) -> bool {
-    obj.get("metadata")
-        .and_then(|m| m.get("managedFields"))
-        .and_then(Value::as_array)
-        .is_some_and(|a| a.len() == 1 && a[0].as_object().is_some_and(Map::is_empty))
 }
 
 /// Writes `entries` into `obj` (dropping empty ones, capping `Update` entries, sorting as
@@ -372,19 +365,48 @@ fn is_key_field(item: &str, field: &str) -> bool {
     serde_json::from_str::<Map<String, Value>>(key).is_ok_and(|m| m.contains_key(name))
 }
 
+/// What a non-apply write sent as `managedFields`.
+#[derive(Debug, Clone, Default)]
+pub enum Sent {
+    /// Nothing usable (absent, `[]`, or malformed): the stored entries are the base.
+    #[default]
+    Nothing,
+    /// `[{}]`: drop every entry.
+    Reset,
+    /// Well-formed entries: they replace the stored ones as the base (as upstream, which is how
+    /// kubectl migrates client-side-apply ownership to a server-side applier).
+    Entries(Vec<Entry>),
+}
+
+impl Sent {
+    /// Classifies a request's `metadata.managedFields` value.
+    pub fn classify(value: Option<&Value>) -> Sent {
+        let Some(items) = value.and_then(Value::as_array) else { return Sent::Nothing };
+        if items.len() == 1 && items[0].as_object().is_some_and(Map::is_empty) {
+            return Sent::Reset;
+        }
+        let parsed: Vec<Entry> = items.iter().filter_map(Entry::from_json).collect();
+        if parsed.is_empty() || parsed.len() != items.len() { Sent::Nothing } else { Sent::Entries(parsed) }
+    }
+}
+
 /// Records the `Update` entry of a non-apply write from `old` (`None` on create) to `new`:
 /// the writer gains what it added or changed (taking it from other managers) and loses what it
-/// removed. With `reset` (the client sent `managedFields: [{}]`) all entries are dropped.
-pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>, reset: bool) {
-    if reset {
-        store_entries(new, Vec::new());
-        return;
-    }
+/// removed. `sent` is what the request carried in `managedFields` (see [`Sent`]).
+pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>, sent: Sent) {
+    let base = match sent {
+        Sent::Reset => {
+            store_entries(new, Vec::new());
+            return;
+        }
+        Sent::Entries(list) => Some(list),
+        Sent::Nothing => None,
+    };
     let ty = writer.ty();
     let old_plain = old.map(without_managed).unwrap_or_else(|| json!({}));
     let new_plain = without_managed(new);
     let (changed, removed) = diff(&typed::walk(&old_plain, ty), &typed::walk(&new_plain, ty), writer.ignore_status);
-    let mut list = old.map(entries).unwrap_or_default();
+    let mut list = base.unwrap_or_else(|| old.map(entries).unwrap_or_default());
     let me_id = Entry {
         manager: writer.manager.to_string(),
         operation: Operation::Update,

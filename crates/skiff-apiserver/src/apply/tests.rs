@@ -40,7 +40,7 @@ fn run(steps: Vec<Step>) -> Outcome {
                 let old = obj.clone().unwrap_or_else(|| json!({}));
                 let mut new = old.clone();
                 json_patch::merge(&mut new, &patch);
-                record_update(obj.as_ref(), &mut new, &writer(m, now), false);
+                record_update(obj.as_ref(), &mut new, &writer(m, now), Sent::Nothing);
                 obj = Some(new);
             }
         }
@@ -460,10 +460,23 @@ fn fields_v1_round_trips_with_dot_for_members_with_children() {
 fn reset_drops_all_entries() {
     let obj = run(vec![Step::Apply("a", deploy(json!({"replicas": 1})), false)]).expect("applies");
     let mut new = obj.clone();
-    record_update(Some(&obj), &mut new, &writer("k", T1), true);
+    record_update(Some(&obj), &mut new, &writer("k", T1), Sent::Reset);
     assert!(new["metadata"].get("managedFields").is_none());
-    assert!(is_reset(&json!({"metadata": {"managedFields": [{}]}})));
-    assert!(!is_reset(&json!({"metadata": {"managedFields": []}})));
+    assert!(matches!(Sent::classify(Some(&json!([{}]))), Sent::Reset));
+    assert!(matches!(Sent::classify(Some(&json!([]))), Sent::Nothing));
+    assert!(matches!(Sent::classify(Some(&json!([{"manager": "x"}]))), Sent::Nothing));
+}
+
+#[test]
+fn sent_entries_replace_the_stored_ones() {
+    let obj = run(vec![Step::Update("kubectl-client-side-apply", deploy(json!({"replicas": 1})))]).expect("writes");
+    let mut migrated = entries(&obj);
+    migrated[0].manager = "kubectl".into();
+    migrated[0].operation = Operation::Apply;
+    let mut new = obj.clone();
+    record_update(Some(&obj), &mut new, &writer("kubectl", T1), Sent::Entries(migrated));
+    assert_eq!(owned(&new, "kubectl"), vec![".spec.replicas"]);
+    assert!(owned(&new, "kubectl-client-side-apply").is_empty());
 }
 
 #[test]
@@ -474,7 +487,7 @@ fn update_entries_are_capped_into_ancient_changes() {
         new["metadata"]["labels"] = json!({format!("k{i}"): "v"});
         let m = format!("m{i:02}");
         let t = format!("2026-01-01T00:00:{i:02}Z");
-        record_update(Some(&obj), &mut new, &writer(&m, &t), false);
+        record_update(Some(&obj), &mut new, &writer(&m, &t), Sent::Nothing);
         obj = new;
     }
     let list = entries(&obj);

@@ -110,18 +110,18 @@ fn put_managed(obj: &mut Value, managed: Option<Value>) {
 }
 
 /// Maintains `managedFields` of a write from `old` (`None` on create) to `new`; `sent` is what
-/// the request carried (kept for server-side apply, a reset for `[{}]`, otherwise ignored).
+/// the request carried (server-side apply's computed entries, or a client's, see
+/// [`apply::Sent`]).
 fn track(ctx: &Ctx, adm: &Admission, old: Option<&Value>, new: &mut Value, sent: Option<Value>) {
     match &adm.tracking {
         Tracking::Off => put_managed(new, old.and_then(|o| objects::metadata(o)?.get("managedFields").cloned())),
         Tracking::Applied => put_managed(new, sent),
         Tracking::Update(manager) => {
-            let reset =
-                sent.as_ref().is_some_and(|v| apply::is_reset(&serde_json::json!({"metadata": {"managedFields": v}})));
+            let sent = apply::Sent::classify(sent.as_ref());
             let api_version = ctx.info.api_version();
             let now = meta::now_rfc3339();
             let w = writer(ctx, (ctx.storage.group, ctx.storage.kind), manager, &api_version, &now);
-            apply::record_update(old, new, &w, reset);
+            apply::record_update(old, new, &w, sent);
         }
     }
 }
