@@ -266,6 +266,19 @@ pub struct Conflict {
     pub field: String,
 }
 
+/// The annotation of kubectl's client-side apply.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The manager whose applies may take over client-side-apply fields (upstream: only kubectl's
+/// default server-side manager migrates; other managers opt out).
+const MIGRATING_MANAGER: &str = "kubectl";
+
+/// The configuration kubectl's client-side apply last recorded on `obj`, if any.
+fn last_applied(obj: &Value) -> Option<Value> {
+    let text = obj.get("metadata")?.get("annotations")?.get(LAST_APPLIED)?.as_str()?;
+    serde_json::from_str(text).ok()
+}
+
 /// An object without its `managedFields`.
 fn without_managed(obj: &Value) -> Value {
     let mut v = obj.clone();
@@ -305,18 +318,37 @@ pub fn apply(live: Option<&Value>, config: &Value, writer: &Writer<'_>, force: b
     };
     let mut merged = typed::merge(Some(&live_plain), &config, ty);
     let (changed, _) = diff(&typed::walk(&live_plain, ty), &typed::walk(&merged, ty), writer.ignore_status);
-    let mut conflicts = Vec::new();
-    for e in list.iter_mut().filter(|e| !e.same_identity(&me)) {
-        let clash: Vec<Path> = e.fields.intersection(&changed).cloned().collect();
-        for p in &clash {
-            conflicts.push(Conflict { manager: e.describe(), field: display(p) });
-            if force {
-                e.fields.remove(p);
-            }
+    let clashes = |list: &[Entry]| -> Vec<(usize, Path)> {
+        let mut out = Vec::new();
+        for (i, e) in list.iter().enumerate().filter(|(_, e)| !e.same_identity(&me)) {
+            out.extend(e.fields.intersection(&changed).map(|p| (i, p.clone())));
         }
+        out
+    };
+    let found = clashes(&list);
+    // Upstream migrates from client-side apply: kubectl's applier may take the fields its
+    // last-applied annotation lists.
+    let migrating = writer.manager == MIGRATING_MANAGER
+        && live.and_then(last_applied).is_some_and(|cfg| {
+            let allowed = config_set(&typed::walk(&cfg, ty), writer.ignore_status);
+            found.iter().all(|(_, p)| allowed.contains(p))
+        });
+    if !found.is_empty() && !force && !migrating {
+        return Err(found.iter().map(|(i, p)| Conflict { manager: list[*i].describe(), field: display(p) }).collect());
     }
-    if !conflicts.is_empty() && !force {
-        return Err(conflicts);
+    for (i, p) in &found {
+        list[*i].fields.remove(p);
+    }
+    if writer.manager == MIGRATING_MANAGER
+        && live.and_then(last_applied).is_some()
+        && let Some(annotations) = merged.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut)
+    {
+        // Keep client-side apply's record in step with what kubectl applied server-side.
+        let mut record = config.clone();
+        if let Some(a) = record.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+            a.remove(LAST_APPLIED);
+        }
+        annotations.insert(LAST_APPLIED.into(), Value::String(format!("{record}\n")));
     }
     let previous = list.iter().position(|e| e.same_identity(&me)).map(|i| list.remove(i));
     if let Some(prev) = &previous {

@@ -449,6 +449,23 @@ fn status_apply_owns_only_status() {
 }
 
 #[test]
+fn kubectl_takes_over_fields_from_its_client_side_apply() {
+    let last = deploy(json!({"replicas": 1})).to_string();
+    let mut live = deploy(json!({"replicas": 1}));
+    live["metadata"]["annotations"] = json!({LAST_APPLIED: last});
+    let mut created = live.clone();
+    record_update(None, &mut created, &writer("kubectl-client-side-apply", T0), Sent::Nothing);
+    let cfg = deploy(json!({"replicas": 3}));
+    assert!(apply(Some(&created), &cfg, &writer("other", T1), false).is_err(), "other managers still conflict");
+    let obj = apply(Some(&created), &cfg, &writer("kubectl", T1), false).expect("migrates");
+    assert_eq!(obj["spec"]["replicas"], 3);
+    assert_eq!(owned(&obj, "kubectl"), vec![".spec.replicas"]);
+    let record: Value =
+        serde_json::from_str(obj["metadata"]["annotations"][LAST_APPLIED].as_str().expect("kept")).expect("json");
+    assert_eq!(record["spec"]["replicas"], 3);
+}
+
+#[test]
 fn fields_v1_round_trips_with_dot_for_members_with_children() {
     let v = json!({"f:metadata": {"f:labels": {".": {}, "f:a": {}}}, "f:spec": {"f:replicas": {}}});
     let set = fieldpath::from_fields_v1(&v);
