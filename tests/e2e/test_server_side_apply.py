@@ -168,3 +168,15 @@ def test_python_dynamic_client_server_side_apply(api_client, cluster):
     assert forced.data.a == "2"
     assert [e.manager for e in forced.metadata.managedFields] == ["other"]
     cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_server_side_apply_takes_over_from_client_side_apply(k):
+    """kubectl's server-side applier may change fields its client-side apply set (upstream's
+    last-applied migration); a later client-side apply still works."""
+    k("apply", "-f", "-", input=deploy(replicas=2))
+    k("apply", "--server-side", "-f", "-", input=deploy(replicas=3))
+    obj = k.json("get", "deployment", "web", *show_managed(k))
+    assert obj["spec"]["replicas"] == 3
+    assert "f:replicas" in managers(obj)[("kubectl", "Apply")]["fieldsV1"]["f:spec"]
+    k("apply", "-f", "-", input=deploy(replicas=2))
+    assert k.json("get", "deployment", "web")["spec"]["replicas"] == 2
