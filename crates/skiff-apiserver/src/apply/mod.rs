@@ -355,7 +355,9 @@ pub fn apply(live: Option<&Value>, config: &Value, writer: &Writer<'_>, force: b
         prune(&mut merged, prev, &me.fields, &list, ty);
     }
     let mut me = me;
+    let unchanged = merged == live_plain;
     if let Some(prev) = previous
+        && unchanged
         && prev.fields == me.fields
         && prev.api_version == me.api_version
     {

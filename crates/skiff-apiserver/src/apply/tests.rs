@@ -107,6 +107,16 @@ const CASES: &[Case] = &[
         check: |o| assert_eq!(ok(o)["metadata"]["managedFields"][0]["time"], T1),
     },
     Case {
+        name: "changed_value_of_an_owned_field_moves_time",
+        steps: || {
+            vec![
+                Step::Apply("a", deploy(json!({"replicas": 2})), false),
+                Step::Apply("a", deploy(json!({"replicas": 3})), false),
+            ]
+        },
+        check: |o| assert_eq!(ok(o)["metadata"]["managedFields"][0]["time"], T1),
+    },
+    Case {
         name: "field_dropped_from_config_is_removed",
         steps: || {
             vec![
