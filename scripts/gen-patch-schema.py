@@ -15,9 +15,13 @@ Output format (one record per line, fields separated by single spaces):
     # comment
     kind <group or -> <Kind> <type>
     type <type> <field>...
-where each <field> is `json:shape[:strategy[:mergeKey]]` and a shape is `-` (scalar),
+    atomic <type>
+where each <field> is `json:shape[:strategy[:mergeKey[:markers]]]` and a shape is `-` (scalar),
 `*` (free-form JSON, merged without schema), `[shape` (list of), `{shape` (map of string to)
-or a type name such as `core.v1.Container`.
+or a type name such as `core.v1.Container`. `markers` are the server-side-apply markers from
+the field's Go comment, `;`-separated: `listType=map|set|atomic`, `listMapKey=a,b` (every
+`+listMapKey` in order), `mapType=atomic|granular`, `structType=atomic|granular`. An `atomic`
+record names a struct type whose Go comment says `+structType=atomic`.
 """
 
 import argparse
@@ -104,9 +108,33 @@ def list_go_files(repo, directory):
     ]
 
 
+MARKER_RE = re.compile(r"^\s*//\s*\+(listType|listMapKey|mapType|structType)=(\w+)\s*$")
+MARKER_PREFIX = "@@marker "
+
+
 def strip_comments(src):
+    """Drops comments, keeping server-side-apply markers as `@@marker key=value` lines."""
     src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
-    return "\n".join(line for line in src.split("\n") if not line.lstrip().startswith("//"))
+    out = []
+    for line in src.split("\n"):
+        m = MARKER_RE.match(line)
+        if m:
+            out.append(f"{MARKER_PREFIX}{m.group(1)}={m.group(2)}")
+        elif not line.lstrip().startswith("//"):
+            out.append(line)
+    return "\n".join(out)
+
+
+def take_marker(line, markers):
+    """Records a marker line into `markers` (listMapKey accumulates); whether it was one."""
+    if not line.startswith(MARKER_PREFIX):
+        return False
+    key, value = line[len(MARKER_PREFIX):].split("=", 1)
+    if key == "listMapKey":
+        markers.setdefault(key, []).append(value)
+    else:
+        markers[key] = value
+    return True
 
 
 def parse_imports(src):
@@ -127,7 +155,8 @@ class Package:
 
     def __init__(self, pid):
         self.pid = pid
-        self.structs = {}  # name -> list of (name, gotype, tags, file imports)
+        self.structs = {}  # name -> list of (name, gotype, tags, markers), file imports
+        self.type_markers = {}  # struct name -> markers of its type comment
         self.named = {}  # name -> (gotype, imports) for non-struct named types
 
 
@@ -138,11 +167,16 @@ def parse_package(pid, repo, directory):
         imports = parse_imports(src)
         lines = src.split("\n")
         i = 0
+        markers = {}
         while i < len(lines):
             line = lines[i]
+            if take_marker(line, markers):
+                i += 1
+                continue
             m = re.match(r"^type\s+(\w+)\s+struct\s*\{\s*(\}?)", line)
             if m:
                 name, fields, depth = m.group(1), [], 1
+                pkg.type_markers[name], markers = markers, {}
                 if m.group(2):
                     pkg.structs[name] = (fields, imports)
                     i += 1
@@ -150,18 +184,27 @@ def parse_package(pid, repo, directory):
                 i += 1
                 while i < len(lines) and depth > 0:
                     body = lines[i]
+                    if depth == 1 and take_marker(body, markers):
+                        i += 1
+                        continue
                     depth += body.count("{") - body.count("}")
                     if depth == 1:
                         fm = FIELD_RE.match(body)
                         if fm:
                             tags = dict(TAG_RE.findall(fm.group(3)))
-                            fields.append((fm.group(1), fm.group(2).strip(), tags))
+                            fields.append((fm.group(1), fm.group(2).strip(), tags, markers))
+                            markers = {}
+                        elif not body.strip():
+                            markers = {}
                     i += 1
+                markers = {}
                 pkg.structs[name] = (fields, imports)
                 continue
             m = re.match(r"^type\s+(\w+)\s+=?\s*(\S.*?)\s*$", line)
             if m and not m.group(2).startswith(("struct", "interface", "func")):
                 pkg.named[m.group(1)] = (m.group(2), imports)
+            if line.strip():
+                markers = {}
             i += 1
     return pkg
 
@@ -243,7 +286,7 @@ class Generator:
         """Flattened field records of a struct (inline embeddings expanded)."""
         fields, imports = self.packages[pid].structs[name]
         out = []
-        for fname, gotype, tags in fields:
+        for fname, gotype, tags, markers in fields:
             parts = tags["json"].split(",") if "json" in tags else [""]
             if parts == ["-"]:
                 continue
@@ -264,10 +307,15 @@ class Generator:
             spec = json_name + ":" + shape
             strategy = tags.get("patchStrategy", "")
             key = tags.get("patchMergeKey", "")
-            if strategy or key:
+            marks = ";".join(
+                f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in sorted(markers.items())
+            )
+            if strategy or key or marks:
                 spec += ":" + strategy
-                if key:
+                if key or marks:
                     spec += ":" + key
+                if marks:
+                    spec += ":" + marks
             out.append(spec)
         return out
 
@@ -278,7 +326,7 @@ class Generator:
 
 
 def is_kind(pkg, name):
-    fields, imports = pkg.structs[name]
+    fields, _ = pkg.structs[name]
     has_type_meta = any(f[0] is None and f[1].endswith("TypeMeta") for f in fields)
     has_object_meta = any(f[2].get("json", "").startswith("metadata") and f[1].endswith(".ObjectMeta") for f in fields)
     return has_type_meta and has_object_meta
@@ -308,7 +356,8 @@ def main():
     commits = {r: git(p, "rev-parse", "HEAD").strip() for r, p in repos.items()}
     w = sys.stdout.write
     w(
-        "# skiff strategic-merge-patch schema: field facts (JSON names, shapes, patchStrategy, patchMergeKey) "
+        "# skiff strategic-merge-patch and server-side-apply schema: field facts (JSON names, shapes, patchStrategy, "
+        "patchMergeKey, +listType/+listMapKey/+mapType/+structType) "
         f"generated from kubernetes/api@{commits['api']} and kubernetes/apimachinery@{commits['apimachinery']}.\n"
     )
     w(
@@ -320,6 +369,10 @@ def main():
     for tname in sorted(gen.out_types):
         fields = gen.out_types[tname]
         w(" ".join(["type", tname, *fields]) + "\n")
+    for tname in sorted(gen.out_types):
+        pid, name = tname.rsplit(".", 1)
+        if gen.packages[pid].type_markers.get(name, {}).get("structType") == "atomic":
+            w(f"atomic {tname}\n")
 
 
 if __name__ == "__main__":

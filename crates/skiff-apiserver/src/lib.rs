@@ -6,6 +6,7 @@
 //! store.
 
 pub mod alloc;
+pub mod apply;
 pub mod authn;
 pub mod bootstrap;
 pub mod cache;

@@ -92,7 +92,8 @@ fn invalid(ctx: &Ctx, name: &str, errors: &[FieldError]) -> StatusError {
     StatusError::invalid(&ctx.group_kind(), name, errors)
 }
 
-/// Fills system metadata of a new object and validates its metadata.
+/// Fills system metadata of a new object and validates its metadata. `managedFields` are left
+/// to the write path, which maintains them.
 pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> Result<(), StatusError> {
     let has_spec = obj.get("spec").is_some();
     let meta = metadata_mut(obj).ok_or_else(|| StatusError::bad_request("metadata must be an object"))?;
@@ -102,7 +103,7 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> Result<(), StatusError> {
     meta.insert("name".into(), json!(name));
     meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-    for field in ["resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"] {
+    for field in ["resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"] {
         meta.remove(field);
     }
     if has_spec {
@@ -196,7 +197,7 @@ pub fn prepare_update(ctx: &Ctx, new: &mut Value, old: &Value) -> Result<(), Sta
             None => meta.remove(field),
         };
     }
-    for field in ["resourceVersion", "selfLink", "managedFields"] {
+    for field in ["resourceVersion", "selfLink"] {
         meta.remove(field);
     }
     let mut errors = ErrorList::new();

@@ -48,6 +48,8 @@ pub struct Ctx {
     pub accept: Option<String>,
     /// The `Content-Type` header.
     pub content_type: Option<String>,
+    /// The `User-Agent` header (default field manager).
+    pub user_agent: Option<String>,
 }
 
 impl Ctx {
@@ -63,6 +65,7 @@ impl Ctx {
             query: Query::default(),
             accept: None,
             content_type: None,
+            user_agent: None,
         }
     }
 
@@ -157,6 +160,7 @@ async fn dispatch(
         query: Query::parse(query),
         accept: header_str(headers, header::ACCEPT),
         content_type: header_str(headers, header::CONTENT_TYPE),
+        user_agent: header_str(headers, header::USER_AGENT),
     };
     if let Some(sub) = &ctx.subresource {
         return subresource::handle(state, &ctx, method, sub, body).await;

@@ -9,6 +9,8 @@ use bytes::Bytes;
 use http::Response;
 use serde_json::Value;
 use skiff_api::StatusError;
+use skiff_api::status::{GroupKind, Reason, StatusCause, StatusDetails};
+use skiff_api::validation::FieldError;
 use skiff_store::{StoreError, StoreExt};
 
 use super::Ctx;
@@ -18,7 +20,7 @@ use crate::objects::{self, meta_str, metadata_mut};
 use crate::query::parse_rv;
 use crate::state::ApiState;
 use crate::typed::{self, FieldValidation, Operation};
-use crate::{response, views};
+use crate::{apply, response, views};
 
 /// Options and collected warnings of one write.
 #[derive(Debug)]
@@ -29,21 +31,98 @@ pub struct Admission {
     pub validation: FieldValidation,
     /// Warnings for the `Warning` header.
     pub warnings: Vec<String>,
+    /// How the write records `managedFields`.
+    pub tracking: Tracking,
+}
+
+/// How a write maintains `metadata.managedFields`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tracking {
+    /// Internal writes: the stored entries are carried over unchanged.
+    Off,
+    /// Record an `Update` entry for this field manager.
+    Update(String),
+    /// The object already carries the entries computed by server-side apply.
+    Applied,
 }
 
 impl Admission {
     /// Reads the options of a request.
     pub fn from_ctx(ctx: &Ctx) -> Result<Self, StatusError> {
+        let manager = match ctx.query.get("fieldManager").filter(|m| !m.is_empty()) {
+            Some(m) => m.to_string(),
+            None => apply::manager_from_user_agent(ctx.user_agent.as_deref().unwrap_or("")),
+        };
+        if manager.chars().count() > 128 {
+            return Err(StatusError::invalid(
+                &GroupKind::new("meta.k8s.io", "PatchOptions"),
+                "",
+                &[FieldError::too_long("fieldManager", 128)],
+            ));
+        }
         Ok(Self {
             dry_run: ctx.query.dry_run()?,
             validation: FieldValidation::parse(ctx.query.get("fieldValidation"))?,
             warnings: Vec::new(),
+            tracking: Tracking::Update(manager),
         })
     }
 
     /// Options for internal writes.
     pub fn internal() -> Self {
-        Self { dry_run: false, validation: FieldValidation::Ignore, warnings: Vec::new() }
+        Self { dry_run: false, validation: FieldValidation::Ignore, warnings: Vec::new(), tracking: Tracking::Off }
+    }
+}
+
+/// The identity of a write for `managedFields`, on objects of kind `group`/`kind`.
+fn writer<'a>(
+    ctx: &'a Ctx,
+    gk: (&'a str, &'a str),
+    manager: &'a str,
+    api_version: &'a str,
+    now: &'a str,
+) -> apply::Writer<'a> {
+    let subresource = ctx.subresource.as_deref().unwrap_or("");
+    apply::Writer {
+        group: gk.0,
+        kind: gk.1,
+        manager,
+        api_version,
+        subresource,
+        ignore_status: subresource.is_empty() && ctx.storage.has_status(),
+        now,
+    }
+}
+
+/// Takes `metadata.managedFields` out of an object.
+fn take_managed(obj: &mut Value) -> Option<Value> {
+    metadata_mut(obj).and_then(|m| m.remove("managedFields"))
+}
+
+/// Puts `managedFields` (or their absence) back into an object.
+fn put_managed(obj: &mut Value, managed: Option<Value>) {
+    if let Some(m) = metadata_mut(obj) {
+        match managed {
+            Some(v) => m.insert("managedFields".into(), v),
+            None => m.remove("managedFields"),
+        };
+    }
+}
+
+/// Maintains `managedFields` of a write from `old` (`None` on create) to `new`; `sent` is what
+/// the request carried (server-side apply's computed entries, or a client's, see
+/// [`apply::Sent`]).
+fn track(ctx: &Ctx, adm: &Admission, old: Option<&Value>, new: &mut Value, sent: Option<Value>) {
+    match &adm.tracking {
+        Tracking::Off => put_managed(new, old.and_then(|o| objects::metadata(o)?.get("managedFields").cloned())),
+        Tracking::Applied => put_managed(new, sent),
+        Tracking::Update(manager) => {
+            let sent = apply::Sent::classify(sent.as_ref());
+            let api_version = ctx.info.api_version();
+            let now = meta::now_rfc3339();
+            let w = writer(ctx, (ctx.storage.group, ctx.storage.kind), manager, &api_version, &now);
+            apply::record_update(old, new, &w, sent);
+        }
     }
 }
 
@@ -93,9 +172,11 @@ pub async fn create_object(
     mut obj: Value,
     adm: &mut Admission,
 ) -> Result<Bytes, StatusError> {
+    let sent = take_managed(&mut obj);
     meta::prepare_create(ctx, &mut obj)?;
     ensure_namespace_open(state, ctx).await?;
     let mut obj = ops(ctx)?.admit(obj, Operation::Create, adm.validation, &mut adm.warnings)?;
+    track(ctx, adm, None, &mut obj, sent);
     let name = meta_str(&obj, "name").unwrap_or("").to_string();
     let key = ctx.key(&name);
     let reservations = if ctx.storage.plural == "services" && ctx.storage.group.is_empty() {
@@ -170,6 +251,7 @@ pub async fn update_object(
         meta::check_type(ctx, &mut desired)?;
         let mut new = views::to_storage(ctx.info, desired);
         objects::strip_nulls(&mut new);
+        let sent = take_managed(&mut new);
         if let Some(rv) = parse_rv(meta_str(&new, "resourceVersion"))?
             && rv != kv.mod_revision
         {
@@ -243,6 +325,7 @@ pub async fn update_object(
         {
             m.insert("generation".into(), Value::from(generation + 1));
         }
+        track(ctx, adm, Some(&old), &mut new, sent);
         // Finishing a deletion: the last finalizer is gone.
         let terminating = objects::metadata(&old).is_some_and(|m| m.contains_key("deletionTimestamp"));
         if terminating && has_finalizers(ctx, &old) && !has_finalizers(ctx, &new) {
@@ -326,15 +409,27 @@ enum PatchType {
     Strategic,
 }
 
+/// The server-side apply content type.
+const APPLY_MEDIA_TYPE: &str = "application/apply-patch+yaml";
+
+fn media_type(content_type: Option<&str>) -> &str {
+    content_type.and_then(|c| c.split(';').next()).map(str::trim).unwrap_or("")
+}
+
 fn patch_type(content_type: Option<&str>) -> Result<PatchType, StatusError> {
-    let media = content_type.and_then(|c| c.split(';').next()).map(str::trim).unwrap_or("");
+    let media = media_type(content_type);
     match media {
         "application/json-patch+json" => Ok(PatchType::Json),
         "application/merge-patch+json" => Ok(PatchType::Merge),
         "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
         other => Err(StatusError::unsupported_media_type(
             other,
-            &["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"],
+            &[
+                "application/json-patch+json",
+                "application/merge-patch+json",
+                "application/strategic-merge-patch+json",
+                APPLY_MEDIA_TYPE,
+            ],
         )),
     }
 }
@@ -399,6 +494,16 @@ pub async fn patch(state: &ApiState, ctx: &Ctx, body: Bytes) -> Result<Response<
 /// PATCH of the main resource or of `/status`.
 pub async fn patch_part(state: &ApiState, ctx: &Ctx, body: Bytes, part: Part) -> Result<Response<Body>, StatusError> {
     let name = ctx.require_name()?.to_string();
+    if media_type(ctx.content_type.as_deref()) == APPLY_MEDIA_TYPE {
+        return server_side_apply(state, ctx, &name, &body, part).await;
+    }
+    if ctx.query.get("force").is_some() {
+        return Err(StatusError::invalid(
+            &GroupKind::new("meta.k8s.io", "PatchOptions"),
+            "",
+            &[FieldError::forbidden("force", "may not be specified for non-apply patch")],
+        ));
+    }
     let kind = patch_type(ctx.content_type.as_deref())?;
     if body.len() > crate::negotiate::MAX_BODY_BYTES {
         return Err(StatusError::too_large(crate::negotiate::MAX_BODY_BYTES));
@@ -411,6 +516,101 @@ pub async fn patch_part(state: &ApiState, ctx: &Ctx, body: Bytes, part: Part) ->
         update_object(state, ctx, &name, part, &mut adm, &move |current| apply_patch(kind, gk, &patch, current))
             .await?;
     Ok(response::with_warnings(render_object(ctx, &updated.json, 200), &adm.warnings))
+}
+
+/// The 409 of an apply that changes fields other managers own, worded as upstream.
+fn conflict_error(conflicts: Vec<apply::Conflict>) -> StatusError {
+    let message = match conflicts.as_slice() {
+        [one] => format!("Apply failed with 1 conflict: conflict with {}: {}", one.manager, one.field),
+        _ => {
+            let mut by_manager: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+            for c in &conflicts {
+                by_manager.entry(&c.manager).or_default().push(&c.field);
+            }
+            let mut lines = Vec::new();
+            for (manager, fields) in by_manager {
+                lines.push(format!("conflicts with {manager}:"));
+                lines.extend(fields.iter().map(|f| format!("- {f}")));
+            }
+            format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+        }
+    };
+    let causes = conflicts
+        .into_iter()
+        .map(|c| StatusCause {
+            reason: "FieldManagerConflict".into(),
+            message: format!("conflict with {}", c.manager),
+            field: c.field,
+        })
+        .collect();
+    StatusError {
+        code: 409,
+        reason: Reason::Conflict,
+        message,
+        details: Some(StatusDetails { causes, ..Default::default() }),
+    }
+}
+
+/// PATCH with `application/apply-patch+yaml`: server-side apply, creating the object when absent.
+async fn server_side_apply(
+    state: &ApiState,
+    ctx: &Ctx,
+    name: &str,
+    body: &[u8],
+    part: Part,
+) -> Result<Response<Body>, StatusError> {
+    let manager = ctx.query.get("fieldManager").filter(|m| !m.is_empty()).ok_or_else(|| {
+        StatusError::invalid(
+            &GroupKind::new("meta.k8s.io", "PatchOptions"),
+            "",
+            &[FieldError::required("fieldManager", "is required for apply patch")],
+        )
+    })?;
+    let force = ctx.query.flag("force");
+    let mut config = crate::negotiate::decode_body(body, crate::negotiate::BodyFormat::Yaml)?;
+    objects::strip_nulls(&mut config);
+    meta::check_type(ctx, &mut config)?;
+    let meta = metadata_mut(&mut config).ok_or_else(|| StatusError::bad_request("metadata must be an object"))?;
+    match meta.get("name").and_then(Value::as_str) {
+        None | Some("") => {
+            meta.insert("name".into(), Value::String(name.to_string()));
+        }
+        Some(n) if n == name => {}
+        Some(n) => {
+            return Err(StatusError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+    }
+    if ctx.info.namespaced {
+        let want = ctx.namespace.clone().unwrap_or_default();
+        match meta.get("namespace").and_then(Value::as_str) {
+            None | Some("") => {
+                meta.insert("namespace".into(), Value::String(want));
+            }
+            Some(ns) if ns == want => {}
+            Some(_) => {
+                return Err(StatusError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        }
+    }
+    let mut adm = Admission::from_ctx(ctx)?;
+    adm.tracking = Tracking::Applied;
+    let api_version = ctx.info.api_version();
+    let now = meta::now_rfc3339();
+    let w = writer(ctx, (ctx.info.group, ctx.info.kind), manager, &api_version, &now);
+    let change = |current: &Value| apply::apply(Some(current), &config, &w, force).map_err(conflict_error);
+    match update_object(state, ctx, name, part, &mut adm, &change).await {
+        Ok(updated) => Ok(response::with_warnings(render_object(ctx, &updated.json, 200), &adm.warnings)),
+        Err(e) if e.code == 404 && part == Part::Main => {
+            let obj = apply::apply(None, &config, &w, force).map_err(conflict_error)?;
+            let json = create_object(state, ctx, views::to_storage(ctx.info, obj), &mut adm).await?;
+            Ok(response::with_warnings(render_object(ctx, &json, 201), &adm.warnings))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -432,11 +632,31 @@ mod tests {
     }
 
     #[test]
+    fn apply_conflicts_are_worded_as_upstream() {
+        let c = |m: &str, f: &str| apply::Conflict { manager: m.into(), field: f.into() };
+        let one = conflict_error(vec![c("\"kubectl\" using apps/v1", ".spec.replicas")]);
+        assert_eq!((one.code, one.reason), (409, Reason::Conflict));
+        assert_eq!(
+            one.message,
+            "Apply failed with 1 conflict: conflict with \"kubectl\" using apps/v1: .spec.replicas"
+        );
+        let cause = &one.details.as_ref().expect("details").causes[0];
+        assert_eq!(cause.reason, "FieldManagerConflict");
+        assert_eq!(cause.message, "conflict with \"kubectl\" using apps/v1");
+        assert_eq!(cause.field, ".spec.replicas");
+        let two = conflict_error(vec![c("\"b\"", ".spec.paused"), c("\"a\"", ".spec.replicas"), c("\"b\"", ".data.x")]);
+        assert_eq!(
+            two.message,
+            "Apply failed with 3 conflicts: conflicts with \"a\":\n- .spec.replicas\nconflicts with \"b\":\n- .spec.paused\n- .data.x"
+        );
+    }
+
+    #[test]
     fn merge_patch_deletes_with_null() {
         let current = json!({"metadata": {"labels": {"a": "1", "b": "2"}}});
         let patch = json!({"metadata": {"labels": {"a": null, "c": "3"}}});
         let out = apply_patch(PatchType::Merge, ("", "ConfigMap"), &patch, &current).expect("merge");
         assert_eq!(out["metadata"]["labels"], json!({"b": "2", "c": "3"}));
-        assert_eq!(patch_type(Some("application/apply-patch+yaml")).expect_err("415").code, 415);
+        assert_eq!(patch_type(Some("application/yaml")).expect_err("415").code, 415);
     }
 }

@@ -22,7 +22,7 @@
 
 mod error;
 mod merge;
-mod schema;
+pub(crate) mod schema;
 
 #[cfg(test)]
 mod tests;

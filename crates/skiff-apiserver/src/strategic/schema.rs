@@ -1,5 +1,6 @@
 //! The patch schema of the built-in kinds: which fields are structs, maps, lists or scalars,
-//! and which lists merge (by which key) — loaded once from the generated `schema.txt`.
+//! which lists merge (by which key), and the server-side-apply list/map/struct semantics —
+//! loaded once from the generated `schema.txt`.
 //!
 //! The table is produced by `scripts/gen-patch-schema.py` from the Go type definitions of
 //! kubernetes/api and kubernetes/apimachinery; see that script for the line format. Nothing
@@ -41,6 +42,19 @@ pub(crate) struct Strategy {
     pub replace: bool,
 }
 
+/// Server-side-apply semantics of a list (`+listType`, defaulted from the patch strategy as
+/// upstream's OpenAPI conversion does: merge with a key → map, merge without → set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum ListType {
+    /// Replaced as a whole (the default).
+    #[default]
+    Atomic,
+    /// A set of scalars, items owned one by one.
+    Set,
+    /// An associative list: items identified by these key fields.
+    Map(Vec<Box<str>>),
+}
+
 /// The patch metadata of one struct field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Field {
@@ -50,6 +64,10 @@ pub(crate) struct Field {
     pub strategy: Strategy,
     /// The `patchMergeKey` of a list of maps.
     pub merge_key: Option<Box<str>>,
+    /// Server-side-apply list semantics (meaningful for list shapes).
+    pub list: ListType,
+    /// `+mapType=atomic` or `+structType=atomic` on the field: the value is owned as a whole.
+    pub atomic: bool,
 }
 
 /// A borrowed view of the metadata that governs one value during a merge.
@@ -61,14 +79,19 @@ pub(crate) struct FieldRef<'s> {
     pub strategy: Strategy,
     /// The merge key of a list of maps.
     pub merge_key: Option<&'s str>,
+    /// Server-side-apply list semantics.
+    pub list: &'s ListType,
+    /// Whether the field's map or struct value is atomic.
+    pub atomic: bool,
 }
 
 static FREE: Shape = Shape::Free;
+static ATOMIC_LIST: ListType = ListType::Atomic;
 
 impl FieldRef<'_> {
     /// Metadata of a value nobody described.
     fn free() -> Self {
-        FieldRef { shape: &FREE, strategy: Strategy::default(), merge_key: None }
+        FieldRef { shape: &FREE, strategy: Strategy::default(), merge_key: None, list: &ATOMIC_LIST, atomic: false }
     }
 }
 
@@ -77,6 +100,10 @@ impl FieldRef<'_> {
 pub(crate) struct Schema {
     kinds: HashMap<(String, String), usize>,
     structs: Vec<HashMap<String, Field>>,
+    /// Struct types marked `+structType=atomic`.
+    atomic: Vec<bool>,
+    /// `Shape::Struct(i)` for every struct index `i`, to lend out root shapes.
+    roots: Vec<Shape>,
 }
 
 static SCHEMA: LazyLock<Result<Schema, String>> = LazyLock::new(|| Schema::parse(&format!("{TABLE}\n{EXTRA}")));
@@ -92,17 +119,40 @@ impl Schema {
         self.kinds.get(&(group.to_string(), kind.to_string())).map(|i| Shape::Struct(*i))
     }
 
+    /// The root struct shape of a kind, borrowed from the table.
+    pub(crate) fn kind_ref(&self, group: &str, kind: &str) -> Option<&Shape> {
+        let i = *self.kinds.get(&(group.to_string(), kind.to_string()))?;
+        self.roots.get(i)
+    }
+
     /// Metadata of the member `key` of a value of shape `parent`. Members of maps share the
     /// map's value shape; anything the table does not describe is [`Shape::Free`].
     pub(crate) fn field<'s>(&'s self, parent: &'s Shape, key: &str) -> FieldRef<'s> {
         match parent {
             Shape::Struct(i) => match self.structs.get(*i).and_then(|s| s.get(key)) {
-                Some(f) => FieldRef { shape: &f.shape, strategy: f.strategy, merge_key: f.merge_key.as_deref() },
+                Some(f) => FieldRef {
+                    shape: &f.shape,
+                    strategy: f.strategy,
+                    merge_key: f.merge_key.as_deref(),
+                    list: &f.list,
+                    atomic: f.atomic,
+                },
                 None => FieldRef::free(),
             },
-            Shape::Map(inner) => FieldRef { shape: inner, strategy: Strategy::default(), merge_key: None },
+            Shape::Map(inner) => FieldRef {
+                shape: inner,
+                strategy: Strategy::default(),
+                merge_key: None,
+                list: &ATOMIC_LIST,
+                atomic: false,
+            },
             Shape::Scalar | Shape::Free | Shape::List(_) => FieldRef::free(),
         }
+    }
+
+    /// Whether a struct shape is a type marked `+structType=atomic`.
+    pub(crate) fn is_atomic_struct(&self, shape: &Shape) -> bool {
+        matches!(shape, Shape::Struct(i) if self.atomic.get(*i).copied().unwrap_or(false))
     }
 
     /// The shape of the elements of a list of shape `list`.
@@ -129,6 +179,7 @@ impl Schema {
         }
         let mut structs = vec![HashMap::new(); index.len()];
         let mut kinds = HashMap::new();
+        let mut atomic = vec![false; index.len()];
         for rec in &records {
             match rec.as_slice() {
                 ["kind", group, kind, ty] => {
@@ -143,10 +194,15 @@ impl Schema {
                         structs[i].insert(json.to_string(), field);
                     }
                 }
+                ["atomic", ty] => {
+                    let i = *index.get(ty).ok_or_else(|| format!("atomic names unknown type {ty}"))?;
+                    atomic[i] = true;
+                }
                 other => return Err(format!("unrecognised record {:?}", other.join(" "))),
             }
         }
-        Ok(Schema { kinds, structs })
+        let roots = (0..structs.len()).map(Shape::Struct).collect();
+        Ok(Schema { kinds, structs, atomic, roots })
     }
 }
 
@@ -198,8 +254,30 @@ fn parse_field<'t>(spec: &'t str, index: &HashMap<&str, usize>) -> Result<(&'t s
             other => return Err(format!("field {json}: unknown patch strategy {other:?}")),
         }
     }
-    let merge_key = parts.next().filter(|k| !k.is_empty()).map(Box::from);
-    Ok((json, Field { shape, strategy, merge_key }))
+    let merge_key: Option<Box<str>> = parts.next().filter(|k| !k.is_empty()).map(Box::from);
+    let mut list = None;
+    let mut keys: Vec<Box<str>> = Vec::new();
+    let mut atomic = false;
+    for marker in parts.next().unwrap_or_default().split(';').filter(|m| !m.is_empty()) {
+        match marker.split_once('=') {
+            Some(("listType", "atomic")) => list = Some(ListType::Atomic),
+            Some(("listType", "set")) => list = Some(ListType::Set),
+            Some(("listType", "map")) => list = Some(ListType::Map(Vec::new())),
+            Some(("listMapKey", ks)) => keys = ks.split(',').map(Box::from).collect(),
+            Some(("mapType" | "structType", value)) => atomic = value == "atomic",
+            _ => return Err(format!("field {json}: unknown marker {marker:?}")),
+        }
+    }
+    let list = match list {
+        Some(ListType::Map(_)) => ListType::Map(keys),
+        Some(other) => other,
+        None if strategy.merge => match &merge_key {
+            Some(k) => ListType::Map(vec![k.clone()]),
+            None => ListType::Set,
+        },
+        None => ListType::Atomic,
+    };
+    Ok((json, Field { shape, strategy, merge_key, list, atomic }))
 }
 
 fn parse_shape(s: &str, index: &HashMap<&str, usize>) -> Result<Shape, String> {
@@ -233,6 +311,17 @@ mod tests {
         assert_eq!(containers.merge_key, Some("name"));
         let container = schema.element(containers.shape);
         assert_eq!(schema.field(container, "ports").merge_key, Some("containerPort"));
+        assert_eq!(
+            *schema.field(container, "ports").list,
+            ListType::Map(vec!["containerPort".into(), "protocol".into()])
+        );
+        assert_eq!(*schema.field(container, "env").list, ListType::Map(vec!["name".into()]));
+        assert_eq!(*schema.field(container, "args").list, ListType::Atomic);
+        let meta = schema.field(&pod, "metadata");
+        assert_eq!(*schema.field(meta.shape, "finalizers").list, ListType::Set);
+        assert!(schema.field(spec.shape, "nodeSelector").atomic);
+        let refs = schema.field(meta.shape, "ownerReferences");
+        assert!(schema.is_atomic_struct(schema.element(refs.shape)));
     }
 
     #[test]

@@ -1,0 +1,182 @@
+"""Server-side apply through kubectl: `apply --server-side` (create, unchanged, configured),
+conflicts with other managers and `--force-conflicts`, `kubectl diff` (a server-side dry-run
+apply), and `get --show-managed-fields`.
+
+Each test runs once per available kubectl version (1.20 also speaks `--server-side`).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+DEPLOY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {{app: web}}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: main
+        image: busybox:{tag}
+        command: [sleep, "3600"]
+        ports:
+        - containerPort: 80
+"""
+
+
+def deploy(replicas: int = 2, tag: str = "1") -> str:
+    return DEPLOY.format(replicas=replicas, tag=tag)
+
+
+def show_managed(k) -> list[str]:
+    """kubectl 1.20 always prints managedFields; `--show-managed-fields` arrived in 1.21."""
+    return [] if k.version == "1.20" else ["--show-managed-fields"]
+
+
+def managers(obj: dict) -> dict[str, dict]:
+    return {(e["manager"], e["operation"]): e for e in obj["metadata"].get("managedFields", [])}
+
+
+def test_apply_server_side_creates_then_is_unchanged_then_configured(k):
+    out = k.out("apply", "--server-side", "-f", "-", input=deploy())
+    assert "deployment.apps/web serverside-applied" in out
+    obj = k.json("get", "deployment", "web", *show_managed(k))
+    entry = managers(obj)[("kubectl", "Apply")]
+    assert entry["apiVersion"] == "apps/v1"
+    assert entry["fieldsType"] == "FieldsV1"
+    assert "f:replicas" in entry["fieldsV1"]["f:spec"]
+    containers = entry["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
+    assert 'k:{"name":"main"}' in containers
+    ports = containers['k:{"name":"main"}']["f:ports"]
+    assert 'k:{"containerPort":80,"protocol":"TCP"}' in ports
+    rv = obj["metadata"]["resourceVersion"]
+
+    k("apply", "--server-side", "-f", "-", input=deploy())
+    again = k.json("get", "deployment", "web", *show_managed(k))
+    assert again["metadata"]["resourceVersion"] == rv, "a no-op apply must not write"
+    assert managers(again)[("kubectl", "Apply")]["time"] == entry["time"]
+
+    k("apply", "--server-side", "-f", "-", input=deploy(replicas=3, tag="2"))
+    obj = k.json("get", "deployment", "web")
+    assert obj["spec"]["replicas"] == 3
+    assert obj["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:2"
+
+
+def test_field_dropped_from_manifest_is_removed(k):
+    k("apply", "--server-side", "--field-manager", "ci", "-f", "-", input=deploy())
+    k("label", "deployment", "web", "team=ops")
+    manifest = yaml.safe_load(deploy())
+    del manifest["metadata"]["labels"]
+    k("apply", "--server-side", "--field-manager", "ci", "-f", "-", input=json.dumps(manifest))
+    labels = k.json("get", "deployment", "web")["metadata"].get("labels", {})
+    assert labels == {"team": "ops"}, "the applier's label goes, the other manager's label stays"
+
+
+def test_conflict_after_scale_and_force_conflicts(k):
+    k("apply", "--server-side", "-f", "-", input=deploy())
+    k("scale", "deployment", "web", "--replicas=5")
+    r = k("apply", "--server-side", "-f", "-", input=deploy(replicas=2), check=False)
+    assert r.returncode != 0
+    assert "conflict" in r.stderr.lower()
+    assert ".spec.replicas" in r.stderr
+    assert k.json("get", "deployment", "web")["spec"]["replicas"] == 5
+
+    k("apply", "--server-side", "--force-conflicts", "-f", "-", input=deploy(replicas=2))
+    obj = k.json("get", "deployment", "web", *show_managed(k))
+    assert obj["spec"]["replicas"] == 2
+    assert "f:replicas" in managers(obj)[("kubectl", "Apply")]["fieldsV1"]["f:spec"]
+    for (name, op), e in managers(obj).items():
+        if op == "Update":
+            assert "f:replicas" not in e["fieldsV1"].get("f:spec", {}), f"{name} still owns replicas"
+
+
+def test_diff_shows_a_server_side_change_without_writing(k):
+    if k.version == "1.20":
+        pytest.skip("kubectl 1.20 looks for dryRun support in /openapi/v2 definitions, which skiff does not serve")
+    k("apply", "--server-side", "-f", "-", input=deploy())
+    rv = k.json("get", "deployment", "web")["metadata"]["resourceVersion"]
+    r = k("diff", "--server-side", "-f", "-", input=deploy(replicas=4), check=False)
+    assert r.returncode == 1, r.stderr
+    assert "-  replicas: 2" in r.stdout
+    assert "+  replicas: 4" in r.stdout
+    assert k.json("get", "deployment", "web")["metadata"]["resourceVersion"] == rv
+
+
+def test_show_managed_fields_lists_update_and_apply_managers(k):
+    k("create", "configmap", "cfg", "--from-literal=a=1")
+    cm = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg
+data:
+  b: "2"
+"""
+    k("apply", "--server-side", "--field-manager", "mine", "-f", "-", input=cm)
+    if k.version != "1.20":
+        hidden = k.out("get", "configmap", "cfg", "-o", "yaml")
+        assert "managedFields" not in hidden
+    shown = k.out("get", "configmap", "cfg", "-o", "yaml", *show_managed(k))
+    assert "managedFields" in shown
+    obj = yaml.safe_load(shown)
+    ms = managers(obj)
+    assert ms[("mine", "Apply")]["fieldsV1"] == {"f:data": {"f:b": {}}}
+    update = [e for (name, op), e in ms.items() if op == "Update"]
+    assert update and "f:a" in update[0]["fieldsV1"]["f:data"]
+    assert obj["data"] == {"a": "1", "b": "2"}
+
+
+def test_python_dynamic_client_server_side_apply(api_client, cluster):
+    """The Python dynamic client's `server_side_apply` (apply-patch+yaml with fieldManager)."""
+    from kubernetes import dynamic
+    from kubernetes.client.rest import ApiException
+
+    from conftest import unique
+
+    ns = unique("e2e-py")
+    cluster.kubectl("create", "namespace", ns)
+    cms = dynamic.DynamicClient(api_client).resources.get(api_version="v1", kind="ConfigMap")
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "py"}, "data": {"a": "1"}}
+    dyn = dynamic.DynamicClient(api_client)
+    created = dyn.server_side_apply(cms, body=body, name="py", namespace=ns, field_manager="py-mgr")
+    assert created.data.a == "1"
+    entry = created.metadata.managedFields[0]
+    assert (entry.manager, entry.operation) == ("py-mgr", "Apply")
+
+    body["data"] = {"a": "2"}
+    try:
+        dyn.server_side_apply(cms, body=body, name="py", namespace=ns, field_manager="other")
+        raise AssertionError("expected a conflict")
+    except ApiException as e:
+        assert e.status == 409
+        status = json.loads(e.body)
+        assert status["details"]["causes"] == [
+            {"reason": "FieldManagerConflict", "message": 'conflict with "py-mgr"', "field": ".data.a"}
+        ]
+    forced = dyn.server_side_apply(cms, body=body, name="py", namespace=ns, field_manager="other", force_conflicts=True)
+    assert forced.data.a == "2"
+    assert [e.manager for e in forced.metadata.managedFields] == ["other"]
+    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_server_side_apply_takes_over_from_client_side_apply(k):
+    """kubectl's server-side applier may change fields its client-side apply set (upstream's
+    last-applied migration); a later client-side apply still works."""
+    k("apply", "-f", "-", input=deploy(replicas=2))
+    k("apply", "--server-side", "-f", "-", input=deploy(replicas=3))
+    obj = k.json("get", "deployment", "web", *show_managed(k))
+    assert obj["spec"]["replicas"] == 3
+    assert "f:replicas" in managers(obj)[("kubectl", "Apply")]["fieldsV1"]["f:spec"]
+    k("apply", "-f", "-", input=deploy(replicas=2))
+    assert k.json("get", "deployment", "web")["spec"]["replicas"] == 2
