@@ -326,3 +326,129 @@ pub async fn run_api(args: BenchApiArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Objects of the 50-object manifest: 25 ConfigMaps and 25 Deployments, with `tag` in each.
+fn manifest_objects(tag: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for i in 0..25 {
+        out.push(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i}"), "namespace": NAMESPACE},
+            "data": {"tag": tag, "index": i.to_string()}}));
+        out.push(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": format!("dep-{i}"), "namespace": NAMESPACE},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": format!("dep-{i}")}},
+                     "template": {"metadata": {"labels": {"app": format!("dep-{i}")}},
+                                  "spec": {"containers": [{"name": "main", "image": format!("busybox:{tag}"),
+                                                           "env": [{"name": "TAG", "value": tag}]}]}}}}));
+    }
+    out
+}
+
+fn wide_deployment(tag: &str) -> serde_json::Value {
+    let containers: Vec<serde_json::Value> = (0..20)
+        .map(|c| {
+            json!({"name": format!("c{c}"), "image": format!("busybox:{tag}"), "ports": [{"containerPort": 8000 + c}],
+                        "env": [{"name": "N", "value": c.to_string()}]})
+        })
+        .collect();
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "wide", "namespace": NAMESPACE},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "wide"}},
+                 "template": {"metadata": {"labels": {"app": "wide"}}, "spec": {"containers": containers}}}})
+}
+
+async fn server_side_apply(client: &kube::Client, obj: &serde_json::Value) -> anyhow::Result<Duration> {
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let path = match kind {
+        "ConfigMap" => format!("/api/v1/namespaces/{NAMESPACE}/configmaps/{name}"),
+        _ => format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{name}"),
+    };
+    let req = http::Request::patch(format!("{path}?fieldManager=bench&force=true"))
+        .header("Content-Type", "application/apply-patch+yaml")
+        .body(serde_json::to_vec(obj)?)?;
+    let t = Instant::now();
+    client.request_text(req).await?;
+    Ok(t.elapsed())
+}
+
+/// Runs the apply benchmark.
+pub async fn run_apply(args: crate::config::BenchApplyArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("skiff-bench-apply-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (server, client) = start_server(&dir).await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?)
+        .await?;
+    let mut summary = Vec::new();
+
+    // Server-side apply of the 50-object manifest: a changed tag every round (round 0 creates).
+    let mut per_object = Samples::default();
+    let mut round_secs = Vec::new();
+    for round in 0..args.rounds {
+        let started = Instant::now();
+        for obj in manifest_objects(&format!("r{round}")) {
+            per_object.push(server_side_apply(&client, &obj).await?);
+        }
+        round_secs.push(started.elapsed().as_secs_f64());
+    }
+    let mean = round_secs.iter().sum::<f64>() / round_secs.len().max(1) as f64;
+    let (p50, p99) = (per_object.percentile(0.5), per_object.percentile(0.99));
+    report(
+        "apply_server_side_manifest",
+        json!({"objects": 50, "rounds": args.rounds, "mean_round_ms": mean * 1000.0,
+        "objects_per_sec": 50.0 / mean, "p50_ms": p50, "p99_ms": p99}),
+    );
+    summary
+        .push(format!("server-side apply, 50 objects: {:.0} objects/s, p50 {p50:.2} ms, p99 {p99:.2} ms", 50.0 / mean));
+
+    // Server-side apply of a 20-container Deployment, alternating images.
+    let mut wide = Samples::default();
+    for round in 0..args.rounds.max(10) * 5 {
+        wide.push(server_side_apply(&client, &wide_deployment(&format!("t{}", round % 2))).await?);
+    }
+    let (p50, p99) = (wide.percentile(0.5), wide.percentile(0.99));
+    report(
+        "apply_server_side_wide_deployment",
+        json!({"containers": 20, "count": wide.0.len(), "p50_ms": p50, "p99_ms": p99}),
+    );
+    summary.push(format!("server-side apply, 20-container Deployment: p50 {p50:.2} ms, p99 {p99:.2} ms"));
+
+    // Client-side apply through kubectl (three-way merge, strategic merge patch), if available.
+    let kubeconfig = dir.join("kubeconfig.yaml");
+    let kubectl_ok = std::process::Command::new(&args.kubectl).arg("version").arg("--client").output().is_ok();
+    if kubectl_ok {
+        let file = dir.join("manifest.json");
+        let mut kubectl_secs = Vec::new();
+        for round in 0..5 {
+            let items = manifest_objects(&format!("k{round}"));
+            std::fs::write(&file, serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "List", "items": items}))?)?;
+            let started = Instant::now();
+            let out = std::process::Command::new(&args.kubectl)
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(["apply", "-f"])
+                .arg(&file)
+                .output()?;
+            if !out.status.success() {
+                bail!("kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            kubectl_secs.push(started.elapsed().as_secs_f64());
+        }
+        let mean = kubectl_secs.iter().sum::<f64>() / kubectl_secs.len() as f64;
+        report(
+            "apply_client_side_manifest",
+            json!({"objects": 50, "rounds": 5, "mean_round_ms": mean * 1000.0,
+            "objects_per_sec": 50.0 / mean}),
+        );
+        summary.push(format!(
+            "client-side kubectl apply, 50 objects: {:.0} ms per apply ({:.0} objects/s, kubectl process included)",
+            mean * 1000.0,
+            50.0 / mean
+        ));
+    }
+    drop(server);
+    eprintln!("\nsummary");
+    for line in summary {
+        eprintln!("  {line}");
+    }
+    Ok(())
+}

@@ -104,6 +104,20 @@ pub enum CliCommand {
 pub enum BenchCommand {
     /// Start a server in a temp dir and measure the API: creates, GET, LIST, watch fan-out, RSS.
     Api(BenchApiArgs),
+    /// Start a server in a temp dir and measure apply: a 50-object manifest (server-side, and
+    /// client-side through kubectl when it is installed) and a 20-container Deployment.
+    Apply(BenchApplyArgs),
+}
+
+/// Flags of `skiff bench apply`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchApplyArgs {
+    /// kubectl used for the client-side apply measurement (skipped when it does not exist).
+    #[arg(long, default_value = "kubectl")]
+    pub kubectl: String,
+    /// Rounds of each measurement.
+    #[arg(long, default_value_t = 20)]
+    pub rounds: usize,
 }
 
 /// Flags of `skiff bench api`.

@@ -29,6 +29,9 @@ fn main() -> std::process::ExitCode {
         Command::Bench(skiff::config::BenchCommand::Api(args)) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(skiff::bench::run_api(args))),
+        Command::Bench(skiff::config::BenchCommand::Apply(args)) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(skiff::bench::run_apply(args))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
