@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import yaml
 
 DEPLOY = """\
@@ -102,8 +101,6 @@ def test_conflict_after_scale_and_force_conflicts(k):
 
 
 def test_diff_shows_a_server_side_change_without_writing(k):
-    if k.version == "1.20":
-        pytest.skip("kubectl 1.20 looks for dryRun support in /openapi/v2 definitions, which skiff does not serve")
     k("apply", "--server-side", "-f", "-", input=deploy())
     rv = k.json("get", "deployment", "web")["metadata"]["resourceVersion"]
     r = k("diff", "--server-side", "-f", "-", input=deploy(replicas=4), check=False)

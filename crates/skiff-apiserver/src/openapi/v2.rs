@@ -94,15 +94,84 @@ impl V2Document {
     }
 }
 
-/// The JSON form of `/openapi/v2` for `resources`: `swagger`, `info`, empty `paths` and the
-/// `definitions` of every served kind, its list and its subresources' kinds.
+/// The JSON form of `/openapi/v2` for `resources`: `swagger`, `info`, `paths` (the PATCH
+/// operation of every object path) and the `definitions` of every served kind, its list and its
+/// subresources' kinds.
 pub fn v2_json(resources: &[&ResourceInfo]) -> Value {
     json!({
         "swagger": "2.0",
         "info": {"title": TITLE, "version": INFO_VERSION},
-        "paths": {},
+        "paths": paths(resources),
         "definitions": definitions(resources),
     })
+}
+
+/// Query parameters of every PATCH operation. kubectl 1.20 decides whether the server supports
+/// `--dry-run=server` (and so `kubectl diff`) by finding `dryRun` on the PATCH operation that
+/// carries the kind's `x-kubernetes-group-version-kind`.
+const PATCH_QUERY_PARAMETERS: &[(&str, &str)] =
+    &[("dryRun", "string"), ("fieldManager", "string"), ("fieldValidation", "string"), ("force", "boolean")];
+
+/// One PATCH operation per object path of every resource that supports patch.
+fn paths(resources: &[&ResourceInfo]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for r in resources.iter().filter(|r| r.supports("patch")) {
+        let base =
+            if r.group.is_empty() { format!("/api/{}", r.version) } else { format!("/apis/{}/{}", r.group, r.version) };
+        let path = if r.namespaced {
+            format!("{base}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{base}/{}/{{name}}", r.plural)
+        };
+        let parameters: Vec<Value> = PATCH_QUERY_PARAMETERS
+            .iter()
+            .map(|(name, ty)| json!({"name": name, "in": "query", "type": ty, "uniqueItems": true}))
+            .collect();
+        out.insert(
+            path,
+            json!({"patch": {
+                "x-kubernetes-group-version-kind": {"group": r.group, "kind": r.kind, "version": r.version},
+                "x-kubernetes-action": "patch",
+                "parameters": parameters,
+                "responses": {"200": {"description": "OK"}},
+            }}),
+        );
+    }
+    out
+}
+
+/// `Paths{path = 2}` of NamedPathItem{name, PathItem{patch = 8 Operation{parameters = 8,
+/// vendor_extension = 13}}}, with each parameter a `ParametersItem{parameter = 1
+/// Parameter{non_body_parameter = 2 NonBodyParameter{query_parameter_sub_schema = 3
+/// QueryParameterSubSchema{in = 2, name = 4, type = 6}}}}`.
+fn encode_paths(paths: &Map<String, Value>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (path, item) in paths {
+        let Some(op) = item.get("patch") else { continue };
+        let mut operation = Vec::new();
+        for p in op.get("parameters").and_then(Value::as_array).into_iter().flatten() {
+            let mut query = Vec::new();
+            put_bytes(&mut query, 2, p["in"].as_str().unwrap_or("query").as_bytes());
+            put_bytes(&mut query, 4, p["name"].as_str().unwrap_or_default().as_bytes());
+            put_bytes(&mut query, 6, p["type"].as_str().unwrap_or("string").as_bytes());
+            let mut non_body = Vec::new();
+            put_bytes(&mut non_body, 3, &query);
+            let mut parameter = Vec::new();
+            put_bytes(&mut parameter, 2, &non_body);
+            let mut item = Vec::new();
+            put_bytes(&mut item, 1, &parameter);
+            put_bytes(&mut operation, 8, &item);
+        }
+        for ext in ["x-kubernetes-group-version-kind", "x-kubernetes-action"] {
+            if let Some(v) = op.get(ext) {
+                put_bytes(&mut operation, 13, &named(ext, &any(v)));
+            }
+        }
+        let mut path_item = Vec::new();
+        put_bytes(&mut path_item, 8, &operation);
+        put_bytes(&mut out, 2, &named(path, &path_item));
+    }
+    out
 }
 
 /// The protobuf form of `/openapi/v2` for `resources` (gnostic `openapi_v2.Document`).
@@ -372,7 +441,7 @@ fn encode_schema(schema: &Value) -> Vec<u8> {
 }
 
 /// Encodes the JSON form as gnostic `Document{swagger = 1, info = 2, paths = 8,
-/// definitions = 9}` (`Info{title = 1, version = 2}`; `Paths` is left empty).
+/// definitions = 9}` (`Info{title = 1, version = 2}`).
 fn encode_document(doc: &Value) -> Vec<u8> {
     let mut info = Vec::new();
     put_bytes(&mut info, 1, doc["info"]["title"].as_str().unwrap_or(TITLE).as_bytes());
@@ -382,7 +451,8 @@ fn encode_document(doc: &Value) -> Vec<u8> {
     put_bytes(&mut out, 1, doc["swagger"].as_str().unwrap_or("2.0").as_bytes());
     put_bytes(&mut out, 2, &info);
     // Present even when empty, so decoders see non-nil `Paths` and `Definitions`.
-    put_bytes(&mut out, 8, &[]);
+    let paths = doc.get("paths").and_then(Value::as_object).map(encode_paths).unwrap_or_default();
+    put_bytes(&mut out, 8, &paths);
     let defs = doc.get("definitions").and_then(Value::as_object).map(named_schemas).unwrap_or_default();
     put_bytes(&mut out, 9, &defs);
     out

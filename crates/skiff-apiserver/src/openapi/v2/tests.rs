@@ -84,7 +84,38 @@ fn protobuf_definitions_decode_to_configmap_with_data_and_gvk() {
     let info = decode(field(&doc, 2));
     assert_eq!(field(&info, 1), b"Kubernetes");
     assert_eq!(field(&info, 2), INFO_VERSION.as_bytes());
-    assert!(field(&doc, 8).is_empty());
+    // Paths: the PATCH of Deployments carries its GVK and the dryRun query parameter (what
+    // kubectl 1.20 looks for before `diff` / `--dry-run=server`).
+    let paths: Vec<(String, Vec<u8>)> = decode(field(&doc, 8))
+        .iter()
+        .filter(|(f, _, _)| *f == 2)
+        .map(|(_, _, b)| {
+            let named = decode(b);
+            (String::from_utf8_lossy(field(&named, 1)).into_owned(), field(&named, 2).to_vec())
+        })
+        .collect();
+    let (_, item) = paths
+        .iter()
+        .find(|(p, _)| p == "/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+        .expect("deployment path");
+    let op = decode(field(&decode(item), 8));
+    let ext = op
+        .iter()
+        .filter(|(f, _, _)| *f == 13)
+        .map(|(_, _, b)| decode(b))
+        .find(|n| field(n, 1) == b"x-kubernetes-group-version-kind")
+        .expect("gvk extension");
+    let yaml = String::from_utf8_lossy(field(&decode(field(&ext, 2)), 2)).into_owned();
+    assert!(yaml.contains("\"kind\":\"Deployment\"") && yaml.contains("\"group\":\"apps\""), "{yaml}");
+    let param_names: Vec<String> = op
+        .iter()
+        .filter(|(f, _, _)| *f == 8)
+        .map(|(_, _, b)| {
+            let query = decode(field(&decode(field(&decode(field(&decode(b), 1)), 2)), 3));
+            String::from_utf8_lossy(field(&query, 4)).into_owned()
+        })
+        .collect();
+    assert!(param_names.contains(&"dryRun".to_string()), "{param_names:?}");
 
     let defs = named_entries(field(&doc, 9));
     assert_eq!(defs.len(), json_doc()["definitions"].as_object().expect("definitions").len());
