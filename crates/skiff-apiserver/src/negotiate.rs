@@ -98,6 +98,81 @@ pub fn decode_body(bytes: &[u8], format: BodyFormat) -> Result<Value, StatusErro
     Ok(value)
 }
 
+/// Paths of members that appear twice in the same JSON object of `bytes` (`metadata.name`,
+/// `spec.containers[0].image`). Empty for non-JSON or malformed input (decoding reports that).
+pub fn duplicate_json_fields(bytes: &[u8]) -> Vec<String> {
+    use serde::de::DeserializeSeed;
+    let mut found = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let seed = DuplicateScan { path: String::new(), found: &mut found };
+    if seed.deserialize(&mut de).is_err() {
+        return Vec::new();
+    }
+    found
+}
+
+/// Walks a JSON document recording duplicate object keys by path.
+struct DuplicateScan<'a> {
+    path: String,
+    found: &'a mut Vec<String>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DuplicateScan<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DuplicateScan<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while seq.next_element_seed(DuplicateScan { path: format!("{}[{i}]", self.path), found: self.found })?.is_some()
+        {
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
+            if !seen.insert(key) {
+                self.found.push(path.clone());
+            }
+            map.next_value_seed(DuplicateScan { path, found: self.found })?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +185,14 @@ mod tests {
         assert_eq!(shape(Some("application/json;as=Foo;g=x,application/json")), Shape::Object);
         assert_eq!(shape(None), Shape::Object);
         assert_eq!(shape(Some("application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io")), Shape::Metadata);
+    }
+
+    #[test]
+    fn duplicate_fields_are_found_by_path() {
+        let body = br#"{"metadata":{"name":"a","name":"b"},"data":{"k":"1"},"items":[{"x":1,"x":2}],"data":{}}"#;
+        assert_eq!(duplicate_json_fields(body), vec!["metadata.name", "items[0].x", "data"]);
+        assert!(duplicate_json_fields(br#"{"a":{"b":1},"c":{"b":2}}"#).is_empty());
+        assert!(duplicate_json_fields(b"{").is_empty());
     }
 
     #[test]

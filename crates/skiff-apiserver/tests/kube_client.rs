@@ -303,3 +303,27 @@ async fn system_namespaces_cannot_be_deleted_and_bad_methods_are_refused() {
         other => panic!("expected 405, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn strict_decoding_reports_duplicate_fields() {
+    let ts = TestServer::start().await;
+    let client = ts.client().await;
+    let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup","name":"dup"},"data":{"a":"1"}}"#;
+    let post = |query: &str| {
+        http::Request::post(format!("/api/v1/namespaces/default/configmaps{query}"))
+            .header("Content-Type", "application/json")
+            .body(body.to_vec())
+            .unwrap()
+    };
+    match client.request_text(post("?fieldValidation=Strict")).await {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!(e.code, 400);
+            assert!(e.message.contains("duplicate field \"metadata.name\""), "{}", e.message);
+        }
+        other => panic!("expected 400, got {other:?}"),
+    }
+    // The default (Warn) accepts the object.
+    client.request_text(post("")).await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    assert!(cms.get_opt("dup").await.unwrap().is_some());
+}

@@ -47,6 +47,27 @@ pub enum Tracking {
 }
 
 impl Admission {
+    /// Applies the field validation mode to members a JSON body repeats (upstream's strict
+    /// decoding reports them; Warn turns them into warnings).
+    pub fn check_duplicates(&mut self, ctx: &Ctx, body: &[u8]) -> Result<(), StatusError> {
+        let is_json = crate::negotiate::body_format(ctx.content_type.as_deref())? == crate::negotiate::BodyFormat::Json;
+        if !is_json || self.validation == FieldValidation::Ignore {
+            return Ok(());
+        }
+        let msgs: Vec<String> = crate::negotiate::duplicate_json_fields(body)
+            .into_iter()
+            .map(|f| format!("duplicate field \"{f}\""))
+            .collect();
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        if self.validation == FieldValidation::Strict {
+            return Err(StatusError::bad_request(format!("strict decoding error: {}", msgs.join(", "))));
+        }
+        self.warnings.extend(msgs);
+        Ok(())
+    }
+
     /// Reads the options of a request.
     pub fn from_ctx(ctx: &Ctx) -> Result<Self, StatusError> {
         let manager = match ctx.query.get("fieldManager").filter(|m| !m.is_empty()) {
@@ -206,6 +227,7 @@ pub async fn create_object(
 pub async fn create(state: &ApiState, ctx: &Ctx, body: Bytes) -> Result<Response<Body>, StatusError> {
     let obj = decode_request(ctx, &body)?;
     let mut adm = Admission::from_ctx(ctx)?;
+    adm.check_duplicates(ctx, &body)?;
     let json = create_object(state, ctx, obj, &mut adm).await?;
     Ok(response::with_warnings(render_object(ctx, &json, 201), &adm.warnings))
 }
@@ -397,6 +419,7 @@ pub async fn update_part(state: &ApiState, ctx: &Ctx, body: Bytes, part: Part) -
         )));
     }
     let mut adm = Admission::from_ctx(ctx)?;
+    adm.check_duplicates(ctx, &body)?;
     let updated = update_object(state, ctx, &name, part, &mut adm, &move |_| Ok(obj.clone())).await?;
     Ok(response::with_warnings(render_object(ctx, &updated.json, 200), &adm.warnings))
 }
