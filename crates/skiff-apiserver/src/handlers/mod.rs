@@ -165,41 +165,17 @@ async fn dispatch(
     if let Some(sub) = &ctx.subresource {
         return subresource::handle(state, &ctx, method, sub, body).await;
     }
-    let verb_ok = |v: &str| {
-        if info.supports(v) { Ok(()) } else { Err(StatusError::method_not_supported(&ctx.group_resource(), v)) }
-    };
+    if !info.supports(ctx.verb.as_str()) {
+        return Err(StatusError::method_not_supported(&ctx.group_resource(), ctx.verb.as_str()));
+    }
     match ctx.verb {
-        Verb::Get => {
-            verb_ok("get")?;
-            read::get(state, &ctx).await
-        }
-        Verb::List => {
-            verb_ok("list")?;
-            read::list(state, &ctx).await
-        }
-        Verb::Watch => {
-            verb_ok("watch")?;
-            watch::watch(state, &ctx).await
-        }
-        Verb::Create => {
-            verb_ok("create")?;
-            write::create(state, &ctx, read_body(body).await?).await
-        }
-        Verb::Update => {
-            verb_ok("update")?;
-            write::update(state, &ctx, read_body(body).await?).await
-        }
-        Verb::Patch => {
-            verb_ok("patch")?;
-            write::patch(state, &ctx, read_body(body).await?).await
-        }
-        Verb::Delete => {
-            verb_ok("delete")?;
-            delete::delete(state, &ctx, read_body(body).await?).await
-        }
-        Verb::DeleteCollection => {
-            verb_ok("deletecollection")?;
-            delete::delete_collection(state, &ctx, read_body(body).await?).await
-        }
+        Verb::Get => read::get(state, &ctx).await,
+        Verb::List => read::list(state, &ctx).await,
+        Verb::Watch => watch::watch(state, &ctx).await,
+        Verb::Create => write::create(state, &ctx, read_body(body).await?).await,
+        Verb::Update => write::update(state, &ctx, read_body(body).await?).await,
+        Verb::Patch => write::patch(state, &ctx, read_body(body).await?).await,
+        Verb::Delete => delete::delete(state, &ctx, read_body(body).await?).await,
+        Verb::DeleteCollection => delete::delete_collection(state, &ctx, read_body(body).await?).await,
     }
 }

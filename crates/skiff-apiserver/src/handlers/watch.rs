@@ -170,6 +170,29 @@ pub async fn watch(state: &ApiState, ctx: &Ctx) -> Result<Response<Body>, Status
     Ok(resp)
 }
 
+/// Sends the events after `last` that the filter selects, advancing `last`; false once the
+/// client is gone.
+async fn forward(
+    events: Vec<Arc<CacheEvent>>,
+    last: &mut Revision,
+    filter: &Filter,
+    renderer: &mut Renderer,
+    tx: &mpsc::Sender<Result<Bytes, Infallible>>,
+) -> bool {
+    for ev in events {
+        if ev.revision() <= *last {
+            continue;
+        }
+        *last = ev.revision();
+        if let Some((kind, entry)) = classify(&ev, filter)
+            && tx.send(Ok(renderer.line(kind, entry))).await.is_err()
+        {
+            return false;
+        }
+    }
+    true
+}
+
 async fn run(
     cache: Arc<ResourceCache>,
     filter: Arc<Filter>,
@@ -202,16 +225,8 @@ async fn run(
         }
         Start::Resume { backlog, revision, receiver } => {
             let mut last = revision;
-            for ev in backlog {
-                if ev.revision() <= last {
-                    continue;
-                }
-                last = ev.revision();
-                if let Some((kind, entry)) = classify(&ev, &filter)
-                    && !send(renderer.line(kind, entry)).await
-                {
-                    return;
-                }
+            if !forward(backlog, &mut last, &filter, &mut renderer, &tx).await {
+                return;
             }
             (last, receiver)
         }
@@ -246,16 +261,8 @@ async fn run(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         };
-        for ev in events {
-            if ev.revision() <= last {
-                continue;
-            }
-            last = ev.revision();
-            if let Some((kind, entry)) = classify(&ev, &filter)
-                && !send(renderer.line(kind, entry)).await
-            {
-                return;
-            }
+        if !forward(events, &mut last, &filter, &mut renderer, &tx).await {
+            return;
         }
     }
 }
