@@ -35,7 +35,11 @@ async fn ensure_with(
     let ctx = Ctx::internal(info, ns.as_deref(), Verb::Update);
     let name = obj.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("").to_string();
     let Some(kv) = state.store.get(&ctx.key(&name)).await.map_err(StatusError::internal)? else {
-        return ensure(state, group, version, plural, obj).await;
+        return match create_object(state, &ctx, obj, &mut Admission::internal()).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        };
     };
     let current: Value = serde_json::from_slice(&kv.value).map_err(StatusError::internal)?;
     if repair.iter().all(|f| current.get(*f) == obj.get(*f)) {
@@ -60,20 +64,9 @@ async fn ensure_with(
         .map(|_| ())
 }
 
+/// Creates `obj` if missing.
 async fn ensure(state: &ApiState, group: &str, version: &str, plural: &str, obj: Value) -> Result<(), StatusError> {
-    let info =
-        catalogue::find(group, version, plural).ok_or_else(|| StatusError::internal(format!("{plural} not served")))?;
-    let ns = obj.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string);
-    let ctx = Ctx::internal(info, ns.as_deref(), Verb::Create);
-    let name = obj.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("").to_string();
-    if state.store.get(&ctx.key(&name)).await.map_err(StatusError::internal)?.is_some() {
-        return Ok(());
-    }
-    match create_object(state, &ctx, obj, &mut Admission::internal()).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.code == 409 => Ok(()),
-        Err(e) => Err(e),
-    }
+    ensure_with(state, group, version, plural, obj, &[]).await
 }
 
 /// Creates whatever of the bootstrap objects is missing.
