@@ -20,7 +20,9 @@ where each <field> is `json:shape[:strategy[:mergeKey[:markers]]]` and a shape i
 `*` (free-form JSON, merged without schema), `[shape` (list of), `{shape` (map of string to)
 or a type name such as `core.v1.Container`. `markers` are the server-side-apply markers from
 the field's Go comment, `;`-separated: `listType=map|set|atomic`, `listMapKey=a,b` (every
-`+listMapKey` in order), `mapType=atomic|granular`, `structType=atomic|granular`. An `atomic`
+`+listMapKey` in order), `mapType=atomic|granular`, `structType=atomic|granular`, and
+`default=<json scalar>` from `+default=` (the OpenAPI default server-side apply uses for a
+list-map key field the applied item omits). An `atomic`
 record names a struct type whose Go comment says `+structType=atomic`.
 """
 
@@ -109,6 +111,9 @@ def list_go_files(repo, directory):
 
 
 MARKER_RE = re.compile(r"^\s*//\s*\+(listType|listMapKey|mapType|structType)=(\w+)\s*$")
+# `+default=<literal>` with a JSON scalar literal (a quoted string without spaces, a number or a
+# boolean); `ref(...)` defaults and anything that would not fit the line format are skipped.
+DEFAULT_RE = re.compile(r'^\s*//\s*\+default=("[^"\s:;]*"|-?[0-9][0-9.]*|true|false)\s*$')
 MARKER_PREFIX = "@@marker "
 
 
@@ -120,6 +125,8 @@ def strip_comments(src):
         m = MARKER_RE.match(line)
         if m:
             out.append(f"{MARKER_PREFIX}{m.group(1)}={m.group(2)}")
+        elif DEFAULT_RE.match(line):
+            out.append(f"{MARKER_PREFIX}default={DEFAULT_RE.match(line).group(1)}")
         elif not line.lstrip().startswith("//"):
             out.append(line)
     return "\n".join(out)
@@ -357,7 +364,7 @@ def main():
     w = sys.stdout.write
     w(
         "# skiff strategic-merge-patch and server-side-apply schema: field facts (JSON names, shapes, patchStrategy, "
-        "patchMergeKey, +listType/+listMapKey/+mapType/+structType) "
+        "patchMergeKey, +listType/+listMapKey/+mapType/+structType, literal +default) "
         f"generated from kubernetes/api@{commits['api']} and kubernetes/apimachinery@{commits['apimachinery']}.\n"
     )
     w(

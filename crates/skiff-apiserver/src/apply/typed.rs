@@ -13,10 +13,6 @@ use crate::strategic::schema::{ListType, Schema, Shape};
 static ATOMIC: ListType = ListType::Atomic;
 static FREE: Shape = Shape::Free;
 
-/// Defaults of associative-list key fields that clients may omit (upstream takes them from the
-/// OpenAPI `default` of the key field; container and service ports key on `protocol`).
-const KEY_DEFAULTS: &[(&str, &str)] = &[("protocol", "TCP")];
-
 /// The type of a value: its shape plus the apply semantics of the field holding it.
 #[derive(Clone, Copy)]
 pub struct Ty<'s> {
@@ -24,13 +20,20 @@ pub struct Ty<'s> {
     shape: &'s Shape,
     list: &'s ListType,
     atomic: bool,
+    /// The OpenAPI default of the field holding the value.
+    default: Option<&'s Value>,
 }
 
 impl<'s> Ty<'s> {
     /// The root type of a kind; unknown kinds (custom resources) are free-form.
     pub fn root(schema: Option<&'s Schema>, group: &str, kind: &str) -> Ty<'s> {
         let shape: &'s Shape = schema.and_then(|s| s.kind_ref(group, kind)).unwrap_or(&FREE);
-        Ty { schema, shape, list: &ATOMIC, atomic: false }
+        Ty { schema, shape, list: &ATOMIC, atomic: false, default: None }
+    }
+
+    /// A value nobody described.
+    fn free() -> Ty<'s> {
+        Ty { schema: None, shape: &FREE, list: &ATOMIC, atomic: false, default: None }
     }
 
     /// The type of member `key` of a struct or map.
@@ -43,9 +46,10 @@ impl<'s> Ty<'s> {
                     shape: f.shape,
                     list: f.list,
                     atomic: f.atomic || s.is_atomic_struct(f.shape),
+                    default: f.default,
                 }
             }
-            None => Ty { schema: None, shape: &FREE, list: &ATOMIC, atomic: false },
+            None => Ty::free(),
         }
     }
 
@@ -54,9 +58,9 @@ impl<'s> Ty<'s> {
         match self.schema {
             Some(s) => {
                 let shape = s.element(self.shape);
-                Ty { schema: self.schema, shape, list: &ATOMIC, atomic: s.is_atomic_struct(shape) }
+                Ty { schema: self.schema, shape, list: &ATOMIC, atomic: s.is_atomic_struct(shape), default: None }
             }
-            None => Ty { schema: None, shape: &FREE, list: &ATOMIC, atomic: false },
+            None => Ty::free(),
         }
     }
 
@@ -70,7 +74,9 @@ impl<'s> Ty<'s> {
             },
             Value::Array(items) if !items.is_empty() && matches!(self.shape, Shape::List(_)) => match self.list {
                 ListType::Set => Class::Set,
-                ListType::Map(keys) if items.iter().all(|i| item_key(i, keys).is_some()) => Class::Assoc(keys),
+                ListType::Map(keys) if items.iter().all(|i| item_key(i, keys, self.item()).is_some()) => {
+                    Class::Assoc(keys)
+                }
                 _ => Class::Leaf,
             },
             _ => Class::Leaf,
@@ -101,14 +107,17 @@ pub enum Node {
     Item,
 }
 
-/// The `k:` element of an associative-list item, `None` when a key field is missing.
-fn item_key(item: &Value, keys: &[Box<str>]) -> Option<Element> {
+/// The `k:` element of an associative-list item of type `item_ty`. A key field the item omits
+/// takes the field's OpenAPI default, as upstream's structured-merge-diff does (so an applied
+/// container port without `protocol` is keyed `"protocol":"TCP"`); `None` when a key field is
+/// missing and has no default.
+fn item_key(item: &Value, keys: &[Box<str>], item_ty: Ty<'_>) -> Option<Element> {
     let obj = item.as_object()?;
     let mut key = Map::new();
     for k in keys {
         let v = match obj.get(k.as_ref()) {
             Some(v) => v.clone(),
-            None => Value::String(KEY_DEFAULTS.iter().find(|(name, _)| *name == k.as_ref())?.1.to_string()),
+            None => item_ty.child(k).default?.clone(),
         };
         key.insert(k.to_string(), v);
     }
@@ -164,7 +173,7 @@ fn walk_into(value: &Value, ty: Ty<'_>, path: &mut Path, out: &mut BTreeMap<Path
             out.insert(path.clone(), Node::List);
             let item_ty = ty.item();
             for item in value.as_array().into_iter().flatten() {
-                let Some(key) = item_key(item, keys) else { continue };
+                let Some(key) = item_key(item, keys, item_ty) else { continue };
                 path.push(key);
                 out.insert(path.clone(), Node::Item);
                 if let Value::Object(m) = item {
@@ -207,8 +216,8 @@ pub fn merge(live: Option<&Value>, config: &Value, ty: Ty<'_>) -> Value {
             let item_ty = ty.item();
             let mut out = l.clone();
             for citem in c {
-                let key = item_key(citem, keys);
-                match out.iter().position(|i| item_key(i, keys) == key) {
+                let key = item_key(citem, keys, item_ty);
+                match out.iter().position(|i| item_key(i, keys, item_ty) == key) {
                     Some(idx) => out[idx] = merge(Some(&out[idx]), citem, item_ty),
                     None => out.push(citem.clone()),
                 }
@@ -259,7 +268,7 @@ fn step<'s>(obj: &Value, pe: &str, ty: Ty<'s>) -> Option<(Ty<'s>, Option<Slot>)>
     let items = obj.as_array()?;
     let idx = if pe.starts_with("k:") {
         let ListType::Map(keys) = ty.list else { return None };
-        items.iter().position(|i| item_key(i, keys).as_deref() == Some(pe))
+        items.iter().position(|i| item_key(i, keys, ty.item()).as_deref() == Some(pe))
     } else {
         items.iter().position(|i| set_key(i) == pe)
     };

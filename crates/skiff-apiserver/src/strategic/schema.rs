@@ -68,6 +68,8 @@ pub(crate) struct Field {
     pub list: ListType,
     /// `+mapType=atomic` or `+structType=atomic` on the field: the value is owned as a whole.
     pub atomic: bool,
+    /// The field's `+default` literal (its OpenAPI `default`), if any.
+    pub default: Option<serde_json::Value>,
 }
 
 /// A borrowed view of the metadata that governs one value during a merge.
@@ -83,6 +85,8 @@ pub(crate) struct FieldRef<'s> {
     pub list: &'s ListType,
     /// Whether the field's map or struct value is atomic.
     pub atomic: bool,
+    /// The field's default value (its OpenAPI `default`), if any.
+    pub default: Option<&'s serde_json::Value>,
 }
 
 static FREE: Shape = Shape::Free;
@@ -91,7 +95,14 @@ static ATOMIC_LIST: ListType = ListType::Atomic;
 impl FieldRef<'_> {
     /// Metadata of a value nobody described.
     fn free() -> Self {
-        FieldRef { shape: &FREE, strategy: Strategy::default(), merge_key: None, list: &ATOMIC_LIST, atomic: false }
+        FieldRef {
+            shape: &FREE,
+            strategy: Strategy::default(),
+            merge_key: None,
+            list: &ATOMIC_LIST,
+            atomic: false,
+            default: None,
+        }
     }
 }
 
@@ -136,6 +147,7 @@ impl Schema {
                     merge_key: f.merge_key.as_deref(),
                     list: &f.list,
                     atomic: f.atomic,
+                    default: f.default.as_ref(),
                 },
                 None => FieldRef::free(),
             },
@@ -145,6 +157,7 @@ impl Schema {
                 merge_key: None,
                 list: &ATOMIC_LIST,
                 atomic: false,
+                default: None,
             },
             Shape::Scalar | Shape::Free | Shape::List(_) => FieldRef::free(),
         }
@@ -258,6 +271,7 @@ fn parse_field<'t>(spec: &'t str, index: &HashMap<&str, usize>) -> Result<(&'t s
     let mut list = None;
     let mut keys: Vec<Box<str>> = Vec::new();
     let mut atomic = false;
+    let mut default = None;
     for marker in parts.next().unwrap_or_default().split(';').filter(|m| !m.is_empty()) {
         match marker.split_once('=') {
             Some(("listType", "atomic")) => list = Some(ListType::Atomic),
@@ -265,6 +279,11 @@ fn parse_field<'t>(spec: &'t str, index: &HashMap<&str, usize>) -> Result<(&'t s
             Some(("listType", "map")) => list = Some(ListType::Map(Vec::new())),
             Some(("listMapKey", ks)) => keys = ks.split(',').map(Box::from).collect(),
             Some(("mapType" | "structType", value)) => atomic = value == "atomic",
+            Some(("default", literal)) => {
+                default = Some(
+                    serde_json::from_str(literal).map_err(|e| format!("field {json}: bad default {literal:?}: {e}"))?,
+                );
+            }
             _ => return Err(format!("field {json}: unknown marker {marker:?}")),
         }
     }
@@ -277,7 +296,7 @@ fn parse_field<'t>(spec: &'t str, index: &HashMap<&str, usize>) -> Result<(&'t s
         },
         None => ListType::Atomic,
     };
-    Ok((json, Field { shape, strategy, merge_key, list, atomic }))
+    Ok((json, Field { shape, strategy, merge_key, list, atomic, default }))
 }
 
 fn parse_shape(s: &str, index: &HashMap<&str, usize>) -> Result<Shape, String> {
@@ -316,6 +335,9 @@ mod tests {
             ListType::Map(vec!["containerPort".into(), "protocol".into()])
         );
         assert_eq!(*schema.field(container, "env").list, ListType::Map(vec!["name".into()]));
+        let port = schema.element(schema.field(container, "ports").shape);
+        assert_eq!(schema.field(port, "protocol").default, Some(&serde_json::json!("TCP")));
+        assert_eq!(schema.field(port, "containerPort").default, None);
         assert_eq!(*schema.field(container, "args").list, ListType::Atomic);
         let meta = schema.field(&pod, "metadata");
         assert_eq!(*schema.field(meta.shape, "finalizers").list, ListType::Set);
