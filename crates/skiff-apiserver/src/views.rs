@@ -7,9 +7,101 @@
 //!
 //! Custom resources served in a version other than their CRD's storage version are views too:
 //! with conversion strategy `None` only `apiVersion` is rewritten.
+//!
+//! [`VersionPaths`] tells server-side apply how field paths differ between the versions, so
+//! `managedFields` recorded through one version keep working through another.
 
 use serde_json::{Map, Value, json};
 use skiff_api::catalogue::{self, ResourceInfo};
+
+use crate::apply::{Element, Path, Versions};
+
+/// A path prefix in the stored version and its spelling in a view (`None`: the view has no such
+/// field).
+type Rename = (&'static [&'static str], Option<&'static [&'static str]>);
+
+/// Top-level fields of core/v1 Events that events.k8s.io/v1 calls differently.
+const EVENT_RENAMES: &[Rename] = &[
+    (&["involvedObject"], Some(&["regarding"])),
+    (&["message"], Some(&["note"])),
+    (&["count"], Some(&["deprecatedCount"])),
+    (&["firstTimestamp"], Some(&["deprecatedFirstTimestamp"])),
+    (&["lastTimestamp"], Some(&["deprecatedLastTimestamp"])),
+    (&["source"], Some(&["deprecatedSource"])),
+    (&["reportingComponent"], Some(&["reportingController"])),
+];
+
+/// autoscaling/v2 HorizontalPodAutoscaler fields and their autoscaling/v1 counterparts (the CPU
+/// target and current value; v1 has nothing for behavior and conditions).
+const HPA_V1_RENAMES: &[Rename] = &[
+    (&["spec", "metrics"], Some(&["spec", "targetCPUUtilizationPercentage"])),
+    (&["spec", "behavior"], None),
+    (&["status", "currentMetrics"], Some(&["status", "currentCPUUtilizationPercentage"])),
+    (&["status", "conditions"], None),
+];
+
+/// The paths a view spells differently from its stored version.
+fn renames(info: &ResourceInfo) -> &'static [Rename] {
+    if !info.is_view() || info.custom.is_some() {
+        return &[];
+    }
+    match (info.group, info.plural) {
+        ("events.k8s.io", "events") => EVENT_RENAMES,
+        ("autoscaling", "horizontalpodautoscalers") => HPA_V1_RENAMES,
+        _ => &[],
+    }
+}
+
+/// Rewrites the first matching prefix of `path` (`f:` elements); `None` when it maps to nothing.
+fn rename_path(path: &[Element], table: &[Rename], to_view: bool) -> Option<Path> {
+    for (stored, served) in table {
+        let (from, to) = if to_view { (Some(*stored), *served) } else { (*served, Some(*stored)) };
+        let Some(from) = from else { continue };
+        let matches =
+            path.len() >= from.len() && path.iter().zip(from.iter()).all(|(e, f)| e.strip_prefix("f:") == Some(f));
+        if matches {
+            let to = to?;
+            return Some(to.iter().map(|f| format!("f:{f}")).chain(path[from.len()..].iter().cloned()).collect());
+        }
+    }
+    Some(path.to_vec())
+}
+
+/// Field paths across the served versions of one resource: through the stored version, with
+/// each view's renames.
+#[derive(Debug, Clone, Copy)]
+pub struct VersionPaths {
+    plural: &'static str,
+}
+
+impl VersionPaths {
+    /// The paths of the resource `info` is a version of.
+    pub fn new(info: &ResourceInfo) -> Self {
+        Self { plural: info.plural }
+    }
+
+    fn info(&self, api_version: &str) -> Option<&'static ResourceInfo> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        catalogue::find(group, version, self.plural)
+    }
+}
+
+impl Versions for VersionPaths {
+    fn convert(&self, path: &[Element], from: &str, to: &str) -> Option<Path> {
+        if from == to {
+            return Some(path.to_vec());
+        }
+        // Versions this server does not serve (client-sent entries) are taken as they are.
+        let stored = match self.info(from) {
+            Some(info) => rename_path(path, renames(info), false)?,
+            None => path.to_vec(),
+        };
+        match self.info(to) {
+            Some(info) => rename_path(&stored, renames(info), true),
+            None => Some(stored),
+        }
+    }
+}
 
 /// The stored resource behind a served one (itself when not a view).
 pub fn storage_info(info: &'static ResourceInfo) -> &'static ResourceInfo {
@@ -44,13 +136,11 @@ pub fn to_storage(info: &ResourceInfo, mut obj: Value) -> Value {
     match (info.group, info.plural) {
         ("events.k8s.io", "events") => {
             map.insert("apiVersion".into(), json!("v1"));
-            rename(map, "regarding", "involvedObject");
-            rename(map, "note", "message");
-            rename(map, "deprecatedCount", "count");
-            rename(map, "deprecatedFirstTimestamp", "firstTimestamp");
-            rename(map, "deprecatedLastTimestamp", "lastTimestamp");
-            rename(map, "deprecatedSource", "source");
-            rename(map, "reportingController", "reportingComponent");
+            for (stored, served) in EVENT_RENAMES {
+                if let ([stored], Some([served])) = (stored, served) {
+                    rename(map, served, stored);
+                }
+            }
             if !map.contains_key("involvedObject") {
                 map.insert("involvedObject".into(), json!({}));
             }
@@ -92,13 +182,11 @@ pub fn from_storage(info: &ResourceInfo, mut obj: Value) -> Value {
     match (info.group, info.plural) {
         ("events.k8s.io", "events") => {
             map.insert("apiVersion".into(), json!("events.k8s.io/v1"));
-            rename(map, "involvedObject", "regarding");
-            rename(map, "message", "note");
-            rename(map, "count", "deprecatedCount");
-            rename(map, "firstTimestamp", "deprecatedFirstTimestamp");
-            rename(map, "lastTimestamp", "deprecatedLastTimestamp");
-            rename(map, "source", "deprecatedSource");
-            rename(map, "reportingComponent", "reportingController");
+            for (stored, served) in EVENT_RENAMES {
+                if let ([stored], Some([served])) = (stored, served) {
+                    rename(map, stored, served);
+                }
+            }
             if !map.contains_key("eventTime") {
                 let at = map
                     .get("deprecatedFirstTimestamp")
@@ -159,6 +247,28 @@ mod tests {
         assert_eq!(stored["involvedObject"]["name"], "p");
         assert_eq!(stored["message"], "hello");
         assert_eq!(from_storage(view, stored), served);
+    }
+
+    #[test]
+    fn field_paths_translate_between_served_versions() {
+        let paths = VersionPaths::new(catalogue::find("", "v1", "events").expect("events"));
+        let p = |s: &[&str]| -> Path { s.iter().map(|e| e.to_string()).collect() };
+        assert_eq!(
+            paths.convert(&p(&["f:involvedObject", "f:name"]), "v1", "events.k8s.io/v1"),
+            Some(p(&["f:regarding", "f:name"]))
+        );
+        assert_eq!(paths.convert(&p(&["f:note"]), "events.k8s.io/v1", "v1"), Some(p(&["f:message"])));
+        assert_eq!(paths.convert(&p(&["f:reason"]), "events.k8s.io/v1", "v1"), Some(p(&["f:reason"])));
+        let hpa = VersionPaths::new(catalogue::find("autoscaling", "v2", "horizontalpodautoscalers").expect("hpa"));
+        assert_eq!(
+            hpa.convert(&p(&["f:spec", "f:targetCPUUtilizationPercentage"]), "autoscaling/v1", "autoscaling/v2"),
+            Some(p(&["f:spec", "f:metrics"]))
+        );
+        assert_eq!(hpa.convert(&p(&["f:spec", "f:behavior", "f:scaleUp"]), "autoscaling/v2", "autoscaling/v1"), None);
+        assert_eq!(
+            hpa.convert(&p(&["f:spec", "f:maxReplicas"]), "autoscaling/v2", "autoscaling/v1"),
+            Some(p(&["f:spec", "f:maxReplicas"]))
+        );
     }
 
     #[test]

@@ -384,3 +384,83 @@ async fn served_versions_share_storage_and_validate_with_their_own_schema() {
     let listed = beta_api.list(&Default::default()).await.unwrap();
     assert_eq!(listed.items[0].types.as_ref().unwrap().api_version, format!("{group}/v1beta1"));
 }
+
+/// The managers of an object, as (manager, operation, apiVersion, subresource).
+fn managers(obj: &DynamicObject) -> Vec<(String, String, String, String)> {
+    let mut out: Vec<_> = obj
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|e| {
+            let s = |v: &Option<String>| v.clone().unwrap_or_default();
+            (s(&e.manager), s(&e.operation), s(&e.api_version), s(&e.subresource))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn managed_fields_across_versions_and_scale_apply_on_custom_resources() {
+    let ts = TestServer::start().await;
+    let client = ts.client().await;
+    let group = "ssa.example.io";
+    let mut def = crd(group);
+    let mut v2 = def.spec.versions[0].clone();
+    v2.name = "v2".into();
+    v2.storage = false;
+    def.spec.versions.push(v2);
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &def).await.unwrap();
+    let at = |version: &str| {
+        let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, "Widget"), "widgets");
+        Api::<DynamicObject>::namespaced_with(client.clone(), "default", &ar)
+    };
+    let (v1_api, v2_api) = (at("v1"), at("v2"));
+    let config = |version: &str, labels: Value| {
+        Patch::Apply(json!({"apiVersion": format!("{group}/{version}"), "kind": "Widget",
+            "metadata": {"name": "w", "labels": labels}, "spec": {"image": "nginx", "replicas": 2}}))
+    };
+    let mut applied = None;
+    for _ in 0..100 {
+        match v1_api.patch("w", &PatchParams::apply("ci"), &config("v1", json!({"a": "1"}))).await {
+            Ok(o) => {
+                applied = Some(o);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    applied.expect("applied through v1 once the CRD is established");
+
+    // Apply entries are one per manager whatever the version: the v2 apply replaces the v1 entry
+    // and prunes what it no longer sets.
+    let through_v2 = v2_api.patch("w", &PatchParams::apply("ci"), &config("v2", json!({}))).await.unwrap();
+    assert!(through_v2.metadata.labels.clone().unwrap_or_default().is_empty(), "label pruned across versions");
+    let ci = (String::from("ci"), String::from("Apply"), format!("{group}/v2"), String::new());
+    assert_eq!(managers(&through_v2), std::slice::from_ref(&ci));
+
+    // Update entries are kept per version.
+    let tool = PatchParams { field_manager: Some("tool".into()), ..Default::default() };
+    v1_api.patch("w", &tool, &Patch::Merge(json!({"metadata": {"labels": {"b": "1"}}}))).await.unwrap();
+    let both = v2_api.patch("w", &tool, &Patch::Merge(json!({"metadata": {"labels": {"c": "1"}}}))).await.unwrap();
+    let update = |v: &str| (String::from("tool"), String::from("Update"), format!("{group}/{v}"), String::new());
+    assert_eq!(managers(&both), [ci.clone(), update("v1"), update("v2")]);
+
+    // /scale apply maps spec.replicas to the CRD's specReplicasPath and conflicts with its owner.
+    let scale = || Patch::Apply(json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "spec": {"replicas": 5}}));
+    match v1_api.patch_scale("w", &PatchParams::apply("hpa"), &scale()).await {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!(e.code, 409);
+            assert_eq!(e.message, "Apply failed with 1 conflict: conflict with \"ci\": .spec.replicas");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let scaled = v1_api.patch_scale("w", &PatchParams::apply("hpa").force(), &scale()).await.unwrap();
+    assert_eq!(scaled.spec.unwrap().replicas, Some(5));
+    let w = v2_api.get("w").await.unwrap();
+    assert_eq!(w.data["spec"]["replicas"], 5);
+    let hpa = (String::from("hpa"), String::from("Apply"), format!("{group}/v1"), String::from("scale"));
+    assert_eq!(managers(&w), [ci, hpa, update("v1"), update("v2")]);
+}

@@ -18,10 +18,14 @@
 //!
 //! Client-sent `managedFields` on non-apply writes are honoured as upstream does: `[{}]` clears
 //! them, well-formed entries replace the stored ones, anything else (including `[]`) is ignored.
-//! Known difference: field sets are not converted between API versions.
+//!
+//! Entries stay recorded against the API version they were written in; a write in another
+//! version sees them translated into its own paths ([`versions`]).
 
 mod fieldpath;
+pub mod scale;
 mod typed;
+mod versions;
 
 #[cfg(test)]
 mod tests;
@@ -30,8 +34,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-pub use fieldpath::{FieldSet, Path, display};
+pub use fieldpath::{Element, FieldSet, Path, display};
 use typed::{Node, Ty};
+use versions::Working;
+pub use versions::{SamePaths, Versions};
 
 /// Upstream's cap on `Update` entries.
 pub const MAX_UPDATE_MANAGERS: usize = 10;
@@ -242,6 +248,8 @@ pub struct Writer<'a> {
     pub manager: &'a str,
     /// The served API version (`apps/v1`).
     pub api_version: &'a str,
+    /// How paths translate between the resource's versions (entries of other versions).
+    pub versions: &'a dyn Versions,
     /// The subresource written (`status`, `scale`), empty for the main resource.
     pub subresource: &'a str,
     /// Whether `status` is not part of this write (main resource of a kind with a status
@@ -307,7 +315,8 @@ pub fn apply(live: Option<&Value>, config: &Value, writer: &Writer<'_>, force: b
         }
     }
     let live_plain = live.map(without_managed).unwrap_or_else(|| json!({}));
-    let mut list = live.map(entries).unwrap_or_default();
+    let (working, mut list) =
+        Working::enter(live.map(entries).unwrap_or_default(), writer.api_version, writer.versions);
     let me = Entry {
         manager: writer.manager.to_string(),
         operation: Operation::Apply,
@@ -334,7 +343,15 @@ pub fn apply(live: Option<&Value>, config: &Value, writer: &Writer<'_>, force: b
             found.iter().all(|(_, p)| allowed.contains(p))
         });
     if !found.is_empty() && !force && !migrating {
-        return Err(found.iter().map(|(i, p)| Conflict { manager: list[*i].describe(), field: display(p) }).collect());
+        // Upstream finds conflicts in each owner's version, so the field is named as its owner
+        // recorded it.
+        let in_owner_version = |e: &Entry, p: &Path| {
+            writer.versions.convert(p, writer.api_version, &e.api_version).unwrap_or_else(|| p.clone())
+        };
+        return Err(found
+            .iter()
+            .map(|(i, p)| Conflict { manager: list[*i].describe(), field: display(&in_owner_version(&list[*i], p)) })
+            .collect());
     }
     for (i, p) in &found {
         list[*i].fields.remove(p);
@@ -364,7 +381,7 @@ pub fn apply(live: Option<&Value>, config: &Value, writer: &Writer<'_>, force: b
         me.time = prev.time;
     }
     list.push(me);
-    store_entries(&mut merged, list);
+    store_entries(&mut merged, working.leave(list));
     Ok(merged)
 }
 
@@ -440,7 +457,8 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>, 
     let old_plain = old.map(without_managed).unwrap_or_else(|| json!({}));
     let new_plain = without_managed(new);
     let (changed, removed) = diff(&typed::walk(&old_plain, ty), &typed::walk(&new_plain, ty), writer.ignore_status);
-    let mut list = base.unwrap_or_else(|| old.map(entries).unwrap_or_default());
+    let base = base.unwrap_or_else(|| old.map(entries).unwrap_or_default());
+    let (working, mut list) = Working::enter(base, writer.api_version, writer.versions);
     let me_id = Entry {
         manager: writer.manager.to_string(),
         operation: Operation::Update,
@@ -463,7 +481,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>, 
         me.time = me_id.time;
     }
     list.push(me);
-    store_entries(new, list);
+    store_entries(new, working.leave(list));
 }
 
 /// Upstream's default manager name: the user agent up to its first `/`, printable characters

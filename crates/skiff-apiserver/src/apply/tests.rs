@@ -13,6 +13,7 @@ fn writer<'a>(manager: &'a str, now: &'a str) -> Writer<'a> {
         kind: "Deployment",
         manager,
         api_version: "apps/v1",
+        versions: &SamePaths,
         subresource: "",
         ignore_status: true,
         now,
@@ -535,4 +536,28 @@ fn manager_defaults_to_the_user_agent_prefix() {
     assert_eq!(manager_from_user_agent("kubectl/v1.32.0 (linux/amd64) kubernetes/abc"), "kubectl");
     assert_eq!(manager_from_user_agent("Python-urllib/3.12"), "Python-urllib");
     assert_eq!(manager_from_user_agent(""), "");
+}
+
+#[test]
+fn omitted_list_map_keys_take_their_openapi_default() {
+    // Service ports key on port and protocol; `protocol` defaults to TCP in the schema, so an
+    // applied port without it is the same item as the stored, defaulted one.
+    let w = Writer { group: "", kind: "Service", ..writer("a", T0) };
+    let svc = |ports: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": ports}});
+    let live =
+        apply(None, &svc(json!([{"port": 80, "protocol": "TCP", "targetPort": 8080}])), &w, false).expect("applies");
+    let again = apply(Some(&live), &svc(json!([{"port": 80, "targetPort": 9090}])), &w, false).expect("applies");
+    assert_eq!(again["spec"]["ports"], json!([{"port": 80, "protocol": "TCP", "targetPort": 9090}]));
+    assert_eq!(
+        owned(&again, "a"),
+        vec![
+            ".spec.ports[port=80,protocol=\"TCP\"]",
+            ".spec.ports[port=80,protocol=\"TCP\"].port",
+            ".spec.ports[port=80,protocol=\"TCP\"].targetPort"
+        ]
+    );
+
+    // A key field without a default cannot be filled in: the list is then owned as a whole.
+    let keyless = apply(None, &svc(json!([{"targetPort": 8080}])), &w, false).expect("applies");
+    assert_eq!(owned(&keyless, "a"), vec![".spec.ports"]);
 }

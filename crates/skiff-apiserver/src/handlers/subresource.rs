@@ -1,6 +1,7 @@
 //! Subresources: `/status` (only status changes), `/scale` (autoscaling/v1 Scale over
 //! `spec.replicas`, or for custom resources the CRD's `specReplicasPath`, `statusReplicasPath` and
-//! `labelSelectorPath`) and namespaces' `/finalize`. Streaming subresources (log, exec, attach,
+//! `labelSelectorPath`; server-side apply to it converts `managedFields` with
+//! [`crate::apply::scale`]) and namespaces' `/finalize`. Streaming subresources (log, exec, attach,
 //! port-forward) belong to the node agent and answer 503 until one serves the pod.
 
 use axum::body::Body;
@@ -12,10 +13,12 @@ use skiff_api::status::GroupKind;
 use skiff_api::validation::FieldError;
 
 use super::read::render_object;
-use super::write::{self, Admission, Part};
+use super::write::{self, Admission, Part, Tracking};
 use super::{Ctx, read_body};
-use crate::objects::meta_str;
+use crate::apply::{self, Entry, Path, SamePaths};
+use crate::objects::{self, meta_str, metadata_mut};
 use crate::state::ApiState;
+use skiff_api::catalogue::{self, ResourceInfo};
 
 /// Serves `/{subresource}` of an object.
 pub async fn handle(
@@ -104,8 +107,28 @@ fn set_dotted(obj: &mut Value, path: &str, value: Value) {
     }
 }
 
-/// The Scale of an object of `info` (custom resources read the CRD's scale paths).
-fn scale_for(info: &skiff_api::catalogue::ResourceInfo, obj: &Value) -> Value {
+/// Where the version `api_version` of the resource `info` belongs to keeps its replica count, in
+/// field-path form (see [`apply::scale::ReplicasPath`]).
+fn replicas_path(info: &ResourceInfo, api_version: &str) -> Option<Option<Path>> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let served = catalogue::find(group, version, info.plural)?;
+    if served.custom.is_none() {
+        return Some(served.subresource("scale").map(|_| vec!["f:spec".to_string(), "f:replicas".to_string()]));
+    }
+    let scale = served.custom.and_then(|c| c.scale.as_ref());
+    Some(scale.map(|s| s.spec_replicas.trim_start_matches('.').split('.').map(|f| format!("f:{f}")).collect()))
+}
+
+/// The Scale of an object of `info` (custom resources read the CRD's scale paths), with the
+/// object's owners of the replica count as its `managedFields`.
+fn scale_for(info: &ResourceInfo, obj: &Value) -> Value {
+    let mut scale = scale_values(info, obj);
+    let owners = apply::scale::to_subresource(&apply::entries(obj), &|v| replicas_path(info, v));
+    apply::store_entries(&mut scale, owners);
+    scale
+}
+
+fn scale_values(info: &ResourceInfo, obj: &Value) -> Value {
     let Some(paths) = info.custom.and_then(|c| c.scale.as_ref()) else { return scale_of(obj) };
     let mut scale = scale_of(obj);
     scale["spec"]["replicas"] = json!(dotted(obj, &paths.spec_replicas).and_then(Value::as_i64).unwrap_or(0));
@@ -152,6 +175,9 @@ async fn update_scale(
     body: Bytes,
 ) -> Result<Response<Body>, StatusError> {
     let name = ctx.require_name()?.to_string();
+    if *method == Method::PATCH && write::is_apply(ctx) {
+        return apply_scale(state, ctx, &name, &body).await;
+    }
     let body: Value = if *method == Method::PUT {
         let format = crate::negotiate::body_format(ctx.content_type.as_deref())?;
         crate::negotiate::decode_body(&body, format)?
@@ -191,25 +217,88 @@ async fn update_scale(
         {
             return Err(StatusError::stale(&ctx.group_resource(), meta_str(current, "name").unwrap_or("")));
         }
-        let replicas = desired.get("spec").and_then(|s| s.get("replicas")).and_then(Value::as_i64).unwrap_or(0);
-        if replicas < 0 {
-            return Err(StatusError::invalid(
-                &GroupKind::new("autoscaling", "Scale"),
-                meta_str(current, "name").unwrap_or(""),
-                &[FieldError::invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
-            ));
-        }
-        let mut obj = current.clone();
-        if let Some(paths) = info.custom.and_then(|c| c.scale.as_ref()) {
-            set_dotted(&mut obj, &paths.spec_replicas, json!(replicas));
-        } else if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.insert("replicas".into(), json!(replicas));
-        }
-        Ok(obj)
+        with_replicas(info, current, &desired)
     };
     let updated = write::update_object(state, ctx, &name, Part::Main, &mut adm, &change).await?;
     let obj: Value = serde_json::from_slice(&updated.json).map_err(StatusError::internal)?;
     Ok(crate::response::json(200, &scale_for(ctx.info, &obj)))
+}
+
+/// The parent `current` with the replica count of the Scale `desired` (validated).
+fn with_replicas(info: &ResourceInfo, current: &Value, desired: &Value) -> Result<Value, StatusError> {
+    let replicas = desired.get("spec").and_then(|s| s.get("replicas")).and_then(Value::as_i64).unwrap_or(0);
+    if replicas < 0 {
+        return Err(StatusError::invalid(
+            &GroupKind::new("autoscaling", "Scale"),
+            meta_str(current, "name").unwrap_or(""),
+            &[FieldError::invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
+        ));
+    }
+    let mut obj = current.clone();
+    if let Some(paths) = info.custom.and_then(|c| c.scale.as_ref()) {
+        set_dotted(&mut obj, &paths.spec_replicas, json!(replicas));
+    } else if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert("replicas".into(), json!(replicas));
+    }
+    Ok(obj)
+}
+
+/// Server-side apply of an autoscaling/v1 Scale: the apply runs on the Scale with the parent's
+/// replica owners as its managers (so taking `spec.replicas` from the parent's appliers is a
+/// conflict unless forced), then the replica count and the ownership go back to the parent.
+async fn apply_scale(state: &ApiState, ctx: &Ctx, name: &str, body: &[u8]) -> Result<Response<Body>, StatusError> {
+    let manager = write::apply_manager(ctx)?;
+    let force = ctx.query.flag("force");
+    let mut config = crate::negotiate::decode_body(body, crate::negotiate::BodyFormat::Yaml)?;
+    objects::strip_nulls(&mut config);
+    let kind = config.get("kind").and_then(Value::as_str).unwrap_or("Scale");
+    let api_version = config.get("apiVersion").and_then(Value::as_str).unwrap_or(apply::scale::SCALE_API_VERSION);
+    if kind != "Scale" || api_version != apply::scale::SCALE_API_VERSION {
+        return Err(StatusError::bad_request(format!(
+            "the body of a scale apply must be an {} Scale, not {api_version} {kind}",
+            apply::scale::SCALE_API_VERSION
+        )));
+    }
+    let meta = metadata_mut(&mut config).ok_or_else(|| StatusError::bad_request("metadata must be an object"))?;
+    match meta.get("name").and_then(Value::as_str) {
+        None | Some("") => {
+            meta.insert("name".into(), json!(name));
+        }
+        Some(n) if n == name => {}
+        Some(n) => {
+            return Err(StatusError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+    }
+    let mut adm = Admission::from_ctx(ctx)?;
+    adm.tracking = Tracking::Applied;
+    let now = super::meta::now_rfc3339();
+    let writer = apply::Writer {
+        group: "autoscaling",
+        kind: "Scale",
+        manager,
+        api_version: apply::scale::SCALE_API_VERSION,
+        versions: &SamePaths,
+        subresource: "scale",
+        ignore_status: true,
+        now: &now,
+    };
+    let info = ctx.info;
+    let parent_version = info.api_version();
+    let change = |current: &Value| -> Result<Value, StatusError> {
+        let replicas = |v: &str| replicas_path(info, v);
+        let applied =
+            apply::apply(Some(&scale_for(info, current)), &config, &writer, force).map_err(write::conflict_error)?;
+        let mut obj = with_replicas(info, current, &applied)?;
+        let parent: Vec<Entry> = apply::entries(current);
+        let owners = apply::scale::to_parent(&parent, &apply::entries(&applied), &parent_version, &replicas);
+        apply::store_entries(&mut obj, owners);
+        Ok(obj)
+    };
+    let updated = write::update_object(state, ctx, name, Part::Main, &mut adm, &change).await?;
+    let obj: Value = serde_json::from_slice(&updated.json).map_err(StatusError::internal)?;
+    Ok(crate::response::with_warnings(crate::response::json(200, &scale_for(info, &obj)), &adm.warnings))
 }
 
 async fn finalize(state: &ApiState, ctx: &Ctx, body: Bytes) -> Result<Response<Body>, StatusError> {

@@ -95,20 +95,21 @@ impl Admission {
     }
 }
 
-/// The identity of a write for `managedFields`, on objects of kind `group`/`kind`.
-fn writer<'a>(
+/// The identity of a write for `managedFields`, on objects of the served kind.
+pub(super) fn writer<'a>(
     ctx: &'a Ctx,
-    gk: (&'a str, &'a str),
     manager: &'a str,
     api_version: &'a str,
+    versions: &'a views::VersionPaths,
     now: &'a str,
 ) -> apply::Writer<'a> {
     let subresource = ctx.subresource.as_deref().unwrap_or("");
     apply::Writer {
-        group: gk.0,
-        kind: gk.1,
+        group: ctx.info.group,
+        kind: ctx.info.kind,
         manager,
         api_version,
+        versions,
         subresource,
         ignore_status: subresource.is_empty() && ctx.storage.has_status(),
         now,
@@ -130,9 +131,10 @@ fn put_managed(obj: &mut Value, managed: Option<Value>) {
     }
 }
 
-/// Maintains `managedFields` of a write from `old` (`None` on create) to `new`; `sent` is what
-/// the request carried (server-side apply's computed entries, or a client's, see
-/// [`apply::Sent`]).
+/// Maintains `managedFields` of a write from `old` (`None` on create) to `new`, both stored
+/// objects; `sent` is what the request carried (server-side apply's computed entries, or a
+/// client's, see [`apply::Sent`]). An `Update` is recorded in the paths of the version the
+/// client wrote, as upstream does.
 fn track(ctx: &Ctx, adm: &Admission, old: Option<&Value>, new: &mut Value, sent: Option<Value>) {
     match &adm.tracking {
         Tracking::Off => put_managed(new, old.and_then(|o| objects::metadata(o)?.get("managedFields").cloned())),
@@ -141,8 +143,16 @@ fn track(ctx: &Ctx, adm: &Admission, old: Option<&Value>, new: &mut Value, sent:
             let sent = apply::Sent::classify(sent.as_ref());
             let api_version = ctx.info.api_version();
             let now = meta::now_rfc3339();
-            let w = writer(ctx, (ctx.storage.group, ctx.storage.kind), manager, &api_version, &now);
-            apply::record_update(old, new, &w, sent);
+            let paths = views::VersionPaths::new(ctx.info);
+            let w = writer(ctx, manager, &api_version, &paths, &now);
+            if ctx.info.is_view() {
+                let old = old.map(|o| views::from_storage(ctx.info, o.clone()));
+                let mut served = views::from_storage(ctx.info, new.clone());
+                apply::record_update(old.as_ref(), &mut served, &w, sent);
+                put_managed(new, objects::metadata(&served).and_then(|m| m.get("managedFields")).cloned());
+            } else {
+                apply::record_update(old, new, &w, sent);
+            }
         }
     }
 }
@@ -435,6 +445,22 @@ enum PatchType {
 /// The server-side apply content type.
 const APPLY_MEDIA_TYPE: &str = "application/apply-patch+yaml";
 
+/// Whether a request is a server-side apply.
+pub(super) fn is_apply(ctx: &Ctx) -> bool {
+    media_type(ctx.content_type.as_deref()) == APPLY_MEDIA_TYPE
+}
+
+/// The field manager of an apply (required, 422 without).
+pub(super) fn apply_manager(ctx: &Ctx) -> Result<&str, StatusError> {
+    ctx.query.get("fieldManager").filter(|m| !m.is_empty()).ok_or_else(|| {
+        StatusError::invalid(
+            &GroupKind::new("meta.k8s.io", "PatchOptions"),
+            "",
+            &[FieldError::required("fieldManager", "is required for apply patch")],
+        )
+    })
+}
+
 fn media_type(content_type: Option<&str>) -> &str {
     content_type.and_then(|c| c.split(';').next()).map(str::trim).unwrap_or("")
 }
@@ -517,7 +543,7 @@ pub async fn patch(state: &ApiState, ctx: &Ctx, body: Bytes) -> Result<Response<
 /// PATCH of the main resource or of `/status`.
 pub async fn patch_part(state: &ApiState, ctx: &Ctx, body: Bytes, part: Part) -> Result<Response<Body>, StatusError> {
     let name = ctx.require_name()?.to_string();
-    if media_type(ctx.content_type.as_deref()) == APPLY_MEDIA_TYPE {
+    if is_apply(ctx) {
         return server_side_apply(state, ctx, &name, &body, part).await;
     }
     if ctx.query.get("force").is_some() {
@@ -542,7 +568,7 @@ pub async fn patch_part(state: &ApiState, ctx: &Ctx, body: Bytes, part: Part) ->
 }
 
 /// The 409 of an apply that changes fields other managers own, worded as upstream.
-fn conflict_error(conflicts: Vec<apply::Conflict>) -> StatusError {
+pub(super) fn conflict_error(conflicts: Vec<apply::Conflict>) -> StatusError {
     let message = match conflicts.as_slice() {
         [one] => format!("Apply failed with 1 conflict: conflict with {}: {}", one.manager, one.field),
         _ => {
@@ -582,13 +608,7 @@ async fn server_side_apply(
     body: &[u8],
     part: Part,
 ) -> Result<Response<Body>, StatusError> {
-    let manager = ctx.query.get("fieldManager").filter(|m| !m.is_empty()).ok_or_else(|| {
-        StatusError::invalid(
-            &GroupKind::new("meta.k8s.io", "PatchOptions"),
-            "",
-            &[FieldError::required("fieldManager", "is required for apply patch")],
-        )
-    })?;
+    let manager = apply_manager(ctx)?;
     let force = ctx.query.flag("force");
     let mut config = crate::negotiate::decode_body(body, crate::negotiate::BodyFormat::Yaml)?;
     objects::strip_nulls(&mut config);
@@ -623,7 +643,8 @@ async fn server_side_apply(
     adm.tracking = Tracking::Applied;
     let api_version = ctx.info.api_version();
     let now = meta::now_rfc3339();
-    let w = writer(ctx, (ctx.info.group, ctx.info.kind), manager, &api_version, &now);
+    let paths = views::VersionPaths::new(ctx.info);
+    let w = writer(ctx, manager, &api_version, &paths, &now);
     let change = |current: &Value| apply::apply(Some(current), &config, &w, force).map_err(conflict_error);
     match update_object(state, ctx, name, part, &mut adm, &change).await {
         Ok(updated) => Ok(response::with_warnings(render_object(ctx, &updated.json, 200), &adm.warnings)),
