@@ -144,6 +144,18 @@ async fn scale_apply_conflicts_with_the_parents_replica_owner_and_takes_ownershi
     let msg = conflict_message(api.patch_scale("web", &PatchParams::apply("hpa"), &scale_config(4)).await);
     assert_eq!(msg, "Apply failed with 1 conflict: conflict with \"ci\": .spec.replicas");
     assert_eq!(api.get("web").await.unwrap().spec.unwrap().replicas, Some(2));
+    // The applied object must be a Scale in its version (as upstream, which kubectl's
+    // `apply --subresource=scale` of a Deployment manifest runs into).
+    match api.patch_scale("web", &PatchParams::apply("hpa"), &Patch::Apply(deployment(4, "nginx:1"))).await {
+        Err(kube::Error::Api(e)) => assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                400,
+                "Incorrect version specified in apply patch. Specified patch version: apps/v1, expected: autoscaling/v1"
+            )
+        ),
+        other => panic!("expected a 400, got {other:?}"),
+    }
 
     // Applying the current value shares the field instead.
     api.patch_scale("web", &PatchParams::apply("hpa"), &scale_config(2)).await.unwrap();

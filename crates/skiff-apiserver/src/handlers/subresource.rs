@@ -251,13 +251,17 @@ async fn apply_scale(state: &ApiState, ctx: &Ctx, name: &str, body: &[u8]) -> Re
     let force = ctx.query.flag("force");
     let mut config = crate::negotiate::decode_body(body, crate::negotiate::BodyFormat::Yaml)?;
     objects::strip_nulls(&mut config);
-    let kind = config.get("kind").and_then(Value::as_str).unwrap_or("Scale");
-    let api_version = config.get("apiVersion").and_then(Value::as_str).unwrap_or(apply::scale::SCALE_API_VERSION);
-    if kind != "Scale" || api_version != apply::scale::SCALE_API_VERSION {
+    // As upstream: the applied object must be in the Scale's version (so kubectl's
+    // `apply --subresource=scale` of a Deployment manifest is refused).
+    let version = config.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    if version != apply::scale::SCALE_API_VERSION {
         return Err(StatusError::bad_request(format!(
-            "the body of a scale apply must be an {} Scale, not {api_version} {kind}",
+            "Incorrect version specified in apply patch. Specified patch version: {version}, expected: {}",
             apply::scale::SCALE_API_VERSION
         )));
+    }
+    if let Some(kind) = config.get("kind").and_then(Value::as_str).filter(|k| *k != "Scale") {
+        return Err(StatusError::bad_request(format!("the body of a scale apply must be a Scale, not {kind}")));
     }
     let meta = metadata_mut(&mut config).ok_or_else(|| StatusError::bad_request("metadata must be an object"))?;
     match meta.get("name").and_then(Value::as_str) {
