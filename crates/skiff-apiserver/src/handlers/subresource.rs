@@ -9,16 +9,16 @@ use bytes::Bytes;
 use http::{Method, Response};
 use serde_json::{Value, json};
 use skiff_api::StatusError;
+use skiff_api::catalogue::{self, ResourceInfo};
 use skiff_api::status::GroupKind;
 use skiff_api::validation::FieldError;
 
 use super::read::render_object;
 use super::write::{self, Admission, Part, Tracking};
 use super::{Ctx, read_body};
-use crate::apply::{self, Entry, Path, SamePaths};
-use crate::objects::{self, meta_str, metadata_mut};
+use crate::apply::{self, Path, SamePaths};
+use crate::objects::{self, meta_str};
 use crate::state::ApiState;
-use skiff_api::catalogue::{self, ResourceInfo};
 
 /// Serves `/{subresource}` of an object.
 pub async fn handle(
@@ -263,18 +263,7 @@ async fn apply_scale(state: &ApiState, ctx: &Ctx, name: &str, body: &[u8]) -> Re
     if let Some(kind) = config.get("kind").and_then(Value::as_str).filter(|k| *k != "Scale") {
         return Err(StatusError::bad_request(format!("the body of a scale apply must be a Scale, not {kind}")));
     }
-    let meta = metadata_mut(&mut config).ok_or_else(|| StatusError::bad_request("metadata must be an object"))?;
-    match meta.get("name").and_then(Value::as_str) {
-        None | Some("") => {
-            meta.insert("name".into(), json!(name));
-        }
-        Some(n) if n == name => {}
-        Some(n) => {
-            return Err(StatusError::bad_request(format!(
-                "the name of the object ({n}) does not match the name on the URL ({name})"
-            )));
-        }
-    }
+    write::named_config(&mut config, name)?;
     let mut adm = Admission::from_ctx(ctx)?;
     adm.tracking = Tracking::Applied;
     let now = super::meta::now_rfc3339();
@@ -295,8 +284,8 @@ async fn apply_scale(state: &ApiState, ctx: &Ctx, name: &str, body: &[u8]) -> Re
         let applied =
             apply::apply(Some(&scale_for(info, current)), &config, &writer, force).map_err(write::conflict_error)?;
         let mut obj = with_replicas(info, current, &applied)?;
-        let parent: Vec<Entry> = apply::entries(current);
-        let owners = apply::scale::to_parent(&parent, &apply::entries(&applied), &parent_version, &replicas);
+        let owners =
+            apply::scale::to_parent(&apply::entries(current), &apply::entries(&applied), &parent_version, &replicas);
         apply::store_entries(&mut obj, owners);
         Ok(obj)
     };

@@ -600,6 +600,27 @@ pub(super) fn conflict_error(conflicts: Vec<apply::Conflict>) -> StatusError {
     }
 }
 
+/// Checks the name of an applied configuration against the URL's (filling it in when absent);
+/// returns the configuration's metadata.
+pub(super) fn named_config<'c>(
+    config: &'c mut Value,
+    name: &str,
+) -> Result<&'c mut serde_json::Map<String, Value>, StatusError> {
+    let meta = metadata_mut(config).ok_or_else(|| StatusError::bad_request("metadata must be an object"))?;
+    match meta.get("name").and_then(Value::as_str) {
+        None | Some("") => {
+            meta.insert("name".into(), Value::String(name.to_string()));
+        }
+        Some(n) if n == name => {}
+        Some(n) => {
+            return Err(StatusError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+    }
+    Ok(meta)
+}
+
 /// PATCH with `application/apply-patch+yaml`: server-side apply, creating the object when absent.
 async fn server_side_apply(
     state: &ApiState,
@@ -613,18 +634,7 @@ async fn server_side_apply(
     let mut config = crate::negotiate::decode_body(body, crate::negotiate::BodyFormat::Yaml)?;
     objects::strip_nulls(&mut config);
     meta::check_type(ctx, &mut config)?;
-    let meta = metadata_mut(&mut config).ok_or_else(|| StatusError::bad_request("metadata must be an object"))?;
-    match meta.get("name").and_then(Value::as_str) {
-        None | Some("") => {
-            meta.insert("name".into(), Value::String(name.to_string()));
-        }
-        Some(n) if n == name => {}
-        Some(n) => {
-            return Err(StatusError::bad_request(format!(
-                "the name of the object ({n}) does not match the name on the URL ({name})"
-            )));
-        }
-    }
+    let meta = named_config(&mut config, name)?;
     if ctx.info.namespaced {
         let want = ctx.namespace.clone().unwrap_or_default();
         match meta.get("namespace").and_then(Value::as_str) {
