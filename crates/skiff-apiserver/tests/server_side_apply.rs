@@ -272,3 +272,41 @@ async fn horizontal_pod_autoscaler_owners_conflict_across_v1_and_v2() {
     let spec = &b.fields_v1.as_ref().unwrap().0["f:spec"];
     assert!(spec.get("f:targetCPUUtilizationPercentage").is_some() && spec.get("f:metrics").is_none(), "{spec}");
 }
+
+#[tokio::test]
+async fn scale_apply_serves_every_built_in_kind_with_a_scale_subresource() {
+    use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+    use k8s_openapi::api::core::v1::ReplicationController;
+    let ts = TestServer::start().await;
+    let client = ts.client().await;
+    let template =
+        json!({"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let selector = json!({"matchLabels": {"app": "x"}});
+    let spec = |selector: &Value| json!({"replicas": 1, "selector": selector, "template": template});
+
+    async fn check<K>(api: Api<K>, manifest: Value)
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let kind = manifest["kind"].as_str().unwrap().to_string();
+        api.patch("x", &PatchParams::apply("ci"), &Patch::Apply(manifest)).await.unwrap();
+        let msg = conflict_message(api.patch_scale("x", &PatchParams::apply("hpa"), &scale_config(3)).await);
+        assert_eq!(msg, "Apply failed with 1 conflict: conflict with \"ci\": .spec.replicas", "{kind}");
+        let scale = api.patch_scale("x", &PatchParams::apply("hpa").force(), &scale_config(3)).await.unwrap();
+        assert_eq!(scale.spec.unwrap().replicas, Some(3), "{kind}");
+        let obj = serde_json::to_value(api.get("x").await.unwrap()).unwrap();
+        assert_eq!(obj["spec"]["replicas"], 3, "{kind}");
+        let hpa = obj["metadata"]["managedFields"].as_array().unwrap().iter().find(|e| e["manager"] == "hpa").cloned();
+        assert_eq!(hpa.unwrap()["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}), "{kind}");
+    }
+
+    let ns = |kind: &str, api_version: &str, spec: Value| json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}, "spec": spec});
+    check(Api::<ReplicaSet>::namespaced(client.clone(), "default"), ns("ReplicaSet", "apps/v1", spec(&selector))).await;
+    let mut sts = spec(&selector);
+    sts["serviceName"] = json!("x");
+    check(Api::<StatefulSet>::namespaced(client.clone(), "default"), ns("StatefulSet", "apps/v1", sts)).await;
+    let rc = spec(&json!({"app": "x"}));
+    check(Api::<ReplicationController>::namespaced(client.clone(), "default"), ns("ReplicationController", "v1", rc))
+        .await;
+}
