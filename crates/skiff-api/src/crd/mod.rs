@@ -5,6 +5,7 @@
 //! The hooks live here rather than in `defaults`/`validation::kinds` because they share the
 //! structural-schema logic of [`schema`] with the custom resources themselves.
 
+pub mod cel;
 pub mod schema;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
