@@ -364,15 +364,28 @@ mod tests {
             .admit(obj(json!({"replicas": 11})), Operation::Create, FieldValidation::Strict, &mut Vec::new())
             .expect_err("too many replicas");
         assert_eq!(err.code, 422);
-        assert_eq!(err.message, "Ruler.typed.test \"r\" is invalid: spec.replicas: Invalid value: \"integer\": must be at most 10");
+        assert_eq!(
+            err.message,
+            "Ruler.typed.test \"r\" is invalid: spec.replicas: Invalid value: \"integer\": must be at most 10"
+        );
         let stored = obj(json!({"replicas": 1, "mode": "a"}));
         ops.admit(stored.clone(), Operation::Create, FieldValidation::Strict, &mut Vec::new()).expect("valid");
         let err = ops
-            .admit(obj(json!({"replicas": 1, "mode": "b"})), Operation::Update(&stored), FieldValidation::Strict, &mut Vec::new())
+            .admit(
+                obj(json!({"replicas": 1, "mode": "b"})),
+                Operation::Update(&stored),
+                FieldValidation::Strict,
+                &mut Vec::new(),
+            )
             .expect_err("immutable");
         assert!(err.message.ends_with("spec.mode: Invalid value: \"string\": mode is immutable"), "{}", err.message);
         let err = ops
-            .admit(obj(json!({"replicas": 11, "size": "xl"})), Operation::Create, FieldValidation::Strict, &mut Vec::new())
+            .admit(
+                obj(json!({"replicas": 11, "size": "xl"})),
+                Operation::Create,
+                FieldValidation::Strict,
+                &mut Vec::new(),
+            )
             .expect_err("enum");
         assert!(err.message.contains("some validation rules were not checked"), "{}", err.message);
         assert!(!err.message.contains("must be at most 10"), "{}", err.message);

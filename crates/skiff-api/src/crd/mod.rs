@@ -394,7 +394,10 @@ mod tests {
             json!([{"rule": "self.replicas >"}, {"rule": "self.replicas >= 0"}]);
         let errs = crd(v.clone()).validate_create();
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert_eq!(errs[0].field, "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule");
+        assert_eq!(
+            errs[0].field,
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+        );
         assert!(errs[0].to_string().contains("compilation failed: ERROR: <input>:1:16: Syntax error"), "{}", errs[0]);
         v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] =
             json!([{"rule": "self.replicas >= 0"}]);

@@ -127,7 +127,8 @@ fn field_of<'s>(schema: &'s Value, resource_root: bool, field: &str) -> Option<T
 }
 
 /// Type identifiers CEL expressions may name.
-const TYPE_NAMES: &[&str] = &["int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type", "dyn"];
+const TYPE_NAMES: &[&str] =
+    &["int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type", "dyn"];
 
 /// One problem found, at the expression with the given id.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,7 +199,12 @@ impl<'s> Checker<'s> {
                 let target_ty = target.map(|t| self.check(t));
                 let args: Vec<Ty<'s>> = call.args.iter().map(|a| self.check(a)).collect();
                 let name = call.func_name.as_str();
-                if !(name.starts_with('_') || name.starts_with('@') || name == "!_" || name == "-_" || is_function(name)) {
+                if !(name.starts_with('_')
+                    || name.starts_with('@')
+                    || name == "!_"
+                    || name == "-_"
+                    || is_function(name))
+                {
                     return self.issue(e.id, format!("undeclared reference to '{name}' (in container '')"));
                 }
                 call_type(name, target_ty, &args)
@@ -314,10 +320,31 @@ fn call_type<'s>(name: &str, target: Option<Ty<'s>>, args: &[Ty<'s>]) -> Ty<'s> 
             (Some(a), Some(b)) if a.same_kind(b) => a.clone(),
             _ => Ty::Dyn,
         },
-        "startsWith" | "endsWith" | "contains" | "matches" | "isSorted" | "isURL" | "isQuantity" | "isGreaterThan"
-        | "isLessThan" | "isInteger" | "isIP" | "isCIDR" | "containsIP" | "containsCIDR" | "isUnspecified"
-        | "isLoopback" | "isLinkLocalMulticast" | "isLinkLocalUnicast" | "isGlobalUnicast" | "ip.isCanonical"
-        | "hasValue" | "sets.contains" | "sets.equivalent" | "sets.intersects" | "bool" => Ty::Bool,
+        "startsWith"
+        | "endsWith"
+        | "contains"
+        | "matches"
+        | "isSorted"
+        | "isURL"
+        | "isQuantity"
+        | "isGreaterThan"
+        | "isLessThan"
+        | "isInteger"
+        | "isIP"
+        | "isCIDR"
+        | "containsIP"
+        | "containsCIDR"
+        | "isUnspecified"
+        | "isLoopback"
+        | "isLinkLocalMulticast"
+        | "isLinkLocalUnicast"
+        | "isGlobalUnicast"
+        | "ip.isCanonical"
+        | "hasValue"
+        | "sets.contains"
+        | "sets.equivalent"
+        | "sets.intersects"
+        | "bool" => Ty::Bool,
         "size" | "indexOf" | "lastIndexOf" | "compareTo" | "sign" | "asInteger" | "int" | "prefixLength" | "family"
         | "getFullYear" | "getMonth" | "getDayOfYear" | "getDayOfMonth" | "getDate" | "getDayOfWeek" | "getHours"
         | "getMinutes" | "getSeconds" | "getMilliseconds" => Ty::Int,

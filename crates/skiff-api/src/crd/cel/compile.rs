@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use cel::common::ast::{Expr, IdedExpr};
 use cel::common::ast::SourceInfo;
+use cel::common::ast::{Expr, IdedExpr};
 use serde_json::Value;
 
 use super::budget::instrument;
@@ -242,15 +242,17 @@ fn references(e: &IdedExpr, name: &str) -> bool {
     match &e.expr {
         Expr::Ident(n) => n == name,
         Expr::Select(s) => references(&s.operand, name),
-        Expr::Call(c) => c.target.as_deref().is_some_and(|t| references(t, name)) || c.args.iter().any(|a| references(a, name)),
+        Expr::Call(c) => {
+            c.target.as_deref().is_some_and(|t| references(t, name)) || c.args.iter().any(|a| references(a, name))
+        }
         Expr::List(l) => l.elements.iter().any(|x| references(x, name)),
         Expr::Map(m) => m.entries.iter().any(|entry| match &entry.expr {
             cel::common::ast::EntryExpr::MapEntry(m) => references(&m.key, name) || references(&m.value, name),
             cel::common::ast::EntryExpr::StructField(f) => references(&f.value, name),
         }),
-        Expr::Comprehension(c) => [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result]
-            .iter()
-            .any(|x| references(x, name)),
+        Expr::Comprehension(c) => {
+            [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result].iter().any(|x| references(x, name))
+        }
         Expr::Struct(_) | Expr::Literal(_) | Expr::Unspecified => false,
     }
 }
@@ -348,7 +350,10 @@ mod tests {
     fn compile_errors_are_worded_as_upstream() {
         for (rule, error) in [
             ("self.replicas >", "compilation failed: ERROR: <input>:1:16: Syntax error: mismatched input '<EOF>'"),
-            ("self.replicaz > 1", "compilation failed: ERROR: <input>:1:5: undefined field 'replicaz'\n | self.replicaz > 1\n | ....^"),
+            (
+                "self.replicaz > 1",
+                "compilation failed: ERROR: <input>:1:5: undefined field 'replicaz'\n | self.replicaz > 1\n | ....^",
+            ),
             ("nope(self)", "compilation failed: ERROR: <input>:1:5: undeclared reference to 'nope' (in container '')"),
             ("self.replicas", "cel expression must evaluate to a bool"),
         ] {

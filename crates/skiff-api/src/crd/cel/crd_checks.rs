@@ -34,14 +34,28 @@ fn check_node(schema: &Value, path: &str, resource_root: bool, uncorrelatable: O
         if trimmed_rule.is_empty() {
             schema_errors.push(FieldError::required(child(&at, "rule"), "rule is not specified"));
         } else if !rule.message.is_empty() && trimmed_msg.is_empty() {
-            schema_errors.push(FieldError::invalid(child(&at, "message"), rule.message.as_str(), "message must be non-empty if specified"));
+            schema_errors.push(FieldError::invalid(
+                child(&at, "message"),
+                rule.message.as_str(),
+                "message must be non-empty if specified",
+            ));
         } else if has_newline(trimmed_msg) {
-            schema_errors.push(FieldError::invalid(child(&at, "message"), rule.message.as_str(), "message must not contain line breaks"));
+            schema_errors.push(FieldError::invalid(
+                child(&at, "message"),
+                rule.message.as_str(),
+                "message must not contain line breaks",
+            ));
         } else if has_newline(trimmed_rule) && trimmed_msg.is_empty() {
-            schema_errors.push(FieldError::required(child(&at, "message"), "message must be specified if rule contains line breaks"));
+            schema_errors.push(FieldError::required(
+                child(&at, "message"),
+                "message must be specified if rule contains line breaks",
+            ));
         }
         if !rule.message_expression.is_empty() && rule.message_expression.trim().is_empty() {
-            schema_errors.push(FieldError::required(child(&at, "messageExpression"), "messageExpression must be non-empty if specified"));
+            schema_errors.push(FieldError::required(
+                child(&at, "messageExpression"),
+                "messageExpression must be non-empty if specified",
+            ));
         }
         if let Some(reason) = &rule.reason
             && !REASONS.contains(&reason.as_str())
@@ -51,10 +65,18 @@ fn check_node(schema: &Value, path: &str, resource_root: bool, uncorrelatable: O
         if !rule.field_path.is_empty() {
             let fp = child(&at, "fieldPath");
             if rule.field_path.trim().is_empty() {
-                schema_errors.push(FieldError::invalid(fp.clone(), rule.field_path.as_str(), "fieldPath must be non-empty if specified"));
+                schema_errors.push(FieldError::invalid(
+                    fp.clone(),
+                    rule.field_path.as_str(),
+                    "fieldPath must be non-empty if specified",
+                ));
             }
             if has_newline(&rule.field_path) {
-                schema_errors.push(FieldError::invalid(fp.clone(), rule.field_path.as_str(), "fieldPath must not contain line breaks"));
+                schema_errors.push(FieldError::invalid(
+                    fp.clone(),
+                    rule.field_path.as_str(),
+                    "fieldPath must not contain line breaks",
+                ));
             }
             if valid_field_path(&rule.field_path, schema).is_err() {
                 schema_errors.push(FieldError::invalid(fp, rule.field_path.as_str(), "fieldPath must be a valid path"));
@@ -153,14 +175,33 @@ mod tests {
         ])));
         let p = "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations";
         assert!(errs.contains(&format!("{p}[0].rule: Required value: rule is not specified")), "{errs:?}");
-        assert!(errs.contains(&format!("{p}[1].message: Invalid value: \" \": message must be non-empty if specified")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with(&format!("{p}[2].reason: Unsupported value: \"Bogus\""))), "{errs:?}");
-        assert!(errs.contains(&format!("{p}[3].fieldPath: Invalid value: \".nope\": fieldPath must be a valid path")), "{errs:?}");
+        assert!(
+            errs.contains(&format!("{p}[1].message: Invalid value: \" \": message must be non-empty if specified")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with(&format!("{p}[2].reason: Unsupported value: \"Bogus\""))),
+            "{errs:?}"
+        );
+        assert!(
+            errs.contains(&format!("{p}[3].fieldPath: Invalid value: \".nope\": fieldPath must be a valid path")),
+            "{errs:?}"
+        );
         let fine = errors(with_rules(json!([
             {"rule": "true", "optionalOldSelf": true},
             {"rule": "self.replicas > 0", "messageExpression": "1"},
         ])));
-        assert!(fine.contains(&format!("{p}[0].optionalOldSelf: Invalid value: true: may not be set if oldSelf is not used in rule")), "{fine:?}");
-        assert!(fine.iter().any(|e| e.starts_with(&format!("{p}[1].messageExpression: Invalid value: apiextensions.ValidationRule{{")) && e.ends_with("messageExpression must evaluate to a string")), "{fine:?}");
+        assert!(
+            fine.contains(&format!(
+                "{p}[0].optionalOldSelf: Invalid value: true: may not be set if oldSelf is not used in rule"
+            )),
+            "{fine:?}"
+        );
+        assert!(
+            fine.iter().any(|e| e
+                .starts_with(&format!("{p}[1].messageExpression: Invalid value: apiextensions.ValidationRule{{"))
+                && e.ends_with("messageExpression must evaluate to a string")),
+            "{fine:?}"
+        );
     }
 }

@@ -39,7 +39,12 @@ fn run(rules: Value, spec: Value, old_spec: Option<Value>) -> (Vec<String>, Vec<
 #[test]
 fn rules_pass_or_fail_with_upstream_messages() {
     let cases: Vec<(&str, Value, Value, Vec<&str>)> = vec![
-        ("passing rules", json!([{"rule": "self.min <= self.max"}]), json!({"replicas": 3, "min": 1, "max": 2}), vec![]),
+        (
+            "passing rules",
+            json!([{"rule": "self.min <= self.max"}]),
+            json!({"replicas": 3, "min": 1, "max": 2}),
+            vec![],
+        ),
         (
             "a failing rule with a message",
             json!([]),
@@ -97,7 +102,9 @@ fn rules_pass_or_fail_with_upstream_messages() {
             "runtime overload mismatches",
             json!([{"rule": "self.any.value > 'a'"}]),
             json!({"any": {"value": 5}}),
-            vec!["spec: Invalid value: \"object\": 'no such overload': call arguments did not match a supported operator, function or macro signature for rule: self.any.value > 'a'"],
+            vec![
+                "spec: Invalid value: \"object\": 'no such overload': call arguments did not match a supported operator, function or macro signature for rule: self.any.value > 'a'",
+            ],
         ),
         (
             "rules on list items and escaped names",
@@ -116,12 +123,14 @@ fn rules_pass_or_fail_with_upstream_messages() {
 
 #[test]
 fn root_rules_report_the_nil_path() {
-    let s = leak(json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.metadata.name.startsWith('x')"}],
+    let s =
+        leak(json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.metadata.name.startsWith('x')"}],
         "properties": {"spec": {"type": "object"}}}));
     let errors = validate(s, &obj(json!({})), None, &[], &mut Vec::new());
-    assert_eq!(errors.iter().map(ToString::to_string).collect::<Vec<_>>(), vec![
-        "<nil>: Invalid value: \"object\": failed rule: self.metadata.name.startsWith('x')"
-    ]);
+    assert_eq!(
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec!["<nil>: Invalid value: \"object\": failed rule: self.metadata.name.startsWith('x')"]
+    );
     assert_eq!(errors[0].field, "<nil>");
 }
 
@@ -143,9 +152,10 @@ fn transition_rules_need_an_old_value() {
     }
     let optional = json!([{"rule": "oldSelf.hasValue() ? oldSelf.value().name == self.name : self.name == 'first'",
         "optionalOldSelf": true, "message": "first name must be first"}]);
-    assert_eq!(run(optional.clone(), json!({"name": "other"}), None).0, vec![
-        "spec: Invalid value: \"object\": first name must be first"
-    ]);
+    assert_eq!(
+        run(optional.clone(), json!({"name": "other"}), None).0,
+        vec!["spec: Invalid value: \"object\": first name must be first"]
+    );
     assert!(run(optional.clone(), json!({"name": "first"}), None).0.is_empty());
     assert!(run(optional, json!({"name": "other"}), Some(json!({"name": "other"}))).0.is_empty());
 }
@@ -153,10 +163,14 @@ fn transition_rules_need_an_old_value() {
 #[test]
 fn map_list_items_correlate_by_key() {
     let old = json!({"ports": [{"name": "a", "port": 10}, {"name": "b", "port": 20}]});
-    let reordered_and_grown = json!({"ports": [{"name": "b", "port": 21}, {"name": "a", "port": 10}, {"name": "c", "port": 1}]});
+    let reordered_and_grown =
+        json!({"ports": [{"name": "b", "port": 21}, {"name": "a", "port": 10}, {"name": "c", "port": 1}]});
     assert!(run(json!([]), reordered_and_grown, Some(old.clone())).0.is_empty());
     let shrunk = json!({"ports": [{"name": "b", "port": 19}]});
-    assert_eq!(run(json!([]), shrunk, Some(old)).0, vec!["spec.ports[0]: Invalid value: \"object\": ports may only grow"]);
+    assert_eq!(
+        run(json!([]), shrunk, Some(old)).0,
+        vec!["spec.ports[0]: Invalid value: \"object\": ports may only grow"]
+    );
 }
 
 #[test]
@@ -190,11 +204,17 @@ fn a_hostile_rule_is_stopped_by_the_cost_limit() {
 fn schema_errors_that_block_evaluation_are_reported_instead() {
     let blocking = [FieldError::required("spec.name", "")];
     let errors = validate(schema(json!([{"rule": "false"}])), &obj(json!({})), None, &blocking, &mut Vec::new());
-    assert_eq!(errors.iter().map(ToString::to_string).collect::<Vec<_>>(), vec![
-        "<nil>: Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"
-    ]);
+    assert_eq!(
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec![
+            "<nil>: Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"
+        ]
+    );
     let harmless = [FieldError::invalid("spec.name", "x", "bad")];
-    assert_eq!(validate(schema(json!([{"rule": "false"}])), &obj(json!({})), None, &harmless, &mut Vec::new()).len(), 1);
+    assert_eq!(
+        validate(schema(json!([{"rule": "false"}])), &obj(json!({})), None, &harmless, &mut Vec::new()).len(),
+        1
+    );
 }
 
 #[test]

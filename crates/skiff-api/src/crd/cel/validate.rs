@@ -103,13 +103,14 @@ impl Run<'_> {
                 let old_map = old.and_then(Value::as_object);
                 let properties = schema.get("properties");
                 for (k, v) in map {
-                    let (sub_tree, sub_schema, sub_path) = match (tree.properties.get(k), properties.and_then(|p| p.get(k))) {
-                        (Some(t), Some(s)) => (t, s, child(path, k)),
-                        _ => match (&tree.additional, schema.get("additionalProperties")) {
-                            (Some(t), Some(s)) if properties.is_none() => (t.as_ref(), s, key(path, k)),
-                            _ => continue,
-                        },
-                    };
+                    let (sub_tree, sub_schema, sub_path) =
+                        match (tree.properties.get(k), properties.and_then(|p| p.get(k))) {
+                            (Some(t), Some(s)) => (t, s, child(path, k)),
+                            _ => match (&tree.additional, schema.get("additionalProperties")) {
+                                (Some(t), Some(s)) if properties.is_none() => (t.as_ref(), s, key(path, k)),
+                                _ => continue,
+                            },
+                        };
                     let old_v = old_map.and_then(|m| m.get(k));
                     let r = old_v.map(|o| (v, o)).or(ratchet);
                     let root = crate::crd::schema::flag(sub_schema, "x-kubernetes-embedded-resource");

@@ -23,8 +23,27 @@ use crate::crd::schema::{additional, flag, props, str_of};
 
 /// CEL's reserved words, which property names escape to `__word__`.
 const RESERVED: &[&str] = &[
-    "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if", "import",
-    "let", "loop", "package", "namespace", "return", "var", "void", "while",
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
 ];
 
 /// The CEL name of the property `name`, or `None` when it cannot be named (upstream `Escape`):
@@ -106,7 +125,9 @@ fn string(s: &str, schema: Option<&Value>) -> Box<dyn Val> {
             .ok()
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .map(|d| Box::new(CelTimestamp::from(d.and_utc().fixed_offset())) as Box<dyn Val>),
-        "date-time" => chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| Box::new(CelTimestamp::from(t)) as Box<dyn Val>),
+        "date-time" => {
+            chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| Box::new(CelTimestamp::from(t)) as Box<dyn Val>)
+        }
         _ => None,
     };
     typed.unwrap_or_else(|| Box::new(CelString::from(s.to_string())))

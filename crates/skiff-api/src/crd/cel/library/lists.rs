@@ -47,11 +47,7 @@ fn sum<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionErr
     Ok(CowVal::Owned(total))
 }
 
-fn extreme<'b, 'v>(
-    args: Vec<CowVal<'b, 'v>>,
-    name: &str,
-    keep: Ordering,
-) -> Result<CowVal<'b, 'v>, ExecutionError> {
+fn extreme<'b, 'v>(args: Vec<CowVal<'b, 'v>>, name: &str, keep: Ordering) -> Result<CowVal<'b, 'v>, ExecutionError> {
     let [list] = take(args)?;
     let items = list_arg(list.as_ref())?;
     let Some((first, rest)) = items.split_first() else {

@@ -45,7 +45,12 @@ impl Url {
         }
         let (before_query, query) = s.split_once('?').unwrap_or((s, ""));
         if before_query.starts_with('/') {
-            return Ok(Url { scheme: String::new(), host: String::new(), path: before_query.into(), query: query.into() });
+            return Ok(Url {
+                scheme: String::new(),
+                host: String::new(),
+                path: before_query.into(),
+                query: query.into(),
+            });
         }
         let Some((scheme, rest)) = before_query.split_once(':') else {
             return Err(format!("parse {s:?}: invalid URI for request"));
@@ -145,7 +150,8 @@ fn get_query<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, Execut
     let map: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> = values
         .into_iter()
         .map(|(k, vs)| {
-            let list: Vec<Box<dyn Val + 'v>> = vs.into_iter().map(|v| Box::new(CelString::from(v)) as Box<dyn Val>).collect();
+            let list: Vec<Box<dyn Val + 'v>> =
+                vs.into_iter().map(|v| Box::new(CelString::from(v)) as Box<dyn Val>).collect();
             (CelMapKey::from(k), Box::new(CelList::from(list)) as Box<dyn Val + 'v>)
         })
         .collect();
