@@ -241,10 +241,10 @@ impl<'s> Checker<'s> {
                 }
                 self.check(&c.loop_cond);
                 let step = self.check(&c.loop_step);
-                if let Some(accu) = self.scopes.iter_mut().rev().find(|(n, _)| *n == c.accu_var) {
-                    if matches!(step, Ty::List(_)) {
-                        accu.1 = step;
-                    }
+                if matches!(step, Ty::List(_))
+                    && let Some(accu) = self.scopes.iter_mut().rev().find(|(n, _)| *n == c.accu_var)
+                {
+                    accu.1 = step;
                 }
                 let result = self.check(&c.result);
                 let pushed = 2 + usize::from(c.iter_var2.is_some());

@@ -157,15 +157,20 @@ impl Run<'_> {
         if let Some(o) = &old_val {
             ctx.add_variable_as_val("oldSelf", o.clone());
         }
-        let mut optional_ctx = Context::with_env(env.clone());
-        optional_ctx.add_variable_as_val("self", to_cel(obj, Some(schema), resource_root));
-        optional_ctx.add_variable_as_val(
-            "oldSelf",
-            Box::new(match &old_val {
-                Some(o) => CelOptional::of(o.clone()),
-                None => CelOptional::none(),
-            }),
-        );
+        // Rules with `optionalOldSelf` see `oldSelf` as an optional; build their context only
+        // when there are some.
+        let optional_ctx = tree.rules.iter().any(|r| r.rule.optional_old_self == Some(true)).then(|| {
+            let mut c = Context::with_env(env.clone());
+            c.add_variable_as_val("self", to_cel(obj, Some(schema), resource_root));
+            c.add_variable_as_val(
+                "oldSelf",
+                Box::new(match &old_val {
+                    Some(o) => CelOptional::of(o.clone()),
+                    None => CelOptional::none(),
+                }),
+            );
+            c
+        });
         for compiled in &tree.rules {
             if self.stopped {
                 return;
@@ -180,7 +185,10 @@ impl Run<'_> {
             if compiled.uses_old_self && old.is_none() && !optional {
                 continue;
             }
-            let rule_ctx = if optional { &optional_ctx } else { &ctx };
+            let rule_ctx = match (&optional_ctx, optional) {
+                (Some(c), true) => c,
+                _ => &ctx,
+            };
             let (result, exhausted) = self.meter.run(|| CelValue::resolve(program, rule_ctx));
             if let Some(why) = exhausted {
                 self.stop(why, path, type_name, rule.error_string());

@@ -81,7 +81,7 @@ fn unexpected(v: &dyn Val, want: &str) -> ExecutionError {
 }
 
 /// A string argument.
-fn string_arg<'a>(v: &'a dyn Val) -> Result<&'a str, ExecutionError> {
+fn string_arg(v: &dyn Val) -> Result<&str, ExecutionError> {
     v.downcast_ref::<CelString>().map(|s| s.inner()).ok_or_else(|| unexpected(v, "string"))
 }
 
