@@ -133,6 +133,11 @@ impl Quantity {
         clamp_i64(div_ceil(self.nanos, NANO))
     }
 
+    /// The exact value in nano-units (10⁻⁹).
+    pub fn nanos(&self) -> i128 {
+        self.nanos
+    }
+
     /// Whether the quantity is zero.
     pub fn is_zero(&self) -> bool {
         self.nanos == 0

@@ -13,6 +13,7 @@ use std::sync::{LazyLock, RwLock};
 use serde_json::Value;
 use skiff_api::StatusError;
 use skiff_api::catalogue::ResourceInfo;
+use skiff_api::crd::cel as crd_cel;
 use skiff_api::crd::schema as crd_schema;
 use skiff_api::kinds::BuiltinKind;
 use skiff_api::status::GroupKind;
@@ -185,8 +186,8 @@ static OPS: LazyLock<OpsMap> = LazyLock::new(|| {
     map
 });
 
-/// The pipeline of a custom resource: pruning, defaulting and validation from the structural
-/// schema of the version the request addresses (as upstream; with conversion `None` the object's
+/// The pipeline of a custom resource: pruning, defaulting, validation and CEL rules
+/// (`x-kubernetes-validations`) from the structural schema of the version the request addresses (as upstream; with conversion `None` the object's
 /// content is the same in every version, only `apiVersion` differs).
 pub struct CustomOps {
     info: &'static ResourceInfo,
@@ -227,7 +228,13 @@ impl KindOps for CustomOps {
             map.remove("status");
         }
         if let Some(schema) = self.schema() {
-            let errors = crd_schema::validate(&obj, schema, "");
+            let mut errors = crd_schema::validate(&obj, schema, "");
+            let old = match op {
+                Operation::Create => None,
+                Operation::Update(old) | Operation::UpdateStatus(old) => Some(old),
+            };
+            let rule_errors = crd_cel::validate(schema, &obj, old, &errors, warnings);
+            errors.extend(rule_errors);
             if !errors.is_empty() {
                 let name = crate::objects::meta_str(&obj, "name").unwrap_or("").to_string();
                 return Err(StatusError::invalid(&GroupKind::new(self.info.group, self.info.kind), &name, &errors));
@@ -330,6 +337,58 @@ mod tests {
         let err = ops.admit(bad, Operation::Create, FieldValidation::Ignore, &mut Vec::new()).expect_err("invalid");
         assert_eq!(err.code, 422);
         assert!(err.message.contains("spec.size in body must be of type integer"), "{}", err.message);
+    }
+
+    fn ruled_ops() -> CustomOps {
+        let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
+            serde_json::from_value(json!({
+                "metadata": {"name": "rulers.typed.test"},
+                "spec": {"group": "typed.test", "scope": "Namespaced", "names": {"plural": "rulers", "kind": "Ruler"},
+                    "versions": [{"name": "v1", "served": true, "storage": true,
+                        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                            "spec": {"type": "object", "properties": {
+                                "replicas": {"type": "integer", "x-kubernetes-validations": [{"rule": "self <= 10", "message": "must be at most 10"}]},
+                                "mode": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "mode is immutable"}]},
+                                "size": {"type": "string", "enum": ["s", "m"]}}}}}}}]}
+            }))
+            .expect("crd");
+        let info = skiff_api::crd::resources_from_crd(&crd).into_iter().next().expect("one version");
+        CustomOps { info: Box::leak(Box::new(info)) }
+    }
+
+    #[test]
+    fn custom_ops_enforce_cel_rules() {
+        let ops = ruled_ops();
+        let obj = |spec: serde_json::Value| json!({"apiVersion": "typed.test/v1", "kind": "Ruler", "metadata": {"name": "r"}, "spec": spec});
+        let err = ops
+            .admit(obj(json!({"replicas": 11})), Operation::Create, FieldValidation::Strict, &mut Vec::new())
+            .expect_err("too many replicas");
+        assert_eq!(err.code, 422);
+        assert_eq!(
+            err.message,
+            "Ruler.typed.test \"r\" is invalid: spec.replicas: Invalid value: \"integer\": must be at most 10"
+        );
+        let stored = obj(json!({"replicas": 1, "mode": "a"}));
+        ops.admit(stored.clone(), Operation::Create, FieldValidation::Strict, &mut Vec::new()).expect("valid");
+        let err = ops
+            .admit(
+                obj(json!({"replicas": 1, "mode": "b"})),
+                Operation::Update(&stored),
+                FieldValidation::Strict,
+                &mut Vec::new(),
+            )
+            .expect_err("immutable");
+        assert!(err.message.ends_with("spec.mode: Invalid value: \"string\": mode is immutable"), "{}", err.message);
+        let err = ops
+            .admit(
+                obj(json!({"replicas": 11, "size": "xl"})),
+                Operation::Create,
+                FieldValidation::Strict,
+                &mut Vec::new(),
+            )
+            .expect_err("enum");
+        assert!(err.message.contains("some validation rules were not checked"), "{}", err.message);
+        assert!(!err.message.contains("must be at most 10"), "{}", err.message);
     }
 
     #[test]

@@ -299,7 +299,7 @@ async fn custom_resources_appear_in_discovery_openapi_and_tables() {
     }
     assert!(refused);
 
-    // Invalid CRDs are refused with the field path.
+    // Invalid CRDs are refused with the field path (identical version schemas: `spec.validation`).
     let mut invalid = crd("invalid.example.org");
     invalid.spec.versions[0]
         .schema
@@ -317,7 +317,7 @@ async fn custom_resources_appear_in_discovery_openapi_and_tables() {
     let kube::Error::Api(resp) = crds.create(&PostParams::default(), &invalid).await.unwrap_err() else { panic!() };
     assert_eq!(resp.code, 422);
     assert!(
-        resp.message.contains("spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value"),
+        resp.message.contains("spec.validation.openAPIV3Schema.properties[spec].type: Required value"),
         "{}",
         resp.message
     );

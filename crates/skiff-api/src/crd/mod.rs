@@ -3,8 +3,10 @@
 //! defines ([`resources_from_crd`]).
 //!
 //! The hooks live here rather than in `defaults`/`validation::kinds` because they share the
-//! structural-schema logic of [`schema`] with the custom resources themselves.
+//! structural-schema logic of [`schema`] and the CEL rules of [`cel`] with the custom resources
+//! themselves.
 
+pub mod cel;
 pub mod schema;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -165,6 +167,19 @@ fn validate_kind(field: String, value: &str, errors: &mut ErrorList) {
     }
 }
 
+/// Checks one version's schema (at `path`): structural, then its CEL rules.
+fn validate_schema(schema: Option<&Value>, path: &str, errors: &mut ErrorList) {
+    let Some(schema) = schema else {
+        errors.push(FieldError::required(path, "schemas are required"));
+        return;
+    };
+    let structural = schema::check_structural(schema, path);
+    if structural.is_empty() {
+        errors.extend(cel::check_rules(schema, path));
+    }
+    errors.extend(structural);
+}
+
 impl Validation for CustomResourceDefinition {
     fn validate_create(&self) -> ErrorList {
         let mut errors = ErrorList::new();
@@ -235,6 +250,13 @@ impl Validation for CustomResourceDefinition {
                 errors.push(FieldError::invalid("spec.versions", Value::Null, "must have at least one served version"));
             }
         }
+        // As upstream's internal form: identical version schemas are validated once, as
+        // `spec.validation`.
+        let schemas: Vec<Option<Value>> = spec.versions.iter().map(schema_of).collect();
+        let shared = schemas.first().is_some_and(Option::is_some) && schemas.windows(2).all(|w| w[0] == w[1]);
+        if shared {
+            validate_schema(schemas[0].as_ref(), "spec.validation.openAPIV3Schema", &mut errors);
+        }
         let mut seen = Vec::new();
         for (i, v) in spec.versions.iter().enumerate() {
             let path = index("spec.versions", i);
@@ -243,10 +265,9 @@ impl Validation for CustomResourceDefinition {
                 errors.push(FieldError::duplicate(child(&path, "name"), v.name.as_str()));
             }
             seen.push(v.name.as_str());
-            let schema_path = child(&child(&path, "schema"), "openAPIV3Schema");
-            match schema_of(v) {
-                Some(s) => errors.extend(schema::check_structural(&s, &schema_path)),
-                None => errors.push(FieldError::required(schema_path, "schemas are required")),
+            if !shared {
+                let schema_path = child(&child(&path, "schema"), "openAPIV3Schema");
+                validate_schema(schemas[i].as_ref(), &schema_path, &mut errors);
             }
             if let Some(scale) = v.subresources.as_ref().and_then(|s| s.scale.as_ref()) {
                 let sp = child(&child(&path, "subresources"), "scale");
@@ -355,6 +376,32 @@ mod tests {
             errs[0].to_string(),
             "spec.group: Invalid value: \"example\": should be a domain with at least one dot"
         );
+    }
+
+    #[test]
+    fn identical_schemas_are_validated_once_as_spec_validation() {
+        let mut v = widgets();
+        v["spec"]["versions"] = json!([{"name": "v1", "served": true, "storage": true,
+            "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"properties": {}}}}}}]);
+        let errs: Vec<String> = crd(v).validate_create().iter().map(|e| e.field.clone()).collect();
+        assert_eq!(errs, vec!["spec.validation.openAPIV3Schema.properties[spec].type"]);
+    }
+
+    #[test]
+    fn broken_cel_rules_reject_the_crd() {
+        let mut v = widgets();
+        v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] =
+            json!([{"rule": "self.replicas >"}, {"rule": "self.replicas >= 0"}]);
+        let errs = crd(v.clone()).validate_create();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(
+            errs[0].field,
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+        );
+        assert!(errs[0].to_string().contains("compilation failed: ERROR: <input>:1:16: Syntax error"), "{}", errs[0]);
+        v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] =
+            json!([{"rule": "self.replicas >= 0"}]);
+        assert!(crd(v).validate_create().is_empty());
     }
 
     #[test]

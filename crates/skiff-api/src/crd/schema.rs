@@ -4,23 +4,30 @@
 //!
 //! Schemas are handled as JSON (`serde_json::Value`), exactly as the CRD carries them. Error
 //! paths and messages follow upstream (`spec.replicas: Invalid value: "string": spec.replicas in
-//! body must be of type integer: "string"`). CEL rules (`x-kubernetes-validations`) are not
-//! evaluated.
+//! body must be of type integer: "string"`). CEL rules (`x-kubernetes-validations`) live in
+//! [`super::cel`].
 
 use serde_json::{Map, Value, json};
 
 use crate::validation::{ErrorKind, ErrorList, FieldError, child, index, key};
 
-fn flag(schema: &Value, name: &str) -> bool {
+/// Whether the boolean extension `name` is set on `schema`.
+pub(crate) fn flag(schema: &Value, name: &str) -> bool {
     schema.get(name).and_then(Value::as_bool) == Some(true)
 }
 
-fn props(schema: &Value) -> Option<&Map<String, Value>> {
+/// The string keyword `name` of `schema`, or `""`.
+pub(crate) fn str_of<'a>(schema: &'a Value, name: &str) -> &'a str {
+    schema.get(name).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The `properties` of `schema`.
+pub(crate) fn props(schema: &Value) -> Option<&Map<String, Value>> {
     schema.get("properties").and_then(Value::as_object)
 }
 
 /// `additionalProperties` when it is a schema (not a boolean).
-fn additional(schema: &Value) -> Option<&Value> {
+pub(crate) fn additional(schema: &Value) -> Option<&Value> {
     schema.get("additionalProperties").filter(|v| v.is_object())
 }
 

@@ -106,6 +106,14 @@ impl FieldError {
         Self::build(ErrorKind::Invalid, field, Some(value.into()), detail)
     }
 
+    /// A value is malformed, where upstream shows the value in Go syntax (`%#v` of a struct):
+    /// `go_value` is printed as is, unquoted.
+    pub fn invalid_go(field: impl Into<String>, go_value: &str, detail: &str) -> Self {
+        // The body is `Invalid value: <value>: <detail>`; without a JSON value, the Go rendering
+        // leads the detail, which prints the same.
+        Self::build(ErrorKind::Invalid, field, None, format!("{go_value}: {detail}"))
+    }
+
     /// A value is not one of `supported`.
     pub fn not_supported(field: impl Into<String>, value: impl Into<serde_json::Value>, supported: &[&str]) -> Self {
         let detail = if supported.is_empty() {
