@@ -3,9 +3,20 @@
 //! defines ([`resources_from_crd`]).
 //!
 //! The hooks live here rather than in `defaults`/`validation::kinds` because they share the
-//! structural-schema logic of [`schema`] with the custom resources themselves.
+//! structural-schema logic of [`schema`] with the custom resources themselves. The submodules:
+//! [`schema`] (pruning, defaulting, value validation), [`structural`] and [`keywords`] (CRD-time
+//! schema checks), [`junctors`] (`allOf`/`anyOf`/`oneOf`/`not` on values), [`listtype`]
+//! (`set`/`map` list uniqueness), [`objectmeta`] (metadata of custom and embedded objects),
+//! [`object`] (the admission steps of one custom object) and [`selectable`] (`selectableFields`).
 
+pub mod junctors;
+pub mod keywords;
+pub mod listtype;
+pub mod object;
+pub mod objectmeta;
 pub mod schema;
+pub mod selectable;
+pub mod structural;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceConversion, CustomResourceDefinition, CustomResourceDefinitionVersion,
@@ -107,12 +118,29 @@ pub fn resources_from_crd(crd: &CustomResourceDefinition) -> Vec<ResourceInfo> {
                 verbs: ALL_VERBS,
                 subresources,
                 name_rule: NameRule::Subdomain,
-                field_selectors: &[],
+                field_selectors: selectable_labels(v),
                 storage: StorageRef { group, resource: plural, api_version: storage_api_version },
                 custom: Some(Box::leak(Box::new(custom))),
             }
         })
         .collect()
+}
+
+/// The field-selector labels of a version's `selectableFields` (each label is also the path of
+/// its value), leaked like the other strings of a registered resource.
+fn selectable_labels(v: &CustomResourceDefinitionVersion) -> &'static [(&'static str, &'static str)] {
+    let fields = v.selectable_fields.as_deref().unwrap_or(&[]);
+    if fields.is_empty() {
+        return &[];
+    }
+    let labels: Vec<(&'static str, &'static str)> = fields
+        .iter()
+        .map(|f| {
+            let label = catalogue::leak(selectable::label(f));
+            (label, label)
+        })
+        .collect();
+    Box::leak(labels.into_boxed_slice())
 }
 
 impl Defaulting for CustomResourceDefinition {
@@ -244,10 +272,16 @@ impl Validation for CustomResourceDefinition {
             }
             seen.push(v.name.as_str());
             let schema_path = child(&child(&path, "schema"), "openAPIV3Schema");
-            match schema_of(v) {
-                Some(s) => errors.extend(schema::check_structural(&s, &schema_path)),
+            let version_schema = schema_of(v);
+            match &version_schema {
+                Some(s) => errors.extend(schema::check_structural(s, &schema_path)),
                 None => errors.push(FieldError::required(schema_path, "schemas are required")),
             }
+            errors.extend(selectable::validate(
+                v.selectable_fields.as_deref().unwrap_or(&[]),
+                version_schema.as_ref(),
+                &child(&path, "selectableFields"),
+            ));
             if let Some(scale) = v.subresources.as_ref().and_then(|s| s.scale.as_ref()) {
                 let sp = child(&child(&path, "subresources"), "scale");
                 if !scale.spec_replicas_path.starts_with(".spec.") {
