@@ -193,6 +193,23 @@ fn validate_kind(field: String, value: &str, errors: &mut ErrorList) {
     }
 }
 
+/// Whether `e` is about the schema or selectable fields of a version that an update leaves as
+/// they were. Such errors are not held against the update, so CRDs stored before a rule existed
+/// can still be updated (and their finalizer removed); upstream ratchets its newer rules
+/// similarly, per rule.
+fn in_unchanged_schema(e: &FieldError, new: &CustomResourceDefinition, old: &CustomResourceDefinition) -> bool {
+    new.spec.versions.iter().enumerate().any(|(i, v)| {
+        let path = index("spec.versions", i);
+        let about = |part: &str| e.field.starts_with(&child(&path, part));
+        (about("schema") || about("selectableFields"))
+            && old
+                .spec
+                .versions
+                .iter()
+                .any(|o| o.name == v.name && o.schema == v.schema && o.selectable_fields == v.selectable_fields)
+    })
+}
+
 impl Validation for CustomResourceDefinition {
     fn validate_create(&self) -> ErrorList {
         let mut errors = ErrorList::new();
@@ -321,6 +338,7 @@ impl Validation for CustomResourceDefinition {
 
     fn validate_update(&self, old: &Self) -> ErrorList {
         let mut errors = self.validate_create();
+        errors.retain(|e| !in_unchanged_schema(e, self, old));
         if self.spec.scope != old.spec.scope {
             errors.push(FieldError::invalid("spec.scope", self.spec.scope.as_str(), "field is immutable"));
         }
@@ -389,6 +407,45 @@ mod tests {
             errs[0].to_string(),
             "spec.group: Invalid value: \"example\": should be a domain with at least one dot"
         );
+    }
+
+    #[test]
+    fn selectable_fields_are_validated_and_served_as_field_labels() {
+        let mut v = widgets();
+        v["spec"]["versions"][0]["selectableFields"] = json!([{"jsonPath": ".spec.replicas"}]);
+        let c = crd(v.clone());
+        assert!(c.validate_create().is_empty(), "{:?}", c.validate_create());
+        let rs = resources_from_crd(&c);
+        assert_eq!(rs[0].field_path("spec.replicas"), Some("spec.replicas"));
+        assert_eq!(rs[0].field_path("metadata.namespace"), Some("metadata.namespace"));
+        assert_eq!(rs[1].field_path("spec.replicas"), None, "selectable fields are per version");
+        v["spec"]["versions"][0]["selectableFields"] = json!([{"jsonPath": ".spec.nope"}]);
+        let errs = crd(v).validate_create();
+        assert_eq!(
+            errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            vec![
+                "spec.versions[0].selectableFields[0].jsonPath: Invalid value: \".spec.nope\": is an invalid path: does not refer to a valid field"
+            ]
+        );
+        let mut cluster = widgets();
+        cluster["spec"]["scope"] = json!("Cluster");
+        let rs = resources_from_crd(&crd(cluster));
+        assert_eq!(rs[0].field_path("metadata.namespace"), None, "cluster-scoped custom resources have no namespace");
+    }
+
+    #[test]
+    fn updates_keep_schemas_stored_before_a_rule_existed() {
+        let mut v = widgets();
+        v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["tags"] =
+            json!({"type": "array", "uniqueItems": true, "items": {"type": "string"}});
+        let old = crd(v.clone());
+        assert_eq!(old.validate_create().len(), 1, "uniqueItems is refused on create");
+        let mut relabelled = old.clone();
+        relabelled.metadata.labels = Some([("a".to_string(), "b".to_string())].into());
+        assert!(relabelled.validate_update(&old).is_empty(), "{:?}", relabelled.validate_update(&old));
+        v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["n"] =
+            json!({"type": "integer"});
+        assert_eq!(crd(v).validate_update(&old).len(), 1, "a changed schema must follow the rules");
     }
 
     #[test]
