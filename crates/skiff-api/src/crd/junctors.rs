@@ -12,15 +12,11 @@
 
 use serde_json::Value;
 
-use super::schema::{additional, props, validate_node};
+use super::schema::{additional, items, list, props, validate_node};
 use crate::validation::{ErrorList, FieldError};
 
 /// The path upstream gives errors it cannot attribute to a field.
 const NO_FIELD: &str = "<nil>";
-
-fn alternatives<'a>(schema: &'a Value, name: &str) -> &'a [Value] {
-    schema.get(name).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
-}
 
 fn composite(message: String) -> FieldError {
     FieldError::invalid(NO_FIELD, "", message)
@@ -46,7 +42,7 @@ fn run(value: &Value, schema: &Value, path: &str) -> ErrorList {
 /// Validates the junctors of `schema` against `value` (not null) at `path`.
 pub(super) fn validate(value: &Value, schema: &Value, path: &str, errors: &mut ErrorList) {
     let quoted = format!("{path:?}");
-    let any_of = alternatives(schema, "anyOf");
+    let any_of = list(schema, "anyOf");
     if !any_of.is_empty() {
         let mut best: Option<(usize, ErrorList)> = None;
         let mut matched = false;
@@ -70,7 +66,7 @@ pub(super) fn validate(value: &Value, schema: &Value, path: &str, errors: &mut E
         }
     }
 
-    let one_of = alternatives(schema, "oneOf");
+    let one_of = list(schema, "oneOf");
     if !one_of.is_empty() {
         let mut best: Option<(usize, ErrorList)> = None;
         let mut valid = 0;
@@ -96,7 +92,7 @@ pub(super) fn validate(value: &Value, schema: &Value, path: &str, errors: &mut E
         }
     }
 
-    let all_of = alternatives(schema, "allOf");
+    let all_of = list(schema, "allOf");
     if !all_of.is_empty() {
         let mut valid = 0;
         for alt in all_of {
@@ -128,10 +124,10 @@ fn match_count(value: &Value, schema: &Value) -> usize {
     }
     match value {
         Value::String(_) | Value::Number(_) => n += 1,
-        Value::Array(items) => {
+        Value::Array(elements) => {
             n += 1;
-            if let Some(item) = schema.get("items").filter(|i| i.is_object()) {
-                n += items.iter().map(|v| match_count(v, item)).sum::<usize>();
+            if let Some(item) = items(schema) {
+                n += elements.iter().map(|v| match_count(v, item)).sum::<usize>();
             }
         }
         Value::Object(map) => {
@@ -145,7 +141,7 @@ fn match_count(value: &Value, schema: &Value) -> usize {
         _ => {}
     }
     for name in ["allOf", "anyOf", "oneOf"] {
-        n += alternatives(schema, name).iter().map(|a| match_count(value, a)).sum::<usize>();
+        n += list(schema, name).iter().map(|a| match_count(value, a)).sum::<usize>();
     }
     n
 }

@@ -12,7 +12,7 @@
 
 use serde_json::{Value, json};
 
-use super::schema::{flag, props};
+use super::schema::{flag, items, list, props, str_of};
 use crate::validation::{ErrorKind, ErrorList, FieldError, child, gofmt, index, key};
 
 /// Types a CRD schema may name.
@@ -26,14 +26,6 @@ struct Context {
     defaults_forbidden: Option<String>,
     /// Inside the `metadata`, `apiVersion` or `kind` of the root or of an embedded resource.
     inside_resource_meta: bool,
-}
-
-fn str_of<'a>(s: &'a Value, name: &str) -> &'a str {
-    s.get(name).and_then(Value::as_str).unwrap_or("")
-}
-
-fn list<'a>(s: &'a Value, name: &str) -> &'a [Value] {
-    s.get(name).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 
 fn present(s: &Value, name: &str) -> bool {
@@ -180,7 +172,7 @@ fn map_type(s: &Value, path: &str, errors: &mut ErrorList) {
 fn list_type(s: &Value, path: &str, errors: &mut ErrorList) {
     let list_type = s.get("x-kubernetes-list-type").and_then(Value::as_str);
     let ty = str_of(s, "type");
-    let item = s.get("items").filter(|i| i.is_object());
+    let item = items(s);
     let keys: Vec<&str> = list(s, "x-kubernetes-list-map-keys").iter().filter_map(Value::as_str).collect();
     let keys_value = || gofmt::go_strings(&keys);
     if let Some(lt) = list_type {
@@ -292,7 +284,7 @@ fn list_type(s: &Value, path: &str, errors: &mut ErrorList) {
 /// Items of `set` and `map` lists may not be null; map keys must be required or defaulted and
 /// may not be null.
 fn map_and_set_items(s: &Value, path: &str, list_type: Option<&str>, keys: &[&str], errors: &mut ErrorList) {
-    let Some(item) = s.get("items").filter(|i| i.is_object()) else { return };
+    let Some(item) = items(s) else { return };
     let Some(lt @ ("set" | "map")) = list_type else { return };
     let items_path = child(path, "items");
     if flag(item, "nullable") {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::schema::{additional, props};
+use super::schema::{additional, items, props};
 use crate::validation::{ErrorList, child, gofmt, index, key};
 
 /// Duplicate items of `set` and `map` lists anywhere in `obj` (validated against `schema`).
@@ -40,18 +40,18 @@ fn walk(value: &Value, schema: &Value, path: &str, errors: &mut ErrorList) {
                 }
             }
         }
-        Value::Array(items) => {
+        Value::Array(elements) => {
             match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
                 Some("set") => {
-                    for i in second_appearances(items.iter().map(Some)) {
-                        errors.push(gofmt::duplicate(index(path, i), &items[i]));
+                    for i in second_appearances(elements.iter().map(Some)) {
+                        errors.push(gofmt::duplicate(index(path, i), &elements[i]));
                     }
                 }
-                Some("map") => map_list(items, schema, path, errors),
+                Some("map") => map_list(elements, schema, path, errors),
                 _ => {}
             }
-            if let Some(item) = schema.get("items").filter(|i| i.is_object()) {
-                for (i, v) in items.iter().enumerate() {
+            if let Some(item) = items(schema) {
+                for (i, v) in elements.iter().enumerate() {
                     walk(v, item, &index(path, i), errors);
                 }
             }

@@ -11,7 +11,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
-use super::schema::{flag, props};
+use super::schema::{flag, items, props};
 use crate::catalogue::NameRule;
 use crate::unknown::unknown_fields;
 use crate::validation::{ErrorList, FieldError, child, gofmt, index, key, names, objectmeta};
@@ -85,9 +85,9 @@ fn walk_coerce(
                 }
             }
         }
-        Value::Array(items) => {
-            if let Some(item) = schema.get("items").filter(|i| i.is_object()) {
-                for (i, v) in items.iter_mut().enumerate() {
+        Value::Array(elements) => {
+            if let Some(item) = items(schema) {
+                for (i, v) in elements.iter_mut().enumerate() {
                     walk_coerce(v, Some(item), &index(path, i), is_embedded(item), unknown)?;
                 }
             }
@@ -124,9 +124,9 @@ fn walk_validate(value: &Value, schema: &Value, path: &str, embedded_here: bool,
                 }
             }
         }
-        Value::Array(items) => {
-            if let Some(item) = schema.get("items").filter(|i| i.is_object()) {
-                for (i, v) in items.iter().enumerate() {
+        Value::Array(elements) => {
+            if let Some(item) = items(schema) {
+                for (i, v) in elements.iter().enumerate() {
                     walk_validate(v, item, &index(path, i), is_embedded(item), errors);
                 }
             }

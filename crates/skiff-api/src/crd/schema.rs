@@ -26,6 +26,21 @@ pub(super) fn additional(schema: &Value) -> Option<&Value> {
     schema.get("additionalProperties").filter(|v| v.is_object())
 }
 
+/// `items` when it is a single schema (not a tuple).
+pub(super) fn items(schema: &Value) -> Option<&Value> {
+    schema.get("items").filter(|v| v.is_object())
+}
+
+/// The string keyword `name` of `schema`, `""` when absent.
+pub(super) fn str_of<'a>(schema: &'a Value, name: &str) -> &'a str {
+    schema.get(name).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The array keyword `name` of `schema` (`allOf`, `required`, ...), empty when absent.
+pub(super) fn list<'a>(schema: &'a Value, name: &str) -> &'a [Value] {
+    schema.get(name).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+}
+
 /// Checks a CRD's `openAPIV3Schema` (at field path `path`): that it is structural
 /// ([`super::structural`]), then its keywords and extensions ([`super::keywords`]).
 pub fn check_structural(schema: &Value, path: &str) -> ErrorList {
@@ -72,10 +87,10 @@ fn prune_node(value: &mut Value, schema: Option<&Value>, path: &str, root: bool,
                 map.remove(&k);
             }
         }
-        Value::Array(items) => {
+        Value::Array(elements) => {
             let sub = match schema {
                 None => None,
-                Some(s) => match s.get("items").filter(|i| i.is_object()) {
+                Some(s) => match items(s) {
                     Some(item) => Some(item),
                     None => return,
                 },
@@ -89,7 +104,7 @@ fn prune_node(value: &mut Value, schema: Option<&Value>, path: &str, root: bool,
                 item
             });
             let sub = preserved.as_ref().or(sub);
-            for (i, item) in items.iter_mut().enumerate() {
+            for (i, item) in elements.iter_mut().enumerate() {
                 prune_node(item, sub, &index(path, i), false, pruned);
             }
         }

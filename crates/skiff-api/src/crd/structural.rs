@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value};
 
-use super::schema::{flag, props};
+use super::schema::{flag, items, list, props, str_of};
 use crate::validation::{ErrorList, FieldError, child, index, key};
 
 /// Where a schema node sits; it decides which message a missing `type` gets.
@@ -24,18 +24,6 @@ enum Level {
 }
 
 const JUNCTORS: [&str; 3] = ["allOf", "anyOf", "oneOf"];
-
-fn str_of<'a>(s: &'a Value, name: &str) -> &'a str {
-    s.get(name).and_then(Value::as_str).unwrap_or("")
-}
-
-fn list<'a>(s: &'a Value, name: &str) -> &'a [Value] {
-    s.get(name).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
-}
-
-fn items(s: &Value) -> Option<&Value> {
-    s.get("items").filter(|i| i.is_object())
-}
 
 /// Whether a keyword value is Go's zero value (absent for upstream's typed schema).
 fn is_zero(v: &Value) -> bool {
