@@ -41,6 +41,18 @@ impl NameRule {
             NameRule::PathSegment => names::is_path_segment_name(name),
         }
     }
+
+    /// Problems with `prefix` as a `generateName` under this rule: a trailing `-` is allowed
+    /// (upstream masks it before checking), and path segments need only avoid `/` and `%`.
+    pub fn check_prefix(self, prefix: &str) -> Vec<String> {
+        match self {
+            NameRule::PathSegment => names::is_path_segment_prefix(prefix),
+            _ => match prefix.strip_suffix('-') {
+                Some(rest) => self.check(&format!("{rest}a")),
+                None => self.check(prefix),
+            },
+        }
+    }
 }
 
 /// A subresource of a resource (`status`, `scale`, `log`, …).
@@ -176,11 +188,12 @@ impl ResourceInfo {
         self.storage.api_version != self.api_version()
     }
 
-    /// The JSON path that holds the value of a supported field selector label.
+    /// The JSON path that holds the value of a supported field selector label. Cluster-scoped
+    /// custom resources do not support `metadata.namespace` (as upstream).
     pub fn field_path(&self, label: &str) -> Option<&'static str> {
         match label {
             "metadata.name" => Some("metadata.name"),
-            "metadata.namespace" => Some("metadata.namespace"),
+            "metadata.namespace" if self.namespaced || self.custom.is_none() => Some("metadata.namespace"),
             _ => self.field_selectors.iter().find(|(l, _)| *l == label).map(|(_, p)| *p),
         }
     }

@@ -12,6 +12,7 @@ pub mod kinds;
 pub mod quantity;
 pub mod selector;
 pub mod status;
+pub mod unknown;
 pub mod validation;
 
 pub use k8s_openapi;

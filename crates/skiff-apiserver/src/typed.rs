@@ -14,6 +14,7 @@ use serde_json::Value;
 use skiff_api::StatusError;
 use skiff_api::catalogue::ResourceInfo;
 use skiff_api::crd::cel as crd_cel;
+use skiff_api::crd::object as crd_object;
 use skiff_api::crd::schema as crd_schema;
 use skiff_api::kinds::BuiltinKind;
 use skiff_api::status::GroupKind;
@@ -92,32 +93,7 @@ fn encode<T: BuiltinKind>(t: &T) -> Result<Value, StatusError> {
 
 /// Paths of members present (non-null) in `input` but absent from `decoded`.
 pub fn unknown_fields(input: &Value, decoded: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    diff(input, decoded, "", &mut out);
-    out
-}
-
-fn diff(input: &Value, decoded: &Value, path: &str, out: &mut Vec<String>) {
-    match (input, decoded) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in a {
-                if v.is_null() {
-                    continue;
-                }
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                match b.get(k) {
-                    Some(dv) => diff(v, dv, &p, out),
-                    None => out.push(p),
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
-            for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                diff(x, y, &format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
-    }
+    skiff_api::unknown::unknown_fields(input, decoded, "")
 }
 
 fn invalid<T: BuiltinKind>(obj: &T, errors: &[FieldError]) -> StatusError {
@@ -210,15 +186,18 @@ impl KindOps for CustomOps {
         if !obj.get("metadata").is_some_and(Value::is_object) {
             return Err(StatusError::bad_request("metadata must be an object"));
         }
-        if let Some(schema) = self.schema() {
-            let pruned = crd_schema::prune(&mut obj, schema);
-            if !pruned.is_empty() && mode != FieldValidation::Ignore {
-                let msgs: Vec<String> = pruned.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-                if mode == FieldValidation::Strict {
-                    return Err(StatusError::bad_request(format!("strict decoding error: {}", msgs.join(", "))));
-                }
-                warnings.extend(msgs);
+        let (kind, version) = (self.info.kind, self.info.version);
+        let pruned = crd_object::coerce(&mut obj, self.schema()).map_err(|e| {
+            StatusError::bad_request(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {e}"))
+        })?;
+        if !pruned.is_empty() && mode != FieldValidation::Ignore {
+            let msgs: Vec<String> = pruned.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+            if mode == FieldValidation::Strict {
+                return Err(StatusError::bad_request(format!("strict decoding error: {}", msgs.join(", "))));
             }
+            warnings.extend(msgs);
+        }
+        if let Some(schema) = self.schema() {
             crd_schema::apply_defaults(&mut obj, schema);
         }
         if op == Operation::Create
@@ -228,11 +207,11 @@ impl KindOps for CustomOps {
             map.remove("status");
         }
         if let Some(schema) = self.schema() {
-            let mut errors = crd_schema::validate(&obj, schema, "");
             let old = match op {
                 Operation::Create => None,
                 Operation::Update(old) | Operation::UpdateStatus(old) => Some(old),
             };
+            let mut errors = crd_object::validate(&obj, old, schema);
             let rule_errors = crd_cel::validate(schema, &obj, old, &errors, warnings);
             errors.extend(rule_errors);
             if !errors.is_empty() {

@@ -464,3 +464,52 @@ async fn managed_fields_across_versions_and_scale_apply_on_custom_resources() {
     let hpa = (String::from("hpa"), String::from("Apply"), format!("{group}/v1"), String::from("scale"));
     assert_eq!(managers(&w), [ci, hpa, update("v1"), update("v2")]);
 }
+
+#[tokio::test]
+async fn selectable_fields_filter_lists_and_watches() {
+    let ts = TestServer::start().await;
+    let client = ts.client().await;
+    let group = "select.example.io";
+    let mut def = crd(group);
+    def.spec.versions[0].selectable_fields = Some(vec![
+        serde_json::from_value(json!({"jsonPath": ".spec.image"})).unwrap(),
+        serde_json::from_value(json!({"jsonPath": ".spec.replicas"})).unwrap(),
+    ]);
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &def).await.unwrap();
+    let ar = widget_resource(group);
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    for (name, image, replicas) in [("a", "nginx", 1), ("b", "redis", 2), ("c", "nginx", 3)] {
+        let mut obj = widget(name, json!({"image": image, "replicas": replicas}));
+        obj.types = Some(kube::api::TypeMeta { api_version: format!("{group}/v1"), kind: "Widget".into() });
+        let mut created = false;
+        for _ in 0..100 {
+            if api.create(&PostParams::default(), &obj).await.is_ok() {
+                created = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(created, "created {name}");
+    }
+    let names = |list: kube::core::ObjectList<DynamicObject>| {
+        list.items.into_iter().map(|o| o.metadata.name.unwrap()).collect::<Vec<_>>()
+    };
+    let lp = |s: &str| kube::api::ListParams::default().fields(s);
+    assert_eq!(names(api.list(&lp("spec.image=nginx")).await.unwrap()), vec!["a", "c"]);
+    assert_eq!(names(api.list(&lp("spec.image!=nginx")).await.unwrap()), vec!["b"]);
+    assert_eq!(names(api.list(&lp("spec.replicas=3,metadata.name=c")).await.unwrap()), vec!["c"]);
+    assert_eq!(names(api.list(&lp("metadata.namespace=default,spec.image=redis")).await.unwrap()), vec!["b"]);
+    let kube::Error::Api(err) = api.list(&lp("spec.bogus=1")).await.unwrap_err() else { panic!("not a status") };
+    assert_eq!((err.code, err.message.as_str()), (400, "field label not supported: spec.bogus"));
+
+    let wp = kube::api::WatchParams::default().fields("spec.image=redis");
+    let mut stream = api.watch(&wp, "0").await.unwrap().boxed();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap().unwrap();
+    let kube::api::WatchEvent::Added(o) = first else { panic!("expected ADDED, got {first:?}") };
+    assert_eq!(o.metadata.name.as_deref(), Some("b"));
+    api.patch("a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"image": "redis"}}))).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap().unwrap();
+    let kube::api::WatchEvent::Added(o) = next else { panic!("a entering the selection is ADDED, got {next:?}") };
+    assert_eq!(o.metadata.name.as_deref(), Some("a"));
+}

@@ -4,10 +4,21 @@
 //!
 //! The hooks live here rather than in `defaults`/`validation::kinds` because they share the
 //! structural-schema logic of [`schema`] and the CEL rules of [`cel`] with the custom resources
-//! themselves.
+//! themselves. The submodules: [`schema`] (pruning, defaulting, value validation), [`structural`]
+//! and [`keywords`] (CRD-time schema checks), [`junctors`] (`allOf`/`anyOf`/`oneOf`/`not` on
+//! values), [`listtype`] (`set`/`map` list uniqueness), [`objectmeta`] (metadata of custom and
+//! embedded objects), [`object`] (the admission steps of one custom object), [`selectable`]
+//! (`selectableFields`) and [`cel`] (`x-kubernetes-validations`).
 
 pub mod cel;
+pub mod junctors;
+pub mod keywords;
+pub mod listtype;
+pub mod object;
+pub mod objectmeta;
 pub mod schema;
+pub mod selectable;
+pub mod structural;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceConversion, CustomResourceDefinition, CustomResourceDefinitionVersion,
@@ -109,12 +120,29 @@ pub fn resources_from_crd(crd: &CustomResourceDefinition) -> Vec<ResourceInfo> {
                 verbs: ALL_VERBS,
                 subresources,
                 name_rule: NameRule::Subdomain,
-                field_selectors: &[],
+                field_selectors: selectable_labels(v),
                 storage: StorageRef { group, resource: plural, api_version: storage_api_version },
                 custom: Some(Box::leak(Box::new(custom))),
             }
         })
         .collect()
+}
+
+/// The field-selector labels of a version's `selectableFields` (each label is also the path of
+/// its value), leaked like the other strings of a registered resource.
+fn selectable_labels(v: &CustomResourceDefinitionVersion) -> &'static [(&'static str, &'static str)] {
+    let fields = v.selectable_fields.as_deref().unwrap_or(&[]);
+    if fields.is_empty() {
+        return &[];
+    }
+    let labels: Vec<(&'static str, &'static str)> = fields
+        .iter()
+        .map(|f| {
+            let label = catalogue::leak(selectable::label(f));
+            (label, label)
+        })
+        .collect();
+    Box::leak(labels.into_boxed_slice())
 }
 
 impl Defaulting for CustomResourceDefinition {
@@ -178,6 +206,28 @@ fn validate_schema(schema: Option<&Value>, path: &str, errors: &mut ErrorList) {
         errors.extend(cel::check_rules(schema, path));
     }
     errors.extend(structural);
+}
+
+/// Whether `e` is about the schema or selectable fields of a version that an update leaves as
+/// they were. Such errors are not held against the update, so CRDs stored before a rule existed
+/// can still be updated (and their finalizer removed); upstream ratchets its newer rules
+/// similarly, per rule.
+fn in_unchanged_schema(e: &FieldError, new: &CustomResourceDefinition, old: &CustomResourceDefinition) -> bool {
+    let schemas_unchanged = new.spec.versions.len() == old.spec.versions.len()
+        && new.spec.versions.iter().zip(&old.spec.versions).all(|(n, o)| n.name == o.name && n.schema == o.schema);
+    if e.field.starts_with("spec.validation") {
+        return schemas_unchanged;
+    }
+    new.spec.versions.iter().enumerate().any(|(i, v)| {
+        let path = index("spec.versions", i);
+        let about = |part: &str| e.field.starts_with(&child(&path, part));
+        (about("schema") || about("selectableFields"))
+            && old
+                .spec
+                .versions
+                .iter()
+                .any(|o| o.name == v.name && o.schema == v.schema && o.selectable_fields == v.selectable_fields)
+    })
 }
 
 impl Validation for CustomResourceDefinition {
@@ -269,6 +319,11 @@ impl Validation for CustomResourceDefinition {
                 let schema_path = child(&child(&path, "schema"), "openAPIV3Schema");
                 validate_schema(schemas[i].as_ref(), &schema_path, &mut errors);
             }
+            errors.extend(selectable::validate(
+                v.selectable_fields.as_deref().unwrap_or(&[]),
+                schemas[i].as_ref(),
+                &child(&path, "selectableFields"),
+            ));
             if let Some(scale) = v.subresources.as_ref().and_then(|s| s.scale.as_ref()) {
                 let sp = child(&child(&path, "subresources"), "scale");
                 if !scale.spec_replicas_path.starts_with(".spec.") {
@@ -308,6 +363,7 @@ impl Validation for CustomResourceDefinition {
 
     fn validate_update(&self, old: &Self) -> ErrorList {
         let mut errors = self.validate_create();
+        errors.retain(|e| !in_unchanged_schema(e, self, old));
         if self.spec.scope != old.spec.scope {
             errors.push(FieldError::invalid("spec.scope", self.spec.scope.as_str(), "field is immutable"));
         }
@@ -402,6 +458,45 @@ mod tests {
         v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] =
             json!([{"rule": "self.replicas >= 0"}]);
         assert!(crd(v).validate_create().is_empty());
+    }
+
+    #[test]
+    fn selectable_fields_are_validated_and_served_as_field_labels() {
+        let mut v = widgets();
+        v["spec"]["versions"][0]["selectableFields"] = json!([{"jsonPath": ".spec.replicas"}]);
+        let c = crd(v.clone());
+        assert!(c.validate_create().is_empty(), "{:?}", c.validate_create());
+        let rs = resources_from_crd(&c);
+        assert_eq!(rs[0].field_path("spec.replicas"), Some("spec.replicas"));
+        assert_eq!(rs[0].field_path("metadata.namespace"), Some("metadata.namespace"));
+        assert_eq!(rs[1].field_path("spec.replicas"), None, "selectable fields are per version");
+        v["spec"]["versions"][0]["selectableFields"] = json!([{"jsonPath": ".spec.nope"}]);
+        let errs = crd(v).validate_create();
+        assert_eq!(
+            errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            vec![
+                "spec.versions[0].selectableFields[0].jsonPath: Invalid value: \".spec.nope\": is an invalid path: does not refer to a valid field"
+            ]
+        );
+        let mut cluster = widgets();
+        cluster["spec"]["scope"] = json!("Cluster");
+        let rs = resources_from_crd(&crd(cluster));
+        assert_eq!(rs[0].field_path("metadata.namespace"), None, "cluster-scoped custom resources have no namespace");
+    }
+
+    #[test]
+    fn updates_keep_schemas_stored_before_a_rule_existed() {
+        let mut v = widgets();
+        v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["tags"] =
+            json!({"type": "array", "uniqueItems": true, "items": {"type": "string"}});
+        let old = crd(v.clone());
+        assert_eq!(old.validate_create().len(), 1, "uniqueItems is refused on create");
+        let mut relabelled = old.clone();
+        relabelled.metadata.labels = Some([("a".to_string(), "b".to_string())].into());
+        assert!(relabelled.validate_update(&old).is_empty(), "{:?}", relabelled.validate_update(&old));
+        v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["n"] =
+            json!({"type": "integer"});
+        assert_eq!(crd(v).validate_update(&old).len(), 1, "a changed schema must follow the rules");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::validation::{ErrorKind, ErrorList, FieldError, child, index, key};
+use crate::validation::{ErrorKind, ErrorList, FieldError, child, gofmt, index};
 
 /// Whether the boolean extension `name` is set on `schema`.
 pub(crate) fn flag(schema: &Value, name: &str) -> bool {
@@ -31,98 +31,54 @@ pub(crate) fn additional(schema: &Value) -> Option<&Value> {
     schema.get("additionalProperties").filter(|v| v.is_object())
 }
 
-/// Checks that `schema` (at field path `path`) is structural: every node specifies a `type`
-/// unless it is `x-kubernetes-int-or-string` or `x-kubernetes-preserve-unknown-fields`, the root
-/// is an object, and `items` is a single schema.
+/// `items` when it is a single schema (not a tuple).
+pub(super) fn items(schema: &Value) -> Option<&Value> {
+    schema.get("items").filter(|v| v.is_object())
+}
+
+/// The array keyword `name` of `schema` (`allOf`, `required`, ...), empty when absent.
+pub(super) fn list<'a>(schema: &'a Value, name: &str) -> &'a [Value] {
+    schema.get(name).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// Checks a CRD's `openAPIV3Schema` (at field path `path`): that it is structural
+/// ([`super::structural`]), then its keywords and extensions ([`super::keywords`]).
 pub fn check_structural(schema: &Value, path: &str) -> ErrorList {
-    let mut errors = ErrorList::new();
-    match schema.get("type").and_then(Value::as_str) {
-        Some("object") | None => {}
-        Some(other) => errors.push(FieldError::invalid(child(path, "type"), other, "must be object at the root")),
-    }
-    check_node(schema, path, true, &mut errors);
+    let mut errors = super::structural::check(schema, path);
+    errors.extend(super::keywords::check(schema, path));
     errors
 }
 
-fn check_node(schema: &Value, path: &str, root: bool, errors: &mut ErrorList) {
-    let Some(map) = schema.as_object() else {
-        errors.push(FieldError::invalid(path, schema.clone(), "must be a schema object"));
-        return;
-    };
-    let ty = map.get("type").and_then(Value::as_str).unwrap_or("");
-    let int_or_string = flag(schema, "x-kubernetes-int-or-string");
-    if int_or_string && !ty.is_empty() {
-        errors.push(FieldError::invalid(
-            child(path, "type"),
-            ty,
-            "must be empty if x-kubernetes-int-or-string is true",
-        ));
-    }
-    if ty.is_empty() && !int_or_string && !flag(schema, "x-kubernetes-preserve-unknown-fields") {
-        let detail =
-            if root { "must not be empty at the root" } else { "must not be empty for specified object fields" };
-        errors.push(FieldError::required(child(path, "type"), detail));
-    }
-    if !ty.is_empty() && !matches!(ty, "object" | "array" | "string" | "integer" | "number" | "boolean") {
-        errors.push(FieldError::not_supported(
-            child(path, "type"),
-            ty,
-            &["array", "boolean", "integer", "number", "object", "string"],
-        ));
-    }
-    if props(schema).is_some() && additional(schema).is_some() {
-        errors.push(FieldError::forbidden(
-            child(path, "additionalProperties"),
-            "additionalProperties and properties are mutual exclusive",
-        ));
-    }
-    if let Some(p) = props(schema) {
-        for (name, sub) in p {
-            check_node(sub, &key(&child(path, "properties"), name), false, errors);
-        }
-    }
-    if let Some(a) = additional(schema) {
-        check_node(a, &child(path, "additionalProperties"), false, errors);
-    }
-    match map.get("items") {
-        Some(items @ Value::Object(_)) => check_node(items, &child(path, "items"), false, errors),
-        Some(Value::Array(_)) => {
-            errors.push(FieldError::forbidden(child(path, "items"), "items must be a schema object and not an array"))
-        }
-        Some(_) => errors.push(FieldError::invalid(child(path, "items"), "", "must be a schema object")),
-        None if ty == "array" => {
-            errors.push(FieldError::required(child(path, "items"), "must be specified"));
-        }
-        None => {}
-    }
-}
-
 /// Removes fields the schema does not specify, returning their paths. `apiVersion`, `kind` and
-/// `metadata` survive at the root and in embedded resources; nothing is pruned below
-/// `x-kubernetes-preserve-unknown-fields`.
+/// `metadata` are left alone at the root and in embedded resources (their `metadata` is
+/// coerced separately); nothing is pruned below `x-kubernetes-preserve-unknown-fields`. Below
+/// `additionalProperties: true|false` keys stay but their content has no schema, so objects
+/// there lose every field (as upstream).
 pub fn prune(value: &mut Value, schema: &Value) -> Vec<String> {
     let mut pruned = Vec::new();
-    prune_node(value, schema, "", true, &mut pruned);
+    prune_node(value, Some(schema), "", true, &mut pruned);
     pruned
 }
 
-fn prune_node(value: &mut Value, schema: &Value, path: &str, keep_meta: bool, pruned: &mut Vec<String>) {
+/// Prunes `value` against `schema`; `None` is upstream's nil schema (everything goes).
+fn prune_node(value: &mut Value, schema: Option<&Value>, path: &str, root: bool, pruned: &mut Vec<String>) {
+    let preserve = schema.is_some_and(|s| flag(s, "x-kubernetes-preserve-unknown-fields"));
     match value {
         Value::Object(map) => {
-            let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
-            let embedded = keep_meta || flag(schema, "x-kubernetes-embedded-resource");
-            let properties = props(schema);
-            let extra = additional(schema);
-            let allow_any = schema.get("additionalProperties").and_then(Value::as_bool) == Some(true);
+            let embedded = root || schema.is_some_and(|s| flag(s, "x-kubernetes-embedded-resource"));
+            let properties = schema.and_then(props);
+            let extra = schema.and_then(|s| s.get("additionalProperties"));
             let mut remove = Vec::new();
             for (k, v) in map.iter_mut() {
+                if embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
                 let p = child(path, k);
                 if let Some(sub) = properties.and_then(|ps| ps.get(k)) {
-                    prune_node(v, sub, &p, false, pruned);
-                } else if let Some(sub) = extra {
-                    prune_node(v, sub, &p, false, pruned);
-                } else if embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
-                } else if !(preserve || allow_any) {
+                    prune_node(v, Some(sub), &p, false, pruned);
+                } else if let Some(extra) = extra {
+                    prune_node(v, extra.is_object().then_some(extra), &p, false, pruned);
+                } else if !preserve {
                     remove.push(k.clone());
                     pruned.push(p);
                 }
@@ -131,11 +87,25 @@ fn prune_node(value: &mut Value, schema: &Value, path: &str, keep_meta: bool, pr
                 map.remove(&k);
             }
         }
-        Value::Array(items) => {
-            if let Some(sub) = schema.get("items").filter(|s| s.is_object()) {
-                for (i, item) in items.iter_mut().enumerate() {
-                    prune_node(item, sub, &index(path, i), false, pruned);
+        Value::Array(elements) => {
+            let sub = match schema {
+                None => None,
+                Some(s) => match items(s) {
+                    Some(item) => Some(item),
+                    None => return,
+                },
+            };
+            // Upstream does not prune unknown fields of the items of a preserved array either.
+            let preserved = sub.filter(|_| preserve).map(|item| {
+                let mut item = item.clone();
+                if let Some(m) = item.as_object_mut() {
+                    m.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
                 }
+                item
+            });
+            let sub = preserved.as_ref().or(sub);
+            for (i, item) in elements.iter_mut().enumerate() {
+                prune_node(item, sub, &index(path, i), false, pruned);
             }
         }
         _ => {}
@@ -227,7 +197,8 @@ fn number(v: &Value) -> Option<f64> {
     v.as_f64()
 }
 
-fn validate_node(value: &Value, schema: &Value, path: &str, errors: &mut ErrorList) {
+/// Validates `value` (at `path`) against one schema node and, recursively, its children.
+pub(super) fn validate_node(value: &Value, schema: &Value, path: &str, errors: &mut ErrorList) {
     if value.is_null() {
         if !flag(schema, "nullable") && (schema.get("type").is_some() || flag(schema, "x-kubernetes-int-or-string")) {
             let want = schema.get("type").and_then(Value::as_str).unwrap_or("string");
@@ -257,13 +228,19 @@ fn validate_node(value: &Value, schema: &Value, path: &str, errors: &mut ErrorLi
         errors.push(type_error(path, value, ty));
         return;
     }
+    super::junctors::validate(value, schema, path, errors);
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
-        && !allowed.contains(value)
+        && !allowed.iter().any(|a| enum_matches(a, value))
     {
         let supported: Vec<String> =
             allowed.iter().map(|a| a.as_str().map(str::to_string).unwrap_or_else(|| a.to_string())).collect();
         let refs: Vec<&str> = supported.iter().map(String::as_str).collect();
-        errors.push(FieldError::not_supported(path, value.clone(), &refs));
+        let err = FieldError::not_supported(path, value.clone(), &refs);
+        errors.push(if value.is_object() || value.is_array() {
+            gofmt::with_rendered_value(ErrorKind::NotSupported, path, gofmt::go_value(value), &err.detail)
+        } else {
+            err
+        });
     }
     match value {
         Value::String(s) => validate_string(s, value, schema, path, errors),
@@ -290,13 +267,6 @@ fn validate_node(value: &Value, schema: &Value, path: &str, errors: &mut ErrorLi
             }
         }
         Value::Object(map) => {
-            if flag(schema, "x-kubernetes-embedded-resource") {
-                for f in ["apiVersion", "kind"] {
-                    if map.get(f).and_then(Value::as_str).unwrap_or("").is_empty() {
-                        errors.push(FieldError::required(child(path, f), "must not be empty"));
-                    }
-                }
-            }
             if let Some(required) = schema.get("required").and_then(Value::as_array) {
                 for r in required.iter().filter_map(Value::as_str) {
                     if map.get(r).is_none_or(Value::is_null) {
@@ -319,6 +289,11 @@ fn validate_node(value: &Value, schema: &Value, path: &str, errors: &mut ErrorLi
                 ));
             }
             let properties = props(schema);
+            if schema.get("additionalProperties") == Some(&Value::Bool(false)) {
+                for k in map.keys().filter(|k| !properties.is_some_and(|p| p.contains_key(*k))) {
+                    errors.push(invalid(path, &json!(k), format!("{path}.{k} in body is a forbidden property")));
+                }
+            }
             let extra = additional(schema);
             for (k, v) in map {
                 if let Some(sub) = properties.and_then(|p| p.get(k)) {
@@ -362,8 +337,36 @@ fn validate_string(s: &str, value: &Value, schema: &Value, path: &str, errors: &
     }
 }
 
+/// Whether `value` equals the enum member `allowed` (numbers compare by value, as upstream
+/// converts the value to the member's type before comparing).
+fn enum_matches(allowed: &Value, value: &Value) -> bool {
+    match (allowed, value) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        _ => allowed == value,
+    }
+}
+
 fn validate_number(value: &Value, schema: &Value, path: &str, errors: &mut ErrorList) {
     let Some(n) = number(value) else { return };
+    if let Some(factor) = schema.get("multipleOf").and_then(number) {
+        let whole_factor = factor.fract() == 0.0 && factor.abs() < 9.2e18;
+        let multiple = match value.as_i64() {
+            _ if factor <= 0.0 => None,
+            Some(i) if whole_factor => Some(i % (factor as i64) == 0),
+            _ => Some((if factor < 1.0 { (1.0 / factor) * n } else { n / factor }).fract() == 0.0),
+        };
+        match multiple {
+            None => errors.push(invalid(
+                path,
+                &json!(factor),
+                format!("factor MultipleOf declared for {path} must be positive: {}", fmt_num(factor)),
+            )),
+            Some(false) => {
+                errors.push(invalid(path, value, format!("{path} in body should be a multiple of {}", fmt_num(factor))))
+            }
+            Some(true) => {}
+        }
+    }
     if let Some(min) = schema.get("minimum").and_then(number) {
         if flag(schema, "exclusiveMinimum") && n <= min {
             errors.push(invalid(path, value, format!("{path} in body should be greater than {}", fmt_num(min))));
@@ -512,15 +515,93 @@ mod tests {
             vec!["spec.tags: Too many: 3: must have at most 2 items"]
         );
         assert_eq!(at(json!({"spec": {"image": "a", "labels": {"a": 1}}})).len(), 1);
-        assert_eq!(
-            at(json!({"spec": {"image": "a", "template": {"metadata": {}}}})),
-            vec![
-                "spec.template.apiVersion: Required value: must not be empty",
-                "spec.template.kind: Required value: must not be empty"
-            ]
-        );
         assert!(at(json!({"spec": {"image": "a", "when": null}})).is_empty());
         assert!(at(json!({"spec": {"image": "a", "when": "2024-01-02T03:04:05Z"}})).is_empty());
         assert_eq!(at(json!({"spec": {"image": "a", "when": "yesterday"}})).len(), 1);
+    }
+
+    #[test]
+    fn pruning_follows_upstream_around_metadata_and_boolean_additional_properties() {
+        let schema = json!({"type": "object", "properties": {
+        "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "spec": {"type": "object", "properties": {
+            "open": {"type": "object", "additionalProperties": true},
+            "closed": {"type": "object", "additionalProperties": false},
+            "kept": {"type": "array", "x-kubernetes-preserve-unknown-fields": true,
+                "items": {"type": "object", "properties": {"a": {"type": "string"}}}},
+            "strict": {"type": "array", "items": {"type": "object", "properties": {"a": {"type": "string"}}}},
+            "t": {"type": "object", "x-kubernetes-embedded-resource": true,
+                "properties": {"metadata": {"type": "object"}, "spec": {"type": "object"}}},
+        }}}});
+        let mut obj = json!({"metadata": {"name": "a", "labels": {"x": "y"}},
+            "spec": {"open": {"k": "v", "o": {"deep": 1}}, "closed": {"k": 1},
+                "kept": [{"a": "x", "b": "y"}], "strict": [{"a": "x", "b": "y"}],
+                "t": {"apiVersion": "v1", "kind": "K", "metadata": {"name": "n"}, "spec": {"z": 1}}}});
+        let pruned = prune(&mut obj, &schema);
+        assert_eq!(pruned, vec!["spec.open.o.deep", "spec.strict[0].b", "spec.t.spec.z"]);
+        assert_eq!(obj["metadata"], json!({"name": "a", "labels": {"x": "y"}}), "root metadata is coerced, not pruned");
+        assert_eq!(obj["spec"]["open"], json!({"k": "v", "o": {}}));
+        assert_eq!(
+            obj["spec"]["closed"],
+            json!({"k": 1}),
+            "keys under additionalProperties: false stay to be rejected"
+        );
+        assert_eq!(obj["spec"]["kept"][0]["b"], "y", "items of a preserved array keep unknown fields");
+        assert_eq!(obj["spec"]["t"]["metadata"], json!({"name": "n"}));
+    }
+
+    #[test]
+    fn value_keywords_follow_upstream() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "even": {"type": "integer", "multipleOf": 2},
+            "half": {"type": "number", "multipleOf": 0.5},
+            "above": {"type": "integer", "minimum": 1, "exclusiveMinimum": true},
+            "below": {"type": "number", "maximum": 1.5, "exclusiveMaximum": true},
+            "closed": {"type": "object", "additionalProperties": false},
+            "few": {"type": "object", "minProperties": 2, "maxProperties": 3, "additionalProperties": {"type": "integer"}},
+            "num": {"type": "integer", "enum": [1, 2]},
+            "obj": {"type": "object", "x-kubernetes-preserve-unknown-fields": true, "enum": [{"a": 1}]},
+            "short": {"type": "array", "minItems": 2, "items": {"type": "string"}},
+        }}}});
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (
+                json!({"even": 4, "half": 1.5, "above": 2, "below": 1, "few": {"a": 1, "b": 2}, "num": 2, "obj": {"a": 1}}),
+                vec![],
+            ),
+            (json!({"even": 3}), vec!["spec.even: Invalid value: 3: spec.even in body should be a multiple of 2"]),
+            (
+                json!({"half": 1.2}),
+                vec!["spec.half: Invalid value: 1.2: spec.half in body should be a multiple of 0.5"],
+            ),
+            (json!({"above": 1}), vec!["spec.above: Invalid value: 1: spec.above in body should be greater than 1"]),
+            (json!({"below": 1.5}), vec!["spec.below: Invalid value: 1.5: spec.below in body should be less than 1.5"]),
+            (
+                json!({"closed": {"x": 1}}),
+                vec!["spec.closed: Invalid value: \"x\": spec.closed.x in body is a forbidden property"],
+            ),
+            (
+                json!({"few": {"a": 1}}),
+                vec!["spec.few: Invalid value: 1: spec.few in body should have at least 2 properties"],
+            ),
+            (
+                json!({"few": {"a": 1, "b": 2, "c": 3, "d": 4}}),
+                vec!["spec.few: Too many: 4: must have at most 3 items"],
+            ),
+            (json!({"num": 3}), vec!["spec.num: Unsupported value: 3: supported values: \"1\", \"2\""]),
+            (json!({"num": 2.0}), vec![]),
+            (
+                json!({"obj": {"a": 2}}),
+                vec![r#"spec.obj: Unsupported value: map[string]interface {}{"a":2}: supported values: "{\"a\":1}""#],
+            ),
+            (
+                json!({"short": ["a"]}),
+                vec!["spec.short: Invalid value: 1: spec.short in body should have at least 2 items"],
+            ),
+        ];
+        for (spec, want) in cases {
+            let got: Vec<String> =
+                validate(&json!({"spec": spec}), &schema, "").iter().map(ToString::to_string).collect();
+            assert_eq!(got, want, "{spec}");
+        }
     }
 }

@@ -4,8 +4,10 @@
 //! (`spec.replicas: Invalid value: -1: must be greater than or equal to 0`) and its kind maps to
 //! the `details.causes[].reason` of an `Invalid` Status. Per-kind rules live in submodules.
 
+pub mod gofmt;
 pub mod kinds;
 pub mod names;
+pub mod objectmeta;
 
 use std::fmt;
 
@@ -119,7 +121,7 @@ impl FieldError {
         let detail = if supported.is_empty() {
             String::new()
         } else {
-            let quoted: Vec<String> = supported.iter().map(|s| format!("\"{s}\"")).collect();
+            let quoted: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
             format!("supported values: {}", quoted.join(", "))
         };
         Self::build(ErrorKind::NotSupported, field, Some(value.into()), detail)

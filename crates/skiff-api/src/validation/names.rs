@@ -110,13 +110,12 @@ pub fn is_path_segment_name(s: &str) -> Vec<String> {
     if s == "." || s == ".." {
         return vec![format!("may not be '{s}'")];
     }
-    let mut errs = Vec::new();
-    for bad in ["/", "%"] {
-        if s.contains(bad) {
-            errs.push(format!("may not contain '{bad}'"));
-        }
-    }
-    errs
+    is_path_segment_prefix(s)
+}
+
+/// Checks the prefix of a path-segment name (`generateName` of kinds named by path segments).
+pub fn is_path_segment_prefix(s: &str) -> Vec<String> {
+    ["/", "%"].iter().filter(|bad| s.contains(*bad)).map(|bad| format!("may not contain '{bad}'")).collect()
 }
 
 fn matches_qualified_part(s: &str) -> bool {

@@ -5,7 +5,7 @@
 use rand::Rng;
 use serde_json::{Value, json};
 use skiff_api::StatusError;
-use skiff_api::validation::{ErrorList, FieldError, names};
+use skiff_api::validation::{ErrorList, FieldError, objectmeta};
 
 use super::Ctx;
 use crate::negotiate;
@@ -121,50 +121,8 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> Result<(), StatusError> {
 
 /// Validates the metadata every kind shares.
 fn validate(ctx: &Ctx, obj: &Value, errors: &mut ErrorList) {
-    let name = meta_str(obj, "name").unwrap_or("");
-    if !name.is_empty() {
-        for msg in ctx.info.name_rule.check(name) {
-            errors.push(FieldError::invalid("metadata.name", name, msg));
-        }
-    }
-    if let Some(ns) = meta_str(obj, "namespace").filter(|n| !n.is_empty()) {
-        for msg in names::is_dns1123_label(ns) {
-            errors.push(FieldError::invalid("metadata.namespace", ns, msg));
-        }
-    }
-    let meta = objects::metadata(obj);
-    let labels = objects::string_map(meta.and_then(|m| m.get("labels")));
-    errors.extend(names::validate_labels(&labels, "metadata.labels"));
-    let annotations = objects::string_map(meta.and_then(|m| m.get("annotations")));
-    errors.extend(names::validate_annotations(&annotations, "metadata.annotations"));
-    if let Some(finalizers) = meta.and_then(|m| m.get("finalizers")).and_then(Value::as_array) {
-        for (i, f) in finalizers.iter().enumerate() {
-            let f = f.as_str().unwrap_or("");
-            for msg in names::is_qualified_name(f) {
-                errors.push(FieldError::invalid(format!("metadata.finalizers[{i}]"), f, msg));
-            }
-        }
-    }
-    if let Some(refs) = meta.and_then(|m| m.get("ownerReferences")).and_then(Value::as_array) {
-        let mut controllers = 0;
-        for (i, r) in refs.iter().enumerate() {
-            let path = format!("metadata.ownerReferences[{i}]");
-            for field in ["apiVersion", "kind", "name", "uid"] {
-                if r.get(field).and_then(Value::as_str).unwrap_or("").is_empty() {
-                    errors.push(FieldError::required(format!("{path}.{field}"), format!("{field} must not be empty")));
-                }
-            }
-            if r.get("controller").and_then(Value::as_bool) == Some(true) {
-                controllers += 1;
-            }
-        }
-        if controllers > 1 {
-            errors.push(FieldError::invalid(
-                "metadata.ownerReferences",
-                "",
-                "Only one reference can have Controller set to true",
-            ));
-        }
+    if let Some(meta) = objects::metadata(obj) {
+        errors.extend(objectmeta::validate(meta, "metadata", ctx.info.name_rule));
     }
 }
 

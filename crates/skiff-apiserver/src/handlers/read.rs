@@ -1,6 +1,7 @@
 //! GET and LIST: single objects from the store, lists from the watch cache (or from the store at
 //! a revision when continuing a paginated list), rendered as objects, Tables or metadata.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -18,7 +19,7 @@ use crate::cache::{CacheError, Entry};
 use crate::negotiate::{self, Shape};
 use crate::state::ApiState;
 use crate::tables::{self, IncludeObject, TableOptions};
-use crate::{response, views};
+use crate::{objects, response, views};
 
 /// Selectors of a list or watch, checked against what the resource supports.
 pub struct Filter {
@@ -29,6 +30,10 @@ pub struct Filter {
     /// Field selector.
     pub fields: FieldSelectorExpr,
     field_paths: Vec<(String, &'static str)>,
+    /// Whether cache entries index the selectable fields. Custom resources' caches do not (their
+    /// `selectableFields` may change while the cache lives), so their values are read from the
+    /// object when matching.
+    indexed: bool,
 }
 
 impl Filter {
@@ -44,7 +49,7 @@ impl Filter {
                 .ok_or_else(|| StatusError::bad_request(format!("field label not supported: {}", req.field)))?;
             field_paths.push((req.field.clone(), path));
         }
-        Ok(Self { namespace: ctx.namespace.clone(), labels, fields, field_paths })
+        Ok(Self { namespace: ctx.namespace.clone(), labels, fields, field_paths, indexed: ctx.info.custom.is_none() })
     }
 
     /// Restricts the filter to one object name.
@@ -64,10 +69,17 @@ impl Filter {
         {
             return false;
         }
-        self.labels.matches(&e.labels)
-            && self
-                .fields
-                .matches(|label| self.field_paths.iter().find(|(l, _)| l == label).and_then(|(_, path)| e.field(path)))
+        if !self.labels.matches(&e.labels) {
+            return false;
+        }
+        let object = OnceCell::new();
+        self.fields.matches(|label| {
+            let path = self.field_paths.iter().find(|(l, _)| l == label).map(|(_, p)| *p)?;
+            e.field(path).or_else(|| {
+                let indexed = self.indexed || matches!(path, "metadata.name" | "metadata.namespace");
+                if indexed { None } else { objects::field_value(object.get_or_init(|| e.value()), path) }
+            })
+        })
     }
 
     /// Whether the filter selects by labels or fields (then remainingItemCount is unknown).
