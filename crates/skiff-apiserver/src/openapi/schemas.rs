@@ -184,8 +184,9 @@ impl Components {
         known_kind(&mut self.generator, group, version, kind)
     }
 
-    /// Definition name of a served kind's schema, adding it (permissive for unknown kinds) and
-    /// tagging it with `x-kubernetes-group-version-kind`.
+    /// Definition name of a served kind's schema, adding it (a custom resource's as its CRD
+    /// publishes it, a permissive one for unknown kinds) and tagging it with
+    /// `x-kubernetes-group-version-kind`.
     pub fn kind(&mut self, group: &str, version: &str, kind: &str) -> String {
         let name = match known_kind(&mut self.generator, group, version, kind) {
             Some(name) => name,

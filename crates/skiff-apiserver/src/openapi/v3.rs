@@ -12,6 +12,9 @@
 //!   uses its compiled-in types (built-ins) or JSON merge patch (custom resources).
 //! - `kubectl explain` reads `components.schemas` entries tagged with
 //!   `x-kubernetes-group-version-kind` (see [`super::schemas`]).
+//!
+//! The operations of a group-version ([`group_version_paths`]) are also what `/openapi/v2`
+//! publishes, converted to Swagger 2.0 (see [`super::v2`]).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use serde_json::{Map, Value, json};
