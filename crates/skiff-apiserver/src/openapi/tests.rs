@@ -395,17 +395,3 @@ fn builtin_schemas_carry_upstream_list_map_and_patch_extensions() {
         &policy["components"]["schemas"]["io.k8s.api.policy.v1.PodDisruptionBudgetSpec"]["properties"]["selector"];
     assert_eq!(pdb_selector["x-kubernetes-patch-strategy"], "replace");
 }
-
-#[test]
-fn v2_definitions_carry_the_same_extensions() {
-    let v2 = v2_of(OpenApiCache::builtin());
-    let defs = &v2["definitions"];
-    let containers = &defs["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
-    assert_eq!(containers["x-kubernetes-list-type"], "map");
-    assert_eq!(containers["x-kubernetes-list-map-keys"], json!(["name"]));
-    assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
-    let pdb_selector = &defs["io.k8s.api.policy.v1.PodDisruptionBudgetSpec"]["properties"]["selector"];
-    assert_eq!(pdb_selector["$ref"], "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector");
-    assert_eq!(pdb_selector["x-kubernetes-patch-strategy"], "replace");
-    assert_eq!(defs["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"]["x-kubernetes-map-type"], "atomic");
-}

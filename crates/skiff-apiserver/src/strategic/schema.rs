@@ -1,6 +1,7 @@
 //! The patch schema of the built-in kinds: which fields are structs, maps, lists or scalars,
 //! which lists merge (by which key), and the server-side-apply list/map/struct semantics —
-//! loaded once from the generated `schema.txt`.
+//! loaded once from the generated `schema.txt`. The same table's raw facts (tags and markers as
+//! written, plus `+union` structs) are handed to the OpenAPI documents by [`table_facts`].
 //!
 //! The table is produced by `scripts/gen-patch-schema.py` from the Go type definitions of
 //! kubernetes/api and kubernetes/apimachinery; see that script for the line format. Nothing

@@ -311,15 +311,23 @@ fn custom_resource_definitions_parse_as_kube_openapi_v2() {
 }
 
 #[test]
-fn list_fields_carry_upstream_patch_metadata() {
+fn definitions_carry_upstream_list_map_and_patch_extensions() {
     let doc = json_doc();
-    let containers = &doc["definitions"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+    let defs = &doc["definitions"];
+    let containers = &defs["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
     assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
     assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
-    let volumes = &doc["definitions"]["io.k8s.api.core.v1.PodSpec"]["properties"]["volumes"];
+    assert_eq!(containers["x-kubernetes-list-type"], "map");
+    assert_eq!(containers["x-kubernetes-list-map-keys"], json!(["name"]));
+    let volumes = &defs["io.k8s.api.core.v1.PodSpec"]["properties"]["volumes"];
     assert_eq!(volumes["x-kubernetes-patch-strategy"], "merge,retainKeys");
-    let finalizers = &doc["definitions"]["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"]["finalizers"];
+    let finalizers = &defs["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"]["finalizers"];
     assert_eq!(finalizers["x-kubernetes-patch-strategy"], "merge");
+    // A described reference keeps its extensions next to the `$ref`.
+    let pdb_selector = &defs["io.k8s.api.policy.v1.PodDisruptionBudgetSpec"]["properties"]["selector"];
+    assert_eq!(pdb_selector["$ref"], "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector");
+    assert_eq!(pdb_selector["x-kubernetes-patch-strategy"], "replace");
+    assert_eq!(defs["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"]["x-kubernetes-map-type"], "atomic");
 }
 
 #[test]
