@@ -16,6 +16,7 @@ Output format (one record per line, fields separated by single spaces):
     kind <group or -> <Kind> <type>
     type <type> <field>...
     atomic <type>
+    union <type> <discriminator or -> <json>=<GoName>...
 where each <field> is `json:shape[:strategy[:mergeKey[:markers]]]` and a shape is `-` (scalar),
 `*` (free-form JSON, merged without schema), `[shape` (list of), `{shape` (map of string to)
 or a type name such as `core.v1.Container`. `markers` are the server-side-apply markers from
@@ -23,7 +24,9 @@ the field's Go comment, `;`-separated: `listType=map|set|atomic`, `listMapKey=a,
 `+listMapKey` in order), `mapType=atomic|granular`, `structType=atomic|granular`, and
 `default=<json scalar>` from `+default=` (the OpenAPI default server-side apply uses for a
 list-map key field the applied item omits). An `atomic`
-record names a struct type whose Go comment says `+structType=atomic`.
+record names a struct type whose Go comment says `+structType=atomic`. A `union` record names a
+struct type whose Go comment says `+union`: the JSON name of its `+unionDiscriminator` field (`-`
+without one) and every other field's JSON and Go names (kube-openapi's `x-kubernetes-unions`).
 """
 
 import argparse
@@ -114,6 +117,10 @@ MARKER_RE = re.compile(r"^\s*//\s*\+(listType|listMapKey|mapType|structType)=(\w
 # `+default=<literal>` with a JSON scalar literal (a quoted string without spaces, a number or a
 # boolean); `ref(...)` defaults and anything that would not fit the line format are skipped.
 DEFAULT_RE = re.compile(r'^\s*//\s*\+default=("[^"\s:;]*"|-?[0-9][0-9.]*|true|false)\s*$')
+# Markers without a value: a union struct and its discriminator field.
+FLAG_RE = re.compile(r"^\s*//\s*\+(union|unionDiscriminator)\s*$")
+# Markers recorded for `union` records rather than in a field's marker list.
+UNION_MARKERS = ("union", "unionDiscriminator")
 MARKER_PREFIX = "@@marker "
 
 
@@ -123,10 +130,13 @@ def strip_comments(src):
     out = []
     for line in src.split("\n"):
         m = MARKER_RE.match(line)
+        flag = FLAG_RE.match(line)
         if m:
             out.append(f"{MARKER_PREFIX}{m.group(1)}={m.group(2)}")
         elif DEFAULT_RE.match(line):
             out.append(f"{MARKER_PREFIX}default={DEFAULT_RE.match(line).group(1)}")
+        elif flag:
+            out.append(f"{MARKER_PREFIX}{flag.group(1)}=true")
         elif not line.lstrip().startswith("//"):
             out.append(line)
     return "\n".join(out)
@@ -315,7 +325,9 @@ class Generator:
             strategy = tags.get("patchStrategy", "")
             key = tags.get("patchMergeKey", "")
             marks = ";".join(
-                f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in sorted(markers.items())
+                f"{k}={','.join(v) if isinstance(v, list) else v}"
+                for k, v in sorted(markers.items())
+                if k not in UNION_MARKERS
             )
             if strategy or key or marks:
                 spec += ":" + strategy
@@ -325,6 +337,20 @@ class Generator:
                     spec += ":" + marks
             out.append(spec)
         return out
+
+    def union_of(self, pid, name):
+        """The `union` record fields of a `+union` struct: discriminator and `json=GoName` members."""
+        fields, _ = self.packages[pid].structs[name]
+        discriminator, members = "-", []
+        for fname, _, tags, markers in fields:
+            json_name = tags["json"].split(",")[0] if "json" in tags else fname
+            if not json_name or json_name == "-" or fname is None:
+                continue
+            if "unionDiscriminator" in markers:
+                discriminator = json_name
+            else:
+                members.append(f"{json_name}={fname}")
+        return [discriminator, *sorted(members)]
 
     def run(self):
         while self.pending:
@@ -364,7 +390,7 @@ def main():
     w = sys.stdout.write
     w(
         "# skiff strategic-merge-patch and server-side-apply schema: field facts (JSON names, shapes, patchStrategy, "
-        "patchMergeKey, +listType/+listMapKey/+mapType/+structType, literal +default) "
+        "patchMergeKey, +listType/+listMapKey/+mapType/+structType, literal +default, +union) "
         f"generated from kubernetes/api@{commits['api']} and kubernetes/apimachinery@{commits['apimachinery']}.\n"
     )
     w(
@@ -380,6 +406,10 @@ def main():
         pid, name = tname.rsplit(".", 1)
         if gen.packages[pid].type_markers.get(name, {}).get("structType") == "atomic":
             w(f"atomic {tname}\n")
+    for tname in sorted(gen.out_types):
+        pid, name = tname.rsplit(".", 1)
+        if "union" in gen.packages[pid].type_markers.get(name, {}):
+            w(" ".join(["union", tname, *gen.union_of(pid, name)]) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ use skiff_api::StatusError;
 
 use crate::authn::{self, PeerCertificate, TokenAuthenticator};
 use crate::discovery;
-use crate::openapi::{self, OpenApiCache};
+use crate::openapi::OpenApiCache;
 use crate::reqinfo::{self, Target};
 use crate::state::ApiState;
 use crate::{handlers, response};
@@ -141,9 +141,10 @@ fn aggregated_response(v: serde_json::Value) -> Response<Body> {
 }
 
 /// `/openapi/v2`: the protobuf form when asked for (kubectl), else JSON; both with an `ETag`,
-/// answered with 304 when `If-None-Match` names it. Rendered on first request.
+/// answered with 304 when `If-None-Match` names it. Rendered on first request after a change of
+/// the served resources.
 fn openapi_v2(accept: &str, headers: &HeaderMap) -> Response<Body> {
-    let doc = openapi::V2Document::builtin();
+    let doc = OpenApiCache::current().v2();
     let (rendered, content_type) = if accept.contains("protobuf") {
         // The protobuf media type contains '@', which Go's mime parser (used by client-go on
         // every response) rejects; upstream answers with application/octet-stream.

@@ -1,15 +1,23 @@
 //! OpenAPI documents: `/openapi/v2` (JSON and gnostic protobuf, [`V2Document`]) and
 //! `/openapi/v3` (the index and one document per path).
 //!
-//! Documents are pure functions of a resource list. Generating the v3 documents takes time
-//! (full schemas for built-in kinds), so [`OpenApiCache`] renders them once, serialized, with
-//! their hashes; [`OpenApiCache::builtin`] holds the built-in catalogue's. [`OpenApiCache::current`]
-//! adds the documents of the custom resources' groups; it is rebuilt (custom groups only) the
-//! first time it is asked for after the catalogue's custom registry changed.
+//! Documents are pure functions of a resource list. Generating them takes time (full schemas
+//! for built-in kinds), so [`OpenApiCache`] renders them once, serialized, with their hashes;
+//! [`OpenApiCache::builtin`] holds the built-in catalogue's. [`OpenApiCache::current`] adds the
+//! documents of the custom resources' groups (and their paths and definitions to the v2
+//! document); it is rebuilt (custom groups only) the first time it is asked for after the
+//! catalogue's custom registry changed. The v2 document is rendered on its first request.
 //!
-//! Hashes are the uppercase hex SHA-256 of the served bytes, so they are stable for a given
-//! document and change whenever it does (clients cache `serverRelativeURL`s by them).
+//! Hashes are the uppercase hex SHA-256 of the served bytes (the v2 ETag the lowercase one), so
+//! they are stable for a given document and change whenever it does (clients cache
+//! `serverRelativeURL`s by them, kubectl 1.20 revalidates `/openapi/v2` by its ETag).
+//!
+//! Modules: [`schemas`] (the schemas of one document), [`extensions`] (upstream's list, map,
+//! patch and union extensions of built-in types), [`crd`] (custom resources' published schemas),
+//! [`v3`] (the v3 documents and the operations of every resource), [`v2`] (the v2 document).
 
+pub mod crd;
+pub mod extensions;
 pub mod schemas;
 pub mod v2;
 pub mod v3;
@@ -79,12 +87,44 @@ fn index_of(docs: &BTreeMap<String, V3Document>) -> Value {
 /// The `/openapi/v3` index of a resource list:
 /// `{"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=<HEX>"}, …}}`.
 /// Prefer [`OpenApiCache`] when serving: this renders every document.
-pub fn v3_index(resources: &[&ResourceInfo]) -> Value {
+pub fn v3_index(resources: &[&'static ResourceInfo]) -> Value {
     OpenApiCache::new(resources).index().clone()
 }
 
 /// A rendered cache and the catalogue generation it reflects.
 type Generation = (u64, Arc<OpenApiCache>);
+
+/// The `/openapi/v2` document of a cache, rendered on first use.
+#[derive(Debug)]
+struct LazyV2 {
+    cell: OnceLock<Arc<V2Document>>,
+    source: V2Source,
+}
+
+/// What a [`LazyV2`] renders.
+#[derive(Debug)]
+enum V2Source {
+    /// The document of these resources.
+    Resources(Vec<&'static ResourceInfo>),
+    /// Another document plus these resources' paths and definitions.
+    Extends(Arc<LazyV2>, Vec<&'static ResourceInfo>),
+}
+
+impl LazyV2 {
+    fn new(source: V2Source) -> Arc<Self> {
+        Arc::new(Self { cell: OnceLock::new(), source })
+    }
+
+    fn get(&self) -> Arc<V2Document> {
+        self.cell
+            .get_or_init(|| match &self.source {
+                V2Source::Resources(resources) => Arc::new(V2Document::new(resources)),
+                V2Source::Extends(base, more) if more.is_empty() => base.get(),
+                V2Source::Extends(base, more) => Arc::new(base.get().extended(more)),
+            })
+            .clone()
+    }
+}
 
 /// The rendered OpenAPI documents of one resource list.
 #[derive(Debug, Clone)]
@@ -92,16 +132,17 @@ pub struct OpenApiCache {
     v3: BTreeMap<String, V3Document>,
     index: Value,
     index_body: Vec<u8>,
+    v2: Arc<LazyV2>,
 }
 
 impl OpenApiCache {
-    /// Renders every v3 document of `resources`.
-    pub fn new(resources: &[&ResourceInfo]) -> Self {
+    /// Renders every v3 document of `resources` (the v2 document on its first use).
+    pub fn new(resources: &[&'static ResourceInfo]) -> Self {
         let v3: BTreeMap<String, V3Document> =
             v3_documents(resources).iter().map(|(path, doc)| (path.clone(), V3Document::render(doc))).collect();
         let index = index_of(&v3);
         let index_body = serde_json::to_vec(&index).unwrap_or_default();
-        Self { v3, index, index_body }
+        Self { v3, index, index_body, v2: LazyV2::new(V2Source::Resources(resources.to_vec())) }
     }
 
     /// The cache of the built-in catalogue, rendered on first use.
@@ -132,11 +173,12 @@ impl OpenApiCache {
     }
 
     /// This cache plus the documents of every group that has a custom resource in `all` (those
-    /// groups are rendered from every resource of `all` in them).
-    pub fn with_custom(&self, all: &[&ResourceInfo]) -> OpenApiCache {
+    /// groups are rendered from every resource of `all` in them), and their paths and
+    /// definitions in the v2 document.
+    pub fn with_custom(&self, all: &[&'static ResourceInfo]) -> OpenApiCache {
         let mut v3 = self.v3.clone();
         let groups: Vec<&str> = all.iter().filter(|r| r.custom.is_some()).map(|r| r.group).collect();
-        let subset: Vec<&ResourceInfo> = all.iter().copied().filter(|r| groups.contains(&r.group)).collect();
+        let subset: Vec<&'static ResourceInfo> = all.iter().copied().filter(|r| groups.contains(&r.group)).collect();
         for (group, versions) in crate::discovery::group_versions(&subset) {
             if let Some(doc) = v3::v3_group(group, &subset) {
                 v3.insert(format!("apis/{group}"), V3Document::render(&doc));
@@ -149,7 +191,12 @@ impl OpenApiCache {
         }
         let index = index_of(&v3);
         let index_body = serde_json::to_vec(&index).unwrap_or_default();
-        OpenApiCache { v3, index, index_body }
+        OpenApiCache { v3, index, index_body, v2: LazyV2::new(V2Source::Extends(self.v2.clone(), subset)) }
+    }
+
+    /// The `/openapi/v2` document, rendered on first use.
+    pub fn v2(&self) -> Arc<V2Document> {
+        self.v2.get()
     }
 
     /// The `/openapi/v3` index.

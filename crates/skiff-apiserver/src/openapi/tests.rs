@@ -1,5 +1,7 @@
 //! Tests of the OpenAPI documents against what kubectl reads from them.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 use skiff_api::catalogue::ResourceInfo;
 
@@ -195,4 +197,201 @@ fn hpa_versions_use_their_own_schemas() {
     assert!(
         events["components"]["schemas"]["io.k8s.api.events.v1.Event"]["x-kubernetes-group-version-kind"].is_array()
     );
+}
+
+/// Registers a CRD for `crontabs.<group>` (served v1 with status and scale, v2 served without a
+/// schema change) in the global registry and returns the cache of everything served.
+pub(super) fn with_crontabs(group: &str) -> OpenApiCache {
+    let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
+        serde_json::from_value(json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("crontabs.{group}")},
+            "spec": {
+                "group": group,
+                "scope": "Namespaced",
+                "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab", "listKind": "CronTabList"},
+                "versions": [{
+                    "name": "v1",
+                    "served": true,
+                    "storage": true,
+                    "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}},
+                    "schema": {"openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "description": "The schedule.",
+                                "required": ["cronSpec"],
+                                "properties": {
+                                    "cronSpec": {"type": "string", "description": "When to run.", "default": "* * * * *"},
+                                    "replicas": {"type": "integer", "nullable": true},
+                                    "image": {"type": "string", "anyOf": [{"pattern": "^a"}, {"pattern": "^b"}]},
+                                    "port": {"x-kubernetes-int-or-string": true},
+                                    "args": {"type": "array", "x-kubernetes-preserve-unknown-fields": true},
+                                    "settings": {"type": "object", "nullable": true, "properties": {"a": {"type": "string"}}},
+                                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                                    "template": {
+                                        "type": "object",
+                                        "x-kubernetes-embedded-resource": true,
+                                        "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                                    },
+                                },
+                            },
+                            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        },
+                    }},
+                }],
+            },
+        }))
+        .expect("crd");
+    skiff_api::catalogue::register_custom(&format!("crontabs.{group}"), skiff_api::crd::resources_from_crd(&crd));
+    OpenApiCache::builtin().with_custom(&skiff_api::catalogue::all())
+}
+
+fn v2_of(cache: &OpenApiCache) -> Value {
+    serde_json::from_slice(&cache.v2().json.body).expect("json")
+}
+
+#[test]
+fn custom_resource_v2_definition_is_its_crd_schema_in_swagger_form() {
+    let cache = with_crontabs("v2def.example.com");
+    let doc = v2_of(&cache);
+    let defs = doc["definitions"].as_object().expect("definitions");
+    let def = &defs["com.example.v2def.v1.CronTab"];
+    assert_eq!(
+        def["x-kubernetes-group-version-kind"],
+        json!([{"group": "v2def.example.com", "version": "v1", "kind": "CronTab"}])
+    );
+    assert_eq!(def["type"], "object");
+    let spec = &def["properties"]["spec"];
+    assert_eq!(spec["description"], "The schedule.");
+    assert_eq!(spec["required"], json!(["cronSpec"]));
+    // Defaults are pruned, `nullable` values lose their type, junctors are dropped.
+    assert_eq!(spec["properties"]["cronSpec"], json!({"type": "string", "description": "When to run."}));
+    assert_eq!(spec["properties"]["replicas"], json!({}));
+    assert_eq!(spec["properties"]["image"], json!({"type": "string"}));
+    assert_eq!(def["properties"]["status"], json!({"x-kubernetes-preserve-unknown-fields": true}));
+    assert_eq!(def["properties"]["metadata"]["$ref"], "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta");
+    assert_eq!(def["properties"]["apiVersion"]["type"], "string");
+    assert_eq!(def["properties"]["kind"]["type"], "string");
+    let list = &defs["com.example.v2def.v1.CronTabList"];
+    assert_eq!(list["x-kubernetes-group-version-kind"][0]["kind"], "CronTabList");
+    assert_eq!(list["properties"]["items"]["items"]["$ref"], "#/definitions/com.example.v2def.v1.CronTab");
+    // The built-in definitions are still there, once.
+    assert!(defs.contains_key("io.k8s.api.apps.v1.Deployment"));
+    assert_ne!(cache.v2().json.etag, OpenApiCache::builtin().v2().json.etag);
+    assert_ne!(cache.v2().protobuf.etag, OpenApiCache::builtin().v2().protobuf.etag);
+}
+
+#[test]
+fn custom_resource_v2_paths_carry_actions_and_gvk_like_builtins() {
+    let cache = with_crontabs("v2paths.example.com");
+    let doc = v2_of(&cache);
+    let paths = &doc["paths"];
+    let gvk = json!({"group": "v2paths.example.com", "version": "v1", "kind": "CronTab"});
+    let collection = "/apis/v2paths.example.com/v1/namespaces/{namespace}/crontabs";
+    let item = format!("{collection}/{{name}}");
+    let expected = [
+        ("/apis/v2paths.example.com/v1/crontabs", "get", "list"),
+        (collection, "get", "list"),
+        (collection, "post", "post"),
+        (collection, "delete", "deletecollection"),
+        (&item, "get", "get"),
+        (&item, "put", "put"),
+        (&item, "patch", "patch"),
+        (&item, "delete", "delete"),
+        (&format!("{item}/status"), "get", "get"),
+        (&format!("{item}/status"), "patch", "patch"),
+    ];
+    for (path, method, action) in expected {
+        let op = &paths[path][method];
+        assert_eq!(op["x-kubernetes-action"], action, "{method} {path}");
+        assert_eq!(op["x-kubernetes-group-version-kind"], gvk, "{method} {path}");
+    }
+    let list_params: Vec<&str> = paths[collection]["get"]["parameters"]
+        .as_array()
+        .expect("params")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(list_params.contains(&"watch") && list_params.contains(&"labelSelector"), "{list_params:?}");
+    let scale = &paths[format!("{item}/scale")]["put"];
+    assert_eq!(
+        scale["x-kubernetes-group-version-kind"],
+        json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+    );
+    // Swagger 2.0 operations: typed parameters, a body parameter, consumes/produces, and no
+    // strategic merge patch for custom resources.
+    let patch = &paths[&item]["patch"];
+    let params = patch["parameters"].as_array().expect("params");
+    assert!(params.iter().any(|p| p["name"] == "dryRun" && p["in"] == "query" && p["type"] == "string"));
+    let body = params.iter().find(|p| p["in"] == "body").expect("body");
+    assert_eq!(body["schema"]["$ref"], "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.Patch");
+    let consumes = patch["consumes"].as_array().expect("consumes");
+    assert!(consumes.contains(&json!("application/merge-patch+json")));
+    assert!(!consumes.contains(&json!("application/strategic-merge-patch+json")));
+    assert_eq!(patch["responses"]["200"]["schema"]["$ref"], "#/definitions/com.example.v2paths.v1.CronTab");
+}
+
+#[test]
+fn current_document_follows_the_custom_registry() {
+    let crd_name = "crontabs.v2current.example.com";
+    let before = OpenApiCache::current().v2();
+    with_crontabs("v2current.example.com");
+    let after = OpenApiCache::current().v2();
+    assert_ne!(before.json.etag, after.json.etag);
+    assert!(String::from_utf8_lossy(&after.json.body).contains("com.example.v2current.v1.CronTab"));
+    // The same registry state serves the same rendering without rendering again (other tests
+    // register CRDs concurrently: only compare when the registry did not change meanwhile).
+    let generation = skiff_api::catalogue::generation();
+    let (a, b) = (OpenApiCache::current().v2(), OpenApiCache::current().v2());
+    if skiff_api::catalogue::generation() == generation {
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+    skiff_api::catalogue::unregister_custom(crd_name);
+    let gone = OpenApiCache::current().v2();
+    assert!(!String::from_utf8_lossy(&gone.json.body).contains("com.example.v2current.v1.CronTab"));
+}
+
+#[test]
+fn builtin_schemas_carry_upstream_list_map_and_patch_extensions() {
+    let apps = doc("apis/apps/v1");
+    let schemas = &apps["components"]["schemas"];
+    let containers = &schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+    assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+    assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+    assert_eq!(containers["x-kubernetes-list-type"], "map");
+    assert_eq!(containers["x-kubernetes-list-map-keys"], json!(["name"]));
+    assert_eq!(containers["type"], "array");
+    let volumes = &schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["volumes"];
+    assert_eq!(volumes["x-kubernetes-patch-strategy"], "merge,retainKeys");
+    let ports = &schemas["io.k8s.api.core.v1.Container"]["properties"]["ports"];
+    assert_eq!(ports["x-kubernetes-list-map-keys"], json!(["containerPort", "protocol"]));
+    let meta = &schemas["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"];
+    assert_eq!(meta["finalizers"]["x-kubernetes-list-type"], "set");
+    assert_eq!(meta["finalizers"]["x-kubernetes-patch-strategy"], "merge");
+    assert!(meta["finalizers"].get("x-kubernetes-patch-merge-key").is_none());
+    assert_eq!(meta["ownerReferences"]["x-kubernetes-list-map-keys"], json!(["uid"]));
+    assert_eq!(meta["ownerReferences"]["x-kubernetes-patch-merge-key"], "uid");
+    // Fields without markers get nothing; atomic structs and unions are marked on the type.
+    assert!(meta["name"].as_object().expect("name").keys().all(|k| !k.starts_with("x-")));
+    assert_eq!(schemas["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"]["x-kubernetes-map-type"], "atomic");
+    assert_eq!(
+        schemas["io.k8s.api.core.v1.SeccompProfile"]["x-kubernetes-unions"],
+        json!([{"discriminator": "type", "fields-to-discriminateBy": {"localhostProfile": "LocalhostProfile"}}])
+    );
+    let selector = &schemas["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["selector"];
+    assert!(selector.get("x-kubernetes-patch-strategy").is_none());
+
+    let core = doc("api/v1");
+    let service_ports = &core["components"]["schemas"]["io.k8s.api.core.v1.ServiceSpec"]["properties"]["ports"];
+    assert_eq!(service_ports["x-kubernetes-list-map-keys"], json!(["port", "protocol"]));
+    assert_eq!(service_ports["x-kubernetes-patch-merge-key"], "port");
+    let node_selector = &core["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["nodeSelector"];
+    assert_eq!(node_selector["x-kubernetes-map-type"], "atomic");
+    let policy = doc("apis/policy/v1");
+    let pdb_selector =
+        &policy["components"]["schemas"]["io.k8s.api.policy.v1.PodDisruptionBudgetSpec"]["properties"]["selector"];
+    assert_eq!(pdb_selector["x-kubernetes-patch-strategy"], "replace");
 }

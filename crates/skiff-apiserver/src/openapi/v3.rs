@@ -12,6 +12,9 @@
 //!   uses its compiled-in types (built-ins) or JSON merge patch (custom resources).
 //! - `kubectl explain` reads `components.schemas` entries tagged with
 //!   `x-kubernetes-group-version-kind` (see [`super::schemas`]).
+//!
+//! The operations of a group-version ([`group_version_paths`]) are also what `/openapi/v2`
+//! publishes, converted to Swagger 2.0 (see [`super::v2`]).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use serde_json::{Map, Value, json};
@@ -163,6 +166,16 @@ struct PathBuilder<'a> {
     patch_schema: Value,
     delete_options: Value,
     status: Value,
+}
+
+/// Group and version of a subresource's kind (the parent's unless the subresource names its own,
+/// like `autoscaling/v1` for `scale`).
+pub(super) fn subresource_group_version<'a>(r: &'a ResourceInfo, sub: &'a Subresource) -> (&'a str, &'a str) {
+    if sub.group.is_empty() && sub.version.is_empty() {
+        (r.group, r.version)
+    } else {
+        (sub.group, if sub.version.is_empty() { r.version } else { sub.version })
+    }
 }
 
 /// HTTP method of a verb on a single object (or subresource).
@@ -349,11 +362,7 @@ impl PathBuilder<'_> {
     }
 
     fn subresource(&mut self, r: &ResourceInfo, sub: &Subresource, item: &str, item_scope: &[Value]) {
-        let (group, version) = if sub.group.is_empty() && sub.version.is_empty() {
-            (r.group, r.version)
-        } else {
-            (sub.group, if sub.version.is_empty() { r.version } else { sub.version })
-        };
+        let (group, version) = subresource_group_version(r, sub);
         let sub_gvk = gvk(group, version, sub.kind);
         let connect = sub.kind.ends_with("Options") || sub.name == "log";
         let schema = if sub.kind == r.kind && group == r.group && version == r.version {
@@ -417,13 +426,25 @@ impl PathBuilder<'_> {
 
 /// The OpenAPI v3 document of one group-version, or `None` when nothing is served there.
 pub fn v3_group_version(group: &str, version: &str, resources: &[&ResourceInfo]) -> Option<Value> {
-    let mut served: Vec<&ResourceInfo> =
-        resources.iter().copied().filter(|r| r.group == group && r.version == version).collect();
-    if served.is_empty() {
+    if !resources.iter().any(|r| r.group == group && r.version == version) {
         return None;
     }
-    served.sort_by(|a, b| a.plural.cmp(b.plural));
     let mut components = Components::new();
+    let paths = group_version_paths(group, version, resources, &mut components);
+    Some(document(paths, components))
+}
+
+/// The path items (OpenAPI 3.0 operations) of the resources of `resources` served in one
+/// group-version, adding the schemas they refer to to `components`.
+pub(super) fn group_version_paths(
+    group: &str,
+    version: &str,
+    resources: &[&ResourceInfo],
+    components: &mut Components,
+) -> Map<String, Value> {
+    let mut served: Vec<&ResourceInfo> =
+        resources.iter().copied().filter(|r| r.group == group && r.version == version).collect();
+    served.sort_by(|a, b| a.plural.cmp(b.plural));
     let patch_schema = reference(&components.add::<meta::Patch>());
     let delete_options = reference(&components.add::<meta::DeleteOptions>());
     let status = reference(&components.add::<meta::Status>());
@@ -434,7 +455,7 @@ pub fn v3_group_version(group: &str, version: &str, resources: &[&ResourceInfo])
         prefix,
         ident: gv_ident(group, version),
         tag,
-        components: &mut components,
+        components,
         paths: Map::new(),
         patch_schema,
         delete_options,
@@ -443,8 +464,7 @@ pub fn v3_group_version(group: &str, version: &str, resources: &[&ResourceInfo])
     for r in served {
         builder.resource(r);
     }
-    let paths = builder.paths;
-    Some(document(paths, components))
+    builder.paths
 }
 
 /// A document with one `GET` returning the schema of `T` (the discovery endpoints).

@@ -30,7 +30,7 @@ mod tests;
 use serde_json::Value;
 
 pub use error::SmpError;
-pub use schema::{PatchAnnotation, patch_annotations};
+pub use schema::{TableFact, table_facts};
 
 /// Applies a strategic merge patch to `original`, an object of the built-in kind `kind` in API
 /// group `group` (empty for the core group), e.g. `("apps", "Deployment")` or `("", "Pod")`.

@@ -1,6 +1,7 @@
 //! The patch schema of the built-in kinds: which fields are structs, maps, lists or scalars,
 //! which lists merge (by which key), and the server-side-apply list/map/struct semantics —
-//! loaded once from the generated `schema.txt`.
+//! loaded once from the generated `schema.txt`. The same table's raw facts (tags and markers as
+//! written, plus `+union` structs) are handed to the OpenAPI documents by [`table_facts`].
 //!
 //! The table is produced by `scripts/gen-patch-schema.py` from the Go type definitions of
 //! kubernetes/api and kubernetes/apimachinery; see that script for the line format. Nothing
@@ -211,6 +212,10 @@ impl Schema {
                     let i = *index.get(ty).ok_or_else(|| format!("atomic names unknown type {ty}"))?;
                     atomic[i] = true;
                 }
+                // OpenAPI-only facts (`x-kubernetes-unions`), read by `table_facts`.
+                ["union", ty, ..] => {
+                    index.get(ty).ok_or_else(|| format!("union names unknown type {ty}"))?;
+                }
                 other => return Err(format!("unrecognised record {:?}", other.join(" "))),
             }
         }
@@ -219,38 +224,76 @@ impl Schema {
     }
 }
 
-/// Patch metadata of one struct field, as upstream publishes it in its OpenAPI documents
-/// (`x-kubernetes-patch-strategy`, `x-kubernetes-patch-merge-key`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PatchAnnotation {
-    /// The Go type, as the table names it (`core.v1.PodSpec`, `meta.v1.ObjectMeta`).
-    pub type_name: &'static str,
-    /// The JSON name of the field (`containers`).
-    pub field: &'static str,
-    /// The `patchStrategy` tag (`merge`, `merge,retainKeys`, `replace`), empty when none.
-    pub strategy: &'static str,
-    /// The `patchMergeKey` tag (`name`), empty when none.
-    pub merge_key: &'static str,
+/// One OpenAPI-relevant fact of the table, exactly as the generator recorded it from the Go
+/// source (nothing defaulted): what upstream's OpenAPI generator turns into `x-kubernetes-*`
+/// extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableFact {
+    /// A struct field with a patch strategy, a merge key or server-side-apply markers.
+    Field {
+        /// The Go type, as the table names it (`core.v1.PodSpec`, `meta.v1.ObjectMeta`).
+        type_name: &'static str,
+        /// The JSON name of the field (`containers`).
+        field: &'static str,
+        /// The `patchStrategy` tag (`merge`, `merge,retainKeys`, `replace`), empty when none.
+        strategy: &'static str,
+        /// The `patchMergeKey` tag (`name`), empty when none.
+        merge_key: &'static str,
+        /// The `+listType`/`+listMapKey`/`+mapType`/`+structType` markers, in table order
+        /// (`listMapKey` values comma-separated).
+        markers: Vec<(&'static str, &'static str)>,
+    },
+    /// A struct type marked `+structType=atomic`.
+    AtomicStruct {
+        /// The Go type, as the table names it.
+        type_name: &'static str,
+    },
+    /// A struct type marked `+union`.
+    Union {
+        /// The Go type, as the table names it.
+        type_name: &'static str,
+        /// The JSON name of its `+unionDiscriminator` field, if any.
+        discriminator: Option<&'static str>,
+        /// Every other field: JSON name and Go field name.
+        members: Vec<(&'static str, &'static str)>,
+    },
 }
 
-/// Every field of the table that carries a patch strategy or a merge key.
-pub fn patch_annotations() -> impl Iterator<Item = PatchAnnotation> {
-    TABLE.lines().filter_map(|l| l.strip_prefix("type ")).flat_map(|l| {
-        let mut words = l.split(' ');
+/// Every [`TableFact`] of the generated table and the hand-written records.
+pub fn table_facts() -> impl Iterator<Item = TableFact> {
+    TABLE.lines().chain(EXTRA.lines()).flat_map(|line| {
+        let mut words = line.split(' ');
+        let record = words.next().unwrap_or_default();
         let type_name = words.next().unwrap_or_default();
-        words.filter_map(move |spec| {
-            let mut parts = spec.split(':');
-            let field = parts.next().unwrap_or_default();
-            let _shape = parts.next();
-            let strategy = parts.next().unwrap_or_default();
-            let merge_key = parts.next().unwrap_or_default();
-            (!field.is_empty() && (!strategy.is_empty() || !merge_key.is_empty())).then_some(PatchAnnotation {
-                type_name,
-                field,
-                strategy,
-                merge_key,
-            })
-        })
+        let facts: Vec<TableFact> = match record {
+            "type" => words.filter_map(|spec| field_fact(type_name, spec)).collect(),
+            "atomic" => vec![TableFact::AtomicStruct { type_name }],
+            "union" => {
+                let discriminator = words.next().filter(|d| *d != "-");
+                let members = words.filter_map(|m| m.split_once('=')).collect();
+                vec![TableFact::Union { type_name, discriminator, members }]
+            }
+            _ => Vec::new(),
+        };
+        facts
+    })
+}
+
+/// The fact of one `json:shape[:strategy[:mergeKey[:markers]]]` field spec, if it has any.
+fn field_fact(type_name: &'static str, spec: &'static str) -> Option<TableFact> {
+    let mut parts = spec.split(':');
+    let field = parts.next().filter(|f| !f.is_empty())?;
+    let _shape = parts.next();
+    let strategy = parts.next().unwrap_or_default();
+    let merge_key = parts.next().unwrap_or_default();
+    let markers: Vec<(&str, &str)> =
+        parts.next().unwrap_or_default().split(';').filter_map(|m| m.split_once('=')).collect();
+    (!strategy.is_empty() || !merge_key.is_empty() || !markers.is_empty()).then_some(TableFact::Field {
+        type_name,
+        field,
+        strategy,
+        merge_key,
+        markers,
     })
 }
 
@@ -347,12 +390,33 @@ mod tests {
     }
 
     #[test]
-    fn patch_annotations_list_merging_fields() {
-        let all: Vec<PatchAnnotation> = patch_annotations().collect();
-        let containers = all.iter().find(|a| a.type_name == "core.v1.PodSpec" && a.field == "containers");
-        assert_eq!(containers.map(|a| (a.strategy, a.merge_key)), Some(("merge", "name")));
-        assert!(all.iter().any(|a| a.strategy.contains("retainKeys")));
-        assert!(all.iter().all(|a| !a.strategy.is_empty() || !a.merge_key.is_empty()));
+    fn table_facts_keep_tags_and_markers_as_written() {
+        let all: Vec<TableFact> = table_facts().collect();
+        let field = |ty: &str, name: &str| {
+            all.iter()
+                .find(|f| matches!(f, TableFact::Field { type_name, field, .. } if *type_name == ty && *field == name))
+                .cloned()
+        };
+        assert_eq!(
+            field("core.v1.PodSpec", "containers"),
+            Some(TableFact::Field {
+                type_name: "core.v1.PodSpec",
+                field: "containers",
+                strategy: "merge",
+                merge_key: "name",
+                markers: vec![("listMapKey", "name"), ("listType", "map")],
+            })
+        );
+        let finalizers = field("meta.v1.ObjectMeta", "finalizers");
+        assert!(matches!(finalizers, Some(TableFact::Field { strategy: "merge", merge_key: "", .. })));
+        // Fields with nothing to say are not facts; defaults are not invented.
+        assert_eq!(field("core.v1.PodSpec", "hostname"), None);
+        assert!(all.contains(&TableFact::AtomicStruct { type_name: "meta.v1.LabelSelector" }));
+        assert!(all.contains(&TableFact::Union {
+            type_name: "core.v1.SeccompProfile",
+            discriminator: Some("type"),
+            members: vec![("localhostProfile", "LocalhostProfile")],
+        }));
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Tests of `/openapi/v2`: the protobuf decodes back to what kubectl 1.20 reads, and every
 //! definition passes kube-openapi's v2 model parser rules.
 
+use std::sync::Arc;
+
+use super::proto::{FIXED64, LEN, VARINT, encode_schema, put_bytes, put_varint};
 use super::*;
 use crate::discovery::builtin_resources;
+use crate::openapi::OpenApiCache;
 
 /// A decoded field: number, wire type and payload (varints as little-endian bytes).
 type Field = (u64, u64, Vec<u8>);
@@ -68,8 +72,8 @@ fn named_entries(buf: &[u8]) -> Vec<(String, Vec<u8>)> {
     decode(buf).iter().map(|(_, _, v)| named_entries_one(v)).collect()
 }
 
-fn builtin() -> &'static V2Document {
-    V2Document::builtin()
+fn builtin() -> Arc<V2Document> {
+    OpenApiCache::builtin().v2()
 }
 
 fn json_doc() -> Value {
@@ -107,15 +111,32 @@ fn protobuf_definitions_decode_to_configmap_with_data_and_gvk() {
         .expect("gvk extension");
     let yaml = String::from_utf8_lossy(field(&decode(field(&ext, 2)), 2)).into_owned();
     assert!(yaml.contains("\"kind\":\"Deployment\"") && yaml.contains("\"group\":\"apps\""), "{yaml}");
-    let param_names: Vec<String> = op
-        .iter()
-        .filter(|(f, _, _)| *f == 8)
-        .map(|(_, _, b)| {
-            let query = decode(field(&decode(field(&decode(field(&decode(b), 1)), 2)), 3));
-            String::from_utf8_lossy(field(&query, 4)).into_owned()
-        })
+    // ParametersItem{parameter = 1 Parameter{non_body_parameter = 2 NonBodyParameter{query = 3 |
+    // path = 4 {name = 4}}}}: kubectl 1.20 reads the query parameters' names.
+    let non_body: Vec<Vec<Field>> = all_fields(&op, 8)
+        .into_iter()
+        .map(|item| decode(field(&decode(item), 1)))
+        .filter(|p| p.iter().any(|(f, _, _)| *f == 2))
+        .map(|p| decode(field(&p, 2)))
         .collect();
-    assert!(param_names.contains(&"dryRun".to_string()), "{param_names:?}");
+    let names_in = |location: u64| -> Vec<String> {
+        non_body
+            .iter()
+            .filter(|p| p.iter().any(|(f, _, _)| *f == location))
+            .map(|p| text(field(&decode(field(p, location)), 4)).to_string())
+            .collect()
+    };
+    assert!(names_in(3).contains(&"dryRun".to_string()), "{:?}", names_in(3));
+    assert_eq!(names_in(4), vec!["name", "namespace"]);
+    // The body parameter: BodyParameter{name = 2, in = 3, schema = 5 {$ref = 1}}.
+    let body = all_fields(&op, 8)
+        .into_iter()
+        .map(|item| decode(field(&decode(item), 1)))
+        .find(|p| p.iter().any(|(f, _, _)| *f == 1))
+        .map(|p| decode(field(&p, 1)))
+        .expect("body parameter");
+    assert_eq!((text(field(&body, 2)), text(field(&body, 3))), ("body", "body"));
+    assert_eq!(text(field(&decode(field(&body, 5)), 1)), "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.Patch");
 
     let defs = named_entries(field(&doc, 9));
     assert_eq!(defs.len(), json_doc()["definitions"].as_object().expect("definitions").len());
@@ -206,7 +227,7 @@ fn swagger_conversion_rewrites_refs_and_int_or_string() {
         json!({
             "type": "object",
             "properties": {
-                "spec": {"$ref": "#/definitions/io.k8s.api.apps.v1.DeploymentSpec", "description": "d", "default": {}},
+                "spec": {"$ref": "#/definitions/io.k8s.api.apps.v1.DeploymentSpec", "description": "d"},
                 "port": {"type": "string", "format": "int-or-string", "description": "p"},
                 "list": {"type": "array", "items": {"$ref": "#/definitions/X"}},
             },
@@ -266,15 +287,47 @@ fn every_definition_parses_as_kube_openapi_v2_and_kinds_are_tagged() {
 }
 
 #[test]
-fn list_fields_carry_upstream_patch_metadata() {
+fn custom_resource_definitions_parse_as_kube_openapi_v2() {
+    let cache = crate::openapi::tests::with_crontabs("v2parse.example.com");
+    let doc: Value = serde_json::from_slice(&cache.v2().json.body).expect("json");
+    let defs = doc["definitions"].as_object().expect("definitions");
+    let name = "com.example.v2parse.v1.CronTab";
+    for (n, s) in defs.iter().filter(|(n, _)| n.starts_with("com.example.v2parse.")) {
+        check_parsable(s, defs, n);
+    }
+    let spec = &defs[name]["properties"]["spec"]["properties"];
+    assert_eq!(spec["port"], json!({"x-kubernetes-int-or-string": true}));
+    assert_eq!(spec["args"], json!({"x-kubernetes-preserve-unknown-fields": true}));
+    assert_eq!(spec["settings"], json!({}));
+    let template = &spec["template"];
+    assert_eq!(template["required"], json!(["kind", "apiVersion"]));
+    assert_eq!(
+        template["properties"]["metadata"]["$ref"],
+        "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    );
+    // The protobuf form carries the custom definition too.
+    let decoded = decode(&cache.v2().protobuf.body);
+    assert!(named_entries(field(&decoded, 9)).iter().any(|(n, _)| n == name));
+}
+
+#[test]
+fn definitions_carry_upstream_list_map_and_patch_extensions() {
     let doc = json_doc();
-    let containers = &doc["definitions"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+    let defs = &doc["definitions"];
+    let containers = &defs["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
     assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
     assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
-    let volumes = &doc["definitions"]["io.k8s.api.core.v1.PodSpec"]["properties"]["volumes"];
+    assert_eq!(containers["x-kubernetes-list-type"], "map");
+    assert_eq!(containers["x-kubernetes-list-map-keys"], json!(["name"]));
+    let volumes = &defs["io.k8s.api.core.v1.PodSpec"]["properties"]["volumes"];
     assert_eq!(volumes["x-kubernetes-patch-strategy"], "merge,retainKeys");
-    let finalizers = &doc["definitions"]["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"]["finalizers"];
+    let finalizers = &defs["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"]["finalizers"];
     assert_eq!(finalizers["x-kubernetes-patch-strategy"], "merge");
+    // A described reference keeps its extensions next to the `$ref`.
+    let pdb_selector = &defs["io.k8s.api.policy.v1.PodDisruptionBudgetSpec"]["properties"]["selector"];
+    assert_eq!(pdb_selector["$ref"], "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector");
+    assert_eq!(pdb_selector["x-kubernetes-patch-strategy"], "replace");
+    assert_eq!(defs["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"]["x-kubernetes-map-type"], "atomic");
 }
 
 #[test]
