@@ -26,6 +26,7 @@ fn main() -> std::process::ExitCode {
             kubeconfig::read_from_data_dir(&args.data_dir).map(|yaml| print!("{yaml}")).map_err(anyhow::Error::from)
         }
         Command::Server(cfg) => server(cfg),
+        Command::Images(args) => skiff::images::run(args, &mut std::io::stdout().lock()),
         Command::Bench(skiff::config::BenchCommand::Api(args)) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(skiff::bench::run_api(args))),
