@@ -99,6 +99,19 @@ pub enum CliCommand {
     Bench(BenchCommand),
     /// Manage the node's image store (import tarballs, list, remove).
     Images(ImagesArgs),
+    /// Run one container (started by the agent; not for direct use).
+    #[command(hide = true)]
+    Shim(ShimArgs),
+}
+
+/// Flags of the internal `skiff shim` command.
+#[derive(Debug, Clone, Args)]
+pub struct ShimArgs {
+    /// The container directory prepared by the agent.
+    pub dir: PathBuf,
+    /// Run the shim in this process (otherwise launch it as a daemon and return).
+    #[arg(long)]
+    pub foreground: bool,
 }
 
 /// Flags of `skiff images`.
@@ -233,6 +246,8 @@ pub enum Command {
     Bench(BenchCommand),
     /// `skiff images ...`.
     Images(ImagesArgs),
+    /// `skiff shim ...`.
+    Shim(ShimArgs),
 }
 
 /// Everything `skiff server` needs to know, after precedence and validation.
@@ -332,6 +347,7 @@ where
             CliCommand::Version => Ok(Command::Version),
             CliCommand::Bench(b) => Ok(Command::Bench(b)),
             CliCommand::Images(i) => Ok(Command::Images(i)),
+            CliCommand::Shim(s) => Ok(Command::Shim(s)),
             // `subcommand()` said it is not `server`.
             CliCommand::Server(_) => Err(ConfigError::Invalid("unexpected subcommand".into())),
         };
