@@ -238,3 +238,24 @@ impl Runtime {
 fn alive(pid: i32) -> bool {
     pid > 0 && kill(Pid::from_raw(pid), None).is_ok()
 }
+
+/// Removes the (empty) cgroup `path` (e.g. a pod's parent cgroup) from every hierarchy: the v2
+/// tree and each v1 controller. Containers' own cgroups are removed by their shims.
+pub fn remove_cgroup(path: &str) {
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty() || rel.split('/').any(|p| p == "..") {
+        return;
+    }
+    let root = Path::new("/sys/fs/cgroup");
+    let mut candidates = vec![root.join(rel)];
+    if let Ok(entries) = fs::read_dir(root) {
+        candidates.extend(entries.flatten().map(|e| e.path().join(rel)));
+    }
+    for dir in candidates {
+        if dir.is_dir()
+            && let Err(e) = fs::remove_dir(&dir)
+        {
+            tracing::warn!(cgroup = %dir.display(), error = %e, "removing cgroup");
+        }
+    }
+}

@@ -66,6 +66,9 @@ pub struct Exited {
     pub exit_code: i32,
     /// The signal that killed it, if one did.
     pub signal: Option<i32>,
+    /// RFC 3339 time it started (absent when it never did).
+    #[serde(default)]
+    pub started_at: Option<String>,
     /// RFC 3339 time it ended.
     pub finished_at: String,
     /// The kernel's OOM killer ended it.
@@ -141,7 +144,14 @@ pub fn run(dir: &Path) -> Result<(), ShimError> {
 }
 
 fn failed(error: String) -> Exited {
-    Exited { exit_code: 128, signal: None, finished_at: now(), oom_killed: false, start_error: Some(error) }
+    Exited {
+        exit_code: 128,
+        signal: None,
+        started_at: None,
+        finished_at: now(),
+        oom_killed: false,
+        start_error: Some(error),
+    }
 }
 
 fn mount_rootfs(dir: &Path, lowers: &[PathBuf]) -> io::Result<()> {
@@ -214,7 +224,14 @@ fn run_container(dir: &Path, request: &ShimRequest) -> Exited {
         tracing::warn!(error = %e, "deleting the container state");
     }
     let (exit_code, signal) = status;
-    Exited { exit_code, signal, finished_at: now(), oom_killed, start_error: None }
+    Exited {
+        exit_code,
+        signal,
+        started_at: Some(started.started_at),
+        finished_at: now(),
+        oom_killed,
+        start_error: None,
+    }
 }
 
 /// libcontainer's error chain, shortened to what a user needs (e.g. `executable 'nope' not found
