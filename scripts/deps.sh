@@ -3,6 +3,7 @@
 # Idempotent: each step checks first and only acts when something is missing.
 #
 #   apt packages     busybox-static nftables iproute2 ca-certificates curl python3-venv pkg-config
+#                    libseccomp-dev zstd
 #   kubectl 1.20     Debian's kubernetes-client, unpacked (not installed) into $SKIFF_TOOLS/kubectl-1.20/
 #   Python venv      $SKIFF_TOOLS/venv with the kubernetes client and pytest
 #   Rust             cargo must already be on PATH
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 SKIFF_TOOLS=${SKIFF_TOOLS:-/opt/skiff-tools}
-APT_PACKAGES=(busybox-static nftables iproute2 ca-certificates curl python3-venv pkg-config)
+APT_PACKAGES=(busybox-static nftables iproute2 ca-certificates curl python3-venv pkg-config libseccomp-dev zstd)
 PIP_PACKAGES=(kubernetes pytest kopf)
 
 say() { echo "[deps] $*"; }

@@ -112,7 +112,9 @@ class Netns:
 class Cluster:
     """One `skiff server` under test, plus helpers to drive it."""
 
-    def __init__(self, workdir: Path, netns: Netns) -> None:
+    def __init__(self, workdir: Path, netns: Netns, agent: bool = False, node_name: str = "e2e") -> None:
+        self.agent = agent
+        self.node_name = node_name
         self.workdir = workdir
         self.netns = netns
         self.data_dir = workdir / "data"
@@ -130,15 +132,19 @@ class Cluster:
         self._log = open(self.log_path, "a")
         self._log.write(f"--- start {time.strftime('%H:%M:%S')}\n")
         self._log.flush()
+        # `ip netns exec` would also give the server a private /sys without cgroups; an agent
+        # needs the host's mounts, so it only enters the network namespace.
+        enter = (["nsenter", f"--net=/run/netns/{self.netns.name}"] if self.agent
+                 else ["ip", "netns", "exec", self.netns.name])
         cmd = [
-            "ip", "netns", "exec", self.netns.name,
+            *enter,
             SKIFF_BIN, "server",
-            "--disable-agent",
+            *([] if self.agent else ["--disable-agent"]),
             "--data-dir", str(self.data_dir),
             "--https-listen-port", str(self.port),
             "--write-kubeconfig", str(self.kubeconfig),
             "--advertise-address", self.node_ip,
-            "--node-name", "e2e",
+            "--node-name", self.node_name,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SKIFF_")}
         # The default config file must not leak into the test's settings.

@@ -97,6 +97,53 @@ pub enum CliCommand {
     /// Run a benchmark and print its numbers.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Manage the node's image store (import tarballs, list, remove).
+    Images(ImagesArgs),
+    /// Run one container (started by the agent; not for direct use).
+    #[command(hide = true)]
+    Shim(ShimArgs),
+}
+
+/// Flags of the internal `skiff shim` command.
+#[derive(Debug, Clone, Args)]
+pub struct ShimArgs {
+    /// The container directory prepared by the agent.
+    pub dir: PathBuf,
+    /// Run the shim in this process (otherwise launch it as a daemon and return).
+    #[arg(long)]
+    pub foreground: bool,
+}
+
+/// Flags of `skiff images`.
+#[derive(Debug, Clone, Args)]
+pub struct ImagesArgs {
+    /// Data directory whose image store (`<dir>/agent/images`) to manage.
+    #[arg(long, env = "SKIFF_DATA_DIR", default_value = DEFAULT_DATA_DIR, value_name = "DIR", global = true)]
+    pub data_dir: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ImagesCommand,
+}
+
+/// The subcommands of `skiff images`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ImagesCommand {
+    /// Import OCI-layout or docker-archive tarballs (plain, gzip or zstd).
+    Import {
+        /// Tarballs to import.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// List the images in the store.
+    #[command(alias = "list")]
+    Ls,
+    /// Remove image references (a tag, or a digest to remove the whole image).
+    #[command(alias = "remove")]
+    Rm {
+        /// References or digests to remove.
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
 }
 
 /// The benchmarks `skiff bench` runs.
@@ -197,6 +244,10 @@ pub enum Command {
     Version,
     /// `skiff bench ...`.
     Bench(BenchCommand),
+    /// `skiff images ...`.
+    Images(ImagesArgs),
+    /// `skiff shim ...`.
+    Shim(ShimArgs),
 }
 
 /// Everything `skiff server` needs to know, after precedence and validation.
@@ -295,6 +346,8 @@ where
             CliCommand::Kubeconfig(k) => Ok(Command::Kubeconfig(k)),
             CliCommand::Version => Ok(Command::Version),
             CliCommand::Bench(b) => Ok(Command::Bench(b)),
+            CliCommand::Images(i) => Ok(Command::Images(i)),
+            CliCommand::Shim(s) => Ok(Command::Shim(s)),
             // `subcommand()` said it is not `server`.
             CliCommand::Server(_) => Err(ConfigError::Invalid("unexpected subcommand".into())),
         };

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod config;
 pub mod fsutil;
+pub mod images;
 pub mod kubeconfig;
 pub mod pki;
 pub mod server;

@@ -26,6 +26,8 @@ fn main() -> std::process::ExitCode {
             kubeconfig::read_from_data_dir(&args.data_dir).map(|yaml| print!("{yaml}")).map_err(anyhow::Error::from)
         }
         Command::Server(cfg) => server(cfg),
+        Command::Images(args) => skiff::images::run(args, &mut std::io::stdout().lock()),
+        Command::Shim(args) => shim(args),
         Command::Bench(skiff::config::BenchCommand::Api(args)) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(skiff::bench::run_api(args))),
@@ -71,6 +73,25 @@ fn server(cfg: ServerConfig) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
     runtime.block_on(skiff::server::run_server(cfg, pki))
+}
+
+/// `skiff shim DIR`: launches `skiff shim --foreground DIR` detached (its parent exits at once,
+/// so it is adopted by init and outlives the agent); `--foreground` runs the shim itself. Both
+/// run before any thread exists, as libcontainer's forks require.
+fn shim(args: skiff::config::ShimArgs) -> anyhow::Result<()> {
+    if !args.foreground {
+        let exe = std::env::current_exe().context("cannot find the skiff binary")?;
+        std::process::Command::new(exe)
+            .arg("shim")
+            .arg("--foreground")
+            .arg(&args.dir)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .context("cannot launch the shim")?;
+        return Ok(());
+    }
+    init_tracing("info")?;
+    skiff_runtime::shim::run(&args.dir).map_err(anyhow::Error::from)
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` if set, else by `--log-level`.

@@ -53,14 +53,30 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     let server = skiff_apiserver::start(store, opts).await.context("failed to start the API server")?;
     tracing::info!(address = %server.local_addr, node = %cfg.node_name, agent = !cfg.disable_agent, "API server ready");
 
-    let controllers = skiff_controllers::start(skiff_controllers::ClientConfig {
+    let client_cfg = skiff_controllers::ClientConfig {
         server_url: format!("https://{}", loopback_addr(server.local_addr)),
         ca_pem: pki.ca_cert_pem().to_string(),
         token: pki.admin_token().to_string(),
-    });
-    if !cfg.disable_agent {
-        tracing::warn!("the node agent is not part of this build yet; running the control plane only");
-    }
+    };
+    let controllers = skiff_controllers::start(client_cfg.clone());
+    let agent = if cfg.disable_agent {
+        None
+    } else {
+        let client = skiff_controllers::client(&client_cfg).await.context("cannot build the agent's API client")?;
+        let agent_cfg = skiff_agent::AgentConfig {
+            node_name: cfg.node_name.clone(),
+            node_ip: advertise,
+            agent_dir: cfg.data_dir.join("agent"),
+            log_dir: "/var/log/pods".into(),
+            labels: Default::default(),
+            control_plane: true,
+            max_pods: 110,
+            reserved_milli_cpu: 0,
+            reserved_memory: 0,
+        };
+        let exe = std::env::current_exe().context("cannot find the skiff binary for the container shims")?;
+        Some(skiff_agent::start(client, agent_cfg, exe).context("cannot start the node agent")?)
+    };
     eprintln!("{}", startup_message(&cfg));
 
     let name = tokio::select! {
@@ -69,6 +85,9 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     };
     tracing::info!(signal = name, "shutting down");
     controllers.abort();
+    if let Some(agent) = &agent {
+        agent.abort();
+    }
     server.shutdown().await;
     tracing::info!("shutdown complete");
     Ok(())

@@ -1,0 +1,103 @@
+//! skiff's node agent (the kubelet): registers the Node and keeps its Lease fresh ([`node`]),
+//! runs the pods bound to it on the container runtime and reports their status ([`pods`]).
+//!
+//! Like every component it talks only to the API server, through a kube client with its own
+//! identity. What does not live here: images, containers and shims (`skiff-runtime`), pod
+//! networking (`skiff-net`), scheduling (the scheduler binds pods to nodes).
+
+pub mod node;
+pub mod pods;
+pub mod sysinfo;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use skiff_runtime::container::Runtime;
+
+/// skiff's version, reported in `nodeInfo`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Kubernetes version the agent reports as kubelet version.
+pub const KUBE_VERSION: &str = "1.33.0";
+
+/// How the agent is set up.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Node name.
+    pub node_name: String,
+    /// The node's address (InternalIP).
+    pub node_ip: IpAddr,
+    /// `<data-dir>/agent`.
+    pub agent_dir: PathBuf,
+    /// Where container logs go (`/var/log/pods`).
+    pub log_dir: PathBuf,
+    /// Labels added to the Node.
+    pub labels: BTreeMap<String, String>,
+    /// Whether this node runs the control plane (labelled so).
+    pub control_plane: bool,
+    /// Pods per node.
+    pub max_pods: u32,
+    /// CPU kept back from pods (kube-reserved + system-reserved), in millicores.
+    pub reserved_milli_cpu: u64,
+    /// Memory kept back from pods, in bytes.
+    pub reserved_memory: u64,
+}
+
+impl AgentConfig {
+    /// Total memory of the node, in bytes (0 if unknown).
+    pub fn node_memory_bytes(&self) -> u64 {
+        std::fs::read_to_string("/proc/meminfo").ok().as_deref().and_then(sysinfo::mem_total).unwrap_or(0)
+    }
+}
+
+/// Agent failures at start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The runtime could not be opened.
+    #[error("cannot open the container runtime: {0}")]
+    Runtime(#[from] skiff_runtime::container::ContainerError),
+}
+
+/// The running agent.
+pub struct Agent {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Agent {
+    /// Stops the agent's loops. Containers keep running (a restarted agent re-adopts them).
+    pub fn abort(&self) {
+        self.tasks.iter().for_each(|t| t.abort());
+    }
+}
+
+/// Starts the agent: node registration and heartbeat, the drop-directory image import, the pods.
+/// `shim_binary` is the `skiff` executable (it runs `skiff shim`).
+pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Result<Agent, AgentError> {
+    let runtime = Arc::new(Runtime::open(&cfg.agent_dir, &shim_binary)?);
+    let reporter =
+        kube::runtime::events::Reporter { controller: "kubelet".into(), instance: Some(cfg.node_name.clone()) };
+    let recorder = kube::runtime::events::Recorder::new(client.clone(), reporter);
+    let shared = Arc::new(pods::worker::Shared {
+        client: client.clone(),
+        runtime: Arc::clone(&runtime),
+        cfg: cfg.clone(),
+        recorder,
+    });
+    let images = tokio::spawn(async move {
+        loop {
+            let rt = Arc::clone(&runtime);
+            match tokio::task::spawn_blocking(move || rt.images().import_dropped()).await {
+                Ok(Ok(imported)) => {
+                    for image in imported {
+                        tracing::info!(references = ?image.references, "imported dropped image");
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "scanning the image drop directory"),
+                Err(e) => tracing::warn!(error = %e, "image import task"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+    });
+    Ok(Agent { tasks: vec![tokio::spawn(node::run(client, cfg)), tokio::spawn(pods::run(shared)), images] })
+}

@@ -1,0 +1,267 @@
+//! A pod's status as the kubelet reports it, computed from what the worker knows of each
+//! container: container statuses (state, last state, restart count, ids), the phase, and the
+//! conditions the kubelet owns (PodScheduled, PodReadyToStartContainers, Initialized,
+//! ContainersReady, Ready). Sent as a strategic merge patch, so conditions other components own
+//! (readiness gates) are kept.
+
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{Value, json};
+use skiff_runtime::container::ContainerState;
+use skiff_runtime::shim::Exited;
+
+/// Why a container is waiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// `ContainerCreating`, `CrashLoopBackOff`, `ErrImageNeverPull`, …
+    pub reason: String,
+    /// Details.
+    pub message: String,
+}
+
+/// One container as the status needs it.
+#[derive(Debug, Clone)]
+pub struct ContainerView {
+    /// Container name.
+    pub name: String,
+    /// Image as written in the spec.
+    pub image: String,
+    /// Image id (`repo@sha256:…`), once known.
+    pub image_id: String,
+    /// `skiff://<instance>`, once created.
+    pub container_id: Option<String>,
+    /// An init container.
+    pub init: bool,
+    /// A sidecar (init container with `restartPolicy: Always`).
+    pub sidecar: bool,
+    /// Restarts so far.
+    pub restart_count: u32,
+    /// The current instance.
+    pub state: Option<ContainerState>,
+    /// The previous instance.
+    pub previous: Option<ContainerState>,
+    /// Why it does not run, if known.
+    pub waiting: Option<Waiting>,
+}
+
+fn terminated(e: &Exited, container_id: Option<&str>) -> Value {
+    let reason = if e.oom_killed {
+        "OOMKilled"
+    } else if e.start_error.is_some() {
+        "StartError"
+    } else if e.exit_code == 0 {
+        "Completed"
+    } else {
+        "Error"
+    };
+    let mut t = json!({
+        "exitCode": e.exit_code,
+        "reason": reason,
+        "finishedAt": trim_time(&e.finished_at),
+        "startedAt": e.started_at.as_deref().map(trim_time).unwrap_or_else(|| trim_time(&e.finished_at)),
+    });
+    if let Some(sig) = e.signal {
+        t["signal"] = json!(sig);
+    }
+    if let Some(msg) = &e.start_error {
+        t["message"] = json!(msg);
+    }
+    if let Some(id) = container_id {
+        t["containerID"] = json!(id);
+    }
+    json!({"terminated": t})
+}
+
+/// RFC 3339 with whole seconds, as `metav1.Time` serialises.
+fn trim_time(t: &str) -> String {
+    t.parse::<jiff::Timestamp>().map(|ts| format!("{:.0}", ts)).unwrap_or_else(|_| t.to_string())
+}
+
+fn state_json(view: &ContainerView) -> Value {
+    match (&view.waiting, &view.state) {
+        (Some(w), _) if !matches!(view.state, Some(ContainerState::Running(_))) => {
+            json!({"waiting": {"reason": w.reason, "message": w.message}})
+        }
+        (_, Some(ContainerState::Running(s))) => json!({"running": {"startedAt": trim_time(&s.started_at)}}),
+        (_, Some(ContainerState::Exited(e))) => terminated(e, view.container_id.as_deref()),
+        (_, Some(ContainerState::Lost)) => json!({"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown",
+            "message": "The container could not be located when the pod was terminated"}}),
+        (_, None) => {
+            let reason = if view.init { "PodInitializing" } else { "ContainerCreating" };
+            json!({"waiting": {"reason": reason}})
+        }
+    }
+}
+
+fn container_status(view: &ContainerView) -> Value {
+    let running = matches!(view.state, Some(ContainerState::Running(_)));
+    let mut s = json!({
+        "name": view.name,
+        "image": view.image,
+        "imageID": view.image_id,
+        "ready": running,
+        "started": running,
+        "restartCount": view.restart_count,
+        "state": state_json(view),
+        "lastState": match &view.previous {
+            Some(ContainerState::Exited(e)) => terminated(e, None),
+            _ => json!({}),
+        },
+    });
+    if let Some(id) = &view.container_id {
+        s["containerID"] = json!(id);
+    }
+    s
+}
+
+fn cond(kind: &str, ok: bool, reason: Option<&str>) -> Value {
+    let mut c = json!({"type": kind, "status": if ok { "True" } else { "False" }, "lastProbeTime": null});
+    if let Some(r) = reason.filter(|_| !ok) {
+        c["reason"] = json!(r);
+    }
+    c
+}
+
+fn succeeded(state: &Option<ContainerState>) -> bool {
+    matches!(state, Some(ContainerState::Exited(e)) if e.exit_code == 0 && e.start_error.is_none())
+}
+
+/// The phase from the containers and the restart policy (upstream `getPhase`).
+pub fn phase(views: &[ContainerView], restart_policy: &str) -> &'static str {
+    let init_pending = views.iter().filter(|v| v.init && !v.sidecar).any(|v| !succeeded(&v.state));
+    let init_failed = views
+        .iter()
+        .filter(|v| v.init && !v.sidecar)
+        .any(|v| matches!(&v.state, Some(ContainerState::Exited(e)) if e.exit_code != 0 || e.start_error.is_some()));
+    if init_failed && restart_policy == "Never" {
+        return "Failed";
+    }
+    if init_pending {
+        return "Pending";
+    }
+    let app: Vec<&ContainerView> = views.iter().filter(|v| !v.init).collect();
+    let running = app.iter().filter(|v| matches!(v.state, Some(ContainerState::Running(_)))).count();
+    let exited: Vec<&Exited> = app
+        .iter()
+        .filter_map(|v| match &v.state {
+            Some(ContainerState::Exited(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let waiting = app.len() - running - exited.len();
+    if waiting > 0 && running == 0 && exited.is_empty() {
+        return "Pending";
+    }
+    if running > 0 || waiting > 0 {
+        return "Running";
+    }
+    // Everything has exited.
+    let failed = exited.iter().any(|e| e.exit_code != 0 || e.start_error.is_some());
+    match restart_policy {
+        "Always" => "Running",
+        "OnFailure" if failed => "Running",
+        _ if failed => "Failed",
+        _ => "Succeeded",
+    }
+}
+
+/// The `status` the kubelet owns for `pod`.
+pub fn pod_status(pod: &Pod, views: &[ContainerView], host_ip: &str) -> Value {
+    let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always");
+    let phase = phase(views, policy);
+    let initialized = !views.iter().filter(|v| v.init && !v.sidecar).any(|v| !succeeded(&v.state));
+    let app_ready = views.iter().filter(|v| !v.init).all(|v| matches!(v.state, Some(ContainerState::Running(_))));
+    let terminal = phase == "Succeeded" || phase == "Failed";
+    let containers_ready = app_ready && !terminal;
+    let reason_ready = if terminal { "PodCompleted" } else { "ContainersNotReady" };
+    let started = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.clone())
+        .map(|t| json!(t))
+        .unwrap_or_else(|| json!(format!("{:.0}", jiff::Timestamp::now())));
+    json!({
+        "phase": phase,
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
+        "startTime": started,
+        "conditions": [
+            cond("PodReadyToStartContainers", !terminal, None),
+            cond("Initialized", initialized, Some(if terminal { "PodCompleted" } else { "ContainersNotInitialized" })),
+            cond("ContainersReady", containers_ready, Some(reason_ready)),
+            cond("Ready", containers_ready, Some(reason_ready)),
+            cond("PodScheduled", true, None),
+        ],
+        "initContainerStatuses": views.iter().filter(|v| v.init).map(container_status).collect::<Vec<_>>(),
+        "containerStatuses": views.iter().filter(|v| !v.init).map(container_status).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skiff_runtime::shim::Started;
+
+    fn view(init: bool, state: Option<ContainerState>) -> ContainerView {
+        ContainerView {
+            name: "c".into(),
+            image: "busybox".into(),
+            image_id: String::new(),
+            container_id: None,
+            init,
+            sidecar: false,
+            restart_count: 0,
+            state,
+            previous: None,
+            waiting: None,
+        }
+    }
+
+    fn exited(code: i32) -> Option<ContainerState> {
+        Some(ContainerState::Exited(Exited {
+            exit_code: code,
+            signal: None,
+            started_at: Some("2026-01-01T00:00:00Z".into()),
+            finished_at: "2026-01-01T00:00:05.123Z".into(),
+            oom_killed: false,
+            start_error: None,
+        }))
+    }
+
+    fn running() -> Option<ContainerState> {
+        Some(ContainerState::Running(Started { pid: 1, shim_pid: 1, started_at: "2026-01-01T00:00:00.5Z".into() }))
+    }
+
+    #[test]
+    fn phases_follow_upstream() {
+        assert_eq!(phase(&[view(false, None)], "Always"), "Pending");
+        assert_eq!(phase(&[view(false, running())], "Always"), "Running");
+        assert_eq!(phase(&[view(false, exited(0))], "Never"), "Succeeded");
+        assert_eq!(phase(&[view(false, exited(1))], "Never"), "Failed");
+        assert_eq!(phase(&[view(false, exited(1))], "OnFailure"), "Running");
+        assert_eq!(phase(&[view(false, exited(0))], "OnFailure"), "Succeeded");
+        assert_eq!(phase(&[view(false, exited(0))], "Always"), "Running");
+        assert_eq!(phase(&[view(true, running()), view(false, None)], "Always"), "Pending");
+        assert_eq!(phase(&[view(true, exited(1)), view(false, None)], "Never"), "Failed");
+        assert_eq!(phase(&[view(true, exited(0)), view(false, running())], "Never"), "Running");
+    }
+
+    #[test]
+    fn statuses_read_like_the_kubelet() {
+        let pod = Pod::default();
+        let mut v = view(false, exited(0));
+        v.container_id = Some("skiff://x".into());
+        let status = pod_status(&pod, &[v], "10.0.0.1");
+        assert_eq!(status["phase"], "Running");
+        let t = &status["containerStatuses"][0]["state"]["terminated"];
+        assert_eq!((t["reason"].as_str(), t["exitCode"].as_i64()), (Some("Completed"), Some(0)));
+        assert_eq!(t["finishedAt"], "2026-01-01T00:00:05Z");
+        let mut w = view(false, None);
+        w.waiting = Some(Waiting { reason: "ErrImageNeverPull".into(), message: "m".into() });
+        let status = pod_status(&pod, &[w], "10.0.0.1");
+        assert_eq!(status["containerStatuses"][0]["state"]["waiting"]["reason"], "ErrImageNeverPull");
+        assert_eq!(status["conditions"][3]["reason"], "ContainersNotReady");
+        let status = pod_status(&pod, &[view(false, running())], "10.0.0.1");
+        assert_eq!(status["conditions"][3]["status"], "True");
+        assert_eq!(status["containerStatuses"][0]["state"]["running"]["startedAt"], "2026-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,479 @@
+//! One pod's worker: brings the pod's containers to what its spec asks (init containers in order,
+//! then the app containers, restarted per `restartPolicy` with the kubelet's back-off), reports
+//! the pod's status, and on deletion stops everything within the grace period and completes the
+//! deletion.
+//!
+//! Container instances are named `<pod uid>-<container>-<attempt>` in the runtime, so a restarted
+//! agent re-adopts them from the runtime's directory instead of starting them again.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::events::{Event, EventType, Recorder};
+use nix::sys::signal::Signal;
+use skiff_runtime::container::{ContainerState, Runtime};
+use skiff_runtime::images::Reference;
+use tokio::sync::mpsc;
+
+use super::convert;
+use super::env;
+use super::status::{self, ContainerView, Waiting};
+use crate::AgentConfig;
+
+/// Kubelet back-off: 10 s doubling to 5 min, reset after 10 min of running.
+const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+const BACKOFF_RESET: Duration = Duration::from_secs(600);
+/// How often a worker looks at its containers when nothing else wakes it.
+const POLL: Duration = Duration::from_millis(500);
+
+/// What the worker knows about one container of the pod.
+#[derive(Debug, Default, Clone)]
+pub struct Track {
+    /// Attempt of the current instance (= restartCount).
+    pub attempt: u32,
+    /// Whether an instance exists for `attempt`.
+    pub created: bool,
+    /// Why it is not running, when it cannot be started.
+    pub waiting: Option<Waiting>,
+    /// Back-off before the next start.
+    pub backoff: Duration,
+    /// Not before this instant.
+    pub next_start: Option<Instant>,
+    /// `imageID` of the image it runs.
+    pub image_id: String,
+}
+
+/// Shared by every worker.
+pub struct Shared {
+    /// API client.
+    pub client: kube::Client,
+    /// The runtime.
+    pub runtime: Arc<Runtime>,
+    /// Agent configuration.
+    pub cfg: AgentConfig,
+    /// Event recorder.
+    pub recorder: Recorder,
+}
+
+/// The cgroup (relative to the cgroup root) a pod's containers live under.
+pub fn pod_cgroup(uid: &str) -> String {
+    format!("/skiff/pod{uid}")
+}
+
+/// Runtime id of a container instance.
+pub fn instance_id(uid: &str, name: &str, attempt: u32) -> String {
+    format!("{uid}-{name}-{attempt}")
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    pod: Pod,
+    uid: String,
+    tracks: HashMap<String, Track>,
+    last_status: Option<serde_json::Value>,
+}
+
+/// Runs the worker of one pod until the pod is gone from the node.
+pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Option<Pod>>) {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let mut worker = Worker { shared, pod, uid, tracks: HashMap::new(), last_status: None };
+    worker.adopt().await;
+    let mut deleted = false;
+    loop {
+        if deleted || worker.pod.metadata.deletion_timestamp.is_some() {
+            worker.terminate(deleted).await;
+            return;
+        }
+        worker.sync().await;
+        tokio::select! {
+            update = updates.recv() => match update {
+                Some(Some(pod)) => worker.pod = pod,
+                Some(None) => deleted = true,
+                // The agent is stopping: leave the containers running for the next agent.
+                None => return,
+            },
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+fn all_containers(pod: &Pod) -> impl Iterator<Item = (&Container, bool)> {
+    let spec = pod.spec.as_ref();
+    let init = spec.and_then(|s| s.init_containers.as_ref()).into_iter().flatten().map(|c| (c, true));
+    let app = spec.map(|s| s.containers.as_slice()).unwrap_or_default().iter().map(|c| (c, false));
+    init.chain(app)
+}
+
+impl Worker {
+    fn api(&self) -> Api<Pod> {
+        Api::namespaced(self.shared.client.clone(), self.pod.metadata.namespace.as_deref().unwrap_or("default"))
+    }
+
+    fn name(&self) -> &str {
+        self.pod.metadata.name.as_deref().unwrap_or("")
+    }
+
+    /// Picks up instances a previous agent run created.
+    async fn adopt(&mut self) {
+        let runtime = Arc::clone(&self.shared.runtime);
+        let ids =
+            tokio::task::spawn_blocking(move || runtime.list()).await.ok().and_then(Result::ok).unwrap_or_default();
+        let names: Vec<String> = all_containers(&self.pod).map(|(c, _)| c.name.clone()).collect();
+        for name in names {
+            let prefix = format!("{}-{name}-", self.uid);
+            let attempt = ids.iter().filter_map(|id| id.strip_prefix(&prefix)?.parse::<u32>().ok()).max();
+            if let Some(attempt) = attempt {
+                tracing::info!(pod = %self.name(), container = %name, attempt, "re-adopted container");
+                let image = all_containers(&self.pod).find(|(c, _)| c.name == name).and_then(|(c, _)| c.image.clone());
+                let image_id = image
+                    .and_then(|i| self.shared.runtime.images().resolve(&i).ok().flatten())
+                    .map(|i| i.image_id())
+                    .unwrap_or_default();
+                self.tracks.insert(name, Track { attempt, created: true, image_id, ..Default::default() });
+            }
+        }
+    }
+
+    async fn state_of(&self, name: &str) -> Option<ContainerState> {
+        let track = self.tracks.get(name)?;
+        if !track.created {
+            return None;
+        }
+        let id = instance_id(&self.uid, name, track.attempt);
+        let runtime = Arc::clone(&self.shared.runtime);
+        tokio::task::spawn_blocking(move || runtime.state(&id).ok()).await.ok().flatten()
+    }
+
+    async fn event(&self, kind: EventType, reason: &str, note: String) {
+        let reference = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: self.pod.metadata.name.clone(),
+            namespace: self.pod.metadata.namespace.clone(),
+            uid: self.pod.metadata.uid.clone(),
+            ..Default::default()
+        };
+        let ev = Event { type_: kind, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+        if let Err(e) = self.shared.recorder.publish(&ev, &reference).await {
+            tracing::debug!(error = %e, "publishing event");
+        }
+    }
+
+    /// One pass: start what should run, then report the status.
+    async fn sync(&mut self) {
+        // A pod that reached a terminal phase never runs again (even if its containers are gone).
+        let phase = self.pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            return;
+        }
+        let policy = self.pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into());
+        let containers: Vec<(Container, bool)> = all_containers(&self.pod).map(|(c, i)| (c.clone(), i)).collect();
+        let mut init_done = true;
+        for (container, is_init) in &containers {
+            if *is_init && !init_done {
+                break;
+            }
+            if !*is_init && !init_done {
+                break;
+            }
+            let sidecar = *is_init && container.restart_policy.as_deref() == Some("Always");
+            let state = self.state_of(&container.name).await;
+            let wants_start = match &state {
+                None => true,
+                Some(ContainerState::Running(_)) => false,
+                Some(ContainerState::Exited(e)) => {
+                    let ok = e.exit_code == 0 && e.start_error.is_none();
+                    if *is_init && !sidecar {
+                        !ok && policy != "Never"
+                    } else {
+                        match policy.as_str() {
+                            _ if sidecar => true,
+                            "Always" => true,
+                            "OnFailure" => !ok,
+                            _ => false,
+                        }
+                    }
+                }
+                Some(ContainerState::Lost) => policy != "Never" || *is_init,
+            };
+            if *is_init && !sidecar {
+                let succeeded =
+                    matches!(&state, Some(ContainerState::Exited(e)) if e.exit_code == 0 && e.start_error.is_none());
+                if !succeeded {
+                    init_done = false;
+                }
+            }
+            if *is_init && sidecar && !matches!(state, Some(ContainerState::Running(_))) {
+                init_done = false;
+            }
+            if wants_start {
+                self.start(container, state.is_some()).await;
+            }
+        }
+        self.report().await;
+    }
+
+    /// Starts (or restarts, honouring back-off) one container.
+    async fn start(&mut self, container: &Container, restart: bool) {
+        let pod_ref = format!("{}_{}({})", self.name(), self.pod.metadata.namespace.as_deref().unwrap_or(""), self.uid);
+        let track = self.tracks.entry(container.name.clone()).or_default();
+        let now = Instant::now();
+        if restart {
+            if track.next_start.is_none() {
+                // Just noticed the exit: schedule the restart after the back-off.
+                let last_run = self.shared.runtime.state(&instance_id(&self.uid, &container.name, track.attempt)).ok();
+                let ran_long = matches!(&last_run, Some(ContainerState::Exited(e)) if run_time(e) >= BACKOFF_RESET);
+                // The first restart is immediate, then 10 s doubling to 5 min (reset by a long run).
+                track.backoff = if ran_long || track.attempt == 0 {
+                    Duration::ZERO
+                } else if track.backoff.is_zero() {
+                    BACKOFF_INITIAL
+                } else {
+                    (track.backoff * 2).min(BACKOFF_MAX)
+                };
+                track.next_start = Some(now + track.backoff);
+            }
+            if track.next_start.is_some_and(|t| t > now) {
+                let message = format!(
+                    "back-off {} restarting failed container={} pod={pod_ref}",
+                    fmt_duration(track.backoff),
+                    container.name,
+                );
+                let first = track.waiting.as_ref().is_none_or(|w| w.reason != "CrashLoopBackOff");
+                track.waiting = Some(Waiting { reason: "CrashLoopBackOff".into(), message: message.clone() });
+                if first {
+                    self.event(EventType::Warning, "BackOff", "Back-off restarting failed container".into()).await;
+                }
+                return;
+            }
+            track.attempt += 1;
+            track.created = false;
+            track.next_start = None;
+        }
+        let attempt = self.tracks.get(&container.name).map_or(0, |t| t.attempt);
+        match self.create(container, attempt).await {
+            Ok(image_id) => {
+                if attempt >= 2 {
+                    // Keep the previous instance (for `lastState` and `logs --previous`), no older.
+                    let old = instance_id(&self.uid, &container.name, attempt - 2);
+                    let runtime = Arc::clone(&self.shared.runtime);
+                    let _ = tokio::task::spawn_blocking(move || runtime.remove(&old)).await;
+                }
+                let track = self.tracks.entry(container.name.clone()).or_default();
+                track.created = true;
+                track.waiting = None;
+                track.image_id = image_id;
+            }
+            Err(waiting) => {
+                let track = self.tracks.entry(container.name.clone()).or_default();
+                let changed = track.waiting.as_ref() != Some(&waiting);
+                track.waiting = Some(waiting.clone());
+                if changed {
+                    self.event(EventType::Warning, "Failed", format!("Error: {}", waiting.message)).await;
+                }
+            }
+        }
+    }
+
+    /// Creates and starts instance `attempt` of `container`; returns the image id.
+    async fn create(&self, container: &Container, attempt: u32) -> Result<String, Waiting> {
+        let image_name = container.image.clone().unwrap_or_default();
+        let reference = Reference::parse(&image_name).map_err(|e| Waiting {
+            reason: "InvalidImageName".into(),
+            message: format!("Failed to apply default image tag \"{image_name}\": {e}"),
+        })?;
+        let runtime = Arc::clone(&self.shared.runtime);
+        let image = runtime
+            .images()
+            .resolve(&reference.to_string())
+            .map_err(|e| Waiting { reason: "ErrImagePull".into(), message: e.to_string() })?;
+        let Some(image) = image else {
+            let never = container.image_pull_policy.as_deref() == Some("Never");
+            return Err(if never {
+                Waiting {
+                    reason: "ErrImageNeverPull".into(),
+                    message: format!("Container image \"{image_name}\" is not present with pull policy of Never"),
+                }
+            } else {
+                Waiting {
+                    reason: "ErrImagePull".into(),
+                    message: format!(
+                        "image \"{image_name}\" is not present on the node and registry pulls are not implemented yet; import it with `skiff images import`"
+                    ),
+                }
+            });
+        };
+        self.event(EventType::Normal, "Pulled", format!("Container image \"{image_name}\" already present on machine"))
+            .await;
+        let defaults = runtime
+            .images()
+            .container_defaults(&image)
+            .map_err(|e| Waiting { reason: "CreateContainerConfigError".into(), message: e.to_string() })?;
+        let env = env::resolve(&self.shared.client, &self.pod, container, &defaults, &self.shared.cfg)
+            .await
+            .map_err(|message| Waiting { reason: "CreateContainerConfigError".into(), message })?;
+        let pod_security = self.pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+        let mut config = convert::container_config(container, &defaults, env, pod_security, &|_| None)
+            .map_err(|e| Waiting { reason: "CreateContainerConfigError".into(), message: e.0 })?;
+        let pod_dir = self.shared.cfg.agent_dir.join("pods").join(&self.uid);
+        config.mounts = super::mounts::container_mounts(&self.pod, container, &pod_dir, attempt)
+            .map_err(|message| Waiting { reason: "CreateContainerConfigError".into(), message })?;
+        config.hostname = Some(super::mounts::pod_hostname(&self.pod));
+        config.cgroups_path = Some(format!("{}/{}", pod_cgroup(&self.uid), container.name));
+        let log_path = self.log_path(&container.name, attempt);
+        let id = instance_id(&self.uid, &container.name, attempt);
+        let image_id = image.image_id();
+        self.event(EventType::Normal, "Created", format!("Created container {}", container.name)).await;
+        let started = tokio::task::spawn_blocking(move || runtime.start(&id, Some(&image), &config, &log_path))
+            .await
+            .map_err(|e| Waiting { reason: "RunContainerError".into(), message: e.to_string() })?;
+        match started {
+            Ok(ContainerState::Exited(skiff_runtime::shim::Exited { start_error: Some(error), .. })) => {
+                // The instance exists (terminated with StartError); report it like the kubelet.
+                self.event(EventType::Warning, "Failed", format!("Error: {error}")).await;
+                Ok(image_id)
+            }
+            Ok(_) => {
+                self.event(EventType::Normal, "Started", format!("Started container {}", container.name)).await;
+                Ok(image_id)
+            }
+            Err(e) => Err(Waiting { reason: "RunContainerError".into(), message: e.to_string() }),
+        }
+    }
+
+    fn log_path(&self, container: &str, attempt: u32) -> PathBuf {
+        let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+        self.shared
+            .cfg
+            .log_dir
+            .join(format!("{ns}_{}_{}", self.name(), self.uid))
+            .join(container)
+            .join(format!("{attempt}.log"))
+    }
+
+    async fn views(&self) -> Vec<ContainerView> {
+        let mut views = Vec::new();
+        for (container, is_init) in all_containers(&self.pod) {
+            let track = self.tracks.get(&container.name).cloned().unwrap_or_default();
+            let state = self.state_of(&container.name).await;
+            let previous = if track.attempt > 0 {
+                let id = instance_id(&self.uid, &container.name, track.attempt - 1);
+                let runtime = Arc::clone(&self.shared.runtime);
+                tokio::task::spawn_blocking(move || runtime.state(&id).ok()).await.ok().flatten()
+            } else {
+                None
+            };
+            views.push(ContainerView {
+                name: container.name.clone(),
+                image: container.image.clone().unwrap_or_default(),
+                image_id: track.image_id.clone(),
+                container_id: track
+                    .created
+                    .then(|| format!("skiff://{}", instance_id(&self.uid, &container.name, track.attempt))),
+                init: is_init,
+                sidecar: is_init && container.restart_policy.as_deref() == Some("Always"),
+                restart_count: track.attempt,
+                state,
+                previous,
+                waiting: track.waiting.clone(),
+            });
+        }
+        views
+    }
+
+    async fn report(&mut self) {
+        let views = self.views().await;
+        let status = status::pod_status(&self.pod, &views, &self.shared.cfg.node_ip.to_string());
+        if self.last_status.as_ref() == Some(&status) {
+            return;
+        }
+        let patch = serde_json::json!({"status": status});
+        match self.api().patch_status(self.name(), &PatchParams::default(), &Patch::Strategic(&patch)).await {
+            Ok(_) => self.last_status = Some(status),
+            Err(e) => tracing::warn!(pod = %self.name(), error = %e, "status update failed"),
+        }
+    }
+
+    /// Stops every container (SIGTERM, then SIGKILL after the grace period), removes them, and
+    /// completes the deletion (unless the pod is already gone from the API).
+    async fn terminate(&mut self, already_gone: bool) {
+        let grace = self
+            .pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+            .unwrap_or(30)
+            .max(0) as u64;
+        let names: Vec<String> = self.tracks.keys().cloned().collect();
+        let mut running = Vec::new();
+        for name in &names {
+            if let Some(ContainerState::Running(_)) = self.state_of(name).await {
+                running.push(name.clone());
+                self.event(EventType::Normal, "Killing", format!("Stopping container {name}")).await;
+            }
+        }
+        let runtime = Arc::clone(&self.shared.runtime);
+        let uid = self.uid.clone();
+        let ids: Vec<String> = running.iter().map(|n| instance_id(&uid, n, self.tracks[n].attempt)).collect();
+        let _ = tokio::task::spawn_blocking(move || {
+            for id in &ids {
+                let _ = runtime.signal(id, Signal::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(grace);
+            while Instant::now() < deadline
+                && ids.iter().any(|id| matches!(runtime.state(id), Ok(ContainerState::Running(_))))
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            for id in &ids {
+                let _ = runtime.signal(id, Signal::SIGKILL);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline
+                && ids.iter().any(|id| matches!(runtime.state(id), Ok(ContainerState::Running(_))))
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for id in runtime.list().unwrap_or_default().iter().filter(|id| id.starts_with(&format!("{uid}-"))) {
+                if let Err(e) = runtime.remove(id) {
+                    tracing::warn!(container = %id, error = %e, "removing container");
+                }
+            }
+        })
+        .await;
+        super::mounts::remove_pod_dir(&self.shared.cfg.agent_dir.join("pods").join(&self.uid));
+        skiff_runtime::container::remove_cgroup(&pod_cgroup(&self.uid));
+        if already_gone {
+            return;
+        }
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions { uid: Some(self.uid.clone()), resource_version: None }),
+            ..Default::default()
+        };
+        match self.api().delete(self.name(), &params).await {
+            Ok(_) => tracing::info!(pod = %self.name(), "pod deleted"),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => tracing::warn!(pod = %self.name(), error = %e, "completing the deletion failed"),
+        }
+    }
+}
+
+/// How long an ended instance ran.
+fn run_time(e: &skiff_runtime::shim::Exited) -> Duration {
+    let parse = |t: &str| t.parse::<jiff::Timestamp>().ok();
+    match (e.started_at.as_deref().and_then(parse), parse(&e.finished_at)) {
+        (Some(start), Some(end)) => end.duration_since(start).try_into().unwrap_or_default(),
+        _ => Duration::ZERO,
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 { format!("{}m{}s", s / 60, s % 60) } else { format!("{s}s") }
+}

@@ -1,0 +1,240 @@
+"""The node agent end to end: a `skiff server` with its agent, a busybox image dropped into the
+image directory before start (imported automatically), and pods bound to the node by
+`spec.nodeName` running as real containers. Checked through kubectl (1.32 and 1.20), the Python
+client, the CRI log files and the host's process table, mounts and container directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+
+from conftest import KUBECTL_VERSIONS, Cluster, Netns, eventually, have_kubectl, run, unique
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE = "e2e-agent"
+LOG_DIR = Path("/var/log/pods")
+
+
+@pytest.fixture(scope="module")
+def agent_cluster():
+    if os.geteuid() != 0:
+        pytest.skip("the agent needs root")
+    workdir = Path(tempfile.mkdtemp(prefix="skiff-e2e-agent."))
+    images = workdir / "data" / "agent" / "images"
+    images.mkdir(parents=True)
+    run(sys.executable, str(ROOT / "scripts" / "build-busybox-image.py"), str(images / "busybox.tar"))
+    netns = Netns()
+    c = Cluster(workdir, netns, agent=True, node_name=NODE)
+    try:
+        c.start()
+        yield c
+    finally:
+        # Let the agent stop every container before the server goes.
+        c.kubectl("delete", "pods", "--all", "--all-namespaces", "--grace-period=1", "--wait=false", check=False)
+        containers = c.data_dir / "agent" / "containers"
+        try:
+            eventually(lambda: not containers.exists() or not any(containers.iterdir()), timeout=60, what="containers removed")
+        finally:
+            c.stop()
+            netns.delete()
+            if not os.environ.get("KEEP_E2E_WORKDIR"):
+                shutil.rmtree(workdir, ignore_errors=True)
+
+
+def kubectl(cluster: Cluster, ns: str, *args: str, version: str = "1.32", **kw) -> subprocess.CompletedProcess:
+    return cluster.kubectl("-n", ns, *args, version=version, **kw)
+
+
+@pytest.fixture
+def ns(agent_cluster):
+    name = unique("pods")
+    agent_cluster.kubectl("create", "namespace", name)
+    yield name
+    agent_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def pod_manifest(name: str, command: str, restart: str = "Never", **extra) -> str:
+    spec = {
+        "nodeName": NODE,
+        "restartPolicy": restart,
+        "terminationGracePeriodSeconds": extra.pop("grace", 2),
+        "containers": [{
+            "name": "main", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+            "command": ["sh", "-c", command], **extra,
+        }],
+    }
+    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+
+
+def get_pod(cluster: Cluster, ns: str, name: str) -> dict:
+    return json.loads(kubectl(cluster, ns, "get", "pod", name, "-o", "json").stdout)
+
+
+def log_text(ns: str, pod: dict, container: str = "main", attempt: int = 0) -> str:
+    meta = pod["metadata"]
+    path = LOG_DIR / f"{ns}_{meta['name']}_{meta['uid']}" / container / f"{attempt}.log"
+    return path.read_text() if path.exists() else ""
+
+
+def phase_is(cluster, ns, name, phase):
+    pod = get_pod(cluster, ns, name)
+    return pod if pod.get("status", {}).get("phase") == phase else None
+
+
+def test_node_registers_with_lease(agent_cluster):
+    node = eventually(lambda: json.loads(agent_cluster.kubectl("get", "node", NODE, "-o", "json", check=False).stdout or "null"),
+                      what="node registered")
+    labels = node["metadata"]["labels"]
+    assert labels["kubernetes.io/hostname"] == NODE and labels["kubernetes.io/os"] == "linux"
+    assert "node-role.kubernetes.io/control-plane" in labels
+    conditions = {c["type"]: c for c in node["status"]["conditions"]}
+    assert conditions["Ready"]["status"] == "True" and conditions["Ready"]["reason"] == "KubeletReady"
+    assert conditions["MemoryPressure"]["status"] == "False"
+    assert int(node["status"]["capacity"]["pods"]) == 110
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("skiff://")
+    assert {"type": "InternalIP", "address": agent_cluster.node_ip} in node["status"]["addresses"]
+    lease = eventually(lambda: json.loads(agent_cluster.kubectl("get", "lease", "-n", "kube-node-lease", NODE, "-o", "json",
+                                                                check=False).stdout or "null"), what="lease")
+    assert lease["spec"]["holderIdentity"] == NODE
+    for version in KUBECTL_VERSIONS:
+        if have_kubectl(version):
+            out = agent_cluster.kubectl("get", "nodes", version=version).stdout
+            assert NODE in out and "Ready" in out
+
+
+def test_pod_runs_to_completion_with_env_and_logs(agent_cluster, ns):
+    kubectl(agent_cluster, ns, "create", "configmap", "cfg", "--from-literal=color=blue")
+    kubectl(agent_cluster, ns, "create", "secret", "generic", "sec", "--from-literal=token=s3cr3t")
+    env = [
+        {"name": "COLOR", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "color"}}},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "token"}}},
+        {"name": "ME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "GREETING", "value": "hi $(ME)"},
+    ]
+    manifest = pod_manifest("done", "echo color=$COLOR token=$TOKEN $GREETING host=$(hostname); cat /etc/hostname", env=env)
+    kubectl(agent_cluster, ns, "apply", "-f", "-", input=manifest)
+    pod = eventually(lambda: phase_is(agent_cluster, ns, "done", "Succeeded"), what="pod Succeeded")
+    status = pod["status"]["containerStatuses"][0]
+    assert status["state"]["terminated"]["exitCode"] == 0
+    assert status["state"]["terminated"]["reason"] == "Completed"
+    assert status["imageID"].startswith("docker.io/library/busybox@sha256:")
+    assert status["containerID"].startswith("skiff://")
+    text = log_text(ns, pod)
+    assert " stdout F color=blue token=s3cr3t hi done host=done\n" in text, text
+    assert " stdout F done\n" in text, text
+    reasons = kubectl(agent_cluster, ns, "get", "events", "-o", "jsonpath={.items[*].reason}").stdout.split()
+    assert {"Pulled", "Created", "Started"} <= set(reasons)
+    table = kubectl(agent_cluster, ns, "get", "pod", "done").stdout
+    assert "Completed" in table
+
+
+def test_crash_loop_backs_off_and_records_last_state(agent_cluster, ns):
+    kubectl(agent_cluster, ns, "apply", "-f", "-", input=pod_manifest("crash", "echo boom; exit 3", restart="Always"))
+
+    def backing_off():
+        pod = get_pod(agent_cluster, ns, "crash")
+        statuses = pod.get("status", {}).get("containerStatuses") or [{}]
+        s = statuses[0]
+        waiting = s.get("state", {}).get("waiting", {})
+        return s if s.get("restartCount", 0) >= 1 and waiting.get("reason") == "CrashLoopBackOff" else None
+
+    s = eventually(backing_off, timeout=60, what="CrashLoopBackOff")
+    assert s["lastState"]["terminated"]["exitCode"] == 3
+    assert s["lastState"]["terminated"]["reason"] == "Error"
+    assert "back-off 10s restarting failed container=main" in s["state"]["waiting"]["message"]
+    assert "CrashLoopBackOff" in kubectl(agent_cluster, ns, "get", "pod", "crash").stdout
+
+
+@pytest.mark.parametrize("case, expected_reason, expected_message", [
+    ("never-pull", "ErrImageNeverPull", 'Container image "not-imported:1" is not present with pull policy of Never'),
+    ("missing-configmap", "CreateContainerConfigError", 'configmap "absent" not found'),
+    ("non-root", "CreateContainerConfigError", "container has runAsNonRoot and image will run as root"),
+    ("bad-image-name", "InvalidImageName", "Failed to apply default image tag"),
+])
+def test_unstartable_containers_say_why(agent_cluster, ns, case, expected_reason, expected_message):
+    pod = json.loads(pod_manifest(case, "true"))
+    c = pod["spec"]["containers"][0]
+    if case == "never-pull":
+        c.update(image="not-imported:1", imagePullPolicy="Never")
+    elif case == "missing-configmap":
+        c["env"] = [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "absent", "key": "k"}}}]
+    elif case == "non-root":
+        c["securityContext"] = {"runAsNonRoot": True}
+    else:
+        c["image"] = "Bad_Name:1"
+    kubectl(agent_cluster, ns, "apply", "-f", "-", input=json.dumps(pod))
+
+    def waiting():
+        statuses = get_pod(agent_cluster, ns, case).get("status", {}).get("containerStatuses") or [{}]
+        w = statuses[0].get("state", {}).get("waiting", {})
+        return w if w.get("reason") == expected_reason else None
+
+    w = eventually(waiting, timeout=30, what=expected_reason)
+    assert expected_message in w["message"]
+    events = kubectl(agent_cluster, ns, "get", "events", "-o", "json").stdout
+    assert expected_message.split('"')[0] in events
+
+
+def test_delete_stops_within_grace_and_cleans_up(agent_cluster, ns):
+    kubectl(agent_cluster, ns, "apply", "-f", "-", input=pod_manifest("sleeper", "exec sleep 3000", restart="Always", grace=3))
+    pod = eventually(lambda: phase_is(agent_cluster, ns, "sleeper", "Running"), what="Running")
+    uid = pod["metadata"]["uid"]
+    containers = agent_cluster.data_dir / "agent" / "containers"
+    instance = containers / f"{uid}-main-0"
+    started = json.loads((instance / "started.json").read_text())
+    assert Path(f"/proc/{started['pid']}").exists()
+
+    t0 = time.monotonic()
+    kubectl(agent_cluster, ns, "delete", "pod", "sleeper", "--timeout=60s")
+    elapsed = time.monotonic() - t0
+    assert elapsed < 30, elapsed
+    assert not Path(f"/proc/{started['pid']}").exists(), "the container's process is gone"
+    assert not instance.exists(), "the container directory is removed"
+    assert not (agent_cluster.data_dir / "agent" / "pods" / uid).exists()
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert uid not in mounts, "no mount of the pod is left"
+    for root in Path("/sys/fs/cgroup").iterdir():
+        assert not (root / "skiff" / f"pod{uid}").exists(), f"cgroup left in {root}"
+
+
+def test_agent_restart_keeps_containers_running(agent_cluster, ns):
+    kubectl(agent_cluster, ns, "apply", "-f", "-", input=pod_manifest("keeper", "exec sleep 3000", restart="Always"))
+    pod = eventually(lambda: phase_is(agent_cluster, ns, "keeper", "Running"), what="Running")
+    instance = agent_cluster.data_dir / "agent" / "containers" / f"{pod['metadata']['uid']}-main-0"
+    pid = json.loads((instance / "started.json").read_text())["pid"]
+
+    agent_cluster.stop()
+    assert Path(f"/proc/{pid}").exists(), "the container outlives the server"
+    agent_cluster.start()
+
+    def still_running():
+        p = get_pod(agent_cluster, ns, "keeper")
+        s = (p.get("status", {}).get("containerStatuses") or [{}])[0]
+        return p if "running" in s.get("state", {}) else None
+
+    p = eventually(still_running, what="pod still Running after restart")
+    assert p["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert Path(f"/proc/{pid}").exists(), "the same process keeps running"
+    assert not (agent_cluster.data_dir / "agent" / "containers" / f"{pod['metadata']['uid']}-main-1").exists()
+
+
+def test_python_client_sees_pod_status(agent_cluster, ns):
+    api = k8s.CoreV1Api(agent_cluster.python_client())
+    body = json.loads(pod_manifest("py", "echo from python; sleep 1"))
+    api.create_namespaced_pod(ns, body)
+    pod = eventually(lambda: (p := api.read_namespaced_pod("py", ns)).status.phase == "Succeeded" and p,
+                     what="Succeeded via Python")
+    cs = pod.status.container_statuses[0]
+    assert cs.state.terminated.exit_code == 0
+    conditions = {c.type: c.status for c in pod.status.conditions}
+    assert conditions["Initialized"] == "True" and conditions["Ready"] == "False"
+    assert pod.status.host_ip == agent_cluster.node_ip
