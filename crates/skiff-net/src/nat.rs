@@ -70,9 +70,16 @@ impl Masquerade {
     }
 }
 
+/// `nft` from `PATH`, else Debian's `/usr/sbin/nft` (a service's `PATH` may lack `sbin`).
+fn nft_command() -> Command {
+    let on_path =
+        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("nft").is_file()));
+    Command::new(if on_path { "nft" } else { "/usr/sbin/nft" })
+}
+
 /// Runs `script` with `nft -f -` as one transaction.
 pub fn nft(script: &str) -> Result<(), NatError> {
-    let mut child = Command::new("nft")
+    let mut child = nft_command()
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -95,7 +102,7 @@ pub fn nft(script: &str) -> Result<(), NatError> {
 /// Deletes the table when no chain is left in it (after the last pod network on the node is
 /// removed).
 pub fn delete_table_if_empty() -> Result<(), NatError> {
-    let output = Command::new("nft").args(["list", "table", "ip", TABLE]).output().map_err(NatError::Spawn)?;
+    let output = nft_command().args(["list", "table", "ip", TABLE]).output().map_err(NatError::Spawn)?;
     if !output.status.success() {
         return Ok(()); // no table
     }

@@ -194,7 +194,8 @@ impl Runtime {
         Ok(self.sandboxes.join(id))
     }
 
-    /// Starts the sandbox of pod `id` and waits until its namespaces are ready.
+    /// Starts the sandbox of pod `id` and waits until its namespaces are ready. On failure the
+    /// directory (with `pause.log`) stays for inspection until [`Runtime::stop_sandbox`].
     pub fn start_sandbox(&self, id: &str, config: &SandboxConfig) -> Result<SandboxState, SandboxError> {
         let dir = self.sandbox_dir(id)?;
         if dir.exists() {
@@ -358,7 +359,10 @@ fn join_cgroups(cgroup_parent: &str) -> Result<(), SandboxError> {
                 let empty = fs::read_to_string(&own).is_ok_and(|v| v.trim().is_empty());
                 if let (true, Some(parent)) = (empty, parent) {
                     let value = fs::read_to_string(&parent).map_err(io("reading", &parent))?;
-                    fs::write(&own, value.trim()).map_err(io("writing", &own))?;
+                    // An empty v2 value means "inherit": nothing to copy.
+                    if !value.trim().is_empty() {
+                        fs::write(&own, value.trim()).map_err(io("writing", &own))?;
+                    }
                 }
             }
         }

@@ -693,6 +693,20 @@ mod tests {
     }
 
     #[test]
+    fn pause_takes_a_directory_unless_it_is_the_pid_namespace_init() {
+        let pause = |args: &[&str]| match parse_args(["skiff", "pause"].iter().chain(args).copied()) {
+            Ok(Command::Pause(p)) => Ok((p.dir, p.foreground, p.init)),
+            Ok(other) => panic!("not pause: {other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(pause(&["/d"]).unwrap(), (Some(PathBuf::from("/d")), false, false));
+        assert_eq!(pause(&["--foreground", "/d"]).unwrap(), (Some(PathBuf::from("/d")), true, false));
+        assert_eq!(pause(&["--init"]).unwrap(), (None, false, true));
+        assert!(pause(&[]).is_err(), "a holder needs its directory");
+        assert!(pause(&["--init", "/d"]).is_err());
+    }
+
+    #[test]
     fn defaults_match_the_documented_ones() {
         let c = server(&[], Some("")).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/skiff"));

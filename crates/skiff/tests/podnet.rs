@@ -49,6 +49,12 @@ fn running(pid: i32) -> bool {
         .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
 }
 
+/// The parent pid of `pid`.
+fn parent(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok()).expect("ppid")
+}
+
 /// Removes what the test put on the host, also when an assertion failed half-way.
 struct HostCleanup {
     runtime: Runtime,
@@ -210,10 +216,27 @@ fn pods_get_sandboxes_addresses_and_connectivity() {
     assert_eq!(rules.matches("masquerade").count(), 1, "{rules}");
     assert!(rules.contains("ip saddr 10.199.0.0/24 ip daddr != 10.199.0.0/24"), "{rules}");
 
+    // A host-network pod gets no namespaces of its own besides PID.
+    let host = runtime
+        .start_sandbox(
+            "host",
+            &SandboxConfig { hostname: "ignored".into(), host_network: true, host_ipc: true, ..Default::default() },
+        )
+        .expect("host sandbox");
+    assert_eq!((&host.net, &host.ipc, &host.uts, &host.pid_namespace), (&None, &None, &None, &None));
+    for ns in ["net", "ipc", "uts"] {
+        let link = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).expect("ns link");
+        assert_eq!(link(&host.pid.to_string()), link("self"), "{ns} is the host's");
+    }
+    runtime.stop_sandbox("host").expect("stop");
+    assert!(!running(host.pid));
+
     // Two pods: A shares its PID namespace, B does not.
     let a = sandbox(&runtime, "pod-a", true);
     let b = sandbox(&runtime, "pod-b", false);
     assert!(a.pid_namespace.is_some() && a.init_pid.is_some() && b.pid_namespace.is_none());
+    assert_ne!(parent(a.pid), std::process::id() as i32, "the holder is not the agent's child");
+    assert_eq!(parent(a.init_pid.expect("init")), a.pid, "the holder is the parent of the PID namespace's init");
     let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", a.pid)).expect("cgroup");
     assert!(cgroup.contains(&format!("{CGROUP_ROOT}/pod-a/pause")), "{cgroup}");
     let ip_a = net.setup("pod-a", a.net.as_ref().expect("netns")).expect("setup a");
