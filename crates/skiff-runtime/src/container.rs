@@ -66,10 +66,11 @@ pub enum ContainerState {
 #[derive(Debug, Clone)]
 pub struct Runtime {
     containers: PathBuf,
+    pub(crate) sandboxes: PathBuf,
     state_root: PathBuf,
     images: ImageStore,
     snapshots: Snapshots,
-    shim_binary: PathBuf,
+    pub(crate) shim_binary: PathBuf,
 }
 
 /// How long the shim may take to create and start a container.
@@ -77,15 +78,18 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Runtime {
     /// Opens the runtime state under `agent_dir` (`images/`, `snapshots/`, `containers/`,
-    /// `libcontainer/`); containers are run by `shim_binary shim <dir>` (the `skiff` binary).
+    /// `sandboxes/`, `libcontainer/`); containers are run by `shim_binary shim <dir>` and pod
+    /// sandboxes by `shim_binary pause <dir>` (the `skiff` binary).
     pub fn open(agent_dir: &Path, shim_binary: &Path) -> Result<Self, ContainerError> {
         let containers = agent_dir.join("containers");
+        let sandboxes = agent_dir.join("sandboxes");
         let state_root = agent_dir.join("libcontainer");
-        for d in [&containers, &state_root] {
+        for d in [&containers, &sandboxes, &state_root] {
             fs::create_dir_all(d).map_err(io("creating", d))?;
         }
         Ok(Self {
             containers,
+            sandboxes,
             state_root,
             images: ImageStore::open(&agent_dir.join("images"))?,
             snapshots: Snapshots::open(&agent_dir.join("snapshots"))?,
@@ -104,11 +108,7 @@ impl Runtime {
     }
 
     fn dir(&self, id: &str) -> Result<PathBuf, ContainerError> {
-        let valid = !id.is_empty()
-            && id.len() <= 128
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-            && !id.starts_with('.');
-        if !valid {
+        if !valid_id(id) {
             return Err(ContainerError::Io(format!("invalid container id {id:?}")));
         }
         Ok(self.containers.join(id))
@@ -233,6 +233,15 @@ impl Runtime {
         ids.sort();
         Ok(ids)
     }
+}
+
+/// Whether `id` may name a container or sandbox directory: 1-128 of `[A-Za-z0-9_.-]`, not
+/// starting with a dot.
+pub(crate) fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !id.starts_with('.')
 }
 
 fn alive(pid: i32) -> bool {

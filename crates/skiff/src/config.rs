@@ -102,6 +102,9 @@ pub enum CliCommand {
     /// Run one container (started by the agent; not for direct use).
     #[command(hide = true)]
     Shim(ShimArgs),
+    /// Hold one pod's namespaces (started by the agent; not for direct use).
+    #[command(hide = true)]
+    Pause(PauseArgs),
 }
 
 /// Flags of the internal `skiff shim` command.
@@ -112,6 +115,20 @@ pub struct ShimArgs {
     /// Run the shim in this process (otherwise launch it as a daemon and return).
     #[arg(long)]
     pub foreground: bool,
+}
+
+/// Flags of the internal `skiff pause` command.
+#[derive(Debug, Clone, Args)]
+pub struct PauseArgs {
+    /// The sandbox directory prepared by the agent.
+    #[arg(required_unless_present = "init")]
+    pub dir: Option<PathBuf>,
+    /// Hold the namespaces in this process (otherwise launch the holder as a daemon and return).
+    #[arg(long)]
+    pub foreground: bool,
+    /// Be PID 1 of a pod's shared PID namespace (started by the holder): reap orphans.
+    #[arg(long, conflicts_with_all = ["dir", "foreground"])]
+    pub init: bool,
 }
 
 /// Flags of `skiff images`.
@@ -248,6 +265,8 @@ pub enum Command {
     Images(ImagesArgs),
     /// `skiff shim ...`.
     Shim(ShimArgs),
+    /// `skiff pause ...`.
+    Pause(PauseArgs),
 }
 
 /// Everything `skiff server` needs to know, after precedence and validation.
@@ -348,6 +367,7 @@ where
             CliCommand::Bench(b) => Ok(Command::Bench(b)),
             CliCommand::Images(i) => Ok(Command::Images(i)),
             CliCommand::Shim(s) => Ok(Command::Shim(s)),
+            CliCommand::Pause(p) => Ok(Command::Pause(p)),
             // `subcommand()` said it is not `server`.
             CliCommand::Server(_) => Err(ConfigError::Invalid("unexpected subcommand".into())),
         };
@@ -670,6 +690,20 @@ mod tests {
             Command::Server(c) => Ok(c),
             other => panic!("not a server command: {other:?}"),
         }
+    }
+
+    #[test]
+    fn pause_takes_a_directory_unless_it_is_the_pid_namespace_init() {
+        let pause = |args: &[&str]| match parse_args(["skiff", "pause"].iter().chain(args).copied()) {
+            Ok(Command::Pause(p)) => Ok((p.dir, p.foreground, p.init)),
+            Ok(other) => panic!("not pause: {other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(pause(&["/d"]).unwrap(), (Some(PathBuf::from("/d")), false, false));
+        assert_eq!(pause(&["--foreground", "/d"]).unwrap(), (Some(PathBuf::from("/d")), true, false));
+        assert_eq!(pause(&["--init"]).unwrap(), (None, false, true));
+        assert!(pause(&[]).is_err(), "a holder needs its directory");
+        assert!(pause(&["--init", "/d"]).is_err());
     }
 
     #[test]

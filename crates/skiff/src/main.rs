@@ -28,6 +28,7 @@ fn main() -> std::process::ExitCode {
         Command::Server(cfg) => server(cfg),
         Command::Images(args) => skiff::images::run(args, &mut std::io::stdout().lock()),
         Command::Shim(args) => shim(args),
+        Command::Pause(args) => pause(args),
         Command::Bench(skiff::config::BenchCommand::Api(args)) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(skiff::bench::run_api(args))),
@@ -80,18 +81,41 @@ fn server(cfg: ServerConfig) -> anyhow::Result<()> {
 /// run before any thread exists, as libcontainer's forks require.
 fn shim(args: skiff::config::ShimArgs) -> anyhow::Result<()> {
     if !args.foreground {
-        let exe = std::env::current_exe().context("cannot find the skiff binary")?;
-        std::process::Command::new(exe)
-            .arg("shim")
-            .arg("--foreground")
-            .arg(&args.dir)
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .context("cannot launch the shim")?;
-        return Ok(());
+        return launch_detached("shim", &args.dir);
     }
     init_tracing("info")?;
     skiff_runtime::shim::run(&args.dir).map_err(anyhow::Error::from)
+}
+
+/// `skiff pause DIR`: launches `skiff pause --foreground DIR` detached, like `skiff shim`;
+/// `--foreground` holds the pod's namespaces (it must stay single-threaded until they are
+/// unshared); `--init` is PID 1 of a shared PID namespace.
+fn pause(args: skiff::config::PauseArgs) -> anyhow::Result<()> {
+    if args.init {
+        init_tracing("info")?;
+        return skiff_runtime::sandbox::run_init().map_err(anyhow::Error::from);
+    }
+    let dir = args.dir.context("the sandbox directory is missing")?;
+    if !args.foreground {
+        return launch_detached("pause", &dir);
+    }
+    init_tracing("info")?;
+    skiff_runtime::sandbox::run_holder(&dir, || skiff_net::netlink::loopback_up().map_err(|e| e.to_string()))
+        .map_err(anyhow::Error::from)
+}
+
+/// Starts `skiff SUBCOMMAND --foreground DIR` without waiting for it: once this process exits,
+/// the child is adopted by init and outlives the agent that asked for it.
+fn launch_detached(subcommand: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the skiff binary")?;
+    std::process::Command::new(exe)
+        .arg(subcommand)
+        .arg("--foreground")
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot launch skiff {subcommand}"))?;
+    Ok(())
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` if set, else by `--log-level`.
