@@ -200,6 +200,7 @@ def test_delete_stops_within_grace_and_cleans_up(agent_cluster, ns):
     assert not Path(f"/proc/{started['pid']}").exists(), "the container's process is gone"
     assert not instance.exists(), "the container directory is removed"
     assert not (agent_cluster.data_dir / "agent" / "pods" / uid).exists()
+    assert not (LOG_DIR / f"{ns}_sleeper_{uid}").exists(), "the pod's logs go with it"
     mounts = Path("/proc/self/mountinfo").read_text()
     assert uid not in mounts, "no mount of the pod is left"
     for root in Path("/sys/fs/cgroup").iterdir():

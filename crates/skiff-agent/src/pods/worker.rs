@@ -175,10 +175,8 @@ impl Worker {
         let containers: Vec<(Container, bool)> = all_containers(&self.pod).map(|(c, i)| (c.clone(), i)).collect();
         let mut init_done = true;
         for (container, is_init) in &containers {
-            if *is_init && !init_done {
-                break;
-            }
-            if !*is_init && !init_done {
+            // Each init container waits for the previous ones; app containers for all of them.
+            if !init_done {
                 break;
             }
             let sidecar = *is_init && container.restart_policy.as_deref() == Some("Always");
@@ -346,14 +344,14 @@ impl Worker {
         }
     }
 
-    fn log_path(&self, container: &str, attempt: u32) -> PathBuf {
+    /// `/var/log/pods/<ns>_<name>_<uid>`: the pod's logs, removed with the pod.
+    fn pod_log_dir(&self) -> PathBuf {
         let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
-        self.shared
-            .cfg
-            .log_dir
-            .join(format!("{ns}_{}_{}", self.name(), self.uid))
-            .join(container)
-            .join(format!("{attempt}.log"))
+        self.shared.cfg.log_dir.join(format!("{ns}_{}_{}", self.name(), self.uid))
+    }
+
+    fn log_path(&self, container: &str, attempt: u32) -> PathBuf {
+        self.pod_log_dir().join(container).join(format!("{attempt}.log"))
     }
 
     async fn views(&self) -> Vec<ContainerView> {
@@ -447,6 +445,7 @@ impl Worker {
         })
         .await;
         super::mounts::remove_pod_dir(&self.shared.cfg.agent_dir.join("pods").join(&self.uid));
+        super::mounts::remove_pod_dir(&self.pod_log_dir());
         skiff_runtime::container::remove_cgroup(&pod_cgroup(&self.uid));
         if already_gone {
             return;
