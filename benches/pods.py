@@ -72,13 +72,16 @@ def main() -> None:
     node = f"bench-{uuid.uuid4().hex[:6]}"
     port = free_port()
     kubeconfig = work / "kubeconfig"
+    (work / "none.yaml").write_text("# bench: settings come from flags\n")
     server = subprocess.Popen(
         [args.skiff, "server", "--data-dir", str(work / "data"), "--https-listen-port", str(port),
          "--bind-address", "127.0.0.1", "--write-kubeconfig", str(kubeconfig), "--node-name", node],
         stdout=open(work / "server.log", "w"), stderr=subprocess.STDOUT, env={**os.environ, "SKIFF_CONFIG": str(work / "none.yaml")})
     try:
         deadline = time.time() + 60
-        while not kubeconfig.exists() and time.time() < deadline:
+        while "skiff is running" not in (work / "server.log").read_text() and time.time() < deadline:
+            if server.poll() is not None:
+                sys.exit("skiff server exited:\n" + (work / "server.log").read_text()[-2000:])
             time.sleep(0.1)
         k8s_config.load_kube_config(str(kubeconfig))
         api = k8s.CoreV1Api()
