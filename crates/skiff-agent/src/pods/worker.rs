@@ -210,22 +210,22 @@ impl Worker {
                 init_done = false;
             }
             if wants_start {
-                self.start(container, state.is_some()).await;
+                self.start(container, state.as_ref()).await;
             }
         }
         self.report().await;
     }
 
-    /// Starts (or restarts, honouring back-off) one container.
-    async fn start(&mut self, container: &Container, restart: bool) {
+    /// Starts one container, or restarts it (honouring back-off) when `previous` is the state of
+    /// its last instance.
+    async fn start(&mut self, container: &Container, previous: Option<&ContainerState>) {
         let pod_ref = format!("{}_{}({})", self.name(), self.pod.metadata.namespace.as_deref().unwrap_or(""), self.uid);
         let track = self.tracks.entry(container.name.clone()).or_default();
         let now = Instant::now();
-        if restart {
+        if let Some(previous) = previous {
             if track.next_start.is_none() {
                 // Just noticed the exit: schedule the restart after the back-off.
-                let last_run = self.shared.runtime.state(&instance_id(&self.uid, &container.name, track.attempt)).ok();
-                let ran_long = matches!(&last_run, Some(ContainerState::Exited(e)) if run_time(e) >= BACKOFF_RESET);
+                let ran_long = matches!(previous, ContainerState::Exited(e) if run_time(e) >= BACKOFF_RESET);
                 // The first restart is immediate, then 10 s doubling to 5 min (reset by a long run).
                 track.backoff = if ran_long || track.attempt == 0 {
                     Duration::ZERO

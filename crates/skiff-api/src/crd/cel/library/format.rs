@@ -17,7 +17,23 @@ pub(crate) struct Format(&'static str);
 
 library_type!(Format, FORMAT_TYPE, "kubernetes.NamedFormat");
 
-const NAMES: &[&str] = &[
+/// Declares the format names once: the `NAMES` list `format.named` looks up, and one
+/// `format.<name>()` function per name.
+macro_rules! formats {
+    ($($name:literal),* $(,)?) => {
+        const NAMES: &[&str] = &[$($name),*];
+
+        fn register_named(reg: &mut Registry<'_>) -> Result<(), DeclarationError> {
+            $( reg.global(concat!("format.", $name), vec![], |a| {
+                take::<0>(a)?;
+                Ok(CowVal::owned(Format($name)))
+            })?; )*
+            Ok(())
+        }
+    };
+}
+
+formats!(
     "dns1123Label",
     "dns1123Subdomain",
     "dns1035Label",
@@ -31,34 +47,10 @@ const NAMES: &[&str] = &[
     "byte",
     "date",
     "datetime",
-];
-
-macro_rules! named {
-    ($reg:expr, $($name:literal),*) => {
-        $( $reg.global(concat!("format.", $name), vec![], |a| {
-            take::<0>(a)?;
-            Ok(CowVal::owned(Format($name)))
-        })?; )*
-    };
-}
+);
 
 pub(super) fn register(reg: &mut Registry<'_>) -> Result<(), DeclarationError> {
-    named!(
-        reg,
-        "dns1123Label",
-        "dns1123Subdomain",
-        "dns1035Label",
-        "qualifiedName",
-        "dns1123LabelPrefix",
-        "dns1123SubdomainPrefix",
-        "dns1035LabelPrefix",
-        "labelValue",
-        "uri",
-        "uuid",
-        "byte",
-        "date",
-        "datetime"
-    );
+    register_named(reg)?;
     reg.global("format.named", vec![STRING_TYPE], |a| {
         let [name] = take(a)?;
         let name = string_arg(name.as_ref())?;
