@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end suite: builds the release binary and runs tests/e2e with pytest (as root: the tests
-# create network namespaces). Extra arguments go to pytest, e.g. scripts/e2e.sh -k apply.
+# create network namespaces). Extra arguments go to pytest, e.g. scripts/e2e.sh -k apply; when the
+# first one is a path under tests/ only those paths run (scripts/e2e.sh tests/e2e/test_pods.py).
 #
 # Environment handed to the tests:
 #   SKIFF_BIN    the skiff binary under test
@@ -29,4 +30,6 @@ export KUBECTL_132=${KUBECTL_132:-}
 export KUBECTL_120=${KUBECTL_120:-$SKIFF_TOOLS/kubectl-1.20/kubectl}
 
 echo "[e2e] SKIFF_BIN=$SKIFF_BIN KUBECTL_132=${KUBECTL_132:-none} KUBECTL_120=$KUBECTL_120"
-exec "$PYTHON" -m pytest -x -q tests/e2e "$@"
+paths=(tests/e2e)
+if [ $# -gt 0 ] && [[ "$1" == tests/* ]]; then paths=(); fi
+exec "$PYTHON" -m pytest -x -q "${paths[@]}" "$@"

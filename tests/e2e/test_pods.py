@@ -5,6 +5,7 @@ client, the CRI log files and the host's process table, mounts and container dir
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -83,6 +84,11 @@ def log_text(ns: str, pod: dict, container: str = "main", attempt: int = 0) -> s
     meta = pod["metadata"]
     path = LOG_DIR / f"{ns}_{meta['name']}_{meta['uid']}" / container / f"{attempt}.log"
     return path.read_text() if path.exists() else ""
+
+
+def veth_of(uid: str) -> str:
+    """The host end of a pod's veth pair, named as skiff-net names it."""
+    return "veth" + hashlib.sha256(b"skiff0\x00" + uid.encode()).hexdigest()[:11]
 
 
 def phase_is(cluster, ns, name, phase):
@@ -193,6 +199,7 @@ def test_delete_stops_within_grace_and_cleans_up(agent_cluster, ns):
     started = json.loads((instance / "started.json").read_text())
     assert Path(f"/proc/{started['pid']}").exists()
 
+    assert veth_of(uid) in agent_cluster.netns.exec("ip", "-o", "link").stdout
     t0 = time.monotonic()
     kubectl(agent_cluster, ns, "delete", "pod", "sleeper", "--timeout=60s")
     elapsed = time.monotonic() - t0
@@ -205,6 +212,10 @@ def test_delete_stops_within_grace_and_cleans_up(agent_cluster, ns):
     assert uid not in mounts, "no mount of the pod is left"
     for root in Path("/sys/fs/cgroup").iterdir():
         assert not (root / "skiff" / f"pod{uid}").exists(), f"cgroup left in {root}"
+    assert not (agent_cluster.data_dir / "agent" / "sandboxes" / uid).exists(), "the sandbox is gone"
+    ipam = agent_cluster.data_dir / "agent" / "ipam"
+    assert not any(uid in f.read_text() for f in ipam.iterdir() if f.is_file()), "the address is released"
+    assert veth_of(uid) not in agent_cluster.netns.exec("ip", "-o", "link").stdout, "the veth pair is gone"
 
 
 def test_agent_restart_keeps_containers_running(agent_cluster, ns):
@@ -239,3 +250,59 @@ def test_python_client_sees_pod_status(agent_cluster, ns):
     conditions = {c.type: c.status for c in pod.status.conditions}
     assert conditions["Initialized"] == "True" and conditions["Ready"] == "False"
     assert pod.status.host_ip == agent_cluster.node_ip
+
+
+def test_node_gets_a_pod_cidr(agent_cluster):
+    node = eventually(lambda: (n := json.loads(agent_cluster.kubectl("get", "node", NODE, "-o", "json").stdout))
+                      ["spec"].get("podCIDR") and n, what="podCIDR assigned")
+    assert node["spec"]["podCIDR"] == "10.42.0.0/24"
+    assert node["spec"]["podCIDRs"] == ["10.42.0.0/24"]
+
+
+def in_server_netns(cluster: Cluster, code: str) -> str:
+    """Runs Python `code` in the server's network namespace (the node's host network)."""
+    return cluster.netns.exec(sys.executable, "-c", code).stdout
+
+
+def test_pods_get_addresses_and_reach_each_other(agent_cluster, ns):
+    serve = ("mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && grep web /etc/hosts "
+             "&& exec httpd -f -p 8080 -h /www")
+    kubectl(agent_cluster, ns, "apply", "-f", "-", input=pod_manifest("web", serve, restart="Always"))
+    pod = eventually(lambda: phase_is(agent_cluster, ns, "web", "Running"), what="web Running")
+    ip = pod["status"]["podIP"]
+    assert ip.startswith("10.42.0.") and ip != "10.42.0.1", ip
+    assert pod["status"]["podIPs"] == [{"ip": ip}]
+    assert pod["status"]["hostIP"] == agent_cluster.node_ip
+    conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+    assert conditions["PodReadyToStartContainers"] == "True"
+    eventually(lambda: f"{ip}\tweb" in log_text(ns, pod), what="/etc/hosts names the pod's address")
+    assert ip in kubectl(agent_cluster, ns, "get", "pod", "web", "-o", "wide").stdout
+
+    # From the node.
+    fetch = f"import urllib.request; print(urllib.request.urlopen('http://{ip}:8080/', timeout=5).read().decode())"
+    body = eventually(lambda: in_server_netns(agent_cluster, fetch), what="HTTP from the node")
+    assert body.strip() == "hello-from-web"
+
+    # From another pod (busybox nc; its wget is unusable here).
+    client = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc {ip} 8080"
+    kubectl(agent_cluster, ns, "apply", "-f", "-", input=pod_manifest("client", client))
+    other = eventually(lambda: phase_is(agent_cluster, ns, "client", "Succeeded"), what="client Succeeded")
+    assert other["status"]["podIP"] != ip
+    assert "hello-from-web" in log_text(ns, other)
+
+
+def test_host_network_and_shared_process_namespace(agent_cluster, ns):
+    hostnet = json.loads(pod_manifest("hostnet", "cat /proc/net/dev"))
+    hostnet["spec"]["hostNetwork"] = True
+    kubectl(agent_cluster, ns, "apply", "-f", "-", input=json.dumps(hostnet))
+    pod = eventually(lambda: phase_is(agent_cluster, ns, "hostnet", "Succeeded"), what="hostnet Succeeded")
+    assert pod["status"]["podIP"] == agent_cluster.node_ip
+    assert "skiff0" in log_text(ns, pod), "the host's interfaces are visible"
+
+    shared = json.loads(pod_manifest("shared", "sleep 1; ps"))
+    shared["spec"]["shareProcessNamespace"] = True
+    shared["spec"]["containers"].append({"name": "sidecar", "image": "busybox", "command": ["sleep", "4242"]})
+    kubectl(agent_cluster, ns, "apply", "-f", "-", input=json.dumps(shared))
+    pod = eventually(lambda: (p := get_pod(agent_cluster, ns, "shared"))
+                     and "sleep 4242" in log_text(ns, p) and p, what="ps sees the other container")
+    kubectl(agent_cluster, ns, "delete", "pod", "shared", "--grace-period=1")

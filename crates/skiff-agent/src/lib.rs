@@ -1,10 +1,13 @@
 //! skiff's node agent (the kubelet): registers the Node and keeps its Lease fresh ([`node`]),
 //! runs the pods bound to it on the container runtime and reports their status ([`pods`]).
 //!
+//! Pods run once the Node has a pod CIDR ([`network`]).
+//!
 //! Like every component it talks only to the API server, through a kube client with its own
 //! identity. What does not live here: images, containers and shims (`skiff-runtime`), pod
-//! networking (`skiff-net`), scheduling (the scheduler binds pods to nodes).
+//! networking mechanics (`skiff-net`), scheduling (the scheduler binds pods to nodes).
 
+pub mod network;
 pub mod node;
 pub mod pods;
 pub mod sysinfo;
@@ -78,12 +81,15 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
     let reporter =
         kube::runtime::events::Reporter { controller: "kubelet".into(), instance: Some(cfg.node_name.clone()) };
     let recorder = kube::runtime::events::Recorder::new(client.clone(), reporter);
-    let shared = Arc::new(pods::worker::Shared {
-        client: client.clone(),
-        runtime: Arc::clone(&runtime),
-        cfg: cfg.clone(),
-        recorder,
-    });
+    let pod_task = {
+        let (client, runtime, cfg) = (client.clone(), Arc::clone(&runtime), cfg.clone());
+        async move {
+            let cidr = network::wait_for_pod_cidr(&client, &cfg.node_name).await;
+            let data_dir = cfg.agent_dir.parent().unwrap_or(&cfg.agent_dir).to_path_buf();
+            let network = Arc::new(network::open(&data_dir, cidr).await);
+            pods::run(Arc::new(pods::worker::Shared { client, runtime, network, cfg, recorder })).await;
+        }
+    };
     let images = tokio::spawn(async move {
         loop {
             let rt = Arc::clone(&runtime);
@@ -99,5 +105,5 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });
-    Ok(Agent { tasks: vec![tokio::spawn(node::run(client, cfg)), tokio::spawn(pods::run(shared)), images] })
+    Ok(Agent { tasks: vec![tokio::spawn(node::run(client, cfg)), tokio::spawn(pod_task), images] })
 }

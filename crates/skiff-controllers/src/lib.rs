@@ -1,10 +1,11 @@
 //! skiff's controllers. Each runs as a kube-rs reconcile loop against the API server over HTTPS,
 //! exactly like a third-party controller: none of them touches the store.
 //!
-//! Present: the namespace controller ([`namespace`]). The workload controllers arrive with their
-//! issues.
+//! Present: the namespace controller ([`namespace`]) and the node IPAM controller
+//! ([`nodeipam`]). The workload controllers arrive with their issues.
 
 pub mod namespace;
+pub mod nodeipam;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -64,12 +65,12 @@ impl Controllers {
 }
 
 /// Starts every controller in the background; they retry until the API server answers.
-pub fn start(cfg: ClientConfig) -> Controllers {
+pub fn start(cfg: ClientConfig, ipam: nodeipam::NodeIpamConfig) -> Controllers {
     let task = tokio::spawn(async move {
         loop {
             match client(&cfg).await {
                 Ok(c) => {
-                    namespace::run(c).await;
+                    futures::join!(namespace::run(c.clone()), nodeipam::run(c, ipam));
                     return;
                 }
                 Err(e) => {

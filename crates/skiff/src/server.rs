@@ -58,7 +58,12 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         ca_pem: pki.ca_cert_pem().to_string(),
         token: pki.admin_token().to_string(),
     };
-    let controllers = skiff_controllers::start(client_cfg.clone());
+    let ipam = skiff_controllers::nodeipam::NodeIpamConfig {
+        cluster_network: cfg.cluster_cidr.addr,
+        cluster_prefix: cfg.cluster_cidr.prefix,
+        node_prefix: 24,
+    };
+    let controllers = skiff_controllers::start(client_cfg.clone(), ipam);
     let agent = if cfg.disable_agent {
         None
     } else {

@@ -1,6 +1,6 @@
 //! The agent's pods: a watch on the pods bound to this node (`spec.nodeName=<node>`), one
 //! [`worker`] task per pod fed with its updates, and cleanup of containers whose pod no longer
-//! exists (deleted while the agent was down).
+//! exists (deleted while the agent was down), with their sandboxes and addresses.
 
 pub mod convert;
 pub mod env;
@@ -71,31 +71,48 @@ async fn dispatch(
     tokio::spawn(worker::run(Arc::clone(shared), pod, rx));
 }
 
-/// Stops and removes containers whose pod uid is not among `live` (pods deleted while the agent
-/// was down).
+/// Stops and removes containers, sandboxes and pod addresses whose pod uid is not among `live`
+/// (pods deleted while the agent was down).
 async fn remove_orphans(shared: &Arc<Shared>, live: &[String]) {
     let runtime = Arc::clone(&shared.runtime);
+    let network = Arc::clone(&shared.network);
     let live: Vec<String> = live.to_vec();
     let agent_dir = shared.cfg.agent_dir.clone();
     let _ = tokio::task::spawn_blocking(move || {
-        for id in runtime.list().unwrap_or_default() {
-            // `<uid>-<container>-<attempt>`: a uid is 36 characters.
-            let uid = id.get(..36).unwrap_or("");
-            if live.iter().any(|l| l == uid) {
-                continue;
+        remove_orphan_containers(&runtime, &live, &agent_dir);
+        for id in runtime.list_sandboxes().unwrap_or_default().into_iter().filter(|id| !live.contains(id)) {
+            tracing::info!(sandbox = %id, "removing the sandbox of a pod that no longer exists");
+            if let Err(e) = runtime.stop_sandbox(&id) {
+                tracing::warn!(sandbox = %id, error = %e, "removing an orphaned sandbox");
             }
-            tracing::info!(container = %id, "removing the container of a pod that no longer exists");
-            let _ = runtime.signal(&id, nix::sys::signal::Signal::SIGKILL);
-            for _ in 0..100 {
-                if !matches!(runtime.state(&id), Ok(skiff_runtime::container::ContainerState::Running(_))) {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            let _ = runtime.remove(&id);
-            mounts::remove_pod_dir(&agent_dir.join("pods").join(uid));
-            skiff_runtime::container::remove_cgroup(&worker::pod_cgroup(uid));
+            skiff_runtime::container::remove_cgroup(&worker::pod_cgroup(&id));
+        }
+        match network.gc(live.iter().map(String::as_str)) {
+            Ok(removed) if !removed.is_empty() => tracing::info!(?removed, "released addresses of deleted pods"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "releasing addresses of deleted pods"),
         }
     })
     .await;
+}
+
+fn remove_orphan_containers(runtime: &skiff_runtime::container::Runtime, live: &[String], agent_dir: &std::path::Path) {
+    for id in runtime.list().unwrap_or_default() {
+        // `<uid>-<container>-<attempt>`: a uid is 36 characters.
+        let uid = id.get(..36).unwrap_or("");
+        if live.iter().any(|l| l == uid) {
+            continue;
+        }
+        tracing::info!(container = %id, "removing the container of a pod that no longer exists");
+        let _ = runtime.signal(&id, nix::sys::signal::Signal::SIGKILL);
+        for _ in 0..100 {
+            if !matches!(runtime.state(&id), Ok(skiff_runtime::container::ContainerState::Running(_))) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = runtime.remove(&id);
+        mounts::remove_pod_dir(&agent_dir.join("pods").join(uid));
+        skiff_runtime::container::remove_cgroup(&worker::pod_cgroup(uid));
+    }
 }

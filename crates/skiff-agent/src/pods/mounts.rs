@@ -27,8 +27,13 @@ fn write_if_changed(path: &Path, content: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The kubelet-managed `/etc/hosts` of a pod.
+/// The kubelet-managed `/etc/hosts` of a pod: the node's own with `hostNetwork`, else localhost,
+/// the pod's address and host aliases.
 pub fn hosts_file(pod: &Pod) -> String {
+    if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
+        let node = fs::read_to_string("/etc/hosts").unwrap_or_default();
+        return format!("# Kubernetes-managed hosts file (host network).\n{node}");
+    }
     let mut out = String::from(
         "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
     );

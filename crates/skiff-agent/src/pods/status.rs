@@ -165,7 +165,13 @@ pub fn phase(views: &[ContainerView], restart_policy: &str) -> &'static str {
 }
 
 /// The `status` the kubelet owns for `pod`.
-pub fn pod_status(pod: &Pod, views: &[ContainerView], host_ip: &str) -> Value {
+pub fn pod_status(
+    pod: &Pod,
+    views: &[ContainerView],
+    host_ip: &str,
+    pod_ip: Option<&str>,
+    sandbox_ready: bool,
+) -> Value {
     let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always");
     let phase = phase(views, policy);
     let initialized = !views.iter().filter(|v| v.init && !v.sidecar).any(|v| !succeeded(&v.state));
@@ -179,13 +185,13 @@ pub fn pod_status(pod: &Pod, views: &[ContainerView], host_ip: &str) -> Value {
         .and_then(|s| s.start_time.clone())
         .map(|t| json!(t))
         .unwrap_or_else(|| json!(format!("{:.0}", jiff::Timestamp::now())));
-    json!({
+    let mut status = json!({
         "phase": phase,
         "hostIP": host_ip,
         "hostIPs": [{"ip": host_ip}],
         "startTime": started,
         "conditions": [
-            cond("PodReadyToStartContainers", !terminal, None),
+            cond("PodReadyToStartContainers", sandbox_ready && !terminal, None),
             cond("Initialized", initialized, Some(if terminal { "PodCompleted" } else { "ContainersNotInitialized" })),
             cond("ContainersReady", containers_ready, Some(reason_ready)),
             cond("Ready", containers_ready, Some(reason_ready)),
@@ -193,7 +199,12 @@ pub fn pod_status(pod: &Pod, views: &[ContainerView], host_ip: &str) -> Value {
         ],
         "initContainerStatuses": views.iter().filter(|v| v.init).map(container_status).collect::<Vec<_>>(),
         "containerStatuses": views.iter().filter(|v| !v.init).map(container_status).collect::<Vec<_>>(),
-    })
+    });
+    if let Some(ip) = pod_ip {
+        status["podIP"] = json!(ip);
+        status["podIPs"] = json!([{"ip": ip}]);
+    }
+    status
 }
 
 #[cfg(test)]
@@ -250,17 +261,22 @@ mod tests {
         let pod = Pod::default();
         let mut v = view(false, exited(0));
         v.container_id = Some("skiff://x".into());
-        let status = pod_status(&pod, &[v], "10.0.0.1");
+        let status = pod_status(&pod, &[v], "10.0.0.1", None, true);
+        assert!(status.get("podIP").is_none());
         assert_eq!(status["phase"], "Running");
         let t = &status["containerStatuses"][0]["state"]["terminated"];
         assert_eq!((t["reason"].as_str(), t["exitCode"].as_i64()), (Some("Completed"), Some(0)));
         assert_eq!(t["finishedAt"], "2026-01-01T00:00:05Z");
         let mut w = view(false, None);
         w.waiting = Some(Waiting { reason: "ErrImageNeverPull".into(), message: "m".into() });
-        let status = pod_status(&pod, &[w], "10.0.0.1");
+        let status = pod_status(&pod, &[w], "10.0.0.1", None, false);
+        assert_eq!(status["conditions"][0]["status"], "False");
         assert_eq!(status["containerStatuses"][0]["state"]["waiting"]["reason"], "ErrImageNeverPull");
         assert_eq!(status["conditions"][3]["reason"], "ContainersNotReady");
-        let status = pod_status(&pod, &[view(false, running())], "10.0.0.1");
+        let status = pod_status(&pod, &[view(false, running())], "10.0.0.1", Some("10.42.0.5"), true);
+        assert_eq!(status["podIP"], "10.42.0.5");
+        assert_eq!(status["podIPs"][0]["ip"], "10.42.0.5");
+        assert_eq!(status["conditions"][0]["status"], "True");
         assert_eq!(status["conditions"][3]["status"], "True");
         assert_eq!(status["containerStatuses"][0]["state"]["running"]["startedAt"], "2026-01-01T00:00:00Z");
     }

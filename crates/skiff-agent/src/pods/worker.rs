@@ -4,7 +4,10 @@
 //! deletion.
 //!
 //! Container instances are named `<pod uid>-<container>-<attempt>` in the runtime, so a restarted
-//! agent re-adopts them from the runtime's directory instead of starting them again.
+//! agent re-adopts them from the runtime's directory instead of starting them again. The pod's
+//! sandbox (the holder of its network, IPC and UTS namespaces) is named by the pod UID and
+//! connected to the pod network before any container starts; if it dies (a reboot, a killed
+//! holder) the containers left in it are killed and everything starts again in a new one.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,8 +18,10 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder};
 use nix::sys::signal::Signal;
+use skiff_net::PodNetwork;
 use skiff_runtime::container::{ContainerState, Runtime};
 use skiff_runtime::images::Reference;
+use skiff_runtime::sandbox::{SandboxConfig, SandboxError, SandboxState, SandboxStatus};
 use tokio::sync::mpsc;
 
 use super::convert;
@@ -56,6 +61,8 @@ pub struct Shared {
     pub runtime: Arc<Runtime>,
     /// Agent configuration.
     pub cfg: AgentConfig,
+    /// The node's pod network.
+    pub network: Arc<PodNetwork>,
     /// Event recorder.
     pub recorder: Recorder,
 }
@@ -76,12 +83,30 @@ struct Worker {
     uid: String,
     tracks: HashMap<String, Track>,
     last_status: Option<serde_json::Value>,
+    /// The pod's running sandbox.
+    sandbox: Option<SandboxState>,
+    /// The pod's IP (the node's with `hostNetwork`), once its sandbox is connected.
+    pod_ip: Option<String>,
+    /// Why the last attempt to create the sandbox failed (to report each cause once).
+    sandbox_error: Option<String>,
+    /// Whether the sandbox of a finished pod is gone.
+    sandbox_released: bool,
 }
 
 /// Runs the worker of one pod until the pod is gone from the node.
 pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Option<Pod>>) {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let mut worker = Worker { shared, pod, uid, tracks: HashMap::new(), last_status: None };
+    let mut worker = Worker {
+        shared,
+        pod,
+        uid,
+        tracks: HashMap::new(),
+        last_status: None,
+        sandbox: None,
+        pod_ip: None,
+        sandbox_error: None,
+        sandbox_released: false,
+    };
     worker.adopt().await;
     let mut deleted = false;
     loop {
@@ -139,6 +164,137 @@ impl Worker {
         }
     }
 
+    fn host_network(&self) -> bool {
+        self.pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false)
+    }
+
+    fn sandbox_config(&self) -> SandboxConfig {
+        let spec = self.pod.spec.as_ref();
+        let flag = |f: fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<bool>| spec.and_then(f).unwrap_or(false);
+        SandboxConfig {
+            hostname: super::mounts::pod_hostname(&self.pod),
+            share_pid_namespace: flag(|s| s.share_process_namespace),
+            host_network: flag(|s| s.host_network),
+            host_ipc: flag(|s| s.host_ipc),
+            host_pid: flag(|s| s.host_pid),
+            cgroup_parent: Some(pod_cgroup(&self.uid)),
+        }
+    }
+
+    /// Makes sure the pod's sandbox runs and is connected to the pod network, creating it (again)
+    /// when needed; false while it cannot (the cause is reported as an event).
+    async fn ensure_sandbox(&mut self) -> bool {
+        let runtime = Arc::clone(&self.shared.runtime);
+        let uid = self.uid.clone();
+        let status = tokio::task::spawn_blocking(move || runtime.sandbox_state(&uid)).await;
+        match status {
+            Ok(Ok(SandboxStatus::Ready(state))) => {
+                let netns = state.net.clone();
+                self.sandbox = Some(state);
+                if self.pod_ip.is_none() {
+                    // Adopted from an earlier agent run: its address is in the IPAM state.
+                    let network = Arc::clone(&self.shared.network);
+                    let uid = self.uid.clone();
+                    let held = tokio::task::spawn_blocking(move || network.get(&uid)).await.ok().and_then(Result::ok);
+                    self.pod_ip = match (self.host_network(), held.flatten(), netns) {
+                        (true, _, _) => Some(self.shared.cfg.node_ip.to_string()),
+                        (false, Some(ip), _) => Some(ip.address.to_string()),
+                        (false, None, Some(netns)) => match self.connect(netns).await {
+                            Ok(ip) => Some(ip),
+                            Err(e) => return self.sandbox_failed(e).await,
+                        },
+                        (false, None, None) => None,
+                    };
+                }
+                return true;
+            }
+            Ok(Ok(SandboxStatus::NotReady(_))) => {
+                self.event(
+                    EventType::Normal,
+                    "SandboxChanged",
+                    "Pod sandbox changed, it will be killed and re-created.".into(),
+                )
+                .await;
+                self.kill_containers().await;
+                self.release_sandbox().await;
+            }
+            Ok(Err(SandboxError::NotFound(_))) => {}
+            Ok(Err(e)) => return self.sandbox_failed(e.to_string()).await,
+            Err(e) => return self.sandbox_failed(e.to_string()).await,
+        }
+        self.sandbox = None;
+        let runtime = Arc::clone(&self.shared.runtime);
+        let (uid, config) = (self.uid.clone(), self.sandbox_config());
+        let started = tokio::task::spawn_blocking(move || runtime.start_sandbox(&uid, &config)).await;
+        let state = match started {
+            Ok(Ok(state)) => state,
+            Ok(Err(e)) => {
+                let message = e.to_string();
+                self.release_sandbox().await;
+                return self.sandbox_failed(message).await;
+            }
+            Err(e) => return self.sandbox_failed(e.to_string()).await,
+        };
+        self.pod_ip = match (self.host_network(), state.net.clone()) {
+            (true, _) => Some(self.shared.cfg.node_ip.to_string()),
+            (false, Some(netns)) => match self.connect(netns).await {
+                Ok(ip) => Some(ip),
+                Err(e) => {
+                    self.release_sandbox().await;
+                    return self.sandbox_failed(e).await;
+                }
+            },
+            (false, None) => None,
+        };
+        self.sandbox = Some(state);
+        self.sandbox_error = None;
+        true
+    }
+
+    /// Connects the sandbox's network namespace to the pod network; returns the pod's address.
+    async fn connect(&self, netns: PathBuf) -> Result<String, String> {
+        let network = Arc::clone(&self.shared.network);
+        let uid = self.uid.clone();
+        match tokio::task::spawn_blocking(move || network.setup(&uid, &netns)).await {
+            Ok(Ok(ip)) => Ok(ip.address.to_string()),
+            Ok(Err(e)) => Err(format!("failed to set up the pod network: {e}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn sandbox_failed(&mut self, error: String) -> bool {
+        if self.sandbox_error.as_deref() != Some(error.as_str()) {
+            let note = format!("Failed to create pod sandbox: {error}");
+            self.event(EventType::Warning, "FailedCreatePodSandBox", note).await;
+            self.sandbox_error = Some(error);
+        }
+        false
+    }
+
+    /// Disconnects the pod from the network and stops its sandbox. Idempotent.
+    async fn release_sandbox(&mut self) {
+        self.sandbox = None;
+        let (runtime, network, uid) =
+            (Arc::clone(&self.shared.runtime), Arc::clone(&self.shared.network), self.uid.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = network.teardown(&uid) {
+                tracing::warn!(pod = %uid, error = %e, "tearing down the pod network");
+            }
+            if let Err(e) = runtime.stop_sandbox(&uid) {
+                tracing::warn!(pod = %uid, error = %e, "stopping the sandbox");
+            }
+        })
+        .await;
+    }
+
+    /// Kills (SIGKILL) every running container of the pod and waits for them to end.
+    async fn kill_containers(&mut self) {
+        let ids: Vec<String> =
+            self.tracks.iter().filter(|(_, t)| t.created).map(|(n, t)| instance_id(&self.uid, n, t.attempt)).collect();
+        let runtime = Arc::clone(&self.shared.runtime);
+        let _ = tokio::task::spawn_blocking(move || stop_instances(&runtime, &ids, Duration::ZERO)).await;
+    }
+
     async fn state_of(&self, name: &str) -> Option<ContainerState> {
         let track = self.tracks.get(name)?;
         if !track.created {
@@ -169,6 +325,15 @@ impl Worker {
         // A pod that reached a terminal phase never runs again (even if its containers are gone).
         let phase = self.pod.status.as_ref().and_then(|s| s.phase.as_deref());
         if matches!(phase, Some("Succeeded" | "Failed")) {
+            // Its containers stay (for logs); its sandbox and address go.
+            if !self.sandbox_released {
+                self.release_sandbox().await;
+                self.sandbox_released = true;
+            }
+            return;
+        }
+        if !self.ensure_sandbox().await {
+            self.report().await;
             return;
         }
         let policy = self.pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into());
@@ -319,9 +484,17 @@ impl Worker {
         let mut config = convert::container_config(container, &defaults, env, pod_security, &|_| None)
             .map_err(|e| Waiting { reason: "CreateContainerConfigError".into(), message: e.0 })?;
         let pod_dir = self.shared.cfg.agent_dir.join("pods").join(&self.uid);
-        config.mounts = super::mounts::container_mounts(&self.pod, container, &pod_dir, attempt)
+        // The pod as it will be reported: `/etc/hosts` carries its address.
+        let mut pod = self.pod.clone();
+        pod.status.get_or_insert_default().pod_ip = self.pod_ip.clone();
+        config.mounts = super::mounts::container_mounts(&pod, container, &pod_dir, attempt)
             .map_err(|message| Waiting { reason: "CreateContainerConfigError".into(), message })?;
-        config.hostname = Some(super::mounts::pod_hostname(&self.pod));
+        let sandbox = self.sandbox.as_ref().ok_or_else(|| Waiting {
+            reason: "ContainerCreating".into(),
+            message: "the pod's sandbox is not ready".into(),
+        })?;
+        config.namespaces = sandbox.container_namespaces();
+        config.hostname = sandbox.uts.is_some().then(|| super::mounts::pod_hostname(&self.pod));
         config.cgroups_path = Some(format!("{}/{}", pod_cgroup(&self.uid), container.name));
         let log_path = self.log_path(&container.name, attempt);
         let id = instance_id(&self.uid, &container.name, attempt);
@@ -386,7 +559,13 @@ impl Worker {
 
     async fn report(&mut self) {
         let views = self.views().await;
-        let status = status::pod_status(&self.pod, &views, &self.shared.cfg.node_ip.to_string());
+        let status = status::pod_status(
+            &self.pod,
+            &views,
+            &self.shared.cfg.node_ip.to_string(),
+            self.pod_ip.as_deref(),
+            self.sandbox.is_some(),
+        );
         if self.last_status.as_ref() == Some(&status) {
             return;
         }
@@ -419,24 +598,7 @@ impl Worker {
         let uid = self.uid.clone();
         let ids: Vec<String> = running.iter().map(|n| instance_id(&uid, n, self.tracks[n].attempt)).collect();
         let _ = tokio::task::spawn_blocking(move || {
-            for id in &ids {
-                let _ = runtime.signal(id, Signal::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(grace);
-            while Instant::now() < deadline
-                && ids.iter().any(|id| matches!(runtime.state(id), Ok(ContainerState::Running(_))))
-            {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            for id in &ids {
-                let _ = runtime.signal(id, Signal::SIGKILL);
-            }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline
-                && ids.iter().any(|id| matches!(runtime.state(id), Ok(ContainerState::Running(_))))
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            stop_instances(&runtime, &ids, Duration::from_secs(grace));
             for id in runtime.list().unwrap_or_default().iter().filter(|id| id.starts_with(&format!("{uid}-"))) {
                 if let Err(e) = runtime.remove(id) {
                     tracing::warn!(container = %id, error = %e, "removing container");
@@ -444,6 +606,7 @@ impl Worker {
             }
         })
         .await;
+        self.release_sandbox().await;
         super::mounts::remove_pod_dir(&self.shared.cfg.agent_dir.join("pods").join(&self.uid));
         super::mounts::remove_pod_dir(&self.pod_log_dir());
         skiff_runtime::container::remove_cgroup(&pod_cgroup(&self.uid));
@@ -460,6 +623,28 @@ impl Worker {
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
             Err(e) => tracing::warn!(pod = %self.name(), error = %e, "completing the deletion failed"),
         }
+    }
+}
+
+/// Stops container instances `ids`: SIGTERM, up to `grace` for them to end, then SIGKILL and up
+/// to 10 s more. Blocking.
+fn stop_instances(runtime: &Runtime, ids: &[String], grace: Duration) {
+    let running = |id: &String| matches!(runtime.state(id), Ok(ContainerState::Running(_)));
+    if !grace.is_zero() {
+        for id in ids {
+            let _ = runtime.signal(id, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && ids.iter().any(running) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    for id in ids.iter().filter(|id| running(id)) {
+        let _ = runtime.signal(id, Signal::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && ids.iter().any(running) {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
