@@ -65,9 +65,9 @@ pub enum ContainerState {
 /// The container runtime of one node.
 #[derive(Debug, Clone)]
 pub struct Runtime {
-    containers: PathBuf,
+    pub(crate) containers: PathBuf,
     pub(crate) sandboxes: PathBuf,
-    state_root: PathBuf,
+    pub(crate) state_root: PathBuf,
     images: ImageStore,
     snapshots: Snapshots,
     pub(crate) shim_binary: PathBuf,

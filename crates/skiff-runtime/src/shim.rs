@@ -236,7 +236,7 @@ fn run_container(dir: &Path, request: &ShimRequest) -> Exited {
 
 /// libcontainer's error chain, shortened to what a user needs (e.g. `executable 'nope' not found
 /// in $PATH`).
-fn start_error(e: &dyn std::error::Error) -> String {
+pub(crate) fn start_error(e: &dyn std::error::Error) -> String {
     let mut deepest = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -248,7 +248,7 @@ fn start_error(e: &dyn std::error::Error) -> String {
 
 /// Waits for `pid` (reaping every other child that comes our way) and returns its exit code
 /// and the signal that killed it.
-fn reap(pid: Pid) -> (i32, Option<i32>) {
+pub(crate) fn reap(pid: Pid) -> (i32, Option<i32>) {
     loop {
         match waitpid(None::<Pid>, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Exited(p, code)) if p == pid => return (code, None),

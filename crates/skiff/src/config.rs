@@ -105,6 +105,16 @@ pub enum CliCommand {
     /// Hold one pod's namespaces (started by the agent; not for direct use).
     #[command(hide = true)]
     Pause(PauseArgs),
+    /// Run one command inside a running container (started by the agent; not for direct use).
+    #[command(hide = true)]
+    Exec(ExecArgs),
+}
+
+/// Flags of the internal `skiff exec` command.
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// The request (`skiff_runtime::exec::HelperRequest`), as JSON.
+    pub request: String,
 }
 
 /// Flags of the internal `skiff shim` command.
@@ -267,6 +277,8 @@ pub enum Command {
     Shim(ShimArgs),
     /// `skiff pause ...`.
     Pause(PauseArgs),
+    /// `skiff exec ...`.
+    Exec(ExecArgs),
 }
 
 /// Everything `skiff server` needs to know, after precedence and validation.
@@ -368,6 +380,7 @@ where
             CliCommand::Images(i) => Ok(Command::Images(i)),
             CliCommand::Shim(s) => Ok(Command::Shim(s)),
             CliCommand::Pause(p) => Ok(Command::Pause(p)),
+            CliCommand::Exec(e) => Ok(Command::Exec(e)),
             // `subcommand()` said it is not `server`.
             CliCommand::Server(_) => Err(ConfigError::Invalid("unexpected subcommand".into())),
         };

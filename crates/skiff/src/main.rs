@@ -29,6 +29,7 @@ fn main() -> std::process::ExitCode {
         Command::Images(args) => skiff::images::run(args, &mut std::io::stdout().lock()),
         Command::Shim(args) => shim(args),
         Command::Pause(args) => pause(args),
+        Command::Exec(args) => exec(args),
         Command::Bench(skiff::config::BenchCommand::Api(args)) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(skiff::bench::run_api(args))),
@@ -102,6 +103,14 @@ fn pause(args: skiff::config::PauseArgs) -> anyhow::Result<()> {
     init_tracing("info")?;
     skiff_runtime::sandbox::run_holder(&dir, || skiff_net::netlink::loopback_up().map_err(|e| e.to_string()))
         .map_err(anyhow::Error::from)
+}
+
+/// `skiff exec REQUEST`: runs one command in a running container for the agent (see
+/// `skiff_runtime::exec`). No logging: its standard streams are the command's.
+fn exec(args: skiff::config::ExecArgs) -> anyhow::Result<()> {
+    let request: skiff_runtime::exec::HelperRequest =
+        serde_json::from_str(&args.request).context("invalid exec request")?;
+    skiff_runtime::exec::run_helper(&request).map_err(anyhow::Error::from)
 }
 
 /// Starts `skiff SUBCOMMAND --foreground DIR` without waiting for it: once this process exits,
