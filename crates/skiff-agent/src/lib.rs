@@ -45,6 +45,11 @@ pub struct AgentConfig {
     pub reserved_milli_cpu: u64,
     /// Memory kept back from pods, in bytes.
     pub reserved_memory: u64,
+    /// The cluster DNS Service address pods resolve through (`None`: pods use the node's
+    /// resolvers, as the kubelet does without `--cluster-dns`).
+    pub cluster_dns: Option<IpAddr>,
+    /// The cluster domain (`cluster.local`).
+    pub cluster_domain: String,
 }
 
 impl AgentConfig {

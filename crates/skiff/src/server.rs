@@ -78,6 +78,9 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
             max_pods: 110,
             reserved_milli_cpu: 0,
             reserved_memory: 0,
+            // No cluster DNS server yet (the networking issue brings skiff-dns).
+            cluster_dns: None,
+            cluster_domain: cfg.cluster_domain.clone(),
         };
         let exe = std::env::current_exe().context("cannot find the skiff binary for the container shims")?;
         Some(skiff_agent::start(client, agent_cfg, exe).context("cannot start the node agent")?)

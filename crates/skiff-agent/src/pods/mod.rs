@@ -3,8 +3,12 @@
 //! exists (deleted while the agent was down), with their sandboxes and addresses.
 
 pub mod convert;
+pub mod dns;
 pub mod env;
+pub mod hooks;
 pub mod mounts;
+pub mod probe;
+pub mod prober;
 pub mod status;
 pub mod worker;
 

@@ -117,12 +117,14 @@ fn volume_source(volume: &Volume, pod_dir: &Path) -> Result<MountSpec, String> {
     Err(format!("volume \"{name}\": this volume type is not supported by skiff's agent yet"))
 }
 
-/// Mounts of `container` (instance `attempt`) of `pod`; prepares the pod's files in `pod_dir`.
+/// Mounts of `container` (instance `attempt`) of `pod`; prepares the pod's files in `pod_dir`
+/// (`/etc/resolv.conf` with `resolv_conf`).
 pub fn container_mounts(
     pod: &Pod,
     container: &Container,
     pod_dir: &Path,
     attempt: u32,
+    resolv_conf: &str,
 ) -> Result<Vec<MountSpec>, String> {
     fs::create_dir_all(pod_dir).map_err(|e| format!("creating {}: {e}", pod_dir.display()))?;
     let hosts = pod_dir.join("etc-hosts");
@@ -130,7 +132,7 @@ pub fn container_mounts(
     let hostname = pod_dir.join("etc-hostname");
     write_if_changed(&hostname, &format!("{}\n", pod_hostname(pod)))?;
     let resolv = pod_dir.join("resolv.conf");
-    write_if_changed(&resolv, &fs::read_to_string("/etc/resolv.conf").unwrap_or_default())?;
+    write_if_changed(&resolv, resolv_conf)?;
     let term_dir = pod_dir.join("containers").join(&container.name);
     fs::create_dir_all(&term_dir).map_err(|e| e.to_string())?;
     let term = term_dir.join(format!("{attempt}-termination-log"));

@@ -41,6 +41,10 @@ pub struct ContainerView {
     pub previous: Option<ContainerState>,
     /// Why it does not run, if known.
     pub waiting: Option<Waiting>,
+    /// Running and ready (its readiness probe, if any, succeeded).
+    pub ready: bool,
+    /// Running and started (its startup probe, if any, succeeded).
+    pub started: bool,
 }
 
 fn terminated(e: &Exited, container_id: Option<&str>) -> Value {
@@ -93,13 +97,12 @@ fn state_json(view: &ContainerView) -> Value {
 }
 
 fn container_status(view: &ContainerView) -> Value {
-    let running = matches!(view.state, Some(ContainerState::Running(_)));
     let mut s = json!({
         "name": view.name,
         "image": view.image,
         "imageID": view.image_id,
-        "ready": running,
-        "started": running,
+        "ready": view.ready,
+        "started": view.started,
         "restartCount": view.restart_count,
         "state": state_json(view),
         "lastState": match &view.previous {
@@ -119,6 +122,30 @@ fn cond(kind: &str, ok: bool, reason: Option<&str>) -> Value {
         c["reason"] = json!(r);
     }
     c
+}
+
+fn with_message(mut condition: Value, message: Option<String>) -> Value {
+    if let Some(m) = message.filter(|_| condition["status"] == "False") {
+        condition["message"] = json!(m);
+    }
+    condition
+}
+
+/// Why the pod's readiness gates hold it back (`None` when all are True), as upstream words it.
+fn readiness_gates(pod: &Pod) -> Option<String> {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    let mut problems = Vec::new();
+    for gate in pod.spec.as_ref().and_then(|s| s.readiness_gates.as_ref()).into_iter().flatten() {
+        let kind = &gate.condition_type;
+        match conditions.and_then(|c| c.iter().find(|c| &c.type_ == kind)) {
+            None => problems.push(format!("corresponding condition of pod readiness gate {kind:?} does not exist.")),
+            Some(c) if c.status != "True" => {
+                problems.push(format!("the status of pod readiness gate {kind:?} is not \"True\", but {}", c.status))
+            }
+            Some(_) => {}
+        }
+    }
+    (!problems.is_empty()).then(|| problems.join(", "))
 }
 
 fn succeeded(state: &Option<ContainerState>) -> bool {
@@ -175,10 +202,14 @@ pub fn pod_status(
     let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always");
     let phase = phase(views, policy);
     let initialized = !views.iter().filter(|v| v.init && !v.sidecar).any(|v| !succeeded(&v.state));
-    let app_ready = views.iter().filter(|v| !v.init).all(|v| matches!(v.state, Some(ContainerState::Running(_))));
+    let unready: Vec<&str> =
+        views.iter().filter(|v| (!v.init || v.sidecar) && !v.ready).map(|v| v.name.as_str()).collect();
     let terminal = phase == "Succeeded" || phase == "Failed";
-    let containers_ready = app_ready && !terminal;
+    let containers_ready = unready.is_empty() && !terminal;
     let reason_ready = if terminal { "PodCompleted" } else { "ContainersNotReady" };
+    let unready_message =
+        (!unready.is_empty() && !terminal).then(|| format!("containers with unready status: [{}]", unready.join(" ")));
+    let gates = readiness_gates(pod);
     let started = pod
         .status
         .as_ref()
@@ -193,8 +224,11 @@ pub fn pod_status(
         "conditions": [
             cond("PodReadyToStartContainers", sandbox_ready && !terminal, None),
             cond("Initialized", initialized, Some(if terminal { "PodCompleted" } else { "ContainersNotInitialized" })),
-            cond("ContainersReady", containers_ready, Some(reason_ready)),
-            cond("Ready", containers_ready, Some(reason_ready)),
+            with_message(cond("ContainersReady", containers_ready, Some(reason_ready)), unready_message.clone()),
+            match (&gates, containers_ready) {
+                (Some(gates), true) => with_message(cond("Ready", false, Some("ReadinessGatesNotReady")), Some(gates.clone())),
+                _ => with_message(cond("Ready", containers_ready, Some(reason_ready)), unready_message),
+            },
             cond("PodScheduled", true, None),
         ],
         "initContainerStatuses": views.iter().filter(|v| v.init).map(container_status).collect::<Vec<_>>(),
@@ -213,7 +247,10 @@ mod tests {
     use skiff_runtime::shim::Started;
 
     fn view(init: bool, state: Option<ContainerState>) -> ContainerView {
+        let running = matches!(state, Some(ContainerState::Running(_)));
         ContainerView {
+            ready: running,
+            started: running,
             name: "c".into(),
             image: "busybox".into(),
             image_id: String::new(),
@@ -279,5 +316,29 @@ mod tests {
         assert_eq!(status["conditions"][0]["status"], "True");
         assert_eq!(status["conditions"][3]["status"], "True");
         assert_eq!(status["containerStatuses"][0]["state"]["running"]["startedAt"], "2026-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn readiness_gates_and_unready_containers_hold_ready_back() {
+        let mut pod: Pod = serde_json::from_value(json!({
+            "spec": {"containers": [], "readinessGates": [{"conditionType": "example.com/lb"}]},
+            "status": {"conditions": [{"type": "example.com/lb", "status": "False"}]}
+        }))
+        .expect("pod");
+        let status = pod_status(&pod, &[view(false, running())], "10.0.0.1", None, true);
+        assert_eq!(status["conditions"][2]["status"], "True");
+        let ready = &status["conditions"][3];
+        assert_eq!(
+            (ready["status"].as_str(), ready["reason"].as_str()),
+            (Some("False"), Some("ReadinessGatesNotReady"))
+        );
+        assert_eq!(ready["message"], "the status of pod readiness gate \"example.com/lb\" is not \"True\", but False");
+        pod.status = None;
+        let status = pod_status(&pod, &[view(false, running())], "10.0.0.1", None, true);
+        assert!(status["conditions"][3]["message"].as_str().unwrap_or("").contains("does not exist"));
+        let mut v = view(false, running());
+        v.ready = false;
+        let status = pod_status(&pod, &[v], "10.0.0.1", None, true);
+        assert_eq!(status["conditions"][2]["message"], "containers with unready status: [c]");
     }
 }

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -22,10 +22,13 @@ use skiff_net::PodNetwork;
 use skiff_runtime::container::{ContainerState, Runtime};
 use skiff_runtime::images::Reference;
 use skiff_runtime::sandbox::{SandboxConfig, SandboxError, SandboxState, SandboxStatus};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::convert;
 use super::env;
+use super::hooks;
+use super::probe::Target;
+use super::prober::{Kind, ProbeState, Prober};
 use super::status::{self, ContainerView, Waiting};
 use crate::AgentConfig;
 
@@ -77,6 +80,21 @@ pub fn instance_id(uid: &str, name: &str, attempt: u32) -> String {
     format!("{uid}-{name}-{attempt}")
 }
 
+/// The prober of a running container instance (aborted when dropped).
+struct ProbeHandle {
+    attempt: u32,
+    state: Arc<Mutex<ProbeState>>,
+    task: tokio::task::JoinHandle<()>,
+    /// The instance is being killed after a failed liveness or startup probe.
+    killing: bool,
+}
+
+impl Drop for ProbeHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 struct Worker {
     shared: Arc<Shared>,
     pod: Pod,
@@ -91,6 +109,12 @@ struct Worker {
     sandbox_error: Option<String>,
     /// Whether the sandbox of a finished pod is gone.
     sandbox_released: bool,
+    /// Probers of the running containers that have probes, by container name.
+    probers: HashMap<String, ProbeHandle>,
+    /// Woken when a probe result changes.
+    probe_changed: Arc<Notify>,
+    /// Why the agent failed the pod as a whole (reason, message), e.g. `DeadlineExceeded`.
+    failure: Option<(&'static str, &'static str)>,
 }
 
 /// Runs the worker of one pod until the pod is gone from the node.
@@ -106,6 +130,9 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
         pod_ip: None,
         sandbox_error: None,
         sandbox_released: false,
+        probers: HashMap::new(),
+        probe_changed: Arc::new(Notify::new()),
+        failure: None,
     };
     worker.adopt().await;
     let mut deleted = false;
@@ -123,6 +150,7 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
                 None => return,
             },
             _ = tokio::time::sleep(POLL) => {}
+            _ = worker.probe_changed.notified() => {}
         }
     }
 }
@@ -305,15 +333,19 @@ impl Worker {
         tokio::task::spawn_blocking(move || runtime.state(&id).ok()).await.ok().flatten()
     }
 
-    async fn event(&self, kind: EventType, reason: &str, note: String) {
-        let reference = k8s_openapi::api::core::v1::ObjectReference {
+    fn reference(&self) -> k8s_openapi::api::core::v1::ObjectReference {
+        k8s_openapi::api::core::v1::ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Pod".into()),
             name: self.pod.metadata.name.clone(),
             namespace: self.pod.metadata.namespace.clone(),
             uid: self.pod.metadata.uid.clone(),
             ..Default::default()
-        };
+        }
+    }
+
+    async fn event(&self, kind: EventType, reason: &str, note: String) {
+        let reference = self.reference();
         let ev = Event { type_: kind, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
         if let Err(e) = self.shared.recorder.publish(&ev, &reference).await {
             tracing::debug!(error = %e, "publishing event");
@@ -330,6 +362,14 @@ impl Worker {
                 self.release_sandbox().await;
                 self.sandbox_released = true;
             }
+            return;
+        }
+        if self.failure.is_some() {
+            self.report().await;
+            return;
+        }
+        if self.deadline_exceeded() {
+            self.fail_for_deadline().await;
             return;
         }
         if !self.ensure_sandbox().await {
@@ -374,11 +414,156 @@ impl Worker {
             if *is_init && sidecar && !matches!(state, Some(ContainerState::Running(_))) {
                 init_done = false;
             }
+            self.manage_probes(container, *is_init && !sidecar, state.as_ref()).await;
             if wants_start {
                 self.start(container, state.as_ref()).await;
             }
         }
         self.report().await;
+    }
+
+    /// Whether the pod ran longer than its `activeDeadlineSeconds` (counted from `startTime`).
+    fn deadline_exceeded(&self) -> bool {
+        let Some(deadline) = self.pod.spec.as_ref().and_then(|s| s.active_deadline_seconds) else { return false };
+        let Some(start) = self.pod.status.as_ref().and_then(|s| s.start_time.as_ref()) else { return false };
+        let ran = jiff::Timestamp::now().duration_since(start.0).as_secs();
+        ran >= deadline
+    }
+
+    /// Kills the pod's containers and marks it Failed with `DeadlineExceeded`, as upstream.
+    async fn fail_for_deadline(&mut self) {
+        let message = "Pod was active on the node longer than the specified deadline";
+        self.event(EventType::Warning, "DeadlineExceeded", message.into()).await;
+        let ids: Vec<String> =
+            self.tracks.iter().filter(|(_, t)| t.created).map(|(n, t)| instance_id(&self.uid, n, t.attempt)).collect();
+        let (runtime, grace) = (Arc::clone(&self.shared.runtime), Duration::from_secs(self.grace_seconds()));
+        self.probers.clear();
+        let _ = tokio::task::spawn_blocking(move || stop_instances(&runtime, &ids, grace)).await;
+        self.failure = Some(("DeadlineExceeded", message));
+        self.report().await;
+    }
+
+    /// Runs the probes of a running instance of `container` (none for plain init containers),
+    /// stops them when it ends, and kills it when liveness or startup failed.
+    async fn manage_probes(&mut self, container: &Container, plain_init: bool, state: Option<&ContainerState>) {
+        let name = &container.name;
+        let has_probes = container.startup_probe.is_some()
+            || container.liveness_probe.is_some()
+            || container.readiness_probe.is_some();
+        let Some(ContainerState::Running(running)) = state.filter(|_| has_probes && !plain_init) else {
+            self.probers.remove(name);
+            return;
+        };
+        let attempt = self.tracks.get(name).map_or(0, |t| t.attempt);
+        if self.probers.get(name).is_none_or(|h| h.attempt != attempt) {
+            let started = running.started_at.parse::<jiff::Timestamp>().ok();
+            let running_for = started
+                .and_then(|t| jiff::Timestamp::now().duration_since(t).try_into().ok())
+                .unwrap_or(Duration::ZERO);
+            let state = Arc::new(Mutex::new(Prober::initial(
+                container.startup_probe.is_some(),
+                container.readiness_probe.is_some(),
+            )));
+            let prober = Prober {
+                startup: container.startup_probe.clone(),
+                liveness: container.liveness_probe.clone(),
+                readiness: container.readiness_probe.clone(),
+                target: self.target(container, attempt),
+                state: Arc::clone(&state),
+                changed: Arc::clone(&self.probe_changed),
+                events: self.unhealthy_sink(),
+                running_for,
+            };
+            let task = tokio::spawn(prober.run());
+            self.probers.insert(name.clone(), ProbeHandle { attempt, state, task, killing: false });
+        }
+        let Some(handle) = self.probers.get_mut(name) else { return };
+        let failed = handle.state.lock().ok().and_then(|s| s.failed);
+        let Some(kind) = failed.filter(|_| !handle.killing) else { return };
+        handle.killing = true;
+        let probe = if kind == Kind::Startup { &container.startup_probe } else { &container.liveness_probe };
+        let grace = probe
+            .as_ref()
+            .and_then(|p| p.termination_grace_period_seconds)
+            .or_else(|| self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+            .unwrap_or(30)
+            .max(1) as u64;
+        let what = kind.label().to_ascii_lowercase();
+        self.event(EventType::Normal, "Killing", format!("Container {name} failed {what} probe, will be restarted"))
+            .await;
+        let runtime = Arc::clone(&self.shared.runtime);
+        let ids = vec![instance_id(&self.uid, name, attempt)];
+        let hook = container.lifecycle.as_ref().and_then(|l| l.pre_stop.clone());
+        let (target, grace) = (self.target(container, attempt), Duration::from_secs(grace));
+        let (reference, recorder, pod_ref) = (self.reference(), self.shared.recorder.clone(), self.pod_ref());
+        tokio::spawn(async move {
+            let mut left = grace;
+            if let Some(hook) = hook {
+                let t0 = Instant::now();
+                if let Err(e) = hooks::run(&hook, &target, grace).await {
+                    let note = hooks::failure_message(&hook, &target.container.name, &pod_ref, &e);
+                    let ev = Event {
+                        type_: EventType::Warning,
+                        reason: "FailedPreStopHook".into(),
+                        note: Some(note),
+                        action: "Killing".into(),
+                        secondary: None,
+                    };
+                    let _ = recorder.publish(&ev, &reference).await;
+                }
+                left = grace.saturating_sub(t0.elapsed()).max(Duration::from_secs(2));
+            }
+            let _ = tokio::task::spawn_blocking(move || stop_instances(&runtime, &ids, left)).await;
+        });
+    }
+
+    /// What probes and hooks of instance `attempt` of `container` run against.
+    fn target(&self, container: &Container, attempt: u32) -> Target {
+        Target {
+            runtime: Arc::clone(&self.shared.runtime),
+            instance: instance_id(&self.uid, &container.name, attempt),
+            container: container.clone(),
+            pod_ip: self.pod_ip.clone().unwrap_or_else(|| self.shared.cfg.node_ip.to_string()),
+        }
+    }
+
+    /// `<name>_<namespace>(<uid>)`, as the kubelet names a pod in messages.
+    fn pod_ref(&self) -> String {
+        format!("{}_{}({})", self.name(), self.pod.metadata.namespace.as_deref().unwrap_or(""), self.uid)
+    }
+
+    /// Runs `container`'s preStop hook (if any) against instance `attempt`, within `grace`;
+    /// returns how much of the grace period is left (at least 2 s after a hook, as upstream).
+    async fn pre_stop(&self, container: &Container, attempt: u32, grace: Duration) -> Duration {
+        let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) else { return grace };
+        let t0 = Instant::now();
+        if let Err(e) = hooks::run(hook, &self.target(container, attempt), grace).await {
+            let note = hooks::failure_message(hook, &container.name, &self.pod_ref(), &e);
+            self.event(EventType::Warning, "FailedPreStopHook", note).await;
+        }
+        grace.saturating_sub(t0.elapsed()).max(Duration::from_secs(2))
+    }
+
+    /// Publishes probe failures as `Unhealthy` events on the pod.
+    fn unhealthy_sink(&self) -> super::prober::EventSink {
+        let recorder = self.shared.recorder.clone();
+        let reference = self.reference();
+        Arc::new(move |kind: Kind, message: String| {
+            let (recorder, reference) = (recorder.clone(), reference.clone());
+            tokio::spawn(async move {
+                let note = format!("{} probe failed: {}", kind.label(), message.trim_end());
+                let ev = Event {
+                    type_: EventType::Warning,
+                    reason: "Unhealthy".into(),
+                    note: Some(note),
+                    action: "Probe".into(),
+                    secondary: None,
+                };
+                if let Err(e) = recorder.publish(&ev, &reference).await {
+                    tracing::debug!(error = %e, "publishing event");
+                }
+            });
+        })
     }
 
     /// Starts one container, or restarts it (honouring back-off) when `previous` is the state of
@@ -487,7 +672,14 @@ impl Worker {
         // The pod as it will be reported: `/etc/hosts` carries its address.
         let mut pod = self.pod.clone();
         pod.status.get_or_insert_default().pod_ip = self.pod_ip.clone();
-        config.mounts = super::mounts::container_mounts(&pod, container, &pod_dir, attempt)
+        let host_resolv =
+            super::dns::HostResolv::parse(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+        let cluster_dns = super::dns::ClusterDns {
+            server: self.shared.cfg.cluster_dns,
+            domain: self.shared.cfg.cluster_domain.clone(),
+        };
+        let resolv = super::dns::resolv_conf(&pod, &host_resolv, &cluster_dns);
+        config.mounts = super::mounts::container_mounts(&pod, container, &pod_dir, attempt, &resolv)
             .map_err(|message| Waiting { reason: "CreateContainerConfigError".into(), message })?;
         let sandbox = self.sandbox.as_ref().ok_or_else(|| Waiting {
             reason: "ContainerCreating".into(),
@@ -511,10 +703,31 @@ impl Worker {
             }
             Ok(_) => {
                 self.event(EventType::Normal, "Started", format!("Started container {}", container.name)).await;
+                self.post_start(container, attempt).await;
                 Ok(image_id)
             }
             Err(e) => Err(Waiting { reason: "RunContainerError".into(), message: e.to_string() }),
         }
+    }
+
+    /// Runs `container`'s postStart hook right after the start; a failure kills the instance
+    /// (which is then restarted per the restart policy), as upstream.
+    async fn post_start(&self, container: &Container, attempt: u32) {
+        let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else { return };
+        let grace = Duration::from_secs(self.grace_seconds());
+        let Err(e) = hooks::run(hook, &self.target(container, attempt), grace).await else { return };
+        let note = hooks::failure_message(hook, &container.name, &self.pod_ref(), &e);
+        self.event(EventType::Warning, "FailedPostStartHook", note).await;
+        self.event(EventType::Normal, "Killing", format!("FailedPostStartHook: stopping container {}", container.name))
+            .await;
+        let runtime = Arc::clone(&self.shared.runtime);
+        let ids = vec![instance_id(&self.uid, &container.name, attempt)];
+        let _ = tokio::task::spawn_blocking(move || stop_instances(&runtime, &ids, grace)).await;
+    }
+
+    /// The pod's `terminationGracePeriodSeconds` (30 by default).
+    fn grace_seconds(&self) -> u64 {
+        self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30).max(0) as u64
     }
 
     /// `/var/log/pods/<ns>_<name>_<uid>`: the pod's logs, removed with the pod.
@@ -539,7 +752,19 @@ impl Worker {
             } else {
                 None
             };
+            let running = matches!(state, Some(ContainerState::Running(_)));
+            let probes = self
+                .probers
+                .get(&container.name)
+                .filter(|h| h.attempt == track.attempt)
+                .and_then(|h| h.state.lock().ok().map(|s| s.clone()))
+                .unwrap_or_else(|| {
+                    Prober::initial(container.startup_probe.is_some(), container.readiness_probe.is_some())
+                });
+            let plain_init = is_init && container.restart_policy.as_deref() != Some("Always");
             views.push(ContainerView {
+                ready: running && (plain_init || probes.ready),
+                started: running && (plain_init || probes.started),
                 name: container.name.clone(),
                 image: container.image.clone().unwrap_or_default(),
                 image_id: track.image_id.clone(),
@@ -566,6 +791,12 @@ impl Worker {
             self.pod_ip.as_deref(),
             self.sandbox.is_some(),
         );
+        let mut status = status;
+        if let Some((reason, message)) = self.failure {
+            status["phase"] = serde_json::json!("Failed");
+            status["reason"] = serde_json::json!(reason);
+            status["message"] = serde_json::json!(message);
+        }
         if self.last_status.as_ref() == Some(&status) {
             return;
         }
@@ -594,11 +825,19 @@ impl Worker {
                 self.event(EventType::Normal, "Killing", format!("Stopping container {name}")).await;
             }
         }
+        // preStop hooks run side by side, within the grace period; SIGTERM gets what is left.
+        let containers: Vec<(Container, u32)> = all_containers(&self.pod)
+            .filter(|(c, _)| running.contains(&c.name))
+            .map(|(c, _)| (c.clone(), self.tracks[&c.name].attempt))
+            .collect();
+        let hooks = containers.iter().map(|(c, attempt)| self.pre_stop(c, *attempt, Duration::from_secs(grace)));
+        let left = futures::future::join_all(hooks).await.into_iter().min().unwrap_or(Duration::from_secs(grace));
+        self.probers.clear();
         let runtime = Arc::clone(&self.shared.runtime);
         let uid = self.uid.clone();
         let ids: Vec<String> = running.iter().map(|n| instance_id(&uid, n, self.tracks[n].attempt)).collect();
         let _ = tokio::task::spawn_blocking(move || {
-            stop_instances(&runtime, &ids, Duration::from_secs(grace));
+            stop_instances(&runtime, &ids, left);
             for id in runtime.list().unwrap_or_default().iter().filter(|id| id.starts_with(&format!("{uid}-"))) {
                 if let Err(e) = runtime.remove(id) {
                     tracing::warn!(container = %id, error = %e, "removing container");

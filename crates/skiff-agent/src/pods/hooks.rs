@@ -1,0 +1,97 @@
+//! Container lifecycle hooks (`postStart`, `preStop`) with the kubelet's handlers: `exec` in the
+//! container, `httpGet` against the pod, and `sleep`. Failures come back in upstream's words
+//! for the `FailedPostStartHook`/`FailedPreStopHook` events.
+//!
+//! What does not live here: when hooks run (the pod worker runs postStart right after a start
+//! and preStop before the SIGTERM of a stop, both within the grace period).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::LifecycleHandler;
+use skiff_runtime::exec::ExecError;
+
+use super::probe::{self, Outcome, Target};
+
+/// Runs `handler` against `target`, giving up after `timeout`.
+pub async fn run(handler: &LifecycleHandler, target: &Target, timeout: Duration) -> Result<(), String> {
+    if let Some(exec) = &handler.exec {
+        let command = exec.command.clone().unwrap_or_default();
+        let (runtime, instance, argv) = (Arc::clone(&target.runtime), target.instance.clone(), command.clone());
+        let result = tokio::task::spawn_blocking(move || runtime.exec_sync(&instance, &argv, timeout))
+            .await
+            .map_err(|e| e.to_string())?;
+        return match result {
+            Ok(out) if out.exit_code == 0 => Ok(()),
+            Ok(out) => {
+                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.push_str(&String::from_utf8_lossy(&out.stderr));
+                Err(format!("command '{}' exited with {}: {text}", command.join(" "), out.exit_code))
+            }
+            Err(ExecError::Timeout(_)) => Err(format!("command '{}' timed out", command.join(" "))),
+            Err(e) => Err(e.to_string()),
+        };
+    }
+    if let Some(http) = &handler.http_get {
+        return match probe::http_get(http, target, timeout).await {
+            Outcome::Success => Ok(()),
+            Outcome::Failure(message) => Err(message),
+        };
+    }
+    if let Some(sleep) = &handler.sleep {
+        tokio::time::sleep(Duration::from_secs(sleep.seconds.max(0) as u64).min(timeout)).await;
+        return Ok(());
+    }
+    if handler.tcp_socket.is_some() {
+        return Err("tcpSocket lifecycle handlers are not supported (deprecated upstream)".into());
+    }
+    Err("lifecycle handler has no action".into())
+}
+
+/// The event message of a failed hook, as the kubelet words it.
+pub fn failure_message(handler: &LifecycleHandler, container: &str, pod: &str, error: &str) -> String {
+    if let Some(exec) = &handler.exec {
+        let command = exec.command.clone().unwrap_or_default();
+        let command = command.join(" ");
+        format!("Exec lifecycle hook ([{command}]) for Container {container:?} in Pod {pod:?} failed - error: {error}")
+    } else if let Some(http) = &handler.http_get {
+        let path = http.path.clone().unwrap_or_default();
+        format!("HTTP lifecycle hook ({path}) for Container {container:?} in Pod {pod:?} failed - error: {error}")
+    } else {
+        format!("Lifecycle hook for Container {container:?} in Pod {pod:?} failed - error: {error}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Container, ExecAction, SleepAction};
+    use skiff_runtime::container::Runtime;
+
+    fn target() -> Target {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Target {
+            runtime: Arc::new(Runtime::open(dir.path(), std::path::Path::new("/bin/false")).expect("runtime")),
+            instance: "absent".into(),
+            container: Container::default(),
+            pod_ip: "127.0.0.1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn sleep_is_bounded_by_the_timeout_and_exec_needs_a_container() {
+        let sleep = LifecycleHandler { sleep: Some(SleepAction { seconds: 3600 }), ..Default::default() };
+        let t0 = std::time::Instant::now();
+        assert_eq!(run(&sleep, &target(), Duration::from_millis(50)).await, Ok(()));
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        let exec =
+            LifecycleHandler { exec: Some(ExecAction { command: Some(vec!["true".into()]) }), ..Default::default() };
+        let err = run(&exec, &target(), Duration::from_secs(1)).await.expect_err("not running");
+        assert!(err.contains("not running"), "{err}");
+        assert_eq!(
+            failure_message(&exec, "main", "p_ns(u)", "boom"),
+            "Exec lifecycle hook ([true]) for Container \"main\" in Pod \"p_ns(u)\" failed - error: boom"
+        );
+        assert!(run(&LifecycleHandler::default(), &target(), Duration::from_secs(1)).await.is_err());
+    }
+}
