@@ -65,6 +65,8 @@ pub struct Shared {
     pub network: Arc<PodNetwork>,
     /// Event recorder.
     pub recorder: Recorder,
+    /// Pod volumes.
+    pub volumes: Arc<crate::volumes::VolumeManager>,
 }
 
 /// The cgroup (relative to the cgroup root) a pod's containers live under.
@@ -91,6 +93,8 @@ struct Worker {
     sandbox_error: Option<String>,
     /// Whether the sandbox of a finished pod is gone.
     sandbox_released: bool,
+    /// Containers already killed for an eviction.
+    evicted: bool,
 }
 
 /// Runs the worker of one pod until the pod is gone from the node.
@@ -106,6 +110,7 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
         pod_ip: None,
         sandbox_error: None,
         sandbox_released: false,
+        evicted: false,
     };
     worker.adopt().await;
     let mut deleted = false;
@@ -325,14 +330,24 @@ impl Worker {
         // A pod that reached a terminal phase never runs again (even if its containers are gone).
         let phase = self.pod.status.as_ref().and_then(|s| s.phase.as_deref());
         if matches!(phase, Some("Succeeded" | "Failed")) {
-            // Its containers stay (for logs); its sandbox and address go.
+            // Its containers stay (for logs); its sandbox, address and volumes go.
             if !self.sandbox_released {
                 self.release_sandbox().await;
+                self.shared.volumes.release(&self.uid).await;
                 self.sandbox_released = true;
             }
             return;
         }
-        if !self.ensure_sandbox().await {
+        if let Some(message) = self.shared.volumes.eviction(&self.uid) {
+            self.evict(message).await;
+            return;
+        }
+        // As the kubelet: volumes first (FailedMount until they are set up), then the sandbox.
+        let volumes = self.shared.volumes.sync(&self.pod).await;
+        for message in volumes.events {
+            self.event(EventType::Warning, "FailedMount", message).await;
+        }
+        if !volumes.ready || !self.ensure_sandbox().await {
             self.report().await;
             return;
         }
@@ -481,13 +496,19 @@ impl Worker {
             .await
             .map_err(|message| Waiting { reason: "CreateContainerConfigError".into(), message })?;
         let pod_security = self.pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+        let volume_mounts = self
+            .shared
+            .volumes
+            .container_mounts(&self.pod, container, &env)
+            .await
+            .map_err(|e| Waiting { reason: e.reason.into(), message: e.message })?;
         let mut config = convert::container_config(container, &defaults, env, pod_security, &|_| None)
             .map_err(|e| Waiting { reason: "CreateContainerConfigError".into(), message: e.0 })?;
         let pod_dir = self.shared.cfg.agent_dir.join("pods").join(&self.uid);
         // The pod as it will be reported: `/etc/hosts` carries its address.
         let mut pod = self.pod.clone();
         pod.status.get_or_insert_default().pod_ip = self.pod_ip.clone();
-        config.mounts = super::mounts::container_mounts(&pod, container, &pod_dir, attempt)
+        config.mounts = super::mounts::container_mounts(&pod, container, &pod_dir, attempt, volume_mounts)
             .map_err(|message| Waiting { reason: "CreateContainerConfigError".into(), message })?;
         let sandbox = self.sandbox.as_ref().ok_or_else(|| Waiting {
             reason: "ContainerCreating".into(),
@@ -576,6 +597,51 @@ impl Worker {
         }
     }
 
+    /// Evicts the pod (an emptyDir went over its `sizeLimit`), as the kubelet's eviction manager
+    /// does: `Evicted` event, containers killed at once, volumes released, status `Failed` with
+    /// reason `Evicted`. The pod object stays until it is deleted.
+    async fn evict(&mut self, message: String) {
+        if !self.evicted {
+            self.evicted = true;
+            self.event(EventType::Warning, "Evicted", message.clone()).await;
+            let runtime = Arc::clone(&self.shared.runtime);
+            let ids: Vec<String> =
+                self.tracks.iter().map(|(name, t)| instance_id(&self.uid, name, t.attempt)).collect();
+            let _ = tokio::task::spawn_blocking(move || {
+                for id in &ids {
+                    let _ = runtime.signal(id, Signal::SIGKILL);
+                }
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline
+                    && ids.iter().any(|id| matches!(runtime.state(id), Ok(ContainerState::Running(_))))
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+            .await;
+            self.shared.volumes.release(&self.uid).await;
+        }
+        let views = self.views().await;
+        let mut status = status::pod_status(
+            &self.pod,
+            &views,
+            &self.shared.cfg.node_ip.to_string(),
+            self.pod_ip.as_deref(),
+            self.sandbox.is_some(),
+        );
+        status["phase"] = "Failed".into();
+        status["reason"] = "Evicted".into();
+        status["message"] = message.into();
+        if self.last_status.as_ref() == Some(&status) {
+            return;
+        }
+        let patch = serde_json::json!({"status": status});
+        match self.api().patch_status(self.name(), &PatchParams::default(), &Patch::Strategic(&patch)).await {
+            Ok(_) => self.last_status = Some(status),
+            Err(e) => tracing::warn!(pod = %self.name(), error = %e, "status update failed"),
+        }
+    }
+
     /// Stops every container (SIGTERM, then SIGKILL after the grace period), removes them, and
     /// completes the deletion (unless the pod is already gone from the API).
     async fn terminate(&mut self, already_gone: bool) {
@@ -608,6 +674,7 @@ impl Worker {
         .await;
         self.release_sandbox().await;
         super::mounts::remove_pod_dir(&self.shared.cfg.agent_dir.join("pods").join(&self.uid));
+        self.shared.volumes.forget(&self.pod).await;
         super::mounts::remove_pod_dir(&self.pod_log_dir());
         skiff_runtime::container::remove_cgroup(&pod_cgroup(&self.uid));
         if already_gone {
