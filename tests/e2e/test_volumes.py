@@ -7,8 +7,9 @@ Covered: configMap volumes with items that update live (and a subPath of one tha
 secret volumes with items and modes on a tmpfs, a missing ConfigMap (FailedMount, then recovery),
 downwardAPI labels that update, memory emptyDirs shared by two containers, emptyDir sizeLimit
 eviction, hostPath types, a PersistentVolumeClaim bound to a hostPath PersistentVolume, subPath and
-subPathExpr (and a subPath symlink that escapes), fsGroup ownership, HostToContainer propagation,
-projected volumes, and that nothing stays mounted once the pods are gone (also across a restart).
+subPathExpr (and a subPath symlink that escapes), fsGroup ownership, HostToContainer and
+Bidirectional propagation, projected volumes, and that nothing stays mounted once the pods are
+gone (also across a restart).
 """
 
 from __future__ import annotations
@@ -407,6 +408,27 @@ def test_host_to_container_propagation(agent_cluster, ns):
         run("umount", str(inner), check=False)
         run("umount", str(shared), check=False)
         run("umount", str(private), check=False)
+
+
+def test_bidirectional_propagation_reaches_the_host_and_is_cleaned_up(agent_cluster, ns):
+    maker = ("mkdir -p /shared/inner && mount -t tmpfs tmpfs /shared/inner && echo made > /shared/inner/f "
+             "&& exec sleep 3600")
+    viewer = "while true; do echo seen=$(cat /view/inner/f 2>/dev/null); sleep 0.5; done"
+    apply_pod(agent_cluster, ns, "mounter", [
+        container("main", maker, [{"name": "shared", "mountPath": "/shared", "mountPropagation": "Bidirectional"}],
+                  securityContext={"privileged": True}),
+        container("viewer", viewer, [{"name": "shared", "mountPath": "/view", "mountPropagation": "HostToContainer"}]),
+    ], [{"name": "shared", "emptyDir": {}}])
+    pod = eventually(lambda: running(agent_cluster, ns, "mounter"), what="mounter Running")
+    inner = pod_dir(agent_cluster, pod) / "volumes" / "kubernetes.io~empty-dir" / "shared" / "inner"
+    eventually(lambda: any(f" {inner} " in m and " - tmpfs " in m for m in server_mounts(agent_cluster).splitlines()),
+               what="the container's mount propagated to the host")
+    assert (inner / "f").read_text() == "made\n"
+    eventually(lambda: last_line(ns, pod, "viewer") == "seen=made", what="and on to the other container")
+    kubectl(agent_cluster, ns, "delete", "pod", "mounter", "--grace-period=1", "--timeout=60s")
+    uid = pod["metadata"]["uid"]
+    eventually(lambda: uid not in server_mounts(agent_cluster), what="every mount of the pod gone")
+    assert not pod_dir(agent_cluster, pod).exists()
 
 
 def test_nothing_stays_mounted_after_pods_go(agent_cluster, ns):

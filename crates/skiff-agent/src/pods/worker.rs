@@ -508,6 +508,7 @@ impl Worker {
         // The pod as it will be reported: `/etc/hosts` carries its address.
         let mut pod = self.pod.clone();
         pod.status.get_or_insert_default().pod_ip = self.pod_ip.clone();
+        config.rootfs_propagation = crate::volumes::container::rootfs_propagation(&volume_mounts);
         config.mounts = super::mounts::container_mounts(&pod, container, &pod_dir, attempt, volume_mounts)
             .map_err(|message| Waiting { reason: "CreateContainerConfigError".into(), message })?;
         let sandbox = self.sandbox.as_ref().ok_or_else(|| Waiting {

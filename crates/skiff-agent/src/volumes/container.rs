@@ -108,6 +108,12 @@ fn prepare(p: &Prepared, pod_dir: &Path, container: &str) -> Result<PathBuf, Mou
     Ok(source)
 }
 
+/// The container's root propagation its mounts need: `shared` when one is Bidirectional (so
+/// mounts the container makes reach the host), as containerd sets it; otherwise the default.
+pub fn rootfs_propagation(mounts: &[MountSpec]) -> Option<String> {
+    mounts.iter().any(|m| m.options.iter().any(|o| o == "rshared")).then(|| "shared".to_string())
+}
+
 impl VolumeManager {
     /// The volume mounts of `container`; `env` is its resolved environment (for
     /// `subPathExpr`). The pod's volumes must be ready ([`VolumeManager::sync`]).
@@ -171,5 +177,9 @@ mod tests {
         assert_eq!(propagation(Some("HostToContainer")), Ok("rslave"));
         assert_eq!(propagation(Some("Bidirectional")), Ok("rshared"));
         assert_eq!(propagation(Some("Sideways")), Err("invalid MountPropagation mode: \"Sideways\"".into()));
+        let mut m = MountSpec::bind("/a", "/b", false);
+        assert_eq!(rootfs_propagation(std::slice::from_ref(&m)), None);
+        m.options.push("rshared".into());
+        assert_eq!(rootfs_propagation(&[m]).as_deref(), Some("shared"));
     }
 }
