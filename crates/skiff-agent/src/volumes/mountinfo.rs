@@ -78,8 +78,17 @@ pub fn read() -> std::io::Result<Vec<MountEntry>> {
     std::fs::read_to_string("/proc/self/mountinfo").map(|t| parse(&t))
 }
 
+/// `path` with symlinks resolved, as the mount table names it (unchanged if it does not exist).
+pub fn real(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// The entries mounted at `path` or below it, deepest first (the order to unmount them in).
+/// `path` is resolved first: a mount missed because of a symlink in the path would let a
+/// recursive removal reach through it.
 pub fn under(entries: &[MountEntry], path: &Path) -> Vec<MountEntry> {
+    let path = real(path);
+    let path = path.as_path();
     let mut found: Vec<MountEntry> = entries.iter().filter(|e| e.mount_point.starts_with(path)).cloned().collect();
     // Later lines are mounted on top of earlier ones; unmount them first.
     found.reverse();
@@ -99,8 +108,9 @@ pub fn containing<'a>(entries: &'a [MountEntry], path: &Path) -> Option<&'a Moun
         })
 }
 
-/// The topmost entry mounted exactly at `path`, if any.
+/// The topmost entry mounted exactly at `path` (resolved first), if any.
 pub fn at<'a>(entries: &'a [MountEntry], path: &Path) -> Option<&'a MountEntry> {
+    let path = real(path);
     entries.iter().rev().find(|e| e.mount_point == path)
 }
 
@@ -182,5 +192,18 @@ mod tests {
         assert_eq!(on.super_options, "rw,size=2048k");
         assert_eq!(containing(&entries, Path::new("/etc/passwd")).map(|e| e.fs_type.as_str()), Some("ext4"));
         assert!(at(&entries, Path::new("/proc")).is_some() && at(&entries, Path::new("/etc")).is_none());
+    }
+
+    #[test]
+    fn paths_are_resolved_before_matching() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let real_dir = tmp.path().join("real");
+        std::fs::create_dir(&real_dir).expect("mkdir");
+        std::os::unix::fs::symlink(&real_dir, tmp.path().join("link")).expect("symlink");
+        let canonical = std::fs::canonicalize(&real_dir).expect("canonical");
+        let line = format!("90 27 0:50 / {}/pods/x rw - tmpfs tmpfs rw\n", canonical.display());
+        let entries = parse(&line);
+        assert_eq!(under(&entries, &tmp.path().join("link")).len(), 1);
+        assert!(at(&entries, &tmp.path().join("link/pods/x")).is_none(), "the mount point itself does not exist");
     }
 }
