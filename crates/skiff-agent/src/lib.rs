@@ -11,6 +11,7 @@ pub mod network;
 pub mod node;
 pub mod pods;
 pub mod sysinfo;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -86,13 +87,14 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
     let reporter =
         kube::runtime::events::Reporter { controller: "kubelet".into(), instance: Some(cfg.node_name.clone()) };
     let recorder = kube::runtime::events::Recorder::new(client.clone(), reporter);
+    let volumes = volumes::VolumeManager::new(client.clone(), &cfg);
     let pod_task = {
-        let (client, runtime, cfg) = (client.clone(), Arc::clone(&runtime), cfg.clone());
+        let (client, runtime, cfg, volumes) = (client.clone(), Arc::clone(&runtime), cfg.clone(), Arc::clone(&volumes));
         async move {
             let cidr = network::wait_for_pod_cidr(&client, &cfg.node_name).await;
             let data_dir = cfg.agent_dir.parent().unwrap_or(&cfg.agent_dir).to_path_buf();
             let network = Arc::new(network::open(&data_dir, cidr).await);
-            pods::run(Arc::new(pods::worker::Shared { client, runtime, network, cfg, recorder })).await;
+            pods::run(Arc::new(pods::worker::Shared { client, runtime, network, cfg, recorder, volumes })).await;
         }
     };
     let images = tokio::spawn(async move {
@@ -110,5 +112,12 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });
-    Ok(Agent { tasks: vec![tokio::spawn(node::run(client, cfg)), tokio::spawn(pod_task), images] })
+    Ok(Agent {
+        tasks: vec![
+            tokio::spawn(node::run(client, cfg)),
+            tokio::spawn(pod_task),
+            images,
+            tokio::spawn(volumes.monitor()),
+        ],
+    })
 }

@@ -215,6 +215,10 @@ pub struct ContainerConfig {
     pub sysctls: BTreeMap<String, String>,
     /// Allocate a terminal for the process.
     pub terminal: bool,
+    /// Propagation of the container's root mount (`shared`, `slave`, `private`); unset is
+    /// `slave`. `shared` is what a Bidirectional volume mount needs to reach the host.
+    #[serde(default)]
+    pub rootfs_propagation: Option<String>,
 }
 
 impl ContainerConfig {
@@ -259,10 +263,23 @@ fn default_mounts(privileged: bool) -> Vec<Value> {
     ]
 }
 
+/// The capabilities a privileged container gets: every capability of [`ALL_CAPABILITIES`] (listed
+/// in bit order) that is in the bounding set of this process (`CapBnd` of its
+/// `/proc/self/status` text), as containerd grants "all current capabilities". A capability the
+/// host withholds cannot be granted: asking for it makes the container's `capset` fail.
+pub fn privileged_capabilities(proc_status: &str) -> Vec<&'static str> {
+    let bounding = proc_status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(u64::MAX);
+    ALL_CAPABILITIES.iter().enumerate().filter(|(bit, _)| bounding & (1 << bit) != 0).map(|(_, c)| *c).collect()
+}
+
 /// The OCI runtime spec of `config` with its root filesystem at `rootfs`.
 pub fn runtime_spec(config: &ContainerConfig, rootfs: &Path) -> Value {
     let caps: Vec<&str> = if config.privileged {
-        ALL_CAPABILITIES.to_vec()
+        privileged_capabilities(&std::fs::read_to_string("/proc/self/status").unwrap_or_default())
     } else {
         config.capabilities.iter().map(String::as_str).collect()
     };
@@ -331,6 +348,9 @@ pub fn runtime_spec(config: &ContainerConfig, rootfs: &Path) -> Value {
     if let Some(path) = &config.cgroups_path {
         linux["cgroupsPath"] = json!(path);
     }
+    if let Some(propagation) = &config.rootfs_propagation {
+        linux["rootfsPropagation"] = json!(propagation);
+    }
     if !config.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
@@ -368,12 +388,14 @@ mod tests {
         config.mounts.push(MountSpec::bind("/host/shm", "/dev/shm", false));
         config.cgroups_path = Some("/skiff/pod1/c1".into());
         config.hostname = Some("web-0".into());
+        config.rootfs_propagation = Some("shared".into());
         let value = runtime_spec(&config, Path::new("/run/c1/rootfs"));
         let spec: oci_spec::runtime::Spec = serde_json::from_value(value.clone()).expect("valid OCI spec");
         let process = spec.process().as_ref().expect("process");
         assert_eq!(process.args().as_ref().expect("args")[2], "echo hi");
         assert_eq!(process.user().uid(), 1000);
         let linux = spec.linux().as_ref().expect("linux");
+        assert_eq!(linux.rootfs_propagation().as_deref(), Some("shared"));
         let memory = linux.resources().as_ref().and_then(|r| r.memory().as_ref()).expect("memory");
         assert_eq!(memory.limit(), Some(64 << 20));
         let net = linux.namespaces().as_ref().expect("ns").iter().find(|n| n.path().is_some()).expect("joined");
@@ -396,7 +418,11 @@ mod tests {
         let mut config = ContainerConfig::new(vec!["true".into()]);
         config.privileged = true;
         let value = runtime_spec(&config, Path::new("/r"));
-        assert_eq!(value["process"]["capabilities"]["bounding"].as_array().map(Vec::len), Some(ALL_CAPABILITIES.len()));
+        let own = privileged_capabilities(&std::fs::read_to_string("/proc/self/status").unwrap_or_default());
+        assert_eq!(value["process"]["capabilities"]["bounding"].as_array().map(Vec::len), Some(own.len()));
+        assert_eq!(privileged_capabilities("CapBnd:\t000001ffffffffff\n").len(), ALL_CAPABILITIES.len());
+        let without_sys_resource = privileged_capabilities("CapBnd:\t000001fffeffffff\n");
+        assert!(!without_sys_resource.contains(&"CAP_SYS_RESOURCE") && without_sys_resource.contains(&"CAP_SYS_TIME"));
         assert!(value["linux"].get("maskedPaths").is_none());
         assert_eq!(value["linux"]["resources"]["devices"][0]["allow"], json!(true));
     }

@@ -96,6 +96,8 @@ async fn remove_orphans(shared: &Arc<Shared>, live: &[String]) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "releasing addresses of deleted pods"),
         }
+        // Pods that never got a container can still have volumes mounted.
+        crate::volumes::cleanup::remove_orphans(&agent_dir, &live);
     })
     .await;
 }

@@ -1,16 +1,14 @@
-//! The files and volumes a pod's containers see: `/etc/hosts`, `/etc/hostname`,
-//! `/etc/resolv.conf`, the termination-message file, and the volumes of the pod mounted where
-//! `volumeMounts` say (emptyDir on disk or tmpfs, hostPath with its `type` checks).
+//! The files the kubelet gives every container of a pod: `/etc/hosts`, `/etc/hostname`,
+//! `/etc/resolv.conf` and the termination-message file, in `<agent-dir>/pods/<uid>/`, merged
+//! with the container's volume mounts (prepared by `crate::volumes`).
 //!
-//! The pod's files live in `<agent-dir>/pods/<uid>/`; configMap, secret, downwardAPI, projected
-//! and persistentVolumeClaim volumes are not implemented yet and make the container fail with
-//! `CreateContainerConfigError` naming the volume.
+//! Volumes themselves (emptyDir, hostPath, configMap, secret, …) live in `crate::volumes`.
 
 use std::fs;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
-use k8s_openapi::api::core::v1::{Container, Pod, Volume};
+use k8s_openapi::api::core::v1::{Container, Pod};
 use skiff_runtime::spec::MountSpec;
 
 /// The host name of the pod's containers.
@@ -58,72 +56,16 @@ pub fn hosts_file(pod: &Pod) -> String {
     out
 }
 
-fn volume_source(volume: &Volume, pod_dir: &Path) -> Result<MountSpec, String> {
-    let name = &volume.name;
-    if let Some(empty) = &volume.empty_dir {
-        if empty.medium.as_deref() == Some("Memory") {
-            let mut options = vec!["nosuid".to_string(), "nodev".to_string(), "mode=1777".to_string()];
-            if let Some(limit) = empty.size_limit.as_ref().and_then(|q| skiff_api::quantity::Quantity::parse(&q.0).ok())
-            {
-                options.push(format!("size={}", limit.value().max(4096)));
-            }
-            return Ok(MountSpec {
-                destination: PathBuf::new(),
-                source: "tmpfs".into(),
-                kind: "tmpfs".into(),
-                options,
-            });
-        }
-        let dir = pod_dir.join("volumes").join("empty-dir").join(name);
-        fs::create_dir_all(&dir).map_err(|e| format!("emptyDir {name}: {e}"))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).map_err(|e| format!("emptyDir {name}: {e}"))?;
-        return Ok(MountSpec::bind(dir, PathBuf::new(), false));
-    }
-    if let Some(host) = &volume.host_path {
-        let path = PathBuf::from(&host.path);
-        let kind = host.type_.as_deref().unwrap_or("");
-        let meta = fs::metadata(&path);
-        let mismatch = |what: &str| Err(format!("hostPath type check failed: {} is not a {what}", host.path));
-        match kind {
-            "DirectoryOrCreate" if meta.is_err() => {
-                fs::create_dir_all(&path).map_err(|e| format!("hostPath {}: {e}", host.path))?;
-                fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
-            }
-            "FileOrCreate" if meta.is_err() => {
-                if let Some(parent) = path.parent() {
-                    fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-                }
-                fs::write(&path, b"").map_err(|e| format!("hostPath {}: {e}", host.path))?;
-            }
-            "Directory" | "DirectoryOrCreate" if !meta.as_ref().is_ok_and(|m| m.is_dir()) => {
-                return mismatch("directory");
-            }
-            "File" | "FileOrCreate" if !meta.as_ref().is_ok_and(|m| m.is_file()) => return mismatch("file"),
-            "Socket" if !meta.as_ref().is_ok_and(|m| m.file_type().is_socket()) => return mismatch("socket"),
-            "CharDevice" if !meta.as_ref().is_ok_and(|m| m.file_type().is_char_device()) => {
-                return mismatch("character device");
-            }
-            "BlockDevice" if !meta.as_ref().is_ok_and(|m| m.file_type().is_block_device()) => {
-                return mismatch("block device");
-            }
-            "" if meta.is_err() => {
-                // Unset type: no check; a missing path is created as a directory, as Docker did.
-                fs::create_dir_all(&path).map_err(|e| format!("hostPath {}: {e}", host.path))?;
-            }
-            _ => {}
-        }
-        return Ok(MountSpec::bind(path, PathBuf::new(), false));
-    }
-    Err(format!("volume \"{name}\": this volume type is not supported by skiff's agent yet"))
-}
-
-/// Mounts of `container` (instance `attempt`) of `pod`; prepares the pod's files in `pod_dir`
-/// (`/etc/resolv.conf` with `resolv_conf`).
+/// Mounts of `container` (instance `attempt`) of `pod`: its `volumes` (from
+/// `crate::volumes`) and the pod's `/etc` files, which it prepares in `pod_dir`. A volume mounted
+/// at `/etc/hosts` replaces the generated file, as upstream. Mounts are ordered by depth so a
+/// mount never hides one below it. `/etc/resolv.conf` gets `resolv_conf`.
 pub fn container_mounts(
     pod: &Pod,
     container: &Container,
     pod_dir: &Path,
     attempt: u32,
+    volumes: Vec<MountSpec>,
     resolv_conf: &str,
 ) -> Result<Vec<MountSpec>, String> {
     fs::create_dir_all(pod_dir).map_err(|e| format!("creating {}: {e}", pod_dir.display()))?;
@@ -139,45 +81,21 @@ pub fn container_mounts(
     fs::write(&term, b"").map_err(|e| e.to_string())?;
     fs::set_permissions(&term, fs::Permissions::from_mode(0o666)).map_err(|e| e.to_string())?;
     let term_path = container.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
-    let mut mounts = vec![
-        MountSpec::bind(&hosts, "/etc/hosts", false),
-        MountSpec::bind(&hostname, "/etc/hostname", false),
-        MountSpec::bind(&resolv, "/etc/resolv.conf", false),
-        MountSpec::bind(&term, term_path, false),
-    ];
-    let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
-    for vm in container.volume_mounts.iter().flatten() {
-        let volume = volumes.and_then(|v| v.iter().find(|v| v.name == vm.name)).ok_or_else(|| {
-            format!("cannot find volume \"{}\" to mount into container \"{}\"", vm.name, container.name)
-        })?;
-        let mut mount = volume_source(volume, pod_dir)?;
-        if let Some(sub) = vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            if mount.kind == "tmpfs" {
-                return Err(format!("subPath on a memory-backed emptyDir ({}) is not supported yet", vm.name));
-            }
-            if sub.starts_with('/') || sub.split('/').any(|p| p == "..") {
-                return Err(format!("invalid subPath {sub:?}: must be a relative path without '..'"));
-            }
-            let path = mount.source.join(sub);
-            if !path.exists() {
-                fs::create_dir_all(&path).map_err(|e| e.to_string())?;
-            }
-            mount.source = path;
-        }
-        mount.destination = PathBuf::from(&vm.mount_path);
-        if vm.read_only == Some(true) {
-            mount.options.push("ro".into());
-        }
-        mounts.push(mount);
+    let own_hosts = volumes.iter().any(|m| m.destination == Path::new("/etc/hosts"));
+    let mut mounts = volumes;
+    if !own_hosts {
+        mounts.push(MountSpec::bind(&hosts, "/etc/hosts", false));
     }
+    mounts.push(MountSpec::bind(&hostname, "/etc/hostname", false));
+    mounts.push(MountSpec::bind(&resolv, "/etc/resolv.conf", false));
+    mounts.push(MountSpec::bind(&term, term_path, false));
+    mounts.sort_by_key(|m| m.destination.components().count());
     Ok(mounts)
 }
 
-/// Removes a pod's files after its containers are gone.
+/// Removes a pod's files after its containers are gone, unmounting its volumes first.
 pub fn remove_pod_dir(dir: &Path) {
-    if let Err(e) = fs::remove_dir_all(dir)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
+    if let Err(e) = crate::volumes::cleanup::remove_dir(dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "removing pod directory");
     }
 }

@@ -68,6 +68,8 @@ pub struct Shared {
     pub network: Arc<PodNetwork>,
     /// Event recorder.
     pub recorder: Recorder,
+    /// Pod volumes.
+    pub volumes: Arc<crate::volumes::VolumeManager>,
 }
 
 /// The cgroup (relative to the cgroup root) a pod's containers live under.
@@ -113,8 +115,8 @@ struct Worker {
     probers: HashMap<String, ProbeHandle>,
     /// Woken when a probe result changes.
     probe_changed: Arc<Notify>,
-    /// Why the agent failed the pod as a whole (reason, message), e.g. `DeadlineExceeded`.
-    failure: Option<(&'static str, &'static str)>,
+    /// Why the agent failed the pod as a whole (reason, message): `DeadlineExceeded`, `Evicted`.
+    failure: Option<(String, String)>,
 }
 
 /// Runs the worker of one pod until the pod is gone from the node.
@@ -357,9 +359,10 @@ impl Worker {
         // A pod that reached a terminal phase never runs again (even if its containers are gone).
         let phase = self.pod.status.as_ref().and_then(|s| s.phase.as_deref());
         if matches!(phase, Some("Succeeded" | "Failed")) {
-            // Its containers stay (for logs); its sandbox and address go.
+            // Its containers stay (for logs); its sandbox, address and volumes go.
             if !self.sandbox_released {
                 self.release_sandbox().await;
+                self.shared.volumes.release(&self.uid).await;
                 self.sandbox_released = true;
             }
             return;
@@ -368,11 +371,20 @@ impl Worker {
             self.report().await;
             return;
         }
+        if let Some(message) = self.shared.volumes.eviction(&self.uid) {
+            self.evict(message).await;
+            return;
+        }
         if self.deadline_exceeded() {
             self.fail_for_deadline().await;
             return;
         }
-        if !self.ensure_sandbox().await {
+        // As the kubelet: volumes first (FailedMount until they are set up), then the sandbox.
+        let volumes = self.shared.volumes.sync(&self.pod).await;
+        for message in volumes.events {
+            self.event(EventType::Warning, "FailedMount", message).await;
+        }
+        if !volumes.ready || !self.ensure_sandbox().await {
             self.report().await;
             return;
         }
@@ -439,7 +451,7 @@ impl Worker {
         let (runtime, grace) = (Arc::clone(&self.shared.runtime), Duration::from_secs(self.grace_seconds()));
         self.probers.clear();
         let _ = tokio::task::spawn_blocking(move || stop_instances(&runtime, &ids, grace)).await;
-        self.failure = Some(("DeadlineExceeded", message));
+        self.failure = Some(("DeadlineExceeded".into(), message.into()));
         self.report().await;
     }
 
@@ -666,6 +678,12 @@ impl Worker {
             .await
             .map_err(|message| Waiting { reason: "CreateContainerConfigError".into(), message })?;
         let pod_security = self.pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+        let volume_mounts = self
+            .shared
+            .volumes
+            .container_mounts(&self.pod, container, &env)
+            .await
+            .map_err(|e| Waiting { reason: e.reason.into(), message: e.message })?;
         let mut config = convert::container_config(container, &defaults, env, pod_security, &|_| None)
             .map_err(|e| Waiting { reason: "CreateContainerConfigError".into(), message: e.0 })?;
         let pod_dir = self.shared.cfg.agent_dir.join("pods").join(&self.uid);
@@ -679,7 +697,8 @@ impl Worker {
             domain: self.shared.cfg.cluster_domain.clone(),
         };
         let resolv = super::dns::resolv_conf(&pod, &host_resolv, &cluster_dns);
-        config.mounts = super::mounts::container_mounts(&pod, container, &pod_dir, attempt, &resolv)
+        config.rootfs_propagation = crate::volumes::container::rootfs_propagation(&volume_mounts);
+        config.mounts = super::mounts::container_mounts(&pod, container, &pod_dir, attempt, volume_mounts, &resolv)
             .map_err(|message| Waiting { reason: "CreateContainerConfigError".into(), message })?;
         let sandbox = self.sandbox.as_ref().ok_or_else(|| Waiting {
             reason: "ContainerCreating".into(),
@@ -792,7 +811,7 @@ impl Worker {
             self.sandbox.is_some(),
         );
         let mut status = status;
-        if let Some((reason, message)) = self.failure {
+        if let Some((reason, message)) = &self.failure {
             status["phase"] = serde_json::json!("Failed");
             status["reason"] = serde_json::json!(reason);
             status["message"] = serde_json::json!(message);
@@ -805,6 +824,18 @@ impl Worker {
             Ok(_) => self.last_status = Some(status),
             Err(e) => tracing::warn!(pod = %self.name(), error = %e, "status update failed"),
         }
+    }
+
+    /// Evicts the pod (an emptyDir went over its `sizeLimit`), as the kubelet's eviction manager
+    /// does: `Evicted` event, containers killed at once, volumes released, status `Failed` with
+    /// reason `Evicted`. The pod object stays until it is deleted.
+    async fn evict(&mut self, message: String) {
+        self.event(EventType::Warning, "Evicted", message.clone()).await;
+        self.probers.clear();
+        self.kill_containers().await;
+        self.shared.volumes.release(&self.uid).await;
+        self.failure = Some(("Evicted".into(), message));
+        self.report().await;
     }
 
     /// Stops every container (SIGTERM, then SIGKILL after the grace period), removes them, and
@@ -847,6 +878,7 @@ impl Worker {
         .await;
         self.release_sandbox().await;
         super::mounts::remove_pod_dir(&self.shared.cfg.agent_dir.join("pods").join(&self.uid));
+        self.shared.volumes.forget(&self.pod).await;
         super::mounts::remove_pod_dir(&self.pod_log_dir());
         skiff_runtime::container::remove_cgroup(&pod_cgroup(&self.uid));
         if already_gone {
