@@ -1,5 +1,6 @@
 //! skiff's node agent (the kubelet): registers the Node and keeps its Lease fresh ([`node`]),
-//! runs the pods bound to it on the container runtime and reports their status ([`pods`]).
+//! runs the pods bound to it on the container runtime and reports their status ([`pods`]),
+//! pulls and garbage-collects their images ([`images`]).
 //!
 //! Pods run once the Node has a pod CIDR ([`network`]).
 //!
@@ -7,6 +8,7 @@
 //! identity. What does not live here: images, containers and shims (`skiff-runtime`), pod
 //! networking mechanics (`skiff-net`), scheduling (the scheduler binds pods to nodes).
 
+pub mod images;
 pub mod network;
 pub mod node;
 pub mod pods;
@@ -45,6 +47,10 @@ pub struct AgentConfig {
     pub reserved_milli_cpu: u64,
     /// Memory kept back from pods, in bytes.
     pub reserved_memory: u64,
+    /// Registry hosts (`host:port`) pulled from over plain HTTP (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
+    /// When image garbage collection starts and where it stops.
+    pub image_gc: skiff_runtime::images::gc::GcPolicy,
 }
 
 impl AgentConfig {
@@ -60,6 +66,9 @@ pub enum AgentError {
     /// The runtime could not be opened.
     #[error("cannot open the container runtime: {0}")]
     Runtime(#[from] skiff_runtime::container::ContainerError),
+    /// `registries.yaml` is not valid.
+    #[error("cannot read the registry configuration: {0}")]
+    Registries(#[from] skiff_runtime::images::registries::RegistriesError),
 }
 
 /// The running agent.
@@ -81,13 +90,26 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
     let reporter =
         kube::runtime::events::Reporter { controller: "kubelet".into(), instance: Some(cfg.node_name.clone()) };
     let recorder = kube::runtime::events::Recorder::new(client.clone(), reporter);
+    let registries = skiff_runtime::images::registries::Registries::load(
+        &cfg.agent_dir.join("registries.yaml"),
+        &cfg.insecure_registries,
+    )?;
+    let image_manager =
+        Arc::new(images::ImageManager::new(Arc::clone(&runtime), client.clone(), recorder.clone(), registries));
+    let gc = tokio::spawn(images::gc::run(
+        Arc::clone(&image_manager),
+        recorder.clone(),
+        cfg.image_gc,
+        cfg.node_name.clone(),
+    ));
     let pod_task = {
         let (client, runtime, cfg) = (client.clone(), Arc::clone(&runtime), cfg.clone());
         async move {
             let cidr = network::wait_for_pod_cidr(&client, &cfg.node_name).await;
             let data_dir = cfg.agent_dir.parent().unwrap_or(&cfg.agent_dir).to_path_buf();
             let network = Arc::new(network::open(&data_dir, cidr).await);
-            pods::run(Arc::new(pods::worker::Shared { client, runtime, network, cfg, recorder })).await;
+            let images = image_manager;
+            pods::run(Arc::new(pods::worker::Shared { client, runtime, network, cfg, recorder, images })).await;
         }
     };
     let images = tokio::spawn(async move {
@@ -105,5 +127,5 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });
-    Ok(Agent { tasks: vec![tokio::spawn(node::run(client, cfg)), tokio::spawn(pod_task), images] })
+    Ok(Agent { tasks: vec![tokio::spawn(node::run(client, cfg)), tokio::spawn(pod_task), images, gc] })
 }

@@ -31,7 +31,7 @@ use super::registries::{Endpoint, Registries};
 use super::{ImageRecord, ImageStore, media_types};
 
 /// Credentials for one registry.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Credential {
     /// User name and password (HTTP basic, or exchanged for a token).
     Basic {
@@ -176,21 +176,21 @@ struct WireManifest {
     layers: Option<Vec<Descriptor>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Descriptor {
     digest: String,
     #[serde(default)]
     size: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct IndexEntry {
     digest: String,
     #[serde(default)]
     platform: Option<Platform>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Platform {
     #[serde(default)]
     architecture: String,
@@ -199,6 +199,7 @@ struct Platform {
 }
 
 /// What a fetched manifest turned out to be.
+#[derive(Debug)]
 enum Fetched {
     Index(Vec<IndexEntry>),
     Image { config: Descriptor, layers: Vec<Descriptor> },
@@ -295,13 +296,18 @@ async fn pull_from(
     }
     let ingest = store.ingest_dir().map_err(|e| e.to_string())?;
     let oci = oci_reference(endpoint, reference, Some(&digest));
-    let mut missing: Vec<&Descriptor> = blobs.into_iter().filter(|b| !store.blobs().contains(&b.digest)).collect();
-    missing.dedup_by(|a, b| a.digest == b.digest);
-    let mut staged: Vec<Staged> = futures::stream::iter(missing)
-        .map(|blob| fetch_blob(&client, &oci, blob, &ingest))
-        .buffer_unordered(PARALLEL_BLOBS)
-        .try_collect()
-        .await?;
+    let mut missing: Vec<(String, i64)> = blobs
+        .into_iter()
+        .filter(|b| !store.blobs().contains(&b.digest))
+        .map(|b| (b.digest.clone(), b.size))
+        .collect();
+    missing.dedup_by(|a, b| a.0 == b.0);
+    let fetches = missing.into_iter().map(|(digest, size)| {
+        let (client, oci, ingest) = (client.clone(), oci.clone(), ingest.clone());
+        async move { fetch_blob(&client, &oci, &digest, size, &ingest).await }
+    });
+    let mut staged: Vec<Staged> =
+        futures::stream::iter(fetches).buffer_unordered(PARALLEL_BLOBS).try_collect().await?;
     let downloaded = staged.iter().map(|s| std::fs::metadata(&s.file).map_or(0, |m| m.len())).sum();
     staged.push(stage_bytes(&ingest, &bytes, &digest)?);
     let recorded = match &reference.tag {
@@ -322,7 +328,8 @@ async fn pull_from(
 async fn fetch_blob(
     client: &oci_client::Client,
     oci: &OciReference,
-    blob: &Descriptor,
+    digest: &str,
+    size: i64,
     ingest: &std::path::Path,
 ) -> Result<Staged, String> {
     let tmp = tempfile::Builder::new()
@@ -333,15 +340,15 @@ async fn fetch_blob(
     let file = tokio::fs::File::create(&tmp).await.map_err(|e| format!("{}: {e}", tmp.display()))?;
     let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
     client
-        .pull_blob(oci, blob.digest.as_str(), &mut out)
+        .pull_blob(oci, digest, &mut out)
         .await
-        .map_err(|e| format!("failed to fetch blob {}: {}", blob.digest, render(&e)))?;
+        .map_err(|e| format!("failed to fetch blob {digest}: {}", render(&e)))?;
     out.flush().await.map_err(|e| format!("{}: {e}", tmp.display()))?;
     let len = tokio::fs::metadata(&tmp).await.map_err(|e| format!("{}: {e}", tmp.display()))?.len();
-    if blob.size > 0 && len != blob.size as u64 {
-        return Err(format!("blob {}: expected {} bytes, got {len}", blob.digest, blob.size));
+    if size > 0 && len != size as u64 {
+        return Err(format!("blob {digest}: expected {size} bytes, got {len}"));
     }
-    Ok(Staged { digest: blob.digest.clone(), file: tmp })
+    Ok(Staged { digest: digest.to_string(), file: tmp })
 }
 
 fn stage_bytes(ingest: &std::path::Path, bytes: &[u8], digest: &str) -> Result<Staged, String> {
