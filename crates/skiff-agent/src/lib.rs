@@ -89,13 +89,13 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
     let runtime = Arc::new(Runtime::open(&cfg.agent_dir, &shim_binary)?);
     let reporter =
         kube::runtime::events::Reporter { controller: "kubelet".into(), instance: Some(cfg.node_name.clone()) };
-    let recorder = kube::runtime::events::Recorder::new(client.clone(), reporter);
+    let recorder = kube::runtime::events::Recorder::new(client.clone(), reporter.clone());
     let registries = skiff_runtime::images::registries::Registries::load(
         &cfg.agent_dir.join("registries.yaml"),
         &cfg.insecure_registries,
     )?;
     let image_manager =
-        Arc::new(images::ImageManager::new(Arc::clone(&runtime), client.clone(), recorder.clone(), registries));
+        Arc::new(images::ImageManager::new(Arc::clone(&runtime), client.clone(), reporter, registries));
     let gc = tokio::spawn(images::gc::run(
         Arc::clone(&image_manager),
         recorder.clone(),

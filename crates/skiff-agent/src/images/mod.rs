@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::{Container, ObjectReference, Pod};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use skiff_runtime::container::Runtime;
 use skiff_runtime::images::pull::{self, Credential, PullError, Pulled};
 use skiff_runtime::images::registries::Registries;
@@ -39,17 +39,10 @@ use policy::PullPolicy;
 /// container's reported state as it was. Never shown to users.
 pub const PULL_PENDING: &str = "skiff:PullPending";
 
-/// Waiting reasons of image failures; the kubelet's `Failed` event for them says `Error: <reason>`.
-pub const IMAGE_REASONS: [&str; 4] = ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"];
-
-/// The note of the `Failed` event a worker records when a container cannot start.
-pub fn failed_event_note(waiting: &Waiting) -> String {
-    if IMAGE_REASONS.contains(&waiting.reason.as_str()) {
-        format!("Error: {}", waiting.reason)
-    } else {
-        format!("Error: {}", waiting.message)
-    }
-}
+/// Waiting reasons of image failures. The manager records their events (the kubelet's
+/// `Failed` event for them says `Error: <reason>`), so the worker does not.
+pub const IMAGE_REASONS: [&str; 5] =
+    ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "ImageInspectError"];
 
 /// What [`ImageManager::ensure`] found.
 #[derive(Debug, Clone)]
@@ -101,7 +94,7 @@ struct State {
 pub struct ImageManager {
     runtime: Arc<Runtime>,
     client: kube::Client,
-    recorder: Recorder,
+    reporter: Reporter,
     registries: Arc<Registries>,
     state: Mutex<State>,
 }
@@ -149,9 +142,10 @@ pub fn go_duration(d: Duration) -> String {
 }
 
 impl ImageManager {
-    /// A manager pulling into `runtime`'s store through `registries`.
-    pub fn new(runtime: Arc<Runtime>, client: kube::Client, recorder: Recorder, registries: Registries) -> Self {
-        Self { runtime, client, recorder, registries: Arc::new(registries), state: Mutex::new(State::default()) }
+    /// A manager pulling into `runtime`'s store through `registries`, recording events as
+    /// `reporter`.
+    pub fn new(runtime: Arc<Runtime>, client: kube::Client, reporter: Reporter, registries: Registries) -> Self {
+        Self { runtime, client, reporter, registries: Arc::new(registries), state: Mutex::new(State::default()) }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -161,25 +155,33 @@ impl ImageManager {
 
     async fn event(&self, reference: &ObjectReference, kind: EventType, reason: &str, note: String) {
         let ev = Event { type_: kind, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
-        if let Err(e) = self.recorder.publish(&ev, reference).await {
+        // A recorder per event: kube's recorder folds events with one reason into a series
+        // keeping the first note, and "Error: ErrImagePull" is not "Error: ImagePullBackOff".
+        // The manager records failure events only when a container's state changes.
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        if let Err(e) = recorder.publish(&ev, reference).await {
             tracing::debug!(error = %e, "publishing event");
         }
     }
 
-    /// Records an event for a failure state only when the container enters it.
-    async fn event_on_change(
+    /// The container cannot start: when it enters this state, records `first` (the image
+    /// manager's own event, if any) then `Failed` `Error: <reason>`, as the kubelet does.
+    async fn fail(
         &self,
         key: &ContainerKey,
         reference: &ObjectReference,
-        state: &str,
-        kind: EventType,
-        reason: &str,
-        note: String,
-    ) {
-        let changed = self.state().reported.insert(key.clone(), state.to_string()).as_deref() != Some(state);
+        waiting: Waiting,
+        first: Option<(EventType, &str, String)>,
+    ) -> Ensure {
+        let changed =
+            self.state().reported.insert(key.clone(), waiting.reason.clone()).as_deref() != Some(&waiting.reason);
         if changed {
-            self.event(reference, kind, reason, note).await;
+            if let Some((kind, reason, note)) = first {
+                self.event(reference, kind, reason, note).await;
+            }
+            self.event(reference, EventType::Warning, "Failed", format!("Error: {}", waiting.reason)).await;
         }
+        Ensure::Failed(waiting)
     }
 
     /// Notes that a container now uses `image` (for garbage collection).
@@ -222,9 +224,9 @@ impl ImageManager {
             Ok(r) => r,
             Err(e) => {
                 let message = format!("Failed to apply default image tag \"{image_name}\": {e}");
-                self.event_on_change(&key, &reference_obj, "InvalidImageName", EventType::Warning, "InspectFailed", message.clone())
-                    .await;
-                return Ensure::Failed(Waiting { reason: "InvalidImageName".into(), message });
+                let event = (EventType::Warning, "InspectFailed", message.clone());
+                let waiting = Waiting { reason: "InvalidImageName".into(), message };
+                return self.fail(&key, &reference_obj, waiting, Some(event)).await;
             }
         };
 
@@ -239,9 +241,9 @@ impl ImageManager {
             Ok(found) => found,
             Err(e) => {
                 let message = format!("Failed to inspect image \"{image_name}\": {e}");
-                self.event_on_change(&key, &reference_obj, "ErrImageInspect", EventType::Warning, "InspectFailed", message.clone())
-                    .await;
-                return Ensure::Failed(Waiting { reason: "ImageInspectError".into(), message });
+                let event = (EventType::Warning, "InspectFailed", message.clone());
+                let waiting = Waiting { reason: "ImageInspectError".into(), message };
+                return self.fail(&key, &reference_obj, waiting, Some(event)).await;
             }
         };
         let policy = PullPolicy::of(container.image_pull_policy.as_deref(), &reference);
@@ -261,16 +263,9 @@ impl ImageManager {
                 }
                 None => {
                     let message = format!("Container image \"{image_name}\" is not present with pull policy of Never");
-                    self.event_on_change(
-                        &key,
-                        &reference_obj,
-                        "ErrImageNeverPull",
-                        EventType::Warning,
-                        "ErrImageNeverPull",
-                        message.clone(),
-                    )
-                    .await;
-                    Ensure::Failed(Waiting { reason: "ErrImageNeverPull".into(), message })
+                    let event = (EventType::Warning, "ErrImageNeverPull", message.clone());
+                    let waiting = Waiting { reason: "ErrImageNeverPull".into(), message };
+                    self.fail(&key, &reference_obj, waiting, Some(event)).await
                 }
             };
         }
@@ -285,20 +280,19 @@ impl ImageManager {
         };
         if let Some((fresh, wrapped, message)) = backing_off {
             if fresh {
-                return Ensure::Failed(Waiting { reason: "ErrImagePull".into(), message });
+                return self.fail(&key, &reference_obj, Waiting { reason: "ErrImagePull".into(), message }, None).await;
             }
             let note = format!("Back-off pulling image \"{image_name}\"");
-            self.event_on_change(&key, &reference_obj, "ImagePullBackOff", EventType::Normal, "BackOff", note.clone())
-                .await;
-            let message = if wrapped.is_empty() { note } else { format!("{note}: {wrapped}") };
-            return Ensure::Failed(Waiting { reason: "ImagePullBackOff".into(), message });
+            let message = if wrapped.is_empty() { note.clone() } else { format!("{note}: {wrapped}") };
+            let waiting = Waiting { reason: "ImagePullBackOff".into(), message };
+            return self.fail(&key, &reference_obj, waiting, Some((EventType::Normal, "BackOff", note))).await;
         }
 
         let credentials = match self.credentials(pod, &reference, &reference_obj).await {
             Ok(c) => c,
             Err(message) => {
                 self.failed(&reference_obj, &image_name, &backoff_key, &message).await;
-                return Ensure::Failed(Waiting { reason: "ErrImagePull".into(), message });
+                return self.fail(&key, &reference_obj, Waiting { reason: "ErrImagePull".into(), message }, None).await;
             }
         };
         self.event(&reference_obj, EventType::Normal, "Pulling", format!("Pulling image \"{image_name}\"")).await;
@@ -395,7 +389,7 @@ impl ImageManager {
             }
             Err(e) => {
                 self.failed(reference_obj, image_name, &backoff_key, &e.0).await;
-                Ensure::Failed(Waiting { reason: "ErrImagePull".into(), message: e.0 })
+                self.fail(key, reference_obj, Waiting { reason: "ErrImagePull".into(), message: e.0 }, None).await
             }
         }
     }
@@ -427,11 +421,4 @@ mod tests {
         assert_eq!(go_duration(ms(3_600_000)), "1h0m0s");
     }
 
-    #[test]
-    fn failure_events_name_the_image_reason() {
-        let w = |r: &str| Waiting { reason: r.into(), message: "why".into() };
-        assert_eq!(failed_event_note(&w("ErrImagePull")), "Error: ErrImagePull");
-        assert_eq!(failed_event_note(&w("ImagePullBackOff")), "Error: ImagePullBackOff");
-        assert_eq!(failed_event_note(&w("CreateContainerConfigError")), "Error: why");
-    }
 }

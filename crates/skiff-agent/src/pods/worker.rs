@@ -439,8 +439,9 @@ impl Worker {
                 let track = self.tracks.entry(container.name.clone()).or_default();
                 let changed = track.waiting.as_ref() != Some(&waiting);
                 track.waiting = Some(waiting.clone());
-                if changed {
-                    self.event(EventType::Warning, "Failed", crate::images::failed_event_note(&waiting)).await;
+                // Image failures have their events from the image manager.
+                if changed && !crate::images::IMAGE_REASONS.contains(&waiting.reason.as_str()) {
+                    self.event(EventType::Warning, "Failed", format!("Error: {}", waiting.message)).await;
                 }
             }
         }
