@@ -94,8 +94,7 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
         &cfg.agent_dir.join("registries.yaml"),
         &cfg.insecure_registries,
     )?;
-    let image_manager =
-        Arc::new(images::ImageManager::new(Arc::clone(&runtime), client.clone(), reporter, registries));
+    let image_manager = Arc::new(images::ImageManager::new(Arc::clone(&runtime), client.clone(), reporter, registries));
     let gc = tokio::spawn(images::gc::run(
         Arc::clone(&image_manager),
         recorder.clone(),

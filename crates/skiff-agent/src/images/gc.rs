@@ -113,7 +113,13 @@ async fn node_event(recorder: &Recorder, node: &str, reason: &str, note: String)
         uid: Some(node.into()),
         ..Default::default()
     };
-    let ev = Event { type_: EventType::Warning, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+    let ev = Event {
+        type_: EventType::Warning,
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
+        secondary: None,
+    };
     if let Err(e) = recorder.publish(&ev, &reference).await {
         tracing::debug!(error = %e, "publishing node event");
     }
@@ -128,10 +134,9 @@ pub async fn run(manager: Arc<ImageManager>, recorder: Recorder, policy: GcPolic
         let known = manager.usage();
         let now = SystemTime::now();
         let dir = runtime.images().dir().to_path_buf();
-        let outcome = tokio::task::spawn_blocking(move || {
-            collect_once(&runtime, &policy, &known, now, &|| DiskUsage::of(&dir))
-        })
-        .await;
+        let outcome =
+            tokio::task::spawn_blocking(move || collect_once(&runtime, &policy, &known, now, &|| DiskUsage::of(&dir)))
+                .await;
         match outcome {
             Ok((result, usage)) => {
                 // Uses recorded while the collection ran win over its snapshot.
@@ -145,7 +150,11 @@ pub async fn run(manager: Arc<ImageManager>, recorder: Recorder, policy: GcPolic
                 match result {
                     Ok(report) => {
                         if report.wanted > 0 {
-                            tracing::info!(usage = report.usage_percent, freed = report.freed, "image garbage collection freed space");
+                            tracing::info!(
+                                usage = report.usage_percent,
+                                freed = report.freed,
+                                "image garbage collection freed space"
+                            );
                         }
                         previous_failed = false;
                     }
@@ -231,8 +240,9 @@ mod tests {
         assert!(usage.is_empty());
 
         // Under the threshold nothing is touched.
-        let (result, _) =
-            collect_once(&runtime, &policy, &HashMap::new(), t(100), &|| Ok(DiskUsage { capacity: 100, available: 50 }));
+        let (result, _) = collect_once(&runtime, &policy, &HashMap::new(), t(100), &|| {
+            Ok(DiskUsage { capacity: 100, available: 50 })
+        });
         assert_eq!(result.expect("ok").deleted, Vec::<String>::new());
     }
 }

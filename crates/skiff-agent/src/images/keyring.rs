@@ -86,11 +86,8 @@ impl Keyring {
                 tracing::warn!(entry = %location, "pull secret entry is not a registry location; ignored");
                 continue;
             };
-            let (username, password) = if entry.auth.is_empty() {
-                (entry.username, entry.password)
-            } else {
-                decode_auth(&entry.auth)?
-            };
+            let (username, password) =
+                if entry.auth.is_empty() { (entry.username, entry.password) } else { decode_auth(&entry.auth)? };
             self.creds.entry(key).or_default().push(Credential::Basic { username, password });
         }
         Ok(())
@@ -265,7 +262,7 @@ mod tests {
         let bad = secret("kubernetes.io/dockerconfigjson", ".dockerconfigjson", r#"{"auths": {"r": {"auth": "!!"}}}"#);
         assert!(Keyring::from_secrets(&[bad]).is_err());
         let bad = secret("kubernetes.io/dockerconfigjson", ".dockerconfigjson", "not json");
-        assert!(Keyring::from_secrets(&[bad]).unwrap_err().0.contains("invalid .dockerconfigjson"));
+        assert!(Keyring::from_secrets(&[bad]).expect_err("not json").0.contains("invalid .dockerconfigjson"));
     }
 
     #[test]

@@ -420,5 +420,4 @@ mod tests {
         assert_eq!(go_duration(ms(123_450)), "2m3.45s");
         assert_eq!(go_duration(ms(3_600_000)), "1h0m0s");
     }
-
 }

@@ -52,23 +52,13 @@ mod tests {
         let d = format!("sha256:{}", "d".repeat(64));
         let images = vec![
             record("sha256:small", 10, &["docker.io/library/busybox:latest"]),
-            record(
-                "sha256:big",
-                99,
-                &["r:5000/app:1", "r:5000/app:2", &format!("r:5000/app@{d}"), "r:5000/other:x"],
-            ),
+            record("sha256:big", 99, &["r:5000/app:1", "r:5000/app:2", &format!("r:5000/app@{d}"), "r:5000/other:x"]),
         ];
         let out = node_images(images);
         assert_eq!(out[0].size_bytes, Some(99));
         assert_eq!(
             out[0].names.as_deref().expect("names"),
-            [
-                "r:5000/app@sha256:big",
-                "r:5000/other@sha256:big",
-                "r:5000/app:1",
-                "r:5000/app:2",
-                "r:5000/other:x"
-            ]
+            ["r:5000/app@sha256:big", "r:5000/other@sha256:big", "r:5000/app:1", "r:5000/app:2", "r:5000/other:x"]
         );
         assert_eq!(
             out[1].names.as_deref().expect("names"),

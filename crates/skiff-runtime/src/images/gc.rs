@@ -267,6 +267,10 @@ mod tests {
         let off = GcPolicy { high_threshold_percent: 100, ..Default::default() };
         let r = collect(&off, DiskUsage { capacity: 100, available: 0 }, &images, at(1000), &mut |_| Ok(()));
         assert_eq!(r.expect("off").deleted, Vec::<String>::new());
-        assert!(GcPolicy { high_threshold_percent: 70, low_threshold_percent: 80, ..Default::default() }.validate().is_err());
+        assert!(
+            GcPolicy { high_threshold_percent: 70, low_threshold_percent: 80, ..Default::default() }
+                .validate()
+                .is_err()
+        );
     }
 }

@@ -296,25 +296,23 @@ async fn pull_from(
     }
     let ingest = store.ingest_dir().map_err(|e| e.to_string())?;
     let oci = oci_reference(endpoint, reference, Some(&digest));
-    let mut missing: Vec<(String, i64)> = blobs
-        .into_iter()
-        .filter(|b| !store.blobs().contains(&b.digest))
-        .map(|b| (b.digest.clone(), b.size))
-        .collect();
+    let mut missing: Vec<(String, i64)> =
+        blobs.into_iter().filter(|b| !store.blobs().contains(&b.digest)).map(|b| (b.digest.clone(), b.size)).collect();
     missing.dedup_by(|a, b| a.0 == b.0);
     let fetches = missing.into_iter().map(|(digest, size)| {
         let (client, oci, ingest) = (client.clone(), oci.clone(), ingest.clone());
         async move { fetch_blob(&client, &oci, &digest, size, &ingest).await }
     });
-    let mut staged: Vec<Staged> =
-        futures::stream::iter(fetches).buffer_unordered(PARALLEL_BLOBS).try_collect().await?;
+    let mut staged: Vec<Staged> = futures::stream::iter(fetches).buffer_unordered(PARALLEL_BLOBS).try_collect().await?;
     let downloaded = staged.iter().map(|s| std::fs::metadata(&s.file).map_or(0, |m| m.len())).sum();
     staged.push(stage_bytes(&ingest, &bytes, &digest)?);
     let recorded = match &reference.tag {
         Some(tag) if reference.digest.is_none() => {
             Reference { tag: Some(tag.clone()), digest: None, ..reference.clone() }
         }
-        _ => Reference { tag: None, digest: Some(index.clone().unwrap_or_else(|| digest.clone())), ..reference.clone() },
+        _ => {
+            Reference { tag: None, digest: Some(index.clone().unwrap_or_else(|| digest.clone())), ..reference.clone() }
+        }
     };
     let store = store.clone();
     let image = tokio::task::spawn_blocking(move || store.record_pulled(staged, &digest, index.as_deref(), &recorded))
@@ -436,7 +434,7 @@ mod tests {
             let Ok(Fetched::Image { config, layers }) = classify(m.as_bytes()) else { panic!("{media_type}") };
             assert_eq!((config.digest.as_str(), layers.len()), ("sha256:c", 1));
         }
-        assert!(classify(br#"{"schemaVersion":1,"name":"x"}"#).unwrap_err().contains("schema version 1"));
+        assert!(classify(br#"{"schemaVersion":1,"name":"x"}"#).expect_err("schema 1").contains("schema version 1"));
         assert!(classify(br#"{"schemaVersion":2,"mediaType":"text/plain"}"#).is_err());
         // No media type: the fields decide.
         assert!(matches!(classify(br#"{"schemaVersion":2,"manifests":[]}"#), Ok(Fetched::Index(_))));

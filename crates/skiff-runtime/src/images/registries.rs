@@ -133,7 +133,7 @@ impl Registries {
             out.push(own);
         }
         for endpoint in &mut out {
-            endpoint.plain_http |= self.insecure.iter().any(|h| *h == endpoint.host);
+            endpoint.plain_http |= self.insecure.contains(&endpoint.host);
         }
         out
     }
