@@ -250,6 +250,21 @@ def test_always_repulls_when_the_tag_moves(env, ns):
     assert ("Pulling", f'Pulling image "{image}"') in events(env, ns, "again")
 
 
+def test_concurrent_pulls_download_each_blob_once(env, ns):
+    digest = derived_image(env.registry, env.base_manifest, "shared/app", "1", label="shared")
+    config = env.registry.manifest("shared/app", digest)["config"]["digest"]
+    image = env.image("shared/app:1")
+    pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}"},
+             "spec": {"nodeName": NODE, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                      "containers": [{"name": "main", "image": image, "imagePullPolicy": "IfNotPresent",
+                                      "command": ["sh", "-c", "echo ok"]}]}} for i in range(3)]
+    kubectl(env, ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": pods}))
+    for i in range(3):
+        assert image_id(succeeded(env, ns, f"p{i}")).endswith(digest)
+    gets = [p for m, p, _ in env.registry.requests(0, f"/v2/shared/app/blobs/{config}") if m == "GET"]
+    assert len(gets) == 1, gets
+
+
 def test_never_without_the_image(env, ns):
     image = env.image("absent/app:1")
     create_pod(env, ns, "never", image, "Never")
