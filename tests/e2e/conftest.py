@@ -112,8 +112,15 @@ class Netns:
 class Cluster:
     """One `skiff server` under test, plus helpers to drive it."""
 
-    def __init__(self, workdir: Path, netns: Netns, agent: bool = False, node_name: str = "e2e") -> None:
+    def __init__(self, workdir: Path, netns: Netns, agent: bool = False, node_name: str = "e2e",
+                 extra_args: list[str] | None = None) -> None:
         self.agent = agent
+        # Image GC watches the whole disk, which the machine shares with everything else: off
+        # unless a test asks for it, so images never vanish under a test.
+        extra_args = list(extra_args or [])
+        if "--image-gc-high-threshold" not in extra_args:
+            extra_args += ["--image-gc-high-threshold", "100"]
+        self.extra_args = extra_args
         self.node_name = node_name
         self.workdir = workdir
         self.netns = netns
@@ -145,6 +152,7 @@ class Cluster:
             "--write-kubeconfig", str(self.kubeconfig),
             "--advertise-address", self.node_ip,
             "--node-name", self.node_name,
+            *(self.extra_args if self.agent else []),
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SKIFF_")}
         # The default config file must not leak into the test's settings.

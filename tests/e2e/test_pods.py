@@ -301,7 +301,9 @@ def test_host_network_and_shared_process_namespace(agent_cluster, ns):
 
     shared = json.loads(pod_manifest("shared", "sleep 1; ps"))
     shared["spec"]["shareProcessNamespace"] = True
-    shared["spec"]["containers"].append({"name": "sidecar", "image": "busybox", "command": ["sleep", "4242"]})
+    # `busybox` means :latest, which pulls Always unless told otherwise; the node has it imported.
+    shared["spec"]["containers"].append({"name": "sidecar", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+                                         "command": ["sleep", "4242"]})
     kubectl(agent_cluster, ns, "apply", "-f", "-", input=json.dumps(shared))
     pod = eventually(lambda: (p := get_pod(agent_cluster, ns, "shared"))
                      and "sleep 4242" in log_text(ns, p) and p, what="ps sees the other container")

@@ -1,5 +1,6 @@
 //! skiff's node agent (the kubelet): registers the Node and keeps its Lease fresh ([`node`]),
-//! runs the pods bound to it on the container runtime and reports their status ([`pods`]).
+//! runs the pods bound to it on the container runtime and reports their status ([`pods`]),
+//! pulls and garbage-collects their images ([`images`]).
 //!
 //! Pods run once the Node has a pod CIDR ([`network`]).
 //!
@@ -7,6 +8,7 @@
 //! identity. What does not live here: images, containers and shims (`skiff-runtime`), pod
 //! networking mechanics (`skiff-net`), scheduling (the scheduler binds pods to nodes).
 
+pub mod images;
 pub mod network;
 pub mod node;
 pub mod pods;
@@ -51,6 +53,10 @@ pub struct AgentConfig {
     pub cluster_dns: Option<IpAddr>,
     /// The cluster domain (`cluster.local`).
     pub cluster_domain: String,
+    /// Registry hosts (`host:port`) pulled from over plain HTTP (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
+    /// When image garbage collection starts and where it stops.
+    pub image_gc: skiff_runtime::images::gc::GcPolicy,
 }
 
 impl AgentConfig {
@@ -66,6 +72,9 @@ pub enum AgentError {
     /// The runtime could not be opened.
     #[error("cannot open the container runtime: {0}")]
     Runtime(#[from] skiff_runtime::container::ContainerError),
+    /// `registries.yaml` is not valid.
+    #[error("cannot read the registry configuration: {0}")]
+    Registries(#[from] skiff_runtime::images::registries::RegistriesError),
 }
 
 /// The running agent.
@@ -86,7 +95,18 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
     let runtime = Arc::new(Runtime::open(&cfg.agent_dir, &shim_binary)?);
     let reporter =
         kube::runtime::events::Reporter { controller: "kubelet".into(), instance: Some(cfg.node_name.clone()) };
-    let recorder = kube::runtime::events::Recorder::new(client.clone(), reporter);
+    let recorder = kube::runtime::events::Recorder::new(client.clone(), reporter.clone());
+    let registries = skiff_runtime::images::registries::Registries::load(
+        &cfg.agent_dir.join("registries.yaml"),
+        &cfg.insecure_registries,
+    )?;
+    let image_manager = Arc::new(images::ImageManager::new(Arc::clone(&runtime), client.clone(), reporter, registries));
+    let gc = tokio::spawn(images::gc::run(
+        Arc::clone(&image_manager),
+        recorder.clone(),
+        cfg.image_gc,
+        cfg.node_name.clone(),
+    ));
     let volumes = volumes::VolumeManager::new(client.clone(), &cfg);
     let pod_task = {
         let (client, runtime, cfg, volumes) = (client.clone(), Arc::clone(&runtime), cfg.clone(), Arc::clone(&volumes));
@@ -94,7 +114,9 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
             let cidr = network::wait_for_pod_cidr(&client, &cfg.node_name).await;
             let data_dir = cfg.agent_dir.parent().unwrap_or(&cfg.agent_dir).to_path_buf();
             let network = Arc::new(network::open(&data_dir, cidr).await);
-            pods::run(Arc::new(pods::worker::Shared { client, runtime, network, cfg, recorder, volumes })).await;
+            let images = image_manager;
+            pods::run(Arc::new(pods::worker::Shared { client, runtime, network, cfg, recorder, volumes, images }))
+                .await;
         }
     };
     let images = tokio::spawn(async move {
@@ -118,6 +140,7 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
             tokio::spawn(pod_task),
             images,
             tokio::spawn(volumes.monitor()),
+            gc,
         ],
     })
 }

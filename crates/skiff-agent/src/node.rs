@@ -1,6 +1,7 @@
 //! The agent's Node: registration (capacity, allocatable, addresses, nodeInfo, labels,
-//! conditions), the Lease heartbeat in `kube-node-lease` every 10 s, and a status refresh when
-//! something changes and at least every 5 minutes (as the kubelet does).
+//! conditions, images), the Lease heartbeat in `kube-node-lease` every 10 s, and a status
+//! refresh when something changes (the node's images, checked at each heartbeat) and at least
+//! every 5 minutes (as the kubelet does).
 //!
 //! Host facts come from [`crate::sysinfo`]; pods are [`crate::pods`]'.
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus, NodeSystemInfo,
+    ContainerImage, DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus, NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
@@ -133,11 +134,23 @@ pub async fn register(client: &kube::Client, cfg: &AgentConfig, host: &HostInfo)
     Ok(created)
 }
 
+/// The images on the node as `status.images` reports them.
+async fn node_images(cfg: &AgentConfig) -> Vec<ContainerImage> {
+    let dir = cfg.agent_dir.join("images");
+    let images = tokio::task::spawn_blocking(move || {
+        skiff_runtime::images::ImageStore::open(&dir).and_then(|s| s.list()).unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default();
+    crate::images::node_status::node_images(images)
+}
+
 /// Sends the current status (conditions' transition times kept when unchanged).
 pub async fn report_status(client: &kube::Client, cfg: &AgentConfig, host: &HostInfo) -> Result<(), kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let at = now();
     let mut status = node_status(cfg, host, &at);
+    status.images = Some(node_images(cfg).await);
     if let Ok(current) = nodes.get_status(&cfg.node_name).await {
         let old = current.status.and_then(|s| s.conditions).unwrap_or_default();
         for c in status.conditions.iter_mut().flatten() {
@@ -207,13 +220,19 @@ pub async fn run(client: kube::Client, cfg: AgentConfig) {
     };
     let uid = node.metadata.uid.unwrap_or_default();
     let mut last_status = tokio::time::Instant::now();
+    let mut last_images = node_images(&cfg).await;
     loop {
         if let Err(e) = renew_lease(&client, &cfg, &uid).await {
             tracing::warn!(error = %e, "lease renewal failed");
         }
-        if last_status.elapsed() >= STATUS_REFRESH {
+        // Images pulled or removed are reported at the next heartbeat.
+        let images = node_images(&cfg).await;
+        if last_status.elapsed() >= STATUS_REFRESH || images != last_images {
             match report_status(&client, &cfg, &host).await {
-                Ok(()) => last_status = tokio::time::Instant::now(),
+                Ok(()) => {
+                    last_status = tokio::time::Instant::now();
+                    last_images = images;
+                }
                 Err(e) => tracing::warn!(error = %e, "node status update failed"),
             }
         }

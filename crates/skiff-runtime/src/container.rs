@@ -221,6 +221,18 @@ impl Runtime {
         fs::remove_dir_all(&dir).map_err(io("removing", &dir))
     }
 
+    /// The image layer directories of every container instance (running or not), as their
+    /// shims were asked to stack them, top first.
+    pub fn lowers_in_use(&self) -> Result<Vec<Vec<PathBuf>>, ContainerError> {
+        let mut out = Vec::new();
+        for id in self.list()? {
+            if let Some(request) = shim::read_json::<ShimRequest>(&self.dir(&id)?, "shim.json")? {
+                out.push(request.lowers);
+            }
+        }
+        Ok(out)
+    }
+
     /// Ids of every container directory (running or not).
     pub fn list(&self) -> Result<Vec<String>, ContainerError> {
         let mut ids = Vec::new();

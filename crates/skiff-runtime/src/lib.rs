@@ -3,7 +3,7 @@
 //!
 //! What lives here: the content-addressed [`images`] store (import of OCI-layout and
 //! docker-archive tarballs, references, removal), the layer [`snapshots`] a container's overlayfs
-//! root is built from, the OCI runtime [`spec`] of a container, the per-container [`shim`]
+//! root is built from, which images and snapshots containers use ([`image_usage`]), the OCI runtime [`spec`] of a container, the per-container [`shim`]
 //! process that runs it with libcontainer, its CRI [`logs`], the agent-side [`container`]
 //! handle tying them together, [`exec`] of further processes in a running container, and pod [`sandbox`]es (the `skiff pause` holder of a pod's
 //! namespaces). What does not: the Kubernetes side (pod workers, status, probes —
@@ -11,6 +11,7 @@
 
 pub mod container;
 pub mod exec;
+pub mod image_usage;
 pub mod images;
 pub mod logs;
 pub mod sandbox;

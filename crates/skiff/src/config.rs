@@ -247,6 +247,16 @@ pub struct ServerArgs {
     /// Run only the control plane, no node agent.
     #[arg(long, env = "SKIFF_DISABLE_AGENT", action = ArgAction::SetTrue)]
     pub disable_agent: bool,
+    /// A registry (host:port) the agent pulls from over plain HTTP; repeatable. More registry
+    /// settings (mirrors, credentials, TLS) go in <data-dir>/agent/registries.yaml.
+    #[arg(long = "insecure-registry", env = "SKIFF_INSECURE_REGISTRY", value_delimiter = ',', action = ArgAction::Append, value_name = "HOST:PORT")]
+    pub insecure_registry: Vec<String>,
+    /// Image file system usage (percent) at which unused images are garbage collected; 100 disables it.
+    #[arg(long, env = "SKIFF_IMAGE_GC_HIGH_THRESHOLD", default_value_t = 85, value_parser = clap::value_parser!(u8).range(0..=100), value_name = "PERCENT")]
+    pub image_gc_high_threshold: u8,
+    /// Image file system usage (percent) image garbage collection frees down to.
+    #[arg(long, env = "SKIFF_IMAGE_GC_LOW_THRESHOLD", default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100), value_name = "PERCENT")]
+    pub image_gc_low_threshold: u8,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides it.
     #[arg(long, env = "SKIFF_LOG_LEVEL", default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
@@ -308,6 +318,12 @@ pub struct ServerConfig {
     pub node_name: String,
     /// Whether the node agent is off.
     pub disable_agent: bool,
+    /// Registries pulled from over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    /// Image GC high threshold, percent.
+    pub image_gc_high_threshold: u8,
+    /// Image GC low threshold, percent.
+    pub image_gc_low_threshold: u8,
     /// Log filter directive.
     pub log_level: String,
 }
@@ -554,6 +570,12 @@ impl ServerConfig {
                 args.service_cidr, args.cluster_cidr
             )));
         }
+        if args.image_gc_low_threshold > args.image_gc_high_threshold {
+            return Err(ConfigError::Invalid(format!(
+                "--image-gc-low-threshold {} must not be greater than --image-gc-high-threshold {}",
+                args.image_gc_low_threshold, args.image_gc_high_threshold
+            )));
+        }
         Ok(ServerConfig {
             config_file,
             data_dir: args.data_dir,
@@ -567,6 +589,9 @@ impl ServerConfig {
             cluster_domain: args.cluster_domain,
             node_name,
             disable_agent: args.disable_agent,
+            insecure_registries: args.insecure_registry,
+            image_gc_high_threshold: args.image_gc_high_threshold,
+            image_gc_low_threshold: args.image_gc_low_threshold,
             log_level: args.log_level,
         })
     }
@@ -735,6 +760,25 @@ mod tests {
         assert_eq!(c.log_level, "info");
         assert_eq!(c.service_ip(), Ipv4Addr::new(10, 43, 0, 1));
         assert_eq!(c.server_url(), "https://127.0.0.1:6443");
+    }
+
+    #[test]
+    fn registry_and_image_gc_flags() {
+        let c = server(&[], Some("")).unwrap();
+        assert!(c.insecure_registries.is_empty());
+        assert_eq!((c.image_gc_high_threshold, c.image_gc_low_threshold), (85, 80));
+        let c = server(
+            &["--insecure-registry", "a:5000", "--insecure-registry=b:80", "--image-gc-high-threshold=90"],
+            Some("image-gc-low-threshold: 70\n"),
+        )
+        .unwrap();
+        assert_eq!(c.insecure_registries, ["a:5000", "b:80"]);
+        assert_eq!((c.image_gc_high_threshold, c.image_gc_low_threshold), (90, 70));
+        let c = server(&[], Some("insecure-registry: r1:5000,r2:5000\n")).unwrap();
+        assert_eq!(c.insecure_registries, ["r1:5000", "r2:5000"]);
+        assert!(server(&["--image-gc-high-threshold=101"], None).is_err());
+        let err = server(&["--image-gc-high-threshold=50"], None).unwrap_err().to_string();
+        assert!(err.contains("--image-gc-low-threshold 80 must not be greater"), "{err}");
     }
 
     #[test]

@@ -81,6 +81,12 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
             // No cluster DNS server yet (the networking issue brings skiff-dns).
             cluster_dns: None,
             cluster_domain: cfg.cluster_domain.clone(),
+            insecure_registries: cfg.insecure_registries.clone(),
+            image_gc: skiff_runtime::images::gc::GcPolicy {
+                high_threshold_percent: cfg.image_gc_high_threshold,
+                low_threshold_percent: cfg.image_gc_low_threshold,
+                min_age: std::time::Duration::ZERO,
+            },
         };
         let exe = std::env::current_exe().context("cannot find the skiff binary for the container shims")?;
         Some(skiff_agent::start(client, agent_cfg, exe).context("cannot start the node agent")?)

@@ -20,7 +20,6 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use nix::sys::signal::Signal;
 use skiff_net::PodNetwork;
 use skiff_runtime::container::{ContainerState, Runtime};
-use skiff_runtime::images::Reference;
 use skiff_runtime::sandbox::{SandboxConfig, SandboxError, SandboxState, SandboxStatus};
 use tokio::sync::{Notify, mpsc};
 
@@ -70,6 +69,8 @@ pub struct Shared {
     pub recorder: Recorder,
     /// Pod volumes.
     pub volumes: Arc<crate::volumes::VolumeManager>,
+    /// The image manager (pulls, pull policy, image use).
+    pub images: Arc<crate::images::ImageManager>,
 }
 
 /// The cgroup (relative to the cgroup root) a pod's containers live under.
@@ -629,11 +630,14 @@ impl Worker {
                 track.waiting = None;
                 track.image_id = image_id;
             }
+            // A pull goes on in the background: the container keeps the state it has.
+            Err(waiting) if waiting.reason == crate::images::PULL_PENDING => {}
             Err(waiting) => {
                 let track = self.tracks.entry(container.name.clone()).or_default();
                 let changed = track.waiting.as_ref() != Some(&waiting);
                 track.waiting = Some(waiting.clone());
-                if changed {
+                // Image failures have their events from the image manager.
+                if changed && !crate::images::IMAGE_REASONS.contains(&waiting.reason.as_str()) {
                     self.event(EventType::Warning, "Failed", format!("Error: {}", waiting.message)).await;
                 }
             }
@@ -642,34 +646,14 @@ impl Worker {
 
     /// Creates and starts instance `attempt` of `container`; returns the image id.
     async fn create(&self, container: &Container, attempt: u32) -> Result<String, Waiting> {
-        let image_name = container.image.clone().unwrap_or_default();
-        let reference = Reference::parse(&image_name).map_err(|e| Waiting {
-            reason: "InvalidImageName".into(),
-            message: format!("Failed to apply default image tag \"{image_name}\": {e}"),
-        })?;
         let runtime = Arc::clone(&self.shared.runtime);
-        let image = runtime
-            .images()
-            .resolve(&reference.to_string())
-            .map_err(|e| Waiting { reason: "ErrImagePull".into(), message: e.to_string() })?;
-        let Some(image) = image else {
-            let never = container.image_pull_policy.as_deref() == Some("Never");
-            return Err(if never {
-                Waiting {
-                    reason: "ErrImageNeverPull".into(),
-                    message: format!("Container image \"{image_name}\" is not present with pull policy of Never"),
-                }
-            } else {
-                Waiting {
-                    reason: "ErrImagePull".into(),
-                    message: format!(
-                        "image \"{image_name}\" is not present on the node and registry pulls are not implemented yet; import it with `skiff images import`"
-                    ),
-                }
-            });
+        let image = match self.shared.images.ensure(&self.pod, container).await {
+            crate::images::Ensure::Ready(image) => *image,
+            crate::images::Ensure::Pending => {
+                return Err(Waiting { reason: crate::images::PULL_PENDING.into(), message: String::new() });
+            }
+            crate::images::Ensure::Failed(waiting) => return Err(waiting),
         };
-        self.event(EventType::Normal, "Pulled", format!("Container image \"{image_name}\" already present on machine"))
-            .await;
         let defaults = runtime
             .images()
             .container_defaults(&image)
@@ -880,6 +864,7 @@ impl Worker {
         super::mounts::remove_pod_dir(&self.shared.cfg.agent_dir.join("pods").join(&self.uid));
         self.shared.volumes.forget(&self.pod).await;
         super::mounts::remove_pod_dir(&self.pod_log_dir());
+        self.shared.images.forget_pod(&self.uid);
         skiff_runtime::container::remove_cgroup(&pod_cgroup(&self.uid));
         if already_gone {
             return;

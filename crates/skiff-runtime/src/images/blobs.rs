@@ -12,6 +12,16 @@ use sha2::{Digest, Sha256};
 
 use super::ImageError;
 
+/// A blob downloaded (and verified) outside the store, waiting to be moved in by
+/// [`Blobs::commit`].
+#[derive(Debug)]
+pub struct Staged {
+    /// Its `sha256:` digest, already checked against its content.
+    pub digest: String,
+    /// The file holding it.
+    pub file: tempfile::TempPath,
+}
+
 /// A directory of blobs named by their sha256 digest.
 #[derive(Debug, Clone)]
 pub struct Blobs {
@@ -103,6 +113,24 @@ impl Blobs {
             tmp.persist(&dest).map_err(|e| ImageError::io(&dest, e.error))?;
         }
         Ok((digest, size))
+    }
+
+    /// Moves a staged blob into place (fsynced first; a blob already present is kept and the
+    /// staged copy dropped).
+    pub fn commit(&self, staged: Staged) -> Result<(), ImageError> {
+        let dest = self.path(&staged.digest)?;
+        if dest.exists() {
+            return Ok(());
+        }
+        File::open(&staged.file).and_then(|f| f.sync_all()).map_err(|e| ImageError::io(&staged.file, e))?;
+        match fs::rename(&staged.file, &dest) {
+            Ok(()) => Ok(()),
+            // Across file systems (an unusual layout): copy under the digest instead.
+            Err(_) => {
+                let file = File::open(&staged.file).map_err(|e| ImageError::io(&staged.file, e))?;
+                self.write(file, Some(&staged.digest)).map(|_| ())
+            }
+        }
     }
 
     /// Stores `bytes` and returns their digest.

@@ -18,8 +18,11 @@
 mod archive;
 pub mod blobs;
 pub mod compression;
+pub mod gc;
 pub mod media_types;
+pub mod pull;
 pub mod reference;
+pub mod registries;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
@@ -116,15 +119,32 @@ pub struct ImageRecord {
     pub size: u64,
     /// When the image was first imported (seconds since the epoch).
     pub imported: u64,
+    /// Digest of the image index (manifest list) the image was pulled through, if any: the
+    /// repository digest a multi-platform tag resolves to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
 }
 
 impl ImageRecord {
-    /// `repository@digest` for the first reference (what the kubelet reports as `imageID`).
+    /// `repository@digest` for the first reference (what the kubelet reports as `imageID`); the
+    /// digest is the index's when the image was pulled through one, as registries name it.
     pub fn image_id(&self) -> String {
+        let digest = self.repo_digest();
         match self.references.first().and_then(|r| Reference::parse(r).ok()) {
-            Some(r) => format!("{}@{}", r.name(), self.manifest),
-            None => self.manifest.clone(),
+            Some(r) => format!("{}@{digest}", r.name()),
+            None => digest.to_string(),
         }
+    }
+
+    /// The digest a registry knows the image by: the index's if it came through one, else the
+    /// manifest's.
+    pub fn repo_digest(&self) -> &str {
+        self.index.as_deref().unwrap_or(&self.manifest)
+    }
+
+    /// Whether `digest` names this image (its manifest, its index, or its config).
+    pub fn has_digest(&self, digest: &str) -> bool {
+        self.manifest == digest || self.config == digest || self.index.as_deref() == Some(digest)
     }
 }
 
@@ -271,12 +291,12 @@ impl ImageStore {
     pub fn resolve(&self, reference: &str) -> Result<Option<ImageRecord>, ImageError> {
         let images = self.list()?;
         if reference.starts_with("sha256:") {
-            return Ok(images.into_iter().find(|i| i.manifest == reference || i.config == reference));
+            return Ok(images.into_iter().find(|i| i.has_digest(reference)));
         }
         let wanted = Reference::parse(reference)?;
         Ok(images.into_iter().find(|image| match &wanted.digest {
             Some(digest) => {
-                image.manifest == *digest
+                (image.manifest == *digest || image.index.as_deref() == Some(digest))
                     && image.references.iter().any(|r| Reference::parse(r).is_ok_and(|r| r.name() == wanted.name()))
             }
             None => image.references.contains(&wanted.to_string()),
@@ -368,7 +388,61 @@ impl ImageStore {
             layers,
             size,
             imported: now(),
+            index: None,
         })
+    }
+
+    /// The directory pulls download into (`ingest/`): blobs stay there, invisible to garbage
+    /// collection, until [`ImageStore::record_pulled`] moves them into the store with their image.
+    pub fn ingest_dir(&self) -> Result<PathBuf, ImageError> {
+        let dir = self.dir.join("ingest");
+        fs::create_dir_all(&dir).map_err(|e| ImageError::io(&dir, e))?;
+        Ok(dir)
+    }
+
+    /// Records the image a pull has downloaded: moves its `staged` blobs (verified by the puller
+    /// against their digests) into the store, then records manifest `manifest` under `reference`
+    /// (the tag, or `name@digest` for a pull by digest), all under the store lock so garbage
+    /// collection never sees the blobs without their image. The tag is taken away from any other
+    /// image, as a registry's tag names one image. Returns the record.
+    pub fn record_pulled(
+        &self,
+        staged: Vec<blobs::Staged>,
+        manifest: &str,
+        index: Option<&str>,
+        reference: &Reference,
+    ) -> Result<ImageRecord, ImageError> {
+        let _lock = self.lock()?;
+        for blob in staged {
+            self.blobs.commit(blob)?;
+        }
+        let mut records = self.read_json::<Records>("images.json")?;
+        let mut record = self.build_record(manifest)?;
+        record.index = index.map(str::to_string);
+        let name = reference.to_string();
+        for other in &mut records.images {
+            other.references.retain(|r| *r != name);
+        }
+        let entry = match records.images.iter_mut().find(|i| i.manifest == record.manifest) {
+            Some(existing) => {
+                if record.index.is_some() {
+                    existing.index = record.index.clone();
+                }
+                existing
+            }
+            None => {
+                records.images.push(record);
+                records.images.last_mut().ok_or_else(|| ImageError::Invalid("empty".into()))?
+            }
+        };
+        if !entry.references.contains(&name) {
+            entry.references.push(name);
+            entry.references.sort();
+        }
+        let out = entry.clone();
+        self.write_json("images.json", &records)?;
+        tracing::info!(manifest = %out.manifest, references = ?out.references, "image pulled");
+        Ok(out)
     }
 
     /// Removes `reference` (a tag, or a digest which removes the whole image). The image goes
