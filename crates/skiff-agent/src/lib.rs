@@ -10,6 +10,7 @@
 pub mod network;
 pub mod node;
 pub mod pods;
+pub mod streaming;
 pub mod sysinfo;
 pub mod volumes;
 
