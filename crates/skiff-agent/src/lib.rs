@@ -52,6 +52,11 @@ pub struct AgentConfig {
     pub cluster_dns: Option<IpAddr>,
     /// The cluster domain (`cluster.local`).
     pub cluster_domain: String,
+    /// Port of the streaming server (logs, exec, attach, port-forward), reported as the Node's
+    /// `daemonEndpoints.kubeletEndpoint.port`.
+    pub kubelet_port: u16,
+    /// TLS material of the streaming server; without it the server does not run.
+    pub streaming_tls: Option<streaming::StreamingTls>,
 }
 
 impl AgentConfig {
@@ -67,6 +72,9 @@ pub enum AgentError {
     /// The runtime could not be opened.
     #[error("cannot open the container runtime: {0}")]
     Runtime(#[from] skiff_runtime::container::ContainerError),
+    /// The streaming server could not start.
+    #[error(transparent)]
+    Streaming(#[from] streaming::server::StreamingError),
 }
 
 /// The running agent.
@@ -85,6 +93,7 @@ impl Agent {
 /// `shim_binary` is the `skiff` executable (it runs `skiff shim`).
 pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Result<Agent, AgentError> {
     let runtime = Arc::new(Runtime::open(&cfg.agent_dir, &shim_binary)?);
+    let streaming_runtime = Arc::clone(&runtime);
     let reporter =
         kube::runtime::events::Reporter { controller: "kubelet".into(), instance: Some(cfg.node_name.clone()) };
     let recorder = kube::runtime::events::Recorder::new(client.clone(), reporter);
@@ -113,12 +122,23 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });
-    Ok(Agent {
-        tasks: vec![
-            tokio::spawn(node::run(client, cfg)),
-            tokio::spawn(pod_task),
-            images,
-            tokio::spawn(volumes.monitor()),
-        ],
-    })
+    let mut tasks = vec![images, tokio::spawn(volumes.monitor())];
+    if let Some(tls) = &cfg.streaming_tls {
+        let addr = std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, cfg.kubelet_port));
+        let listener = std::net::TcpListener::bind(addr)
+            .or_else(|_| std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, cfg.kubelet_port)))
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(tokio::net::TcpListener::from_std)
+            .map_err(|source| streaming::server::StreamingError::Bind { addr, source })?;
+        let ctx = Arc::new(streaming::server::Streaming {
+            runtime: Arc::clone(&streaming_runtime),
+            client: client.clone(),
+            log_dir: cfg.log_dir.clone(),
+        });
+        tracing::info!(port = cfg.kubelet_port, "streaming server listening");
+        tasks.push(tokio::spawn(streaming::server::serve(listener, streaming::server::tls_config(tls)?, ctx)));
+    }
+    tasks.push(tokio::spawn(node::run(client, cfg)));
+    tasks.push(tokio::spawn(pod_task));
+    Ok(Agent { tasks })
 }

@@ -247,6 +247,9 @@ pub struct ServerArgs {
     /// Run only the control plane, no node agent.
     #[arg(long, env = "SKIFF_DISABLE_AGENT", action = ArgAction::SetTrue)]
     pub disable_agent: bool,
+    /// Port of the node agent's streaming server (logs, exec, attach, port-forward).
+    #[arg(long, env = "SKIFF_KUBELET_PORT", default_value_t = 10250, value_name = "PORT")]
+    pub kubelet_port: u16,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides it.
     #[arg(long, env = "SKIFF_LOG_LEVEL", default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
@@ -308,6 +311,8 @@ pub struct ServerConfig {
     pub node_name: String,
     /// Whether the node agent is off.
     pub disable_agent: bool,
+    /// Port of the agent's streaming server.
+    pub kubelet_port: u16,
     /// Log filter directive.
     pub log_level: String,
 }
@@ -567,6 +572,7 @@ impl ServerConfig {
             cluster_domain: args.cluster_domain,
             node_name,
             disable_agent: args.disable_agent,
+            kubelet_port: args.kubelet_port,
             log_level: args.log_level,
         })
     }

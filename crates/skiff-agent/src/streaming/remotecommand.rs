@@ -90,7 +90,7 @@ pub struct Io {
 pub enum Outcome {
     /// It exited with this code.
     Exited(i32),
-    /// It could not be run.
+    /// It could not be run (the whole message, e.g. `error executing command in container: …`).
     Failed(String),
 }
 
@@ -109,7 +109,6 @@ pub fn status_json(outcome: &Outcome, command: &[String]) -> Value {
             "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
         }),
         Outcome::Failed(error) => {
-            let error = format!("error executing command in container: {error}");
             json!({
                 "metadata": {},
                 "status": "Failure",
@@ -171,7 +170,7 @@ impl Runner {
     async fn run(self, io: Io) -> Outcome {
         match self.kind {
             Kind::Exec => run_exec(self.runtime, self.id, self.options.command, self.options.tty, io).await,
-            Kind::Attach => Outcome::Failed("attach is not supported by this node".into()),
+            Kind::Attach => run_attach(self.runtime, self.id, io).await,
         }
     }
 }
@@ -465,6 +464,88 @@ fn write_from(fd: OwnedFd, mut source: mpsc::Receiver<Bytes>) {
 /// Runs `command` in container `id` with the client's streams and returns how it ended, once
 /// its output has been passed on.
 pub async fn run_exec(runtime: Arc<Runtime>, id: String, command: Vec<String>, tty: bool, io: Io) -> Outcome {
+    match exec_inner(runtime, id, command, tty, io).await {
+        Outcome::Failed(e) => Outcome::Failed(format!("error executing command in container: {e}")),
+        done => done,
+    }
+}
+
+async fn recv_or_wait<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Attaches the client's streams to container `id`'s own process (through the shim's attach
+/// socket) until the container ends or the client goes away.
+pub async fn run_attach(runtime: Arc<Runtime>, id: String, io: Io) -> Outcome {
+    use skiff_runtime::attach::{CLOSE_STDIN, RESIZE, STDERR, STDIN, STDOUT, frame};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connected = tokio::task::spawn_blocking(move || runtime.attach(&id)).await;
+    let stream = match connected {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Outcome::Failed(format!("error attaching to container: {e}")),
+        Err(e) => return Outcome::Failed(format!("error attaching to container: {e}")),
+    };
+    let stream = match stream.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(stream)) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(format!("error attaching to container: {e}")),
+    };
+    let (mut read, mut write) = stream.into_split();
+    let Io { mut stdin, stdout, stderr, mut resize } = io;
+    let input = tokio::spawn(async move {
+        loop {
+            // A new size goes before input that may depend on it.
+            tokio::select! {
+                biased;
+                size = recv_or_wait(&mut resize), if resize.is_some() => match size {
+                    Some((w, h)) => {
+                        let payload = [w.to_be_bytes(), h.to_be_bytes()].concat();
+                        if write.write_all(&frame(RESIZE, &payload)).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => resize = None,
+                },
+                data = recv_or_wait(&mut stdin), if stdin.is_some() => match data {
+                    Some(data) => {
+                        if write.write_all(&frame(STDIN, &data)).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => {
+                        stdin = None;
+                        let _ = write.write_all(&frame(CLOSE_STDIN, &[])).await;
+                    }
+                },
+                else => std::future::pending::<()>().await,
+            }
+        }
+    });
+    let mut head = [0u8; 5];
+    while read.read_exact(&mut head).await.is_ok() {
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut payload = vec![0u8; len.min(1 << 20)];
+        if read.read_exact(&mut payload).await.is_err() {
+            break;
+        }
+        let sink = match head[0] {
+            STDOUT => stdout.as_ref(),
+            STDERR => stderr.as_ref().or(stdout.as_ref()),
+            _ => None,
+        };
+        if let Some(sink) = sink
+            && sink.send(Bytes::from(payload)).await.is_err()
+        {
+            break;
+        }
+    }
+    input.abort();
+    Outcome::Exited(0)
+}
+
+async fn exec_inner(runtime: Arc<Runtime>, id: String, command: Vec<String>, tty: bool, io: Io) -> Outcome {
     let options = ExecOptions { tty, stdin: io.stdin.is_some() };
     let started = tokio::task::spawn_blocking(move || runtime.exec(&id, &command, &options)).await;
     let mut process = match started {

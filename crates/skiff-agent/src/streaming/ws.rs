@@ -11,7 +11,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::{Message, Role};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Message, Role};
 
 use super::server::{Body, full};
 
@@ -99,6 +100,8 @@ pub fn channels(socket: Socket, v5: bool) -> (mpsc::Receiver<Incoming>, mpsc::Se
         while let Some(Ok(message)) = stream.next().await {
             let incoming = match message {
                 Message::Binary(data) => parse_message(&data, v5),
+                // The Python client sends text frames for text input; the bytes are the same.
+                Message::Text(text) => parse_message(text.as_bytes(), v5),
                 Message::Close(_) => break,
                 _ => None,
             };
@@ -115,7 +118,7 @@ pub fn channels(socket: Socket, v5: bool) -> (mpsc::Receiver<Incoming>, mpsc::Se
                 break;
             }
         }
-        let _ = sink.send(Message::Close(None)).await;
+        let _ = sink.send(normal_close()).await;
         let _ = sink.close().await;
         reader.abort();
     });
@@ -153,10 +156,16 @@ pub fn tunnel(socket: Socket) -> DuplexStream {
                 }
             }
         }
-        let _ = sink.send(Message::Close(None)).await;
+        let _ = sink.send(normal_close()).await;
         let _ = sink.close().await;
     });
     ours
+}
+
+/// A normal closure (1000): clients treat anything else, even a close without a code, as an
+/// error on every stream still open.
+fn normal_close() -> Message {
+    Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))
 }
 
 /// A refusal of the upgrade, as the kubelet answers when no offered protocol is supported.
