@@ -123,7 +123,12 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
         let groups: Vec<&str> = t.groups.iter().map(String::as_str).collect();
         tokens.add(&t.token, &t.user, &groups);
     }
-    let kubelet = opts.kubelet_client.as_ref().map(nodeproxy::KubeletDialer::new).transpose().map_err(StartError::KubeletClient)?;
+    let kubelet = opts
+        .kubelet_client
+        .as_ref()
+        .map(nodeproxy::KubeletDialer::new)
+        .transpose()
+        .map_err(StartError::KubeletClient)?;
     let router = routes::router(Arc::new(routes::Shared { state: state.clone(), tokens, kubelet }));
     let listener = server::bind(opts.bind).await?;
     let local_addr = listener.local_addr().map_err(|source| server::ServeError::Bind { addr: opts.bind, source })?;

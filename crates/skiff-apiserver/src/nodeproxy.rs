@@ -72,8 +72,8 @@ impl KubeletDialer {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes())
             .collect::<Result<_, _>>()
             .map_err(|e| format!("kubelet client certificate: {e}"))?;
-        let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
-            .map_err(|e| format!("kubelet client key: {e}"))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes()).map_err(|e| format!("kubelet client key: {e}"))?;
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
@@ -240,7 +240,8 @@ async fn serve(
 ) -> Result<Response<Body>, StatusError> {
     let sub = req.subresource.clone().unwrap_or_default();
     let pods = GroupResource::new("", "pods");
-    let allowed = if sub == "log" { parts.method == Method::GET } else { matches!(parts.method, Method::GET | Method::POST) };
+    let allowed =
+        if sub == "log" { parts.method == Method::GET } else { matches!(parts.method, Method::GET | Method::POST) };
     if !allowed {
         return Err(StatusError::method_not_supported(&pods, parts.method.as_str()));
     }
@@ -283,8 +284,9 @@ async fn serve(
     });
     let mut forwarded = Request::builder().method(parts.method.clone()).uri(&path);
     for (k, v) in &parts.headers {
-        let hop = matches!(k.as_str(), "host" | "authorization" | "content-length" | "transfer-encoding" | "keep-alive")
-            || (!upgrade && matches!(k.as_str(), "connection" | "upgrade"));
+        let hop =
+            matches!(k.as_str(), "host" | "authorization" | "content-length" | "transfer-encoding" | "keep-alive")
+                || (!upgrade && matches!(k.as_str(), "connection" | "upgrade"));
         if !hop {
             forwarded = forwarded.header(k, v);
         }
@@ -360,7 +362,10 @@ mod tests {
             agent_path("log", "ns", "p", "c", "container=c&follow=true&tailLines=3&pretty=1").expect("path"),
             "/containerLogs/ns/p/c?follow=true&tailLines=3"
         );
-        assert_eq!(agent_path("portforward", "ns", "p", "", "ports=80,8080").expect("path"), "/portForward/ns/p?port=80&port=8080");
+        assert_eq!(
+            agent_path("portforward", "ns", "p", "", "ports=80,8080").expect("path"),
+            "/portForward/ns/p?port=80&port=8080"
+        );
         assert!(agent_path("portforward", "ns", "p", "", "ports=http").is_err());
     }
 

@@ -161,13 +161,12 @@ fn serve_client(mut client: UnixStream, shared: &Shared) {
         }
     }
     let mut input = lock(&shared.input);
-    if input.as_ref().is_some_and(|i| i.stdin_once) {
-        if let Some(mut done) = input.take()
-            && done.pty.is_some()
-        {
-            // A terminal is never closed under the process: it gets end-of-file instead.
-            let _ = done.sink.write_all(&[0x04]);
-        }
+    if input.as_ref().is_some_and(|i| i.stdin_once)
+        && let Some(mut done) = input.take()
+        && done.pty.is_some()
+    {
+        // A terminal is never closed under the process: it gets end-of-file instead.
+        let _ = done.sink.write_all(&[0x04]);
     }
 }
 

@@ -232,9 +232,7 @@ fn run_container(dir: &Path, request: &ShimRequest) -> Exited {
             Ok(master) => {
                 let master = File::from(master);
                 let input = match (request.stdin, master.try_clone(), master.try_clone()) {
-                    (true, Ok(sink), Ok(pty)) => {
-                        Some(Input { sink, pty: Some(pty), stdin_once: request.stdin_once })
-                    }
+                    (true, Ok(sink), Ok(pty)) => Some(Input { sink, pty: Some(pty), stdin_once: request.stdin_once }),
                     _ => None,
                 };
                 (vec![(attach::STDOUT, master)], input)

@@ -165,7 +165,7 @@ async fn route(ctx: Arc<Streaming>, user: Option<&str>, req: Request<Incoming>) 
     let Some(user) = user else {
         return text(StatusCode::UNAUTHORIZED, "Unauthorized");
     };
-    let segments: Vec<String> = path.trim_matches('/').split('/').map(|s| percent_decode(s)).collect();
+    let segments: Vec<String> = path.trim_matches('/').split('/').map(percent_decode).collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let (verb, subresource) = match segments.first().copied() {
         Some("containerLogs") => ("get", "log"),

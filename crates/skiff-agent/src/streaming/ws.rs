@@ -132,14 +132,13 @@ pub fn tunnel(socket: Socket) -> DuplexStream {
     let (mut sink, mut stream) = socket.split();
     tokio::spawn(async move {
         while let Some(Ok(message)) = stream.next().await {
-            match message {
-                Message::Binary(data) => {
-                    if write.write_all(&data).await.is_err() {
-                        break;
-                    }
-                }
+            let data = match message {
+                Message::Binary(data) => data,
                 Message::Close(_) => break,
-                _ => {}
+                _ => continue,
+            };
+            if write.write_all(&data).await.is_err() {
+                break;
             }
         }
         let _ = write.shutdown().await;
