@@ -228,7 +228,9 @@ fn run_container(dir: &Path, request: &ShimRequest) -> Exited {
             let input = stdin.map(|fd| Input { sink: File::from(fd), pty: None, stdin_once: request.stdin_once });
             (vec![(attach::STDOUT, File::from(stdout)), (attach::STDERR, File::from(stderr))], input)
         }
-        Streams::Tty { listener } => match receive_fd(&listener, || None) {
+        Streams::Tty { listener } => match receive_fd(&listener, || None).inspect(|_| {
+            let _ = fs::remove_file(dir.join("console.sock"));
+        }) {
             Ok(master) => {
                 let master = File::from(master);
                 let input = match (request.stdin, master.try_clone(), master.try_clone()) {

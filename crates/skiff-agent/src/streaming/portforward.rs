@@ -55,6 +55,16 @@ pub async fn serve(ctx: Arc<Streaming>, ns: &str, pod: &str, req: Request<Incomi
         let (runtime, uid) = (Arc::clone(&ctx.runtime), uid.clone());
         tokio::task::spawn_blocking(move || super::pod_netns(&runtime, &uid)).await.ok().flatten()
     };
+    // Only a pod on the host's network is reached in the host's namespace; any other pod needs
+    // its sandbox (never fall back to the host's localhost for it).
+    let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+    if netns.is_none() && !host_network {
+        return server::status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("pod {:?} has no running sandbox to forward ports into", pod.metadata.name.unwrap_or_default()),
+        );
+    }
     let target = Target { netns, uid };
     let headers = req.headers().clone();
     if ws::is_websocket(&headers) {
