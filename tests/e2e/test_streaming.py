@@ -172,6 +172,8 @@ def test_log_errors(cluster_a, ns):
     assert "a container name must be specified for pod two, choose one of: [a b]" in r.stderr
     r = cluster_a.kubectl("get", "--raw", raw + "?container=nope", check=False)
     assert "container nope is not valid for pod two" in r.stderr
+    r = cluster_a.kubectl("get", "--raw", raw + "?container=a&tailLines=-5", check=False)
+    assert 'PodLogOptions "two" is invalid: tailLines: Invalid value: -5: must be greater than or equal to 0' in r.stderr
     r = cluster_a.kubectl("-n", ns, "logs", "two", "-c", "a", "--previous", check=False)
     assert r.returncode != 0 and 'previous terminated container "a" in pod "two" not found' in r.stderr
     create_pod(cluster_a, ns, "waiting", [{"name": "main", "image": "no-such-image:1", "imagePullPolicy": "Never"}],

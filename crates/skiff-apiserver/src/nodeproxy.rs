@@ -19,7 +19,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObjec
 use serde_json::Value;
 use skiff_api::StatusError;
 use skiff_api::catalogue;
-use skiff_api::status::GroupResource;
+use skiff_api::status::{GroupKind, GroupResource};
+use skiff_api::validation::FieldError;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -175,6 +176,33 @@ pub fn node_endpoint(node: &Value) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
+/// Upstream's `ValidatePodLogOptions`: 422 `PodLogOptions "<pod>" is invalid: …`.
+pub fn validate_log_options(name: &str, query: &str) -> Result<(), StatusError> {
+    let pairs = pairs(query);
+    let int = |key: &str| pairs.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.parse::<i64>().ok());
+    let mut errors = Vec::new();
+    if let Some(tail) = int("tailLines").filter(|t| *t < 0) {
+        errors.push(FieldError::invalid("tailLines", tail, "must be greater than or equal to 0"));
+    }
+    if let Some(limit) = int("limitBytes").filter(|l| *l < 1) {
+        errors.push(FieldError::invalid("limitBytes", limit, "must be greater than 0"));
+    }
+    match (int("sinceSeconds"), pairs.iter().any(|(k, _)| k == "sinceTime")) {
+        (Some(_), true) => {
+            errors.push(FieldError::forbidden("", "at most one of `sinceTime` or `sinceSeconds` may be specified"))
+        }
+        (Some(since), false) if since < 1 => {
+            errors.push(FieldError::invalid("sinceSeconds", since, "must be greater than 0"));
+        }
+        _ => {}
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(StatusError::invalid(&GroupKind::new("", "PodLogOptions"), name, &errors))
+    }
+}
+
 fn pairs(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
@@ -251,6 +279,9 @@ async fn serve(
     };
     let pod = get_object(state, "pods", Some(ns), name).await?;
     let query = parts.uri.query().unwrap_or("").to_string();
+    if sub == "log" {
+        validate_log_options(name, &query)?;
+    }
     let container = if sub == "portforward" {
         String::new()
     } else {
@@ -349,6 +380,21 @@ mod tests {
         assert_eq!(e.to_status()["message"], "a container name must be specified for pod p, choose one of: [init a b]");
         let one = json!({"spec": {"containers": [{"name": "only"}]}});
         assert_eq!(validate_container(&one, "p", None).expect("only"), "only");
+    }
+
+    #[test]
+    fn log_options_are_validated_as_upstream() {
+        assert!(validate_log_options("p", "tailLines=0&limitBytes=1&sinceSeconds=1").is_ok());
+        let e = validate_log_options("p", "tailLines=-1").expect_err("negative tail");
+        assert_eq!(e.to_status()["code"], 422);
+        assert_eq!(
+            e.to_status()["message"],
+            "PodLogOptions \"p\" is invalid: tailLines: Invalid value: -1: must be greater than or equal to 0"
+        );
+        assert!(validate_log_options("p", "limitBytes=0").is_err());
+        assert!(validate_log_options("p", "sinceSeconds=0").is_err());
+        let both = validate_log_options("p", "sinceSeconds=5&sinceTime=2024-01-01T00:00:00Z").expect_err("both");
+        assert!(both.to_status()["message"].as_str().is_some_and(|m| m.contains("at most one of")));
     }
 
     #[test]
