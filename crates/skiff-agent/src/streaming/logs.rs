@@ -2,8 +2,8 @@
 //! kubelet does, with `follow`, `previous`, `sinceSeconds`/`sinceTime`, `timestamps`,
 //! `tailLines` and `limitBytes`, streamed as `text/plain` and flushed record by record.
 //!
-//! The file format is `crate`-external (`skiff_runtime::logs` writes it); what lives here is
-//! reading it: [`LogOptions`], [`render`] of records, and the follow loop.
+//! The files are written by the shim (`skiff_runtime::logs`); what lives here is reading them
+//! back: [`LogOptions`], [`render`] of records, [`tail_offset`], and the follow loop.
 
 use std::convert::Infallible;
 use std::fs::File;

@@ -5,7 +5,7 @@
 //! `NonZeroExitCode` with an `ExitCode` cause, or an internal error.
 //!
 //! The transports build one [`Io`] (the client's streams as channels); [`run_exec`] and
-//! [`super::attach`]-style runners work on it without knowing the transport.
+//! [`run_attach`] work on it without knowing the transport.
 
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
