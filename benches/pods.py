@@ -34,7 +34,18 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def shim_pids() -> list[int]:
+def pss_kib(pid: int) -> int:
+    """Proportional set size: private pages plus a share of the pages shared with others."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def shim_pids(kind: bytes = b"shim") -> list[int]:
     out = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -42,7 +53,7 @@ def shim_pids() -> list[int]:
                 cmd = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if len(cmd) > 2 and cmd[1] == b"shim" and cmd[0].endswith(b"skiff"):
+            if len(cmd) > 2 and cmd[1] == kind and cmd[0].endswith(b"skiff"):
                 out.append(int(proc.name))
     return out
 
@@ -129,12 +140,16 @@ def main() -> None:
             all_running = max(running.values()) - start if running else float("nan")
             shims = shim_pids()
             shim_rss = sum(rss_kib(p) for p in shims)
+            holders = shim_pids(b"pause")
+            # Per pod: its shims and its sandbox holder(s), by PSS (shared binary pages split).
+            overhead_pss = sum(pss_kib(p) for p in shims + holders)
             server_rss = rss_kib(server.pid)
             row = {"measure": "pod_startup", "pods": n, "running": len(running),
                    "p50_ms": round(statistics.median(lat) * 1000, 1) if lat else None,
                    "p99_ms": round(percentile(lat, 99) * 1000, 1) if lat else None,
                    "all_running_s": round(all_running, 2), "server_rss_kib": server_rss,
-                   "shims": len(shims), "shim_rss_kib_per_container": round(shim_rss / max(1, len(shims)))}
+                   "shims": len(shims), "shim_rss_kib_per_container": round(shim_rss / max(1, len(shims))),
+                   "sandboxes": len(holders), "pod_overhead_pss_kib": round(overhead_pss / max(1, n))}
             print(json.dumps(row), flush=True)
             summary.append(row)
             api.delete_namespace(ns)
@@ -146,12 +161,13 @@ def main() -> None:
         for r in summary:
             print(f"  {r['pods']:>3} pods: create->Running p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, all Running after "
                   f"{r['all_running_s']} s; server+agent RSS {r['server_rss_kib'] / 1024:.1f} MiB; "
-                  f"shim RSS {r['shim_rss_kib_per_container'] / 1024:.1f} MiB per container")
+                  f"shim RSS {r['shim_rss_kib_per_container'] / 1024:.1f} MiB per container; "
+                  f"per-pod overhead (shim + sandbox PSS) {r['pod_overhead_pss_kib'] / 1024:.1f} MiB")
     finally:
         server.terminate()
         server.wait(30)
         # The containers outlive the server by design: stop what is left.
-        for pid in shim_pids():
+        for pid in shim_pids() + shim_pids(b"pause"):
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:

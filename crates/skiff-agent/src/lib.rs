@@ -12,6 +12,7 @@ pub mod images;
 pub mod network;
 pub mod node;
 pub mod pods;
+pub mod streaming;
 pub mod sysinfo;
 pub mod volumes;
 
@@ -57,6 +58,11 @@ pub struct AgentConfig {
     pub insecure_registries: Vec<String>,
     /// When image garbage collection starts and where it stops.
     pub image_gc: skiff_runtime::images::gc::GcPolicy,
+    /// Port of the streaming server (logs, exec, attach, port-forward), reported as the Node's
+    /// `daemonEndpoints.kubeletEndpoint.port`.
+    pub kubelet_port: u16,
+    /// TLS material of the streaming server; without it the server does not run.
+    pub streaming_tls: Option<streaming::StreamingTls>,
 }
 
 impl AgentConfig {
@@ -75,6 +81,9 @@ pub enum AgentError {
     /// `registries.yaml` is not valid.
     #[error("cannot read the registry configuration: {0}")]
     Registries(#[from] skiff_runtime::images::registries::RegistriesError),
+    /// The streaming server could not start.
+    #[error(transparent)]
+    Streaming(#[from] streaming::server::StreamingError),
 }
 
 /// The running agent.
@@ -93,6 +102,7 @@ impl Agent {
 /// `shim_binary` is the `skiff` executable (it runs `skiff shim`).
 pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Result<Agent, AgentError> {
     let runtime = Arc::new(Runtime::open(&cfg.agent_dir, &shim_binary)?);
+    let streaming_runtime = Arc::clone(&runtime);
     let reporter =
         kube::runtime::events::Reporter { controller: "kubelet".into(), instance: Some(cfg.node_name.clone()) };
     let recorder = kube::runtime::events::Recorder::new(client.clone(), reporter.clone());
@@ -134,13 +144,23 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });
-    Ok(Agent {
-        tasks: vec![
-            tokio::spawn(node::run(client, cfg)),
-            tokio::spawn(pod_task),
-            images,
-            tokio::spawn(volumes.monitor()),
-            gc,
-        ],
-    })
+    let mut tasks = vec![images, tokio::spawn(volumes.monitor()), gc];
+    if let Some(tls) = &cfg.streaming_tls {
+        let addr = std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, cfg.kubelet_port));
+        let listener = std::net::TcpListener::bind(addr)
+            .or_else(|_| std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, cfg.kubelet_port)))
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(tokio::net::TcpListener::from_std)
+            .map_err(|source| streaming::server::StreamingError::Bind { addr, source })?;
+        let ctx = Arc::new(streaming::server::Streaming {
+            runtime: Arc::clone(&streaming_runtime),
+            client: client.clone(),
+            log_dir: cfg.log_dir.clone(),
+        });
+        tracing::info!(port = cfg.kubelet_port, "streaming server listening");
+        tasks.push(tokio::spawn(streaming::server::serve(listener, streaming::server::tls_config(tls)?, ctx)));
+    }
+    tasks.push(tokio::spawn(node::run(client, cfg)));
+    tasks.push(tokio::spawn(pod_task));
+    Ok(Agent { tasks })
 }

@@ -77,7 +77,9 @@ pub fn node_status(cfg: &AgentConfig, host: &HostInfo, at: &Time) -> NodeStatus 
             condition("PIDPressure", false, "KubeletHasSufficientPID", "kubelet has sufficient PID available", at),
             condition("Ready", true, "KubeletReady", "kubelet is posting ready status", at),
         ]),
-        daemon_endpoints: Some(NodeDaemonEndpoints { kubelet_endpoint: Some(DaemonEndpoint { port: 10250 }) }),
+        daemon_endpoints: Some(NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint { port: i32::from(cfg.kubelet_port) }),
+        }),
         node_info: Some(NodeSystemInfo {
             architecture: host.architecture.clone(),
             boot_id: host.boot_id.clone(),

@@ -14,6 +14,7 @@ pub mod crd_controller;
 pub mod discovery;
 pub mod handlers;
 pub mod negotiate;
+pub mod nodeproxy;
 pub mod objects;
 pub mod openapi;
 pub mod protobuf;
@@ -66,6 +67,9 @@ pub struct ServerOptions {
     pub api: ApiConfig,
     /// Bearer tokens.
     pub tokens: Vec<StaticToken>,
+    /// Credentials towards node agents (`pods/log`, `exec`, `attach`, `portforward`); without
+    /// them those subresources answer 503.
+    pub kubelet_client: Option<nodeproxy::KubeletClientTls>,
 }
 
 /// Why the server could not start.
@@ -80,6 +84,9 @@ pub enum StartError {
     /// The listener could not start.
     #[error(transparent)]
     Serve(#[from] server::ServeError),
+    /// The credentials towards node agents are unusable.
+    #[error("invalid kubelet client credentials: {0}")]
+    KubeletClient(String),
 }
 
 /// A running API server.
@@ -116,7 +123,13 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
         let groups: Vec<&str> = t.groups.iter().map(String::as_str).collect();
         tokens.add(&t.token, &t.user, &groups);
     }
-    let router = routes::router(Arc::new(routes::Shared { state: state.clone(), tokens }));
+    let kubelet = opts
+        .kubelet_client
+        .as_ref()
+        .map(nodeproxy::KubeletDialer::new)
+        .transpose()
+        .map_err(StartError::KubeletClient)?;
+    let router = routes::router(Arc::new(routes::Shared { state: state.clone(), tokens, kubelet }));
     let listener = server::bind(opts.bind).await?;
     let local_addr = listener.local_addr().map_err(|source| server::ServeError::Bind { addr: opts.bind, source })?;
     let (stop, stopped) = oneshot::channel::<()>();

@@ -25,6 +25,8 @@ pub struct Shared {
     pub state: Arc<ApiState>,
     /// Bearer tokens.
     pub tokens: TokenAuthenticator,
+    /// Connections to node agents for the streaming subresources of pods.
+    pub kubelet: Option<crate::nodeproxy::KubeletDialer>,
 }
 
 /// The axum router serving the whole API.
@@ -114,6 +116,9 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
                 Some(v) => response::json(200, &v),
                 None => not_found(&path),
             }
+        }
+        Target::Resource(req) if crate::nodeproxy::is_streaming(&req) => {
+            crate::nodeproxy::handle(state, shared.kubelet.as_ref(), req, parts, body).await
         }
         Target::Resource(req) => handlers::handle(state, &parts.method, &parts.headers, req, &query, body).await,
         Target::NonResource => {

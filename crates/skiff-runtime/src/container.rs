@@ -139,6 +139,9 @@ impl Runtime {
             lowers,
             log_path: log_path.to_path_buf(),
             state_root: self.state_root.clone(),
+            stdin: config.stdin,
+            stdin_once: config.stdin_once,
+            tty: config.terminal,
         };
         shim::write_json(&dir, "shim.json", &request)?;
         let log = shim::open_shim_log(&dir)?;

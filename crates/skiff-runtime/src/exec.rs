@@ -277,24 +277,39 @@ fn read_all(fd: Option<OwnedFd>) -> Vec<u8> {
 /// Accepts the container's connection on the console socket and receives the terminal's
 /// master, giving up when the helper ends first or the deadline passes.
 fn receive_terminal(listener: &UnixListener, helper: &mut Child) -> Result<OwnedFd, ExecError> {
-    listener.set_nonblocking(true).map_err(io_error("console socket"))?;
+    receive_fd(listener, || match helper.try_wait() {
+        Ok(Some(_)) => Some("the exec helper ended before handing over a terminal".into()),
+        Ok(None) => None,
+        Err(e) => Some(format!("exec helper: {e}")),
+    })
+    .map_err(ExecError::Io)
+}
+
+/// Accepts one connection on `listener` and receives the file descriptor it sends (libcontainer
+/// sends a terminal's master this way), checking `gave_up` while waiting.
+pub(crate) fn receive_fd(
+    listener: &UnixListener,
+    mut gave_up: impl FnMut() -> Option<String>,
+) -> Result<OwnedFd, String> {
+    let sys = |e: io::Error| format!("console socket: {e}");
+    listener.set_nonblocking(true).map_err(sys)?;
     let deadline = Instant::now() + TTY_TIMEOUT;
     let stream: UnixStream = loop {
         match listener.accept() {
             Ok((stream, _)) => break stream,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(io_error("console socket")(e)),
+            Err(e) => return Err(sys(e)),
         }
-        if helper.try_wait().map_err(io_error("exec helper"))?.is_some() {
-            return Err(ExecError::Io("the exec helper ended before handing over a terminal".into()));
+        if let Some(why) = gave_up() {
+            return Err(why);
         }
         if Instant::now() >= deadline {
-            return Err(ExecError::Io(format!("no terminal within {TTY_TIMEOUT:?}")));
+            return Err(format!("no terminal within {TTY_TIMEOUT:?}"));
         }
         std::thread::sleep(Duration::from_millis(2));
     };
-    stream.set_nonblocking(false).map_err(io_error("console socket"))?;
-    stream.set_read_timeout(Some(TTY_TIMEOUT)).map_err(io_error("console socket"))?;
+    stream.set_nonblocking(false).map_err(sys)?;
+    stream.set_read_timeout(Some(TTY_TIMEOUT)).map_err(sys)?;
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
     let mut name = [0u8; 256];
@@ -304,7 +319,7 @@ fn receive_terminal(listener: &UnixListener, helper: &mut Child) -> Result<Owned
         &mut control,
         rustix::net::RecvFlags::CMSG_CLOEXEC,
     )
-    .map_err(|e| ExecError::Io(format!("receiving the terminal: {e}")))?;
+    .map_err(|e| format!("receiving the terminal: {e}"))?;
     for message in control.drain() {
         if let rustix::net::RecvAncillaryMessage::ScmRights(mut fds) = message
             && let Some(fd) = fds.next()
@@ -312,7 +327,7 @@ fn receive_terminal(listener: &UnixListener, helper: &mut Child) -> Result<Owned
             return Ok(fd);
         }
     }
-    Err(ExecError::Io("the container sent no terminal".into()))
+    Err("the container sent no terminal".into())
 }
 
 /// Runs the helper (`skiff exec <request>`): starts the command in the container, waits for

@@ -13,12 +13,14 @@
 //! shim.json     ShimRequest (written by the agent)
 //! started.json  Started, once the process runs (written here)
 //! exited.json   Exited, once it has ended or failed to start (written here, last)
+//! attach.sock   the attach socket while the container runs ([`crate::attach`])
 //! rootfs/ upper/ work/   the overlay (mounted and removed here)
 //! ```
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read};
-use std::os::fd::OwnedFd;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +32,8 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
+use crate::attach::{self, AttachServer, Input};
+use crate::exec::receive_fd;
 use crate::logs::CriLogWriter;
 
 /// What the agent asks of the shim (`shim.json`).
@@ -44,6 +48,15 @@ pub struct ShimRequest {
     pub log_path: PathBuf,
     /// libcontainer's state directory (shared by all containers of the node).
     pub state_root: PathBuf,
+    /// Keep the container's standard input open for attaching.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Close it after the first attach.
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// The container has a terminal (its spec says so): a console socket receives the master.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// Written once the container's process runs (`started.json`).
@@ -176,23 +189,25 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
 }
 
+/// How the container's standard streams are wired.
+enum Streams {
+    /// Pipes: output read ends, and the input's write end when it keeps one.
+    Pipes { stdout: OwnedFd, stderr: OwnedFd, stdin: Option<OwnedFd> },
+    /// A terminal whose master arrives on the console socket.
+    Tty { listener: UnixListener },
+}
+
 fn run_container(dir: &Path, request: &ShimRequest) -> Exited {
     let log = match CriLogWriter::open(&request.log_path) {
         Ok(log) => Arc::new(Mutex::new(log)),
         Err(e) => return failed(format!("cannot open log file {}: {e}", request.log_path.display())),
     };
-    let (Ok((out_r, out_w)), Ok((err_r, err_w))) = (pipe(), pipe()) else {
-        return failed("cannot create pipes".into());
+    let builder = ContainerBuilder::new(request.id.clone(), SyscallType::default()).with_executor(DefaultExecutor {});
+    let (builder, streams) = match wire_streams(dir, request, builder) {
+        Ok(wired) => wired,
+        Err(e) => return failed(e),
     };
-    let stdin = match File::open("/dev/null") {
-        Ok(f) => f,
-        Err(e) => return failed(format!("cannot open /dev/null: {e}")),
-    };
-    let built = ContainerBuilder::new(request.id.clone(), SyscallType::default())
-        .with_executor(DefaultExecutor {})
-        .with_stdin(stdin)
-        .with_stdout(out_w)
-        .with_stderr(err_w)
+    let built = builder
         .with_root_path(&request.state_root)
         .and_then(|b| b.as_init(dir).with_systemd(false).with_detach(true).build());
     let mut container = match built {
@@ -207,18 +222,55 @@ fn run_container(dir: &Path, request: &ShimRequest) -> Exited {
         let _ = container.delete(true);
         return failed("the container has no process".into());
     };
+    // Output sources, and the input attachments write to.
+    let (outputs, input) = match streams {
+        Streams::Pipes { stdout, stderr, stdin } => {
+            let input = stdin.map(|fd| Input { sink: File::from(fd), pty: None, stdin_once: request.stdin_once });
+            (vec![(attach::STDOUT, File::from(stdout)), (attach::STDERR, File::from(stderr))], input)
+        }
+        Streams::Tty { listener } => match receive_fd(&listener, || None).inspect(|_| {
+            let _ = fs::remove_file(dir.join("console.sock"));
+        }) {
+            Ok(master) => {
+                let master = File::from(master);
+                let input = match (request.stdin, master.try_clone(), master.try_clone()) {
+                    (true, Ok(sink), Ok(pty)) => Some(Input { sink, pty: Some(pty), stdin_once: request.stdin_once }),
+                    _ => None,
+                };
+                (vec![(attach::STDOUT, master)], input)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "no terminal from the container");
+                (Vec::new(), None)
+            }
+        },
+    };
+    let server = match AttachServer::start(dir, input) {
+        Ok(server) => Some(Arc::new(server)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot serve the attach socket");
+            None
+        }
+    };
     let started = Started { pid: pid.as_raw(), shim_pid: std::process::id() as i32, started_at: now() };
     if let Err(e) = write_json(dir, "started.json", &started) {
         tracing::error!(error = %e, "cannot record the start");
     }
-    let copiers = [("stdout", out_r), ("stderr", err_r)].map(|(stream, fd)| {
-        let log = Arc::clone(&log);
-        std::thread::spawn(move || copy_output(File::from(fd), stream, &log))
-    });
+    let copiers: Vec<_> = outputs
+        .into_iter()
+        .map(|(kind, source)| {
+            let (log, server) = (Arc::clone(&log), server.clone());
+            std::thread::spawn(move || copy_output(source, kind, &log, server.as_deref()))
+        })
+        .collect();
     let status = reap(pid);
     for copier in copiers {
         let _ = copier.join();
     }
+    if let Some(server) = &server {
+        server.shutdown();
+    }
+    let _ = fs::remove_file(dir.join(attach::SOCKET));
     let oom_killed = oom_kills(oci_spec::runtime::Spec::load(dir.join("config.json")).ok().as_ref()) > 0;
     if let Err(e) = container.delete(true) {
         tracing::warn!(error = %e, "deleting the container state");
@@ -232,6 +284,35 @@ fn run_container(dir: &Path, request: &ShimRequest) -> Exited {
         oom_killed,
         start_error: None,
     }
+}
+
+/// Pipes or a console socket for the container's standard streams, set on `builder`.
+fn wire_streams(
+    dir: &Path,
+    request: &ShimRequest,
+    builder: ContainerBuilder,
+) -> Result<(ContainerBuilder, Streams), String> {
+    if request.tty {
+        let handle = File::open(dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+        let path = PathBuf::from(format!("/proc/self/fd/{}/console.sock", handle.as_raw_fd()));
+        let _ = fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).map_err(|e| format!("cannot create the console socket: {e}"))?;
+        // libcontainer links the socket into its own directory, which outlives this handle.
+        let real = dir.join("console.sock");
+        return Ok((builder.with_console_socket(Some(&real)), Streams::Tty { listener }));
+    }
+    let (Ok((out_r, out_w)), Ok((err_r, err_w))) = (pipe(), pipe()) else {
+        return Err("cannot create pipes".into());
+    };
+    let (stdin, keep) = if request.stdin {
+        let (read, write) = pipe().map_err(|e| format!("cannot create pipes: {e}"))?;
+        (read, Some(write))
+    } else {
+        let null = File::open("/dev/null").map_err(|e| format!("cannot open /dev/null: {e}"))?;
+        (OwnedFd::from(null), None)
+    };
+    let builder = builder.with_stdin(stdin).with_stdout(out_w).with_stderr(err_w);
+    Ok((builder, Streams::Pipes { stdout: out_r, stderr: err_r, stdin: keep }))
 }
 
 /// libcontainer's error chain, shortened to what a user needs (e.g. `executable 'nope' not found
@@ -263,26 +344,41 @@ pub(crate) fn reap(pid: Pid) -> (i32, Option<i32>) {
     }
 }
 
-/// Copies one output stream into the log, line by line.
-fn copy_output(pipe: File, stream: &'static str, log: &Mutex<CriLogWriter>) {
-    let mut reader = BufReader::with_capacity(64 << 10, pipe);
-    let mut line = Vec::with_capacity(1024);
-    loop {
-        line.clear();
-        match (&mut reader).take(crate::logs::MAX_LINE as u64).read_until(b'\n', &mut line) {
-            Ok(0) => return,
-            Ok(_) => {
-                let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-                if let Err(e) = log.write_line(stream, &line) {
-                    tracing::warn!(error = %e, "writing container log");
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                tracing::warn!(error = %e, stream, "reading container output");
-                return;
-            }
+/// Copies one output stream (a pipe, or a terminal's master) to attached callers as it comes
+/// and into the log line by line (a line longer than the log's limit in parts).
+fn copy_output(mut source: File, kind: u8, log: &Mutex<CriLogWriter>, server: Option<&AttachServer>) {
+    let stream = if kind == attach::STDERR { "stderr" } else { "stdout" };
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut pending: Vec<u8> = Vec::with_capacity(1024);
+    let write = |chunk: &[u8]| {
+        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = log.write_line(stream, chunk) {
+            tracing::warn!(error = %e, "writing container log");
         }
+    };
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A terminal reports EIO once the container's side is closed.
+            Err(_) => break,
+        };
+        if let Some(server) = server {
+            server.broadcast(kind, &buf[..n]);
+        }
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            write(&pending[..=end]);
+            pending.drain(..=end);
+        }
+        while pending.len() >= crate::logs::MAX_LINE {
+            write(&pending[..crate::logs::MAX_LINE]);
+            pending.drain(..crate::logs::MAX_LINE);
+        }
+    }
+    if !pending.is_empty() {
+        write(&pending);
     }
 }
 

@@ -219,6 +219,12 @@ pub struct ContainerConfig {
     /// `slave`. `shared` is what a Bidirectional volume mount needs to reach the host.
     #[serde(default)]
     pub rootfs_propagation: Option<String>,
+    /// Keep the process's standard input open for attaching (`stdin: true`).
+    #[serde(default)]
+    pub stdin: bool,
+    /// Close the standard input after the first attach (`stdinOnce`).
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 impl ContainerConfig {

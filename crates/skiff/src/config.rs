@@ -257,6 +257,9 @@ pub struct ServerArgs {
     /// Image file system usage (percent) image garbage collection frees down to.
     #[arg(long, env = "SKIFF_IMAGE_GC_LOW_THRESHOLD", default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100), value_name = "PERCENT")]
     pub image_gc_low_threshold: u8,
+    /// Port of the node agent's streaming server (logs, exec, attach, port-forward).
+    #[arg(long, env = "SKIFF_KUBELET_PORT", default_value_t = 10250, value_name = "PORT")]
+    pub kubelet_port: u16,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides it.
     #[arg(long, env = "SKIFF_LOG_LEVEL", default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
@@ -324,6 +327,8 @@ pub struct ServerConfig {
     pub image_gc_high_threshold: u8,
     /// Image GC low threshold, percent.
     pub image_gc_low_threshold: u8,
+    /// Port of the agent's streaming server.
+    pub kubelet_port: u16,
     /// Log filter directive.
     pub log_level: String,
 }
@@ -592,6 +597,7 @@ impl ServerConfig {
             insecure_registries: args.insecure_registry,
             image_gc_high_threshold: args.image_gc_high_threshold,
             image_gc_low_threshold: args.image_gc_low_threshold,
+            kubelet_port: args.kubelet_port,
             log_level: args.log_level,
         })
     }

@@ -320,6 +320,17 @@ impl Pki {
         }
         issue(&self.ca, &params, "client certificate")
     }
+
+    /// Issues a fresh serving certificate signed by the cluster CA (a node agent's streaming
+    /// server) for the DNS names `dns` and addresses `ips`. Nothing is written to disk.
+    pub fn issue_serving_cert(&self, common_name: &str, dns: &[String], ips: &[IpAddr]) -> Result<CertPair, PkiError> {
+        let now = jiff::Timestamp::now().as_second();
+        let mut params = serving_params(now, dns, ips)?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        params.distinguished_name = dn;
+        issue(&self.ca, &params, "serving certificate")
+    }
 }
 
 fn invalid(path: &Path, message: impl Into<String>) -> PkiError {
@@ -666,6 +677,19 @@ mod tests {
         let soon = jiff::Timestamp::now().as_second() + 340 * 86400;
         assert!(leaf_usable(pki.admin(), ca, jiff::Timestamp::now().as_second(), |_| true));
         assert!(!leaf_usable(pki.admin(), ca, soon, |_| true));
+    }
+
+    #[test]
+    fn issued_serving_cert_names_the_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::load_or_create(dir.path(), &request(&[])).unwrap();
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        let pair = pki.issue_serving_cert("node-a", &["node-a".to_owned()], &[ip]).unwrap();
+        let info = inspect_cert_pem(&pair.cert_pem).unwrap();
+        assert_eq!(info.common_name.as_deref(), Some("node-a"));
+        assert!(info.server_auth && !info.client_auth);
+        assert_eq!((info.dns_names, info.ip_addresses), (vec!["node-a".to_owned()], vec![ip]));
+        assert!(issued_by(&pair.cert_pem, pki.ca_cert_pem()));
     }
 
     #[test]

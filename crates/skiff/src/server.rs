@@ -44,6 +44,16 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
             advertise_address: advertise,
             port: cfg.https_listen_port,
         },
+        kubelet_client: {
+            let pair = pki
+                .issue_client_cert(skiff_agent::streaming::KUBELET_CLIENT_CN, &["system:masters"])
+                .context("cannot issue the API server's kubelet client certificate")?;
+            Some(skiff_apiserver::nodeproxy::KubeletClientTls {
+                cert_pem: pair.cert_pem,
+                key_pem: pair.key_pem,
+                ca_pem: pki.ca_cert_pem().to_string(),
+            })
+        },
         tokens: vec![StaticToken {
             token: pki.admin_token().to_string(),
             user: "system:admin".into(),
@@ -87,6 +97,8 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
                 low_threshold_percent: cfg.image_gc_low_threshold,
                 min_age: std::time::Duration::ZERO,
             },
+            kubelet_port: cfg.kubelet_port,
+            streaming_tls: Some(streaming_tls(&pki, &cfg, advertise)?),
         };
         let exe = std::env::current_exe().context("cannot find the skiff binary for the container shims")?;
         Some(skiff_agent::start(client, agent_cfg, exe).context("cannot start the node agent")?)
@@ -105,6 +117,29 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     server.shutdown().await;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The agent's streaming server certificate: the node's names and addresses, signed by the
+/// cluster CA (the API server verifies it when it proxies logs, exec and port-forward).
+fn streaming_tls(
+    pki: &Pki,
+    cfg: &ServerConfig,
+    advertise: IpAddr,
+) -> anyhow::Result<skiff_agent::streaming::StreamingTls> {
+    let mut dns = vec![cfg.node_name.clone(), "localhost".to_string()];
+    if let Some(host) = crate::config::read_hostname() {
+        dns.push(host.to_ascii_lowercase());
+    }
+    dns.dedup();
+    let ips = [advertise, IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
+    let pair = pki
+        .issue_serving_cert(&cfg.node_name, &dns, &ips)
+        .context("cannot issue the node agent's serving certificate")?;
+    Ok(skiff_agent::streaming::StreamingTls {
+        cert_pem: pair.cert_pem,
+        key_pem: pair.key_pem,
+        client_ca_pem: pki.ca_cert_pem().to_string(),
+    })
 }
 
 /// The address in-process clients use: loopback when the server listens on every interface.

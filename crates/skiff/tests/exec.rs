@@ -1,6 +1,7 @@
 //! Exec in a running container end to end (as root): the real `skiff exec` helper joins a
 //! busybox container started by the real shim; output, exit codes, the container's environment,
-//! user and namespaces, start errors, timeouts, standard input, and a pseudo-terminal with resize.
+//! user and namespaces, start errors, timeouts, standard input, and a pseudo-terminal with resize;
+//! attaching to a container's own process through the shim (a stdin pipe, and a terminal).
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -123,4 +124,74 @@ fn exec_runs_commands_inside_a_running_container() {
         let _ = std::fs::remove_dir(root.path().join("skiff-exec-test"));
     }
     let _ = std::fs::remove_dir("/sys/fs/cgroup/skiff-exec-test");
+}
+
+#[test]
+fn attach_reaches_the_container_process() {
+    use skiff_runtime::attach::{CLOSE_STDIN, RESIZE, STDIN, STDOUT, frame, read_frame};
+    if !is_root() {
+        eprintln!("skipped: needs root (namespaces, overlayfs, cgroups)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tarball = dir.path().join("busybox.tar");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-busybox-image.py");
+    let status = std::process::Command::new("python3").arg(&script).arg(&tarball).status().expect("python3");
+    assert!(status.success(), "building the busybox image failed");
+    let runtime = Runtime::open(&dir.path().join("agent"), Path::new(env!("CARGO_BIN_EXE_skiff"))).expect("runtime");
+    let image = runtime.images().import_file(&tarball, &mut |_| {}).expect("import").remove(0);
+    let log = dir.path().join("a.log");
+
+    // Standard input kept open for attaching, closed after the first caller (stdinOnce).
+    let mut cfg = ContainerConfig::new(args(&["sh", "-c", "while read l; do echo got:$l; done; echo bye"]));
+    cfg.env = vec!["PATH=/bin".into()];
+    cfg.stdin = true;
+    cfg.stdin_once = true;
+    cfg.cgroups_path = Some("/skiff-exec-test/a".into());
+    runtime.start("a", Some(&image), &cfg, &log).expect("start");
+    let mut socket = runtime.attach("a").expect("attach");
+    socket.write_all(&frame(STDIN, b"one\ntwo\n")).expect("write");
+    socket.write_all(&frame(CLOSE_STDIN, &[])).expect("close");
+    let mut out = Vec::new();
+    while let Some((kind, data)) = read_frame(&mut socket).expect("frame") {
+        assert_eq!(kind, STDOUT);
+        out.extend_from_slice(&data);
+    }
+    assert_eq!(String::from_utf8_lossy(&out), "got:one\ngot:two\nbye\n");
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains(" stdout F got:two\n") && text.contains(" stdout F bye\n"), "{text}");
+    wait_exited(&runtime, "a");
+    runtime.remove("a").expect("remove");
+
+    // A terminal: resized by the caller, input echoed, end-of-file after the first caller.
+    let mut cfg = ContainerConfig::new(args(&["sh", "-c", "read l; stty size; echo tty:$l; cat; echo eof"]));
+    cfg.env = vec!["PATH=/bin".into()];
+    cfg.terminal = true;
+    cfg.stdin = true;
+    cfg.stdin_once = true;
+    cfg.cgroups_path = Some("/skiff-exec-test/t".into());
+    runtime.start("t", Some(&image), &cfg, &log).expect("start");
+    let mut socket = runtime.attach("t").expect("attach");
+    socket.write_all(&frame(RESIZE, &[0, 70, 0, 20])).expect("resize");
+    socket.write_all(&frame(STDIN, b"x\n")).expect("write");
+    socket.write_all(&frame(CLOSE_STDIN, &[])).expect("close");
+    let mut out = Vec::new();
+    while let Some((_, data)) = read_frame(&mut socket).expect("frame") {
+        out.extend_from_slice(&data);
+    }
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("20 70") && out.contains("tty:x") && out.contains("eof"), "{out}");
+    wait_exited(&runtime, "t");
+    runtime.remove("t").expect("remove");
+    for root in std::fs::read_dir("/sys/fs/cgroup").expect("cgroup fs").flatten() {
+        let _ = std::fs::remove_dir(root.path().join("skiff-exec-test"));
+    }
+}
+
+fn wait_exited(runtime: &Runtime, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(runtime.state(id).expect("state"), ContainerState::Exited(_)) {
+        assert!(Instant::now() < deadline, "{id} still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

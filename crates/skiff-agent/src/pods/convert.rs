@@ -178,6 +178,10 @@ pub fn container_config(
     config.privileged = sc.and_then(|s| s.privileged).unwrap_or(false);
     config.readonly_rootfs = sc.and_then(|s| s.read_only_root_filesystem).unwrap_or(false);
     config.no_new_privileges = sc.and_then(|s| s.allow_privilege_escalation) == Some(false);
+    // Attachable standard input and a terminal (`kubectl run -it`, `kubectl attach`).
+    config.terminal = container.tty.unwrap_or(false);
+    config.stdin = container.stdin.unwrap_or(false);
+    config.stdin_once = config.stdin && container.stdin_once.unwrap_or(false);
     let mut caps: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
     if let Some(c) = sc.and_then(|s| s.capabilities.as_ref()) {
         let norm = |c: &String| {

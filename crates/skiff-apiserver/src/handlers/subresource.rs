@@ -1,8 +1,9 @@
 //! Subresources: `/status` (only status changes), `/scale` (autoscaling/v1 Scale over
 //! `spec.replicas`, or for custom resources the CRD's `specReplicasPath`, `statusReplicasPath` and
 //! `labelSelectorPath`; server-side apply to it converts `managedFields` with
-//! [`crate::apply::scale`]) and namespaces' `/finalize`. Streaming subresources (log, exec, attach,
-//! port-forward) belong to the node agent and answer 503 until one serves the pod.
+//! [`crate::apply::scale`]) and namespaces' `/finalize`. Pods' streaming subresources (log, exec,
+//! attach, port-forward) are proxied to the node agent by [`crate::nodeproxy`] before they get here;
+//! what does reach this module of them (and `proxy`) answers 503.
 
 use axum::body::Body;
 use bytes::Bytes;
