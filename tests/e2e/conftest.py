@@ -16,6 +16,7 @@ Needs root (network namespaces).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -27,6 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
+import sys
 from pathlib import Path
 
 import pytest
@@ -369,3 +371,48 @@ def k(cluster, kubectl_version, namespace) -> Kubectl:
 def api_client(cluster):
     """A kubernetes.client.ApiClient configured from the server's kubeconfig."""
     return cluster.python_client()
+
+
+# --- agent clusters ---------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def build_busybox(out: Path) -> Path:
+    """Builds the busybox test image (OCI tarball from apt's busybox-static) at `out`."""
+    run(sys.executable, str(ROOT / "scripts" / "build-busybox-image.py"), str(out))
+    return out
+
+
+def stop_agent_cluster(c: "Cluster", netns: "Netns", workdir: Path) -> None:
+    """Deletes every pod, waits until the agent has removed their containers, then stops the
+    server, deletes the network namespace and (unless KEEP_E2E_WORKDIR) the work directory."""
+    c.kubectl("delete", "pods", "--all", "--all-namespaces", "--grace-period=1", "--wait=false", check=False)
+    containers = c.data_dir / "agent" / "containers"
+    try:
+        eventually(lambda: not containers.exists() or not any(containers.iterdir()), timeout=60,
+                   what="containers removed")
+    finally:
+        c.stop()
+        netns.delete()
+        if not os.environ.get("KEEP_E2E_WORKDIR"):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_agent_cluster(node: str):
+    """A `skiff server` with its agent (node `node`) and the busybox image dropped into its image
+    directory; skips when not root. Pods are removed and everything cleaned up on exit."""
+    if os.geteuid() != 0:
+        pytest.skip("the agent needs root")
+    workdir = Path(tempfile.mkdtemp(prefix=f"skiff-{node}."))
+    images = workdir / "data" / "agent" / "images"
+    images.mkdir(parents=True)
+    build_busybox(images / "busybox.tar")
+    netns = Netns()
+    c = Cluster(workdir, netns, agent=True, node_name=node)
+    try:
+        c.start()
+        yield c
+    finally:
+        stop_agent_cluster(c, netns, workdir)

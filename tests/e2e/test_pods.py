@@ -7,48 +7,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
 
-from conftest import KUBECTL_VERSIONS, Cluster, Netns, eventually, have_kubectl, run, unique
+from conftest import KUBECTL_VERSIONS, Cluster, eventually, have_kubectl, running_agent_cluster, unique
 
-ROOT = Path(__file__).resolve().parents[2]
 NODE = "e2e-agent"
 LOG_DIR = Path("/var/log/pods")
 
 
 @pytest.fixture(scope="module")
 def agent_cluster():
-    if os.geteuid() != 0:
-        pytest.skip("the agent needs root")
-    workdir = Path(tempfile.mkdtemp(prefix="skiff-e2e-agent."))
-    images = workdir / "data" / "agent" / "images"
-    images.mkdir(parents=True)
-    run(sys.executable, str(ROOT / "scripts" / "build-busybox-image.py"), str(images / "busybox.tar"))
-    netns = Netns()
-    c = Cluster(workdir, netns, agent=True, node_name=NODE)
-    try:
-        c.start()
+    with running_agent_cluster(NODE) as c:
         yield c
-    finally:
-        # Let the agent stop every container before the server goes.
-        c.kubectl("delete", "pods", "--all", "--all-namespaces", "--grace-period=1", "--wait=false", check=False)
-        containers = c.data_dir / "agent" / "containers"
-        try:
-            eventually(lambda: not containers.exists() or not any(containers.iterdir()), timeout=60, what="containers removed")
-        finally:
-            c.stop()
-            netns.delete()
-            if not os.environ.get("KEEP_E2E_WORKDIR"):
-                shutil.rmtree(workdir, ignore_errors=True)
 
 
 def kubectl(cluster: Cluster, ns: str, *args: str, version: str = "1.32", **kw) -> subprocess.CompletedProcess:

@@ -15,19 +15,16 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import SKIFF_BIN, Cluster, Netns, eventually, have_kubectl, run, unique
+from conftest import SKIFF_BIN, Cluster, Netns, build_busybox, eventually, have_kubectl, run, stop_agent_cluster, unique
 from registry import DOCKER_LIST, DOCKER_MANIFEST, Registry, derived_image, index_of
 
-ROOT = Path(__file__).resolve().parents[2]
 NODE = "e2e-pull"
 USER, PASSWORD = "puller", "s3cret"
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
@@ -47,24 +44,6 @@ class Env:
 
     def image(self, path: str) -> str:
         return f"{self.registry.host}/{path}"
-
-
-def build_busybox(out: Path) -> Path:
-    run(sys.executable, str(ROOT / "scripts" / "build-busybox-image.py"), str(out))
-    return out
-
-
-def stop_cluster(c: Cluster, netns: Netns, workdir: Path) -> None:
-    c.kubectl("delete", "pods", "--all", "--all-namespaces", "--grace-period=1", "--wait=false", check=False)
-    containers = c.data_dir / "agent" / "containers"
-    try:
-        eventually(lambda: not containers.exists() or not any(containers.iterdir()), timeout=60,
-                   what="containers removed")
-    finally:
-        c.stop()
-        netns.delete()
-        if not os.environ.get("KEEP_E2E_WORKDIR"):
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +67,7 @@ def env():
         yield Env(c, registry, private, base, registry.manifest("library/busybox", "1.0"))
     finally:
         try:
-            stop_cluster(c, netns, workdir)
+            stop_agent_cluster(c, netns, workdir)
         finally:
             registry.stop()
             private.stop()

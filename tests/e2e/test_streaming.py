@@ -9,51 +9,26 @@ import json
 import os
 import pty
 import select
-import shutil
 import signal
 import ssl
 import struct
 import subprocess
-import sys
-import tempfile
 import termios
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from conftest import KUBECTL, Cluster, Netns, eventually, have_kubectl, run, unique
+from conftest import Cluster, eventually, have_kubectl, running_agent_cluster, unique
 
-ROOT = Path(__file__).resolve().parents[2]
 NODE = "e2e-stream"
 
 
 @pytest.fixture(scope="module")
 def cluster_a():
-    if os.geteuid() != 0:
-        pytest.skip("the agent needs root")
-    workdir = Path(tempfile.mkdtemp(prefix="skiff-e2e-stream."))
-    images = workdir / "data" / "agent" / "images"
-    images.mkdir(parents=True)
-    run(sys.executable, str(ROOT / "scripts" / "build-busybox-image.py"), str(images / "busybox.tar"))
-    netns = Netns()
-    c = Cluster(workdir, netns, agent=True, node_name=NODE)
-    try:
-        c.start()
+    with running_agent_cluster(NODE) as c:
         eventually(lambda: c.kubectl("get", "node", NODE, check=False).returncode == 0, what="node registered")
         yield c
-    finally:
-        c.kubectl("delete", "pods", "--all", "--all-namespaces", "--grace-period=1", "--wait=false", check=False)
-        containers = c.data_dir / "agent" / "containers"
-        try:
-            eventually(lambda: not containers.exists() or not any(containers.iterdir()), timeout=60,
-                       what="containers removed")
-        finally:
-            c.stop()
-            netns.delete()
-            if not os.environ.get("KEEP_E2E_WORKDIR"):
-                shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(params=["1.32", "1.20"], ids=lambda v: f"kubectl-{v}")

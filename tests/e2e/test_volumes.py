@@ -17,45 +17,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from conftest import Cluster, Netns, eventually, have_kubectl, run, unique
+from conftest import Cluster, eventually, have_kubectl, run, running_agent_cluster, unique
 
-ROOT = Path(__file__).resolve().parents[2]
 NODE = "e2e-volumes"
 LOG_DIR = Path("/var/log/pods")
 
 
 @pytest.fixture(scope="module")
 def agent_cluster():
-    if os.geteuid() != 0:
-        pytest.skip("the agent needs root")
-    workdir = Path(tempfile.mkdtemp(prefix="skiff-e2e-volumes."))
-    images = workdir / "data" / "agent" / "images"
-    images.mkdir(parents=True)
-    run(sys.executable, str(ROOT / "scripts" / "build-busybox-image.py"), str(images / "busybox.tar"))
-    netns = Netns()
-    c = Cluster(workdir, netns, agent=True, node_name=NODE)
-    try:
-        c.start()
+    with running_agent_cluster(NODE) as c:
         yield c
-    finally:
-        c.kubectl("delete", "pods", "--all", "--all-namespaces", "--grace-period=1", "--wait=false", check=False)
-        containers = c.data_dir / "agent" / "containers"
-        try:
-            eventually(lambda: not containers.exists() or not any(containers.iterdir()), timeout=60,
-                       what="containers removed")
-        finally:
-            c.stop()
-            netns.delete()
-            if not os.environ.get("KEEP_E2E_WORKDIR"):
-                shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -348,11 +348,7 @@ impl Worker {
     }
 
     async fn event(&self, kind: EventType, reason: &str, note: String) {
-        let reference = self.reference();
-        let ev = Event { type_: kind, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
-        if let Err(e) = self.shared.recorder.publish(&ev, &reference).await {
-            tracing::debug!(error = %e, "publishing event");
-        }
+        publish(&self.shared.recorder, &self.reference(), kind, reason, note).await;
     }
 
     /// One pass: start what should run, then report the status.
@@ -506,26 +502,11 @@ impl Worker {
             .await;
         let runtime = Arc::clone(&self.shared.runtime);
         let ids = vec![instance_id(&self.uid, name, attempt)];
-        let hook = container.lifecycle.as_ref().and_then(|l| l.pre_stop.clone());
         let (target, grace) = (self.target(container, attempt), Duration::from_secs(grace));
         let (reference, recorder, pod_ref) = (self.reference(), self.shared.recorder.clone(), self.pod_ref());
+        // In the background: the worker keeps reporting while the hook and the grace period run.
         tokio::spawn(async move {
-            let mut left = grace;
-            if let Some(hook) = hook {
-                let t0 = Instant::now();
-                if let Err(e) = hooks::run(&hook, &target, grace).await {
-                    let note = hooks::failure_message(&hook, &target.container.name, &pod_ref, &e);
-                    let ev = Event {
-                        type_: EventType::Warning,
-                        reason: "FailedPreStopHook".into(),
-                        note: Some(note),
-                        action: "Killing".into(),
-                        secondary: None,
-                    };
-                    let _ = recorder.publish(&ev, &reference).await;
-                }
-                left = grace.saturating_sub(t0.elapsed()).max(Duration::from_secs(2));
-            }
+            let left = run_pre_stop(&target, grace, &pod_ref, &recorder, &reference).await;
             let _ = tokio::task::spawn_blocking(move || stop_instances(&runtime, &ids, left)).await;
         });
     }
@@ -548,13 +529,8 @@ impl Worker {
     /// Runs `container`'s preStop hook (if any) against instance `attempt`, within `grace`;
     /// returns how much of the grace period is left (at least 2 s after a hook, as upstream).
     async fn pre_stop(&self, container: &Container, attempt: u32, grace: Duration) -> Duration {
-        let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) else { return grace };
-        let t0 = Instant::now();
-        if let Err(e) = hooks::run(hook, &self.target(container, attempt), grace).await {
-            let note = hooks::failure_message(hook, &container.name, &self.pod_ref(), &e);
-            self.event(EventType::Warning, "FailedPreStopHook", note).await;
-        }
-        grace.saturating_sub(t0.elapsed()).max(Duration::from_secs(2))
+        let target = self.target(container, attempt);
+        run_pre_stop(&target, grace, &self.pod_ref(), &self.shared.recorder, &self.reference()).await
     }
 
     /// Publishes probe failures as `Unhealthy` events on the pod.
@@ -565,16 +541,7 @@ impl Worker {
             let (recorder, reference) = (recorder.clone(), reference.clone());
             tokio::spawn(async move {
                 let note = format!("{} probe failed: {}", kind.label(), message.trim_end());
-                let ev = Event {
-                    type_: EventType::Warning,
-                    reason: "Unhealthy".into(),
-                    note: Some(note),
-                    action: "Probe".into(),
-                    secondary: None,
-                };
-                if let Err(e) = recorder.publish(&ev, &reference).await {
-                    tracing::debug!(error = %e, "publishing event");
-                }
+                publish(&recorder, &reference, EventType::Warning, "Unhealthy", note).await;
             });
         })
     }
@@ -880,6 +847,39 @@ impl Worker {
             Err(e) => tracing::warn!(pod = %self.name(), error = %e, "completing the deletion failed"),
         }
     }
+}
+
+/// Publishes an event about the pod `reference` (failures are only logged: events are best effort).
+async fn publish(
+    recorder: &Recorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    kind: EventType,
+    reason: &str,
+    note: String,
+) {
+    let ev = Event { type_: kind, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+    if let Err(e) = recorder.publish(&ev, reference).await {
+        tracing::debug!(error = %e, "publishing event");
+    }
+}
+
+/// Runs the preStop hook of `target`'s container (if any) within `grace`, reporting a failure
+/// as `FailedPreStopHook`; returns how much of the grace period is left (at least 2 s after a
+/// hook, as upstream).
+async fn run_pre_stop(
+    target: &Target,
+    grace: Duration,
+    pod_ref: &str,
+    recorder: &Recorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+) -> Duration {
+    let Some(hook) = target.container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) else { return grace };
+    let t0 = Instant::now();
+    if let Err(e) = hooks::run(hook, target, grace).await {
+        let note = hooks::failure_message(hook, &target.container.name, pod_ref, &e);
+        publish(recorder, reference, EventType::Warning, "FailedPreStopHook", note).await;
+    }
+    grace.saturating_sub(t0.elapsed()).max(Duration::from_secs(2))
 }
 
 /// Stops container instances `ids`: SIGTERM, up to `grace` for them to end, then SIGKILL and up
