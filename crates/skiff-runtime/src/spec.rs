@@ -74,9 +74,10 @@ pub const ALL_CAPABILITIES: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-const MASKED_PATHS: [&str; 10] = [
-    "/proc/acpi",
+/// Paths hidden from containers (the kubelet's defaults, kept in step with Docker's).
+pub const MASKED_PATHS: [&str; 11] = [
     "/proc/asound",
+    "/proc/acpi",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",
@@ -85,9 +86,10 @@ const MASKED_PATHS: [&str; 10] = [
     "/proc/sched_debug",
     "/proc/scsi",
     "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ];
-const READONLY_PATHS: [&str; 6] =
-    ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", "/sys/devices/virtual/powercap"];
+/// Paths containers may read but not write.
+pub const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// The identity the process runs as.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +211,13 @@ pub struct ContainerConfig {
     pub capabilities: Vec<String>,
     /// Set `no_new_privs`.
     pub no_new_privileges: bool,
+    /// `/proc` without the masked and read-only paths (`procMount: Unmasked`).
+    #[serde(default)]
+    pub unmasked_proc: bool,
+    /// The seccomp filter (an OCI `linux.seccomp` object, e.g. from
+    /// [`crate::seccomp::render`]); none runs the process unconfined.
+    #[serde(default)]
+    pub seccomp: Option<Value>,
     /// OOM score adjustment.
     pub oom_score_adj: Option<i32>,
     /// Namespaced sysctls.
@@ -357,9 +366,12 @@ pub fn runtime_spec(config: &ContainerConfig, rootfs: &Path) -> Value {
     if let Some(propagation) = &config.rootfs_propagation {
         linux["rootfsPropagation"] = json!(propagation);
     }
-    if !config.privileged {
+    if !config.privileged && !config.unmasked_proc {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
+    }
+    if let Some(seccomp) = &config.seccomp {
+        linux["seccomp"] = seccomp.clone();
     }
     let mut spec = json!({
         "ociVersion": "1.0.2",
@@ -417,6 +429,35 @@ mod tests {
         assert_eq!(shm.len(), 1);
         assert_eq!(shm[0].typ().as_deref(), Some("bind"));
         assert!(value["linux"]["maskedPaths"].is_array());
+    }
+
+    #[test]
+    fn hardening_fields_reach_the_spec() {
+        let mut config = ContainerConfig::new(vec!["true".into()]);
+        config.readonly_rootfs = true;
+        config.no_new_privileges = true;
+        config.oom_score_adj = Some(-997);
+        config.sysctls.insert("net.ipv4.ip_unprivileged_port_start".into(), "0".into());
+        config.seccomp = Some(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": []}));
+        let value = runtime_spec(&config, Path::new("/r"));
+        assert_eq!(value["root"]["readonly"], json!(true));
+        assert_eq!(value["process"]["noNewPrivileges"], json!(true));
+        assert_eq!(value["process"]["oomScoreAdj"], json!(-997));
+        assert_eq!(value["linux"]["sysctl"]["net.ipv4.ip_unprivileged_port_start"], json!("0"));
+        assert_eq!(value["linux"]["seccomp"]["defaultAction"], json!("SCMP_ACT_ERRNO"));
+        assert_eq!(value["linux"]["maskedPaths"], json!(MASKED_PATHS));
+        assert!(MASKED_PATHS.contains(&"/proc/kcore") && MASKED_PATHS.contains(&"/sys/devices/virtual/powercap"));
+        assert_eq!(value["linux"]["readonlyPaths"], json!(READONLY_PATHS));
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(value).expect("valid OCI spec");
+        assert_eq!(spec.root().as_ref().and_then(|r| r.readonly()), Some(true));
+
+        // procMount: Unmasked; Unconfined seccomp.
+        let mut config = ContainerConfig::new(vec!["true".into()]);
+        config.unmasked_proc = true;
+        let value = runtime_spec(&config, Path::new("/r"));
+        assert!(value["linux"].get("maskedPaths").is_none() && value["linux"].get("readonlyPaths").is_none());
+        assert!(value["linux"].get("seccomp").is_none());
+        assert_eq!((value["root"]["readonly"].clone(), value["process"]["noNewPrivileges"].clone()), (json!(false), json!(false)));
     }
 
     #[test]
