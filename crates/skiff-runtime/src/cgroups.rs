@@ -227,7 +227,13 @@ impl Layout {
     fn agent_cgroup(mode: Mode, hierarchies: &[Hierarchy]) -> String {
         let owns: Vec<&str> = hierarchies
             .iter()
-            .filter(|h| if mode == Mode::Unified { h.v2 } else { !h.v2 && !h.controllers.iter().all(|c| c.starts_with("name=")) })
+            .filter(|h| {
+                if mode == Mode::Unified {
+                    h.v2
+                } else {
+                    !h.v2 && !h.controllers.iter().all(|c| c.starts_with("name="))
+                }
+            })
             .filter_map(|h| h.own.as_deref())
             .collect();
         let Some(deepest) = owns.iter().max_by_key(|p| components(p).len()) else { return "/".into() };
@@ -306,7 +312,13 @@ impl Layout {
             }
         }
         if let Some(memory) = limits.memory_limit {
-            let value = if memory > 0 { memory.to_string() } else if unified { "max".into() } else { "-1".into() };
+            let value = if memory > 0 {
+                memory.to_string()
+            } else if unified {
+                "max".into()
+            } else {
+                "-1".into()
+            };
             files.push(("memory", if unified { "memory.max" } else { "memory.limit_in_bytes" }, value));
         }
         if let Some(pids) = limits.pids_limit {
@@ -575,8 +587,10 @@ mod tests {
         );
         assert_eq!(unified.mode, Mode::Unified);
         assert_eq!(unified.root, "/user.slice/session-1.scope/skiff");
-        let legacy =
-            Layout::from_proc("32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n", "2:cpuacct,cpu:/x\n");
+        let legacy = Layout::from_proc(
+            "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n",
+            "2:cpuacct,cpu:/x\n",
+        );
         assert_eq!(legacy.mode, Mode::Legacy);
         assert_eq!(legacy.hierarchies[0].controllers, ["cpu", "cpuacct"]);
         assert_eq!(legacy.root, "/x/skiff");
@@ -626,7 +640,13 @@ mod tests {
                 ("pids", "pids.max", "100".to_string()),
             ]
         );
-        let unlimited = Resources { cpu_period: Some(CPU_PERIOD), cpu_quota: None, memory_limit: Some(-1), pids_limit: Some(-1), ..Default::default() };
+        let unlimited = Resources {
+            cpu_period: Some(CPU_PERIOD),
+            cpu_quota: None,
+            memory_limit: Some(-1),
+            pids_limit: Some(-1),
+            ..Default::default()
+        };
         assert_eq!(
             v2.limit_files(&unlimited),
             [
@@ -671,7 +691,12 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let layout = fake(tmp.path(), "/job");
         assert_eq!(layout.root, "/job/skiff");
-        let limits = Resources { cpu_shares: Some(256), memory_limit: Some(1 << 30), pids_limit: Some(42), ..Default::default() };
+        let limits = Resources {
+            cpu_shares: Some(256),
+            memory_limit: Some(1 << 30),
+            pids_limit: Some(42),
+            ..Default::default()
+        };
         let node = Resources { cpu_shares: Some(2048), memory_limit: Some(8 << 30), ..Default::default() };
         let pod = layout.ensure_pod(QosClass::BestEffort, "u1", &limits, &node).expect("ensure");
         assert_eq!(pod, "/job/skiff/kubepods/besteffort/podu1");

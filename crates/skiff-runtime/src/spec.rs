@@ -457,7 +457,10 @@ mod tests {
         let value = runtime_spec(&config, Path::new("/r"));
         assert!(value["linux"].get("maskedPaths").is_none() && value["linux"].get("readonlyPaths").is_none());
         assert!(value["linux"].get("seccomp").is_none());
-        assert_eq!((value["root"]["readonly"].clone(), value["process"]["noNewPrivileges"].clone()), (json!(false), json!(false)));
+        assert_eq!(
+            (value["root"]["readonly"].clone(), value["process"]["noNewPrivileges"].clone()),
+            (json!(false), json!(false))
+        );
     }
 
     #[test]
