@@ -74,6 +74,33 @@ pub const ALL_CAPABILITIES: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// The capabilities this process can grant ([`privileged_capabilities`] of its own status),
+/// which privileged containers and `add: [ALL]` get.
+pub fn all_current_capabilities() -> Vec<&'static str> {
+    privileged_capabilities(&std::fs::read_to_string("/proc/self/status").unwrap_or_default())
+}
+
+/// The OOM score adjustment this process can give a container it starts: `requested`, or its
+/// own adjustment if that is higher and it lacks `CAP_SYS_RESOURCE` (which lowering needs), as
+/// containerd's `restrict_oom_score_adj`.
+pub fn grantable_oom_score_adj(requested: i32) -> i32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let effective =
+        status.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+    let own = std::fs::read_to_string("/proc/self/oom_score_adj").ok().and_then(|v| v.trim().parse::<i32>().ok());
+    restrict_oom_score_adj(requested, effective, own)
+}
+
+/// `CAP_SYS_RESOURCE`'s bit.
+const CAP_SYS_RESOURCE_BIT: u64 = 1 << 24;
+
+fn restrict_oom_score_adj(requested: i32, effective_caps: Option<u64>, own: Option<i32>) -> i32 {
+    match (effective_caps, own) {
+        (Some(caps), Some(own)) if caps & CAP_SYS_RESOURCE_BIT == 0 => requested.max(own),
+        _ => requested,
+    }
+}
+
 /// Paths hidden from containers (the kubelet's defaults, kept in step with Docker's).
 pub const MASKED_PATHS: [&str; 11] = [
     "/proc/asound",
@@ -305,8 +332,12 @@ pub fn runtime_spec(config: &ContainerConfig, rootfs: &Path) -> Value {
         "env": config.env,
         "cwd": config.cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "noNewPrivileges": config.no_new_privileges,
     });
+    // Only when set: libcontainer takes a present `false` for "set", and would then load the
+    // seccomp filter after dropping the capability that loading it without no_new_privs needs.
+    if config.no_new_privileges {
+        process["noNewPrivileges"] = json!(true);
+    }
     if let Some(adj) = config.oom_score_adj {
         process["oomScoreAdj"] = json!(adj);
     }
@@ -457,10 +488,8 @@ mod tests {
         let value = runtime_spec(&config, Path::new("/r"));
         assert!(value["linux"].get("maskedPaths").is_none() && value["linux"].get("readonlyPaths").is_none());
         assert!(value["linux"].get("seccomp").is_none());
-        assert_eq!(
-            (value["root"]["readonly"].clone(), value["process"]["noNewPrivileges"].clone()),
-            (json!(false), json!(false))
-        );
+        assert_eq!(value["root"]["readonly"], json!(false));
+        assert!(value["process"].get("noNewPrivileges").is_none(), "absent, not false");
     }
 
     #[test]
@@ -475,5 +504,13 @@ mod tests {
         assert!(!without_sys_resource.contains(&"CAP_SYS_RESOURCE") && without_sys_resource.contains(&"CAP_SYS_TIME"));
         assert!(value["linux"].get("maskedPaths").is_none());
         assert_eq!(value["linux"]["resources"]["devices"][0]["allow"], json!(true));
+    }
+
+    #[test]
+    fn oom_score_adj_is_restricted_without_cap_sys_resource() {
+        assert_eq!(restrict_oom_score_adj(-997, Some(0x1ff_ffff_ffff), Some(0)), -997);
+        assert_eq!(restrict_oom_score_adj(-997, Some(0x1ff_feff_ffff), Some(0)), 0);
+        assert_eq!(restrict_oom_score_adj(1000, Some(0x1ff_feff_ffff), Some(0)), 1000);
+        assert_eq!(restrict_oom_score_adj(-997, None, None), -997);
     }
 }

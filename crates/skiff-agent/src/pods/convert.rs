@@ -203,7 +203,7 @@ pub fn container_config(
         }
         for add in c.add.iter().flatten().map(norm) {
             if add == "CAP_ALL" {
-                caps = skiff_runtime::spec::ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+                caps = skiff_runtime::spec::all_current_capabilities().iter().map(|c| c.to_string()).collect();
             } else if !caps.contains(&add) {
                 caps.push(add);
             }

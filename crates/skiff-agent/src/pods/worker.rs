@@ -697,8 +697,8 @@ impl Worker {
         let seccomp_dir = self.shared.cfg.agent_dir.join("seccomp");
         config.seccomp =
             security::seccomp_filter(&self.pod, container, config.privileged, &config.capabilities, &seccomp_dir)?;
-        config.oom_score_adj =
-            Some(resources::oom_score_adj(&self.pod, container, self.shared.cfg.node_memory_bytes()));
+        let oom_score_adj = resources::oom_score_adj(&self.pod, container, self.shared.cfg.node_memory_bytes());
+        config.oom_score_adj = Some(skiff_runtime::spec::grantable_oom_score_adj(oom_score_adj));
         let pod_dir = self.shared.cfg.agent_dir.join("pods").join(&self.uid);
         // The pod as it will be reported: `/etc/hosts` carries its address.
         let mut pod = self.pod.clone();
