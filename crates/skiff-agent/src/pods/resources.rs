@@ -253,6 +253,16 @@ mod tests {
     }
 
     #[test]
+    fn hugepages_are_ignored() {
+        let both = [("cpu", "500m"), ("memory", "64Mi"), ("hugepages-2Mi", "128Mi")];
+        let p = pod(vec![container("a", &both, &both)], vec![]);
+        let r = pod_limits(&p, -1);
+        assert_eq!((r.cpu_shares, r.cpu_quota, r.memory_limit), (Some(512), Some(50_000), Some(64 << 20)));
+        let c = &p.spec.as_ref().expect("spec").containers[0];
+        assert_eq!(super::super::convert::resources(c).memory_limit, Some(64 << 20));
+    }
+
+    #[test]
     fn best_effort_pods_get_the_least_cpu_weight_and_no_limits() {
         let p = pod(vec![container("a", &[], &[])], vec![]);
         assert_eq!(qos(&p), QosClass::BestEffort);
