@@ -39,6 +39,8 @@ pub fn remove_pod_cgroup(uid: &str) {
     if let Err(e) = Layout::host().remove_pod_uid(uid) {
         tracing::warn!(pod = uid, error = %e, "removing the pod's cgroup");
     }
+    // Where agents before the QoS layout put it (pods they started may still be adopted).
+    skiff_runtime::container::remove_cgroup(&format!("/skiff/pod{uid}"));
 }
 
 fn amount(list: Option<&BTreeMap<String, K8sQuantity>>, name: &str, milli: bool) -> Option<i64> {
