@@ -120,10 +120,11 @@ pub fn pod_limits(pod: &Pod, pod_pids_limit: i64) -> Resources {
     out
 }
 
-/// The limits of `kubepods`: the node's allocatable CPU (as shares) and memory.
-pub fn node_limits(cpus: u64, memory_bytes: u64, cfg: &AgentConfig) -> Resources {
-    let milli = (cpus * 1000).saturating_sub(cfg.reserved_milli_cpu);
-    let memory = memory_bytes.saturating_sub(cfg.reserved_memory);
+/// The limits of `kubepods`: the node's allocatable CPU (as shares) and memory, from its
+/// capacity less what is reserved.
+pub fn node_limits(cpus: u64, memory_bytes: u64, reserved_milli_cpu: u64, reserved_memory: u64) -> Resources {
+    let milli = (cpus * 1000).saturating_sub(reserved_milli_cpu);
+    let memory = memory_bytes.saturating_sub(reserved_memory);
     Resources {
         cpu_shares: Some(cgroups::milli_cpu_to_shares(milli as i64)),
         memory_limit: (memory > 0).then_some(memory as i64),
@@ -134,7 +135,7 @@ pub fn node_limits(cpus: u64, memory_bytes: u64, cfg: &AgentConfig) -> Resources
 /// The limits of `kubepods` on this node.
 pub fn node_cgroup_limits(cfg: &AgentConfig) -> Resources {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    node_limits(cpus, cfg.node_memory_bytes(), cfg)
+    node_limits(cpus, cfg.node_memory_bytes(), cfg.reserved_milli_cpu, cfg.reserved_memory)
 }
 
 /// Creates the cgroup of `pod` with its limits (and the levels above it). Blocking.
@@ -278,19 +279,7 @@ mod tests {
 
     #[test]
     fn kubepods_gets_the_allocatable_resources() {
-        let cfg = AgentConfig {
-            node_name: "n".into(),
-            node_ip: "10.0.0.1".parse().expect("ip"),
-            agent_dir: "/tmp".into(),
-            log_dir: "/tmp".into(),
-            labels: Default::default(),
-            control_plane: false,
-            max_pods: 110,
-            reserved_milli_cpu: 500,
-            reserved_memory: 1 << 30,
-            pod_pids_limit: -1,
-        };
-        let r = node_limits(2, 4 << 30, &cfg);
+        let r = node_limits(2, 4 << 30, 500, 1 << 30);
         assert_eq!((r.cpu_shares, r.memory_limit), (Some(1536), Some(3 << 30)));
     }
 }
