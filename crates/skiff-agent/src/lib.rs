@@ -63,6 +63,8 @@ pub struct AgentConfig {
     pub kubelet_port: u16,
     /// TLS material of the streaming server; without it the server does not run.
     pub streaming_tls: Option<streaming::StreamingTls>,
+    /// Most processes per pod (`--pod-max-pids`; not positive for no limit).
+    pub pod_pids_limit: i64,
 }
 
 impl AgentConfig {

@@ -2,21 +2,25 @@
 //! from the node's pod CIDR, and masquerade for traffic leaving it.
 //!
 //! What lives here: [`PodNetwork`] (setup, teardown and garbage collection of pod networking),
-//! the persistent [`ipam`], the kernel side behind the [`Dataplane`] trait ([`netlink`] for links,
-//! addresses and routes, [`nat`] for nftables), so the orchestration is unit-tested with a fake.
-//! What does not (yet): routes to other nodes' pod CIDRs, hostPort mappings, the service proxy,
-//! network policy. The sandbox whose network namespace a pod lives in is `skiff-runtime`'s.
+//! the persistent [`ipam`], pods' [`hostport`] mappings, the kernel side behind the [`Dataplane`]
+//! trait ([`netlink`] for links, addresses and routes, [`nat`] for nftables), so the
+//! orchestration is unit-tested with a fake. What does not (yet): routes to other nodes' pod
+//! CIDRs, the service proxy, network policy. The sandbox whose network namespace a pod lives in
+//! is `skiff-runtime`'s.
 
+pub mod hostport;
 pub mod ipam;
 pub mod nat;
 pub mod netlink;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 pub use ipnet::Ipv4Net;
 use sha2::{Digest as _, Sha256};
 
+use crate::hostport::{HostPort, HostPortError, HostPorts};
 use crate::ipam::{Ipam, IpamError};
 use crate::nat::{Masquerade, NatError};
 use crate::netlink::{NetlinkError, PodLink};
@@ -36,6 +40,12 @@ pub enum NetError {
     /// nftables.
     #[error(transparent)]
     Nat(#[from] NatError),
+    /// hostPort records.
+    #[error(transparent)]
+    HostPort(#[from] HostPortError),
+    /// The pod has no address (hostPorts need one).
+    #[error("pod {0} has no address on the pod network")]
+    NoAddress(String),
     /// A bridge name the kernel or nftables would not accept.
     #[error("invalid bridge name {0:?}: 1-15 letters, digits, '-', '_' or '.', starting with a letter")]
     InvalidBridge(String),
@@ -52,6 +62,9 @@ pub trait Dataplane: Send + Sync {
     fn create_pod_link(&self, link: &PodLink) -> Result<(), NetError>;
     /// Deletes a link of the host namespace; absent is fine.
     fn delete_link(&self, name: &str) -> Result<(), NetError>;
+    /// Programs the hostPort table with `script` ([`hostport::script`]) and, when it maps ports,
+    /// lets `bridge` carry traffic from the node's loopback (`route_localnet`).
+    fn apply_host_ports(&self, bridge: &str, script: &str, maps_ports: bool) -> Result<(), NetError>;
 }
 
 /// The real kernel: rtnetlink and `nft`.
@@ -79,6 +92,16 @@ impl Dataplane for Kernel {
     fn delete_link(&self, name: &str) -> Result<(), NetError> {
         Ok(netlink::delete_link(name)?)
     }
+
+    fn apply_host_ports(&self, bridge: &str, script: &str, maps_ports: bool) -> Result<(), NetError> {
+        if maps_ports {
+            let path = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
+            if let Err(e) = std::fs::write(&path, "1") {
+                tracing::warn!(%path, error = %e, "hostPorts will not answer on 127.0.0.1");
+            }
+        }
+        Ok(nat::nft(script)?)
+    }
 }
 
 /// A pod's place on the network.
@@ -102,16 +125,19 @@ pub struct PodIp {
 #[derive(Debug)]
 pub struct PodNetwork<D: Dataplane = Kernel> {
     ipam: Ipam,
+    hostports: HostPorts,
+    /// Serialises changes of the hostPort records with the table rewrite that follows them.
+    hostports_lock: Mutex<()>,
     bridge: String,
     dataplane: D,
 }
 
 impl PodNetwork<Kernel> {
     /// Opens the pod network of `pod_cidr` on `bridge` (e.g. [`DEFAULT_BRIDGE`]), with IPAM
-    /// state in `<data_dir>/agent/ipam/`, and sets up the host side (bridge, forwarding,
-    /// masquerade).
+    /// state in `<data_dir>/agent/ipam/` and hostPort records in `<data_dir>/agent/hostports/`,
+    /// and sets up the host side (bridge, forwarding, masquerade, hostPort table).
     pub fn open(data_dir: &Path, pod_cidr: Ipv4Net, bridge: &str) -> Result<Self, NetError> {
-        Self::with_dataplane(&ipam_dir(data_dir), pod_cidr, bridge, Kernel)
+        Self::with_dataplane(&data_dir.join("agent"), pod_cidr, bridge, Kernel)
     }
 }
 
@@ -121,8 +147,9 @@ pub fn ipam_dir(data_dir: &Path) -> PathBuf {
 }
 
 impl<D: Dataplane> PodNetwork<D> {
-    /// Like [`PodNetwork::open`] with IPAM state in `ipam_dir` and a given dataplane.
-    pub fn with_dataplane(ipam_dir: &Path, pod_cidr: Ipv4Net, bridge: &str, dataplane: D) -> Result<Self, NetError> {
+    /// Like [`PodNetwork::open`] with its state (`ipam/`, `hostports/`) in `state_dir` and a
+    /// given dataplane.
+    pub fn with_dataplane(state_dir: &Path, pod_cidr: Ipv4Net, bridge: &str, dataplane: D) -> Result<Self, NetError> {
         let valid = !bridge.is_empty()
             && bridge.len() <= 15
             && bridge.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -130,7 +157,13 @@ impl<D: Dataplane> PodNetwork<D> {
         if !valid {
             return Err(NetError::InvalidBridge(bridge.to_string()));
         }
-        let network = Self { ipam: Ipam::open(ipam_dir, pod_cidr)?, bridge: bridge.to_string(), dataplane };
+        let network = Self {
+            ipam: Ipam::open(&state_dir.join("ipam"), pod_cidr)?,
+            hostports: HostPorts::open(&state_dir.join("hostports"))?,
+            hostports_lock: Mutex::new(()),
+            bridge: bridge.to_string(),
+            dataplane,
+        };
         network.ensure_host()?;
         Ok(network)
     }
@@ -139,10 +172,43 @@ impl<D: Dataplane> PodNetwork<D> {
         Masquerade { bridge: self.bridge.clone(), pod_cidr: self.ipam.cidr() }
     }
 
-    /// (Re)creates the host side: bridge, gateway address, forwarding, masquerade. Idempotent;
-    /// [`PodNetwork::open`] calls it, and a periodic repair may.
+    /// (Re)creates the host side: bridge, gateway address, forwarding, masquerade, and the
+    /// hostPort table from its records. Idempotent; [`PodNetwork::open`] calls it, and a periodic
+    /// repair may.
     pub fn ensure_host(&self) -> Result<(), NetError> {
-        self.dataplane.ensure_host(&self.bridge, self.ipam.gateway(), &self.masquerade())
+        self.dataplane.ensure_host(&self.bridge, self.ipam.gateway(), &self.masquerade())?;
+        let _guard = self.hostports_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.sync_host_ports()
+    }
+
+    /// Rewrites the hostPort table from the records. The caller holds `hostports_lock`.
+    fn sync_host_ports(&self) -> Result<(), NetError> {
+        let pods = self.hostports.all()?;
+        let script = hostport::script(&self.bridge, self.ipam.cidr(), &pods);
+        self.dataplane.apply_host_ports(&self.bridge, &script, pods.iter().any(|p| !p.ports.is_empty()))
+    }
+
+    /// Maps `ports` of the node to pod `pod_key` (connected by [`PodNetwork::setup`]): records
+    /// them and reprograms the hostPort table if they changed. Idempotent; ports another pod maps
+    /// are refused. [`PodNetwork::teardown`] removes them.
+    pub fn set_host_ports(&self, pod_key: &str, ports: &[HostPort]) -> Result<(), NetError> {
+        let _guard = self.hostports_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(address) = self.ipam.lookup(pod_key)? else {
+            return Err(NetError::NoAddress(pod_key.to_string()));
+        };
+        if self.hostports.set(pod_key, address, ports)? {
+            self.sync_host_ports()?;
+            tracing::info!(pod = pod_key, ports = ports.len(), "hostPorts mapped");
+        }
+        Ok(())
+    }
+
+    fn remove_host_ports(&self, pod_key: &str) -> Result<(), NetError> {
+        let _guard = self.hostports_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self.hostports.remove(pod_key)? {
+            self.sync_host_ports()?;
+        }
+        Ok(())
     }
 
     /// The pod CIDR.
@@ -195,8 +261,10 @@ impl<D: Dataplane> PodNetwork<D> {
         Ok(self.ipam.lookup(pod_key)?.map(|address| self.pod_ip(address, self.link_names(pod_key).0)))
     }
 
-    /// Disconnects pod `pod_key`: deletes its veth pair and releases its address. Idempotent.
+    /// Disconnects pod `pod_key`: removes its hostPorts, deletes its veth pair and releases its
+    /// address. Idempotent.
     pub fn teardown(&self, pod_key: &str) -> Result<(), NetError> {
+        self.remove_host_ports(pod_key)?;
         self.remove_links(pod_key)?;
         let released = self.ipam.release(pod_key)?;
         tracing::info!(pod = pod_key, ?released, "pod network torn down");
@@ -214,12 +282,19 @@ impl<D: Dataplane> PodNetwork<D> {
                 removed.push(owner);
             }
         }
+        // Mappings whose pod lost its address some other way.
+        for pod in self.hostports.all()? {
+            if !live.contains(pod.key.as_str()) {
+                self.remove_host_ports(&pod.key)?;
+            }
+        }
         Ok(removed)
     }
 
-    /// Removes the host side ([`PodNetwork::ensure_host`]): the bridge and the masquerade chain.
-    /// IPAM state is kept. For uninstalling and tests.
+    /// Removes the host side ([`PodNetwork::ensure_host`]): the bridge, the masquerade chain and
+    /// the hostPort table. IPAM state and hostPort records are kept. For uninstalling and tests.
     pub fn remove_host(&self) -> Result<(), NetError> {
+        self.dataplane.apply_host_ports(&self.bridge, &hostport::script(&self.bridge, self.ipam.cidr(), &[]), false)?;
         self.dataplane.remove_host(&self.bridge, &self.masquerade())
     }
 
@@ -290,6 +365,11 @@ mod tests {
             self.record(format!("delete {name}"));
             Ok(())
         }
+        fn apply_host_ports(&self, bridge: &str, script: &str, maps_ports: bool) -> Result<(), NetError> {
+            let dnat: Vec<&str> = script.lines().filter_map(|l| l.split(" dnat to ").nth(1)).collect();
+            self.record(format!("hostports {bridge} {maps_ports} [{}]", dnat.join(" ")));
+            Ok(())
+        }
     }
 
     fn network<'a>(fake: &'a Fake, dir: &Path) -> PodNetwork<&'a Fake> {
@@ -300,7 +380,7 @@ mod tests {
     fn setup_allocates_and_builds_the_link_and_teardown_undoes_it() {
         let (fake, dir) = (Fake::default(), tempfile::tempdir().expect("tempdir"));
         let net = network(&fake, dir.path());
-        assert_eq!(fake.take(), ["ensure_host br-test 10.88.0.1 10.88.0.0/24"]);
+        assert_eq!(fake.take(), ["ensure_host br-test 10.88.0.1 10.88.0.0/24", "hostports br-test false []"]);
 
         let ip = net.setup("pod-a", Path::new("/proc/1/ns/net")).expect("setup");
         assert_eq!(
@@ -358,6 +438,36 @@ mod tests {
         assert!(net.get("b").expect("get").is_some());
         assert_eq!(fake.take().len(), 4, "two links deleted per removed pod");
         assert!(net.gc(["b"]).expect("gc again").is_empty());
+    }
+
+    #[test]
+    fn host_ports_follow_the_pod_and_survive_a_restart() {
+        use crate::hostport::{HostPort, Protocol};
+        let (fake, dir) = (Fake::default(), tempfile::tempdir().expect("tempdir"));
+        let net = network(&fake, dir.path());
+        let web = [HostPort { protocol: Protocol::Tcp, host_ip: None, host_port: 8080, container_port: 80 }];
+        assert!(matches!(net.set_host_ports("web", &web), Err(NetError::NoAddress(_))), "needs an address first");
+        let ip = net.setup("web", Path::new("/ns")).expect("setup").address;
+        fake.take();
+        net.set_host_ports("web", &web).expect("map");
+        assert_eq!(fake.take(), [format!("hostports br-test true [{ip}:80 comment \"web\"]")]);
+        net.set_host_ports("web", &web).expect("again");
+        assert!(fake.take().is_empty(), "nothing changed, nothing reprogrammed");
+
+        // An agent restart reprograms the table from the records.
+        drop(net);
+        let net = network(&fake, dir.path());
+        assert_eq!(fake.take()[1], format!("hostports br-test true [{ip}:80 comment \"web\"]"));
+
+        net.teardown("web").expect("teardown");
+        assert_eq!(fake.take()[0], "hostports br-test false []", "the mapping goes with the pod");
+
+        // Records of pods that are gone are collected.
+        net.setup("old", Path::new("/ns")).expect("setup");
+        net.set_host_ports("old", &web).expect("map");
+        fake.take();
+        assert_eq!(net.gc(["other"]).expect("gc"), ["old"]);
+        assert!(fake.take().contains(&"hostports br-test false []".to_string()));
     }
 
     #[test]

@@ -207,6 +207,9 @@ fn run_container(dir: &Path, request: &ShimRequest) -> Exited {
         Ok(wired) => wired,
         Err(e) => return failed(e),
     };
+    // libcontainer sets the container's `oomScoreAdj` on the calling process before forking; the
+    // shim takes its own back once the container runs, so it is never the OOM killer's choice.
+    let own_oom_score_adj = fs::read_to_string("/proc/self/oom_score_adj").ok();
     let built = builder
         .with_root_path(&request.state_root)
         .and_then(|b| b.as_init(dir).with_systemd(false).with_detach(true).build());
@@ -214,7 +217,13 @@ fn run_container(dir: &Path, request: &ShimRequest) -> Exited {
         Ok(c) => c,
         Err(e) => return failed(start_error(&e)),
     };
-    if let Err(e) = container.start() {
+    let start = container.start();
+    if let Some(adj) = &own_oom_score_adj
+        && let Err(e) = fs::write("/proc/self/oom_score_adj", adj.trim())
+    {
+        tracing::warn!(error = %e, "restoring the shim's oom_score_adj");
+    }
+    if let Err(e) = start {
         let _ = container.delete(true);
         return failed(start_error(&e));
     }

@@ -74,9 +74,37 @@ pub const ALL_CAPABILITIES: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-const MASKED_PATHS: [&str; 10] = [
-    "/proc/acpi",
+/// The capabilities this process can grant ([`privileged_capabilities`] of its own status),
+/// which privileged containers and `add: [ALL]` get.
+pub fn all_current_capabilities() -> Vec<&'static str> {
+    privileged_capabilities(&std::fs::read_to_string("/proc/self/status").unwrap_or_default())
+}
+
+/// The OOM score adjustment this process can give a container it starts: `requested`, or its
+/// own adjustment if that is higher and it lacks `CAP_SYS_RESOURCE` (which lowering needs), as
+/// containerd's `restrict_oom_score_adj`.
+pub fn grantable_oom_score_adj(requested: i32) -> i32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let effective =
+        status.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+    let own = std::fs::read_to_string("/proc/self/oom_score_adj").ok().and_then(|v| v.trim().parse::<i32>().ok());
+    restrict_oom_score_adj(requested, effective, own)
+}
+
+/// `CAP_SYS_RESOURCE`'s bit.
+const CAP_SYS_RESOURCE_BIT: u64 = 1 << 24;
+
+fn restrict_oom_score_adj(requested: i32, effective_caps: Option<u64>, own: Option<i32>) -> i32 {
+    match (effective_caps, own) {
+        (Some(caps), Some(own)) if caps & CAP_SYS_RESOURCE_BIT == 0 => requested.max(own),
+        _ => requested,
+    }
+}
+
+/// Paths hidden from containers (the kubelet's defaults, kept in step with Docker's).
+pub const MASKED_PATHS: [&str; 11] = [
     "/proc/asound",
+    "/proc/acpi",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",
@@ -85,9 +113,10 @@ const MASKED_PATHS: [&str; 10] = [
     "/proc/sched_debug",
     "/proc/scsi",
     "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ];
-const READONLY_PATHS: [&str; 6] =
-    ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", "/sys/devices/virtual/powercap"];
+/// Paths containers may read but not write.
+pub const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// The identity the process runs as.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +238,13 @@ pub struct ContainerConfig {
     pub capabilities: Vec<String>,
     /// Set `no_new_privs`.
     pub no_new_privileges: bool,
+    /// `/proc` without the masked and read-only paths (`procMount: Unmasked`).
+    #[serde(default)]
+    pub unmasked_proc: bool,
+    /// The seccomp filter (an OCI `linux.seccomp` object, e.g. from
+    /// [`crate::seccomp::render`]); none runs the process unconfined.
+    #[serde(default)]
+    pub seccomp: Option<Value>,
     /// OOM score adjustment.
     pub oom_score_adj: Option<i32>,
     /// Namespaced sysctls.
@@ -296,8 +332,12 @@ pub fn runtime_spec(config: &ContainerConfig, rootfs: &Path) -> Value {
         "env": config.env,
         "cwd": config.cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "noNewPrivileges": config.no_new_privileges,
     });
+    // Only when set: libcontainer takes a present `false` for "set", and would then load the
+    // seccomp filter after dropping the capability that loading it without no_new_privs needs.
+    if config.no_new_privileges {
+        process["noNewPrivileges"] = json!(true);
+    }
     if let Some(adj) = config.oom_score_adj {
         process["oomScoreAdj"] = json!(adj);
     }
@@ -357,9 +397,12 @@ pub fn runtime_spec(config: &ContainerConfig, rootfs: &Path) -> Value {
     if let Some(propagation) = &config.rootfs_propagation {
         linux["rootfsPropagation"] = json!(propagation);
     }
-    if !config.privileged {
+    if !config.privileged && !config.unmasked_proc {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
+    }
+    if let Some(seccomp) = &config.seccomp {
+        linux["seccomp"] = seccomp.clone();
     }
     let mut spec = json!({
         "ociVersion": "1.0.2",
@@ -420,6 +463,36 @@ mod tests {
     }
 
     #[test]
+    fn hardening_fields_reach_the_spec() {
+        let mut config = ContainerConfig::new(vec!["true".into()]);
+        config.readonly_rootfs = true;
+        config.no_new_privileges = true;
+        config.oom_score_adj = Some(-997);
+        config.sysctls.insert("net.ipv4.ip_unprivileged_port_start".into(), "0".into());
+        config.seccomp = Some(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": []}));
+        let value = runtime_spec(&config, Path::new("/r"));
+        assert_eq!(value["root"]["readonly"], json!(true));
+        assert_eq!(value["process"]["noNewPrivileges"], json!(true));
+        assert_eq!(value["process"]["oomScoreAdj"], json!(-997));
+        assert_eq!(value["linux"]["sysctl"]["net.ipv4.ip_unprivileged_port_start"], json!("0"));
+        assert_eq!(value["linux"]["seccomp"]["defaultAction"], json!("SCMP_ACT_ERRNO"));
+        assert_eq!(value["linux"]["maskedPaths"], json!(MASKED_PATHS));
+        assert!(MASKED_PATHS.contains(&"/proc/kcore") && MASKED_PATHS.contains(&"/sys/devices/virtual/powercap"));
+        assert_eq!(value["linux"]["readonlyPaths"], json!(READONLY_PATHS));
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(value).expect("valid OCI spec");
+        assert_eq!(spec.root().as_ref().and_then(|r| r.readonly()), Some(true));
+
+        // procMount: Unmasked; Unconfined seccomp.
+        let mut config = ContainerConfig::new(vec!["true".into()]);
+        config.unmasked_proc = true;
+        let value = runtime_spec(&config, Path::new("/r"));
+        assert!(value["linux"].get("maskedPaths").is_none() && value["linux"].get("readonlyPaths").is_none());
+        assert!(value["linux"].get("seccomp").is_none());
+        assert_eq!(value["root"]["readonly"], json!(false));
+        assert!(value["process"].get("noNewPrivileges").is_none(), "absent, not false");
+    }
+
+    #[test]
     fn privileged_gets_everything() {
         let mut config = ContainerConfig::new(vec!["true".into()]);
         config.privileged = true;
@@ -431,5 +504,13 @@ mod tests {
         assert!(!without_sys_resource.contains(&"CAP_SYS_RESOURCE") && without_sys_resource.contains(&"CAP_SYS_TIME"));
         assert!(value["linux"].get("maskedPaths").is_none());
         assert_eq!(value["linux"]["resources"]["devices"][0]["allow"], json!(true));
+    }
+
+    #[test]
+    fn oom_score_adj_is_restricted_without_cap_sys_resource() {
+        assert_eq!(restrict_oom_score_adj(-997, Some(0x1ff_ffff_ffff), Some(0)), -997);
+        assert_eq!(restrict_oom_score_adj(-997, Some(0x1ff_feff_ffff), Some(0)), 0);
+        assert_eq!(restrict_oom_score_adj(1000, Some(0x1ff_feff_ffff), Some(0)), 1000);
+        assert_eq!(restrict_oom_score_adj(-997, None, None), -997);
     }
 }

@@ -260,6 +260,9 @@ pub struct ServerArgs {
     /// Port of the node agent's streaming server (logs, exec, attach, port-forward).
     #[arg(long, env = "SKIFF_KUBELET_PORT", default_value_t = 10250, value_name = "PORT")]
     pub kubelet_port: u16,
+    /// Most processes in one pod (-1: no limit).
+    #[arg(long, env = "SKIFF_POD_MAX_PIDS", default_value = "-1", allow_negative_numbers = true, value_name = "N")]
+    pub pod_max_pids: i64,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides it.
     #[arg(long, env = "SKIFF_LOG_LEVEL", default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
@@ -329,6 +332,8 @@ pub struct ServerConfig {
     pub image_gc_low_threshold: u8,
     /// Port of the agent's streaming server.
     pub kubelet_port: u16,
+    /// Most processes in one pod (not positive: no limit).
+    pub pod_max_pids: i64,
     /// Log filter directive.
     pub log_level: String,
 }
@@ -598,6 +603,7 @@ impl ServerConfig {
             image_gc_high_threshold: args.image_gc_high_threshold,
             image_gc_low_threshold: args.image_gc_low_threshold,
             kubelet_port: args.kubelet_port,
+            pod_max_pids: args.pod_max_pids,
             log_level: args.log_level,
         })
     }
@@ -763,6 +769,7 @@ mod tests {
         assert_eq!(c.cluster_cidr.to_string(), "10.42.0.0/16");
         assert_eq!(c.cluster_domain, "cluster.local");
         assert!(!c.disable_agent);
+        assert_eq!(c.pod_max_pids, -1);
         assert_eq!(c.log_level, "info");
         assert_eq!(c.service_ip(), Ipv4Addr::new(10, 43, 0, 1));
         assert_eq!(c.server_url(), "https://127.0.0.1:6443");
@@ -798,6 +805,14 @@ mod tests {
         assert!(c.disable_agent);
         assert_eq!(c.cluster_domain, "example.test");
         assert_eq!(c.server_url(), "https://10.1.2.3:7443");
+    }
+
+    #[test]
+    fn pod_max_pids_from_flag_or_file() {
+        assert_eq!(server(&["--pod-max-pids", "1024"], None).unwrap().pod_max_pids, 1024);
+        assert_eq!(server(&["--pod-max-pids=-1"], None).unwrap().pod_max_pids, -1);
+        assert_eq!(server(&[], Some("pod-max-pids: 4096\n")).unwrap().pod_max_pids, 4096);
+        assert!(server(&[], Some("pod-max-pids: many\n")).is_err());
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! From a Pod's container to a runtime [`ContainerConfig`], following the kubelet's rules:
 //! command/args over the image's Entrypoint/Cmd, environment from the image then the container
 //! (`value`, `valueFrom` already resolved by the caller) with `$(VAR)` expansion, working
-//! directory, user and group from the image and `securityContext`, capabilities and privilege,
-//! and cgroup limits from requests and limits.
+//! directory, user and group from the image and `securityContext` (with the `runAsNonRoot`
+//! check), capabilities and privilege, `readOnlyRootFilesystem`, `allowPrivilegeEscalation`,
+//! `procMount`, the pod's sysctls, and cgroup limits from requests and limits.
 //!
 //! Pure functions only: fetching ConfigMaps and Secrets, mounts and namespaces are the worker's.
 
-use k8s_openapi::api::core::v1::{Container, PodSecurityContext};
+use k8s_openapi::api::core::v1::{Container, Pod};
 use skiff_api::quantity::Quantity;
 use skiff_runtime::images::ContainerDefaults;
 use skiff_runtime::spec::{ContainerConfig, DEFAULT_CAPABILITIES, ProcessUser, Resources};
@@ -134,15 +135,16 @@ pub fn resources(container: &Container) -> Resources {
     }
 }
 
-/// The runtime config of `container`: argv, environment, working dir, identity, privileges and
-/// limits. `env` is the container's resolved environment (image env first).
+/// The runtime config of `container` of `pod`: argv, environment, working dir, identity,
+/// privileges and limits. `env` is the container's resolved environment (image env first).
 pub fn container_config(
     container: &Container,
     image: &ContainerDefaults,
     env: Vec<(String, String)>,
-    pod_security: Option<&PodSecurityContext>,
+    pod: &Pod,
     lookup_user: &dyn Fn(&str) -> Option<(u32, u32)>,
 ) -> Result<ContainerConfig, ConfigError> {
+    let pod_security = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let args = argv(container, image, &env)?;
     let mut config = ContainerConfig::new(args);
     config.env = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -153,18 +155,21 @@ pub fn container_config(
         .or_else(|| image.working_dir.clone().filter(|d| !d.is_empty()))
         .unwrap_or_else(|| "/".into());
     let sc = container.security_context.as_ref();
-    let (image_uid, image_gid) = image_user(image.user.as_deref(), lookup_user)?;
-    let run_as_user = sc.and_then(|s| s.run_as_user).or_else(|| pod_security.and_then(|p| p.run_as_user));
-    let run_as_group = sc.and_then(|s| s.run_as_group).or_else(|| pod_security.and_then(|p| p.run_as_group));
+    let effective = super::security::effective(pod, container);
+    // The kubelet checks runAsNonRoot against the image's user as written (a name cannot be
+    // checked); the runtime resolves names afterwards.
+    let written = image.user.as_deref().filter(|u| !u.is_empty()).map(|u| u.split(':').next().unwrap_or(u));
+    let written_uid = written.map_or(Some(0), |u| u.parse::<u32>().ok());
+    super::security::verify_run_as_non_root(pod, container, written_uid, written).map_err(ConfigError)?;
+    let (run_as_user, run_as_group) = (effective.run_as_user, effective.run_as_group);
+    let (image_uid, image_gid) = match run_as_user {
+        // runAsUser replaces the image's user and group (the group becomes the user's primary
+        // group from the image's passwd, which is not read: 0).
+        Some(_) => (0, None),
+        None => image_user(image.user.as_deref(), lookup_user)?,
+    };
     let uid = run_as_user.map_or(image_uid, |u| u as u32);
     let gid = run_as_group.map_or(image_gid.unwrap_or(0), |g| g as u32);
-    let non_root = sc.and_then(|s| s.run_as_non_root).or_else(|| pod_security.and_then(|p| p.run_as_non_root));
-    if non_root == Some(true) && uid == 0 {
-        return Err(ConfigError(match run_as_user {
-            Some(_) => "container's runAsUser breaks non-root policy".into(),
-            None => "container has runAsNonRoot and image will run as root".into(),
-        }));
-    }
     let mut groups: Vec<u32> = pod_security
         .and_then(|p| p.supplemental_groups.clone())
         .unwrap_or_default()
@@ -182,6 +187,8 @@ pub fn container_config(
     config.terminal = container.tty.unwrap_or(false);
     config.stdin = container.stdin.unwrap_or(false);
     config.stdin_once = config.stdin && container.stdin_once.unwrap_or(false);
+    config.unmasked_proc = super::security::unmasked_proc(container);
+    config.sysctls = super::security::sysctls(pod);
     let mut caps: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
     if let Some(c) = sc.and_then(|s| s.capabilities.as_ref()) {
         let norm = |c: &String| {
@@ -196,7 +203,7 @@ pub fn container_config(
         }
         for add in c.add.iter().flatten().map(norm) {
             if add == "CAP_ALL" {
-                caps = skiff_runtime::spec::ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+                caps = skiff_runtime::spec::all_current_capabilities().iter().map(|c| c.to_string()).collect();
             } else if !caps.contains(&add) {
                 caps.push(add);
             }
@@ -210,8 +217,21 @@ pub fn container_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{Capabilities, ResourceRequirements, SecurityContext};
+    use k8s_openapi::api::core::v1::{
+        Capabilities, PodSecurityContext, PodSpec, ResourceRequirements, SecurityContext, Sysctl,
+    };
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity as Q;
+
+    fn pod_with(security: PodSecurityContext) -> Pod {
+        let mut pod = Pod {
+            spec: Some(PodSpec { security_context: Some(security), ..Default::default() }),
+            ..Default::default()
+        };
+        pod.metadata.name = Some("p".into());
+        pod.metadata.namespace = Some("ns".into());
+        pod.metadata.uid = Some("u".into());
+        pod
+    }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -261,11 +281,36 @@ mod tests {
 
         let mut c = Container { command: Some(vec!["sh".into()]), ..Default::default() };
         c.security_context = Some(SecurityContext { run_as_non_root: Some(true), ..Default::default() });
-        let err = container_config(&c, &ContainerDefaults::default(), vec![], None, &lookup).expect_err("root refused");
-        assert_eq!(err.0, "container has runAsNonRoot and image will run as root");
-        let pod = PodSecurityContext { run_as_user: Some(1000), fs_group: Some(2000), ..Default::default() };
-        let cfg = container_config(&c, &ContainerDefaults::default(), vec![], Some(&pod), &lookup).expect("non-root");
-        assert_eq!((cfg.user.uid, cfg.user.gid, cfg.user.additional_gids.clone()), (1000, 0, vec![2000]));
+        c.name = "main".into();
+        let plain = pod_with(PodSecurityContext::default());
+        let err =
+            container_config(&c, &ContainerDefaults::default(), vec![], &plain, &lookup).expect_err("root refused");
+        assert_eq!(err.0, "container has runAsNonRoot and image will run as root (pod: \"p_ns(u)\", container: main)");
+        let pod = pod_with(PodSecurityContext {
+            run_as_user: Some(1000),
+            fs_group: Some(2000),
+            supplemental_groups: Some(vec![3000]),
+            ..Default::default()
+        });
+        let cfg = container_config(&c, &ContainerDefaults::default(), vec![], &pod, &lookup).expect("non-root");
+        assert_eq!((cfg.user.uid, cfg.user.gid, cfg.user.additional_gids.clone()), (1000, 0, vec![3000, 2000]));
+
+        // A named image user cannot be checked against runAsNonRoot, even if it resolves.
+        let named = ContainerDefaults { user: Some("app".into()), ..Default::default() };
+        let err = container_config(&c, &named, vec![], &plain, &lookup).expect_err("unverifiable");
+        assert!(err.0.starts_with("container has runAsNonRoot and image has non-numeric user (app)"), "{}", err.0);
+        let cfg = container_config(&c, &named, vec![], &pod, &|_| None).expect("runAsUser decides, no lookup");
+        assert_eq!(cfg.user.uid, 1000);
+        // Without the policy a named user resolves in the image.
+        let free = Container { command: Some(vec!["sh".into()]), ..Default::default() };
+        let cfg = container_config(&free, &named, vec![], &plain, &lookup).expect("resolved");
+        assert_eq!((cfg.user.uid, cfg.user.gid), (1000, 1001));
+        let numeric = ContainerDefaults { user: Some("7:8".into()), ..Default::default() };
+        let cfg = container_config(&c, &numeric, vec![], &plain, &lookup).expect("numeric non-root");
+        assert_eq!((cfg.user.uid, cfg.user.gid), (7, 8));
+        let group_only = pod_with(PodSecurityContext { run_as_group: Some(50), ..Default::default() });
+        let cfg = container_config(&free, &numeric, vec![], &group_only, &lookup).expect("runAsGroup");
+        assert_eq!((cfg.user.uid, cfg.user.gid), (7, 50));
     }
 
     #[test]
@@ -281,7 +326,8 @@ mod tests {
             limits: Some([("cpu".to_string(), Q("500m".into())), ("memory".to_string(), Q("64Mi".into()))].into()),
             ..Default::default()
         });
-        let cfg = container_config(&c, &ContainerDefaults::default(), vec![], None, &|_| None).expect("config");
+        let cfg =
+            container_config(&c, &ContainerDefaults::default(), vec![], &Pod::default(), &|_| None).expect("config");
         assert_eq!(cfg.capabilities, ["CAP_NET_ADMIN"]);
         assert!(cfg.no_new_privileges);
         assert_eq!(cfg.resources.cpu_shares, Some(256));
@@ -289,5 +335,52 @@ mod tests {
         assert_eq!(cfg.resources.memory_limit, Some(64 << 20));
         let best_effort = resources(&Container::default());
         assert_eq!((best_effort.cpu_shares, best_effort.memory_limit), (Some(2), None));
+    }
+
+    #[test]
+    fn hardening_fields() {
+        let base = Container { command: Some(vec!["sh".into()]), ..Default::default() };
+        let pod = pod_with(PodSecurityContext {
+            sysctls: Some(vec![Sysctl { name: "net/ipv4/ip_unprivileged_port_start".into(), value: "0".into() }]),
+            ..Default::default()
+        });
+        let cfg = container_config(&base, &ContainerDefaults::default(), vec![], &pod, &|_| None).expect("defaults");
+        assert!(!cfg.readonly_rootfs && !cfg.no_new_privileges && !cfg.unmasked_proc && !cfg.privileged);
+        assert_eq!(cfg.sysctls.get("net.ipv4.ip_unprivileged_port_start").map(String::as_str), Some("0"));
+        assert_eq!(cfg.capabilities.len(), DEFAULT_CAPABILITIES.len());
+
+        let hardened = Container {
+            security_context: Some(SecurityContext {
+                read_only_root_filesystem: Some(true),
+                allow_privilege_escalation: Some(false),
+                proc_mount: Some("Unmasked".into()),
+                capabilities: Some(Capabilities { drop: Some(vec!["NET_RAW".into(), "cap_chown".into()]), add: None }),
+                ..Default::default()
+            }),
+            ..base.clone()
+        };
+        let cfg =
+            container_config(&hardened, &ContainerDefaults::default(), vec![], &pod, &|_| None).expect("hardened");
+        assert!(cfg.readonly_rootfs && cfg.no_new_privileges && cfg.unmasked_proc);
+        assert!(!cfg.capabilities.iter().any(|c| c == "CAP_NET_RAW" || c == "CAP_CHOWN"));
+        // allowPrivilegeEscalation true (or unset) leaves no_new_privs off.
+        let allowed = Container {
+            security_context: Some(SecurityContext { allow_privilege_escalation: Some(true), ..Default::default() }),
+            ..base.clone()
+        };
+        assert!(
+            !container_config(&allowed, &ContainerDefaults::default(), vec![], &pod, &|_| None)
+                .expect("cfg")
+                .no_new_privileges
+        );
+        let privileged = Container {
+            security_context: Some(SecurityContext { privileged: Some(true), ..Default::default() }),
+            ..base
+        };
+        assert!(
+            container_config(&privileged, &ContainerDefaults::default(), vec![], &pod, &|_| None)
+                .expect("cfg")
+                .privileged
+        );
     }
 }

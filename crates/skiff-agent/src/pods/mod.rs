@@ -7,8 +7,11 @@ pub mod dns;
 pub mod env;
 pub mod hooks;
 pub mod mounts;
+pub mod ports;
 pub mod probe;
 pub mod prober;
+pub mod resources;
+pub mod security;
 pub mod status;
 pub mod worker;
 
@@ -89,7 +92,7 @@ async fn remove_orphans(shared: &Arc<Shared>, live: &[String]) {
             if let Err(e) = runtime.stop_sandbox(&id) {
                 tracing::warn!(sandbox = %id, error = %e, "removing an orphaned sandbox");
             }
-            skiff_runtime::container::remove_cgroup(&worker::pod_cgroup(&id));
+            resources::remove_pod_cgroup(&id);
         }
         match network.gc(live.iter().map(String::as_str)) {
             Ok(removed) if !removed.is_empty() => tracing::info!(?removed, "released addresses of deleted pods"),
@@ -119,6 +122,6 @@ fn remove_orphan_containers(runtime: &skiff_runtime::container::Runtime, live: &
         }
         let _ = runtime.remove(&id);
         mounts::remove_pod_dir(&agent_dir.join("pods").join(uid));
-        skiff_runtime::container::remove_cgroup(&worker::pod_cgroup(uid));
+        resources::remove_pod_cgroup(uid);
     }
 }

@@ -29,6 +29,7 @@ use super::hooks;
 use super::probe::Target;
 use super::prober::{Kind, ProbeState, Prober};
 use super::status::{self, ContainerView, Waiting};
+use super::{ports, resources, security};
 use crate::AgentConfig;
 
 /// Kubelet back-off: 10 s doubling to 5 min, reset after 10 min of running.
@@ -71,11 +72,6 @@ pub struct Shared {
     pub volumes: Arc<crate::volumes::VolumeManager>,
     /// The image manager (pulls, pull policy, image use).
     pub images: Arc<crate::images::ImageManager>,
-}
-
-/// The cgroup (relative to the cgroup root) a pod's containers live under.
-pub fn pod_cgroup(uid: &str) -> String {
-    format!("/skiff/pod{uid}")
 }
 
 /// Runtime id of a container instance.
@@ -208,7 +204,7 @@ impl Worker {
             host_network: flag(|s| s.host_network),
             host_ipc: flag(|s| s.host_ipc),
             host_pid: flag(|s| s.host_pid),
-            cgroup_parent: Some(pod_cgroup(&self.uid)),
+            cgroup_parent: Some(resources::pod_cgroup(&self.pod)),
         }
     }
 
@@ -256,7 +252,12 @@ impl Worker {
         self.sandbox = None;
         let runtime = Arc::clone(&self.shared.runtime);
         let (uid, config) = (self.uid.clone(), self.sandbox_config());
-        let started = tokio::task::spawn_blocking(move || runtime.start_sandbox(&uid, &config)).await;
+        let (pod, cfg) = (self.pod.clone(), self.shared.cfg.clone());
+        let started = tokio::task::spawn_blocking(move || {
+            resources::ensure_pod_cgroup(&pod, &cfg).map_err(|e| SandboxError::Io(e.to_string()))?;
+            runtime.start_sandbox(&uid, &config)
+        })
+        .await;
         let state = match started {
             Ok(Ok(state)) => state,
             Ok(Err(e)) => {
@@ -282,11 +283,14 @@ impl Worker {
         true
     }
 
-    /// Connects the sandbox's network namespace to the pod network; returns the pod's address.
+    /// Connects the sandbox's network namespace to the pod network and maps its hostPorts;
+    /// returns the pod's address.
     async fn connect(&self, netns: PathBuf) -> Result<String, String> {
         let network = Arc::clone(&self.shared.network);
-        let uid = self.uid.clone();
-        match tokio::task::spawn_blocking(move || network.setup(&uid, &netns)).await {
+        let (uid, host_ports) = (self.uid.clone(), ports::host_ports(&self.pod));
+        let connected =
+            move || network.setup(&uid, &netns).and_then(|ip| network.set_host_ports(&uid, &host_ports).map(|()| ip));
+        match tokio::task::spawn_blocking(connected).await {
             Ok(Ok(ip)) => Ok(ip.address.to_string()),
             Ok(Err(e)) => Err(format!("failed to set up the pod network: {e}")),
             Err(e) => Err(e.to_string()),
@@ -366,6 +370,11 @@ impl Worker {
         }
         if self.failure.is_some() {
             self.report().await;
+            return;
+        }
+        // The kubelet's admission: a pod asking for sysctls it does not allow never runs.
+        if let Err(message) = security::admit_sysctls(&self.pod) {
+            self.reject(security::SYSCTL_FORBIDDEN, message).await;
             return;
         }
         if let Some(message) = self.shared.volumes.eviction(&self.uid) {
@@ -546,6 +555,22 @@ impl Worker {
         })
     }
 
+    /// Fails the pod at admission, as the kubelet's `rejectPod`: phase `Failed` with the reason,
+    /// and a warning event. Once.
+    async fn reject(&mut self, reason: &str, message: String) {
+        let status =
+            serde_json::json!({"phase": "Failed", "reason": reason, "message": format!("Pod was rejected: {message}")});
+        if self.last_status.as_ref() == Some(&status) {
+            return;
+        }
+        self.event(EventType::Warning, reason, message).await;
+        let patch = serde_json::json!({"status": status});
+        match self.api().patch_status(self.name(), &PatchParams::default(), &Patch::Strategic(&patch)).await {
+            Ok(_) => self.last_status = Some(status),
+            Err(e) => tracing::warn!(pod = %self.name(), error = %e, "status update failed"),
+        }
+    }
+
     /// Starts one container, or restarts it (honouring back-off) when `previous` is the state of
     /// its last instance.
     async fn start(&mut self, container: &Container, previous: Option<&ContainerState>) {
@@ -628,15 +653,19 @@ impl Worker {
         let env = env::resolve(&self.shared.client, &self.pod, container, &defaults, &self.shared.cfg)
             .await
             .map_err(|message| Waiting { reason: "CreateContainerConfigError".into(), message })?;
-        let pod_security = self.pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
         let volume_mounts = self
             .shared
             .volumes
             .container_mounts(&self.pod, container, &env)
             .await
             .map_err(|e| Waiting { reason: e.reason.into(), message: e.message })?;
-        let mut config = convert::container_config(container, &defaults, env, pod_security, &|_| None)
+        let mut config = convert::container_config(container, &defaults, env, &self.pod, &|_| None)
             .map_err(|e| Waiting { reason: "CreateContainerConfigError".into(), message: e.0 })?;
+        let seccomp_dir = self.shared.cfg.agent_dir.join("seccomp");
+        config.seccomp =
+            security::seccomp_filter(&self.pod, container, config.privileged, &config.capabilities, &seccomp_dir)?;
+        let oom_score_adj = resources::oom_score_adj(&self.pod, container, self.shared.cfg.node_memory_bytes());
+        config.oom_score_adj = Some(skiff_runtime::spec::grantable_oom_score_adj(oom_score_adj));
         let pod_dir = self.shared.cfg.agent_dir.join("pods").join(&self.uid);
         // The pod as it will be reported: `/etc/hosts` carries its address.
         let mut pod = self.pod.clone();
@@ -657,7 +686,7 @@ impl Worker {
         })?;
         config.namespaces = sandbox.container_namespaces();
         config.hostname = sandbox.uts.is_some().then(|| super::mounts::pod_hostname(&self.pod));
-        config.cgroups_path = Some(format!("{}/{}", pod_cgroup(&self.uid), container.name));
+        config.cgroups_path = Some(format!("{}/{}", resources::pod_cgroup(&self.pod), container.name));
         let log_path = self.log_path(&container.name, attempt);
         let id = instance_id(&self.uid, &container.name, attempt);
         let image_id = image.image_id();
@@ -832,7 +861,8 @@ impl Worker {
         self.shared.volumes.forget(&self.pod).await;
         super::mounts::remove_pod_dir(&self.pod_log_dir());
         self.shared.images.forget_pod(&self.uid);
-        skiff_runtime::container::remove_cgroup(&pod_cgroup(&self.uid));
+        let uid = self.uid.clone();
+        let _ = tokio::task::spawn_blocking(move || resources::remove_pod_cgroup(&uid)).await;
         if already_gone {
             return;
         }
