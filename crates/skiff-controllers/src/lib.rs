@@ -1,11 +1,13 @@
 //! skiff's controllers. Each runs as a kube-rs reconcile loop against the API server over HTTPS,
 //! exactly like a third-party controller: none of them touches the store.
 //!
-//! Present: the namespace controller ([`namespace`]) and the node IPAM controller
-//! ([`nodeipam`]). The workload controllers arrive with their issues.
+//! Present: the namespace controller ([`namespace`]), the node IPAM controller ([`nodeipam`])
+//! and the condition taints of the node lifecycle controller ([`nodelifecycle`]). The workload
+//! controllers arrive with their issues.
 
 pub mod namespace;
 pub mod nodeipam;
+pub mod nodelifecycle;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -70,7 +72,7 @@ pub fn start(cfg: ClientConfig, ipam: nodeipam::NodeIpamConfig) -> Controllers {
         loop {
             match client(&cfg).await {
                 Ok(c) => {
-                    futures::join!(namespace::run(c.clone()), nodeipam::run(c, ipam));
+                    futures::join!(namespace::run(c.clone()), nodeipam::run(c.clone(), ipam), nodelifecycle::run(c));
                     return;
                 }
                 Err(e) => {

@@ -100,6 +100,8 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
             kubelet_port: cfg.kubelet_port,
             streaming_tls: Some(streaming_tls(&pki, &cfg, advertise)?),
             pod_pids_limit: cfg.pod_max_pids,
+            eviction: cfg.eviction_config()?,
+            container_logs: cfg.log_rotate_policy(),
         };
         let exe = std::env::current_exe().context("cannot find the skiff binary for the container shims")?;
         Some(skiff_agent::start(client, agent_cfg, exe).context("cannot start the node agent")?)
