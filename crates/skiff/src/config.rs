@@ -89,7 +89,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Run the control plane (and, unless --disable-agent, a node agent on this host).
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Print the admin kubeconfig of a data directory.
     Kubeconfig(KubeconfigArgs),
     /// Print the version, the git commit and the Kubernetes API version served.
@@ -312,7 +312,7 @@ pub struct KubeconfigArgs {
 #[derive(Debug, Clone)]
 pub enum Command {
     /// `skiff server`.
-    Server(ServerConfig),
+    Server(Box<ServerConfig>),
     /// `skiff kubeconfig`.
     Kubeconfig(KubeconfigArgs),
     /// `skiff version`.
@@ -498,7 +498,9 @@ where
 
     let matches = command.try_get_matches_from(&argv)?;
     match Cli::from_arg_matches(&matches)?.command {
-        CliCommand::Server(args) => Ok(Command::Server(ServerConfig::from_args(args, config_file, read_hostname)?)),
+        CliCommand::Server(args) => {
+            Ok(Command::Server(Box::new(ServerConfig::from_args(*args, config_file, read_hostname)?)))
+        }
         _ => Err(ConfigError::Invalid("unexpected subcommand".into())),
     }
 }
@@ -846,7 +848,7 @@ mod tests {
         argv.push("--node-name=test".to_owned());
         argv.extend(args.iter().map(|s| (*s).to_owned()));
         match parse_args(argv)? {
-            Command::Server(c) => Ok(c),
+            Command::Server(c) => Ok(*c),
             other => panic!("not a server command: {other:?}"),
         }
     }
@@ -1070,7 +1072,7 @@ mod tests {
     #[test]
     fn node_name_defaults_to_lowercased_hostname() {
         let args = match Cli::try_parse_from(["skiff", "server"]).unwrap().command {
-            CliCommand::Server(a) => a,
+            CliCommand::Server(a) => *a,
             _ => unreachable!(),
         };
         let c = ServerConfig::from_args(args.clone(), None, || Some("myhost".into())).unwrap();

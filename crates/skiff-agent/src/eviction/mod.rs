@@ -224,6 +224,8 @@ pub struct EvictionManager {
     state: Mutex<State>,
     pressure: watch::Sender<Pressure>,
     requests: Mutex<HashMap<String, PodEviction>>,
+    /// Pods already evicted (their Failed status may not have been seen yet).
+    evicted: Mutex<HashSet<String>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -238,6 +240,7 @@ impl EvictionManager {
             state: Mutex::new(State::default()),
             pressure: watch::channel(Pressure::new()).0,
             requests: Mutex::new(HashMap::new()),
+            evicted: Mutex::new(HashSet::new()),
         })
     }
 
@@ -319,7 +322,9 @@ impl EvictionManager {
             tracing::info!(resource = resource.name(), "eviction manager: reduced pressure without evicting pods");
             return None;
         }
-        let active: Vec<Arc<Pod>> = pods.state().into_iter().filter(|p| self.is_active(p)).collect();
+        let all = pods.state();
+        self.forget_gone(&all);
+        let active: Vec<Arc<Pod>> = all.into_iter().filter(|p| self.is_active(p)).collect();
         if active.is_empty() {
             tracing::warn!("eviction manager: thresholds are met, but no pods are active to evict");
             return None;
@@ -342,6 +347,7 @@ impl EvictionManager {
             let uid = pod.metadata.uid.clone().unwrap_or_default();
             tracing::info!(pod = name, %message, "eviction manager: evicting pod");
             let eviction = PodEviction { message, grace, disruption_condition: true, done: Some(tx) };
+            locked(&self.evicted).insert(uid.clone());
             locked(&self.requests).insert(uid, eviction);
             return Some(rx);
         }
@@ -349,11 +355,18 @@ impl EvictionManager {
         None
     }
 
-    /// Running or starting pods of this node that are not already being evicted.
+    /// Running or starting pods of this node that were not evicted already.
     fn is_active(&self, pod: &Pod) -> bool {
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
         let uid = pod.metadata.uid.as_deref().unwrap_or("");
-        !matches!(phase, Some("Succeeded" | "Failed")) && !locked(&self.requests).contains_key(uid)
+        !matches!(phase, Some("Succeeded" | "Failed")) && !locked(&self.evicted).contains(uid)
+    }
+
+    /// Drops the evictions of pods no longer on the node.
+    fn forget_gone(&self, pods: &[Arc<Pod>]) {
+        let present: HashSet<&str> = pods.iter().filter_map(|p| p.metadata.uid.as_deref()).collect();
+        locked(&self.evicted).retain(|uid| present.contains(uid.as_str()));
+        locked(&self.requests).retain(|uid, _| present.contains(uid.as_str()));
     }
 
     /// The grace period of a soft eviction: the pod's, capped by the flag (unless negative).

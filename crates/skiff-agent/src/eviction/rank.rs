@@ -104,8 +104,8 @@ fn usage_and_request(c: &Candidate<'_>, signal: Signal, dedicated: bool) -> Opti
 pub fn compare(a: &Candidate<'_>, b: &Candidate<'_>, signal: Signal, dedicated: bool) -> Ordering {
     let (ua, ub) = (usage_and_request(a, signal, dedicated), usage_and_request(b, signal, dedicated));
     let (Some((use_a, req_a)), Some((use_b, req_b))) = (ua, ub) else {
-        // Pods without stats first; two such pods are equal.
-        return first_if(ua.is_none(), ub.is_none());
+        // Pods without stats first; among them, lower priority first.
+        return first_if(ua.is_none(), ub.is_none()).then(priority(a.pod).cmp(&priority(b.pod)));
     };
     if signal.resource() == Resource::Pids {
         return priority(a.pod).cmp(&priority(b.pod)).then(use_b.cmp(&use_a));
@@ -211,10 +211,11 @@ mod tests {
             (pod("low-prio-small", Some(0), None), Some(stats(10 << 20, 0, 1))),
             (pod("low-prio-big", Some(0), None), Some(stats(200 << 20, 0, 1))),
             (pod("no-stats", Some(1000), None), None),
+            (pod("no-stats-low", Some(5), None), None),
         ];
         assert_eq!(
             order(&pods, Signal::MemoryAvailable),
-            ["no-stats", "low-prio-big", "low-prio-small", "high-prio-over", "within"]
+            ["no-stats-low", "no-stats", "low-prio-big", "low-prio-small", "high-prio-over", "within"]
         );
     }
 
