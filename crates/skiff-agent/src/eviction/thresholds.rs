@@ -269,9 +269,11 @@ impl Threshold {
     }
 }
 
-/// The kubelet's default `--eviction-hard`.
+/// skiff's default `--eviction-hard`: k3s's disk levels (5 %, where the kubelet has 10 % for
+/// nodefs and 15 % for imagefs, which keeps nodes on shared or nearly full disks out of
+/// DiskPressure) with the kubelet's memory and inode levels.
 pub const DEFAULT_EVICTION_HARD: &str =
-    "memory.available<100Mi,nodefs.available<10%,imagefs.available<15%,nodefs.inodesFree<5%";
+    "memory.available<100Mi,nodefs.available<5%,imagefs.available<5%,nodefs.inodesFree<5%";
 
 /// Splits `a<b,c<d` (or `a=b,c=d`) into pairs; an empty string is no pairs.
 fn pairs(text: &str, separator: char) -> Result<Vec<(Signal, String)>, String> {
@@ -429,7 +431,7 @@ mod tests {
         assert_eq!(t[0].signal, Signal::MemoryAvailable);
         assert_eq!(t[0].value, Value::Quantity(Amount { value: 100 << 20, format: Format::BinarySi }));
         assert!(t[0].is_hard());
-        assert_eq!(t[1].value, Value::Percentage(0.1));
+        assert_eq!(t[1].value, Value::Percentage(0.05));
         assert_eq!(t[3].signal, Signal::NodeFsInodesFree);
         assert_eq!(t[3].value.amount(1000).value, 50);
     }
