@@ -1,5 +1,6 @@
 //! skiff's node agent (the kubelet): registers the Node and keeps its Lease fresh ([`node`]),
-//! runs the pods bound to it on the container runtime and reports their status ([`pods`]),
+//! runs the pods bound to it and the static pods of its manifest files ([`static_pods`]) on the
+//! container runtime and reports their status ([`pods`]),
 //! pulls and garbage-collects their images ([`images`]).
 //!
 //! Pods run once the Node has a pod CIDR ([`network`]).
@@ -12,6 +13,7 @@ pub mod images;
 pub mod network;
 pub mod node;
 pub mod pods;
+pub mod static_pods;
 pub mod streaming;
 pub mod sysinfo;
 pub mod volumes;
@@ -65,6 +67,8 @@ pub struct AgentConfig {
     pub streaming_tls: Option<streaming::StreamingTls>,
     /// Most processes per pod (`--pod-max-pids`; not positive for no limit).
     pub pod_pids_limit: i64,
+    /// Where static pod manifests are read from (`--pod-manifest-path`; a directory or a file).
+    pub pod_manifest_path: PathBuf,
 }
 
 impl AgentConfig {

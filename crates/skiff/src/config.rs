@@ -263,6 +263,9 @@ pub struct ServerArgs {
     /// Most processes in one pod (-1: no limit).
     #[arg(long, env = "SKIFF_POD_MAX_PIDS", default_value = "-1", allow_negative_numbers = true, value_name = "N")]
     pub pod_max_pids: i64,
+    /// Static pod manifests the agent runs (a directory, or one file) [default: <data-dir>/agent/pod-manifests].
+    #[arg(long, env = "SKIFF_POD_MANIFEST_PATH", value_name = "PATH")]
+    pub pod_manifest_path: Option<PathBuf>,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides it.
     #[arg(long, env = "SKIFF_LOG_LEVEL", default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
@@ -334,6 +337,8 @@ pub struct ServerConfig {
     pub kubelet_port: u16,
     /// Most processes in one pod (not positive: no limit).
     pub pod_max_pids: i64,
+    /// Where the agent reads static pod manifests.
+    pub pod_manifest_path: PathBuf,
     /// Log filter directive.
     pub log_level: String,
 }
@@ -586,8 +591,11 @@ impl ServerConfig {
                 args.image_gc_low_threshold, args.image_gc_high_threshold
             )));
         }
+        let pod_manifest_path =
+            args.pod_manifest_path.unwrap_or_else(|| args.data_dir.join("agent").join("pod-manifests"));
         Ok(ServerConfig {
             config_file,
+            pod_manifest_path,
             data_dir: args.data_dir,
             bind_address: args.bind_address,
             advertise_address: args.advertise_address,
@@ -805,6 +813,16 @@ mod tests {
         assert!(c.disable_agent);
         assert_eq!(c.cluster_domain, "example.test");
         assert_eq!(c.server_url(), "https://10.1.2.3:7443");
+    }
+
+    #[test]
+    fn pod_manifest_path_defaults_under_the_data_dir() {
+        let c = server(&["--data-dir", "/d"], None).unwrap();
+        assert_eq!(c.pod_manifest_path, PathBuf::from("/d/agent/pod-manifests"));
+        let c = server(&["--pod-manifest-path", "/etc/m"], None).unwrap();
+        assert_eq!(c.pod_manifest_path, PathBuf::from("/etc/m"));
+        let c = server(&[], Some("pod-manifest-path: /srv/m\n")).unwrap();
+        assert_eq!(c.pod_manifest_path, PathBuf::from("/srv/m"));
     }
 
     #[test]

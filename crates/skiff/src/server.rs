@@ -100,6 +100,7 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
             kubelet_port: cfg.kubelet_port,
             streaming_tls: Some(streaming_tls(&pki, &cfg, advertise)?),
             pod_pids_limit: cfg.pod_max_pids,
+            pod_manifest_path: cfg.pod_manifest_path.clone(),
         };
         let exe = std::env::current_exe().context("cannot find the skiff binary for the container shims")?;
         Some(skiff_agent::start(client, agent_cfg, exe).context("cannot start the node agent")?)
