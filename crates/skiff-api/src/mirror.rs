@@ -48,7 +48,9 @@ fn references_secrets(pod: &Pod) -> bool {
             || env_from.into_iter().flatten().any(|e| e.secret_ref.is_some())
     };
     let container_uses = |c: &Container| env_uses(c.env.as_ref(), c.env_from.as_ref());
-    if containers.into_iter().any(container_uses) || ephemeral.into_iter().any(|c| env_uses(c.env.as_ref(), c.env_from.as_ref())) {
+    if containers.into_iter().any(container_uses)
+        || ephemeral.into_iter().any(|c| env_uses(c.env.as_ref(), c.env_from.as_ref()))
+    {
         return true;
     }
     spec.volumes.iter().flatten().any(volume_uses_secret)

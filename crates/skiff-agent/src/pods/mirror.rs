@@ -117,7 +117,8 @@ impl MirrorClient {
         let node = nodes.get_opt(&self.node).await?.filter(|n| n.metadata.deletion_timestamp.is_none());
         let node_uid = node.and_then(|n| n.metadata.uid).ok_or_else(|| MirrorError::NoNode(self.node.clone()))?;
         let mirror = mirror_of(pod, &self.node, &node_uid);
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), pod.metadata.namespace.as_deref().unwrap_or("default"));
+        let api: Api<Pod> =
+            Api::namespaced(self.client.clone(), pod.metadata.namespace.as_deref().unwrap_or("default"));
         match api.create(&PostParams::default(), &mirror).await {
             Ok(created) => Ok(Some(created)),
             Err(kube::Error::Api(e)) if e.code == 409 => {
@@ -187,8 +188,10 @@ mod tests {
 
     #[test]
     fn plan_creates_missing_replaces_stale_or_deleted_and_removes_orphans() {
-        let running: BTreeMap<String, Pod> =
-            [("h1", "a-n"), ("h2", "b-n"), ("h3", "c-n")].iter().map(|(h, n)| (h.to_string(), static_pod(n, h))).collect();
+        let running: BTreeMap<String, Pod> = [("h1", "a-n"), ("h2", "b-n"), ("h3", "c-n")]
+            .iter()
+            .map(|(h, n)| (h.to_string(), static_pod(n, h)))
+            .collect();
         let mut deleted = mirror("c-n", "h3", "m3");
         deleted.metadata.deletion_timestamp =
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-01-01T00:00:00Z".parse().expect("time")));
@@ -203,7 +206,8 @@ mod tests {
         .collect();
         let known: Vec<String> =
             ["a-n_default", "b-n_default", "c-n_default", "stopping-n_default"].iter().map(|s| s.to_string()).collect();
-        let del = |name: &str, uid: &str| Action::Delete { namespace: "default".into(), name: name.into(), uid: uid.into() };
+        let del =
+            |name: &str, uid: &str| Action::Delete { namespace: "default".into(), name: name.into(), uid: uid.into() };
         assert_eq!(
             plan(&running, &mirrors, &known),
             vec![
@@ -216,8 +220,15 @@ mod tests {
             ]
         );
         // Nothing to do once every mirror matches.
-        let mirrors: HashMap<String, Pod> =
-            running.values().map(|p| (static_pods::full_name(p), mirror(p.metadata.name.as_deref().unwrap_or(""), p.metadata.uid.as_deref().unwrap_or(""), "m"))).collect();
+        let mirrors: HashMap<String, Pod> = running
+            .values()
+            .map(|p| {
+                (
+                    static_pods::full_name(p),
+                    mirror(p.metadata.name.as_deref().unwrap_or(""), p.metadata.uid.as_deref().unwrap_or(""), "m"),
+                )
+            })
+            .collect();
         assert_eq!(plan(&running, &mirrors, &known), vec![]);
     }
 }

@@ -208,7 +208,9 @@ impl Pods {
             let taken = self.name_taken(&name);
             match self.workers.get_mut(s.uid()) {
                 Some(h) => {
-                    if h.static_pod.as_ref().is_none_or(|(last, _)| *last != pod) && h.tx.send(Some(pod.clone())).await.is_ok() {
+                    if h.static_pod.as_ref().is_none_or(|(last, _)| *last != pod)
+                        && h.tx.send(Some(pod.clone())).await.is_ok()
+                    {
                         h.static_pod = Some((pod, name));
                     }
                 }
@@ -239,7 +241,9 @@ impl Pods {
         let mirror = self.mirrors.get(&full_name(&s.pod)).filter(|m| mirror::is_mirror_of(m, &s.pod));
         pod.status = mirror.map(|m| {
             let mut status = m.status.clone().unwrap_or_else(PodStatus::default);
-            status.start_time.get_or_insert(Time(s.seen));
+            // Whole seconds, as `metav1.Time` carries them.
+            let seen = jiff::Timestamp::from_second(s.seen.as_second()).unwrap_or(s.seen);
+            status.start_time.get_or_insert(Time(seen));
             status
         });
         pod

@@ -117,7 +117,10 @@ mod tests {
         assert_eq!(spec.node_name.as_deref(), Some("node-1"));
         let tolerations = spec.tolerations.unwrap_or_default();
         assert_eq!(tolerations.len(), 1);
-        assert_eq!((tolerations[0].operator.as_deref(), tolerations[0].effect.as_deref()), (Some("Exists"), Some("NoExecute")));
+        assert_eq!(
+            (tolerations[0].operator.as_deref(), tolerations[0].effect.as_deref()),
+            (Some("Exists"), Some("NoExecute"))
+        );
         // The API server's defaults, without the ServiceAccount admission.
         assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
         assert_eq!(spec.dns_policy.as_deref(), Some("ClusterFirst"));
@@ -153,7 +156,8 @@ mod tests {
 
     #[test]
     fn invalid_pods_are_refused_with_the_api_servers_reasons() {
-        let bad = b"apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec:\n  containers:\n  - {name: c, image: ''}\n";
+        let bad =
+            b"apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec:\n  containers:\n  - {name: c, image: ''}\n";
         let Err(ManifestError::Invalid(errors)) = apply(manifest::parse(bad).expect("parses"), Path::new("/m/b"), "n")
         else {
             panic!("accepted");

@@ -75,7 +75,10 @@ mod tests {
         assert!(matches!(parse(b"{{{"), Err(ManifestError::Syntax(_))));
         assert!(matches!(parse(b""), Err(ManifestError::Syntax(_))));
         assert_eq!(parse(b"apiVersion: v1\nkind: Pod\nmetadata: {}\n"), Err(ManifestError::NoName));
-        assert!(matches!(parse(b"apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"), Err(ManifestError::NotAPod(_))));
+        assert!(matches!(
+            parse(b"apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"),
+            Err(ManifestError::NotAPod(_))
+        ));
         assert!(matches!(parse(b"kind: Pod\nmetadata: {name: s}\n"), Err(ManifestError::NotAPod(_))));
         assert!(matches!(parse(b"- a\n- b\n"), Err(ManifestError::NotAPod(_))));
         assert!(matches!(

@@ -126,7 +126,10 @@ impl FileSource {
 
     /// Turns what [`read`] found into the current static pods by UID, plus the duplicates not
     /// reported before.
-    pub fn update(&mut self, read: Vec<(PathBuf, Result<Pod, ManifestError>)>) -> (BTreeMap<String, StaticPod>, Vec<Duplicate>) {
+    pub fn update(
+        &mut self,
+        read: Vec<(PathBuf, Result<Pod, ManifestError>)>,
+    ) -> (BTreeMap<String, StaticPod>, Vec<Duplicate>) {
         let now = jiff::Timestamp::now();
         let mut pods = BTreeMap::new();
         let mut names = Vec::new();
@@ -247,7 +250,8 @@ fn inotify_loop(path: &Path, tx: &mpsc::Sender<()>) {
 mod tests {
     use super::*;
 
-    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: NAME}\nspec:\n  containers:\n  - {name: c, image: busybox}\n";
+    const POD: &str =
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: NAME}\nspec:\n  containers:\n  - {name: c, image: busybox}\n";
 
     fn write(dir: &Path, file: &str, name: &str) {
         std::fs::write(dir.join(file), POD.replace("NAME", name)).expect("write");
@@ -263,7 +267,8 @@ mod tests {
         std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
         write(&dir.path().join("sub"), "c.yaml", "c");
         let read = read(dir.path(), "n");
-        let names: Vec<String> = read.iter().map(|(p, _)| p.file_name().unwrap_or_default().to_string_lossy().into()).collect();
+        let names: Vec<String> =
+            read.iter().map(|(p, _)| p.file_name().unwrap_or_default().to_string_lossy().into()).collect();
         assert_eq!(names, ["a.json.manifest", "b.yaml", "broken.yaml"]);
         assert!(read[2].1.is_err());
         let (pods, duplicates) = FileSource::new().update(read);
@@ -292,7 +297,8 @@ mod tests {
         assert!(crate::static_pods::is_static(&first.pod));
 
         // Another file with the same pod name: the first file (by name) wins.
-        std::fs::write(dir.path().join("b.yaml"), POD.replace("NAME", "web").replace("busybox", "other")).expect("write");
+        std::fs::write(dir.path().join("b.yaml"), POD.replace("NAME", "web").replace("busybox", "other"))
+            .expect("write");
         let (pods, duplicates) = source.update(read(dir.path(), "n"));
         assert_eq!(pods.len(), 1);
         let again = pods.values().next().expect("pod");

@@ -671,7 +671,9 @@ mod tests {
         let errs = pod(v.clone()).validate_create();
         assert_eq!(
             errs.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
-            ["metadata.annotations[kubernetes.io/config.mirror]: Invalid value: \"h1\": must set spec.nodeName if mirror pod annotation is set"]
+            [
+                "metadata.annotations[kubernetes.io/config.mirror]: Invalid value: \"h1\": must set spec.nodeName if mirror pod annotation is set"
+            ]
         );
         v["spec"]["nodeName"] = json!("n");
         let mirror = pod(v.clone());
@@ -680,12 +682,18 @@ mod tests {
         let mut changed = v.clone();
         changed["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "h2"});
         let errs = pod(changed).validate_update(&mirror);
-        assert_eq!(errs[0].to_string(), "metadata.annotations[kubernetes.io/config.mirror]: Forbidden: may not remove or update mirror pod annotation");
+        assert_eq!(
+            errs[0].to_string(),
+            "metadata.annotations[kubernetes.io/config.mirror]: Forbidden: may not remove or update mirror pod annotation"
+        );
         let mut plain = v;
         plain["metadata"]["annotations"] = json!({});
         let plain = pod(plain);
         let errs = mirror.validate_update(&plain);
-        assert_eq!(errs[0].to_string(), "metadata.annotations[kubernetes.io/config.mirror]: Forbidden: may not add mirror pod annotation");
+        assert_eq!(
+            errs[0].to_string(),
+            "metadata.annotations[kubernetes.io/config.mirror]: Forbidden: may not add mirror pod annotation"
+        );
     }
 
     #[test]
