@@ -27,7 +27,7 @@ def agent_cluster():
             yield c
         finally:
             # Static pods go with their files (deleting their mirrors would not stop them).
-            for f in manifests(c).iterdir():
+            for f in manifests(c).glob("*"):
                 f.unlink()
 
 
@@ -92,6 +92,7 @@ def http_get(cluster: Cluster, ip: str) -> str:
 
 
 def drop(cluster: Cluster, file: str, text: str) -> Path:
+    manifests(cluster).mkdir(parents=True, exist_ok=True)
     path = manifests(cluster) / file
     tmp = path.with_name("." + file + ".tmp")
     tmp.write_text(text)

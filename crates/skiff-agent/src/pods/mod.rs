@@ -55,8 +55,8 @@ struct Pods {
     shared: Arc<Shared>,
     /// Workers by pod UID (API pods and static pods).
     workers: HashMap<String, Handle>,
-    /// Static pod workers told to stop, by full name, until they have.
-    stopping: Vec<(String, mpsc::Sender<Option<Pod>>)>,
+    /// Static pod workers told to stop (full name, UID), until they have.
+    stopping: Vec<(String, String, mpsc::Sender<Option<Pod>>)>,
     /// The static pods of the manifest path, by UID.
     statics: BTreeMap<String, StaticPod>,
     files: FileSource,
@@ -144,6 +144,7 @@ pub async fn run(shared: Arc<Shared>) {
                         let mut live = seen_in_list.clone();
                         live.extend(pods.statics.keys().cloned());
                         live.extend(pods.workers.keys().cloned());
+                        live.extend(pods.stopping.iter().map(|(_, uid, _)| uid.clone()));
                         remove_orphans(&pods.shared, &live).await;
                     }
                     Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
@@ -186,7 +187,7 @@ impl Pods {
     /// Stops the workers of static pods that are gone, starts those of new ones (once no other
     /// pod of the name runs), passes mirror status changes on, and reconciles the mirrors.
     async fn sync_static_pods(&mut self) {
-        self.stopping.retain(|(_, tx)| !tx.is_closed());
+        self.stopping.retain(|(_, _, tx)| !tx.is_closed());
         let gone: Vec<String> = self
             .workers
             .iter()
@@ -197,7 +198,7 @@ impl Pods {
             if let Some(Handle { tx, static_pod: Some((_, name)) }) = self.workers.remove(&uid) {
                 tracing::info!(pod = %name, uid = %uid, "static pod removed; stopping it");
                 let _ = tx.send(None).await;
-                self.stopping.push((name, tx));
+                self.stopping.push((name, uid, tx));
             }
         }
         let may_start = self.listed || self.started.elapsed() >= STATIC_START_WAIT;
@@ -230,7 +231,7 @@ impl Pods {
 
     /// Whether a worker of another static pod named `name` still runs or stops.
     fn name_taken(&self, name: &str) -> bool {
-        self.stopping.iter().any(|(n, _)| n == name)
+        self.stopping.iter().any(|(n, _, _)| n == name)
             || self.workers.values().any(|h| h.static_pod.as_ref().is_some_and(|(_, n)| n == name))
     }
 
@@ -258,7 +259,7 @@ impl Pods {
             .filter_map(|(uid, _)| Some((uid.clone(), self.statics.get(uid)?.pod.clone())))
             .collect();
         let mut known: Vec<String> = self.statics.values().map(|s| full_name(&s.pod)).collect();
-        known.extend(self.stopping.iter().map(|(n, _)| n.clone()));
+        known.extend(self.stopping.iter().map(|(n, _, _)| n.clone()));
         known.extend(self.workers.values().filter_map(|h| h.static_pod.as_ref().map(|(_, n)| n.clone())));
         let now = Instant::now();
         for action in mirror::plan(&running, &self.mirrors, &known) {
