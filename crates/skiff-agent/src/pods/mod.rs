@@ -209,9 +209,8 @@ impl Pods {
             let taken = self.name_taken(&name);
             match self.workers.get_mut(s.uid()) {
                 Some(h) => {
-                    if h.static_pod.as_ref().is_none_or(|(last, _)| *last != pod)
-                        && h.tx.send(Some(pod.clone())).await.is_ok()
-                    {
+                    let changed = h.static_pod.as_ref().is_none_or(|(last, _)| *last != pod);
+                    if changed && h.tx.send(Some(pod.clone())).await.is_ok() {
                         h.static_pod = Some((pod, name));
                     }
                 }
