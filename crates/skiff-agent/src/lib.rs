@@ -1,7 +1,8 @@
 //! skiff's node agent (the kubelet): registers the Node and keeps its Lease fresh ([`node`]),
-//! runs the pods bound to it on the container runtime and reports their status ([`pods`]),
-//! pulls and garbage-collects their images ([`images`]), evicts pods under node pressure
-//! ([`eviction`]) and rotates container logs ([`logrotate`]).
+//! runs the pods bound to it and the static pods of its manifest files ([`static_pods`]) on the
+//! container runtime and reports their status ([`pods`]), pulls and garbage-collects their
+//! images ([`images`]), evicts pods under node pressure ([`eviction`]) and rotates container
+//! logs ([`logrotate`]).
 //!
 //! Pods run once the Node has a pod CIDR ([`network`]).
 //!
@@ -15,6 +16,7 @@ pub mod logrotate;
 pub mod network;
 pub mod node;
 pub mod pods;
+pub mod static_pods;
 pub mod streaming;
 pub mod sysinfo;
 pub mod volumes;
@@ -72,6 +74,8 @@ pub struct AgentConfig {
     pub eviction: eviction::EvictionConfig,
     /// Container log rotation (`--container-log-max-size`, `--container-log-max-files`).
     pub container_logs: logrotate::LogRotatePolicy,
+    /// Where static pod manifests are read from (`--pod-manifest-path`; a directory or a file).
+    pub pod_manifest_path: PathBuf,
 }
 
 impl AgentConfig {

@@ -295,6 +295,9 @@ pub struct ServerArgs {
     /// Most log files kept per container, the current one included (at least 2).
     #[arg(long, env = "SKIFF_CONTAINER_LOG_MAX_FILES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..), value_name = "N")]
     pub container_log_max_files: u32,
+    /// Static pod manifests the agent runs (a directory, or one file) [default: <data-dir>/agent/pod-manifests].
+    #[arg(long, env = "SKIFF_POD_MANIFEST_PATH", value_name = "PATH")]
+    pub pod_manifest_path: Option<PathBuf>,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides it.
     #[arg(long, env = "SKIFF_LOG_LEVEL", default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
@@ -382,6 +385,8 @@ pub struct ServerConfig {
     pub container_log_max_size: u64,
     /// `--container-log-max-files`.
     pub container_log_max_files: u32,
+    /// Where the agent reads static pod manifests.
+    pub pod_manifest_path: PathBuf,
     /// Log filter directive.
     pub log_level: String,
 }
@@ -660,8 +665,11 @@ impl ServerConfig {
                 args.image_gc_low_threshold, args.image_gc_high_threshold
             )));
         }
+        let pod_manifest_path =
+            args.pod_manifest_path.unwrap_or_else(|| args.data_dir.join("agent").join("pod-manifests"));
         let config = ServerConfig {
             config_file,
+            pod_manifest_path,
             data_dir: args.data_dir,
             bind_address: args.bind_address,
             advertise_address: args.advertise_address,
@@ -916,6 +924,16 @@ mod tests {
         assert!(c.disable_agent);
         assert_eq!(c.cluster_domain, "example.test");
         assert_eq!(c.server_url(), "https://10.1.2.3:7443");
+    }
+
+    #[test]
+    fn pod_manifest_path_defaults_under_the_data_dir() {
+        let c = server(&["--data-dir", "/d"], None).unwrap();
+        assert_eq!(c.pod_manifest_path, PathBuf::from("/d/agent/pod-manifests"));
+        let c = server(&["--pod-manifest-path", "/etc/m"], None).unwrap();
+        assert_eq!(c.pod_manifest_path, PathBuf::from("/etc/m"));
+        let c = server(&[], Some("pod-manifest-path: /srv/m\n")).unwrap();
+        assert_eq!(c.pod_manifest_path, PathBuf::from("/srv/m"));
     }
 
     #[test]

@@ -102,6 +102,7 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
             pod_pids_limit: cfg.pod_max_pids,
             eviction: cfg.eviction_config()?,
             container_logs: cfg.log_rotate_policy(),
+            pod_manifest_path: cfg.pod_manifest_path.clone(),
         };
         let exe = std::env::current_exe().context("cannot find the skiff binary for the container shims")?;
         Some(skiff_agent::start(client, agent_cfg, exe).context("cannot start the node agent")?)

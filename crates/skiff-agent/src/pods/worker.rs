@@ -153,7 +153,13 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
         worker.sync().await;
         tokio::select! {
             update = updates.recv() => match update {
-                Some(Some(pod)) => worker.pod = pod,
+                Some(Some(pod)) => {
+                    // A static pod's mirror changed (or was recreated): report to it again.
+                    if crate::static_pods::is_static(&pod) && pod.status != worker.pod.status {
+                        worker.last_status = None;
+                    }
+                    worker.pod = pod;
+                }
                 Some(None) => deleted = true,
                 // The agent is stopping: leave the containers running for the next agent.
                 None => return,
@@ -810,6 +816,10 @@ impl Worker {
     }
 
     async fn report(&mut self) {
+        // A static pod's status goes to its mirror pod, once it has one.
+        if crate::static_pods::is_static(&self.pod) && self.pod.status.is_none() {
+            return;
+        }
         let views = self.views().await;
         let status = status::pod_status(
             &self.pod,
@@ -915,7 +925,7 @@ impl Worker {
 }
 
 /// Publishes an event about the pod `reference` (failures are only logged: events are best effort).
-async fn publish(
+pub(crate) async fn publish(
     recorder: &Recorder,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
     kind: EventType,

@@ -210,26 +210,50 @@ pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
     "Burstable"
 }
 
+/// The defaults a pod gets from decoding alone (upstream's scheme defaults and the v1
+/// `serviceAccount`/`serviceAccountName` conversion), without admission: what the kubelet applies
+/// to a static pod read from a file.
+pub fn default_pod(pod: &mut Pod) {
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+        default_requests_from_limits(c);
+    }
+    or_set(&mut spec.enable_service_links, true);
+    if spec.service_account_name.as_deref().is_none_or(str::is_empty) && spec.service_account.is_some() {
+        spec.service_account_name.clone_from(&spec.service_account);
+    }
+    spec.service_account.clone_from(&spec.service_account_name);
+    default_pod_spec(spec);
+}
+
 impl Defaulting for Pod {
     fn set_defaults(&mut self) {
+        default_pod(self);
+        // What the ServiceAccount admission plugin does for every pod but mirror pods (their spec
+        // must stay the static pod's; `crate::mirror::admit` refuses them a service account).
+        if crate::mirror::is_mirror(self) {
+            return;
+        }
         let Some(spec) = self.spec.as_mut() else {
             return;
         };
-        for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
-            default_requests_from_limits(c);
-        }
-        or_set(&mut spec.enable_service_links, true);
-        // What the ServiceAccount admission plugin does for every pod.
         if spec.service_account_name.as_deref().is_none_or(str::is_empty) {
-            let sa = spec.service_account.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "default".to_string());
-            spec.service_account_name = Some(sa);
+            spec.service_account_name = Some("default".to_string());
         }
         spec.service_account.clone_from(&spec.service_account_name);
-        default_pod_spec(spec);
     }
 }
 
 impl Strategy for Pod {
+    fn admit_create(&self) -> Result<(), String> {
+        if crate::mirror::is_mirror(self) {
+            crate::mirror::admit(self).map_err(str::to_string)?;
+        }
+        Ok(())
+    }
+
     fn prepare_for_create(&mut self) {
         let qos = self.spec.as_ref().map(pod_qos_class).unwrap_or("BestEffort");
         self.status = Some(PodStatus {
