@@ -74,6 +74,16 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         node_prefix: 24,
     };
     let controllers = skiff_controllers::start(client_cfg.clone(), ipam);
+    let scheduler = if cfg.disable_scheduler {
+        None
+    } else {
+        let client = skiff_controllers::client(&client_cfg).await.context("cannot build the scheduler's API client")?;
+        let opts = skiff_scheduler::SchedulerOptions {
+            identity: crate::config::read_hostname().unwrap_or_else(|| cfg.node_name.clone()),
+            ..Default::default()
+        };
+        Some(skiff_scheduler::start(client, opts))
+    };
     let agent = if cfg.disable_agent {
         None
     } else {
@@ -112,6 +122,9 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     };
     tracing::info!(signal = name, "shutting down");
     controllers.abort();
+    if let Some(s) = &scheduler {
+        s.abort();
+    }
     if let Some(agent) = &agent {
         agent.abort();
     }
