@@ -43,13 +43,18 @@ pub enum Watch<T> {
     InitDone,
 }
 
+/// (namespace, name).
+pub type NamespacedName = (String, String);
+/// A Service's pod selector (`None`: it selects nothing).
+pub type ServiceSelector = Option<BTreeMap<String, String>>;
+
 /// What the scheduling thread receives.
 #[derive(Debug)]
 pub enum Input {
     /// Nodes.
-    Nodes(Watch<NodeSpec>),
+    Nodes(Watch<Box<NodeSpec>>),
     /// Pods.
-    Pods(Watch<PodInfo>),
+    Pods(Watch<Box<PodInfo>>),
     /// Namespaces: name and labels.
     Namespaces(Watch<(String, BTreeMap<String, String>)>),
     /// Claims by (namespace, name).
@@ -59,7 +64,7 @@ pub enum Input {
     /// Storage classes by name.
     Classes(Watch<(String, Class)>),
     /// Services by (namespace, name), with their selector (`None`: selects nothing).
-    Services(Watch<((String, String), Option<BTreeMap<String, String>>)>),
+    Services(Watch<(NamespacedName, ServiceSelector)>),
     /// Workloads by (kind, namespace, name).
     Workloads(Watch<((String, String, String), WorkloadSelector)>),
     /// PodDisruptionBudgets by (namespace, name).
@@ -283,7 +288,7 @@ impl Core {
         }
     }
 
-    fn on_node(&mut self, w: Watch<NodeSpec>) {
+    fn on_node(&mut self, w: Watch<Box<NodeSpec>>) {
         match w {
             Watch::Init => self.relist_nodes = Some(HashSet::new()),
             Watch::InitDone => {
@@ -307,8 +312,8 @@ impl Core {
                 if let Some(seen) = self.relist_nodes.as_mut() {
                     seen.insert(spec.name.clone());
                 }
-                let new = spec.clone();
-                match self.cache.upsert_node(spec) {
+                let new = (*spec).clone();
+                match self.cache.upsert_node(*spec) {
                     None => self.event(ClusterEvent::NodeAdd(&new)),
                     Some(old) if *old != new => self.event(ClusterEvent::NodeUpdate(&old, &new)),
                     Some(_) => {}
@@ -322,7 +327,7 @@ impl Core {
         }
     }
 
-    fn on_pod(&mut self, w: Watch<PodInfo>) {
+    fn on_pod(&mut self, w: Watch<Box<PodInfo>>) {
         match w {
             Watch::Init => self.relist_pods = Some(HashSet::new()),
             Watch::InitDone => {
@@ -341,7 +346,7 @@ impl Core {
                 if let Some(seen) = self.relist_pods.as_mut() {
                     seen.insert(pod.uid.clone());
                 }
-                self.apply_pod(pod);
+                self.apply_pod(*pod);
             }
             Watch::Delete(pod) => self.delete_pod(&pod.uid),
         }

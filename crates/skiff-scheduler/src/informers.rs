@@ -78,12 +78,18 @@ pub fn start(client: kube::Client, tx: Sender<Input>) -> Vec<tokio::task::JoinHa
     let cfg = watcher::Config::default;
     let c = client;
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(watch(Api::<Node>::all(c.clone()), cfg(), tx.clone(), NodeSpec::new, Input::Nodes)));
+    tasks.push(tokio::spawn(watch(
+        Api::<Node>::all(c.clone()),
+        cfg(),
+        tx.clone(),
+        |n: &Node| Box::new(NodeSpec::new(n)),
+        Input::Nodes,
+    )));
     tasks.push(tokio::spawn(watch(
         Api::<Pod>::all(c.clone()),
         cfg().fields("status.phase!=Succeeded,status.phase!=Failed"),
         tx.clone(),
-        PodInfo::new,
+        |p: &Pod| Box::new(PodInfo::new(p)),
         Input::Pods,
     )));
     tasks.push(tokio::spawn(watch(

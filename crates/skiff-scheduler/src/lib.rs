@@ -26,6 +26,8 @@ pub mod plugins;
 pub mod preemption;
 pub mod queue;
 pub mod schedule;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

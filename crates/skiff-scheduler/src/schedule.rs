@@ -205,6 +205,8 @@ pub struct Placement {
 }
 
 /// A failed attempt.
+// Built once per failed attempt and matched right away; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Failure {
     /// The cluster has no nodes.
@@ -382,7 +384,7 @@ impl Algorithm {
                 ties = 1;
             } else if s == best.1 {
                 ties += 1;
-                if self.next_random() % ties == 0 {
+                if self.next_random().is_multiple_of(ties) {
                     best = (slot, s);
                 }
             }

@@ -238,7 +238,7 @@ mod tests {
         let d = pod("ns", &[("app", "x")], false);
         idx.on_pod(&d, 3, &empty, true);
         idx.on_pod(&a, 0, &empty, false);
-        let counts = idx.get(&key, || std::iter::empty());
+        let counts = idx.get(&key, std::iter::empty);
         assert_eq!((counts.on(0, true), counts.on(3, true), counts.total), (0, 1, 2));
     }
 

@@ -16,6 +16,9 @@ pub mod spread;
 pub mod taint_toleration;
 pub mod volume_binding;
 
+#[cfg(test)]
+mod tests;
+
 /// Upstream `DefaultNormalizeScore`: scales to `[0, 100]` by the maximum; `reverse` flips it
 /// (and gives every node 100 when all scores are 0).
 pub fn default_normalize(scores: &mut [(usize, i64)], reverse: bool) {
@@ -33,7 +36,7 @@ pub fn default_normalize(scores: &mut [(usize, i64)], reverse: bool) {
 }
 
 #[cfg(test)]
-mod tests {
+mod normalize_tests {
     use super::*;
 
     #[test]
