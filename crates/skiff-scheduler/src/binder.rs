@@ -71,7 +71,8 @@ pub enum Request {
         /// The strategic merge patch body.
         patch: Value,
     },
-    /// Delete a preemption victim gracefully.
+    /// Mark a preemption victim with the `DisruptionTarget` condition, then delete it
+    /// gracefully (upstream `prepareCandidate`).
     Evict {
         /// Namespace.
         namespace: String,
@@ -79,6 +80,8 @@ pub enum Request {
         name: String,
         /// UID precondition.
         uid: String,
+        /// The preemptor's scheduler name (in the condition's message).
+        scheduler_name: String,
     },
 }
 
@@ -131,8 +134,18 @@ async fn execute(client: kube::Client, results: Sender<Input>, recorder: Recorde
                 tracing::debug!(error = %e, pod = %name, "cannot update the pod's scheduling status");
             }
         }
-        Request::Evict { namespace, name, uid } => {
+        Request::Evict { namespace, name, uid, scheduler_name } => {
             let api: Api<Pod> = Api::namespaced(client, &namespace);
+            let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let condition = json!({"status": {"conditions": [{
+                "type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
+                "message": format!("{scheduler_name}: preempting to accommodate a higher priority pod"),
+                "lastTransitionTime": now,
+            }]}});
+            if let Err(e) = api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&condition)).await {
+                tracing::debug!(error = %e, pod = %name, "cannot mark a preemption victim");
+                return;
+            }
             let dp = DeleteParams {
                 preconditions: Some(kube::api::Preconditions { uid: Some(uid), resource_version: None }),
                 ..Default::default()

@@ -527,6 +527,7 @@ impl Core {
                 namespace: victim.namespace.clone(),
                 name: victim.name.clone(),
                 uid: victim.uid.clone(),
+                scheduler_name: pod.scheduler_name.clone(),
             });
         }
         for lower in &plan.clear_nominations {

@@ -14,11 +14,13 @@
 
 pub mod binder;
 pub mod cache;
+pub mod config;
 pub mod core;
 pub mod events;
 pub mod framework;
 pub mod hints;
 pub mod informers;
+pub mod leader;
 pub mod model;
 pub mod nominator;
 pub mod objects;
@@ -44,6 +46,8 @@ pub struct SchedulerOptions {
     pub percentage_of_nodes_to_score: i32,
     /// This instance's identity (events' `reportingInstance` suffix, lease holder).
     pub identity: String,
+    /// Leader election.
+    pub leader_election: leader::LeaderElection,
 }
 
 impl Default for SchedulerOptions {
@@ -52,6 +56,7 @@ impl Default for SchedulerOptions {
             profiles: vec![Profile::default_named("default-scheduler")],
             percentage_of_nodes_to_score: 0,
             identity: "skiff".to_string(),
+            leader_election: leader::LeaderElection::default(),
         }
     }
 }
@@ -60,6 +65,7 @@ impl Default for SchedulerOptions {
 pub struct Scheduler {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     stop: std::sync::mpsc::Sender<core::Input>,
+    lease: Option<(kube::Client, leader::LeaderElection, String)>,
     /// Counters.
     pub stats: Arc<Stats>,
     /// Whether this instance schedules (leader).
@@ -72,18 +78,36 @@ impl Scheduler {
         let _ = self.stop.send(core::Input::Stop);
         self.tasks.iter().for_each(|t| t.abort());
     }
+
+    /// Stops the scheduler and, if it leads, releases the lease so a standby takes over at once.
+    pub async fn shutdown(self) {
+        self.abort();
+        if let Some((client, cfg, me)) = &self.lease {
+            let api = kube::Api::namespaced(client.clone(), &cfg.namespace);
+            leader::release(&api, cfg, me).await;
+        }
+    }
 }
 
 /// Starts the scheduler: informers, writers and the scheduling thread. Must be called within a
 /// tokio runtime.
 pub fn start(client: kube::Client, opts: SchedulerOptions) -> Scheduler {
     let (tx, rx) = std::sync::mpsc::channel::<core::Input>();
+    let lease_client = client.clone();
     let (recorder, mut tasks) = events::start(client.clone(), format!("default-scheduler-{}", opts.identity));
     let (writer, writer_task) = binder::start(client.clone(), tx.clone(), recorder.clone());
     tasks.push(writer_task);
     tasks.extend(informers::start(client, tx.clone()));
     let stats = Arc::new(Stats::default());
-    let leader = Arc::new(AtomicBool::new(true));
+    let election = opts.leader_election.clone();
+    let leader = Arc::new(AtomicBool::new(!election.enabled));
+    let mut lease = None;
+    if election.enabled {
+        // Lease holders are unique per process, as client-go's `<host>_<uuid>` identities are.
+        let me = format!("{}_{}", opts.identity, uuid::Uuid::new_v4());
+        tasks.push(tokio::spawn(leader::run(lease_client.clone(), election.clone(), me.clone(), leader.clone())));
+        lease = Some((lease_client, election, me));
+    }
     let core = core::Core::new(
         opts.profiles,
         opts.percentage_of_nodes_to_score,
@@ -96,5 +120,5 @@ pub fn start(client: kube::Client, opts: SchedulerOptions) -> Scheduler {
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the scheduling thread");
     }
-    Scheduler { tasks, stop: tx, stats, leader }
+    Scheduler { tasks, stop: tx, lease, stats, leader }
 }
