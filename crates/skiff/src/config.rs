@@ -247,6 +247,12 @@ pub struct ServerArgs {
     /// Run only the control plane, no node agent.
     #[arg(long, env = "SKIFF_DISABLE_AGENT", action = ArgAction::SetTrue)]
     pub disable_agent: bool,
+    /// Do not run the scheduler (another instance schedules, or pods are bound by hand).
+    #[arg(long, env = "SKIFF_DISABLE_SCHEDULER", action = ArgAction::SetTrue)]
+    pub disable_scheduler: bool,
+    /// A KubeSchedulerConfiguration file (profiles, plugins, weights, percentageOfNodesToScore).
+    #[arg(long, env = "SKIFF_SCHEDULER_CONFIG", value_name = "FILE")]
+    pub scheduler_config: Option<PathBuf>,
     /// A registry (host:port) the agent pulls from over plain HTTP; repeatable. More registry
     /// settings (mirrors, credentials, TLS) go in <data-dir>/agent/registries.yaml.
     #[arg(long = "insecure-registry", env = "SKIFF_INSECURE_REGISTRY", value_delimiter = ',', action = ArgAction::Append, value_name = "HOST:PORT")]
@@ -359,6 +365,10 @@ pub struct ServerConfig {
     pub node_name: String,
     /// Whether the node agent is off.
     pub disable_agent: bool,
+    /// Whether the scheduler is off.
+    pub disable_scheduler: bool,
+    /// The scheduler's configuration file.
+    pub scheduler_config: Option<PathBuf>,
     /// Registries pulled from over plain HTTP.
     pub insecure_registries: Vec<String>,
     /// Image GC high threshold, percent.
@@ -681,6 +691,8 @@ impl ServerConfig {
             cluster_domain: args.cluster_domain,
             node_name,
             disable_agent: args.disable_agent,
+            disable_scheduler: args.disable_scheduler,
+            scheduler_config: args.scheduler_config,
             insecure_registries: args.insecure_registry,
             image_gc_high_threshold: args.image_gc_high_threshold,
             image_gc_low_threshold: args.image_gc_low_threshold,

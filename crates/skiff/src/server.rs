@@ -74,6 +74,23 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         node_prefix: 24,
     };
     let controllers = skiff_controllers::start(client_cfg.clone(), ipam);
+    let scheduler = if cfg.disable_scheduler {
+        None
+    } else {
+        let client = skiff_controllers::client(&client_cfg).await.context("cannot build the scheduler's API client")?;
+        let mut opts = match &cfg.scheduler_config {
+            None => skiff_scheduler::SchedulerOptions::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                let (mut opts, election) = skiff_scheduler::config::parse(&text)
+                    .with_context(|| format!("invalid scheduler configuration {}", path.display()))?;
+                opts.leader_election = election;
+                opts
+            }
+        };
+        opts.identity = crate::config::read_hostname().unwrap_or_else(|| cfg.node_name.clone());
+        Some(skiff_scheduler::start(client, opts))
+    };
     let agent = if cfg.disable_agent {
         None
     } else {
@@ -115,6 +132,9 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     };
     tracing::info!(signal = name, "shutting down");
     controllers.abort();
+    if let Some(s) = scheduler {
+        s.shutdown().await;
+    }
     if let Some(agent) = &agent {
         agent.abort();
     }
