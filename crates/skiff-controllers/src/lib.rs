@@ -1,11 +1,22 @@
 //! skiff's controllers. Each runs as a kube-rs reconcile loop against the API server over HTTPS,
 //! exactly like a third-party controller: none of them touches the store.
 //!
-//! Present: the namespace controller ([`namespace`]) and the node IPAM controller
-//! ([`nodeipam`]). The workload controllers arrive with their issues.
+//! Present: the namespace controller ([`namespace`]), the node IPAM controller ([`nodeipam`]),
+//! and the controller manager ([`manager`]), whose controllers share informers ([`informer`]),
+//! work queues ([`queue`]) and expectations ([`expectations`]) and run only while this process
+//! holds the `kube-system/kube-controller-manager` Lease ([`leader`]).
 
+pub mod apierr;
+pub mod events;
+pub mod expectations;
+pub mod informer;
+pub mod leader;
+pub mod manager;
 pub mod namespace;
 pub mod nodeipam;
+pub mod podutil;
+pub mod queue;
+pub mod selector;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -65,12 +76,14 @@ impl Controllers {
 }
 
 /// Starts every controller in the background; they retry until the API server answers.
-pub fn start(cfg: ClientConfig, ipam: nodeipam::NodeIpamConfig) -> Controllers {
+/// `identity` names this process in leader election (stable across its restarts).
+pub fn start(cfg: ClientConfig, ipam: nodeipam::NodeIpamConfig, identity: String) -> Controllers {
     let task = tokio::spawn(async move {
         loop {
             match client(&cfg).await {
                 Ok(c) => {
-                    futures::join!(namespace::run(c.clone()), nodeipam::run(c, ipam));
+                    let manager = manager::run(c.clone(), cfg.clone(), identity.clone());
+                    futures::join!(namespace::run(c.clone()), nodeipam::run(c, ipam), manager);
                     return;
                 }
                 Err(e) => {

@@ -73,7 +73,8 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         cluster_prefix: cfg.cluster_cidr.prefix,
         node_prefix: 24,
     };
-    let controllers = skiff_controllers::start(client_cfg.clone(), ipam);
+    let controllers =
+        skiff_controllers::start(client_cfg.clone(), ipam, leader_identity(&cfg.node_name, &cfg.data_dir));
     let agent = if cfg.disable_agent {
         None
     } else {
@@ -192,4 +193,14 @@ mod tests {
              Try: kubectl --kubeconfig /tmp/k.yaml get nodes"
         );
     }
+}
+
+/// This server's identity in leader election: `<node>_<hash of the data dir>`, stable across
+/// restarts of the same server (so a restart takes its own lease back at once) and distinct for
+/// servers sharing a node name.
+fn leader_identity(node: &str, data_dir: &std::path::Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut h);
+    format!("{node}_{:016x}", h.finish())
 }
