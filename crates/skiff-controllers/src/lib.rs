@@ -2,9 +2,10 @@
 //! exactly like a third-party controller: none of them touches the store.
 //!
 //! Present: the namespace controller ([`namespace`]), the node IPAM controller ([`nodeipam`]),
-//! and the controller manager ([`manager`]), whose controllers share informers ([`informer`]),
-//! work queues ([`queue`]) and expectations ([`expectations`]) and run only while this process
-//! holds the `kube-system/kube-controller-manager` Lease ([`leader`]).
+//! and the controller manager's controllers ([`manager`]: ReplicaSet and ReplicationController
+//! ([`replicaset`])), which share informers ([`informer`]), work queues ([`queue`]) and
+//! expectations ([`expectations`]) and run only while this process holds the
+//! `kube-system/kube-controller-manager` Lease ([`leader`]).
 
 pub mod apierr;
 pub mod events;
@@ -16,6 +17,7 @@ pub mod namespace;
 pub mod nodeipam;
 pub mod podutil;
 pub mod queue;
+pub mod replicaset;
 pub mod selector;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};

@@ -7,6 +7,7 @@
 use crate::ClientConfig;
 use crate::informer::SharedInformers;
 use crate::leader::{self, LeaderConfig};
+use crate::replicaset::{self, Flavor};
 
 /// The Lease the controller manager elects its leader with.
 pub const LEASE_NAME: &str = "kube-controller-manager";
@@ -21,6 +22,8 @@ pub async fn run(client: kube::Client, cfg: ClientConfig, identity: String) {
 /// the root CA publisher distributes.
 pub async fn run_controllers(client: kube::Client, ca_pem: String) {
     let informers = SharedInformers::new(&client);
+    let rs = replicaset::controller(Flavor::ReplicaSet, client.clone(), informers.clone());
+    let rc = replicaset::controller(Flavor::ReplicationController, client.clone(), informers.clone());
     let _ = ca_pem;
-    informers.run().await;
+    futures::join!(informers.clone().run(), rs, rc);
 }
