@@ -3,11 +3,12 @@
 //!
 //! Present: the namespace controller ([`namespace`]), the node IPAM controller ([`nodeipam`]),
 //! and the controller manager's controllers ([`manager`]: ReplicaSet and ReplicationController
-//! ([`replicaset`])), which share informers ([`informer`]), work queues ([`queue`]) and
+//! ([`replicaset`]), Deployment ([`deployment`])), which share informers ([`informer`]), work queues ([`queue`]) and
 //! expectations ([`expectations`]) and run only while this process holds the
 //! `kube-system/kube-controller-manager` Lease ([`leader`]).
 
 pub mod apierr;
+pub mod deployment;
 pub mod events;
 pub mod expectations;
 pub mod informer;

@@ -4,10 +4,10 @@
 //! What does not live here: the controllers themselves (one module each) and the namespace and
 //! node IPAM controllers, which run outside leader election (see [`crate::start`]).
 
-use crate::ClientConfig;
 use crate::informer::SharedInformers;
 use crate::leader::{self, LeaderConfig};
 use crate::replicaset::{self, Flavor};
+use crate::{ClientConfig, deployment};
 
 /// The Lease the controller manager elects its leader with.
 pub const LEASE_NAME: &str = "kube-controller-manager";
@@ -24,6 +24,7 @@ pub async fn run_controllers(client: kube::Client, ca_pem: String) {
     let informers = SharedInformers::new(&client);
     let rs = replicaset::controller(Flavor::ReplicaSet, client.clone(), informers.clone());
     let rc = replicaset::controller(Flavor::ReplicationController, client.clone(), informers.clone());
+    let deploy = deployment::controller(client.clone(), informers.clone());
     let _ = ca_pem;
-    futures::join!(informers.clone().run(), rs, rc);
+    futures::join!(informers.clone().run(), rs, rc, deploy);
 }
