@@ -3,7 +3,7 @@
 //!
 //! Present: the namespace controller ([`namespace`]), the node IPAM controller ([`nodeipam`]),
 //! and the controller manager's controllers ([`manager`]: ReplicaSet and ReplicationController
-//! ([`replicaset`]), Deployment ([`deployment`])), which share informers ([`informer`]), work queues ([`queue`]) and
+//! ([`replicaset`]), Deployment ([`deployment`]), the garbage collector ([`gc`])), which share informers ([`informer`]), work queues ([`queue`]) and
 //! expectations ([`expectations`]) and run only while this process holds the
 //! `kube-system/kube-controller-manager` Lease ([`leader`]).
 
@@ -11,6 +11,7 @@ pub mod apierr;
 pub mod deployment;
 pub mod events;
 pub mod expectations;
+pub mod gc;
 pub mod informer;
 pub mod leader;
 pub mod manager;
