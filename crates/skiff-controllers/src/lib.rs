@@ -3,12 +3,15 @@
 //!
 //! Present: the namespace controller ([`namespace`]), the node IPAM controller ([`nodeipam`]),
 //! and the controller manager's controllers ([`manager`]: ReplicaSet and ReplicationController
-//! ([`replicaset`]), Deployment ([`deployment`]), the garbage collector ([`gc`])), which share informers ([`informer`]), work queues ([`queue`]) and
+//! ([`replicaset`]), Deployment ([`deployment`]), the garbage collector ([`gc`]), Endpoints
+//! ([`endpoints`]) and EndpointSlices ([`endpointslice`])), which share informers ([`informer`]), work queues ([`queue`]) and
 //! expectations ([`expectations`]) and run only while this process holds the
 //! `kube-system/kube-controller-manager` Lease ([`leader`]).
 
 pub mod apierr;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod events;
 pub mod expectations;
 pub mod gc;

@@ -7,7 +7,7 @@
 use crate::informer::SharedInformers;
 use crate::leader::{self, LeaderConfig};
 use crate::replicaset::{self, Flavor};
-use crate::{ClientConfig, deployment, gc};
+use crate::{ClientConfig, deployment, endpoints, endpointslice, gc};
 
 /// The Lease the controller manager elects its leader with.
 pub const LEASE_NAME: &str = "kube-controller-manager";
@@ -26,6 +26,8 @@ pub async fn run_controllers(client: kube::Client, ca_pem: String) {
     let rc = replicaset::controller(Flavor::ReplicationController, client.clone(), informers.clone());
     let deploy = deployment::controller(client.clone(), informers.clone());
     let gc = gc::controller(client.clone(), informers.clone());
+    let ep = endpoints::controller(client.clone(), informers.clone());
+    let eps = endpointslice::controller(client.clone(), informers.clone());
     let _ = ca_pem;
-    futures::join!(informers.clone().run(), rs, rc, deploy, gc);
+    futures::join!(informers.clone().run(), rs, rc, deploy, gc, ep, eps);
 }
