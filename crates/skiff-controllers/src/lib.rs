@@ -4,9 +4,10 @@
 //! Present: the namespace controller ([`namespace`]), the node IPAM controller ([`nodeipam`]),
 //! and the controller manager's controllers ([`manager`]: ReplicaSet and ReplicationController
 //! ([`replicaset`]), Deployment ([`deployment`]), the garbage collector ([`gc`]), Endpoints
-//! ([`endpoints`]) and EndpointSlices ([`endpointslice`])), which share informers ([`informer`]), work queues ([`queue`]) and
-//! expectations ([`expectations`]) and run only while this process holds the
-//! `kube-system/kube-controller-manager` Lease ([`leader`]).
+//! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), ServiceAccounts ([`serviceaccount`])
+//! and the root CA publisher ([`rootca`])), which share informers
+//! ([`informer`]), work queues ([`queue`]) and expectations ([`expectations`]) and run only
+//! while this process holds the `kube-system/kube-controller-manager` Lease ([`leader`]).
 
 pub mod apierr;
 pub mod deployment;
@@ -23,7 +24,9 @@ pub mod nodeipam;
 pub mod podutil;
 pub mod queue;
 pub mod replicaset;
+pub mod rootca;
 pub mod selector;
+pub mod serviceaccount;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 

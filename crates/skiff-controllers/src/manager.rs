@@ -7,7 +7,7 @@
 use crate::informer::SharedInformers;
 use crate::leader::{self, LeaderConfig};
 use crate::replicaset::{self, Flavor};
-use crate::{ClientConfig, deployment, endpoints, endpointslice, gc};
+use crate::{ClientConfig, deployment, endpoints, endpointslice, gc, rootca, serviceaccount};
 
 /// The Lease the controller manager elects its leader with.
 pub const LEASE_NAME: &str = "kube-controller-manager";
@@ -26,8 +26,9 @@ pub async fn run_controllers(client: kube::Client, ca_pem: String) {
     let rc = replicaset::controller(Flavor::ReplicationController, client.clone(), informers.clone());
     let deploy = deployment::controller(client.clone(), informers.clone());
     let gc = gc::controller(client.clone(), informers.clone());
+    let sa = serviceaccount::controller(client.clone(), informers.clone());
+    let ca = rootca::controller(client.clone(), informers.clone(), ca_pem);
     let ep = endpoints::controller(client.clone(), informers.clone());
     let eps = endpointslice::controller(client.clone(), informers.clone());
-    let _ = ca_pem;
-    futures::join!(informers.clone().run(), rs, rc, deploy, gc, ep, eps);
+    futures::join!(informers.clone().run(), rs, rc, deploy, gc, sa, ca, ep, eps);
 }
