@@ -257,7 +257,7 @@ pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) ->
             h = h.wrapping_mul(0x0100_0193);
         }
     };
-    feed(serde_json::to_string(template).unwrap_or_default().as_bytes());
+    feed(serde_json::to_string(&semantic(template)).unwrap_or_default().as_bytes());
     if let Some(c) = collision_count {
         feed(&c.to_le_bytes());
     }
@@ -276,9 +276,30 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
                 m.labels = None;
             }
         }
-        serde_json::to_value(t).unwrap_or_default()
+        semantic(&t)
     };
     strip(a) == strip(b)
+}
+
+/// A template as JSON with empty objects, empty lists and nulls removed: apimachinery's semantic
+/// equality treats nil and empty alike, so `resources: {}` and no `resources` are one template.
+fn semantic(t: &PodTemplateSpec) -> serde_json::Value {
+    fn prune(v: serde_json::Value) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        match v {
+            Value::Null => None,
+            Value::Object(m) => {
+                let m: serde_json::Map<String, Value> =
+                    m.into_iter().filter_map(|(k, v)| prune(v).map(|v| (k, v))).collect();
+                (!m.is_empty()).then_some(Value::Object(m))
+            }
+            Value::Array(a) => {
+                (!a.is_empty()).then(|| Value::Array(a.into_iter().map(|v| prune(v).unwrap_or(Value::Null)).collect()))
+            }
+            other => Some(other),
+        }
+    }
+    prune(serde_json::to_value(t).unwrap_or_default()).unwrap_or_default()
 }
 
 /// Whether the Deployment has a progress deadline.
@@ -485,6 +506,21 @@ mod tests {
             l.insert(POD_TEMPLATE_HASH.into(), h);
         }
         assert!(equal_ignore_hash(&t, &hashed));
+        let mut with_empty = t.clone();
+        with_empty.spec = Some(k8s_openapi::api::core::v1::PodSpec {
+            containers: vec![k8s_openapi::api::core::v1::Container {
+                name: "c".into(),
+                resources: Some(Default::default()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let mut without = with_empty.clone();
+        if let Some(s) = without.spec.as_mut() {
+            s.containers[0].resources = None;
+        }
+        assert!(equal_ignore_hash(&with_empty, &without), "empty and absent are semantically equal");
+        assert_eq!(compute_hash(&with_empty, None), compute_hash(&without, None));
         t.metadata = None;
         assert!(!equal_ignore_hash(&t, &hashed));
     }
