@@ -371,3 +371,22 @@ def test_controller_manager_holds_its_lease(cluster):
     lease = json.loads(cluster.kubectl("get", "lease", "-n", "kube-system", "kube-controller-manager", "-o", "json").stdout)
     assert lease["spec"]["holderIdentity"].startswith(cluster.node_name + "_")
     assert lease["spec"]["leaseDurationSeconds"] == 15
+
+
+def test_progress_deadline_exceeded(k):
+    name = unique("stuck")
+    manifest = deployment(name, replicas=1).replace("  revisionHistoryLimit: 5\n", "  revisionHistoryLimit: 5\n  progressDeadlineSeconds: 3\n")
+    k("apply", "-f", "-", input=manifest)
+
+    # Nobody makes the pod ready: the rollout stalls and times out.
+    def timed_out():
+        c = condition(k.json("get", "deployment", name), "Progressing")
+        return c.get("reason") == "ProgressDeadlineExceeded" and c
+    c = eventually(timed_out, timeout=60, what="progress deadline")
+    assert c["status"] == "False"
+    [rs] = replicasets(k, name)
+    assert c["message"] == f'ReplicaSet "{rs["metadata"]["name"]}" has timed out progressing.'
+    d = k.json("get", "deployment", name)
+    assert condition(d, "Available")["reason"] == "MinimumReplicasUnavailable"
+    r = k("rollout", "status", f"deployment/{name}", "--timeout=20s", check=False)
+    assert r.returncode != 0 and "exceeded its progress deadline" in r.stderr
