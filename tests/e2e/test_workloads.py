@@ -390,3 +390,71 @@ def test_progress_deadline_exceeded(k):
     assert condition(d, "Available")["reason"] == "MinimumReplicasUnavailable"
     r = k("rollout", "status", f"deployment/{name}", "--timeout=20s", check=False)
     assert r.returncode != 0 and "exceeded its progress deadline" in r.stderr
+
+
+GADGET_CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: gadgets.{group}}}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: gadgets, singular: gadget, kind: Gadget}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+"""
+
+
+def test_garbage_collection_across_custom_resources(k):
+    group = f"gc{unique('g').split('-')[1]}.example.com"
+    k("apply", "-f", "-", input=GADGET_CRD.format(group=group))
+    k("wait", "--for=condition=Established", f"crd/gadgets.{group}", "--timeout=60s")
+    try:
+        # A custom resource owning a ConfigMap, and a custom resource owned by a ConfigMap.
+        eventually(lambda: k("apply", "-f", "-", check=False, input=f"""\
+apiVersion: {group}/v1
+kind: Gadget
+metadata: {{name: owner}}
+""").returncode == 0, what="custom resource accepted")
+        owner = k.json("get", f"gadgets.{group}", "owner")
+        k("create", "configmap", "holder", "--from-literal=a=b")
+        holder = k.json("get", "configmap", "holder")
+        k("apply", "-f", "-", input=f"""\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: owned-by-gadget
+  ownerReferences:
+  - {{apiVersion: {group}/v1, kind: Gadget, name: owner, uid: {owner["metadata"]["uid"]}}}
+---
+apiVersion: {group}/v1
+kind: Gadget
+metadata:
+  name: owned-by-configmap
+  ownerReferences:
+  - {{apiVersion: v1, kind: ConfigMap, name: holder, uid: {holder["metadata"]["uid"]}}}
+""")
+        k("delete", f"gadgets.{group}", "owner")
+        eventually(lambda: k("get", "configmap", "owned-by-gadget", check=False).returncode != 0,
+                   what="dependent of a deleted custom resource collected")
+        k("delete", "configmap", "holder")
+        eventually(lambda: k("get", f"gadgets.{group}", "owned-by-configmap", check=False).returncode != 0,
+                   what="custom resource with a deleted owner collected")
+        # An owner reference whose owner never existed (UID mismatch) is dangling too.
+        k("create", "configmap", "real-owner", "--from-literal=a=b")
+        k("apply", "-f", "-", input=f"""\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: wrong-uid
+  ownerReferences:
+  - {{apiVersion: v1, kind: ConfigMap, name: real-owner, uid: 00000000-0000-0000-0000-000000000000}}
+""")
+        eventually(lambda: k("get", "configmap", "wrong-uid", check=False).returncode != 0, what="dangling owner")
+        assert k("get", "configmap", "real-owner", check=False).returncode == 0
+    finally:
+        k.cluster.kubectl("delete", "crd", f"gadgets.{group}", "--wait=false", version=k.version, check=False)
