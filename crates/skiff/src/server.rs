@@ -73,7 +73,8 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         cluster_prefix: cfg.cluster_cidr.prefix,
         node_prefix: 24,
     };
-    let controllers = skiff_controllers::start(client_cfg.clone(), ipam);
+    let identity = leader_identity(&cfg.node_name, &cfg.data_dir);
+    let controllers = skiff_controllers::start(client_cfg.clone(), ipam, identity.clone());
     let scheduler = if cfg.disable_scheduler {
         None
     } else {
@@ -88,7 +89,7 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
                 opts
             }
         };
-        opts.identity = crate::config::read_hostname().unwrap_or_else(|| cfg.node_name.clone());
+        opts.identity = identity;
         Some(skiff_scheduler::start(client, opts))
     };
     let agent = if cfg.disable_agent {
@@ -215,4 +216,14 @@ mod tests {
              Try: kubectl --kubeconfig /tmp/k.yaml get nodes"
         );
     }
+}
+
+/// This server's identity in leader election: `<node>_<hash of the data dir>`, stable across
+/// restarts of the same server (so a restart takes its own lease back at once) and distinct for
+/// servers sharing a node name.
+fn leader_identity(node: &str, data_dir: &std::path::Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut h);
+    format!("{node}_{:016x}", h.finish())
 }
