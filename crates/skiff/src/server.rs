@@ -163,6 +163,16 @@ pub fn startup_message(cfg: &ServerConfig) -> String {
     )
 }
 
+/// This server's identity in leader election: `<node>_<hash of the data dir>`, stable across
+/// restarts of the same server (so a restart takes its own lease back at once) and distinct for
+/// servers sharing a node name.
+fn leader_identity(node: &str, data_dir: &std::path::Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut h);
+    format!("{node}_{:016x}", h.finish())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -193,14 +203,4 @@ mod tests {
              Try: kubectl --kubeconfig /tmp/k.yaml get nodes"
         );
     }
-}
-
-/// This server's identity in leader election: `<node>_<hash of the data dir>`, stable across
-/// restarts of the same server (so a restart takes its own lease back at once) and distinct for
-/// servers sharing a node name.
-fn leader_identity(node: &str, data_dir: &std::path::Path) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    data_dir.hash(&mut h);
-    format!("{node}_{:016x}", h.finish())
 }
