@@ -142,6 +142,49 @@ pub fn compute_subsets(svc: &Service, pods: &[&Pod]) -> Vec<EndpointSubset> {
         .collect()
 }
 
+/// The most addresses one Endpoints object lists.
+pub const MAX_CAPACITY: usize = 1000;
+/// The annotation marking Endpoints cut down to [`MAX_CAPACITY`].
+pub const OVER_CAPACITY: &str = "endpoints.kubernetes.io/over-capacity";
+
+/// Cuts `subsets` to at most `max` addresses, ready ones kept first, each subset losing its
+/// share in proportion to its size (upstream's `truncateEndpoints`); whether anything was cut.
+pub fn truncate(subsets: &mut Vec<EndpointSubset>, max: usize) -> bool {
+    let count = |s: &EndpointSubset, ready: bool| {
+        if ready {
+            s.addresses.as_ref().map_or(0, Vec::len)
+        } else {
+            s.not_ready_addresses.as_ref().map_or(0, Vec::len)
+        }
+    };
+    let ready: usize = subsets.iter().map(|s| count(s, true)).sum();
+    let not_ready: usize = subsets.iter().map(|s| count(s, false)).sum();
+    if ready + not_ready <= max {
+        return false;
+    }
+    let (keep_ready, keep_not_ready) = if ready >= max { (max, 0) } else { (ready, max - ready) };
+    for (want, is_ready, total) in [(keep_ready, true, ready), (keep_not_ready, false, not_ready)] {
+        let mut left = want;
+        let n = subsets.len();
+        for (i, s) in subsets.iter_mut().enumerate() {
+            let list = if is_ready { &mut s.addresses } else { &mut s.not_ready_addresses };
+            let have = list.as_ref().map_or(0, Vec::len);
+            // Proportional share, the last subset taking what rounding left over.
+            let share = if i + 1 == n { left } else { (have * want).div_ceil(total.max(1)).min(left) };
+            let keep = share.min(have);
+            if let Some(l) = list.as_mut() {
+                l.truncate(keep);
+                if l.is_empty() {
+                    *list = None;
+                }
+            }
+            left -= keep;
+        }
+    }
+    subsets.retain(|s| s.addresses.is_some() || s.not_ready_addresses.is_some());
+    true
+}
+
 /// The labels Endpoints (and slices) of `svc` carry: the Service's, plus the headless marker.
 pub fn service_labels(svc: &Service) -> BTreeMap<String, String> {
     let mut labels = svc.metadata.labels.clone().unwrap_or_default();
@@ -221,25 +264,40 @@ async fn sync(client: &kube::Client, informers: &SharedInformers, key: &str) -> 
     }
     let pods: Vec<Arc<Pod>> = informers.pods.store().state().into_iter().filter(|p| selects(&svc, p)).collect();
     let pods: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
-    let subsets = compute_subsets(&svc, &pods);
+    let mut subsets = compute_subsets(&svc, &pods);
+    let truncated = truncate(&mut subsets, MAX_CAPACITY);
     let labels = service_labels(&svc);
     let current = get(&informers.endpoints.store(), key);
     let subsets_opt = (!subsets.is_empty()).then_some(subsets);
+    let over = |e: &Endpoints| e.metadata.annotations.as_ref().and_then(|a| a.get(OVER_CAPACITY)).is_some();
     if let Some(cur) = &current
         && cur.subsets.as_ref().filter(|s| !s.is_empty()) == subsets_opt.as_ref()
         && cur.metadata.labels.clone().unwrap_or_default() == labels
+        && over(cur) == truncated
     {
         return Ok(());
     }
+    let annotate = |meta: &mut ObjectMeta| {
+        let a = meta.annotations.get_or_insert_with(BTreeMap::new);
+        if truncated {
+            a.insert(OVER_CAPACITY.into(), "truncated".into());
+        } else {
+            a.remove(OVER_CAPACITY);
+        }
+        if a.is_empty() {
+            meta.annotations = None;
+        }
+    };
     let result = match current {
         Some(cur) => {
             let mut e = (*cur).clone();
             e.subsets = subsets_opt;
             e.metadata.labels = (!labels.is_empty()).then_some(labels);
+            annotate(&mut e.metadata);
             api.replace(name, &PostParams::default(), &e).await
         }
         None => {
-            let e = Endpoints {
+            let mut e = Endpoints {
                 metadata: ObjectMeta {
                     name: Some(name.into()),
                     labels: (!labels.is_empty()).then_some(labels),
@@ -247,6 +305,7 @@ async fn sync(client: &kube::Client, informers: &SharedInformers, key: &str) -> 
                 },
                 subsets: subsets_opt,
             };
+            annotate(&mut e.metadata);
             api.create(&PostParams::default(), &e).await
         }
     };
@@ -313,6 +372,35 @@ pub(crate) mod tests {
             }),
             status: None,
         }
+    }
+
+    #[test]
+    fn truncates_to_capacity_keeping_ready_addresses() {
+        let addr = |i: usize| EndpointAddress { ip: format!("10.0.{}.{}", i / 250, i % 250), ..Default::default() };
+        let subset = |ready: usize, not_ready: usize| EndpointSubset {
+            addresses: (ready > 0).then(|| (0..ready).map(addr).collect()),
+            not_ready_addresses: (not_ready > 0).then(|| (0..not_ready).map(addr).collect()),
+            ports: None,
+        };
+        let mut s = vec![subset(600, 300), subset(300, 100)];
+        assert!(truncate(&mut s, MAX_CAPACITY));
+        let total = |s: &[EndpointSubset], ready: bool| -> usize {
+            s.iter()
+                .map(|x| {
+                    if ready {
+                        x.addresses.as_ref().map_or(0, Vec::len)
+                    } else {
+                        x.not_ready_addresses.as_ref().map_or(0, Vec::len)
+                    }
+                })
+                .sum()
+        };
+        assert_eq!((total(&s, true), total(&s, false)), (900, 100));
+        let mut s = vec![subset(1200, 10)];
+        assert!(truncate(&mut s, MAX_CAPACITY));
+        assert_eq!((total(&s, true), total(&s, false)), (1000, 0));
+        let mut s = vec![subset(10, 10)];
+        assert!(!truncate(&mut s, MAX_CAPACITY));
     }
 
     #[test]

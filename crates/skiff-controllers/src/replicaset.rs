@@ -524,7 +524,8 @@ pub fn pod_from_template(
     owner_ref: k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
 ) -> Pod {
     let meta = template.metadata.clone().unwrap_or_default();
-    let prefix = if owner_name.len() < 58 { format!("{owner_name}-") } else { owner_name.to_string() };
+    // The API server cuts a long generateName to leave room for its random suffix.
+    let prefix = format!("{owner_name}-");
     Pod {
         metadata: ObjectMeta {
             generate_name: Some(prefix),

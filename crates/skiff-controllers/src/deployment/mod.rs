@@ -597,53 +597,18 @@ impl Ctrl {
 
     async fn reconcile_old(&self, d: &Deployment, rs_list: &mut [ReplicaSet], n: usize, old: &[usize]) -> Result<bool> {
         let mut active: Vec<usize> = old.iter().copied().filter(|i| rs_replicas(&rs_list[*i]) > 0).collect();
-        let old_count: i32 = active.iter().map(|i| rs_replicas(&rs_list[*i])).sum();
-        if old_count == 0 {
-            return Ok(false);
-        }
-        let all_count: i32 = old.iter().chain(std::iter::once(&n)).map(|i| rs_replicas(&rs_list[*i])).sum();
-        let min_available = d_replicas(d) - max_unavailable(d);
-        let new_unavailable = rs_replicas(&rs_list[n]) - rs_available(&rs_list[n]);
-        let max_scaled_down = all_count - min_available - new_unavailable;
-        if max_scaled_down <= 0 {
-            return Ok(false);
-        }
-        // First the unhealthy replicas of old ReplicaSets, oldest first.
         active.sort_by(|a, b| by_creation(&rs_list[*a], &rs_list[*b]));
-        let mut cleaned = 0;
-        for i in active.clone() {
-            if cleaned >= max_scaled_down {
-                break;
-            }
-            let rs = &rs_list[i];
-            let unhealthy = rs_replicas(rs) - rs_available(rs);
-            if rs_replicas(rs) == 0 || unhealthy <= 0 {
-                continue;
-            }
-            let down = (max_scaled_down - cleaned).min(unhealthy);
-            let target = rs_replicas(rs) - down;
-            self.scale(d, rs_list, i, target).await?;
-            cleaned += down;
-        }
-        // Then healthy ones, as far as availability allows.
-        let available: i32 = old.iter().chain(std::iter::once(&n)).map(|i| rs_available(&rs_list[*i])).sum();
-        let mut scaled = 0;
-        if available > min_available {
-            let total = available - min_available;
-            for i in active {
-                if scaled >= total {
-                    break;
-                }
-                let have = rs_replicas(&rs_list[i]);
-                if have == 0 {
-                    continue;
-                }
-                let down = have.min(total - scaled);
-                self.scale(d, rs_list, i, have - down).await?;
-                scaled += down;
+        let sizes: Vec<(i32, i32)> =
+            active.iter().map(|i| (rs_replicas(&rs_list[*i]), rs_available(&rs_list[*i]))).collect();
+        let targets = old_scale_down(d, &sizes, (rs_replicas(&rs_list[n]), rs_available(&rs_list[n])));
+        let mut scaled = false;
+        for (i, target) in active.into_iter().zip(targets) {
+            if target != rs_replicas(&rs_list[i]) {
+                self.scale(d, rs_list, i, target).await?;
+                scaled = true;
             }
         }
-        Ok(cleaned + scaled > 0)
+        Ok(scaled)
     }
 
     async fn rollout_recreate(&self, d: &mut Deployment, rs_list: &mut Vec<ReplicaSet>) -> Result<()> {

@@ -158,6 +158,54 @@ pub fn new_rs_new_replicas(d: &Deployment, all: &[&ReplicaSet], new_rs: &Replica
     Ok(rs_replicas(new_rs) + up)
 }
 
+/// The sizes of the active old ReplicaSets (oldest first, as `(replicas, available)`) after
+/// one rolling-update scale-down step next to the new ReplicaSet `(replicas, available)`
+/// (upstream's `reconcileOldReplicaSets`): first unhealthy replicas go, as far as the total may
+/// shrink without the new ReplicaSet's unavailable pods counting twice; then healthy ones, as
+/// far as availability stays at `replicas - maxUnavailable`.
+pub fn old_scale_down(d: &Deployment, old: &[(i32, i32)], new: (i32, i32)) -> Vec<i32> {
+    let mut sizes: Vec<i32> = old.iter().map(|(r, _)| *r).collect();
+    if sizes.iter().sum::<i32>() == 0 {
+        return sizes;
+    }
+    let all: i32 = sizes.iter().sum::<i32>() + new.0;
+    let min_available = d_replicas(d) - max_unavailable(d);
+    let max_scaled_down = all - min_available - (new.0 - new.1);
+    if max_scaled_down <= 0 {
+        return sizes;
+    }
+    let mut cleaned = 0;
+    for (size, (_, available)) in sizes.iter_mut().zip(old) {
+        if cleaned >= max_scaled_down {
+            break;
+        }
+        let unhealthy = *size - available;
+        if *size == 0 || unhealthy <= 0 {
+            continue;
+        }
+        let down = (max_scaled_down - cleaned).min(unhealthy);
+        *size -= down;
+        cleaned += down;
+    }
+    let available: i32 = old.iter().map(|(_, a)| a).sum::<i32>() + new.1;
+    if available > min_available {
+        let total = available - min_available;
+        let mut scaled = 0;
+        for size in sizes.iter_mut() {
+            if scaled >= total {
+                break;
+            }
+            if *size == 0 {
+                continue;
+            }
+            let down = (*size).min(total - scaled);
+            *size -= down;
+            scaled += down;
+        }
+    }
+    sizes
+}
+
 fn annotation_i32(rs: &ReplicaSet, key: &str) -> Option<i32> {
     rs.metadata.annotations.as_ref()?.get(key)?.parse().ok()
 }
@@ -442,6 +490,23 @@ mod tests {
         assert_eq!(new_rs_new_replicas(&d, &[&old, &new], &new), Ok(5));
         let old = rs("old", 10, None);
         assert_eq!(new_rs_new_replicas(&d, &[&old, &new], &new), Ok(3), "at max total: unchanged");
+    }
+
+    #[test]
+    fn rolling_update_scales_old_down_within_availability() {
+        // 10 replicas, 25%/25%: maxUnavailable 2, so 8 must stay available.
+        let d = deploy(10, pct("25%"), pct("25%"));
+        // New RS just surged to 3, none available: two healthy old pods may go.
+        assert_eq!(old_scale_down(&d, &[(10, 10)], (3, 0)), [8]);
+        // Once 3 new pods are available, 3 more old ones may go.
+        assert_eq!(old_scale_down(&d, &[(8, 8)], (5, 3)), [5]);
+        // Unhealthy old pods go first, oldest ReplicaSet first, without touching availability.
+        assert_eq!(old_scale_down(&d, &[(4, 1), (6, 6)], (3, 0)), [2, 6]);
+        // Nothing available to spare: nothing moves.
+        assert_eq!(old_scale_down(&d, &[(8, 8)], (4, 0)), [8]);
+        // maxUnavailable 0 with surge: only as many as new pods became available.
+        let d = deploy(4, IntOrString::Int(1), IntOrString::Int(0));
+        assert_eq!(old_scale_down(&d, &[(4, 4)], (1, 1)), [3]);
     }
 
     #[test]
