@@ -309,9 +309,11 @@ async fn sync(client: &kube::Client, informers: &SharedInformers, key: &str) -> 
             api.create(&PostParams::default(), &e).await
         }
     };
+    // Any other failure (a conflict from a stale cached copy, a create racing with our own
+    // earlier one) is retried from the informers' fresh state.
     match result {
         Ok(_) => Ok(()),
-        Err(e) if crate::apierr::benign(&e) => Ok(()),
+        Err(e) if crate::apierr::namespace_terminating(&e) => Ok(()),
         Err(e) => Err(e),
     }
 }
