@@ -254,7 +254,10 @@ spec:
     k("delete", "pod", victim, "--wait=false")
     eventually(lambda: victim not in [p["metadata"]["name"] for p in pods(k, f"app={name}")]
                and len(pods(k, f"app={name}")) == 2, what="replacement pod")
-    # Releasing a pod by relabelling it: the RC lets it go and makes another.
+    # Releasing a pod by relabelling it: the RC lets it go and makes another. Both pods are ready
+    # first, so the surplus pod the RC deletes after re-adopting `keep` is the unready newcomer
+    # (between two unready pods created moments apart the choice would be arbitrary, as upstream).
+    eventually(lambda: make_ready(api_client, k.namespace, f"app={name}") == 2, what="pods ready")
     keep = pods(k, f"app={name}")[0]["metadata"]["name"]
     k("label", "pod", keep, "--overwrite", "app=released")
     eventually(lambda: not k.json("get", "pod", keep)["metadata"].get("ownerReferences")
