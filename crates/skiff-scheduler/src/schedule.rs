@@ -321,7 +321,7 @@ impl Algorithm {
         }
 
         let nodes: Vec<Slot> = match &pre.only {
-            None => all.clone(),
+            None => all,
             Some((names, plugins)) => {
                 let mut sorted: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
                 sorted.sort_unstable();
@@ -358,8 +358,8 @@ impl Algorithm {
                 }
             }
         }
-        if !all.is_empty() {
-            self.next_start = (self.next_start + processed) % all.len();
+        if num_nodes > 0 {
+            self.next_start = (self.next_start + processed) % num_nodes;
         }
         if feasible.is_empty() {
             return Err(Failure::Unschedulable { diagnosis, num_nodes, state: Some(state) });
