@@ -321,9 +321,8 @@ impl Core {
                     let gone: Vec<String> = self
                         .cache
                         .node_order()
-                        .to_vec()
-                        .into_iter()
-                        .map(|s| self.cache.nodes[s].name().to_string())
+                        .iter()
+                        .map(|&s| self.cache.nodes[s].name().to_string())
                         .filter(|n| !seen.contains(n))
                         .collect();
                     for name in gone {

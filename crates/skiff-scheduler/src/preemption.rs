@@ -194,9 +194,10 @@ pub fn preempt(
             };
         }
     }
-    let order: Vec<Slot> = cache.node_order().to_vec();
+    let order = cache.node_order();
     let potential: Vec<Slot> = order
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|s| {
             let name = cache.nodes[*s].name();
             diagnosis.status_of(name).is_some_and(|st| st.code == Code::Unschedulable)

@@ -300,7 +300,7 @@ impl Algorithm {
             }
         };
         let state = pre.state;
-        let all: Vec<Slot> = cache.node_order().to_vec();
+        let all = cache.node_order();
         let ctx = FilterCtx { pod, profile, objects, cache };
 
         // The nominated node first.
@@ -320,7 +320,7 @@ impl Algorithm {
             }
         }
 
-        let nodes: Vec<Slot> = match &pre.only {
+        let nodes: Arc<Vec<Slot>> = match &pre.only {
             None => all,
             Some((names, plugins)) => {
                 let mut sorted: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
@@ -329,7 +329,9 @@ impl Algorithm {
                     Code::UnschedulableAndUnresolvable,
                     format!("node(s) didn't satisfy plugin(s) [{}]", sorted.join(" ")),
                 ));
-                names.iter().filter_map(|n| cache.slot(n)).filter(|s| cache.nodes[*s].spec.is_some()).collect()
+                Arc::new(
+                    names.iter().filter_map(|n| cache.slot(n)).filter(|s| cache.nodes[*s].spec.is_some()).collect(),
+                )
             }
         };
         let has_scoring = !profile.scores.is_empty();

@@ -380,9 +380,72 @@ async fn run_one(
     Ok(RunResult { line })
 }
 
+/// The scheduling algorithm alone, in this process: the cache filled with the simulated nodes,
+/// then every pod scheduled and assumed in turn on one thread (no API, no binding). This is the
+/// scheduler's own cost per pod, the ceiling of what the API path can reach.
+fn algorithm_only(args: &BenchSchedulerArgs, workload: &str, count: usize) -> anyhow::Result<String> {
+    use skiff_scheduler::cache::Cache;
+    use skiff_scheduler::model::{NodeSpec, PodInfo};
+    let mut cache = Cache::new();
+    for i in 0..args.nodes {
+        cache.upsert_node(NodeSpec::new(&node(i)?));
+    }
+    let mut pods = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut p = pod(workload, i)?;
+        p.metadata.namespace = Some(NAMESPACE.into());
+        p.metadata.uid = Some(format!("uid-{i}"));
+        pods.push(PodInfo::new(&p));
+    }
+    let profile = skiff_scheduler::Profile::default_named("default-scheduler");
+    let objects = skiff_scheduler::objects::Objects::default();
+    let nominator = skiff_scheduler::nominator::Nominator::default();
+    let mut algorithm = skiff_scheduler::schedule::Algorithm::new(0);
+    let mut per_pod: Vec<f64> = Vec::with_capacity(count);
+    let started = Instant::now();
+    let mut failed = 0usize;
+    for mut p in pods {
+        let t = Instant::now();
+        match algorithm.schedule(&p, &mut cache, &profile, &objects, &nominator) {
+            Ok(placement) => {
+                p.node_name = placement.node;
+                cache.add_pod(Arc::new(p), true);
+            }
+            Err(_) => failed += 1,
+        }
+        per_pod.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    per_pod.sort_by(f64::total_cmp);
+    let rate = count as f64 / secs;
+    report(
+        "scheduler_algorithm",
+        json!({"workload": workload, "nodes": args.nodes, "pods": count, "unschedulable": failed, "pods_per_s": rate,
+            "per_pod_p50_us": percentile(&per_pod, 0.5), "per_pod_p99_us": percentile(&per_pod, 0.99)}),
+    );
+    Ok(format!(
+        "{workload:>13} algorithm {count:>6} pods: {rate:>7.0} pods/s on one thread, per pod p50 {:.0} µs p99 {:.0} µs{}",
+        percentile(&per_pod, 0.5),
+        percentile(&per_pod, 0.99),
+        if failed > 0 { format!(", {failed} unschedulable") } else { String::new() }
+    ))
+}
+
 /// Runs the scheduler benchmark.
 pub async fn run(args: BenchSchedulerArgs) -> anyhow::Result<()> {
     let mut summary = Vec::new();
+    if args.algorithm_only {
+        for workload in &args.workloads {
+            for &count in &args.pods {
+                summary.push(algorithm_only(&args, workload, count)?);
+            }
+        }
+        eprintln!("\nsummary ({} simulated nodes)", args.nodes);
+        for line in summary {
+            eprintln!("  {line}");
+        }
+        return Ok(());
+    }
     for workload in &args.workloads {
         for &count in &args.pods {
             summary.push(run_one(&args, workload, count, false).await?.line);

@@ -223,6 +223,9 @@ pub struct BenchSchedulerArgs {
     /// Give up a run after this many seconds.
     #[arg(long, default_value_t = 900)]
     pub timeout_secs: u64,
+    /// Only time the scheduling algorithm in this process (no API server, no binding).
+    #[arg(long)]
+    pub algorithm_only: bool,
 }
 
 /// Flags of `skiff bench apply`.

@@ -118,7 +118,7 @@ pub fn pre_filter(pod: &PodInfo, cache: &mut Cache) -> Option<FilterState> {
     if existing.is_empty() && pod.required_affinity.is_empty() && pod.required_anti_affinity.is_empty() {
         return None;
     }
-    let slots: Vec<Slot> = cache.node_order().to_vec();
+    let slots = cache.node_order();
     let mut existing_anti = PairCounts::default();
     for ((key, value), n) in existing {
         let domains = cache.domains(&key);
@@ -134,7 +134,7 @@ pub fn pre_filter(pod: &PodInfo, cache: &mut Cache) -> Option<FilterState> {
         let counts = cache.match_counts(&MatchKey::of_term(term)).clone();
         if counts.total > 0 {
             let i = affinity.ensure_key(&term.topology_key, domains.clone());
-            for &slot in &slots {
+            for &slot in slots.iter() {
                 if let Some(d) = domains.of(slot) {
                     affinity.keys[i].2[d as usize] += i64::from(counts.on(slot, true));
                 }
@@ -163,7 +163,7 @@ pub fn pre_filter(pod: &PodInfo, cache: &mut Cache) -> Option<FilterState> {
             continue;
         }
         let i = anti.ensure_key(&term.topology_key, domains.clone());
-        for &slot in &slots {
+        for &slot in slots.iter() {
             if let Some(d) = domains.of(slot) {
                 anti.keys[i].2[d as usize] += i64::from(counts.on(slot, true));
             }
@@ -292,7 +292,7 @@ pub fn pre_score(pod: &PodInfo, cache: &mut Cache, profile: &Profile) -> Option<
         return None;
     }
     let mut state = ScoreState::default();
-    let slots: Vec<Slot> = cache.node_order().to_vec();
+    let slots = cache.node_order();
     let terms =
         pod.preferred_affinity.iter().map(|w| (w, 1)).chain(pod.preferred_anti_affinity.iter().map(|w| (w, -1)));
     for (w, sign) in terms {
@@ -300,7 +300,7 @@ pub fn pre_score(pod: &PodInfo, cache: &mut Cache, profile: &Profile) -> Option<
         if counts.total == 0 {
             continue;
         }
-        for &slot in &slots {
+        for &slot in slots.iter() {
             let n = i64::from(counts.on(slot, true));
             if n > 0 {
                 state.add(&w.term.topology_key, &cache.nodes[slot], w.weight * sign * n);

@@ -132,7 +132,7 @@ pub fn pre_filter(pod: &PodInfo, cache: &mut Cache, profile: &Profile, objects: 
     if cs.is_empty() {
         return None;
     }
-    let slots: Vec<Slot> = cache.node_order().to_vec();
+    let slots = cache.node_order();
     let mut out = Vec::with_capacity(cs.len());
     for c in cs {
         let domains = cache.domains(&c.topology_key);
@@ -148,7 +148,8 @@ pub fn pre_filter(pod: &PodInfo, cache: &mut Cache, profile: &Profile, objects: 
         });
     }
     // Nodes carrying every topology key.
-    let with_keys: Vec<Slot> = slots.into_iter().filter(|s| out.iter().all(|fc| fc.domains.of(*s).is_some())).collect();
+    let with_keys: Vec<Slot> =
+        slots.iter().copied().filter(|s| out.iter().all(|fc| fc.domains.of(*s).is_some())).collect();
     for fc in &mut out {
         let counts = count_on(cache, pod, &fc.c, &with_keys);
         for (slot, n) in counts {
