@@ -28,8 +28,8 @@ pub const MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND: i64 = 5;
 /// What PreFilter computed for one attempt (upstream `CycleState`).
 #[derive(Debug, Clone, Default)]
 pub struct CycleState {
-    /// Filter plugins whose PreFilter said Skip.
-    pub skip: Vec<PluginId>,
+    /// Filter plugins whose PreFilter said Skip (one bit per [`PluginId`]).
+    pub skip: u32,
     /// PodTopologySpread's PreFilter state.
     pub spread: Option<spread::FilterState>,
     /// InterPodAffinity's PreFilter state.
@@ -79,7 +79,7 @@ pub fn pre_filter(
     for &plugin in &profile.filters {
         match plugin {
             PluginId::NodeAffinity => match node_affinity::pre_filter(pod) {
-                node_affinity::PreFilter::Skip => state.skip.push(plugin),
+                node_affinity::PreFilter::Skip => state.skip |= 1 << plugin as u32,
                 node_affinity::PreFilter::All => {}
                 node_affinity::PreFilter::Conflict(s) => return Err(s),
                 node_affinity::PreFilter::Nodes(names) => {
@@ -103,17 +103,17 @@ pub fn pre_filter(
                     }
                 }
             },
-            PluginId::NodePorts if !node_ports::applies(pod) => state.skip.push(plugin),
+            PluginId::NodePorts if !node_ports::applies(pod) => state.skip |= 1 << plugin as u32,
             PluginId::VolumeBinding => match volume_binding::pre_filter(pod, objects)? {
-                None => state.skip.push(plugin),
+                None => state.skip |= 1 << plugin as u32,
                 Some(s) => state.volumes = Some(s),
             },
             PluginId::PodTopologySpread => match spread::pre_filter(pod, cache, profile, objects) {
-                None => state.skip.push(plugin),
+                None => state.skip |= 1 << plugin as u32,
                 Some(s) => state.spread = Some(s),
             },
             PluginId::InterPodAffinity => match interpod::pre_filter(pod, cache) {
-                None => state.skip.push(plugin),
+                None => state.skip |= 1 << plugin as u32,
                 Some(s) => state.interpod = Some(s),
             },
             _ => {}
@@ -139,7 +139,7 @@ impl FilterCtx<'_> {
     pub fn run(&self, state: &CycleState, slot: Slot, node: &NodeInfo) -> Option<Status> {
         let pod = self.pod;
         for &plugin in &self.profile.filters {
-            if state.skip.contains(&plugin) {
+            if state.skip & (1 << plugin as u32) != 0 {
                 continue;
             }
             let verdict = match plugin {
@@ -313,10 +313,8 @@ impl Algorithm {
                 None => {
                     return Ok(Placement { node: node.name().to_string(), evaluated: 1, feasible: 1, state });
                 }
-                Some(s) => {
-                    diagnosis.add_plugin(&s);
-                    diagnosis.node_statuses.insert(node.name().to_string(), s);
-                }
+                // The pass below evaluates (and records) it again.
+                Some(s) => diagnosis.add_plugin(&s),
             }
         }
 
@@ -356,7 +354,7 @@ impl Algorithm {
                 }
                 Some(s) => {
                     diagnosis.add_plugin(&s);
-                    diagnosis.node_statuses.insert(node.name().to_string(), s);
+                    diagnosis.node_statuses.push((slot, s));
                 }
             }
         }

@@ -114,19 +114,22 @@ fn matches_all(terms: &[AffinityTerm], pod: &PodInfo, ns_labels: &std::collectio
 /// concerns it.
 pub fn pre_filter(pod: &PodInfo, cache: &mut Cache) -> Option<FilterState> {
     let own_ns = cache.namespace_labels(&pod.namespace).clone();
-    let existing = cache.anti.counts_against(pod, &own_ns);
-    if existing.is_empty() && pod.required_affinity.is_empty() && pod.required_anti_affinity.is_empty() {
+    let keys: Vec<String> = cache.anti.terms_against(pod, &own_ns).map(|(t, _)| t.topology_key.clone()).collect();
+    if keys.is_empty() && pod.required_affinity.is_empty() && pod.required_anti_affinity.is_empty() {
         return None;
     }
-    let slots = cache.node_order();
+    let domains: Vec<Arc<Domains>> = keys.iter().map(|k| cache.domains(k)).collect();
     let mut existing_anti = PairCounts::default();
-    for ((key, value), n) in existing {
-        let domains = cache.domains(&key);
-        if let Some(d) = domains.id(&value) {
-            let i = existing_anti.ensure_key(&key, domains);
-            existing_anti.keys[i].2[d as usize] += n;
+    for (i, (term, values)) in cache.anti.terms_against(pod, &own_ns).enumerate() {
+        let k = existing_anti.ensure_key(&term.topology_key, domains[i].clone());
+        let counts = &mut existing_anti.keys[k].2;
+        for (value, n) in values {
+            if let Some(d) = domains[i].id(value) {
+                counts[d as usize] += i64::from(*n);
+            }
         }
     }
+    let slots = cache.node_order();
     let mut affinity = PairCounts::default();
     if pod.required_affinity.len() == 1 {
         let term = &pod.required_affinity[0];
