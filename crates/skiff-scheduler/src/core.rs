@@ -111,7 +111,7 @@ pub struct Core {
     nominator: Nominator,
     objects: Objects,
     algorithm: Algorithm,
-    profiles: Vec<Profile>,
+    profiles: Vec<Arc<Profile>>,
     writer: UnboundedSender<Request>,
     recorder: Recorder,
     leader: Arc<AtomicBool>,
@@ -139,7 +139,7 @@ impl Core {
             nominator: Nominator::default(),
             objects: Objects::default(),
             algorithm: Algorithm::new(percentage_of_nodes_to_score),
-            profiles,
+            profiles: profiles.into_iter().map(Arc::new).collect(),
             writer,
             recorder,
             leader,
@@ -456,7 +456,7 @@ impl Core {
             self.queue.delete(&pod.uid);
             return;
         }
-        let profile = self.profiles[pi].clone();
+        let profile = Arc::clone(&self.profiles[pi]);
         let outcome = self.algorithm.schedule(&pod, &mut self.cache, &profile, &self.objects, &self.nominator);
         match outcome {
             Ok(placement) => {

@@ -242,6 +242,9 @@ pub struct Algorithm {
     /// The global `percentageOfNodesToScore` (0: adaptive).
     pub percentage_of_nodes_to_score: i32,
     rng: u64,
+    feasible: Vec<Slot>,
+    totals: Vec<(Slot, i64)>,
+    scratch: Vec<(Slot, i64)>,
 }
 
 impl Algorithm {
@@ -251,7 +254,14 @@ impl Algorithm {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x9E37_79B9_7F4A_7C15);
-        Self { next_start: 0, percentage_of_nodes_to_score, rng: seed | 1 }
+        Self {
+            next_start: 0,
+            percentage_of_nodes_to_score,
+            rng: seed | 1,
+            feasible: Vec::new(),
+            totals: Vec::new(),
+            scratch: Vec::new(),
+        }
     }
 
     fn next_random(&mut self) -> u64 {
@@ -338,7 +348,8 @@ impl Algorithm {
         } else {
             1
         };
-        let mut feasible: Vec<Slot> = Vec::with_capacity(to_find.min(nodes.len()));
+        let mut feasible = std::mem::take(&mut self.feasible);
+        feasible.clear();
         let n = nodes.len();
         let mut processed = 0;
         for i in 0..n {
@@ -362,16 +373,24 @@ impl Algorithm {
             self.next_start = (self.next_start + processed) % num_nodes;
         }
         if feasible.is_empty() {
+            self.feasible = feasible;
             return Err(Failure::Unschedulable { diagnosis, num_nodes, state: Some(state) });
         }
         let evaluated = feasible.len() + diagnosis.node_statuses.len();
-        let chosen = if feasible.len() == 1 {
+        let found = feasible.len();
+        let chosen = if found == 1 {
             feasible[0]
         } else {
-            let scores = prioritize(pod, &feasible, cache, profile, objects);
-            self.select(&scores)
+            let mut totals = std::mem::take(&mut self.totals);
+            let mut scratch = std::mem::take(&mut self.scratch);
+            prioritize(pod, &feasible, cache, profile, objects, &mut totals, &mut scratch);
+            let chosen = self.select(&totals);
+            self.totals = totals;
+            self.scratch = scratch;
+            chosen
         };
-        Ok(Placement { node: cache.nodes[chosen].name().to_string(), evaluated, feasible: feasible.len(), state })
+        self.feasible = feasible;
+        Ok(Placement { node: cache.nodes[chosen].name().to_string(), evaluated, feasible: found, state })
     }
 
     /// The best-scored node, ties broken uniformly at random (reservoir sampling, as upstream).
@@ -393,60 +412,60 @@ impl Algorithm {
     }
 }
 
-/// Upstream `prioritizeNodes`: PreScore, Score, NormalizeScore, weighted sum per node.
+/// Upstream `prioritizeNodes`: PreScore, Score, NormalizeScore, weighted sum per node, into
+/// `totals` (`scratch` holds one plugin's scores; both are reused across attempts).
 pub fn prioritize(
     pod: &PodInfo,
     nodes: &[Slot],
     cache: &mut Cache,
     profile: &Profile,
     objects: &Objects,
-) -> Vec<(Slot, i64)> {
-    let mut totals: Vec<(Slot, i64)> = nodes.iter().map(|s| (*s, 0)).collect();
+    totals: &mut Vec<(Slot, i64)>,
+    scratch: &mut Vec<(Slot, i64)>,
+) {
+    totals.clear();
+    totals.extend(nodes.iter().map(|s| (*s, 0)));
     for &(plugin, weight) in &profile.scores {
-        let mut scores: Vec<(Slot, i64)> = match plugin {
+        let s = &mut *scratch;
+        s.clear();
+        match plugin {
             PluginId::TaintToleration => {
                 let tolerations = taint_toleration::prefer_no_schedule_tolerations(pod);
-                let mut s: Vec<_> =
-                    nodes.iter().map(|&n| (n, taint_toleration::score(&tolerations, &cache.nodes[n]))).collect();
-                plugins::default_normalize(&mut s, true);
-                s
+                s.extend(nodes.iter().map(|&n| (n, taint_toleration::score(&tolerations, &cache.nodes[n]))));
+                plugins::default_normalize(s, true);
             }
             PluginId::NodeAffinity => {
                 if pod.preferred_node_affinity.is_empty() {
                     continue;
                 }
-                let mut s: Vec<_> = nodes.iter().map(|&n| (n, node_affinity::score(pod, &cache.nodes[n]))).collect();
-                plugins::default_normalize(&mut s, false);
-                s
+                s.extend(nodes.iter().map(|&n| (n, node_affinity::score(pod, &cache.nodes[n]))));
+                plugins::default_normalize(s, false);
             }
             PluginId::NodeResourcesFit => {
                 let reqs = fit::pre_score(pod, profile);
-                nodes.iter().map(|&n| (n, fit::score(&reqs, &cache.nodes[n], profile))).collect()
+                s.extend(nodes.iter().map(|&n| (n, fit::score(&reqs, &cache.nodes[n], profile))));
             }
             PluginId::NodeResourcesBalancedAllocation => {
                 let Some(reqs) = balanced::pre_score(pod, profile) else { continue };
-                nodes.iter().map(|&n| (n, balanced::score(&reqs, &cache.nodes[n], profile))).collect()
+                s.extend(nodes.iter().map(|&n| (n, balanced::score(&reqs, &cache.nodes[n], profile))));
             }
             PluginId::ImageLocality => {
-                nodes.iter().map(|&n| (n, image_locality::score(pod, &cache.nodes[n], cache))).collect()
+                s.extend(nodes.iter().map(|&n| (n, image_locality::score(pod, &cache.nodes[n], cache))));
             }
             PluginId::PodTopologySpread => {
                 let Some(st) = spread::pre_score(pod, nodes, cache, profile, objects) else { continue };
-                let mut s: Vec<_> = nodes.iter().map(|&n| (n, st.score(n, cache))).collect();
-                st.normalize(&mut s);
-                s
+                s.extend(nodes.iter().map(|&n| (n, st.score(n, cache))));
+                st.normalize(s);
             }
             PluginId::InterPodAffinity => {
                 let Some(st) = interpod::pre_score(pod, cache, profile) else { continue };
-                let mut s: Vec<_> = nodes.iter().map(|&n| (n, st.score(&cache.nodes[n]))).collect();
-                interpod::ScoreState::normalize(&mut s);
-                s
+                s.extend(nodes.iter().map(|&n| (n, st.score(&cache.nodes[n]))));
+                interpod::ScoreState::normalize(s);
             }
             _ => continue,
-        };
-        for (i, (_, s)) in scores.iter_mut().enumerate() {
-            totals[i].1 += *s * weight;
+        }
+        for (i, (_, v)) in s.iter().enumerate() {
+            totals[i].1 += *v * weight;
         }
     }
-    totals
 }
