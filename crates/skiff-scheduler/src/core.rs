@@ -424,8 +424,8 @@ impl Core {
                 let mut pod = (*assumed).clone();
                 pod.node_name.clear();
                 let pod = Arc::new(pod);
-                let message = format!("Binding rejected: {reason}");
-                self.record_failure(&pod, "SchedulerError", &message, None);
+                // Upstream records the Bind plugin's error as is, with reason SchedulerError.
+                self.record_failure(&pod, "SchedulerError", &reason, None);
                 self.queue.retry(pod, Instant::now());
             }
         }
