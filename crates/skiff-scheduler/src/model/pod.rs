@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, PodSpec, TopologySpreadConstraint};
+use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, PodSpec, PodStatus, TopologySpreadConstraint};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_api::selector::{LabelSelectorExpr, Operator, Requirement};
 
 use super::nodeaffinity::{Preferred, RequiredNodeAffinity, Selector};
@@ -269,14 +270,18 @@ fn host_ports(spec: &PodSpec) -> Vec<HostPort> {
 impl PodInfo {
     /// Parses a pod.
     pub fn new(pod: &Pod) -> Self {
-        let meta = &pod.metadata;
-        let spec = pod.spec.clone().unwrap_or_default();
-        let status = pod.status.as_ref();
+        Self::from_parts(&pod.metadata, pod.spec.as_ref(), pod.status.as_ref())
+    }
+
+    /// Parses a pod given as its parts.
+    pub fn from_parts(meta: &ObjectMeta, spec: Option<&PodSpec>, status: Option<&PodStatus>) -> Self {
+        let default = PodSpec::default();
+        let spec = spec.unwrap_or(&default);
         let namespace = meta.namespace.clone().unwrap_or_default();
         let name = meta.name.clone().unwrap_or_default();
         let labels = meta.labels.clone().unwrap_or_default();
-        let requests = resources::from_requests(&resources::pod_requests(&spec, false));
-        let non_zero = resources::from_requests(&resources::pod_requests(&spec, true));
+        let requests = resources::from_requests(&resources::pod_requests(spec, false));
+        let non_zero = resources::from_requests(&resources::pod_requests(spec, true));
         let affinity = spec.affinity.as_ref();
         let node_aff = affinity.and_then(|a| a.node_affinity.as_ref());
         let pod_aff = affinity.and_then(|a| a.pod_affinity.as_ref());
@@ -334,7 +339,7 @@ impl PodInfo {
             requests,
             non_zero_milli_cpu: non_zero.milli_cpu,
             non_zero_memory: non_zero.memory,
-            host_ports: host_ports(&spec),
+            host_ports: host_ports(spec),
             tolerations: spec.tolerations.iter().flatten().map(Toleration::new).collect(),
             node_affinity: RequiredNodeAffinity {
                 node_selector: spec.node_selector.clone().unwrap_or_default(),
