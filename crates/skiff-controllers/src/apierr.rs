@@ -37,7 +37,11 @@ mod tests {
     fn conflicts_are_not_benign() {
         assert!(benign(&api_error(409, "AlreadyExists", "pods \"a\" already exists")));
         assert!(benign(&api_error(404, "NotFound", "pods \"a\" not found")));
-        assert!(benign(&api_error(403, "Forbidden", "unable to create new content in namespace x because it is being terminated")));
+        assert!(benign(&api_error(
+            403,
+            "Forbidden",
+            "unable to create new content in namespace x because it is being terminated"
+        )));
         assert!(!benign(&api_error(409, "Conflict", "the object has been modified")));
         assert!(!benign(&api_error(500, "InternalError", "boom")));
     }

@@ -23,7 +23,7 @@ use crate::core::Input;
 use crate::events::{PodEvent, Recorder};
 
 /// In-flight bindings at most.
-const BIND_CONCURRENCY: usize = 64;
+const BIND_CONCURRENCY: usize = 256;
 /// In-flight status patches and deletions at most.
 const WRITE_CONCURRENCY: usize = 16;
 

@@ -111,7 +111,7 @@ pub struct Core {
     nominator: Nominator,
     objects: Objects,
     algorithm: Algorithm,
-    profiles: Vec<Profile>,
+    profiles: Vec<Arc<Profile>>,
     writer: UnboundedSender<Request>,
     recorder: Recorder,
     leader: Arc<AtomicBool>,
@@ -120,6 +120,7 @@ pub struct Core {
     relist_nodes: Option<HashSet<String>>,
     relist_pods: Option<HashSet<String>>,
     last_flush: Instant,
+    last_report: (Instant, u64, u64),
 }
 
 impl Core {
@@ -138,7 +139,7 @@ impl Core {
             nominator: Nominator::default(),
             objects: Objects::default(),
             algorithm: Algorithm::new(percentage_of_nodes_to_score),
-            profiles,
+            profiles: profiles.into_iter().map(Arc::new).collect(),
             writer,
             recorder,
             leader,
@@ -147,6 +148,7 @@ impl Core {
             relist_nodes: None,
             relist_pods: None,
             last_flush: Instant::now(),
+            last_report: (Instant::now(), 0, 0),
         }
     }
 
@@ -167,6 +169,7 @@ impl Core {
                 self.cache.evict_idle();
                 self.last_flush = now;
             }
+            self.report(now);
             let may_schedule = self.synced.nodes && self.synced.pods && self.leader.load(Ordering::Relaxed);
             if may_schedule && let Some(pod) = self.queue.pop(now) {
                 self.schedule_one(pod);
@@ -184,6 +187,28 @@ impl Core {
                 Err(RecvTimeoutError::Timeout) => {}
             }
         }
+    }
+
+    /// Logs throughput and how busy the scheduling thread was, every 10 s of activity.
+    fn report(&mut self, now: Instant) {
+        let elapsed = now.duration_since(self.last_report.0);
+        if elapsed < Duration::from_secs(10) {
+            return;
+        }
+        let attempts = self.stats.attempts.load(Ordering::Relaxed);
+        let busy = self.stats.cycle_nanos.load(Ordering::Relaxed);
+        if attempts != self.last_report.1 {
+            tracing::debug!(
+                attempts_per_s = (attempts - self.last_report.1) as f64 / elapsed.as_secs_f64(),
+                busy_percent = (busy - self.last_report.2) as f64 / elapsed.as_nanos() as f64 * 100.0,
+                scheduled = self.stats.scheduled.load(Ordering::Relaxed),
+                bound = self.stats.bound.load(Ordering::Relaxed),
+                queued = self.queue.len(),
+                placed = self.cache.num_pods(),
+                "scheduler activity"
+            );
+        }
+        self.last_report = (now, attempts, busy);
     }
 
     fn profile_index(&self, scheduler_name: &str) -> Option<usize> {
@@ -296,9 +321,8 @@ impl Core {
                     let gone: Vec<String> = self
                         .cache
                         .node_order()
-                        .to_vec()
-                        .into_iter()
-                        .map(|s| self.cache.nodes[s].name().to_string())
+                        .iter()
+                        .map(|&s| self.cache.nodes[s].name().to_string())
                         .filter(|n| !seen.contains(n))
                         .collect();
                     for name in gone {
@@ -400,8 +424,8 @@ impl Core {
                 let mut pod = (*assumed).clone();
                 pod.node_name.clear();
                 let pod = Arc::new(pod);
-                let message = format!("Binding rejected: {reason}");
-                self.record_failure(&pod, "SchedulerError", &message, None);
+                // Upstream records the Bind plugin's error as is, with reason SchedulerError.
+                self.record_failure(&pod, "SchedulerError", &reason, None);
                 self.queue.retry(pod, Instant::now());
             }
         }
@@ -432,7 +456,7 @@ impl Core {
             self.queue.delete(&pod.uid);
             return;
         }
-        let profile = self.profiles[pi].clone();
+        let profile = Arc::clone(&self.profiles[pi]);
         let outcome = self.algorithm.schedule(&pod, &mut self.cache, &profile, &self.objects, &self.nominator);
         match outcome {
             Ok(placement) => {

@@ -21,7 +21,7 @@ const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
 /// Events waiting to be written before new ones are dropped.
 const QUEUE: usize = 10_000;
 /// Concurrent event writes.
-const WRITERS: usize = 8;
+const WRITERS: usize = 16;
 
 /// One event to record about a pod.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use std::sync::mpsc::Sender;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{
-    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController, Service,
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, ReplicationController, Service,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -25,6 +25,7 @@ use skiff_api::selector::LabelSelectorExpr;
 use crate::core::{Input, Watch};
 use crate::model::{NodeSpec, PodInfo};
 use crate::objects::{Claim, Class, Pdb, Volume, WorkloadSelector};
+use crate::slim::SlimPod;
 
 fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
     (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
@@ -58,6 +59,45 @@ async fn watch<K, T>(
     }
 }
 
+/// The pods watcher: like [`watch`], but an update whose [`PodInfo::fingerprint`] did not
+/// change (a kubelet status heartbeat, a container restart count) is not sent, which keeps the
+/// scheduling thread's work per pod small.
+async fn watch_pods(api: Api<SlimPod>, config: watcher::Config, tx: Sender<Input>) {
+    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+    while let Some(item) = stream.next().await {
+        let w = match item {
+            Ok(Event::Init) => Watch::Init,
+            Ok(Event::InitApply(o)) => {
+                let p = PodInfo::from_parts(&o.metadata, o.spec.as_ref(), o.status.as_ref());
+                seen.insert(p.uid.clone(), p.fingerprint());
+                Watch::Apply(Box::new(p))
+            }
+            Ok(Event::Apply(o)) => {
+                let p = PodInfo::from_parts(&o.metadata, o.spec.as_ref(), o.status.as_ref());
+                let f = p.fingerprint();
+                if seen.insert(p.uid.clone(), f) == Some(f) {
+                    continue;
+                }
+                Watch::Apply(Box::new(p))
+            }
+            Ok(Event::Delete(o)) => {
+                let p = PodInfo::from_parts(&o.metadata, o.spec.as_ref(), o.status.as_ref());
+                seen.remove(&p.uid);
+                Watch::Delete(Box::new(p))
+            }
+            Ok(Event::InitDone) => Watch::InitDone,
+            Err(e) => {
+                tracing::debug!(error = %e, "scheduler pod watch error; retrying");
+                continue;
+            }
+        };
+        if tx.send(Input::Pods(w)).is_err() {
+            return;
+        }
+    }
+}
+
 fn workload_selector(
     kind: &str,
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
@@ -85,12 +125,10 @@ pub fn start(client: kube::Client, tx: Sender<Input>) -> Vec<tokio::task::JoinHa
         |n: &Node| Box::new(NodeSpec::new(n)),
         Input::Nodes,
     )));
-    tasks.push(tokio::spawn(watch(
-        Api::<Pod>::all(c.clone()),
+    tasks.push(tokio::spawn(watch_pods(
+        Api::<SlimPod>::all(c.clone()),
         cfg().fields("status.phase!=Succeeded,status.phase!=Failed"),
         tx.clone(),
-        |p: &Pod| Box::new(PodInfo::new(p)),
-        Input::Pods,
     )));
     tasks.push(tokio::spawn(watch(
         Api::<Namespace>::all(c.clone()),

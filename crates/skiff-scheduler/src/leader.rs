@@ -105,21 +105,29 @@ async fn try_acquire_or_renew(api: &Api<Lease>, cfg: &LeaderElection, me: &str) 
     }
 }
 
-/// Gives the lease up if this instance holds it (client-go `release`).
+/// Gives the lease up if this instance holds it (client-go `release`); retried when a renewal
+/// still in flight changed the lease meanwhile.
 pub async fn release(api: &Api<Lease>, cfg: &LeaderElection, me: &str) {
-    let Ok(Some(mut lease)) = api.get_opt(&cfg.name).await else { return };
-    let Some(spec) = lease.spec.as_mut() else { return };
-    if spec.holder_identity.as_deref() != Some(me) {
-        return;
-    }
-    let now = micro_now();
-    let transitions = spec.lease_transitions.unwrap_or(0);
-    let released =
-        json!({"leaseDurationSeconds": 1, "acquireTime": now, "renewTime": now, "leaseTransitions": transitions});
-    let Ok(spec) = serde_json::from_value(released) else { return };
-    lease.spec = Some(spec);
-    if let Err(e) = api.replace(&cfg.name, &PostParams::default(), &lease).await {
-        tracing::debug!(error = %e, "cannot release the scheduler lease");
+    for _ in 0..5 {
+        let Ok(Some(mut lease)) = api.get_opt(&cfg.name).await else { return };
+        let Some(spec) = lease.spec.as_mut() else { return };
+        if spec.holder_identity.as_deref() != Some(me) {
+            return;
+        }
+        let now = micro_now();
+        let transitions = spec.lease_transitions.unwrap_or(0);
+        let released =
+            json!({"leaseDurationSeconds": 1, "acquireTime": now, "renewTime": now, "leaseTransitions": transitions});
+        let Ok(spec) = serde_json::from_value(released) else { return };
+        lease.spec = Some(spec);
+        match api.replace(&cfg.name, &PostParams::default(), &lease).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot release the scheduler lease");
+                return;
+            }
+        }
     }
 }
 

@@ -28,6 +28,7 @@ pub mod plugins;
 pub mod preemption;
 pub mod queue;
 pub mod schedule;
+pub mod slim;
 #[cfg(test)]
 mod testing;
 

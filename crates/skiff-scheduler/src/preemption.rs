@@ -181,9 +181,13 @@ pub fn preempt(
             ..Default::default()
         };
     }
+    let index = diagnosis.by_slot();
     if !pod.nominated_node_name.is_empty() {
-        let unresolvable =
-            diagnosis.status_of(&pod.nominated_node_name).is_some_and(|s| s.code == Code::UnschedulableAndUnresolvable);
+        let unresolvable = cache
+            .slot(&pod.nominated_node_name)
+            .and_then(|s| diagnosis.status_of(&index, s))
+            .or(diagnosis.absent.as_ref())
+            .is_some_and(|s| s.code == Code::UnschedulableAndUnresolvable);
         if !unresolvable
             && let Some(node) = cache.node(&pod.nominated_node_name)
             && node.pods.iter().any(|p| p.priority < pod.priority && p.preemption_terminating)
@@ -194,13 +198,11 @@ pub fn preempt(
             };
         }
     }
-    let order: Vec<Slot> = cache.node_order().to_vec();
+    let order = cache.node_order();
     let potential: Vec<Slot> = order
-        .into_iter()
-        .filter(|s| {
-            let name = cache.nodes[*s].name();
-            diagnosis.status_of(name).is_some_and(|st| st.code == Code::Unschedulable)
-        })
+        .iter()
+        .copied()
+        .filter(|s| diagnosis.status_of(&index, *s).is_some_and(|st| st.code == Code::Unschedulable))
         .collect();
     let mut statuses = Diagnosis::default();
     let mut candidates: Vec<Candidate> = Vec::new();
@@ -224,13 +226,13 @@ pub fn preempt(
                     }
                 }
                 Ok(_) => {
-                    statuses.node_statuses.insert(
-                        node.name().to_string(),
+                    statuses.node_statuses.push((
+                        slot,
                         Status::new(Code::Error, format!("expected at least one victim pod on node {:?}", node.name())),
-                    );
+                    ));
                 }
                 Err(s) => {
-                    statuses.node_statuses.insert(node.name().to_string(), s);
+                    statuses.node_statuses.push((slot, s));
                 }
             }
         }

@@ -28,8 +28,8 @@ pub const MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND: i64 = 5;
 /// What PreFilter computed for one attempt (upstream `CycleState`).
 #[derive(Debug, Clone, Default)]
 pub struct CycleState {
-    /// Filter plugins whose PreFilter said Skip.
-    pub skip: Vec<PluginId>,
+    /// Filter plugins whose PreFilter said Skip (one bit per [`PluginId`]).
+    pub skip: u32,
     /// PodTopologySpread's PreFilter state.
     pub spread: Option<spread::FilterState>,
     /// InterPodAffinity's PreFilter state.
@@ -79,7 +79,7 @@ pub fn pre_filter(
     for &plugin in &profile.filters {
         match plugin {
             PluginId::NodeAffinity => match node_affinity::pre_filter(pod) {
-                node_affinity::PreFilter::Skip => state.skip.push(plugin),
+                node_affinity::PreFilter::Skip => state.skip |= 1 << plugin as u32,
                 node_affinity::PreFilter::All => {}
                 node_affinity::PreFilter::Conflict(s) => return Err(s),
                 node_affinity::PreFilter::Nodes(names) => {
@@ -103,17 +103,17 @@ pub fn pre_filter(
                     }
                 }
             },
-            PluginId::NodePorts if !node_ports::applies(pod) => state.skip.push(plugin),
+            PluginId::NodePorts if !node_ports::applies(pod) => state.skip |= 1 << plugin as u32,
             PluginId::VolumeBinding => match volume_binding::pre_filter(pod, objects)? {
-                None => state.skip.push(plugin),
+                None => state.skip |= 1 << plugin as u32,
                 Some(s) => state.volumes = Some(s),
             },
             PluginId::PodTopologySpread => match spread::pre_filter(pod, cache, profile, objects) {
-                None => state.skip.push(plugin),
+                None => state.skip |= 1 << plugin as u32,
                 Some(s) => state.spread = Some(s),
             },
             PluginId::InterPodAffinity => match interpod::pre_filter(pod, cache) {
-                None => state.skip.push(plugin),
+                None => state.skip |= 1 << plugin as u32,
                 Some(s) => state.interpod = Some(s),
             },
             _ => {}
@@ -139,7 +139,7 @@ impl FilterCtx<'_> {
     pub fn run(&self, state: &CycleState, slot: Slot, node: &NodeInfo) -> Option<Status> {
         let pod = self.pod;
         for &plugin in &self.profile.filters {
-            if state.skip.contains(&plugin) {
+            if state.skip & (1 << plugin as u32) != 0 {
                 continue;
             }
             let verdict = match plugin {
@@ -242,6 +242,9 @@ pub struct Algorithm {
     /// The global `percentageOfNodesToScore` (0: adaptive).
     pub percentage_of_nodes_to_score: i32,
     rng: u64,
+    feasible: Vec<Slot>,
+    totals: Vec<(Slot, i64)>,
+    scratch: Vec<(Slot, i64)>,
 }
 
 impl Algorithm {
@@ -251,7 +254,14 @@ impl Algorithm {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x9E37_79B9_7F4A_7C15);
-        Self { next_start: 0, percentage_of_nodes_to_score, rng: seed | 1 }
+        Self {
+            next_start: 0,
+            percentage_of_nodes_to_score,
+            rng: seed | 1,
+            feasible: Vec::new(),
+            totals: Vec::new(),
+            scratch: Vec::new(),
+        }
     }
 
     fn next_random(&mut self) -> u64 {
@@ -300,7 +310,7 @@ impl Algorithm {
             }
         };
         let state = pre.state;
-        let all: Vec<Slot> = cache.node_order().to_vec();
+        let all = cache.node_order();
         let ctx = FilterCtx { pod, profile, objects, cache };
 
         // The nominated node first.
@@ -313,15 +323,13 @@ impl Algorithm {
                 None => {
                     return Ok(Placement { node: node.name().to_string(), evaluated: 1, feasible: 1, state });
                 }
-                Some(s) => {
-                    diagnosis.add_plugin(&s);
-                    diagnosis.node_statuses.insert(node.name().to_string(), s);
-                }
+                // The pass below evaluates (and records) it again.
+                Some(s) => diagnosis.add_plugin(&s),
             }
         }
 
-        let nodes: Vec<Slot> = match &pre.only {
-            None => all.clone(),
+        let nodes: Arc<Vec<Slot>> = match &pre.only {
+            None => all,
             Some((names, plugins)) => {
                 let mut sorted: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
                 sorted.sort_unstable();
@@ -329,7 +337,9 @@ impl Algorithm {
                     Code::UnschedulableAndUnresolvable,
                     format!("node(s) didn't satisfy plugin(s) [{}]", sorted.join(" ")),
                 ));
-                names.iter().filter_map(|n| cache.slot(n)).filter(|s| cache.nodes[*s].spec.is_some()).collect()
+                Arc::new(
+                    names.iter().filter_map(|n| cache.slot(n)).filter(|s| cache.nodes[*s].spec.is_some()).collect(),
+                )
             }
         };
         let has_scoring = !profile.scores.is_empty();
@@ -338,7 +348,8 @@ impl Algorithm {
         } else {
             1
         };
-        let mut feasible: Vec<Slot> = Vec::with_capacity(to_find.min(nodes.len()));
+        let mut feasible = std::mem::take(&mut self.feasible);
+        feasible.clear();
         let n = nodes.len();
         let mut processed = 0;
         for i in 0..n {
@@ -354,24 +365,32 @@ impl Algorithm {
                 }
                 Some(s) => {
                     diagnosis.add_plugin(&s);
-                    diagnosis.node_statuses.insert(node.name().to_string(), s);
+                    diagnosis.node_statuses.push((slot, s));
                 }
             }
         }
-        if !all.is_empty() {
-            self.next_start = (self.next_start + processed) % all.len();
+        if num_nodes > 0 {
+            self.next_start = (self.next_start + processed) % num_nodes;
         }
         if feasible.is_empty() {
+            self.feasible = feasible;
             return Err(Failure::Unschedulable { diagnosis, num_nodes, state: Some(state) });
         }
         let evaluated = feasible.len() + diagnosis.node_statuses.len();
-        let chosen = if feasible.len() == 1 {
+        let found = feasible.len();
+        let chosen = if found == 1 {
             feasible[0]
         } else {
-            let scores = prioritize(pod, &feasible, cache, profile, objects);
-            self.select(&scores)
+            let mut totals = std::mem::take(&mut self.totals);
+            let mut scratch = std::mem::take(&mut self.scratch);
+            prioritize(pod, &feasible, cache, profile, objects, &mut totals, &mut scratch);
+            let chosen = self.select(&totals);
+            self.totals = totals;
+            self.scratch = scratch;
+            chosen
         };
-        Ok(Placement { node: cache.nodes[chosen].name().to_string(), evaluated, feasible: feasible.len(), state })
+        self.feasible = feasible;
+        Ok(Placement { node: cache.nodes[chosen].name().to_string(), evaluated, feasible: found, state })
     }
 
     /// The best-scored node, ties broken uniformly at random (reservoir sampling, as upstream).
@@ -393,60 +412,60 @@ impl Algorithm {
     }
 }
 
-/// Upstream `prioritizeNodes`: PreScore, Score, NormalizeScore, weighted sum per node.
+/// Upstream `prioritizeNodes`: PreScore, Score, NormalizeScore, weighted sum per node, into
+/// `totals` (`scratch` holds one plugin's scores; both are reused across attempts).
 pub fn prioritize(
     pod: &PodInfo,
     nodes: &[Slot],
     cache: &mut Cache,
     profile: &Profile,
     objects: &Objects,
-) -> Vec<(Slot, i64)> {
-    let mut totals: Vec<(Slot, i64)> = nodes.iter().map(|s| (*s, 0)).collect();
+    totals: &mut Vec<(Slot, i64)>,
+    scratch: &mut Vec<(Slot, i64)>,
+) {
+    totals.clear();
+    totals.extend(nodes.iter().map(|s| (*s, 0)));
     for &(plugin, weight) in &profile.scores {
-        let mut scores: Vec<(Slot, i64)> = match plugin {
+        let s = &mut *scratch;
+        s.clear();
+        match plugin {
             PluginId::TaintToleration => {
                 let tolerations = taint_toleration::prefer_no_schedule_tolerations(pod);
-                let mut s: Vec<_> =
-                    nodes.iter().map(|&n| (n, taint_toleration::score(&tolerations, &cache.nodes[n]))).collect();
-                plugins::default_normalize(&mut s, true);
-                s
+                s.extend(nodes.iter().map(|&n| (n, taint_toleration::score(&tolerations, &cache.nodes[n]))));
+                plugins::default_normalize(s, true);
             }
             PluginId::NodeAffinity => {
                 if pod.preferred_node_affinity.is_empty() {
                     continue;
                 }
-                let mut s: Vec<_> = nodes.iter().map(|&n| (n, node_affinity::score(pod, &cache.nodes[n]))).collect();
-                plugins::default_normalize(&mut s, false);
-                s
+                s.extend(nodes.iter().map(|&n| (n, node_affinity::score(pod, &cache.nodes[n]))));
+                plugins::default_normalize(s, false);
             }
             PluginId::NodeResourcesFit => {
                 let reqs = fit::pre_score(pod, profile);
-                nodes.iter().map(|&n| (n, fit::score(&reqs, &cache.nodes[n], profile))).collect()
+                s.extend(nodes.iter().map(|&n| (n, fit::score(&reqs, &cache.nodes[n], profile))));
             }
             PluginId::NodeResourcesBalancedAllocation => {
                 let Some(reqs) = balanced::pre_score(pod, profile) else { continue };
-                nodes.iter().map(|&n| (n, balanced::score(&reqs, &cache.nodes[n], profile))).collect()
+                s.extend(nodes.iter().map(|&n| (n, balanced::score(&reqs, &cache.nodes[n], profile))));
             }
             PluginId::ImageLocality => {
-                nodes.iter().map(|&n| (n, image_locality::score(pod, &cache.nodes[n], cache))).collect()
+                s.extend(nodes.iter().map(|&n| (n, image_locality::score(pod, &cache.nodes[n], cache))));
             }
             PluginId::PodTopologySpread => {
                 let Some(st) = spread::pre_score(pod, nodes, cache, profile, objects) else { continue };
-                let mut s: Vec<_> = nodes.iter().map(|&n| (n, st.score(n, cache))).collect();
-                st.normalize(&mut s);
-                s
+                s.extend(nodes.iter().map(|&n| (n, st.score(n, cache))));
+                st.normalize(s);
             }
             PluginId::InterPodAffinity => {
                 let Some(st) = interpod::pre_score(pod, cache, profile) else { continue };
-                let mut s: Vec<_> = nodes.iter().map(|&n| (n, st.score(&cache.nodes[n]))).collect();
-                interpod::ScoreState::normalize(&mut s);
-                s
+                s.extend(nodes.iter().map(|&n| (n, st.score(&cache.nodes[n]))));
+                interpod::ScoreState::normalize(s);
             }
             _ => continue,
-        };
-        for (i, (_, s)) in scores.iter_mut().enumerate() {
-            totals[i].1 += *s * weight;
+        }
+        for (i, (_, v)) in s.iter().enumerate() {
+            totals[i].1 += *v * weight;
         }
     }
-    totals
 }

@@ -40,13 +40,15 @@ impl Samples {
     }
 }
 
-struct ChildServer {
+/// A `skiff server` child process, stopped and its directory removed on drop.
+pub(crate) struct ChildServer {
     child: std::process::Child,
     dir: PathBuf,
 }
 
 impl ChildServer {
-    fn rss_mb(&self) -> f64 {
+    /// Resident memory of the child, MB.
+    pub(crate) fn rss_mb(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         status
             .lines()
@@ -80,6 +82,11 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 async fn start_server(dir: &Path) -> anyhow::Result<(ChildServer, kube::Client)> {
+    start_server_with(dir, &[]).await
+}
+
+/// Starts `skiff server --disable-agent` with `extra` flags in `dir`; returns it and a client.
+pub(crate) async fn start_server_with(dir: &Path, extra: &[&str]) -> anyhow::Result<(ChildServer, kube::Client)> {
     let port = free_port()?;
     let kubeconfig = dir.join("kubeconfig.yaml");
     let exe = std::env::current_exe().context("cannot find the skiff binary")?;
@@ -88,6 +95,7 @@ async fn start_server(dir: &Path) -> anyhow::Result<(ChildServer, kube::Client)>
     std::fs::write(dir.join("none.yaml"), "")?;
     let child = std::process::Command::new(exe)
         .args(["server", "--disable-agent", "--bind-address", "127.0.0.1", "--log-level", "warn"])
+        .args(extra)
         .arg("--config")
         .arg(dir.join("none.yaml"))
         .arg("--data-dir")
@@ -130,7 +138,8 @@ fn pod(name: &str) -> Pod {
     .unwrap_or_default()
 }
 
-fn report(name: &str, value: serde_json::Value) {
+/// Prints one JSON line for measurement `name`.
+pub(crate) fn report(name: &str, value: serde_json::Value) {
     let mut line = json!({"bench": name});
     if let (Some(l), Some(v)) = (line.as_object_mut(), value.as_object()) {
         l.extend(v.clone());

@@ -99,6 +99,8 @@ pub enum CliCommand {
     Bench(BenchCommand),
     /// Manage the node's image store (import tarballs, list, remove).
     Images(ImagesArgs),
+    /// Run only the scheduler, against the API server of a kubeconfig (like kube-scheduler).
+    Scheduler(SchedulerArgs),
     /// Run one container (started by the agent; not for direct use).
     #[command(hide = true)]
     Shim(ShimArgs),
@@ -108,6 +110,20 @@ pub enum CliCommand {
     /// Run one command inside a running container (started by the agent; not for direct use).
     #[command(hide = true)]
     Exec(ExecArgs),
+}
+
+/// Flags of `skiff scheduler`.
+#[derive(Debug, Clone, Args)]
+pub struct SchedulerArgs {
+    /// Kubeconfig of the API server to schedule for.
+    #[arg(long, env = "SKIFF_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: PathBuf,
+    /// A KubeSchedulerConfiguration file (profiles, plugins, weights, leader election).
+    #[arg(long, env = "SKIFF_SCHEDULER_CONFIG", value_name = "FILE")]
+    pub scheduler_config: Option<PathBuf>,
+    /// Log filter (e.g. info, debug, skiff_scheduler=debug).
+    #[arg(long, env = "SKIFF_LOG_LEVEL", default_value = "info", value_name = "LEVEL")]
+    pub log_level: String,
 }
 
 /// Flags of the internal `skiff exec` command.
@@ -181,6 +197,35 @@ pub enum BenchCommand {
     /// Start a server in a temp dir and measure apply: a 50-object manifest (server-side, and
     /// client-side through kubectl when it is installed) and a 20-container Deployment.
     Apply(BenchApplyArgs),
+    /// Measure the scheduler on simulated nodes: throughput binding a backlog of pods, create →
+    /// bound latency, scheduler memory (plain, anti-affinity and spread workloads).
+    Scheduler(BenchSchedulerArgs),
+}
+
+/// Flags of `skiff bench scheduler`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchSchedulerArgs {
+    /// Simulated nodes.
+    #[arg(long, default_value_t = 5_000)]
+    pub nodes: usize,
+    /// Pod counts of the backlog runs (the smallest is also the streaming run's).
+    #[arg(long, value_delimiter = ',', default_value = "10000,50000")]
+    pub pods: Vec<usize>,
+    /// Workloads: plain, anti-affinity, spread.
+    #[arg(long, value_delimiter = ',', default_value = "plain,anti-affinity,spread")]
+    pub workloads: Vec<String>,
+    /// Do not mark bound pods Running.
+    #[arg(long)]
+    pub no_kubelet: bool,
+    /// Skip the streaming (latency) runs.
+    #[arg(long)]
+    pub no_streaming: bool,
+    /// Give up a run after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    pub timeout_secs: u64,
+    /// Only time the scheduling algorithm in this process (no API server, no binding).
+    #[arg(long)]
+    pub algorithm_only: bool,
 }
 
 /// Flags of `skiff bench apply`.
@@ -330,6 +375,8 @@ pub enum Command {
     Bench(BenchCommand),
     /// `skiff images ...`.
     Images(ImagesArgs),
+    /// `skiff scheduler`.
+    Scheduler(SchedulerArgs),
     /// `skiff shim ...`.
     Shim(ShimArgs),
     /// `skiff pause ...`.
@@ -491,6 +538,7 @@ where
             CliCommand::Version => Ok(Command::Version),
             CliCommand::Bench(b) => Ok(Command::Bench(b)),
             CliCommand::Images(i) => Ok(Command::Images(i)),
+            CliCommand::Scheduler(s) => Ok(Command::Scheduler(s)),
             CliCommand::Shim(s) => Ok(Command::Shim(s)),
             CliCommand::Pause(p) => Ok(Command::Pause(p)),
             CliCommand::Exec(e) => Ok(Command::Exec(e)),

@@ -4,11 +4,13 @@
 //! integration tests.
 
 pub mod bench;
+pub mod bench_scheduler;
 pub mod config;
 pub mod fsutil;
 pub mod images;
 pub mod kubeconfig;
 pub mod pki;
+pub mod scheduler;
 pub mod server;
 
 /// The Kubernetes API version skiff serves.

@@ -27,6 +27,11 @@ fn main() -> std::process::ExitCode {
         }
         Command::Server(cfg) => server(*cfg),
         Command::Images(args) => skiff::images::run(args, &mut std::io::stdout().lock()),
+        Command::Scheduler(args) => init_tracing(&args.log_level).and_then(|()| {
+            tokio::runtime::Runtime::new()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(skiff::scheduler::run(args)))
+        }),
         Command::Shim(args) => shim(args),
         Command::Pause(args) => pause(args),
         Command::Exec(args) => exec(args),
@@ -36,6 +41,9 @@ fn main() -> std::process::ExitCode {
         Command::Bench(skiff::config::BenchCommand::Apply(args)) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(skiff::bench::run_apply(args))),
+        Command::Bench(skiff::config::BenchCommand::Scheduler(args)) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(skiff::bench_scheduler::run(args))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -79,16 +79,7 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         None
     } else {
         let client = skiff_controllers::client(&client_cfg).await.context("cannot build the scheduler's API client")?;
-        let mut opts = match &cfg.scheduler_config {
-            None => skiff_scheduler::SchedulerOptions::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-                let (mut opts, election) = skiff_scheduler::config::parse(&text)
-                    .with_context(|| format!("invalid scheduler configuration {}", path.display()))?;
-                opts.leader_election = election;
-                opts
-            }
-        };
+        let mut opts = crate::scheduler::options(cfg.scheduler_config.as_deref())?;
         opts.identity = identity;
         Some(skiff_scheduler::start(client, opts))
     };

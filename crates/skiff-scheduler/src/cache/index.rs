@@ -186,6 +186,16 @@ impl AntiIndex {
         }
     }
 
+    /// The distinct terms that select `pod` (in a namespace with `ns_labels`), each with its
+    /// count of placed pods per topology value.
+    pub fn terms_against<'a>(
+        &'a self,
+        pod: &'a PodInfo,
+        ns_labels: &'a BTreeMap<String, String>,
+    ) -> impl Iterator<Item = (&'a AffinityTerm, &'a HashMap<String, u32>)> + 'a {
+        self.terms.iter().filter(move |(t, _)| t.matches(&pod.namespace, &pod.labels, ns_labels))
+    }
+
     /// Upstream `existingAntiAffinityCounts`: topology pairs where a placed pod's anti-affinity
     /// term selects `pod` (in a namespace with `ns_labels`).
     pub fn counts_against(

@@ -47,7 +47,7 @@ pub struct Cache {
     slots: HashMap<String, Slot>,
     free: Vec<Slot>,
     zones: Vec<(String, Vec<Slot>)>,
-    order: Vec<Slot>,
+    order: Arc<Vec<Slot>>,
     order_dirty: bool,
     pods: HashMap<String, CachedPod>,
     images: HashMap<String, ImageState>,
@@ -104,20 +104,21 @@ impl Cache {
 
     /// Existing nodes in upstream's node-tree order: round-robin over zones (in the order zones
     /// appeared), nodes of a zone in the order they were added.
-    pub fn node_order(&mut self) -> &[Slot] {
+    pub fn node_order(&mut self) -> Arc<Vec<Slot>> {
         if self.order_dirty {
-            self.order.clear();
+            let mut order = Vec::with_capacity(self.order_len());
             let longest = self.zones.iter().map(|(_, s)| s.len()).max().unwrap_or(0);
             for i in 0..longest {
                 for (_, slots) in &self.zones {
                     if let Some(s) = slots.get(i) {
-                        self.order.push(*s);
+                        order.push(*s);
                     }
                 }
             }
+            self.order = Arc::new(order);
             self.order_dirty = false;
         }
-        &self.order
+        self.order.clone()
     }
 
     /// The slot of a node by name (existing or still holding pods).
@@ -409,10 +410,10 @@ mod tests {
         for (n, z) in [("a1", "a"), ("a2", "a"), ("b1", "b"), ("a3", "a"), ("c1", "c"), ("b2", "b")] {
             c.upsert_node(node(n, z));
         }
-        let names: Vec<String> = c.node_order().to_vec().into_iter().map(|s| c.nodes[s].name().to_string()).collect();
+        let names: Vec<String> = c.node_order().iter().copied().map(|s| c.nodes[s].name().to_string()).collect();
         assert_eq!(names, ["a1", "b1", "c1", "a2", "b2", "a3"]);
         c.remove_node("b1");
-        let names: Vec<String> = c.node_order().to_vec().into_iter().map(|s| c.nodes[s].name().to_string()).collect();
+        let names: Vec<String> = c.node_order().iter().copied().map(|s| c.nodes[s].name().to_string()).collect();
         assert_eq!(names, ["a1", "b2", "c1", "a2", "a3"]);
         assert_eq!(c.num_nodes(), 5);
     }

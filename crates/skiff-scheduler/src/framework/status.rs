@@ -4,9 +4,14 @@
 //! upstream's `FitError.Error()` builds ("0/3 nodes are available: 1 Insufficient cpu, 2 node(s)
 //! had untolerated taint {…}. preemption: …").
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::PluginId;
+use crate::cache::Slot;
+
+/// A reason: upstream's fixed strings are borrowed, formatted ones owned.
+pub type Reason = Cow<'static, str>;
 
 /// Upstream's message when the cluster has no nodes.
 pub const NO_NODES_AVAILABLE: &str = "no nodes available to schedule pods";
@@ -32,7 +37,7 @@ pub struct Status {
     /// The code.
     pub code: Code,
     /// Reasons, shown to users.
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
     /// The plugin that produced it.
     pub plugin: Option<PluginId>,
 }
@@ -44,12 +49,12 @@ impl Status {
     }
 
     /// A status with one reason.
-    pub fn new(code: Code, reason: impl Into<String>) -> Self {
+    pub fn new(code: Code, reason: impl Into<Reason>) -> Self {
         Self { code, reasons: vec![reason.into()], plugin: None }
     }
 
     /// Unschedulable with these reasons.
-    pub fn unschedulable(reasons: Vec<String>) -> Self {
+    pub fn unschedulable(reasons: Vec<Reason>) -> Self {
         Self { code: Code::Unschedulable, reasons, plugin: None }
     }
 
@@ -78,8 +83,8 @@ impl Status {
 /// Why a pod could not be placed (upstream `framework.Diagnosis` plus the node count).
 #[derive(Debug, Clone, Default)]
 pub struct Diagnosis {
-    /// The status of each node that was evaluated and rejected, by node name.
-    pub node_statuses: BTreeMap<String, Status>,
+    /// The status of each node that was evaluated and rejected, by node slot (each slot once).
+    pub node_statuses: Vec<(Slot, Status)>,
     /// The status of the nodes not in `node_statuses` (PreFilter rejections and nodes a
     /// PreFilter result excluded), with how many such nodes there are.
     pub absent: Option<Status>,
@@ -102,9 +107,19 @@ impl Diagnosis {
         }
     }
 
-    /// The status of node `name` (its own, else the absent nodes' one).
-    pub fn status_of(&self, name: &str) -> Option<&Status> {
-        self.node_statuses.get(name).or(self.absent.as_ref())
+    /// Statuses by slot, for repeated lookups (`status_of`).
+    pub fn by_slot(&self) -> std::collections::HashMap<Slot, &Status> {
+        self.node_statuses.iter().map(|(s, st)| (*s, st)).collect()
+    }
+
+    /// The status of the node at `slot` in `index` (from [`Self::by_slot`]), else the absent
+    /// nodes' one.
+    pub fn status_of<'a>(
+        &'a self,
+        index: &std::collections::HashMap<Slot, &'a Status>,
+        slot: Slot,
+    ) -> Option<&'a Status> {
+        index.get(&slot).copied().or(self.absent.as_ref())
     }
 }
 
@@ -128,9 +143,9 @@ pub fn fit_error_message(num_all_nodes: usize, d: &Diagnosis) -> String {
 /// "N reason" entries, sorted as strings (as upstream's `sort.Strings`).
 fn reason_histogram(num_all_nodes: usize, d: &Diagnosis) -> Vec<String> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for status in d.node_statuses.values() {
+    for (_, status) in &d.node_statuses {
         for r in &status.reasons {
-            *counts.entry(r.as_str()).or_default() += 1;
+            *counts.entry(r.as_ref()).or_default() += 1;
         }
     }
     let absent_nodes = num_all_nodes.saturating_sub(d.node_statuses.len());
@@ -138,7 +153,7 @@ fn reason_histogram(num_all_nodes: usize, d: &Diagnosis) -> Vec<String> {
         && let Some(absent) = &d.absent
     {
         for r in &absent.reasons {
-            *counts.entry(r.as_str()).or_default() += absent_nodes;
+            *counts.entry(r.as_ref()).or_default() += absent_nodes;
         }
     }
     let mut out: Vec<String> = counts.into_iter().map(|(r, n)| format!("{n} {r}")).collect();
@@ -164,7 +179,7 @@ mod tests {
     use super::*;
 
     fn rejected(code: Code, reasons: &[&str]) -> Status {
-        Status { code, reasons: reasons.iter().map(|r| r.to_string()).collect(), plugin: None }
+        Status { code, reasons: reasons.iter().map(|r| Reason::from(r.to_string())).collect(), plugin: None }
     }
 
     /// Upstream appends the PostFilter message with its own period, so a preemption summary
@@ -172,15 +187,15 @@ mod tests {
     #[test]
     fn summary_counts_sorts_and_appends_preemption() {
         let mut d = Diagnosis::default();
-        d.node_statuses.insert("n1".into(), rejected(Code::Unschedulable, &["Insufficient cpu"]));
-        d.node_statuses.insert(
-            "n2".into(),
+        d.node_statuses.push((1, rejected(Code::Unschedulable, &["Insufficient cpu"])));
+        d.node_statuses.push((
+            2,
             rejected(Code::UnschedulableAndUnresolvable, &["node(s) had untolerated taint {dedicated: gpu}"]),
-        );
-        d.node_statuses.insert(
-            "n3".into(),
+        ));
+        d.node_statuses.push((
+            3,
             rejected(Code::UnschedulableAndUnresolvable, &["node(s) had untolerated taint {dedicated: gpu}"]),
-        );
+        ));
         d.post_filter_msg =
             "preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, 2 Preemption is not helpful for scheduling."
                 .into();
@@ -195,9 +210,9 @@ mod tests {
     fn summary_sorts_counts_as_strings_and_counts_absent_nodes() {
         let mut d = Diagnosis::default();
         for i in 0..10 {
-            d.node_statuses.insert(format!("a{i}"), rejected(Code::Unschedulable, &["Insufficient memory"]));
+            d.node_statuses.push((i, rejected(Code::Unschedulable, &["Insufficient memory"])));
         }
-        d.node_statuses.insert("b".into(), rejected(Code::Unschedulable, &["Insufficient cpu", "Insufficient memory"]));
+        d.node_statuses.push((10, rejected(Code::Unschedulable, &["Insufficient cpu", "Insufficient memory"])));
         d.absent =
             Some(rejected(Code::UnschedulableAndUnresolvable, &["node(s) didn't satisfy plugin(s) [NodeAffinity]"]));
         assert_eq!(

@@ -11,14 +11,14 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PreferredSchedulingTerm};
 
 /// One node selector requirement.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Requirement {
     key: String,
     op: Op,
     values: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Op {
     In,
     NotIn,
@@ -67,7 +67,7 @@ impl Requirement {
 }
 
 /// One node selector term: label expressions and `metadata.name` fields, all of which must hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Term {
     labels: Vec<Requirement>,
     fields: Vec<Requirement>,
@@ -108,7 +108,7 @@ impl Term {
 }
 
 /// A node selector: ORed terms.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Selector {
     /// The terms.
     pub terms: Vec<Term>,
@@ -127,7 +127,7 @@ impl Selector {
 }
 
 /// Upstream `RequiredNodeAffinity`: `spec.nodeSelector` AND the required affinity terms.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct RequiredNodeAffinity {
     /// `spec.nodeSelector` (every label must equal).
     pub node_selector: BTreeMap<String, String>,
@@ -149,7 +149,7 @@ impl RequiredNodeAffinity {
 }
 
 /// Weighted preferred terms (upstream `PreferredSchedulingTerms`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Preferred {
     terms: Vec<(i64, Term)>,
 }

@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, PodSpec, TopologySpreadConstraint};
+use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, PodSpec, PodStatus, TopologySpreadConstraint};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_api::selector::{LabelSelectorExpr, Operator, Requirement};
 
 use super::nodeaffinity::{Preferred, RequiredNodeAffinity, Selector};
@@ -73,7 +74,7 @@ impl AffinityTerm {
 }
 
 /// A preferred (weighted) affinity term.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WeightedTerm {
     /// The weight (1–100).
     pub weight: i64,
@@ -82,7 +83,7 @@ pub struct WeightedTerm {
 }
 
 /// When a spread constraint applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WhenUnsatisfiable {
     /// A filter (`DoNotSchedule`).
     DoNotSchedule,
@@ -91,7 +92,7 @@ pub enum WhenUnsatisfiable {
 }
 
 /// A topology spread constraint with its selector parsed (upstream `topologySpreadConstraint`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SpreadConstraint {
     /// `maxSkew`.
     pub max_skew: i32,
@@ -139,7 +140,7 @@ impl SpreadConstraint {
 }
 
 /// A host port a container binds (`hostIP`/`protocol` as written; sanitized when compared).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HostPort {
     /// `hostIP` ("" means all addresses).
     pub ip: String,
@@ -150,7 +151,7 @@ pub struct HostPort {
 }
 
 /// The controller owning a pod (for the default spreading selector).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ControllerRef {
     /// `apiVersion` of the owner.
     pub api_version: String,
@@ -161,7 +162,7 @@ pub struct ControllerRef {
 }
 
 /// The `PodScheduled` condition as last seen.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ScheduledCondition {
     /// `status`.
     pub status: String,
@@ -269,14 +270,18 @@ fn host_ports(spec: &PodSpec) -> Vec<HostPort> {
 impl PodInfo {
     /// Parses a pod.
     pub fn new(pod: &Pod) -> Self {
-        let meta = &pod.metadata;
-        let spec = pod.spec.clone().unwrap_or_default();
-        let status = pod.status.as_ref();
+        Self::from_parts(&pod.metadata, pod.spec.as_ref(), pod.status.as_ref())
+    }
+
+    /// Parses a pod given as its parts.
+    pub fn from_parts(meta: &ObjectMeta, spec: Option<&PodSpec>, status: Option<&PodStatus>) -> Self {
+        let default = PodSpec::default();
+        let spec = spec.unwrap_or(&default);
         let namespace = meta.namespace.clone().unwrap_or_default();
         let name = meta.name.clone().unwrap_or_default();
         let labels = meta.labels.clone().unwrap_or_default();
-        let requests = resources::from_requests(&resources::pod_requests(&spec, false));
-        let non_zero = resources::from_requests(&resources::pod_requests(&spec, true));
+        let requests = resources::from_requests(&resources::pod_requests(spec, false));
+        let non_zero = resources::from_requests(&resources::pod_requests(spec, true));
         let affinity = spec.affinity.as_ref();
         let node_aff = affinity.and_then(|a| a.node_affinity.as_ref());
         let pod_aff = affinity.and_then(|a| a.pod_affinity.as_ref());
@@ -334,7 +339,7 @@ impl PodInfo {
             requests,
             non_zero_milli_cpu: non_zero.milli_cpu,
             non_zero_memory: non_zero.memory,
-            host_ports: host_ports(&spec),
+            host_ports: host_ports(spec),
             tolerations: spec.tolerations.iter().flatten().map(Toleration::new).collect(),
             node_affinity: RequiredNodeAffinity {
                 node_selector: spec.node_selector.clone().unwrap_or_default(),
@@ -405,6 +410,24 @@ impl PodInfo {
             || !self.preferred_anti_affinity.is_empty()
     }
 
+    /// A digest of everything the scheduler acts on (not `resourceVersion`, the running phase or
+    /// the start time): informers skip updates that leave it unchanged.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&self.uid, &self.namespace, &self.name, &self.labels, &self.node_name, &self.scheduler_name).hash(&mut h);
+        (self.priority, self.never_preempts, self.terminating, self.gated, self.preemption_terminating).hash(&mut h);
+        (self.is_finished(), &self.nominated_node_name, &self.scheduled_condition).hash(&mut h);
+        (&self.requests, self.non_zero_milli_cpu, self.non_zero_memory, &self.host_ports, &self.tolerations)
+            .hash(&mut h);
+        (&self.node_affinity, &self.preferred_node_affinity, &self.required_affinity, &self.required_anti_affinity)
+            .hash(&mut h);
+        (&self.preferred_affinity, &self.preferred_anti_affinity, &self.spread, &self.images, &self.claims)
+            .hash(&mut h);
+        (&self.controller, self.start_time.is_some()).hash(&mut h);
+        h.finish()
+    }
+
     /// Whether the pod is finished (it no longer holds resources).
     pub fn is_finished(&self) -> bool {
         self.phase == "Succeeded" || self.phase == "Failed"
@@ -455,5 +478,20 @@ mod tests {
         assert_eq!(p.spread[0].min_domains, 1);
         assert!(p.spread[0].honor_node_affinity && !p.spread[0].honor_node_taints);
         assert_eq!(p.images, vec!["busybox:latest".to_string()]);
+    }
+
+    #[test]
+    fn fingerprint_ignores_status_churn_but_not_scheduling_inputs() {
+        let base = PodInfo { uid: "u".into(), node_name: "n".into(), phase: "Pending".into(), ..Default::default() };
+        let mut running = base.clone();
+        running.phase = "Running".into();
+        running.resource_version = "9".into();
+        assert_eq!(base.fingerprint(), running.fingerprint());
+        let mut done = base.clone();
+        done.phase = "Succeeded".into();
+        assert_ne!(base.fingerprint(), done.fingerprint());
+        let mut relabeled = base.clone();
+        relabeled.labels.insert("a".into(), "b".into());
+        assert_ne!(base.fingerprint(), relabeled.fingerprint());
     }
 }

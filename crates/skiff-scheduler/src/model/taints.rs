@@ -6,7 +6,7 @@
 use k8s_openapi::api::core::v1::{Taint as K8sTaint, Toleration as K8sToleration};
 
 /// A node taint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Taint {
     /// The key.
     pub key: String,
@@ -29,7 +29,7 @@ impl Taint {
 }
 
 /// A pod toleration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Toleration {
     /// The key (empty with `Exists` tolerates every key).
     pub key: String,

@@ -5,6 +5,7 @@
 //! memory (upstream `resourceAllocationScorer` with `useRequested=false`).
 
 use crate::cache::NodeInfo;
+use crate::framework::status::Reason;
 use crate::framework::{FitStrategy, PluginId, Profile, Status};
 use crate::model::PodInfo;
 use crate::model::resources::{is_extended_resource_name, is_scalar_resource_name};
@@ -13,12 +14,12 @@ use crate::model::resources::{is_extended_resource_name, is_scalar_resource_name
 pub const MAX_NODE_SCORE: i64 = 100;
 
 /// The reasons the pod does not fit (empty when it fits).
-pub fn insufficient(pod: &PodInfo, node: &NodeInfo, ignored: &[String]) -> Vec<String> {
+pub fn insufficient(pod: &PodInfo, node: &NodeInfo, ignored: &[String]) -> Vec<Reason> {
     let mut out = Vec::new();
     let Some(spec) = node.spec.as_ref() else { return out };
     let alloc = &spec.allocatable;
     if node.pods.len() as i64 + 1 > alloc.allowed_pods {
-        out.push("Too many pods".to_string());
+        out.push(Reason::Borrowed("Too many pods"));
     }
     let req = &pod.requests;
     if req.is_zero() {
@@ -26,13 +27,13 @@ pub fn insufficient(pod: &PodInfo, node: &NodeInfo, ignored: &[String]) -> Vec<S
     }
     let used = &node.requested;
     if req.milli_cpu > 0 && req.milli_cpu > alloc.milli_cpu - used.milli_cpu {
-        out.push("Insufficient cpu".to_string());
+        out.push(Reason::Borrowed("Insufficient cpu"));
     }
     if req.memory > 0 && req.memory > alloc.memory - used.memory {
-        out.push("Insufficient memory".to_string());
+        out.push(Reason::Borrowed("Insufficient memory"));
     }
     if req.ephemeral_storage > 0 && req.ephemeral_storage > alloc.ephemeral_storage - used.ephemeral_storage {
-        out.push("Insufficient ephemeral-storage".to_string());
+        out.push(Reason::Borrowed("Insufficient ephemeral-storage"));
     }
     for (name, q) in &req.scalar {
         if *q == 0 {
@@ -45,7 +46,7 @@ pub fn insufficient(pod: &PodInfo, node: &NodeInfo, ignored: &[String]) -> Vec<S
             }
         }
         if *q > alloc.scalar(name) - used.scalar(name) {
-            out.push(format!("Insufficient {name}"));
+            out.push(Reason::Owned(format!("Insufficient {name}")));
         }
     }
     out

@@ -114,19 +114,22 @@ fn matches_all(terms: &[AffinityTerm], pod: &PodInfo, ns_labels: &std::collectio
 /// concerns it.
 pub fn pre_filter(pod: &PodInfo, cache: &mut Cache) -> Option<FilterState> {
     let own_ns = cache.namespace_labels(&pod.namespace).clone();
-    let existing = cache.anti.counts_against(pod, &own_ns);
-    if existing.is_empty() && pod.required_affinity.is_empty() && pod.required_anti_affinity.is_empty() {
+    let keys: Vec<String> = cache.anti.terms_against(pod, &own_ns).map(|(t, _)| t.topology_key.clone()).collect();
+    if keys.is_empty() && pod.required_affinity.is_empty() && pod.required_anti_affinity.is_empty() {
         return None;
     }
-    let slots: Vec<Slot> = cache.node_order().to_vec();
+    let domains: Vec<Arc<Domains>> = keys.iter().map(|k| cache.domains(k)).collect();
     let mut existing_anti = PairCounts::default();
-    for ((key, value), n) in existing {
-        let domains = cache.domains(&key);
-        if let Some(d) = domains.id(&value) {
-            let i = existing_anti.ensure_key(&key, domains);
-            existing_anti.keys[i].2[d as usize] += n;
+    for (i, (term, values)) in cache.anti.terms_against(pod, &own_ns).enumerate() {
+        let k = existing_anti.ensure_key(&term.topology_key, domains[i].clone());
+        let counts = &mut existing_anti.keys[k].2;
+        for (value, n) in values {
+            if let Some(d) = domains[i].id(value) {
+                counts[d as usize] += i64::from(*n);
+            }
         }
     }
+    let slots = cache.node_order();
     let mut affinity = PairCounts::default();
     if pod.required_affinity.len() == 1 {
         let term = &pod.required_affinity[0];
@@ -134,7 +137,7 @@ pub fn pre_filter(pod: &PodInfo, cache: &mut Cache) -> Option<FilterState> {
         let counts = cache.match_counts(&MatchKey::of_term(term)).clone();
         if counts.total > 0 {
             let i = affinity.ensure_key(&term.topology_key, domains.clone());
-            for &slot in &slots {
+            for &slot in slots.iter() {
                 if let Some(d) = domains.of(slot) {
                     affinity.keys[i].2[d as usize] += i64::from(counts.on(slot, true));
                 }
@@ -163,7 +166,7 @@ pub fn pre_filter(pod: &PodInfo, cache: &mut Cache) -> Option<FilterState> {
             continue;
         }
         let i = anti.ensure_key(&term.topology_key, domains.clone());
-        for &slot in &slots {
+        for &slot in slots.iter() {
             if let Some(d) = domains.of(slot) {
                 anti.keys[i].2[d as usize] += i64::from(counts.on(slot, true));
             }
@@ -292,7 +295,7 @@ pub fn pre_score(pod: &PodInfo, cache: &mut Cache, profile: &Profile) -> Option<
         return None;
     }
     let mut state = ScoreState::default();
-    let slots: Vec<Slot> = cache.node_order().to_vec();
+    let slots = cache.node_order();
     let terms =
         pod.preferred_affinity.iter().map(|w| (w, 1)).chain(pod.preferred_anti_affinity.iter().map(|w| (w, -1)));
     for (w, sign) in terms {
@@ -300,7 +303,7 @@ pub fn pre_score(pod: &PodInfo, cache: &mut Cache, profile: &Profile) -> Option<
         if counts.total == 0 {
             continue;
         }
-        for &slot in &slots {
+        for &slot in slots.iter() {
             let n = i64::from(counts.on(slot, true));
             if n > 0 {
                 state.add(&w.term.topology_key, &cache.nodes[slot], w.weight * sign * n);

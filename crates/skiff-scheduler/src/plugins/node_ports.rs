@@ -15,7 +15,7 @@ pub fn applies(pod: &PodInfo) -> bool {
 /// Filter.
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
     if pod.host_ports.iter().any(|p| node.port_conflicts(p)) {
-        return Some(Status::unschedulable(vec![REASON.to_string()]).with_plugin(PluginId::NodePorts));
+        return Some(Status::unschedulable(vec![REASON.into()]).with_plugin(PluginId::NodePorts));
     }
     None
 }

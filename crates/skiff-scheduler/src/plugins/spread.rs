@@ -73,15 +73,6 @@ fn included(c: &SpreadConstraint, pod: &PodInfo, node: &NodeInfo) -> bool {
     true
 }
 
-/// Matching pods on a node for a constraint: an empty selector counts nothing (upstream).
-fn count_on(cache: &mut Cache, pod: &PodInfo, c: &SpreadConstraint, slots: &[Slot]) -> Vec<(Slot, i64)> {
-    if c.selector.is_empty() {
-        return slots.iter().map(|s| (*s, 0)).collect();
-    }
-    let counts = cache.match_counts(&MatchKey::of_spread(&pod.namespace, &c.selector));
-    slots.iter().map(|s| (*s, i64::from(counts.on(*s, false)))).collect()
-}
-
 #[derive(Debug, Clone)]
 struct FilterConstraint {
     c: SpreadConstraint,
@@ -132,7 +123,7 @@ pub fn pre_filter(pod: &PodInfo, cache: &mut Cache, profile: &Profile, objects: 
     if cs.is_empty() {
         return None;
     }
-    let slots: Vec<Slot> = cache.node_order().to_vec();
+    let slots = cache.node_order();
     let mut out = Vec::with_capacity(cs.len());
     for c in cs {
         let domains = cache.domains(&c.topology_key);
@@ -147,18 +138,29 @@ pub fn pre_filter(pod: &PodInfo, cache: &mut Cache, profile: &Profile, objects: 
             c,
         });
     }
-    // Nodes carrying every topology key.
-    let with_keys: Vec<Slot> = slots.into_iter().filter(|s| out.iter().all(|fc| fc.domains.of(*s).is_some())).collect();
-    for fc in &mut out {
-        let counts = count_on(cache, pod, &fc.c, &with_keys);
-        for (slot, n) in counts {
-            if !included(&fc.c, pod, &cache.nodes[slot]) {
+    for i in 0..out.len() {
+        // Matching pods per node; an empty selector counts nothing (upstream).
+        let counts = if out[i].c.selector.is_empty() {
+            None
+        } else {
+            Some(cache.match_counts(&MatchKey::of_spread(&pod.namespace, &out[i].c.selector)).clone())
+        };
+        let trivial_inclusion = !out[i].c.honor_node_taints && pod.node_affinity.is_empty();
+        for &slot in slots.iter() {
+            // Only nodes carrying every topology key count.
+            if !out.iter().all(|fc| fc.domains.of(slot).is_some()) {
                 continue;
             }
-            let Some(d) = fc.domains.of(slot) else { continue };
+            if !trivial_inclusion && !included(&out[i].c, pod, &cache.nodes[slot]) {
+                continue;
+            }
+            let Some(d) = out[i].domains.of(slot) else { continue };
+            let n = counts.as_ref().map(|c| i64::from(c.on(slot, false))).unwrap_or(0);
+            let fc = &mut out[i];
             fc.eligible[d as usize] = true;
             fc.counts[d as usize] += n;
         }
+        let fc = &mut out[i];
         for d in 0..fc.counts.len() {
             if fc.eligible[d] {
                 fc.domains_num += 1;
@@ -205,7 +207,7 @@ impl FilterState {
             let matched = if fc.eligible[di] { fc.counts[di] } else { 0 };
             let skew = matched + i64::from(fc.self_match) - fc.min_match();
             if skew > i64::from(fc.c.max_skew) {
-                return Some(Status::unschedulable(vec![REASON.to_string()]).with_plugin(PluginId::PodTopologySpread));
+                return Some(Status::unschedulable(vec![REASON.into()]).with_plugin(PluginId::PodTopologySpread));
             }
         }
         None

@@ -117,11 +117,11 @@ impl State {
         for pv in &self.bound {
             match objects.volumes.get(pv) {
                 None => {
-                    reasons.push(REASON_PV_NOT_EXIST.to_string());
+                    reasons.push(REASON_PV_NOT_EXIST.into());
                     break;
                 }
                 Some(v) if !v.fits_node(&spec.name, &spec.labels) => {
-                    reasons.push(REASON_NODE_CONFLICT.to_string());
+                    reasons.push(REASON_NODE_CONFLICT.into());
                     break;
                 }
                 Some(_) => {}
@@ -129,7 +129,7 @@ impl State {
         }
         for (name, claim) in &self.to_bind {
             if find_volume(objects, &pod.namespace, name, claim, node).is_none() {
-                reasons.push(REASON_BIND_CONFLICT.to_string());
+                reasons.push(REASON_BIND_CONFLICT.into());
                 break;
             }
         }
