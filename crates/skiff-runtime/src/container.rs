@@ -127,6 +127,7 @@ impl Runtime {
         if dir.exists() {
             return Err(ContainerError::Exists(id.to_string()));
         }
+        let t0 = Instant::now();
         let lowers = match image {
             Some(image) => self.snapshots.prepare(self.images.blobs(), image)?,
             None => Vec::new(),
@@ -144,6 +145,7 @@ impl Runtime {
             tty: config.terminal,
         };
         shim::write_json(&dir, "shim.json", &request)?;
+        let prepared = t0.elapsed();
         let log = shim::open_shim_log(&dir)?;
         let log2 = log.try_clone().map_err(io("opening", &dir))?;
         // The launcher daemonises the real shim and exits at once.
@@ -159,12 +161,23 @@ impl Runtime {
             let log = fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
             return Err(ContainerError::Io(format!("the shim failed to launch ({status}): {}", log.trim())));
         }
+        let launched = t0.elapsed();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             match self.state(id)? {
                 ContainerState::Lost if Instant::now() < deadline => {}
                 ContainerState::Lost => return Err(ContainerError::Timeout(id.to_string(), START_TIMEOUT)),
-                state => return Ok(state),
+                state => {
+                    tracing::debug!(
+                        target: crate::TIMING_TARGET,
+                        container = id,
+                        prepare_ms = ms(prepared),
+                        launch_ms = ms(launched - prepared),
+                        wait_ms = ms(t0.elapsed() - launched),
+                        "container create+start"
+                    );
+                    return Ok(state);
+                }
             }
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -257,6 +270,11 @@ pub(crate) fn valid_id(id: &str) -> bool {
         && id.len() <= 128
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && !id.starts_with('.')
+}
+
+/// Milliseconds, for timing logs.
+pub(crate) fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 fn alive(pid: i32) -> bool {

@@ -21,3 +21,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod snapshots;
 pub mod spec;
+
+/// Log target of start-up timings (debug level), shared with the agent's pod workers:
+/// `RUST_LOG=info,skiff_timing=debug` shows where a pod's start goes.
+pub const TIMING_TARGET: &str = "skiff_timing";

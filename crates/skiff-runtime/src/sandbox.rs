@@ -201,6 +201,7 @@ impl Runtime {
         if dir.exists() {
             return Err(SandboxError::Exists(id.to_string()));
         }
+        let t0 = Instant::now();
         fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         write_json(&dir, "pause.json", config)?;
         let log_path = dir.join("pause.log");
@@ -219,9 +220,17 @@ impl Runtime {
             let log = fs::read_to_string(&log_path).unwrap_or_default();
             return Err(SandboxError::Start { id: id.into(), error: format!("launcher {status}: {}", log.trim()) });
         }
+        let launched = t0.elapsed();
         let deadline = Instant::now() + SANDBOX_START_TIMEOUT;
         loop {
             if let Some(state) = read_json::<SandboxState>(&dir, "sandbox.json")? {
+                tracing::debug!(
+                    target: crate::TIMING_TARGET,
+                    sandbox = id,
+                    launch_ms = crate::container::ms(launched),
+                    wait_ms = crate::container::ms(t0.elapsed() - launched),
+                    "sandbox start"
+                );
                 tracing::info!(sandbox = id, pid = state.pid, "sandbox ready");
                 return Ok(state);
             }

@@ -13,6 +13,7 @@ pub mod prober;
 pub mod resources;
 pub mod security;
 pub mod status;
+pub mod timing;
 pub mod worker;
 
 use std::collections::HashMap;

@@ -114,6 +114,8 @@ struct Worker {
     probe_changed: Arc<Notify>,
     /// Why the agent failed the pod as a whole (reason, message): `DeadlineExceeded`, `Evicted`.
     failure: Option<(String, String)>,
+    /// Where the pod's start-up time goes (debug logs).
+    timing: Mutex<super::timing::StartTiming>,
 }
 
 /// Runs the worker of one pod until the pod is gone from the node.
@@ -132,8 +134,10 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
         probers: HashMap::new(),
         probe_changed: Arc::new(Notify::new()),
         failure: None,
+        timing: Mutex::new(super::timing::StartTiming::start()),
     };
     worker.adopt().await;
+    worker.lap("adopt");
     let mut deleted = false;
     loop {
         if deleted || worker.pod.metadata.deletion_timestamp.is_some() {
@@ -168,6 +172,11 @@ impl Worker {
 
     fn name(&self) -> &str {
         self.pod.metadata.name.as_deref().unwrap_or("")
+    }
+
+    /// Charges the time since the last lap to start-up step `step` ([`super::timing`]).
+    fn lap(&self, step: &'static str) {
+        self.timing.lock().unwrap_or_else(|p| p.into_inner()).lap(step);
     }
 
     /// Picks up instances a previous agent run created.
@@ -258,6 +267,7 @@ impl Worker {
             runtime.start_sandbox(&uid, &config)
         })
         .await;
+        self.lap("sandbox");
         let state = match started {
             Ok(Ok(state)) => state,
             Ok(Err(e)) => {
@@ -278,6 +288,7 @@ impl Worker {
             },
             (false, None) => None,
         };
+        self.lap("network");
         self.sandbox = Some(state);
         self.sandbox_error = None;
         true
@@ -386,7 +397,9 @@ impl Worker {
             return;
         }
         // As the kubelet: volumes first (FailedMount until they are set up), then the sandbox.
+        self.lap("wait");
         let volumes = self.shared.volumes.sync(&self.pod).await;
+        self.lap("volumes");
         for message in volumes.events {
             self.event(EventType::Warning, "FailedMount", message).await;
         }
@@ -394,6 +407,7 @@ impl Worker {
             self.report().await;
             return;
         }
+        self.lap("sandbox");
         let policy = self.pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into());
         let containers: Vec<(Container, bool)> = all_containers(&self.pod).map(|(c, i)| (c.clone(), i)).collect();
         let mut init_done = true;
@@ -404,6 +418,7 @@ impl Worker {
             }
             let sidecar = *is_init && container.restart_policy.as_deref() == Some("Always");
             let state = self.state_of(&container.name).await;
+            self.lap("state");
             let wants_start = match &state {
                 None => true,
                 Some(ContainerState::Running(_)) => false,
@@ -646,6 +661,7 @@ impl Worker {
             }
             crate::images::Ensure::Failed(waiting) => return Err(waiting),
         };
+        self.lap("image");
         let defaults = runtime
             .images()
             .container_defaults(&image)
@@ -690,10 +706,13 @@ impl Worker {
         let log_path = self.log_path(&container.name, attempt);
         let id = instance_id(&self.uid, &container.name, attempt);
         let image_id = image.image_id();
+        self.lap("prepare");
         self.event(EventType::Normal, "Created", format!("Created container {}", container.name)).await;
+        self.lap("events");
         let started = tokio::task::spawn_blocking(move || runtime.start(&id, Some(&image), &config, &log_path))
             .await
             .map_err(|e| Waiting { reason: "RunContainerError".into(), message: e.to_string() })?;
+        self.lap("start");
         match started {
             Ok(ContainerState::Exited(skiff_runtime::shim::Exited { start_error: Some(error), .. })) => {
                 // The instance exists (terminated with StartError); report it like the kubelet.
@@ -702,6 +721,7 @@ impl Worker {
             }
             Ok(_) => {
                 self.event(EventType::Normal, "Started", format!("Started container {}", container.name)).await;
+                self.lap("events");
                 self.post_start(container, attempt).await;
                 Ok(image_id)
             }
@@ -782,7 +802,9 @@ impl Worker {
     }
 
     async fn report(&mut self) {
+        self.lap("sync");
         let views = self.views().await;
+        self.lap("views");
         let status = status::pod_status(
             &self.pod,
             &views,
@@ -800,8 +822,16 @@ impl Worker {
             return;
         }
         let patch = serde_json::json!({"status": status});
-        match self.api().patch_status(self.name(), &PatchParams::default(), &Patch::Strategic(&patch)).await {
-            Ok(_) => self.last_status = Some(status),
+        let patched = self.api().patch_status(self.name(), &PatchParams::default(), &Patch::Strategic(&patch)).await;
+        self.lap("status");
+        match patched {
+            Ok(_) => {
+                if status["phase"] == "Running" {
+                    let pod = format!("{}/{}", self.pod.metadata.namespace.as_deref().unwrap_or(""), self.name());
+                    self.timing.lock().unwrap_or_else(|p| p.into_inner()).finish(&pod);
+                }
+                self.last_status = Some(status);
+            }
             Err(e) => tracing::warn!(pod = %self.name(), error = %e, "status update failed"),
         }
     }
