@@ -16,6 +16,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::images::{ImageError, ImageRecord, ImageStore};
+use crate::ready::{ReadyPipe, Seen};
 use crate::shim::{self, Exited, ShimRequest, Started};
 use crate::snapshots::Snapshots;
 use crate::spec::{ContainerConfig, runtime_spec};
@@ -134,7 +135,7 @@ impl Runtime {
         };
         fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let spec = runtime_spec(config, &dir.join("rootfs"));
-        shim::write_json(&dir, "config.json", &spec)?;
+        shim::write_json_transient(&dir, "config.json", &spec)?;
         let request = ShimRequest {
             id: id.to_string(),
             lowers,
@@ -144,17 +145,18 @@ impl Runtime {
             stdin_once: config.stdin_once,
             tty: config.terminal,
         };
-        shim::write_json(&dir, "shim.json", &request)?;
+        shim::write_json_transient(&dir, "shim.json", &request)?;
         let prepared = t0.elapsed();
         let log = shim::open_shim_log(&dir)?;
-        let log2 = log.try_clone().map_err(io("opening", &dir))?;
-        // The launcher daemonises the real shim and exits at once.
+        let (mut ready, ready_out) = ReadyPipe::new().map_err(io("creating a pipe for", &dir))?;
+        // The launcher daemonises the real shim and exits at once; the shim reports on its
+        // standard output once `started.json` (or `exited.json`) is written.
         let status = Command::new(&self.shim_binary)
             .arg("shim")
             .arg(&dir)
             .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
+            .stdout(ready_out)
+            .stderr(log)
             .status()
             .map_err(io("running", &self.shim_binary))?;
         if !status.success() {
@@ -164,7 +166,12 @@ impl Runtime {
         let launched = t0.elapsed();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
+            let seen = ready.wait(deadline);
             match self.state(id)? {
+                ContainerState::Lost if seen == Seen::Closed => {
+                    let log = fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
+                    return Err(ContainerError::Io(format!("the shim ended without reporting: {}", log.trim())));
+                }
                 ContainerState::Lost if Instant::now() < deadline => {}
                 ContainerState::Lost => return Err(ContainerError::Timeout(id.to_string(), START_TIMEOUT)),
                 state => {
@@ -179,7 +186,6 @@ impl Runtime {
                     return Ok(state);
                 }
             }
-            std::thread::sleep(Duration::from_millis(2));
         }
     }
 
@@ -192,7 +198,7 @@ impl Runtime {
         if let Some(exited) = shim::read_json::<Exited>(&dir, "exited.json")? {
             return Ok(ContainerState::Exited(exited));
         }
-        match shim::read_json::<Started>(&dir, "started.json")? {
+        match shim::read_json_transient::<Started>(&dir, "started.json")? {
             Some(started) if alive(started.shim_pid) => Ok(ContainerState::Running(started)),
             // Between `started.json` and `exited.json` the shim may just have finished.
             Some(started) => match shim::read_json::<Exited>(&dir, "exited.json")? {
@@ -242,7 +248,7 @@ impl Runtime {
     pub fn lowers_in_use(&self) -> Result<Vec<Vec<PathBuf>>, ContainerError> {
         let mut out = Vec::new();
         for id in self.list()? {
-            if let Some(request) = shim::read_json::<ShimRequest>(&self.dir(&id)?, "shim.json")? {
+            if let Some(request) = shim::read_json_transient::<ShimRequest>(&self.dir(&id)?, "shim.json")? {
                 out.push(request.lowers);
             }
         }

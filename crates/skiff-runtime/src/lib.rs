@@ -16,6 +16,7 @@ pub mod exec;
 pub mod image_usage;
 pub mod images;
 pub mod logs;
+pub mod ready;
 pub mod sandbox;
 pub mod seccomp;
 pub mod shim;

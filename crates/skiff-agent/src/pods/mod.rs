@@ -5,6 +5,7 @@
 pub mod convert;
 pub mod dns;
 pub mod env;
+pub mod exits;
 pub mod hooks;
 pub mod mounts;
 pub mod ports;

@@ -36,8 +36,12 @@ use crate::AgentConfig;
 const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
-/// How often a worker looks at its containers when nothing else wakes it.
+/// How soon a worker looks again while something is on its way (a start, a pull, a back-off,
+/// a sandbox or volume not ready yet).
 const POLL: Duration = Duration::from_millis(500);
+/// How often a settled worker looks at its pod when nothing wakes it (container and sandbox
+/// exits, pod updates and probe results do; this catches the rest, e.g. updated ConfigMaps).
+const SAFETY_POLL: Duration = Duration::from_secs(5);
 
 /// What the worker knows about one container of the pod.
 #[derive(Debug, Default, Clone)]
@@ -116,6 +120,10 @@ struct Worker {
     failure: Option<(String, String)>,
     /// Where the pod's start-up time goes (debug logs).
     timing: Mutex<super::timing::StartTiming>,
+    /// The processes whose exit wakes the worker (shims of running containers, the sandbox).
+    exits: super::exits::ExitWatch,
+    /// The last pass left something on its way: look again after [`POLL`], not [`SAFETY_POLL`].
+    retry_soon: bool,
 }
 
 /// Runs the worker of one pod until the pod is gone from the node.
@@ -135,6 +143,8 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
         probe_changed: Arc::new(Notify::new()),
         failure: None,
         timing: Mutex::new(super::timing::StartTiming::start()),
+        exits: super::exits::ExitWatch::default(),
+        retry_soon: true,
     };
     worker.adopt().await;
     worker.lap("adopt");
@@ -152,8 +162,9 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
                 // The agent is stopping: leave the containers running for the next agent.
                 None => return,
             },
-            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::time::sleep(if worker.retry_soon { POLL } else { SAFETY_POLL }) => {}
             _ = worker.probe_changed.notified() => {}
+            _ = worker.exits.next() => {}
         }
     }
 }
@@ -368,6 +379,8 @@ impl Worker {
 
     /// One pass: start what should run, then report the status.
     async fn sync(&mut self) {
+        // The deadline is checked on every pass.
+        self.retry_soon = self.pod.spec.as_ref().and_then(|s| s.active_deadline_seconds).is_some();
         // A pod that reached a terminal phase never runs again (even if its containers are gone).
         let phase = self.pod.status.as_ref().and_then(|s| s.phase.as_deref());
         if matches!(phase, Some("Succeeded" | "Failed")) {
@@ -404,6 +417,7 @@ impl Worker {
             self.event(EventType::Warning, "FailedMount", message).await;
         }
         if !volumes.ready || !self.ensure_sandbox().await {
+            self.retry_soon = true;
             self.report().await;
             return;
         }
@@ -449,6 +463,7 @@ impl Worker {
             }
             self.manage_probes(container, *is_init && !sidecar, state.as_ref()).await;
             if wants_start {
+                self.retry_soon = true;
                 self.start(container, state.as_ref()).await;
             }
         }
@@ -805,6 +820,7 @@ impl Worker {
         self.lap("sync");
         let views = self.views().await;
         self.lap("views");
+        self.watch_exits(&views);
         let status = status::pod_status(
             &self.pod,
             &views,
@@ -833,6 +849,25 @@ impl Worker {
                 self.last_status = Some(status);
             }
             Err(e) => tracing::warn!(pod = %self.name(), error = %e, "status update failed"),
+        }
+    }
+
+    /// Watches the processes whose end the worker must notice at once: the shims of the running
+    /// containers (a shim exits once its container's end is recorded) and the sandbox's.
+    fn watch_exits(&mut self, views: &[ContainerView]) {
+        let mut pids: Vec<i32> = views
+            .iter()
+            .filter_map(|v| match &v.state {
+                Some(ContainerState::Running(started)) => Some(started.shim_pid),
+                _ => None,
+            })
+            .collect();
+        if let Some(sandbox) = &self.sandbox {
+            pids.extend(std::iter::once(sandbox.pid).chain(sandbox.init_pid));
+        }
+        self.exits.retain(&pids);
+        for pid in pids {
+            self.exits.watch(pid);
         }
     }
 
@@ -909,7 +944,8 @@ impl Worker {
     }
 }
 
-/// Publishes an event about the pod `reference` (failures are only logged: events are best effort).
+/// Records an event about the pod `reference`: queued, published in the background in order
+/// ([`crate::events`]; failures are only logged: events are best effort).
 async fn publish(
     recorder: &Recorder,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
@@ -918,9 +954,7 @@ async fn publish(
     note: String,
 ) {
     let ev = Event { type_: kind, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
-    if let Err(e) = recorder.publish(&ev, reference).await {
-        tracing::debug!(error = %e, "publishing event");
-    }
+    crate::events::emit(recorder, reference, ev);
 }
 
 /// Runs the preStop hook of `target`'s container (if any) within `grace`, reporting a failure
