@@ -3,8 +3,9 @@
 //!
 //! Every function here blocks. Each runs its netlink requests on a dedicated, short-lived std
 //! thread with its own single-threaded tokio runtime; work inside a pod's network namespace
-//! `setns`es that thread (and only that thread) into it first, so neither the caller's thread
-//! nor an async worker ever changes namespace, and the calls are safe from any context.
+//! `setns`es that thread (and only that thread) into it, after its work in the host's, and the
+//! thread ends there, so neither the caller's thread nor an async worker ever changes namespace,
+//! and the calls are safe from any context.
 //!
 //! What does not live here: nftables ([`crate::nat`]) and deciding what to configure
 //! ([`crate::PodNetwork`]).
@@ -87,9 +88,9 @@ pub struct PodLink {
     pub gateway: Ipv4Addr,
 }
 
-/// Runs `f` with a netlink handle on a new thread, inside `netns` when given (else in the
-/// network namespace the process is in), and waits for it.
-fn run<T, F, Fut>(netns: Option<&Path>, f: F) -> Result<T, NetlinkError>
+/// Runs `f` with a netlink handle on a new thread (in the network namespace the process is in;
+/// `f` may move the thread into another one, which then ends with it), and waits for it.
+fn run<T, F, Fut>(f: F) -> Result<T, NetlinkError>
 where
     T: Send,
     F: FnOnce(Handle) -> Fut + Send,
@@ -99,11 +100,6 @@ where
         let worker = std::thread::Builder::new()
             .name("skiff-netlink".into())
             .spawn_scoped(scope, move || {
-                if let Some(path) = netns {
-                    let ns = File::open(path).map_err(|source| NetlinkError::Netns { path: path.into(), source })?;
-                    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-                        .map_err(|e| NetlinkError::Netns { path: path.into(), source: e.into() })?;
-                }
                 let runtime =
                     tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(NetlinkError::Socket)?;
                 runtime.block_on(async move {
@@ -151,7 +147,7 @@ async fn add_address(handle: &Handle, index: u32, name: &str, ip: Ipv4Addr, pref
 /// Creates bridge `name` if missing, gives it `gateway/prefix` and sets it up; turns on IPv4
 /// forwarding. Idempotent.
 pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), NetlinkError> {
-    run(None, |handle| async move {
+    run(|handle| async move {
         let index = match link_index(&handle, name).await? {
             Some(index) => index,
             None => {
@@ -173,64 +169,77 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), Ne
 /// Creates the veth pair of `link`: the host end on the bridge with hairpin mode, up; the pod
 /// end moved into the pod's namespace, renamed `eth0`, addressed, up, with a default route via
 /// the gateway, and `lo` up. Fails if the host end already exists.
+///
+/// One short-lived thread does it all: the host side first, then it enters the pod's namespace
+/// for the pod side (and ends there).
 pub fn create_pod_link(link: &PodLink) -> Result<(), NetlinkError> {
     let netns_path = link.netns.as_path();
     let netns = File::open(netns_path).map_err(|source| NetlinkError::Netns { path: netns_path.into(), source })?;
-    run(None, |handle| async move {
-        let (host, peer) = (link.host_name.as_str(), link.peer_name.as_str());
-        let bridge = require_link(&handle, &link.bridge).await?;
-        handle
-            .link()
-            .add(LinkVeth::new(host, peer).build())
-            .execute()
-            .await
-            .map_err(request(format!("creating veth pair {host}/{peer}")))?;
-        let host_index = require_link(&handle, host).await?;
-        let peer_index = require_link(&handle, peer).await?;
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(peer_index).setns_by_fd(netns.as_raw_fd()).build())
-            .execute()
-            .await
-            .map_err(request(format!("moving {peer} into {}", netns_path.display())))?;
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(host_index).controller(bridge).up().build())
-            .execute()
-            .await
-            .map_err(request(format!("attaching {host} to {}", link.bridge)))?;
-        handle
-            .link()
-            .set_port(LinkBridgePort::new(host_index).hairpin(true).build())
-            .execute()
-            .await
-            .map_err(request(format!("turning hairpin mode on for {host}")))
-    })?;
-    run(Some(netns_path), |handle| async move {
-        let index = require_link(&handle, &link.peer_name).await?;
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).name("eth0").build())
-            .execute()
-            .await
-            .map_err(request(format!("renaming {} to eth0", link.peer_name)))?;
-        add_address(&handle, index, "eth0", link.address, link.prefix).await?;
-        set_up(&handle, index, "eth0").await?;
-        let lo = require_link(&handle, "lo").await?;
-        set_up(&handle, lo, "lo").await?;
-        let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(link.gateway).output_interface(index).build();
-        handle
-            .route()
-            .add(route)
-            .execute()
-            .await
-            .map_err(request(format!("adding the default route via {}", link.gateway)))
+    run(|handle| async move {
+        create_host_side(&handle, link, &netns).await?;
+        nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| NetlinkError::Netns { path: netns_path.into(), source: e.into() })?;
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
+        let connection = tokio::spawn(connection);
+        let result = configure_pod_side(&handle, link).await;
+        connection.abort();
+        result
     })
+}
+
+/// The veth pair, its pod end moved into `netns`, its host end on the bridge.
+async fn create_host_side(handle: &Handle, link: &PodLink, netns: &File) -> Result<(), NetlinkError> {
+    let netns_path = link.netns.as_path();
+    let (host, peer) = (link.host_name.as_str(), link.peer_name.as_str());
+    let bridge = require_link(handle, &link.bridge).await?;
+    handle
+        .link()
+        .add(LinkVeth::new(host, peer).build())
+        .execute()
+        .await
+        .map_err(request(format!("creating veth pair {host}/{peer}")))?;
+    let host_index = require_link(handle, host).await?;
+    let peer_index = require_link(handle, peer).await?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(peer_index).setns_by_fd(netns.as_raw_fd()).build())
+        .execute()
+        .await
+        .map_err(request(format!("moving {peer} into {}", netns_path.display())))?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(host_index).controller(bridge).up().build())
+        .execute()
+        .await
+        .map_err(request(format!("attaching {host} to {}", link.bridge)))?;
+    handle
+        .link()
+        .set_port(LinkBridgePort::new(host_index).hairpin(true).build())
+        .execute()
+        .await
+        .map_err(request(format!("turning hairpin mode on for {host}")))
+}
+
+/// Inside the pod's namespace: `eth0` with its address and default route, `lo` up.
+async fn configure_pod_side(handle: &Handle, link: &PodLink) -> Result<(), NetlinkError> {
+    let index = require_link(handle, &link.peer_name).await?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).name("eth0").build())
+        .execute()
+        .await
+        .map_err(request(format!("renaming {} to eth0", link.peer_name)))?;
+    add_address(handle, index, "eth0", link.address, link.prefix).await?;
+    set_up(handle, index, "eth0").await?;
+    let lo = require_link(handle, "lo").await?;
+    set_up(handle, lo, "lo").await?;
+    let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(link.gateway).output_interface(index).build();
+    handle.route().add(route).execute().await.map_err(request(format!("adding the default route via {}", link.gateway)))
 }
 
 /// Deletes link `name` (a veth's peer goes with it); absent is fine.
 pub fn delete_link(name: &str) -> Result<(), NetlinkError> {
-    run(None, |handle| async move {
+    run(|handle| async move {
         let Some(index) = link_index(&handle, name).await? else { return Ok(()) };
         match handle.link().del(index).execute().await {
             Err(e) if errno(&e) == Some(nix::libc::ENODEV) => Ok(()),
@@ -242,7 +251,7 @@ pub fn delete_link(name: &str) -> Result<(), NetlinkError> {
 /// Sets `lo` up in the network namespace the calling process is in. Spawns a thread, so it
 /// must not be called after `unshare(CLONE_NEWPID)` (threads cannot be created then).
 pub fn loopback_up() -> Result<(), NetlinkError> {
-    run(None, |handle| async move {
+    run(|handle| async move {
         let lo = require_link(&handle, "lo").await?;
         set_up(&handle, lo, "lo").await
     })
