@@ -18,7 +18,11 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt as _;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+/// The pod's end of its veth pair, inside its namespace.
+pub const POD_INTERFACE: &str = "eth0";
 
 /// Netlink failures, naming what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +78,8 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
 pub struct PodLink {
     /// Name of the host end (at most 15 bytes).
     pub host_name: String,
-    /// Temporary name of the pod end while it is still in the host namespace.
+    /// Name a pod end may have in the host namespace: earlier versions created it there before
+    /// moving it into the pod; teardown still removes one left behind.
     pub peer_name: String,
     /// The bridge the host end joins.
     pub bridge: String,
@@ -167,11 +172,13 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), Ne
 }
 
 /// Creates the veth pair of `link`: the host end on the bridge with hairpin mode, up; the pod
-/// end moved into the pod's namespace, renamed `eth0`, addressed, up, with a default route via
-/// the gateway, and `lo` up. Fails if the host end already exists.
+/// end born inside the pod's namespace as `eth0`, addressed, up, with a default route via the
+/// gateway (the sandbox's holder brought `lo` up). Fails if the host end already exists.
 ///
 /// One short-lived thread does it all: the host side first, then it enters the pod's namespace
-/// for the pod side (and ends there).
+/// for the pod side (and ends there). Each step that changes links takes the kernel's global
+/// network lock, so there are as few as can be: create (with the peer's namespace, the bridge
+/// and the state given at once), hairpin, then address, up and route inside the pod.
 pub fn create_pod_link(link: &PodLink) -> Result<(), NetlinkError> {
     let netns_path = link.netns.as_path();
     let netns = File::open(netns_path).map_err(|source| NetlinkError::Netns { path: netns_path.into(), source })?;
@@ -187,31 +194,23 @@ pub fn create_pod_link(link: &PodLink) -> Result<(), NetlinkError> {
     })
 }
 
-/// The veth pair, its pod end moved into `netns`, its host end on the bridge.
+/// The veth pair: its pod end created in `netns` as `eth0`, its host end on the bridge and up,
+/// in hairpin mode.
 async fn create_host_side(handle: &Handle, link: &PodLink, netns: &File) -> Result<(), NetlinkError> {
-    let netns_path = link.netns.as_path();
-    let (host, peer) = (link.host_name.as_str(), link.peer_name.as_str());
+    let host = link.host_name.as_str();
     let bridge = require_link(handle, &link.bridge).await?;
-    handle
-        .link()
-        .add(LinkVeth::new(host, peer).build())
-        .execute()
-        .await
-        .map_err(request(format!("creating veth pair {host}/{peer}")))?;
+    let peer = LinkUnspec::new_with_name(POD_INTERFACE).setns_by_fd(netns.as_raw_fd()).build();
+    let pair = LinkVeth::new(host, POD_INTERFACE)
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .controller(bridge)
+        .up()
+        .build();
+    handle.link().add(pair).execute().await.map_err(request(format!(
+        "creating veth pair {host}/{POD_INTERFACE} in {} on {}",
+        link.netns.display(),
+        link.bridge
+    )))?;
     let host_index = require_link(handle, host).await?;
-    let peer_index = require_link(handle, peer).await?;
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(peer_index).setns_by_fd(netns.as_raw_fd()).build())
-        .execute()
-        .await
-        .map_err(request(format!("moving {peer} into {}", netns_path.display())))?;
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(host_index).controller(bridge).up().build())
-        .execute()
-        .await
-        .map_err(request(format!("attaching {host} to {}", link.bridge)))?;
     handle
         .link()
         .set_port(LinkBridgePort::new(host_index).hairpin(true).build())
@@ -220,19 +219,11 @@ async fn create_host_side(handle: &Handle, link: &PodLink, netns: &File) -> Resu
         .map_err(request(format!("turning hairpin mode on for {host}")))
 }
 
-/// Inside the pod's namespace: `eth0` with its address and default route, `lo` up.
+/// Inside the pod's namespace: `eth0` with its address, up, and the default route.
 async fn configure_pod_side(handle: &Handle, link: &PodLink) -> Result<(), NetlinkError> {
-    let index = require_link(handle, &link.peer_name).await?;
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(index).name("eth0").build())
-        .execute()
-        .await
-        .map_err(request(format!("renaming {} to eth0", link.peer_name)))?;
-    add_address(handle, index, "eth0", link.address, link.prefix).await?;
-    set_up(handle, index, "eth0").await?;
-    let lo = require_link(handle, "lo").await?;
-    set_up(handle, lo, "lo").await?;
+    let index = require_link(handle, POD_INTERFACE).await?;
+    add_address(handle, index, POD_INTERFACE, link.address, link.prefix).await?;
+    set_up(handle, index, POD_INTERFACE).await?;
     let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(link.gateway).output_interface(index).build();
     handle.route().add(route).execute().await.map_err(request(format!("adding the default route via {}", link.gateway)))
 }
