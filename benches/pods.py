@@ -9,6 +9,8 @@ created back to back) measures:
   delivery, each worker step (volumes, sandbox, network, image, prepare, events, start, status
   patch, ...) and the watch event back to the client; the runtime's container create+start and
   sandbox start;
+- CPU per pod: what the server (with the launchers it reaped), the shims, the sandbox holders and
+  the containers' processes (until their exec) used during the round, divided by the pods;
 - memory: RSS of the whole server (API server, store, controllers and agent in one process) idle
   and with the pods; the agent's share of it (an idle server without the agent, `--disable-agent`,
   is measured too); per pod, the PSS (and private memory, USS) of its shims and sandbox holder.
@@ -62,6 +64,32 @@ def pss_kib(pid: int) -> int:
 def uss_kib(pid: int) -> int:
     """Unique set size: the pages only this process maps."""
     return proc_kib(pid, "smaps_rollup", ("Private_Clean", "Private_Dirty"))
+
+
+TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms(pid: int, children: bool = True) -> float:
+    """CPU time of a process (its threads, and with `children` the children it reaped)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return ticks * TICK_MS
+
+
+def children_of(parents: set[int]) -> list[int]:
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid in parents:
+                out.append(int(proc.name))
+    return out
 
 
 def helper_pids(data_dir: Path) -> dict[str, list[int]]:
@@ -191,6 +219,7 @@ def main() -> None:
             t.start()
             ready.wait()
             time.sleep(0.5)
+            server_cpu0 = cpu_ms(server_pid)
             start = time.time()
             for i in range(n):
                 name = f"p{i}"
@@ -206,6 +235,15 @@ def main() -> None:
             helpers = helper_pids(cluster.data_dir)
             procs = helpers["shim"] + helpers["pause"]
             server_rss = rss_kib(server_pid)
+            # CPU spent on the round: the server (with the launchers it reaped), the shims and
+            # holders (with the libcontainer processes they reaped), the containers' processes
+            # up to their exec (sleep uses none after).
+            containers = children_of(set(helpers["shim"]))
+            cpu_split = {"server": cpu_ms(server_pid) - server_cpu0,
+                         "shims": sum(cpu_ms(p) for p in helpers["shim"]),
+                         "sandboxes": sum(cpu_ms(p) for p in helpers["pause"]),
+                         "containers": sum(cpu_ms(p, children=False) for p in containers)}
+            cpu_total = sum(cpu_split.values())
             lines, log_offset = timing_lines(cluster.log_path, log_offset)
             # Per pod: watch delivery, each worker step, the watch event back to the client.
             steps: dict[str, list[float]] = {}
@@ -231,6 +269,8 @@ def main() -> None:
                    "p99_ms": round(percentile(lat, 99), 1) if lat else None,
                    "all_running_s": round(all_running, 2), "server_rss_kib": server_rss,
                    "shims": len(helpers["shim"]), "sandbox_processes": len(helpers["pause"]),
+                   "cpu_ms_per_pod": round(cpu_total / max(1, n), 1),
+                   "cpu_ms_per_pod_by_process": {k: round(v / max(1, n), 1) for k, v in cpu_split.items()},
                    "pod_overhead_pss_kib": round(sum(pss_kib(p) for p in procs) / max(1, n)),
                    "pod_overhead_uss_kib": round(sum(uss_kib(p) for p in procs) / max(1, n)),
                    "shim_pss_kib": round(sum(pss_kib(p) for p in helpers["shim"]) / max(1, len(helpers["shim"]))),
@@ -273,7 +313,8 @@ def summary(results: dict) -> None:
     print(line)
     for r in results["rounds"]:
         print(f"  {r['pods']:>3} pods: create->Running p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, all Running after "
-              f"{r['all_running_s']} s; server+agent RSS {mib(r['server_rss_kib'])}")
+              f"{r['all_running_s']} s; server+agent RSS {mib(r['server_rss_kib'])}; CPU {r['cpu_ms_per_pod']} ms per pod "
+              f"{r['cpu_ms_per_pod_by_process']}")
         print(f"           container create+start {r['container_create_start_ms']} ms; per pod: PSS "
               f"{mib(r['pod_overhead_pss_kib'])} (USS {mib(r['pod_overhead_uss_kib'])}); shim PSS "
               f"{mib(r['shim_pss_kib'])} (RSS {mib(r['shim_rss_kib'])}), sandbox PSS {mib(r['pause_pss_kib'])}")

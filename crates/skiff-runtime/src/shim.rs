@@ -1,6 +1,7 @@
 //! The container shim (`skiff shim <container-dir>`): a small, single-purpose process per
-//! container that mounts its overlay root, creates and starts it with libcontainer, copies its
-//! output into the CRI log file, reaps it, records how it ended, and cleans up.
+//! container that mounts its overlay root (in a mount namespace of its own), creates and starts
+//! it with libcontainer, copies its output into the CRI log file, reaps it, records how it
+//! ended, and cleans up.
 //!
 //! Why a separate process (DESIGN.md §6): libcontainer forks, which must not happen inside the
 //! agent's multi-threaded async runtime, and a container must outlive an agent restart. The shim
@@ -166,6 +167,13 @@ pub fn run(dir: &Path) -> Result<(), ShimError> {
     let _ = nix::unistd::setsid();
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         tracing::warn!(error = %e, "cannot become a child subreaper");
+    }
+    // The overlay root goes into a mount namespace of the shim's own (a copy of the host's,
+    // same propagation, so volumes behave alike): the node's mount table does not grow with
+    // every container (each reader of `/proc/*/mountinfo` pays for every line), and the mount
+    // cannot outlive the shim and its container.
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS) {
+        tracing::warn!(error = %e, "cannot get a mount namespace; mounting the root in the node's");
     }
     let rootfs = dir.join("rootfs");
     let outcome = match mount_rootfs(dir, &request.lowers) {
