@@ -239,11 +239,69 @@ pub fn delete_link(name: &str) -> Result<(), NetlinkError> {
     })
 }
 
-/// Sets `lo` up in the network namespace the calling process is in. Spawns a thread, so it
-/// must not be called after `unshare(CLONE_NEWPID)` (threads cannot be created then).
+/// Sets `lo` up in the network namespace the calling thread is in: one request on a plain
+/// netlink socket, with no thread and no runtime (the sandbox holder calls it while it must stay
+/// single-threaded, and once per pod).
 pub fn loopback_up() -> Result<(), NetlinkError> {
-    run(|handle| async move {
-        let lo = require_link(&handle, "lo").await?;
-        set_up(&handle, lo, "lo").await
-    })
+    use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+    let what = "setting lo up";
+    let set = LinkUnspec::new_with_name("lo").up().build();
+    let mut request =
+        NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(RouteNetlinkMessage::SetLink(set)));
+    request.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    request.header.sequence_number = 1;
+    request.finalize();
+    let mut bytes = vec![0u8; request.buffer_len()];
+    request.serialize(&mut bytes);
+
+    let mut socket = Socket::new(NETLINK_ROUTE).map_err(NetlinkError::Socket)?;
+    socket.bind_auto().map_err(NetlinkError::Socket)?;
+    socket.connect(&SocketAddr::new(0, 0)).map_err(NetlinkError::Socket)?;
+    socket.send(&bytes, 0).map_err(NetlinkError::Socket)?;
+    let mut reply = Vec::with_capacity(8192);
+    socket.recv(&mut reply, 0).map_err(NetlinkError::Socket)?;
+    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply)
+        .map_err(|e| NetlinkError::Socket(io::Error::other(format!("{what}: bad reply: {e}"))))?;
+    match reply.payload {
+        NetlinkPayload::Error(e) if e.code.is_some() => {
+            Err(NetlinkError::Socket(io::Error::other(format!("{what}: {}", e.to_io()))))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_root() -> bool {
+        nix::unistd::Uid::effective().is_root()
+    }
+
+    fn lo_up() -> bool {
+        nix::ifaddrs::getifaddrs()
+            .expect("getifaddrs")
+            .any(|a| a.interface_name == "lo" && a.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP))
+    }
+
+    #[test]
+    fn loopback_comes_up_in_a_new_network_namespace() {
+        if !is_root() {
+            eprintln!("skipped: needs root (network namespaces)");
+            return;
+        }
+        // A thread of its own: the namespace is the thread's, and goes with it.
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            assert!(!lo_up(), "a new namespace starts with lo down");
+            loopback_up().expect("lo up");
+            assert!(lo_up());
+            loopback_up().expect("again: already up is fine");
+        })
+        .join()
+        .expect("thread");
+    }
 }

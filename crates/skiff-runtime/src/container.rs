@@ -1,10 +1,10 @@
 //! The agent's side of containers: preparing a container directory (snapshots, OCI spec,
 //! shim request), launching its shim, reading its state, signalling and removing it.
 //!
-//! Every call here blocks (file I/O, a short-lived process); the async agent runs them on its
-//! blocking pool. Nothing here forks inside the caller: the shim is launched as a separate
-//! program that daemonises itself ([`crate::shim`]), and the agent never reaps anything but that
-//! short-lived launcher.
+//! Every call here blocks (file I/O, waiting for the shim's report); the async agent runs them
+//! on its blocking pool. Nothing here forks inside the caller: the shim is a separate program
+//! (`skiff shim --foreground`, [`crate::shim`]) spawned like any command, that starts its own
+//! session and outlives the agent; the runtime's [`crate::reaper`] reaps it if it ends first.
 
 use std::fs;
 use std::io;
@@ -149,20 +149,18 @@ impl Runtime {
         let prepared = t0.elapsed();
         let log = shim::open_shim_log(&dir)?;
         let (mut ready, ready_out) = ReadyPipe::new().map_err(io("creating a pipe for", &dir))?;
-        // The launcher daemonises the real shim and exits at once; the shim reports on its
-        // standard output once `started.json` (or `exited.json`) is written.
-        let status = Command::new(&self.shim_binary)
-            .arg("shim")
+        // The shim starts its own session and outlives the agent; until then the runtime's
+        // reaper waits for it. It reports on its standard output once `started.json` (or
+        // `exited.json`) is written.
+        let shim = Command::new(&self.shim_binary)
+            .args(["shim", "--foreground"])
             .arg(&dir)
             .stdin(Stdio::null())
             .stdout(ready_out)
             .stderr(log)
-            .status()
+            .spawn()
             .map_err(io("running", &self.shim_binary))?;
-        if !status.success() {
-            let log = fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
-            return Err(ContainerError::Io(format!("the shim failed to launch ({status}): {}", log.trim())));
-        }
+        crate::reaper::reap(shim);
         let launched = t0.elapsed();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {

@@ -17,6 +17,7 @@ pub mod image_usage;
 pub mod images;
 pub mod logs;
 pub mod ready;
+pub mod reaper;
 pub mod sandbox;
 pub mod seccomp;
 pub mod shim;

@@ -4,9 +4,9 @@
 //!
 //! Two sides live here. The agent's ([`Runtime::start_sandbox`], [`Runtime::sandbox_state`],
 //! [`Runtime::stop_sandbox`], [`Runtime::list_sandboxes`]) prepares a sandbox directory and
-//! launches `skiff pause <dir>`, which daemonises `skiff pause --foreground <dir>` and exits at
-//! once, so the holder is adopted by init and survives agent restarts, like the shim. The
-//! holder's ([`run_holder`], [`run_init`]) runs in those processes.
+//! spawns `skiff pause --foreground <dir>`, which starts its own session and survives agent
+//! restarts, like the shim (the runtime's [`crate::reaper`] reaps it if it ends while the agent
+//! runs). The holder's ([`run_holder`], [`run_init`]) runs in those processes.
 //!
 //! The sandbox directory is the contract between them:
 //! ```text
@@ -210,20 +210,18 @@ impl Runtime {
         let log_path = dir.join("pause.log");
         let log = fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io("opening", &log_path))?;
         let (mut ready, ready_out) = ReadyPipe::new().map_err(io("creating a pipe for", &dir))?;
-        // The launcher daemonises the holder and exits at once; the holder reports on its
-        // standard output once `sandbox.json` (or `failed.json`) is written.
-        let status = Command::new(&self.shim_binary)
-            .arg("pause")
+        // The holder starts its own session and outlives the agent; until then the runtime's
+        // reaper waits for it. It reports on its standard output once `sandbox.json` (or
+        // `failed.json`) is written.
+        let holder = Command::new(&self.shim_binary)
+            .args(["pause", "--foreground"])
             .arg(&dir)
             .stdin(Stdio::null())
             .stdout(ready_out)
             .stderr(log)
-            .status()
+            .spawn()
             .map_err(io("running", &self.shim_binary))?;
-        if !status.success() {
-            let log = fs::read_to_string(&log_path).unwrap_or_default();
-            return Err(SandboxError::Start { id: id.into(), error: format!("launcher {status}: {}", log.trim()) });
-        }
+        crate::reaper::reap(holder);
         let launched = t0.elapsed();
         let deadline = Instant::now() + SANDBOX_START_TIMEOUT;
         loop {
@@ -403,7 +401,7 @@ fn wait_signals() -> SigSet {
 pub fn run_holder(dir: &Path, loopback_up: impl FnOnce() -> Result<(), String>) -> Result<(), SandboxError> {
     let signals = wait_signals();
     signals.thread_block().map_err(sys("blocking signals"))?;
-    // Survive the agent: own session (the launcher already left us to init).
+    // Survive the agent: own session (signals to the agent's process group do not reach us).
     let _ = nix::unistd::setsid();
     let config: SandboxConfig = read_json_transient(dir, "pause.json")?
         .ok_or_else(|| SandboxError::Io(format!("{}/pause.json is missing", dir.display())))?;
