@@ -189,12 +189,11 @@ impl Ipam {
         fs::read_to_string(self.dir.join(LAST_RESERVED)).ok()?.trim().parse().ok()
     }
 
+    /// Rewritten in place (no new file per allocation): it is only where the next search starts,
+    /// so a torn value just starts it at the beginning.
     fn write_last_reserved(&self, ip: Ipv4Addr) -> Result<(), IpamError> {
         let path = self.dir.join(LAST_RESERVED);
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io_err(&self.dir))?;
-        tmp.write_all(ip.to_string().as_bytes()).map_err(io_err(tmp.path()))?;
-        tmp.persist(&path).map_err(|e| IpamError::Io { path: path.clone(), source: e.error })?;
-        Ok(())
+        fs::write(&path, format!("{ip:<15}")).map_err(io_err(&path))
     }
 }
 

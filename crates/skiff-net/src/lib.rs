@@ -192,6 +192,10 @@ impl<D: Dataplane> PodNetwork<D> {
     /// them and reprograms the hostPort table if they changed. Idempotent; ports another pod maps
     /// are refused. [`PodNetwork::teardown`] removes them.
     pub fn set_host_ports(&self, pod_key: &str, ports: &[HostPort]) -> Result<(), NetError> {
+        if ports.is_empty() {
+            // Most pods: nothing to look up, nothing to map.
+            return self.remove_host_ports(pod_key);
+        }
         let _guard = self.hostports_lock.lock().unwrap_or_else(|p| p.into_inner());
         let Some(address) = self.ipam.lookup(pod_key)? else {
             return Err(NetError::NoAddress(pod_key.to_string()));
@@ -226,7 +230,10 @@ impl<D: Dataplane> PodNetwork<D> {
     /// its veth pair. Re-running it replaces the pod's link; on failure nothing new is left.
     pub fn setup(&self, pod_key: &str, netns: &Path) -> Result<PodIp, NetError> {
         let held = self.ipam.lookup(pod_key)?;
-        let address = self.ipam.allocate(pod_key)?;
+        let address = match held {
+            Some(address) => address,
+            None => self.ipam.allocate(pod_key)?,
+        };
         let (host_name, peer_name) = self.link_names(pod_key);
         let link = PodLink {
             host_name,
@@ -237,13 +244,15 @@ impl<D: Dataplane> PodNetwork<D> {
             prefix: self.ipam.cidr().prefix_len(),
             gateway: self.ipam.gateway(),
         };
-        let result =
-            self.remove_links(pod_key).and_then(|()| self.dataplane.create_pod_link(&link)).inspect_err(|_| {
-                let _ = self.remove_links(pod_key);
-                if held.is_none() {
-                    let _ = self.ipam.release(pod_key);
-                }
-            });
+        // Links of an earlier setup can only exist while the pod holds its address (teardown
+        // deletes them before releasing it).
+        let stale = if held.is_some() { self.remove_links(pod_key) } else { Ok(()) };
+        let result = stale.and_then(|()| self.dataplane.create_pod_link(&link)).inspect_err(|_| {
+            let _ = self.remove_links(pod_key);
+            if held.is_none() {
+                let _ = self.ipam.release(pod_key);
+            }
+        });
         if let Err(e) = result {
             tracing::warn!(pod = pod_key, error = %e, "pod network setup failed");
             return Err(e);
@@ -389,18 +398,12 @@ mod tests {
         );
         let (host, peer) = net.link_names("pod-a");
         assert_eq!(ip.host_interface, host);
-        assert_eq!(
-            fake.take(),
-            [
-                format!("delete {host}"),
-                format!("delete {peer}"),
-                format!("create {host} {peer} br-test 10.88.0.2/24 via 10.88.0.1 in /proc/1/ns/net"),
-            ]
-        );
+        let create = format!("create {host} {peer} br-test 10.88.0.2/24 via 10.88.0.1 in /proc/1/ns/net");
+        assert_eq!(fake.take(), std::slice::from_ref(&create), "a new pod has no links to replace");
         assert_eq!(net.get("pod-a").expect("get"), Some(ip.clone()));
-        // Re-running keeps the address.
+        // Re-running keeps the address and replaces the links.
         assert_eq!(net.setup("pod-a", Path::new("/proc/1/ns/net")).expect("again").address, ip.address);
-        fake.take();
+        assert_eq!(fake.take(), [format!("delete {host}"), format!("delete {peer}"), create]);
 
         net.teardown("pod-a").expect("teardown");
         assert_eq!(fake.take(), [format!("delete {host}"), format!("delete {peer}")]);

@@ -3,8 +3,9 @@
 //!
 //! Every function here blocks. Each runs its netlink requests on a dedicated, short-lived std
 //! thread with its own single-threaded tokio runtime; work inside a pod's network namespace
-//! `setns`es that thread (and only that thread) into it first, so neither the caller's thread
-//! nor an async worker ever changes namespace, and the calls are safe from any context.
+//! `setns`es that thread (and only that thread) into it, after its work in the host's, and the
+//! thread ends there, so neither the caller's thread nor an async worker ever changes namespace,
+//! and the calls are safe from any context.
 //!
 //! What does not live here: nftables ([`crate::nat`]) and deciding what to configure
 //! ([`crate::PodNetwork`]).
@@ -17,7 +18,11 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt as _;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+/// The pod's end of its veth pair, inside its namespace.
+pub const POD_INTERFACE: &str = "eth0";
 
 /// Netlink failures, naming what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +78,8 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
 pub struct PodLink {
     /// Name of the host end (at most 15 bytes).
     pub host_name: String,
-    /// Temporary name of the pod end while it is still in the host namespace.
+    /// Name a pod end may have in the host namespace: earlier versions created it there before
+    /// moving it into the pod; teardown still removes one left behind.
     pub peer_name: String,
     /// The bridge the host end joins.
     pub bridge: String,
@@ -87,9 +93,9 @@ pub struct PodLink {
     pub gateway: Ipv4Addr,
 }
 
-/// Runs `f` with a netlink handle on a new thread, inside `netns` when given (else in the
-/// network namespace the process is in), and waits for it.
-fn run<T, F, Fut>(netns: Option<&Path>, f: F) -> Result<T, NetlinkError>
+/// Runs `f` with a netlink handle on a new thread (in the network namespace the process is in;
+/// `f` may move the thread into another one, which then ends with it), and waits for it.
+fn run<T, F, Fut>(f: F) -> Result<T, NetlinkError>
 where
     T: Send,
     F: FnOnce(Handle) -> Fut + Send,
@@ -99,11 +105,6 @@ where
         let worker = std::thread::Builder::new()
             .name("skiff-netlink".into())
             .spawn_scoped(scope, move || {
-                if let Some(path) = netns {
-                    let ns = File::open(path).map_err(|source| NetlinkError::Netns { path: path.into(), source })?;
-                    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-                        .map_err(|e| NetlinkError::Netns { path: path.into(), source: e.into() })?;
-                }
                 let runtime =
                     tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(NetlinkError::Socket)?;
                 runtime.block_on(async move {
@@ -151,7 +152,7 @@ async fn add_address(handle: &Handle, index: u32, name: &str, ip: Ipv4Addr, pref
 /// Creates bridge `name` if missing, gives it `gateway/prefix` and sets it up; turns on IPv4
 /// forwarding. Idempotent.
 pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), NetlinkError> {
-    run(None, |handle| async move {
+    run(|handle| async move {
         let index = match link_index(&handle, name).await? {
             Some(index) => index,
             None => {
@@ -171,66 +172,65 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), Ne
 }
 
 /// Creates the veth pair of `link`: the host end on the bridge with hairpin mode, up; the pod
-/// end moved into the pod's namespace, renamed `eth0`, addressed, up, with a default route via
-/// the gateway, and `lo` up. Fails if the host end already exists.
+/// end born inside the pod's namespace as `eth0`, addressed, up, with a default route via the
+/// gateway (the sandbox's holder brought `lo` up). Fails if the host end already exists.
+///
+/// One short-lived thread does it all: the host side first, then it enters the pod's namespace
+/// for the pod side (and ends there). Each step that changes links takes the kernel's global
+/// network lock, so there are as few as can be: create (with the peer's namespace, the bridge
+/// and the state given at once), hairpin, then address, up and route inside the pod.
 pub fn create_pod_link(link: &PodLink) -> Result<(), NetlinkError> {
     let netns_path = link.netns.as_path();
     let netns = File::open(netns_path).map_err(|source| NetlinkError::Netns { path: netns_path.into(), source })?;
-    run(None, |handle| async move {
-        let (host, peer) = (link.host_name.as_str(), link.peer_name.as_str());
-        let bridge = require_link(&handle, &link.bridge).await?;
-        handle
-            .link()
-            .add(LinkVeth::new(host, peer).build())
-            .execute()
-            .await
-            .map_err(request(format!("creating veth pair {host}/{peer}")))?;
-        let host_index = require_link(&handle, host).await?;
-        let peer_index = require_link(&handle, peer).await?;
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(peer_index).setns_by_fd(netns.as_raw_fd()).build())
-            .execute()
-            .await
-            .map_err(request(format!("moving {peer} into {}", netns_path.display())))?;
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(host_index).controller(bridge).up().build())
-            .execute()
-            .await
-            .map_err(request(format!("attaching {host} to {}", link.bridge)))?;
-        handle
-            .link()
-            .set_port(LinkBridgePort::new(host_index).hairpin(true).build())
-            .execute()
-            .await
-            .map_err(request(format!("turning hairpin mode on for {host}")))
-    })?;
-    run(Some(netns_path), |handle| async move {
-        let index = require_link(&handle, &link.peer_name).await?;
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).name("eth0").build())
-            .execute()
-            .await
-            .map_err(request(format!("renaming {} to eth0", link.peer_name)))?;
-        add_address(&handle, index, "eth0", link.address, link.prefix).await?;
-        set_up(&handle, index, "eth0").await?;
-        let lo = require_link(&handle, "lo").await?;
-        set_up(&handle, lo, "lo").await?;
-        let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(link.gateway).output_interface(index).build();
-        handle
-            .route()
-            .add(route)
-            .execute()
-            .await
-            .map_err(request(format!("adding the default route via {}", link.gateway)))
+    run(|handle| async move {
+        create_host_side(&handle, link, &netns).await?;
+        nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| NetlinkError::Netns { path: netns_path.into(), source: e.into() })?;
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
+        let connection = tokio::spawn(connection);
+        let result = configure_pod_side(&handle, link).await;
+        connection.abort();
+        result
     })
+}
+
+/// The veth pair: its pod end created in `netns` as `eth0`, its host end on the bridge and up,
+/// in hairpin mode.
+async fn create_host_side(handle: &Handle, link: &PodLink, netns: &File) -> Result<(), NetlinkError> {
+    let host = link.host_name.as_str();
+    let bridge = require_link(handle, &link.bridge).await?;
+    let peer = LinkUnspec::new_with_name(POD_INTERFACE).setns_by_fd(netns.as_raw_fd()).build();
+    let pair = LinkVeth::new(host, POD_INTERFACE)
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .controller(bridge)
+        .up()
+        .build();
+    handle.link().add(pair).execute().await.map_err(request(format!(
+        "creating veth pair {host}/{POD_INTERFACE} in {} on {}",
+        link.netns.display(),
+        link.bridge
+    )))?;
+    let host_index = require_link(handle, host).await?;
+    handle
+        .link()
+        .set_port(LinkBridgePort::new(host_index).hairpin(true).build())
+        .execute()
+        .await
+        .map_err(request(format!("turning hairpin mode on for {host}")))
+}
+
+/// Inside the pod's namespace: `eth0` with its address, up, and the default route.
+async fn configure_pod_side(handle: &Handle, link: &PodLink) -> Result<(), NetlinkError> {
+    let index = require_link(handle, POD_INTERFACE).await?;
+    add_address(handle, index, POD_INTERFACE, link.address, link.prefix).await?;
+    set_up(handle, index, POD_INTERFACE).await?;
+    let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(link.gateway).output_interface(index).build();
+    handle.route().add(route).execute().await.map_err(request(format!("adding the default route via {}", link.gateway)))
 }
 
 /// Deletes link `name` (a veth's peer goes with it); absent is fine.
 pub fn delete_link(name: &str) -> Result<(), NetlinkError> {
-    run(None, |handle| async move {
+    run(|handle| async move {
         let Some(index) = link_index(&handle, name).await? else { return Ok(()) };
         match handle.link().del(index).execute().await {
             Err(e) if errno(&e) == Some(nix::libc::ENODEV) => Ok(()),
@@ -239,11 +239,69 @@ pub fn delete_link(name: &str) -> Result<(), NetlinkError> {
     })
 }
 
-/// Sets `lo` up in the network namespace the calling process is in. Spawns a thread, so it
-/// must not be called after `unshare(CLONE_NEWPID)` (threads cannot be created then).
+/// Sets `lo` up in the network namespace the calling thread is in: one request on a plain
+/// netlink socket, with no thread and no runtime (the sandbox holder calls it while it must stay
+/// single-threaded, and once per pod).
 pub fn loopback_up() -> Result<(), NetlinkError> {
-    run(None, |handle| async move {
-        let lo = require_link(&handle, "lo").await?;
-        set_up(&handle, lo, "lo").await
-    })
+    use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+    let what = "setting lo up";
+    let set = LinkUnspec::new_with_name("lo").up().build();
+    let mut request =
+        NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(RouteNetlinkMessage::SetLink(set)));
+    request.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    request.header.sequence_number = 1;
+    request.finalize();
+    let mut bytes = vec![0u8; request.buffer_len()];
+    request.serialize(&mut bytes);
+
+    let mut socket = Socket::new(NETLINK_ROUTE).map_err(NetlinkError::Socket)?;
+    socket.bind_auto().map_err(NetlinkError::Socket)?;
+    socket.connect(&SocketAddr::new(0, 0)).map_err(NetlinkError::Socket)?;
+    socket.send(&bytes, 0).map_err(NetlinkError::Socket)?;
+    let mut reply = Vec::with_capacity(8192);
+    socket.recv(&mut reply, 0).map_err(NetlinkError::Socket)?;
+    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply)
+        .map_err(|e| NetlinkError::Socket(io::Error::other(format!("{what}: bad reply: {e}"))))?;
+    match reply.payload {
+        NetlinkPayload::Error(e) if e.code.is_some() => {
+            Err(NetlinkError::Socket(io::Error::other(format!("{what}: {}", e.to_io()))))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_root() -> bool {
+        nix::unistd::Uid::effective().is_root()
+    }
+
+    fn lo_up() -> bool {
+        nix::ifaddrs::getifaddrs()
+            .expect("getifaddrs")
+            .any(|a| a.interface_name == "lo" && a.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP))
+    }
+
+    #[test]
+    fn loopback_comes_up_in_a_new_network_namespace() {
+        if !is_root() {
+            eprintln!("skipped: needs root (network namespaces)");
+            return;
+        }
+        // A thread of its own: the namespace is the thread's, and goes with it.
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            assert!(!lo_up(), "a new namespace starts with lo down");
+            loopback_up().expect("lo up");
+            assert!(lo_up());
+            loopback_up().expect("again: already up is fine");
+        })
+        .join()
+        .expect("thread");
+    }
 }

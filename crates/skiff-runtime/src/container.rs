@@ -1,10 +1,10 @@
 //! The agent's side of containers: preparing a container directory (snapshots, OCI spec,
 //! shim request), launching its shim, reading its state, signalling and removing it.
 //!
-//! Every call here blocks (file I/O, a short-lived process); the async agent runs them on its
-//! blocking pool. Nothing here forks inside the caller: the shim is launched as a separate
-//! program that daemonises itself ([`crate::shim`]), and the agent never reaps anything but that
-//! short-lived launcher.
+//! Every call here blocks (file I/O, waiting for the shim's report); the async agent runs them
+//! on its blocking pool. Nothing here forks inside the caller: the shim is a separate program
+//! (`skiff shim --foreground`, [`crate::shim`]) spawned like any command, that starts its own
+//! session and outlives the agent; the runtime's [`crate::reaper`] reaps it if it ends first.
 
 use std::fs;
 use std::io;
@@ -16,6 +16,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::images::{ImageError, ImageRecord, ImageStore};
+use crate::ready::{ReadyPipe, Seen};
 use crate::shim::{self, Exited, ShimRequest, Started};
 use crate::snapshots::Snapshots;
 use crate::spec::{ContainerConfig, runtime_spec};
@@ -127,13 +128,14 @@ impl Runtime {
         if dir.exists() {
             return Err(ContainerError::Exists(id.to_string()));
         }
+        let t0 = Instant::now();
         let lowers = match image {
             Some(image) => self.snapshots.prepare(self.images.blobs(), image)?,
             None => Vec::new(),
         };
         fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let spec = runtime_spec(config, &dir.join("rootfs"));
-        shim::write_json(&dir, "config.json", &spec)?;
+        shim::write_json_transient(&dir, "config.json", &spec)?;
         let request = ShimRequest {
             id: id.to_string(),
             lowers,
@@ -143,30 +145,45 @@ impl Runtime {
             stdin_once: config.stdin_once,
             tty: config.terminal,
         };
-        shim::write_json(&dir, "shim.json", &request)?;
+        shim::write_json_transient(&dir, "shim.json", &request)?;
+        let prepared = t0.elapsed();
         let log = shim::open_shim_log(&dir)?;
-        let log2 = log.try_clone().map_err(io("opening", &dir))?;
-        // The launcher daemonises the real shim and exits at once.
-        let status = Command::new(&self.shim_binary)
-            .arg("shim")
+        let (mut ready, ready_out) = ReadyPipe::new().map_err(io("creating a pipe for", &dir))?;
+        // The shim starts its own session and outlives the agent; until then the runtime's
+        // reaper waits for it. It reports on its standard output once `started.json` (or
+        // `exited.json`) is written.
+        let shim = Command::new(&self.shim_binary)
+            .args(["shim", "--foreground"])
             .arg(&dir)
             .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .status()
+            .stdout(ready_out)
+            .stderr(log)
+            .spawn()
             .map_err(io("running", &self.shim_binary))?;
-        if !status.success() {
-            let log = fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
-            return Err(ContainerError::Io(format!("the shim failed to launch ({status}): {}", log.trim())));
-        }
+        crate::reaper::reap(shim);
+        let launched = t0.elapsed();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
+            let seen = ready.wait(deadline);
             match self.state(id)? {
+                ContainerState::Lost if seen == Seen::Closed => {
+                    let log = fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
+                    return Err(ContainerError::Io(format!("the shim ended without reporting: {}", log.trim())));
+                }
                 ContainerState::Lost if Instant::now() < deadline => {}
                 ContainerState::Lost => return Err(ContainerError::Timeout(id.to_string(), START_TIMEOUT)),
-                state => return Ok(state),
+                state => {
+                    tracing::debug!(
+                        target: crate::TIMING_TARGET,
+                        container = id,
+                        prepare_ms = ms(prepared),
+                        launch_ms = ms(launched - prepared),
+                        wait_ms = ms(t0.elapsed() - launched),
+                        "container create+start"
+                    );
+                    return Ok(state);
+                }
             }
-            std::thread::sleep(Duration::from_millis(2));
         }
     }
 
@@ -179,7 +196,7 @@ impl Runtime {
         if let Some(exited) = shim::read_json::<Exited>(&dir, "exited.json")? {
             return Ok(ContainerState::Exited(exited));
         }
-        match shim::read_json::<Started>(&dir, "started.json")? {
+        match shim::read_json_transient::<Started>(&dir, "started.json")? {
             Some(started) if alive(started.shim_pid) => Ok(ContainerState::Running(started)),
             // Between `started.json` and `exited.json` the shim may just have finished.
             Some(started) => match shim::read_json::<Exited>(&dir, "exited.json")? {
@@ -229,7 +246,7 @@ impl Runtime {
     pub fn lowers_in_use(&self) -> Result<Vec<Vec<PathBuf>>, ContainerError> {
         let mut out = Vec::new();
         for id in self.list()? {
-            if let Some(request) = shim::read_json::<ShimRequest>(&self.dir(&id)?, "shim.json")? {
+            if let Some(request) = shim::read_json_transient::<ShimRequest>(&self.dir(&id)?, "shim.json")? {
                 out.push(request.lowers);
             }
         }
@@ -262,6 +279,11 @@ pub(crate) fn valid_id(id: &str) -> bool {
         && id.len() <= 128
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && !id.starts_with('.')
+}
+
+/// Milliseconds, for timing logs.
+pub(crate) fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 fn alive(pid: i32) -> bool {

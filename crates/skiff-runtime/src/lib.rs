@@ -16,8 +16,14 @@ pub mod exec;
 pub mod image_usage;
 pub mod images;
 pub mod logs;
+pub mod ready;
+pub mod reaper;
 pub mod sandbox;
 pub mod seccomp;
 pub mod shim;
 pub mod snapshots;
 pub mod spec;
+
+/// Log target of start-up timings (debug level), shared with the agent's pod workers:
+/// `RUST_LOG=info,skiff_timing=debug` shows where a pod's start goes.
+pub const TIMING_TARGET: &str = "skiff_timing";

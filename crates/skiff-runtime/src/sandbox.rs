@@ -4,9 +4,9 @@
 //!
 //! Two sides live here. The agent's ([`Runtime::start_sandbox`], [`Runtime::sandbox_state`],
 //! [`Runtime::stop_sandbox`], [`Runtime::list_sandboxes`]) prepares a sandbox directory and
-//! launches `skiff pause <dir>`, which daemonises `skiff pause --foreground <dir>` and exits at
-//! once, so the holder is adopted by init and survives agent restarts, like the shim. The
-//! holder's ([`run_holder`], [`run_init`]) runs in those processes.
+//! spawns `skiff pause --foreground <dir>`, which starts its own session and survives agent
+//! restarts, like the shim (the runtime's [`crate::reaper`] reaps it if it ends while the agent
+//! runs). The holder's ([`run_holder`], [`run_init`]) runs in those processes.
 //!
 //! The sandbox directory is the contract between them:
 //! ```text
@@ -15,6 +15,8 @@
 //! failed.json   SandboxFailed, when they could not be set up (written by the holder)
 //! pause.log     the holder's own log
 //! ```
+//! Only `failed.json` is fsynced: the others mean nothing after a reboot (the holder is gone),
+//! so they cost no disk flush on the way to a running pod.
 //!
 //! What does not live here: the pod's network interfaces and addresses (`skiff-net`, which the
 //! `skiff` binary hands to [`run_holder`] for bringing `lo` up) and the containers themselves
@@ -33,7 +35,8 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::container::{Runtime, valid_id};
-use crate::shim::{self, read_json, write_json};
+use crate::ready::{ReadyPipe, Seen};
+use crate::shim::{self, read_json, read_json_transient, write_json, write_json_transient};
 use crate::spec::{Namespace, NamespaceKind};
 
 /// How long the holder may take to set up the namespaces.
@@ -201,37 +204,50 @@ impl Runtime {
         if dir.exists() {
             return Err(SandboxError::Exists(id.to_string()));
         }
+        let t0 = Instant::now();
         fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-        write_json(&dir, "pause.json", config)?;
+        write_json_transient(&dir, "pause.json", config)?;
         let log_path = dir.join("pause.log");
         let log = fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io("opening", &log_path))?;
-        let log2 = log.try_clone().map_err(io("opening", &log_path))?;
-        // The launcher daemonises the holder and exits at once.
-        let status = Command::new(&self.shim_binary)
-            .arg("pause")
+        let (mut ready, ready_out) = ReadyPipe::new().map_err(io("creating a pipe for", &dir))?;
+        // The holder starts its own session and outlives the agent; until then the runtime's
+        // reaper waits for it. It reports on its standard output once `sandbox.json` (or
+        // `failed.json`) is written.
+        let holder = Command::new(&self.shim_binary)
+            .args(["pause", "--foreground"])
             .arg(&dir)
             .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .status()
+            .stdout(ready_out)
+            .stderr(log)
+            .spawn()
             .map_err(io("running", &self.shim_binary))?;
-        if !status.success() {
-            let log = fs::read_to_string(&log_path).unwrap_or_default();
-            return Err(SandboxError::Start { id: id.into(), error: format!("launcher {status}: {}", log.trim()) });
-        }
+        crate::reaper::reap(holder);
+        let launched = t0.elapsed();
         let deadline = Instant::now() + SANDBOX_START_TIMEOUT;
         loop {
-            if let Some(state) = read_json::<SandboxState>(&dir, "sandbox.json")? {
+            let seen = ready.wait(deadline);
+            if let Some(state) = read_json_transient::<SandboxState>(&dir, "sandbox.json")? {
+                tracing::debug!(
+                    target: crate::TIMING_TARGET,
+                    sandbox = id,
+                    launch_ms = crate::container::ms(launched),
+                    wait_ms = crate::container::ms(t0.elapsed() - launched),
+                    "sandbox start"
+                );
                 tracing::info!(sandbox = id, pid = state.pid, "sandbox ready");
                 return Ok(state);
             }
             if let Some(failed) = read_json::<SandboxFailed>(&dir, "failed.json")? {
                 return Err(SandboxError::Start { id: id.into(), error: failed.error });
             }
+            if seen == Seen::Closed {
+                let log = fs::read_to_string(&log_path).unwrap_or_default();
+                let error = format!("the holder ended without reporting: {}", log.trim());
+                return Err(SandboxError::Start { id: id.into(), error });
+            }
             if Instant::now() >= deadline {
                 return Err(SandboxError::Timeout(id.to_string(), SANDBOX_START_TIMEOUT));
             }
-            std::thread::sleep(Duration::from_millis(2));
         }
     }
 
@@ -241,7 +257,7 @@ impl Runtime {
         if !dir.is_dir() {
             return Err(SandboxError::NotFound(id.to_string()));
         }
-        Ok(match read_json::<SandboxState>(&dir, "sandbox.json")? {
+        Ok(match read_json_transient::<SandboxState>(&dir, "sandbox.json")? {
             Some(state) if state.alive() => SandboxStatus::Ready(state),
             state => SandboxStatus::NotReady(state),
         })
@@ -255,7 +271,7 @@ impl Runtime {
         if !dir.is_dir() {
             return Ok(());
         }
-        if let Some(state) = read_json::<SandboxState>(&dir, "sandbox.json")? {
+        if let Some(state) = read_json_transient::<SandboxState>(&dir, "sandbox.json")? {
             let processes: Vec<(i32, u64)> =
                 state.init_pid.zip(state.init_start_time).into_iter().chain([(state.pid, state.start_time)]).collect();
             for &(pid, start) in &processes {
@@ -385,19 +401,22 @@ fn wait_signals() -> SigSet {
 pub fn run_holder(dir: &Path, loopback_up: impl FnOnce() -> Result<(), String>) -> Result<(), SandboxError> {
     let signals = wait_signals();
     signals.thread_block().map_err(sys("blocking signals"))?;
-    // Survive the agent: own session (the launcher already left us to init).
+    // Survive the agent: own session (signals to the agent's process group do not reach us).
     let _ = nix::unistd::setsid();
-    let config: SandboxConfig = read_json(dir, "pause.json")?
+    let config: SandboxConfig = read_json_transient(dir, "pause.json")?
         .ok_or_else(|| SandboxError::Io(format!("{}/pause.json is missing", dir.display())))?;
     let (state, init) = match set_up(&config, loopback_up) {
         Ok(ready) => ready,
         Err(e) => {
             tracing::error!(error = %e, "cannot set up the sandbox");
-            write_json(dir, "failed.json", &SandboxFailed { error: e.to_string() })?;
+            let written = write_json(dir, "failed.json", &SandboxFailed { error: e.to_string() });
+            crate::ready::report();
+            written?;
             return Err(e);
         }
     };
-    write_json(dir, "sandbox.json", &state)?;
+    write_json_transient(dir, "sandbox.json", &state)?;
+    crate::ready::report();
     tracing::info!(pid = state.pid, init = ?state.init_pid, "sandbox ready");
     hold(&signals, init)
 }
@@ -442,9 +461,11 @@ fn set_up(
     if config.share_pid_namespace && !config.host_pid {
         nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(sys("unsharing the PID namespace"))?;
         let exe = std::env::current_exe().map_err(|e| SandboxError::Io(format!("finding the skiff binary: {e}")))?;
+        // Not holding the ready pipe (standard output), which must close with the holder's report.
         let child = Command::new(&exe)
             .args(["pause", "--init"])
             .stdin(Stdio::null())
+            .stdout(Stdio::null())
             .spawn()
             .map_err(io("starting the PID namespace init", &exe))?;
         let init_pid = child.id() as i32;

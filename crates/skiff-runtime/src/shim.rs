@@ -1,6 +1,7 @@
 //! The container shim (`skiff shim <container-dir>`): a small, single-purpose process per
-//! container that mounts its overlay root, creates and starts it with libcontainer, copies its
-//! output into the CRI log file, reaps it, records how it ended, and cleans up.
+//! container that mounts its overlay root (in a mount namespace of its own), creates and starts
+//! it with libcontainer, copies its output into the CRI log file, reaps it, records how it
+//! ended, and cleans up.
 //!
 //! Why a separate process (DESIGN.md §6): libcontainer forks, which must not happen inside the
 //! agent's multi-threaded async runtime, and a container must outlive an agent restart. The shim
@@ -12,7 +13,8 @@
 //! config.json   OCI runtime spec (written by the agent)
 //! shim.json     ShimRequest (written by the agent)
 //! started.json  Started, once the process runs (written here)
-//! exited.json   Exited, once it has ended or failed to start (written here, last)
+//! exited.json   Exited, once it has ended or failed to start (written here, last; the only
+//!               one fsynced: the others mean nothing after a reboot)
 //! attach.sock   the attach socket while the container runs ([`crate::attach`]; also takes
 //!               the agent's requests to reopen the log after a rotation)
 //! rootfs/ upper/ work/   the overlay (mounted and removed here)
@@ -122,6 +124,31 @@ pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<(), 
         .map_err(|e| ShimError::Io { path: dir.join(name), source: io::Error::other(e.to_string()) })
 }
 
+/// Writes `value` as JSON to `dir/name` atomically (a reader sees all or nothing) but without
+/// fsync: after a machine crash the file may be missing or empty. For what means nothing after a
+/// reboot, so it costs no disk flush on a container's or sandbox's start: the requests to the shim
+/// and the holder, and the state of their running processes. Read with [`read_json_transient`].
+pub fn write_json_transient(dir: &Path, name: &str, value: &impl Serialize) -> Result<(), ShimError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| ShimError::Request(e.to_string()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
+    io::Write::write_all(&mut tmp, &bytes).map_err(io_err(tmp.path()))?;
+    let path = dir.join(name);
+    tmp.persist(&path).map_err(|e| ShimError::Io { path, source: e.error })?;
+    Ok(())
+}
+
+/// Reads a file written by [`write_json_transient`]: one a crash left empty or torn counts as
+/// absent.
+pub fn read_json_transient<T: for<'de> Deserialize<'de>>(dir: &Path, name: &str) -> Result<Option<T>, ShimError> {
+    match read_json(dir, name) {
+        Err(ShimError::Request(e)) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "ignoring a state file a crash left unreadable");
+            Ok(None)
+        }
+        other => other,
+    }
+}
+
 /// Reads `dir/name` as JSON; `None` when it does not exist (yet).
 pub fn read_json<T: for<'de> Deserialize<'de>>(dir: &Path, name: &str) -> Result<Option<T>, ShimError> {
     let path = dir.join(name);
@@ -136,11 +163,18 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(dir: &Path, name: &str) -> Result
 /// (the `skiff shim` command) must be single-threaded when calling this.
 pub fn run(dir: &Path) -> Result<(), ShimError> {
     let request: ShimRequest =
-        read_json(dir, "shim.json")?.ok_or_else(|| ShimError::Request("shim.json is missing".into()))?;
+        read_json_transient(dir, "shim.json")?.ok_or_else(|| ShimError::Request("shim.json is missing".into()))?;
     // Survive the agent: own session, and adopt the container's init when its parent exits.
     let _ = nix::unistd::setsid();
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         tracing::warn!(error = %e, "cannot become a child subreaper");
+    }
+    // The overlay root goes into a mount namespace of the shim's own (a copy of the host's,
+    // same propagation, so volumes behave alike): the node's mount table does not grow with
+    // every container (each reader of `/proc/*/mountinfo` pays for every line), and the mount
+    // cannot outlive the shim and its container.
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS) {
+        tracing::warn!(error = %e, "cannot get a mount namespace; mounting the root in the node's");
     }
     let rootfs = dir.join("rootfs");
     let outcome = match mount_rootfs(dir, &request.lowers) {
@@ -154,7 +188,10 @@ pub fn run(dir: &Path) -> Result<(), ShimError> {
         let _ = fs::remove_dir_all(dir.join(sub));
     }
     tracing::info!(id = %request.id, exit_code = outcome.exit_code, error = ?outcome.start_error, "container ended");
-    write_json(dir, "exited.json", &outcome)
+    let written = write_json(dir, "exited.json", &outcome);
+    // Only matters when the container never started (else the start was reported already).
+    crate::ready::report();
+    written
 }
 
 fn failed(error: String) -> Exited {
@@ -268,9 +305,10 @@ fn run_container(dir: &Path, request: &ShimRequest) -> Exited {
         }
     };
     let started = Started { pid: pid.as_raw(), shim_pid: std::process::id() as i32, started_at: now() };
-    if let Err(e) = write_json(dir, "started.json", &started) {
+    if let Err(e) = write_json_transient(dir, "started.json", &started) {
         tracing::error!(error = %e, "cannot record the start");
     }
+    crate::ready::report();
     let copiers: Vec<_> = outputs
         .into_iter()
         .map(|(kind, source)| {
@@ -438,5 +476,17 @@ mod tests {
         let exited = failed("executable 'nope' not found in $PATH".into());
         write_json(dir.path(), "exited.json", &exited).expect("write");
         assert_eq!(read_json::<Exited>(dir.path(), "exited.json").expect("read"), Some(exited));
+    }
+
+    #[test]
+    fn transient_files_round_trip_and_a_torn_one_counts_as_absent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let started = Started { pid: 7, shim_pid: 6, started_at: now() };
+        write_json_transient(dir.path(), "started.json", &started).expect("write");
+        assert_eq!(read_json_transient::<Started>(dir.path(), "started.json").expect("read"), Some(started));
+        // What a crash can leave of a file that was renamed but never flushed.
+        fs::write(dir.path().join("started.json"), b"").expect("truncate");
+        assert_eq!(read_json_transient::<Started>(dir.path(), "started.json").expect("read"), None);
+        assert!(read_json::<Started>(dir.path(), "started.json").is_err(), "durable files stay strict");
     }
 }

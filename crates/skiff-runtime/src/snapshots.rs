@@ -5,12 +5,15 @@
 //! A snapshot is unpacked into a temporary directory and renamed into place when complete (its
 //! uncompressed digest verified against the image config's `diff_id`), so a crash never leaves a
 //! half-unpacked layer that looks finished, and concurrent preparers of one layer do not clash.
+//! Within the process, one preparer unpacks a layer while the others wait for it (a hundred pods
+//! of a new image must not unpack it a hundred times).
 //! Mounting the overlay belongs to the container code, not here.
 
 use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 
@@ -24,6 +27,8 @@ const OPAQUE_MARKER: &str = ".wh..wh..opq";
 #[derive(Debug, Clone)]
 pub struct Snapshots {
     dir: PathBuf,
+    /// Layers being unpacked by this process (their diff ids), and who waits for them.
+    unpacking: Arc<(Mutex<HashSet<String>>, Condvar)>,
 }
 
 impl Snapshots {
@@ -35,7 +40,7 @@ impl Snapshots {
                 let _ = fs::remove_dir_all(entry.path());
             }
         }
-        Ok(Self { dir: dir.to_path_buf() })
+        Ok(Self { dir: dir.to_path_buf(), unpacking: Arc::default() })
     }
 
     /// The directory of the layer with uncompressed digest `diff_id`.
@@ -52,13 +57,37 @@ impl Snapshots {
         let mut dirs = Vec::with_capacity(image.layers.len());
         for layer in &image.layers {
             let path = self.path(&layer.diff_id)?;
-            if !path.is_dir() {
-                self.unpack(blobs.open_blob(&layer.digest)?, &layer.diff_id, &path)?;
+            if !path.is_dir() && self.claim(&layer.diff_id, &path) {
+                let unpacked = blobs.open_blob(&layer.digest).and_then(|b| self.unpack(b, &layer.diff_id, &path));
+                self.release(&layer.diff_id);
+                unpacked?;
             }
             dirs.push(path);
         }
         dirs.reverse();
         Ok(dirs)
+    }
+
+    /// Whether this caller should unpack layer `diff_id` into `path`: false once someone else
+    /// has (waiting while another caller of this process is at it).
+    fn claim(&self, diff_id: &str, path: &Path) -> bool {
+        let (lock, done) = &*self.unpacking;
+        let mut busy = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while busy.contains(diff_id) {
+            busy = done.wait(busy).unwrap_or_else(PoisonError::into_inner);
+        }
+        if path.is_dir() {
+            return false;
+        }
+        busy.insert(diff_id.to_string());
+        true
+    }
+
+    /// The unpacking of `diff_id` by this caller is over (done or failed).
+    fn release(&self, diff_id: &str) {
+        let (lock, done) = &*self.unpacking;
+        lock.lock().unwrap_or_else(PoisonError::into_inner).remove(diff_id);
+        done.notify_all();
     }
 
     fn unpack(&self, blob: impl Read, diff_id: &str, dest: &Path) -> Result<(), ImageError> {
@@ -202,6 +231,27 @@ mod tests {
         let keep: HashSet<String> = [image.layers[0].diff_id.clone()].into();
         assert_eq!(snaps.remove_unused(&keep).expect("gc"), 1);
         assert!(base_dir.exists() && !top_dir.exists());
+    }
+
+    #[test]
+    fn concurrent_preparers_of_a_layer_unpack_it_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let snaps = Snapshots::open(dir.path()).expect("snapshots");
+        let id = format!("sha256:{}", "c".repeat(64));
+        let path = snaps.path(&id).expect("path");
+        assert!(snaps.claim(&id, &path), "the first preparer unpacks");
+        let (other, other_id, other_path) = (snaps.clone(), id.clone(), path.clone());
+        let waiter = std::thread::spawn(move || other.claim(&other_id, &other_path));
+        // The layer is complete when the first preparer lets go: the waiter does not unpack.
+        fs::create_dir(&path).expect("unpacked");
+        snaps.release(&id);
+        assert!(!waiter.join().expect("join"));
+        // A failed unpack leaves the layer to the next preparer.
+        let failed = format!("sha256:{}", "d".repeat(64));
+        let failed_path = snaps.path(&failed).expect("path");
+        assert!(snaps.claim(&failed, &failed_path));
+        snaps.release(&failed);
+        assert!(snaps.claim(&failed, &failed_path));
     }
 
     #[test]

@@ -86,8 +86,8 @@ fn server(cfg: ServerConfig) -> anyhow::Result<()> {
 }
 
 /// `skiff shim DIR`: launches `skiff shim --foreground DIR` detached (its parent exits at once,
-/// so it is adopted by init and outlives the agent); `--foreground` runs the shim itself. Both
-/// run before any thread exists, as libcontainer's forks require.
+/// so it is adopted by init; for running a shim by hand); `--foreground` runs the shim itself
+/// (what the agent spawns). Both run before any thread exists, as libcontainer's forks require.
 fn shim(args: skiff::config::ShimArgs) -> anyhow::Result<()> {
     if !args.foreground {
         return launch_detached("shim", &args.dir);

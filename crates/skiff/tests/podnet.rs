@@ -55,6 +55,12 @@ fn parent(pid: i32) -> i32 {
     stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok()).expect("ppid")
 }
 
+/// The session id of `pid`.
+fn session(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(3)?.parse().ok()).expect("session")
+}
+
 /// Removes what the test put on the host, also when an assertion failed half-way.
 struct HostCleanup {
     runtime: Runtime,
@@ -235,7 +241,7 @@ fn pods_get_sandboxes_addresses_and_connectivity() {
     let a = sandbox(&runtime, "pod-a", true);
     let b = sandbox(&runtime, "pod-b", false);
     assert!(a.pid_namespace.is_some() && a.init_pid.is_some() && b.pid_namespace.is_none());
-    assert_ne!(parent(a.pid), std::process::id() as i32, "the holder is not the agent's child");
+    assert_eq!(session(a.pid), a.pid, "the holder leads its own session: it outlives the agent");
     assert_eq!(parent(a.init_pid.expect("init")), a.pid, "the holder is the parent of the PID namespace's init");
     let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", a.pid)).expect("cgroup");
     assert!(cgroup.contains(&format!("{CGROUP_ROOT}/pod-a/pause")), "{cgroup}");

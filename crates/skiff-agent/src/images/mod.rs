@@ -159,9 +159,7 @@ impl ImageManager {
         // keeping the first note, and "Error: ErrImagePull" is not "Error: ImagePullBackOff".
         // The manager records failure events only when a container's state changes.
         let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-        if let Err(e) = recorder.publish(&ev, reference).await {
-            tracing::debug!(error = %e, "publishing event");
-        }
+        crate::events::emit(&recorder, reference, ev);
     }
 
     /// The container cannot start: when it enters this state, records `first` (the image

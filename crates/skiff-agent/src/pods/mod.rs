@@ -11,6 +11,7 @@
 pub mod convert;
 pub mod dns;
 pub mod env;
+pub mod exits;
 pub mod hooks;
 pub mod mirror;
 pub mod mounts;
@@ -20,6 +21,7 @@ pub mod prober;
 pub mod resources;
 pub mod security;
 pub mod status;
+pub mod timing;
 pub mod worker;
 
 use std::collections::{BTreeMap, HashMap};

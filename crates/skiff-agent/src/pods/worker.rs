@@ -36,8 +36,12 @@ use crate::AgentConfig;
 const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
-/// How often a worker looks at its containers when nothing else wakes it.
+/// How soon a worker looks again while something is on its way (a start, a pull, a back-off,
+/// a sandbox or volume not ready yet).
 const POLL: Duration = Duration::from_millis(500);
+/// How often a settled worker looks at its pod when nothing wakes it (container and sandbox
+/// exits, pod updates and probe results do; this catches the rest, e.g. updated ConfigMaps).
+const SAFETY_POLL: Duration = Duration::from_secs(5);
 
 /// What the worker knows about one container of the pod.
 #[derive(Debug, Default, Clone)]
@@ -120,6 +124,12 @@ struct Worker {
     disruption: Option<serde_json::Value>,
     /// Passed the eviction manager's admission (or was running before this worker).
     admitted: bool,
+    /// Where the pod's start-up time goes (debug logs).
+    timing: Mutex<super::timing::StartTiming>,
+    /// The processes whose exit wakes the worker (shims of running containers, the sandbox).
+    exits: super::exits::ExitWatch,
+    /// The last pass left something on its way: look again after [`POLL`], not [`SAFETY_POLL`].
+    retry_soon: bool,
 }
 
 /// Runs the worker of one pod until the pod is gone from the node.
@@ -140,8 +150,12 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
         failure: None,
         disruption: None,
         admitted: false,
+        timing: Mutex::new(super::timing::StartTiming::start()),
+        exits: super::exits::ExitWatch::default(),
+        retry_soon: true,
     };
     worker.adopt().await;
+    worker.lap("adopt");
     let phase = worker.pod.status.as_ref().and_then(|s| s.phase.as_deref());
     worker.admitted = !worker.tracks.is_empty() || !matches!(phase, None | Some("Pending"));
     let mut deleted = false;
@@ -164,8 +178,9 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
                 // The agent is stopping: leave the containers running for the next agent.
                 None => return,
             },
-            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::time::sleep(if worker.retry_soon { POLL } else { SAFETY_POLL }) => {}
             _ = worker.probe_changed.notified() => {}
+            _ = worker.exits.next() => {}
         }
     }
 }
@@ -184,6 +199,11 @@ impl Worker {
 
     fn name(&self) -> &str {
         self.pod.metadata.name.as_deref().unwrap_or("")
+    }
+
+    /// Charges the time since the last lap to start-up step `step` ([`super::timing`]).
+    fn lap(&self, step: &'static str) {
+        self.timing.lock().unwrap_or_else(|p| p.into_inner()).lap(step);
     }
 
     /// Picks up instances a previous agent run created.
@@ -274,6 +294,7 @@ impl Worker {
             runtime.start_sandbox(&uid, &config)
         })
         .await;
+        self.lap("sandbox");
         let state = match started {
             Ok(Ok(state)) => state,
             Ok(Err(e)) => {
@@ -294,6 +315,7 @@ impl Worker {
             },
             (false, None) => None,
         };
+        self.lap("network");
         self.sandbox = Some(state);
         self.sandbox_error = None;
         true
@@ -378,6 +400,8 @@ impl Worker {
 
     /// One pass: start what should run, then report the status.
     async fn sync(&mut self) {
+        // The deadline is checked on every pass.
+        self.retry_soon = self.pod.spec.as_ref().and_then(|s| s.active_deadline_seconds).is_some();
         // A pod that reached a terminal phase never runs again (even if its containers are gone).
         let phase = self.pod.status.as_ref().and_then(|s| s.phase.as_deref());
         if matches!(phase, Some("Succeeded" | "Failed")) {
@@ -420,14 +444,18 @@ impl Worker {
             return;
         }
         // As the kubelet: volumes first (FailedMount until they are set up), then the sandbox.
+        self.lap("wait");
         let volumes = self.shared.volumes.sync(&self.pod).await;
+        self.lap("volumes");
         for message in volumes.events {
             self.event(EventType::Warning, "FailedMount", message).await;
         }
         if !volumes.ready || !self.ensure_sandbox().await {
+            self.retry_soon = true;
             self.report().await;
             return;
         }
+        self.lap("sandbox");
         let policy = self.pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into());
         let containers: Vec<(Container, bool)> = all_containers(&self.pod).map(|(c, i)| (c.clone(), i)).collect();
         let mut init_done = true;
@@ -438,6 +466,7 @@ impl Worker {
             }
             let sidecar = *is_init && container.restart_policy.as_deref() == Some("Always");
             let state = self.state_of(&container.name).await;
+            self.lap("state");
             let wants_start = match &state {
                 None => true,
                 Some(ContainerState::Running(_)) => false,
@@ -468,6 +497,7 @@ impl Worker {
             }
             self.manage_probes(container, *is_init && !sidecar, state.as_ref()).await;
             if wants_start {
+                self.retry_soon = true;
                 self.start(container, state.as_ref()).await;
             }
         }
@@ -680,6 +710,7 @@ impl Worker {
             }
             crate::images::Ensure::Failed(waiting) => return Err(waiting),
         };
+        self.lap("image");
         let defaults = runtime
             .images()
             .container_defaults(&image)
@@ -724,10 +755,13 @@ impl Worker {
         let log_path = self.log_path(&container.name, attempt);
         let id = instance_id(&self.uid, &container.name, attempt);
         let image_id = image.image_id();
+        self.lap("prepare");
         self.event(EventType::Normal, "Created", format!("Created container {}", container.name)).await;
+        self.lap("events");
         let started = tokio::task::spawn_blocking(move || runtime.start(&id, Some(&image), &config, &log_path))
             .await
             .map_err(|e| Waiting { reason: "RunContainerError".into(), message: e.to_string() })?;
+        self.lap("start");
         match started {
             Ok(ContainerState::Exited(skiff_runtime::shim::Exited { start_error: Some(error), .. })) => {
                 // The instance exists (terminated with StartError); report it like the kubelet.
@@ -736,6 +770,7 @@ impl Worker {
             }
             Ok(_) => {
                 self.event(EventType::Normal, "Started", format!("Started container {}", container.name)).await;
+                self.lap("events");
                 self.post_start(container, attempt).await;
                 Ok(image_id)
             }
@@ -820,7 +855,10 @@ impl Worker {
         if crate::static_pods::is_static(&self.pod) && self.pod.status.is_none() {
             return;
         }
+        self.lap("sync");
         let views = self.views().await;
+        self.lap("views");
+        self.watch_exits(&views);
         let status = status::pod_status(
             &self.pod,
             &views,
@@ -841,9 +879,36 @@ impl Worker {
             return;
         }
         let patch = serde_json::json!({"status": status});
-        match self.api().patch_status(self.name(), &PatchParams::default(), &Patch::Strategic(&patch)).await {
-            Ok(_) => self.last_status = Some(status),
+        let patched = self.api().patch_status(self.name(), &PatchParams::default(), &Patch::Strategic(&patch)).await;
+        self.lap("status");
+        match patched {
+            Ok(_) => {
+                if status["phase"] == "Running" {
+                    let pod = format!("{}/{}", self.pod.metadata.namespace.as_deref().unwrap_or(""), self.name());
+                    self.timing.lock().unwrap_or_else(|p| p.into_inner()).finish(&pod);
+                }
+                self.last_status = Some(status);
+            }
             Err(e) => tracing::warn!(pod = %self.name(), error = %e, "status update failed"),
+        }
+    }
+
+    /// Watches the processes whose end the worker must notice at once: the shims of the running
+    /// containers (a shim exits once its container's end is recorded) and the sandbox's.
+    fn watch_exits(&mut self, views: &[ContainerView]) {
+        let mut pids: Vec<i32> = views
+            .iter()
+            .filter_map(|v| match &v.state {
+                Some(ContainerState::Running(started)) => Some(started.shim_pid),
+                _ => None,
+            })
+            .collect();
+        if let Some(sandbox) = &self.sandbox {
+            pids.extend(std::iter::once(sandbox.pid).chain(sandbox.init_pid));
+        }
+        self.exits.retain(&pids);
+        for pid in pids {
+            self.exits.watch(pid);
         }
     }
 
@@ -924,7 +989,8 @@ impl Worker {
     }
 }
 
-/// Publishes an event about the pod `reference` (failures are only logged: events are best effort).
+/// Records an event about the pod `reference`: queued, published in the background in order
+/// ([`crate::events`]; failures are only logged: events are best effort).
 pub(crate) async fn publish(
     recorder: &Recorder,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
@@ -933,9 +999,7 @@ pub(crate) async fn publish(
     note: String,
 ) {
     let ev = Event { type_: kind, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
-    if let Err(e) = recorder.publish(&ev, reference).await {
-        tracing::debug!(error = %e, "publishing event");
-    }
+    crate::events::emit(recorder, reference, ev);
 }
 
 /// Runs the preStop hook of `target`'s container (if any) within `grace`, reporting a failure
