@@ -172,7 +172,10 @@ def test_deleting_the_mirror_recreates_it_and_keeps_the_containers(agent_cluster
         before = pod["status"]["containerStatuses"][0]
         pid = container_pid(agent_cluster, static_uid)
 
-        agent_cluster.kubectl("-n", "default", "delete", "pod", mirror_name(name), "--timeout=60s", version=version)
+        # --wait=false: the agent replaces the mirror within milliseconds, and kubectl's wait
+        # (a GET, then a list and watch by name) can miss the old pod's deletion between the two
+        # and wait for an event that never comes (the kubelet races it the same way).
+        agent_cluster.kubectl("-n", "default", "delete", "pod", mirror_name(name), "--wait=false", version=version)
         again = eventually(lambda: (p := running_mirror(agent_cluster, name)) and
                            p["metadata"]["uid"] != pod["metadata"]["uid"] and
                            p["status"].get("containerStatuses") and p, what="mirror recreated")
