@@ -247,6 +247,19 @@ pub struct ServerArgs {
     /// Run only the control plane, no node agent.
     #[arg(long, env = "SKIFF_DISABLE_AGENT", action = ArgAction::SetTrue)]
     pub disable_agent: bool,
+    /// Do not run the service proxy on this node.
+    #[arg(long, env = "SKIFF_DISABLE_PROXY", action = ArgAction::SetTrue)]
+    pub disable_proxy: bool,
+    /// Do not run the cluster DNS server on this node.
+    #[arg(long, env = "SKIFF_DISABLE_DNS", action = ArgAction::SetTrue)]
+    pub disable_dns: bool,
+    /// Cluster IP of the cluster DNS Service (kube-system/kube-dns); inside --service-cidr.
+    #[arg(long, env = "SKIFF_CLUSTER_DNS", default_value = "10.43.0.10", value_name = "IP")]
+    pub cluster_dns: Ipv4Addr,
+    /// Addresses LoadBalancer Services get from the built-in load balancer (default: the nodes'
+    /// InternalIPs).
+    #[arg(long, env = "SKIFF_LB_POOL", value_name = "CIDR")]
+    pub lb_pool: Option<Cidr>,
     /// A registry (host:port) the agent pulls from over plain HTTP; repeatable. More registry
     /// settings (mirrors, credentials, TLS) go in <data-dir>/agent/registries.yaml.
     #[arg(long = "insecure-registry", env = "SKIFF_INSECURE_REGISTRY", value_delimiter = ',', action = ArgAction::Append, value_name = "HOST:PORT")]
@@ -324,6 +337,14 @@ pub struct ServerConfig {
     pub node_name: String,
     /// Whether the node agent is off.
     pub disable_agent: bool,
+    /// Whether the service proxy is off.
+    pub disable_proxy: bool,
+    /// Whether the cluster DNS server is off.
+    pub disable_dns: bool,
+    /// The cluster DNS Service's cluster IP.
+    pub cluster_dns: Ipv4Addr,
+    /// The LoadBalancer address pool, if any.
+    pub lb_pool: Option<Cidr>,
     /// Registries pulled from over plain HTTP.
     pub insecure_registries: Vec<String>,
     /// Image GC high threshold, percent.
@@ -580,6 +601,12 @@ impl ServerConfig {
                 args.service_cidr, args.cluster_cidr
             )));
         }
+        if !args.service_cidr.contains(args.cluster_dns) {
+            return Err(ConfigError::Invalid(format!(
+                "--cluster-dns {} is not inside --service-cidr {}",
+                args.cluster_dns, args.service_cidr
+            )));
+        }
         if args.image_gc_low_threshold > args.image_gc_high_threshold {
             return Err(ConfigError::Invalid(format!(
                 "--image-gc-low-threshold {} must not be greater than --image-gc-high-threshold {}",
@@ -599,6 +626,10 @@ impl ServerConfig {
             cluster_domain: args.cluster_domain,
             node_name,
             disable_agent: args.disable_agent,
+            disable_proxy: args.disable_proxy,
+            disable_dns: args.disable_dns,
+            cluster_dns: args.cluster_dns,
+            lb_pool: args.lb_pool,
             insecure_registries: args.insecure_registry,
             image_gc_high_threshold: args.image_gc_high_threshold,
             image_gc_low_threshold: args.image_gc_low_threshold,

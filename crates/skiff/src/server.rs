@@ -104,6 +104,13 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         let exe = std::env::current_exe().context("cannot find the skiff binary for the container shims")?;
         Some(skiff_agent::start(client, agent_cfg, exe).context("cannot start the node agent")?)
     };
+    let mut node_tasks = Vec::new();
+    if !cfg.disable_agent && !cfg.disable_proxy {
+        let client = skiff_controllers::client(&client_cfg).await.context("cannot build the proxy's API client")?;
+        let cidr = skiff_net::Ipv4Net::new(cfg.cluster_cidr.addr, cfg.cluster_cidr.prefix).ok();
+        let proxy_cfg = skiff_net::proxy::ProxyConfig::new(cfg.node_name.clone(), cidr);
+        node_tasks.push(tokio::spawn(skiff_net::proxy::run(client, proxy_cfg)));
+    }
     eprintln!("{}", startup_message(&cfg));
 
     let name = tokio::select! {
@@ -112,6 +119,7 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     };
     tracing::info!(signal = name, "shutting down");
     controllers.abort();
+    node_tasks.iter().for_each(|t| t.abort());
     if let Some(agent) = &agent {
         agent.abort();
     }
