@@ -1,11 +1,13 @@
 //! skiff's controllers. Each runs as a kube-rs reconcile loop against the API server over HTTPS,
 //! exactly like a third-party controller: none of them touches the store.
 //!
-//! Present: the namespace controller ([`namespace`]) and the node IPAM controller
-//! ([`nodeipam`]). The workload controllers arrive with their issues.
+//! Present: the namespace controller ([`namespace`]), the node IPAM controller
+//! ([`nodeipam`]) and the built-in LoadBalancer ([`servicelb`], started on its own by the
+//! server). The workload controllers arrive with their issues.
 
 pub mod namespace;
 pub mod nodeipam;
+pub mod servicelb;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
