@@ -181,6 +181,42 @@ pub enum BenchCommand {
     /// Start a server in a temp dir and measure apply: a 50-object manifest (server-side, and
     /// client-side through kubectl when it is installed) and a 20-container Deployment.
     Apply(BenchApplyArgs),
+    /// Measure the cluster DNS's queries per second (a server in a child process, load from this
+    /// one).
+    Dns(BenchDnsArgs),
+    /// Measure the service proxy's rule sync time (needs root; run in a scratch network namespace).
+    Proxy(BenchProxyArgs),
+}
+
+/// Flags of `skiff bench dns`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchDnsArgs {
+    /// Services in the served zone.
+    #[arg(long, default_value_t = 1_000)]
+    pub services: usize,
+    /// Load-generating UDP clients.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Queries each client keeps in flight.
+    #[arg(long, default_value_t = 32)]
+    pub window: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Internal: serve the zone on this address instead of measuring.
+    #[arg(long, hide = true)]
+    pub serve: Option<std::net::SocketAddr>,
+}
+
+/// Flags of `skiff bench proxy`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchProxyArgs {
+    /// Services.
+    #[arg(long, default_value_t = 1_000)]
+    pub services: usize,
+    /// Endpoints per Service.
+    #[arg(long, default_value_t = 10)]
+    pub endpoints: usize,
 }
 
 /// Flags of `skiff bench apply`.

@@ -4,6 +4,7 @@
 //! integration tests.
 
 pub mod bench;
+pub mod bench_net;
 pub mod config;
 pub mod fsutil;
 pub mod images;
