@@ -40,6 +40,8 @@ KUBECTL = {
 }
 KUBECTL_VERSIONS = ["1.32", "1.20"]
 READY_TIMEOUT = 90
+# Thresholds no healthy test machine crosses.
+E2E_EVICTION_HARD = "memory.available<100Mi,nodefs.available<512Mi,imagefs.available<512Mi,nodefs.inodesFree<1%"
 CMD_TIMEOUT = 120
 
 
@@ -122,6 +124,10 @@ class Cluster:
         extra_args = list(extra_args or [])
         if "--image-gc-high-threshold" not in extra_args:
             extra_args += ["--image-gc-high-threshold", "100"]
+        # The kubelet's default disk thresholds are percentages of a disk the machine shares
+        # (and may already cross): e2e clusters only feel pressure when a test asks for it.
+        if "--eviction-hard" not in extra_args:
+            extra_args += ["--eviction-hard", E2E_EVICTION_HARD]
         self.extra_args = extra_args
         self.node_name = node_name
         self.workdir = workdir
@@ -400,9 +406,10 @@ def stop_agent_cluster(c: "Cluster", netns: "Netns", workdir: Path) -> None:
 
 
 @contextlib.contextmanager
-def running_agent_cluster(node: str):
-    """A `skiff server` with its agent (node `node`) and the busybox image dropped into its image
-    directory; skips when not root. Pods are removed and everything cleaned up on exit."""
+def running_agent_cluster(node: str, extra_args: list[str] | None = None):
+    """A `skiff server` with its agent (node `node`, extra server flags `extra_args`) and the
+    busybox image dropped into its image directory; skips when not root. Pods are removed and
+    everything cleaned up on exit."""
     if os.geteuid() != 0:
         pytest.skip("the agent needs root")
     workdir = Path(tempfile.mkdtemp(prefix=f"skiff-{node}."))
@@ -410,7 +417,7 @@ def running_agent_cluster(node: str):
     images.mkdir(parents=True)
     build_busybox(images / "busybox.tar")
     netns = Netns()
-    c = Cluster(workdir, netns, agent=True, node_name=node)
+    c = Cluster(workdir, netns, agent=True, node_name=node, extra_args=extra_args)
     try:
         c.start()
         yield c

@@ -14,6 +14,8 @@ import json
 import pytest
 import yaml
 
+from conftest import eventually
+
 DEPLOY = """\
 apiVersion: apps/v1
 kind: Deployment
@@ -62,6 +64,17 @@ def test_apply_server_side_creates_then_is_unchanged_then_configured(k):
     assert 'k:{"name":"main"}' in containers
     ports = containers['k:{"name":"main"}']["f:ports"]
     assert 'k:{"containerPort":80,"protocol":"TCP"}' in ports
+
+    def settled():
+        # The Deployment controller writes the revision annotation and status once; after that
+        # the object stays put, so a no-op apply must leave its resourceVersion alone.
+        o = k.json("get", "deployment", "web", *show_managed(k))
+        done = o.get("status", {}).get("observedGeneration") == o["metadata"]["generation"]
+        done = done and "deployment.kubernetes.io/revision" in o["metadata"].get("annotations", {})
+        done = done and o["status"].get("replicas") == o["spec"]["replicas"]
+        return o if done else None
+
+    obj = eventually(settled, what="the Deployment controller observed the apply")
     rv = obj["metadata"]["resourceVersion"]
 
     k("apply", "--server-side", "-f", "-", input=deploy())

@@ -341,8 +341,9 @@ def test_exec_errors(cluster_a, ns, version):
 
 
 def test_unscheduled_pod_has_no_host(cluster_a, ns):
+    # A nodeSelector no node matches keeps the scheduler from placing it.
     manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nowhere"},
-                "spec": {"containers": [{"name": "main", "image": "busybox"}]}}
+                "spec": {"nodeSelector": {"e2e": "nowhere"}, "containers": [{"name": "main", "image": "busybox"}]}}
     cluster_a.kubectl("-n", ns, "create", "-f", "-", input=json.dumps(manifest))
     r = cluster_a.kubectl("-n", ns, "exec", "nowhere", "--", "true", check=False)
     assert r.returncode != 0 and "does not have a host assigned" in r.stderr, r.stderr

@@ -1,6 +1,8 @@
 //! skiff's node agent (the kubelet): registers the Node and keeps its Lease fresh ([`node`]),
-//! runs the pods bound to it on the container runtime and reports their status ([`pods`]),
-//! pulls and garbage-collects their images ([`images`]).
+//! runs the pods bound to it and the static pods of its manifest files ([`static_pods`]) on the
+//! container runtime and reports their status ([`pods`]), pulls and garbage-collects their
+//! images ([`images`]), evicts pods under node pressure ([`eviction`]) and rotates container
+//! logs ([`logrotate`]).
 //!
 //! Pods run once the Node has a pod CIDR ([`network`]).
 //!
@@ -8,10 +10,13 @@
 //! identity. What does not live here: images, containers and shims (`skiff-runtime`), pod
 //! networking mechanics (`skiff-net`), scheduling (the scheduler binds pods to nodes).
 
+pub mod eviction;
 pub mod images;
+pub mod logrotate;
 pub mod network;
 pub mod node;
 pub mod pods;
+pub mod static_pods;
 pub mod streaming;
 pub mod sysinfo;
 pub mod volumes;
@@ -65,6 +70,12 @@ pub struct AgentConfig {
     pub streaming_tls: Option<streaming::StreamingTls>,
     /// Most processes per pod (`--pod-max-pids`; not positive for no limit).
     pub pod_pids_limit: i64,
+    /// Node-pressure eviction (`--eviction-*`).
+    pub eviction: eviction::EvictionConfig,
+    /// Container log rotation (`--container-log-max-size`, `--container-log-max-files`).
+    pub container_logs: logrotate::LogRotatePolicy,
+    /// Where static pod manifests are read from (`--pod-manifest-path`; a directory or a file).
+    pub pod_manifest_path: PathBuf,
 }
 
 impl AgentConfig {
@@ -120,6 +131,27 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
         cfg.node_name.clone(),
     ));
     let volumes = volumes::VolumeManager::new(client.clone(), &cfg);
+    let eviction = eviction::EvictionManager::new(cfg.eviction.clone());
+    let eviction_task = tokio::spawn(Arc::clone(&eviction).run(eviction::Deps {
+        client: client.clone(),
+        runtime: Arc::clone(&runtime),
+        images: Arc::clone(&image_manager),
+        recorder: recorder.clone(),
+        node_name: cfg.node_name.clone(),
+        paths: eviction::signals::Paths {
+            node_fs: cfg.agent_dir.clone(),
+            log_dir: cfg.log_dir.clone(),
+            image_fs: cfg.agent_dir.join("images"),
+        },
+        pod_paths: eviction::stats::PodPaths {
+            containers: cfg.agent_dir.join("containers"),
+            pods: cfg.agent_dir.join("pods"),
+            logs: cfg.log_dir.clone(),
+        },
+    }));
+    let pressure = eviction.pressure();
+    let node_recorder = recorder.clone();
+    let logrotate = tokio::spawn(logrotate::run(Arc::clone(&runtime), cfg.container_logs));
     let pod_task = {
         let (client, runtime, cfg, volumes) = (client.clone(), Arc::clone(&runtime), cfg.clone(), Arc::clone(&volumes));
         async move {
@@ -127,8 +159,8 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
             let data_dir = cfg.agent_dir.parent().unwrap_or(&cfg.agent_dir).to_path_buf();
             let network = Arc::new(network::open(&data_dir, cidr).await);
             let images = image_manager;
-            pods::run(Arc::new(pods::worker::Shared { client, runtime, network, cfg, recorder, volumes, images }))
-                .await;
+            let shared = pods::worker::Shared { client, runtime, network, cfg, recorder, volumes, images, eviction };
+            pods::run(Arc::new(shared)).await;
         }
     };
     let images = tokio::spawn(async move {
@@ -146,7 +178,7 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });
-    let mut tasks = vec![images, tokio::spawn(volumes.monitor()), gc];
+    let mut tasks = vec![images, tokio::spawn(volumes.monitor()), gc, eviction_task, logrotate];
     if let Some(tls) = &cfg.streaming_tls {
         let addr = std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, cfg.kubelet_port));
         let listener = std::net::TcpListener::bind(addr)
@@ -162,7 +194,7 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
         tracing::info!(port = cfg.kubelet_port, "streaming server listening");
         tasks.push(tokio::spawn(streaming::server::serve(listener, streaming::server::tls_config(tls)?, ctx)));
     }
-    tasks.push(tokio::spawn(node::run(client, cfg)));
+    tasks.push(tokio::spawn(node::run(client, cfg, pressure, node_recorder)));
     tasks.push(tokio::spawn(pod_task));
     Ok(Agent { tasks })
 }

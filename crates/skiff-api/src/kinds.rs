@@ -28,6 +28,12 @@ pub trait Strategy {
 
     /// Prepares an update of the main resource given the stored object.
     fn prepare_for_update(&mut self, _old: &Self) {}
+
+    /// The built-in admission plugins' verdict on creating this object, after defaulting and
+    /// before validation: `Err(why)` forbids it (403 `<resource> "<name>" is forbidden: <why>`).
+    fn admit_create(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Upstream validation of everything but `metadata`.

@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod crd;
 pub mod defaults;
 pub mod kinds;
+pub mod mirror;
 pub mod quantity;
 pub mod selector;
 pub mod status;

@@ -1,5 +1,6 @@
-//! Objects every cluster has from the start: the default namespaces, and the `kubernetes`
-//! Service with its Endpoints and EndpointSlice pointing at this API server.
+//! Objects every cluster has from the start: the default namespaces, the `kubernetes` Service
+//! with its Endpoints and EndpointSlice pointing at this API server, and the system priority
+//! classes (`system-node-critical`, `system-cluster-critical`).
 //!
 //! Created through the normal write path (so defaults, validation and address allocation apply)
 //! at every start when missing; the Endpoints and EndpointSlice are also corrected when the API's
@@ -118,6 +119,17 @@ pub async fn run(state: &ApiState) -> Result<(), StatusError> {
         &["endpoints", "ports"],
     )
     .await?;
+    for (name, value, description) in crate::admission::priority::SYSTEM_CLASSES {
+        ensure(
+            state,
+            "scheduling.k8s.io",
+            "v1",
+            "priorityclasses",
+            json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": name}, "value": value, "description": description}),
+        )
+        .await?;
+    }
     state.set_bootstrapped();
     Ok(())
 }

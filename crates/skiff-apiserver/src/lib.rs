@@ -5,6 +5,7 @@
 //! `skiff-api`) → the store; reads and watches come from [`cache`]. Only this crate touches the
 //! store.
 
+pub mod admission;
 pub mod alloc;
 pub mod apply;
 pub mod authn;

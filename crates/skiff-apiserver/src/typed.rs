@@ -124,6 +124,11 @@ impl<T: BuiltinKind> KindOps for Typed<T> {
         typed.set_defaults();
         let errors = match op {
             Operation::Create => {
+                if let Err(why) = typed.admit_create() {
+                    let name = typed.metadata().name.clone().unwrap_or_default();
+                    let gr = skiff_api::status::GroupResource::new(T::GROUP, T::URL_PATH_SEGMENT);
+                    return Err(StatusError::forbidden(&gr, &name, &why));
+                }
                 typed.prepare_for_create();
                 typed.validate_create()
             }

@@ -1,12 +1,35 @@
 //! skiff's controllers. Each runs as a kube-rs reconcile loop against the API server over HTTPS,
 //! exactly like a third-party controller: none of them touches the store.
 //!
-//! Present: the namespace controller ([`namespace`]), the node IPAM controller
-//! ([`nodeipam`]) and the built-in LoadBalancer ([`servicelb`], started on its own by the
-//! server). The workload controllers arrive with their issues.
+//! Present: the namespace controller ([`namespace`]), the node IPAM controller ([`nodeipam`]),
+//! the condition taints of the node lifecycle controller ([`nodelifecycle`]), and the controller
+//! manager's controllers ([`manager`]: ReplicaSet and ReplicationController
+//! ([`replicaset`]), Deployment ([`deployment`]), the garbage collector ([`gc`]), Endpoints
+//! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), ServiceAccounts ([`serviceaccount`])
+//! and the root CA publisher ([`rootca`])), which share informers
+//! ([`informer`]), work queues ([`queue`]) and expectations ([`expectations`]) and run only
+//! while this process holds the `kube-system/kube-controller-manager` Lease ([`leader`]). The
+//! built-in LoadBalancer ([`servicelb`]) is started on its own by the server.
 
+pub mod apierr;
+pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod events;
+pub mod expectations;
+pub mod gc;
+pub mod informer;
+pub mod leader;
+pub mod manager;
 pub mod namespace;
 pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod podutil;
+pub mod queue;
+pub mod replicaset;
+pub mod rootca;
+pub mod selector;
+pub mod serviceaccount;
 pub mod servicelb;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -67,12 +90,19 @@ impl Controllers {
 }
 
 /// Starts every controller in the background; they retry until the API server answers.
-pub fn start(cfg: ClientConfig, ipam: nodeipam::NodeIpamConfig) -> Controllers {
+/// `identity` names this process in leader election (stable across its restarts).
+pub fn start(cfg: ClientConfig, ipam: nodeipam::NodeIpamConfig, identity: String) -> Controllers {
     let task = tokio::spawn(async move {
         loop {
             match client(&cfg).await {
                 Ok(c) => {
-                    futures::join!(namespace::run(c.clone()), nodeipam::run(c, ipam));
+                    let manager = manager::run(c.clone(), cfg.clone(), identity.clone());
+                    futures::join!(
+                        namespace::run(c.clone()),
+                        nodeipam::run(c.clone(), ipam),
+                        nodelifecycle::run(c),
+                        manager
+                    );
                     return;
                 }
                 Err(e) => {

@@ -8,6 +8,11 @@
 //! big-endian u16) from the caller. With `stdinOnce`, the container's input is closed when the
 //! first attached caller closes it or goes away (a terminal gets end-of-file, `^D`).
 //!
+//! The same socket takes one control request, the CRI's `ReopenContainerLog`: a caller sending
+//! [`REOPEN_LOG`] gets [`LOG_REOPENED`] back (empty on success, the error otherwise) once the
+//! shim writes to a freshly opened log file; such a caller is not an attachment (it never
+//! closes a `stdinOnce` input).
+//!
 //! Socket paths are addressed through `/proc/self/fd/<dir fd>/attach.sock`, so a long container
 //! directory never exceeds the 108 bytes a socket address holds.
 //!
@@ -35,6 +40,10 @@ pub const STDERR: u8 = 2;
 pub const CLOSE_STDIN: u8 = 3;
 /// New terminal size (caller → shim).
 pub const RESIZE: u8 = 4;
+/// Reopen the container's log file (caller → shim).
+pub const REOPEN_LOG: u8 = 5;
+/// The log was reopened; the payload is the error if it was not (shim → caller).
+pub const LOG_REOPENED: u8 = 6;
 /// The socket's name in the container directory.
 pub const SOCKET: &str = "attach.sock";
 /// Largest frame payload accepted.
@@ -83,9 +92,13 @@ pub struct Input {
     pub stdin_once: bool,
 }
 
+/// Reopens the container's log file.
+pub type LogReopener = Box<dyn Fn() -> io::Result<()> + Send + Sync>;
+
 struct Shared {
     clients: Mutex<Vec<UnixStream>>,
     input: Mutex<Option<Input>>,
+    reopen: Mutex<Option<LogReopener>>,
 }
 
 /// The shim's attach socket.
@@ -102,7 +115,8 @@ impl AttachServer {
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path)?;
         std::fs::set_permissions(dir.join(SOCKET), std::fs::Permissions::from_mode(0o600))?;
-        let shared = Arc::new(Shared { clients: Mutex::new(Vec::new()), input: Mutex::new(input) });
+        let shared =
+            Arc::new(Shared { clients: Mutex::new(Vec::new()), input: Mutex::new(input), reopen: Mutex::new(None) });
         let accepting = listener;
         let for_thread = Arc::clone(&shared);
         std::thread::spawn(move || {
@@ -117,6 +131,11 @@ impl AttachServer {
             }
         });
         Ok(Self { shared })
+    }
+
+    /// Sets what a [`REOPEN_LOG`] request runs.
+    pub fn set_log_reopener(&self, reopen: LogReopener) {
+        *lock(&self.shared.reopen) = Some(reopen);
     }
 
     /// Sends container output to every attached caller (dropping those that do not keep up).
@@ -156,6 +175,18 @@ fn serve_client(mut client: UnixStream, shared: &Shared) {
                     tracing::debug!(error = %e, "resizing the container's terminal");
                 }
             }
+            Ok(Some((REOPEN_LOG, _))) => {
+                let result = match lock(&shared.reopen).as_ref() {
+                    Some(reopen) => reopen().map_err(|e| e.to_string()),
+                    None => Err("the container's log cannot be reopened".to_string()),
+                };
+                let reply = frame(LOG_REOPENED, result.err().unwrap_or_default().as_bytes());
+                // Under the clients' lock, so the reply never lands inside a broadcast frame.
+                let _clients = lock(&shared.clients);
+                let _ = client.write_all(&reply);
+                // A control request, not an attachment: the input is left alone.
+                return;
+            }
             Ok(Some((CLOSE_STDIN, _))) | Ok(None) | Err(_) => break,
             Ok(Some(_)) => {}
         }
@@ -170,6 +201,9 @@ fn serve_client(mut client: UnixStream, shared: &Shared) {
     }
 }
 
+/// How long a log reopen may take.
+const REOPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Runtime {
     /// Connects to the attach socket of container `id` (see the module doc). Blocks briefly.
     pub fn attach(&self, id: &str) -> io::Result<UnixStream> {
@@ -178,6 +212,25 @@ impl Runtime {
         }
         let dir = File::open(self.containers.join(id))?;
         UnixStream::connect(short_path(&dir, SOCKET))
+    }
+
+    /// Asks the shim of running container `id` to reopen its log file and waits until it has
+    /// (the CRI's `ReopenContainerLog`). Blocking.
+    pub fn reopen_log(&self, id: &str) -> io::Result<()> {
+        let mut socket = self.attach(id)?;
+        socket.set_read_timeout(Some(REOPEN_TIMEOUT))?;
+        socket.write_all(&frame(REOPEN_LOG, &[]))?;
+        loop {
+            match read_frame(&mut socket)? {
+                Some((LOG_REOPENED, error)) if error.is_empty() => return Ok(()),
+                Some((LOG_REOPENED, error)) => {
+                    return Err(io::Error::other(String::from_utf8_lossy(&error).into_owned()));
+                }
+                // Output broadcast to every caller meanwhile.
+                Some(_) => {}
+                None => return Err(io::Error::other("the shim closed the connection without reopening the log")),
+            }
+        }
     }
 }
 
@@ -219,5 +272,37 @@ mod tests {
         assert_eq!(got, "typed");
         server.shutdown();
         assert_eq!(read_frame(&mut client).expect("end"), None);
+    }
+
+    #[test]
+    fn reopen_requests_are_answered_and_leave_the_input_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+        let input = Input { sink: File::from(write_end), pty: None, stdin_once: true };
+        let server = AttachServer::start(dir.path(), Some(input)).expect("start");
+        let handle = File::open(dir.path()).expect("dir");
+        let request = |server_reply: &mut dyn FnMut() -> Vec<u8>| {
+            let mut client = UnixStream::connect(short_path(&handle, SOCKET)).expect("connect");
+            client.write_all(&frame(REOPEN_LOG, &[])).expect("request");
+            let reply = read_frame(&mut client).expect("reply");
+            assert_eq!(reply, Some((LOG_REOPENED, server_reply())));
+        };
+        request(&mut || b"the container's log cannot be reopened".to_vec());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&count);
+        server.set_log_reopener(Box::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }));
+        request(&mut Vec::new);
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // The stdinOnce input is still open: a real attachment can still use it.
+        let mut client = UnixStream::connect(short_path(&handle, SOCKET)).expect("connect");
+        client.write_all(&frame(STDIN, b"still open")).expect("write");
+        client.write_all(&frame(CLOSE_STDIN, &[])).expect("close");
+        let mut got = String::new();
+        File::from(read_end).read_to_string(&mut got).expect("read");
+        assert_eq!(got, "still open");
+        server.shutdown();
     }
 }

@@ -236,6 +236,11 @@ impl Runtime {
         Ok(out)
     }
 
+    /// The CRI log file of container `id` (from its `shim.json`), if it has one.
+    pub fn log_path(&self, id: &str) -> Result<Option<PathBuf>, ContainerError> {
+        Ok(shim::read_json::<ShimRequest>(&self.dir(id)?, "shim.json")?.map(|r| r.log_path))
+    }
+
     /// Ids of every container directory (running or not).
     pub fn list(&self) -> Result<Vec<String>, ContainerError> {
         let mut ids = Vec::new();

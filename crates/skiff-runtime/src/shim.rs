@@ -13,7 +13,8 @@
 //! shim.json     ShimRequest (written by the agent)
 //! started.json  Started, once the process runs (written here)
 //! exited.json   Exited, once it has ended or failed to start (written here, last)
-//! attach.sock   the attach socket while the container runs ([`crate::attach`])
+//! attach.sock   the attach socket while the container runs ([`crate::attach`]; also takes
+//!               the agent's requests to reopen the log after a rotation)
 //! rootfs/ upper/ work/   the overlay (mounted and removed here)
 //! ```
 
@@ -255,7 +256,12 @@ fn run_container(dir: &Path, request: &ShimRequest) -> Exited {
         },
     };
     let server = match AttachServer::start(dir, input) {
-        Ok(server) => Some(Arc::new(server)),
+        Ok(server) => {
+            // Log rotation: the agent renames the file, then asks for a new one here.
+            let log = Arc::clone(&log);
+            server.set_log_reopener(Box::new(move || log.lock().unwrap_or_else(|p| p.into_inner()).reopen()));
+            Some(Arc::new(server))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot serve the attach socket");
             None

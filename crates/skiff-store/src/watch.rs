@@ -67,10 +67,12 @@ impl WatchStream {
 }
 
 /// Starts a watch of `prefix` from after revision `after`. `live` must have been subscribed
-/// before `after` was chosen or validated, so that no commit can fall in between.
+/// before `after` was chosen or validated, so that no commit can fall in between; history is
+/// replayed first only when `needs_replay` (`after` is older than the current revision).
 pub(crate) fn spawn(
     prefix: String,
     after: Revision,
+    needs_replay: bool,
     mut live: broadcast::Receiver<Arc<Vec<Event>>>,
     mut closed: watch::Receiver<bool>,
     replay: Replay,
@@ -78,7 +80,7 @@ pub(crate) fn spawn(
     let (tx, rx) = mpsc::channel(WATCHER_CAPACITY);
     tokio::spawn(async move {
         let mut last = after;
-        if !catch_up(&prefix, &mut last, &replay, &tx).await {
+        if needs_replay && !catch_up(&prefix, &mut last, &replay, &tx).await {
             return;
         }
         loop {

@@ -89,7 +89,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Run the control plane (and, unless --disable-agent, a node agent on this host).
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Print the admin kubeconfig of a data directory.
     Kubeconfig(KubeconfigArgs),
     /// Print the version, the git commit and the Kubernetes API version served.
@@ -296,6 +296,12 @@ pub struct ServerArgs {
     /// InternalIPs).
     #[arg(long, env = "SKIFF_LB_POOL", value_name = "CIDR")]
     pub lb_pool: Option<Cidr>,
+    /// Do not run the scheduler (another instance schedules, or pods are bound by hand).
+    #[arg(long, env = "SKIFF_DISABLE_SCHEDULER", action = ArgAction::SetTrue)]
+    pub disable_scheduler: bool,
+    /// A KubeSchedulerConfiguration file (profiles, plugins, weights, percentageOfNodesToScore).
+    #[arg(long, env = "SKIFF_SCHEDULER_CONFIG", value_name = "FILE")]
+    pub scheduler_config: Option<PathBuf>,
     /// A registry (host:port) the agent pulls from over plain HTTP; repeatable. More registry
     /// settings (mirrors, credentials, TLS) go in <data-dir>/agent/registries.yaml.
     #[arg(long = "insecure-registry", env = "SKIFF_INSECURE_REGISTRY", value_delimiter = ',', action = ArgAction::Append, value_name = "HOST:PORT")]
@@ -312,6 +318,41 @@ pub struct ServerArgs {
     /// Most processes in one pod (-1: no limit).
     #[arg(long, env = "SKIFF_POD_MAX_PIDS", default_value = "-1", allow_negative_numbers = true, value_name = "N")]
     pub pod_max_pids: i64,
+    /// Thresholds that evict pods at once when met (e.g. memory.available<1Gi); signals:
+    /// memory.available, nodefs.available, nodefs.inodesFree, imagefs.available,
+    /// imagefs.inodesFree, pid.available.
+    #[arg(long, env = "SKIFF_EVICTION_HARD", default_value = skiff_agent::eviction::thresholds::DEFAULT_EVICTION_HARD, value_parser = parse_eviction_thresholds, value_name = "SIGNAL<VALUE,...")]
+    pub eviction_hard: String,
+    /// Thresholds that evict pods once met for their grace period (e.g. memory.available<1.5Gi).
+    #[arg(long, env = "SKIFF_EVICTION_SOFT", default_value = "", value_parser = parse_eviction_thresholds, value_name = "SIGNAL<VALUE,...")]
+    pub eviction_soft: String,
+    /// How long each soft threshold must hold before pods are evicted (e.g. memory.available=1m30s).
+    #[arg(long, env = "SKIFF_EVICTION_SOFT_GRACE_PERIOD", default_value = "", value_parser = parse_eviction_grace_periods, value_name = "SIGNAL=DURATION,...")]
+    pub eviction_soft_grace_period: String,
+    /// How long a pressure condition stays on after its thresholds were last met.
+    #[arg(long, env = "SKIFF_EVICTION_PRESSURE_TRANSITION_PERIOD", default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub eviction_pressure_transition_period: std::time::Duration,
+    /// Longest grace period (seconds) of pods evicted for a soft threshold (negative: the pod's own).
+    #[arg(
+        long,
+        env = "SKIFF_EVICTION_MAX_POD_GRACE_PERIOD",
+        default_value = "0",
+        allow_negative_numbers = true,
+        value_name = "SECONDS"
+    )]
+    pub eviction_max_pod_grace_period: i64,
+    /// How much more than a threshold must be free before its pressure ends (e.g. imagefs.available=2Gi).
+    #[arg(long, env = "SKIFF_EVICTION_MINIMUM_RECLAIM", default_value = "", value_parser = parse_eviction_minimum_reclaims, value_name = "SIGNAL=VALUE,...")]
+    pub eviction_minimum_reclaim: String,
+    /// Size at which a container's log file is rotated (a quantity, e.g. 10Mi).
+    #[arg(long, env = "SKIFF_CONTAINER_LOG_MAX_SIZE", default_value = "10Mi", value_parser = parse_log_max_size, value_name = "QUANTITY")]
+    pub container_log_max_size: u64,
+    /// Most log files kept per container, the current one included (at least 2).
+    #[arg(long, env = "SKIFF_CONTAINER_LOG_MAX_FILES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..), value_name = "N")]
+    pub container_log_max_files: u32,
+    /// Static pod manifests the agent runs (a directory, or one file) [default: <data-dir>/agent/pod-manifests].
+    #[arg(long, env = "SKIFF_POD_MANIFEST_PATH", value_name = "PATH")]
+    pub pod_manifest_path: Option<PathBuf>,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides it.
     #[arg(long, env = "SKIFF_LOG_LEVEL", default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
@@ -329,7 +370,7 @@ pub struct KubeconfigArgs {
 #[derive(Debug, Clone)]
 pub enum Command {
     /// `skiff server`.
-    Server(ServerConfig),
+    Server(Box<ServerConfig>),
     /// `skiff kubeconfig`.
     Kubeconfig(KubeconfigArgs),
     /// `skiff version`.
@@ -381,6 +422,10 @@ pub struct ServerConfig {
     pub cluster_dns: Ipv4Addr,
     /// The LoadBalancer address pool, if any.
     pub lb_pool: Option<Cidr>,
+    /// Whether the scheduler is off.
+    pub disable_scheduler: bool,
+    /// The scheduler's configuration file.
+    pub scheduler_config: Option<PathBuf>,
     /// Registries pulled from over plain HTTP.
     pub insecure_registries: Vec<String>,
     /// Image GC high threshold, percent.
@@ -391,6 +436,24 @@ pub struct ServerConfig {
     pub kubelet_port: u16,
     /// Most processes in one pod (not positive: no limit).
     pub pod_max_pids: i64,
+    /// `--eviction-hard`, as given (checked).
+    pub eviction_hard: String,
+    /// `--eviction-soft`, as given (checked).
+    pub eviction_soft: String,
+    /// `--eviction-soft-grace-period`, as given (checked).
+    pub eviction_soft_grace_period: String,
+    /// `--eviction-minimum-reclaim`, as given (checked).
+    pub eviction_minimum_reclaim: String,
+    /// `--eviction-pressure-transition-period`.
+    pub eviction_pressure_transition_period: std::time::Duration,
+    /// `--eviction-max-pod-grace-period`, seconds.
+    pub eviction_max_pod_grace_period: i64,
+    /// `--container-log-max-size`, bytes.
+    pub container_log_max_size: u64,
+    /// `--container-log-max-files`.
+    pub container_log_max_files: u32,
+    /// Where the agent reads static pod manifests.
+    pub pod_manifest_path: PathBuf,
     /// Log filter directive.
     pub log_level: String,
 }
@@ -401,6 +464,30 @@ impl ServerConfig {
         // A prefix is at most 32, so the range holds at least one address; `nth(1)` exists for
         // every prefix up to /31, and a /32 service range is rejected at validation.
         self.service_cidr.nth(1).unwrap_or(self.service_cidr.addr)
+    }
+
+    /// The agent's eviction settings.
+    pub fn eviction_config(&self) -> Result<skiff_agent::eviction::EvictionConfig, ConfigError> {
+        let thresholds = skiff_agent::eviction::thresholds::parse_config(
+            &self.eviction_hard,
+            &self.eviction_soft,
+            &self.eviction_soft_grace_period,
+            &self.eviction_minimum_reclaim,
+        )
+        .map_err(ConfigError::Invalid)?;
+        Ok(skiff_agent::eviction::EvictionConfig {
+            thresholds,
+            pressure_transition_period: self.eviction_pressure_transition_period,
+            max_pod_grace_period_seconds: self.eviction_max_pod_grace_period,
+        })
+    }
+
+    /// The agent's container log rotation.
+    pub fn log_rotate_policy(&self) -> skiff_agent::logrotate::LogRotatePolicy {
+        skiff_agent::logrotate::LogRotatePolicy {
+            max_size: self.container_log_max_size,
+            max_files: self.container_log_max_files as usize,
+        }
     }
 
     /// The host clients should use in URLs: the bind address if it is a specific one, otherwise
@@ -483,7 +570,9 @@ where
 
     let matches = command.try_get_matches_from(&argv)?;
     match Cli::from_arg_matches(&matches)?.command {
-        CliCommand::Server(args) => Ok(Command::Server(ServerConfig::from_args(args, config_file, read_hostname)?)),
+        CliCommand::Server(args) => {
+            Ok(Command::Server(Box::new(ServerConfig::from_args(*args, config_file, read_hostname)?)))
+        }
         _ => Err(ConfigError::Invalid("unexpected subcommand".into())),
     }
 }
@@ -649,8 +738,11 @@ impl ServerConfig {
                 args.image_gc_low_threshold, args.image_gc_high_threshold
             )));
         }
-        Ok(ServerConfig {
+        let pod_manifest_path =
+            args.pod_manifest_path.unwrap_or_else(|| args.data_dir.join("agent").join("pod-manifests"));
+        let config = ServerConfig {
             config_file,
+            pod_manifest_path,
             data_dir: args.data_dir,
             bind_address: args.bind_address,
             advertise_address: args.advertise_address,
@@ -666,13 +758,26 @@ impl ServerConfig {
             disable_dns: args.disable_dns,
             cluster_dns: args.cluster_dns,
             lb_pool: args.lb_pool,
+            disable_scheduler: args.disable_scheduler,
+            scheduler_config: args.scheduler_config,
             insecure_registries: args.insecure_registry,
             image_gc_high_threshold: args.image_gc_high_threshold,
             image_gc_low_threshold: args.image_gc_low_threshold,
             kubelet_port: args.kubelet_port,
             pod_max_pids: args.pod_max_pids,
+            eviction_hard: args.eviction_hard,
+            eviction_soft: args.eviction_soft,
+            eviction_soft_grace_period: args.eviction_soft_grace_period,
+            eviction_minimum_reclaim: args.eviction_minimum_reclaim,
+            eviction_pressure_transition_period: args.eviction_pressure_transition_period,
+            eviction_max_pod_grace_period: args.eviction_max_pod_grace_period,
+            container_log_max_size: args.container_log_max_size,
+            container_log_max_files: args.container_log_max_files,
             log_level: args.log_level,
-        })
+        };
+        // Soft thresholds need their grace periods: checked across the flags.
+        config.eviction_config()?;
+        Ok(config)
     }
 }
 
@@ -687,6 +792,32 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
         return Err(format!("{s:?} is not an octal file mode like 0600"));
     }
     Ok(mode)
+}
+
+/// Checks an eviction thresholds flag (`memory.available<100Mi,nodefs.available<10%`).
+pub fn parse_eviction_thresholds(s: &str) -> Result<String, String> {
+    skiff_agent::eviction::thresholds::parse_thresholds(s).map(|_| s.to_owned())
+}
+
+/// Checks `--eviction-soft-grace-period` (`memory.available=1m30s`).
+pub fn parse_eviction_grace_periods(s: &str) -> Result<String, String> {
+    skiff_agent::eviction::thresholds::parse_grace_periods(s).map(|_| s.to_owned())
+}
+
+/// Checks `--eviction-minimum-reclaim` (`memory.available=0Mi`).
+pub fn parse_eviction_minimum_reclaims(s: &str) -> Result<String, String> {
+    skiff_agent::eviction::thresholds::parse_minimum_reclaims(s).map(|_| s.to_owned())
+}
+
+/// Parses a Go duration (`5m`, `1m30s`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    skiff_agent::eviction::thresholds::parse_go_duration(s)
+}
+
+/// Parses `--container-log-max-size`: a positive quantity of bytes.
+pub fn parse_log_max_size(s: &str) -> Result<u64, String> {
+    let q = skiff_api::quantity::Quantity::parse(s).map_err(|e| format!("{s:?}: {e}"))?;
+    u64::try_from(q.value()).ok().filter(|v| *v > 0).ok_or_else(|| format!("{s:?} must be a positive size"))
 }
 
 /// Accepts a lowercase DNS-1123 subdomain (cluster domain, node name).
@@ -804,7 +935,7 @@ mod tests {
         argv.push("--node-name=test".to_owned());
         argv.extend(args.iter().map(|s| (*s).to_owned()));
         match parse_args(argv)? {
-            Command::Server(c) => Ok(c),
+            Command::Server(c) => Ok(*c),
             other => panic!("not a server command: {other:?}"),
         }
     }
@@ -875,11 +1006,77 @@ mod tests {
     }
 
     #[test]
+    fn pod_manifest_path_defaults_under_the_data_dir() {
+        let c = server(&["--data-dir", "/d"], None).unwrap();
+        assert_eq!(c.pod_manifest_path, PathBuf::from("/d/agent/pod-manifests"));
+        let c = server(&["--pod-manifest-path", "/etc/m"], None).unwrap();
+        assert_eq!(c.pod_manifest_path, PathBuf::from("/etc/m"));
+        let c = server(&[], Some("pod-manifest-path: /srv/m\n")).unwrap();
+        assert_eq!(c.pod_manifest_path, PathBuf::from("/srv/m"));
+    }
+
+    #[test]
     fn pod_max_pids_from_flag_or_file() {
         assert_eq!(server(&["--pod-max-pids", "1024"], None).unwrap().pod_max_pids, 1024);
         assert_eq!(server(&["--pod-max-pids=-1"], None).unwrap().pod_max_pids, -1);
         assert_eq!(server(&[], Some("pod-max-pids: 4096\n")).unwrap().pod_max_pids, 4096);
         assert!(server(&[], Some("pod-max-pids: many\n")).is_err());
+    }
+
+    #[test]
+    fn eviction_and_log_flags() {
+        let c = server(&[], None).unwrap();
+        let e = c.eviction_config().unwrap();
+        assert_eq!(e.thresholds.len(), 4);
+        assert_eq!(e.pressure_transition_period, std::time::Duration::from_secs(300));
+        assert_eq!(e.max_pod_grace_period_seconds, 0);
+        assert_eq!(c.log_rotate_policy(), skiff_agent::logrotate::LogRotatePolicy { max_size: 10 << 20, max_files: 5 });
+
+        let c = server(
+            &[
+                "--eviction-hard",
+                "memory.available<200Gi",
+                "--eviction-soft=nodefs.available<20%",
+                "--eviction-soft-grace-period=nodefs.available=1m30s",
+                "--eviction-pressure-transition-period=30s",
+                "--eviction-max-pod-grace-period=-1",
+                "--container-log-max-size=2Ki",
+                "--container-log-max-files=3",
+            ],
+            Some("eviction-minimum-reclaim: memory.available=1Gi\n"),
+        )
+        .unwrap();
+        let e = c.eviction_config().unwrap();
+        assert_eq!(e.thresholds.len(), 2);
+        assert!(e.thresholds[0].is_hard() && e.thresholds[0].min_reclaim.is_some());
+        assert_eq!(e.thresholds[1].grace_period, std::time::Duration::from_secs(90));
+        assert_eq!(e.pressure_transition_period, std::time::Duration::from_secs(30));
+        assert_eq!(e.max_pod_grace_period_seconds, -1);
+        assert_eq!(c.log_rotate_policy(), skiff_agent::logrotate::LogRotatePolicy { max_size: 2048, max_files: 3 });
+        // An empty --eviction-hard turns hard eviction off.
+        assert!(server(&["--eviction-hard="], None).unwrap().eviction_config().unwrap().thresholds.is_empty());
+
+        for bad in [
+            &["--eviction-hard", "memory.free<1Gi"][..],
+            &["--eviction-hard", "nodefs.available<200%"],
+            &["--eviction-soft-grace-period", "memory.available=soon"],
+            &["--eviction-pressure-transition-period", "5"],
+            &["--container-log-max-size", "0"],
+            &["--container-log-max-size", "big"],
+            &["--container-log-max-files", "1"],
+        ] {
+            let err = server(bad, None).unwrap_err();
+            assert!(matches!(err, ConfigError::Cli(_)), "{bad:?}: {err}");
+        }
+        let err = server(&["--eviction-hard", "memory.free<1Gi"], None).unwrap_err().to_string();
+        assert!(err.contains("unsupported eviction signal memory.free"), "{err}");
+        let err = server(&["--eviction-soft", "memory.available<1Gi"], None).unwrap_err().to_string();
+        assert!(
+            err.contains("grace period must be specified for the soft eviction threshold memory.available"),
+            "{err}"
+        );
+        let err = server(&[], Some("eviction-hard: pid.available<x\n")).unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidValue { .. }), "{err}");
     }
 
     #[test]
@@ -972,7 +1169,7 @@ mod tests {
     #[test]
     fn node_name_defaults_to_lowercased_hostname() {
         let args = match Cli::try_parse_from(["skiff", "server"]).unwrap().command {
-            CliCommand::Server(a) => a,
+            CliCommand::Server(a) => *a,
             _ => unreachable!(),
         };
         let c = ServerConfig::from_args(args.clone(), None, || Some("myhost".into())).unwrap();

@@ -25,7 +25,7 @@ fn main() -> std::process::ExitCode {
         Command::Kubeconfig(args) => {
             kubeconfig::read_from_data_dir(&args.data_dir).map(|yaml| print!("{yaml}")).map_err(anyhow::Error::from)
         }
-        Command::Server(cfg) => server(cfg),
+        Command::Server(cfg) => server(*cfg),
         Command::Images(args) => skiff::images::run(args, &mut std::io::stdout().lock()),
         Command::Shim(args) => shim(args),
         Command::Pause(args) => pause(args),

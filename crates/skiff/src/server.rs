@@ -73,7 +73,25 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         cluster_prefix: cfg.cluster_cidr.prefix,
         node_prefix: 24,
     };
-    let controllers = skiff_controllers::start(client_cfg.clone(), ipam);
+    let identity = leader_identity(&cfg.node_name, &cfg.data_dir);
+    let controllers = skiff_controllers::start(client_cfg.clone(), ipam, identity.clone());
+    let scheduler = if cfg.disable_scheduler {
+        None
+    } else {
+        let client = skiff_controllers::client(&client_cfg).await.context("cannot build the scheduler's API client")?;
+        let mut opts = match &cfg.scheduler_config {
+            None => skiff_scheduler::SchedulerOptions::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                let (mut opts, election) = skiff_scheduler::config::parse(&text)
+                    .with_context(|| format!("invalid scheduler configuration {}", path.display()))?;
+                opts.leader_election = election;
+                opts
+            }
+        };
+        opts.identity = identity;
+        Some(skiff_scheduler::start(client, opts))
+    };
     let agent = if cfg.disable_agent {
         None
     } else {
@@ -99,6 +117,9 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
             kubelet_port: cfg.kubelet_port,
             streaming_tls: Some(streaming_tls(&pki, &cfg, advertise)?),
             pod_pids_limit: cfg.pod_max_pids,
+            eviction: cfg.eviction_config()?,
+            container_logs: cfg.log_rotate_policy(),
+            pod_manifest_path: cfg.pod_manifest_path.clone(),
         };
         let exe = std::env::current_exe().context("cannot find the skiff binary for the container shims")?;
         Some(skiff_agent::start(client, agent_cfg, exe).context("cannot start the node agent")?)
@@ -146,6 +167,9 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     tracing::info!(signal = name, "shutting down");
     controllers.abort();
     node_tasks.iter().for_each(|t| t.abort());
+    if let Some(s) = scheduler {
+        s.shutdown().await;
+    }
     if let Some(agent) = &agent {
         agent.abort();
     }
@@ -194,6 +218,16 @@ pub fn startup_message(cfg: &ServerConfig) -> String {
         "skiff is running. API server: {}  Kubeconfig: {kubeconfig}  Try: kubectl --kubeconfig {kubeconfig} get nodes",
         cfg.server_url()
     )
+}
+
+/// This server's identity in leader election: `<node>_<hash of the data dir>`, stable across
+/// restarts of the same server (so a restart takes its own lease back at once) and distinct for
+/// servers sharing a node name.
+fn leader_identity(node: &str, data_dir: &std::path::Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut h);
+    format!("{node}_{:016x}", h.finish())
 }
 
 #[cfg(test)]

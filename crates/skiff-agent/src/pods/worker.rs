@@ -72,6 +72,8 @@ pub struct Shared {
     pub volumes: Arc<crate::volumes::VolumeManager>,
     /// The image manager (pulls, pull policy, image use).
     pub images: Arc<crate::images::ImageManager>,
+    /// The eviction manager (admission under pressure, pods to evict).
+    pub eviction: Arc<crate::eviction::EvictionManager>,
 }
 
 /// Runtime id of a container instance.
@@ -114,6 +116,10 @@ struct Worker {
     probe_changed: Arc<Notify>,
     /// Why the agent failed the pod as a whole (reason, message): `DeadlineExceeded`, `Evicted`.
     failure: Option<(String, String)>,
+    /// The `DisruptionTarget` condition of a pod evicted for node pressure.
+    disruption: Option<serde_json::Value>,
+    /// Passed the eviction manager's admission (or was running before this worker).
+    admitted: bool,
 }
 
 /// Runs the worker of one pod until the pod is gone from the node.
@@ -132,8 +138,12 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
         probers: HashMap::new(),
         probe_changed: Arc::new(Notify::new()),
         failure: None,
+        disruption: None,
+        admitted: false,
     };
     worker.adopt().await;
+    let phase = worker.pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    worker.admitted = !worker.tracks.is_empty() || !matches!(phase, None | Some("Pending"));
     let mut deleted = false;
     loop {
         if deleted || worker.pod.metadata.deletion_timestamp.is_some() {
@@ -143,7 +153,13 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
         worker.sync().await;
         tokio::select! {
             update = updates.recv() => match update {
-                Some(Some(pod)) => worker.pod = pod,
+                Some(Some(pod)) => {
+                    // A static pod's mirror changed (or was recreated): report to it again.
+                    if crate::static_pods::is_static(&pod) && pod.status != worker.pod.status {
+                        worker.last_status = None;
+                    }
+                    worker.pod = pod;
+                }
                 Some(None) => deleted = true,
                 // The agent is stopping: leave the containers running for the next agent.
                 None => return,
@@ -324,10 +340,15 @@ impl Worker {
 
     /// Kills (SIGKILL) every running container of the pod and waits for them to end.
     async fn kill_containers(&mut self) {
+        self.stop_containers(Duration::ZERO).await;
+    }
+
+    /// Stops every running container of the pod (SIGTERM, SIGKILL after `grace`) and waits.
+    async fn stop_containers(&mut self, grace: Duration) {
         let ids: Vec<String> =
             self.tracks.iter().filter(|(_, t)| t.created).map(|(n, t)| instance_id(&self.uid, n, t.attempt)).collect();
         let runtime = Arc::clone(&self.shared.runtime);
-        let _ = tokio::task::spawn_blocking(move || stop_instances(&runtime, &ids, Duration::ZERO)).await;
+        let _ = tokio::task::spawn_blocking(move || stop_instances(&runtime, &ids, grace)).await;
     }
 
     async fn state_of(&self, name: &str) -> Option<ContainerState> {
@@ -377,8 +398,21 @@ impl Worker {
             self.reject(security::SYSCTL_FORBIDDEN, message).await;
             return;
         }
+        // The eviction manager's admission, once, for pods new to the node; then its evictions.
+        if !self.admitted {
+            if let Err(message) = self.shared.eviction.admit(&self.pod) {
+                self.reject(crate::eviction::REASON, message).await;
+                return;
+            }
+            self.admitted = true;
+        }
+        if let Some(mut eviction) = self.shared.eviction.take(&self.uid) {
+            self.evict(eviction.message.clone(), eviction.grace, eviction.disruption_condition).await;
+            eviction.finished();
+            return;
+        }
         if let Some(message) = self.shared.volumes.eviction(&self.uid) {
-            self.evict(message).await;
+            self.evict(message, Duration::ZERO, false).await;
             return;
         }
         if self.deadline_exceeded() {
@@ -782,6 +816,10 @@ impl Worker {
     }
 
     async fn report(&mut self) {
+        // A static pod's status goes to its mirror pod, once it has one.
+        if crate::static_pods::is_static(&self.pod) && self.pod.status.is_none() {
+            return;
+        }
         let views = self.views().await;
         let status = status::pod_status(
             &self.pod,
@@ -796,6 +834,9 @@ impl Worker {
             status["reason"] = serde_json::json!(reason);
             status["message"] = serde_json::json!(message);
         }
+        if let (Some(condition), Some(conditions)) = (&self.disruption, status["conditions"].as_array_mut()) {
+            conditions.push(condition.clone());
+        }
         if self.last_status.as_ref() == Some(&status) {
             return;
         }
@@ -806,14 +847,18 @@ impl Worker {
         }
     }
 
-    /// Evicts the pod (an emptyDir went over its `sizeLimit`), as the kubelet's eviction manager
-    /// does: `Evicted` event, containers killed at once, volumes released, status `Failed` with
-    /// reason `Evicted`. The pod object stays until it is deleted.
-    async fn evict(&mut self, message: String) {
+    /// Evicts the pod (node pressure, or an emptyDir over its `sizeLimit`), as the kubelet's
+    /// eviction manager does: `Evicted` event, containers stopped within `grace` (killed at once
+    /// for zero), volumes released, status `Failed` with reason `Evicted` (and the
+    /// `DisruptionTarget` condition for node pressure). The pod object stays until deleted.
+    async fn evict(&mut self, message: String, grace: Duration, disruption: bool) {
         self.event(EventType::Warning, "Evicted", message.clone()).await;
         self.probers.clear();
-        self.kill_containers().await;
+        self.stop_containers(grace).await;
         self.shared.volumes.release(&self.uid).await;
+        if disruption {
+            self.disruption = Some(crate::eviction::disruption_condition(&message));
+        }
         self.failure = Some(("Evicted".into(), message));
         self.report().await;
     }
@@ -880,7 +925,7 @@ impl Worker {
 }
 
 /// Publishes an event about the pod `reference` (failures are only logged: events are best effort).
-async fn publish(
+pub(crate) async fn publish(
     recorder: &Recorder,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
     kind: EventType,

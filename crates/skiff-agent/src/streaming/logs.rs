@@ -3,11 +3,15 @@
 //! `tailLines` and `limitBytes`, streamed as `text/plain` and flushed record by record.
 //!
 //! The files are written by the shim (`skiff_runtime::logs`); what lives here is reading them
-//! back: [`LogOptions`], [`render`] of records, [`tail_offset`], and the follow loop.
+//! back: [`LogOptions`], [`render`] of records, [`tail_offset`], and the follow loop. As the
+//! kubelet, only the current file is read (rotated ones are not); a follower whose file is
+//! rotated away finishes it and goes on with the new one once the shim has reopened it
+//! ([`crate::logrotate`]), so it sees every record exactly once.
 
 use std::convert::Infallible;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -225,6 +229,17 @@ fn stream_file(
         if tx.is_closed() {
             return Ok(());
         }
+        if let Some(next) = reopened(&file, path) {
+            // Rotated, and the writer has moved to the new file: finish the old one first.
+            let mut rest = Vec::new();
+            file.read_to_end(&mut rest)?;
+            pending.extend_from_slice(&rest);
+            if !emit(&mut pending) {
+                return Ok(());
+            }
+            (file, offset) = (next, 0);
+            continue;
+        }
         if !running() {
             // The shim writes the last records before the container counts as ended.
             file.seek(SeekFrom::Start(offset))?;
@@ -236,6 +251,16 @@ fn stream_file(
         }
         std::thread::sleep(FOLLOW_POLL);
     }
+}
+
+/// The file now at `path` when it is not `file` any more (a rotation renamed `file` away and
+/// the writer created a new one).
+fn reopened(file: &File, path: &Path) -> Option<File> {
+    let (open, current) = (file.metadata().ok()?, std::fs::metadata(path).ok()?);
+    if (open.dev(), open.ino()) == (current.dev(), current.ino()) {
+        return None;
+    }
+    File::open(path).ok()
 }
 
 #[cfg(test)]
@@ -316,5 +341,43 @@ mod tests {
             out.extend_from_slice(&chunk);
         }
         assert_eq!(String::from_utf8_lossy(&out), "one\ntwo\nthree\nfour\n");
+    }
+
+    #[test]
+    fn follow_goes_on_across_a_rotation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0.log");
+        let record = |n: u32| format!("2024-05-01T10:00:00Z stdout F line {n}\n");
+        std::fs::write(&path, record(0)).expect("write");
+        let (tx, mut rx) = mpsc::channel(64);
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let append = |p: &Path, n: u32| {
+                    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(p).expect("open");
+                    std::io::Write::write_all(&mut f, record(n).as_bytes()).expect("append");
+                };
+                std::thread::sleep(Duration::from_millis(250));
+                append(&path, 1);
+                // Rotation: renamed away, written a little more (before the reopen), then anew.
+                let rotated = path.with_extension("log.20240501-100000");
+                std::fs::rename(&path, &rotated).expect("rename");
+                append(&rotated, 2);
+                std::thread::sleep(Duration::from_millis(250));
+                append(&path, 3);
+                std::thread::sleep(Duration::from_millis(250));
+                append(&path, 4);
+            })
+        };
+        let started = std::time::Instant::now();
+        let running = || started.elapsed() < Duration::from_millis(1500);
+        stream_file(&path, &LogOptions { follow: true, ..Default::default() }, running, &tx).expect("follow");
+        writer.join().expect("writer");
+        drop(tx);
+        let mut out = Vec::new();
+        while let Ok(chunk) = rx.try_recv() {
+            out.extend_from_slice(&chunk);
+        }
+        assert_eq!(String::from_utf8_lossy(&out), "line 0\nline 1\nline 2\nline 3\nline 4\n");
     }
 }

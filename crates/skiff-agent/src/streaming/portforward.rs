@@ -50,7 +50,7 @@ pub async fn serve(ctx: Arc<Streaming>, ns: &str, pod: &str, req: Request<Incomi
         Ok(p) => p,
         Err(resp) => return *resp,
     };
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let uid = crate::static_pods::runtime_uid(&pod);
     let netns = {
         let (runtime, uid) = (Arc::clone(&ctx.runtime), uid.clone());
         tokio::task::spawn_blocking(move || super::pod_netns(&runtime, &uid)).await.ok().flatten()

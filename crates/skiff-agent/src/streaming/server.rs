@@ -276,7 +276,8 @@ pub async fn find_container(
             format!("container {container:?} not found in pod {name:?}"),
         )));
     }
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    // A mirror pod's containers run under its static pod's UID.
+    let uid = crate::static_pods::runtime_uid(&pod);
     let runtime = Arc::clone(&ctx.runtime);
     let prefix = format!("{uid}-{container}-");
     let attempt = tokio::task::spawn_blocking(move || {

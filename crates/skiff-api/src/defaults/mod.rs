@@ -16,7 +16,7 @@ mod service;
 
 pub use self::core::NAMESPACE_NAME_LABEL;
 pub use batch::{CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_CONTROLLER_UID_LABEL, LEGACY_JOB_NAME_LABEL};
-pub use pod::{default_pod_spec, default_pod_template, pod_qos_class};
+pub use pod::{default_pod, default_pod_spec, default_pod_template, pod_qos_class};
 
 /// Kinds upstream neither defaults nor prepares.
 macro_rules! no_rules {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, Pod, PodSecurityContext,
-    PodSpec, PodStatus, PodTemplate, PodTemplateSpec, Probe, Volume,
+    Container, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, Pod, PodCondition,
+    PodSecurityContext, PodSpec, PodStatus, PodTemplate, PodTemplateSpec, Probe, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 
@@ -210,31 +210,67 @@ pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
     "Burstable"
 }
 
+/// The defaults a pod gets from decoding alone (upstream's scheme defaults and the v1
+/// `serviceAccount`/`serviceAccountName` conversion), without admission: what the kubelet applies
+/// to a static pod read from a file.
+pub fn default_pod(pod: &mut Pod) {
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+        default_requests_from_limits(c);
+    }
+    or_set(&mut spec.enable_service_links, true);
+    if spec.service_account_name.as_deref().is_none_or(str::is_empty) && spec.service_account.is_some() {
+        spec.service_account_name.clone_from(&spec.service_account);
+    }
+    spec.service_account.clone_from(&spec.service_account_name);
+    default_pod_spec(spec);
+}
+
 impl Defaulting for Pod {
     fn set_defaults(&mut self) {
+        default_pod(self);
+        // What the ServiceAccount admission plugin does for every pod but mirror pods (their spec
+        // must stay the static pod's; `crate::mirror::admit` refuses them a service account).
+        if crate::mirror::is_mirror(self) {
+            return;
+        }
         let Some(spec) = self.spec.as_mut() else {
             return;
         };
-        for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
-            default_requests_from_limits(c);
-        }
-        or_set(&mut spec.enable_service_links, true);
-        // What the ServiceAccount admission plugin does for every pod.
         if spec.service_account_name.as_deref().is_none_or(str::is_empty) {
-            let sa = spec.service_account.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "default".to_string());
-            spec.service_account_name = Some(sa);
+            spec.service_account_name = Some("default".to_string());
         }
         spec.service_account.clone_from(&spec.service_account_name);
-        default_pod_spec(spec);
     }
 }
 
 impl Strategy for Pod {
+    fn admit_create(&self) -> Result<(), String> {
+        if crate::mirror::is_mirror(self) {
+            crate::mirror::admit(self).map_err(str::to_string)?;
+        }
+        Ok(())
+    }
+
     fn prepare_for_create(&mut self) {
         let qos = self.spec.as_ref().map(pod_qos_class).unwrap_or("BestEffort");
+        let gated = self.spec.as_ref().and_then(|s| s.scheduling_gates.as_ref()).is_some_and(|g| !g.is_empty());
+        // Upstream `applySchedulingGatedCondition`.
+        let conditions = gated.then(|| {
+            vec![PodCondition {
+                type_: "PodScheduled".to_string(),
+                status: "False".to_string(),
+                reason: Some("SchedulingGated".to_string()),
+                message: Some("Scheduling is blocked due to non-empty scheduling gates".to_string()),
+                ..Default::default()
+            }]
+        });
         self.status = Some(PodStatus {
             phase: Some("Pending".to_string()),
             qos_class: Some(qos.to_string()),
+            conditions,
             ..Default::default()
         });
     }
@@ -366,5 +402,20 @@ mod tests {
         assert_eq!(spec.containers[0].image_pull_policy.as_deref(), Some("IfNotPresent"));
         assert_eq!(spec.service_account_name, None);
         assert_eq!(spec.enable_service_links, None);
+    }
+
+    #[test]
+    fn gated_pods_are_created_with_the_scheduling_gated_condition() {
+        let mut p = pod(json!({"spec": {"containers": [{"name": "c"}], "schedulingGates": [{"name": "g"}]}}));
+        p.prepare_for_create();
+        let c = &p.status.as_ref().and_then(|s| s.conditions.as_ref()).expect("conditions")[0];
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_deref()),
+            ("PodScheduled", "False", Some("SchedulingGated"))
+        );
+        assert_eq!(c.message.as_deref(), Some("Scheduling is blocked due to non-empty scheduling gates"));
+        let mut plain = pod(json!({"spec": {"containers": [{"name": "c"}]}}));
+        plain.prepare_for_create();
+        assert!(plain.status.and_then(|s| s.conditions).is_none());
     }
 }

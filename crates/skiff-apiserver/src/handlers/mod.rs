@@ -3,6 +3,7 @@
 //!
 //! Non-resource paths (discovery, OpenAPI, health) are served by [`crate::routes`].
 
+mod binding;
 mod delete;
 mod meta;
 mod read;
@@ -172,6 +173,9 @@ async fn dispatch(
         Verb::Get => read::get(state, &ctx).await,
         Verb::List => read::list(state, &ctx).await,
         Verb::Watch => watch::watch(state, &ctx).await,
+        Verb::Create if binding::is_legacy_collection(info) => {
+            binding::create_legacy(state, &ctx, read_body(body).await?).await
+        }
         Verb::Create => write::create(state, &ctx, read_body(body).await?).await,
         Verb::Update => write::update(state, &ctx, read_body(body).await?).await,
         Verb::Patch => write::patch(state, &ctx, read_body(body).await?).await,

@@ -206,6 +206,7 @@ pub async fn create_object(
     let sent = take_managed(&mut obj);
     meta::prepare_create(ctx, &mut obj)?;
     ensure_namespace_open(state, ctx).await?;
+    crate::admission::create(state, ctx.storage, &mut obj).await?;
     let mut obj = ops(ctx)?.admit(obj, Operation::Create, adm.validation, &mut adm.warnings)?;
     track(ctx, adm, None, &mut obj, sent);
     let name = meta_str(&obj, "name").unwrap_or("").to_string();
@@ -350,6 +351,9 @@ pub async fn update_object(
             Part::Status | Part::Finalize => Operation::UpdateStatus(&old),
         };
         let mut new = ops(ctx)?.admit(new, op, adm.validation, &mut adm.warnings)?;
+        if part == Part::Main && new != old {
+            crate::admission::update(state, ctx.storage, &new).await?;
+        }
         if part == Part::Main
             && meta::spec_changed(&new, &old)
             && let (Some(generation), Some(m)) =

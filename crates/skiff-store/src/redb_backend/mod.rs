@@ -371,7 +371,11 @@ impl Store for RedbStore {
         if after > current {
             return Err(StoreError::FutureRevision { requested: after, current });
         }
-        Ok(watch::spawn(prefix.to_string(), after, live, self.shared.hub.closed(), self.replay()))
+        // The writer stores a revision before publishing its events, and `live` subscribed before
+        // `current` was read: a watch from the current revision misses nothing on `live`, so it
+        // needs no replay (which a compaction racing with the watch task's start could refuse).
+        let needs_replay = after < current;
+        Ok(watch::spawn(prefix.to_string(), after, needs_replay, live, self.shared.hub.closed(), self.replay()))
     }
 
     async fn current_revision(&self) -> Result<Revision, StoreError> {

@@ -500,16 +500,47 @@ fn changed_fields(old: &serde_json::Value, new: &serde_json::Value) -> Vec<Strin
         .collect()
 }
 
+/// The mirror-pod part of upstream's `ValidatePodSpecificAnnotations`: a mirror pod is bound.
+fn validate_mirror_annotation(pod: &Pod) -> ErrorList {
+    let value = pod.metadata.annotations.as_ref().and_then(|a| a.get(crate::mirror::MIRROR_ANNOTATION));
+    let bound = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
+    match value {
+        Some(value) if !bound => vec![FieldError::invalid(
+            key("metadata.annotations", crate::mirror::MIRROR_ANNOTATION),
+            value.as_str(),
+            "must set spec.nodeName if mirror pod annotation is set",
+        )],
+        _ => ErrorList::new(),
+    }
+}
+
+/// The mirror-pod part of upstream's `ValidatePodSpecificAnnotationUpdates`: the annotation can
+/// be neither added, changed nor removed.
+fn validate_mirror_annotation_update(new: &Pod, old: &Pod) -> ErrorList {
+    let get = |p: &Pod| p.metadata.annotations.as_ref().and_then(|a| a.get(crate::mirror::MIRROR_ANNOTATION)).cloned();
+    let path = key("metadata.annotations", crate::mirror::MIRROR_ANNOTATION);
+    match (get(old), get(new)) {
+        (Some(o), n) if n.as_ref() != Some(&o) => {
+            vec![FieldError::forbidden(path, "may not remove or update mirror pod annotation")]
+        }
+        (None, Some(_)) => vec![FieldError::forbidden(path, "may not add mirror pod annotation")],
+        _ => ErrorList::new(),
+    }
+}
+
 impl Validation for Pod {
     fn validate_create(&self) -> ErrorList {
+        let mut errs = validate_mirror_annotation(self);
         match &self.spec {
-            Some(spec) => validate_pod_spec(spec, "spec"),
-            None => vec![FieldError::required("spec", "")],
+            Some(spec) => errs.extend(validate_pod_spec(spec, "spec")),
+            None => errs.push(FieldError::required("spec", "")),
         }
+        errs
     }
 
     fn validate_update(&self, old: &Self) -> ErrorList {
-        let mut errs = self.validate_create();
+        let mut errs = validate_mirror_annotation_update(self, old);
+        errs.extend(self.validate_create());
         let (Some(new), Some(old)) = (&self.spec, &old.spec) else {
             return errs;
         };
@@ -631,6 +662,38 @@ mod tests {
     #[test]
     fn valid_pod_passes() {
         assert_eq!(pod(base()).validate_create(), ErrorList::new());
+    }
+
+    #[test]
+    fn mirror_annotation_needs_a_node_and_never_changes() {
+        let mut v = base();
+        v["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "h1"});
+        let errs = pod(v.clone()).validate_create();
+        assert_eq!(
+            errs.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            [
+                "metadata.annotations[kubernetes.io/config.mirror]: Invalid value: \"h1\": must set spec.nodeName if mirror pod annotation is set"
+            ]
+        );
+        v["spec"]["nodeName"] = json!("n");
+        let mirror = pod(v.clone());
+        assert_eq!(mirror.validate_create(), ErrorList::new());
+        assert_eq!(mirror.spec.as_ref().and_then(|s| s.service_account_name.as_deref()), None, "no default SA");
+        let mut changed = v.clone();
+        changed["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "h2"});
+        let errs = pod(changed).validate_update(&mirror);
+        assert_eq!(
+            errs[0].to_string(),
+            "metadata.annotations[kubernetes.io/config.mirror]: Forbidden: may not remove or update mirror pod annotation"
+        );
+        let mut plain = v;
+        plain["metadata"]["annotations"] = json!({});
+        let plain = pod(plain);
+        let errs = mirror.validate_update(&plain);
+        assert_eq!(
+            errs[0].to_string(),
+            "metadata.annotations[kubernetes.io/config.mirror]: Forbidden: may not add mirror pod annotation"
+        );
     }
 
     #[test]
