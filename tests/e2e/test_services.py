@@ -3,8 +3,15 @@ addresses, ClientIP affinity, hairpin, repair of a flushed table), the cluster D
 headless, SRV, ExternalName records) and what the agent gives pods (resolv.conf, Service
 environment variables). One `skiff server` with its agent; busybox httpd pods serve a page
 naming the pod, busybox nc (its wget crashes resolving even addresses) and nslookup are the
-clients. EndpointSlices are made by hand (with
-a non-controller managed-by label) until the EndpointSlice controller exists."""
+clients. Services with a selector get their EndpointSlices from the controller manager; the
+selector-less ones get hand-made slices (a non-controller managed-by label), as a user or another
+controller would write them.
+
+busybox's nslookup (1.35) is no stub resolver: a name with a dot is asked as is, a name without
+one only with each search suffix, and any NXDOMAIN among those makes it exit 1, so it fails on
+short names against CoreDNS too. Names are therefore resolved through libc (busybox nc's
+getaddrinfo, the search list and ndots as any application sees them), and nslookup is used for
+fully qualified names and record types."""
 
 from __future__ import annotations
 
@@ -27,12 +34,12 @@ def env():
         for name in ("web-a", "web-b"):
             apply(c, ns, pod(name, "mkdir -p /www && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"))
         # Services before the client pod, so it gets their variables.
-        apply(c, ns, service("web", {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}))
-        apply(c, ns, pod("client", "exec sleep 3600"))
+        apply(c, ns, service("web", {"selector": {"app": "web"},
+                                     "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}))
+        apply(c, ns, pod("client", "exec sleep 3600", app="client"))
         ips = {}
         for name in ("web-a", "web-b", "client"):
             ips[name] = eventually(lambda n=name: pod_ip(c, ns, n), timeout=120, what=f"{name} running")
-        apply(c, ns, endpoint_slice("web", [ips["web-a"], ips["web-b"]]))
         yield c, ns, ips
 
 
@@ -40,8 +47,8 @@ def apply(c: Cluster, ns: str, obj: dict) -> None:
     c.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(obj))
 
 
-def pod(name: str, command: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "web"}},
+def pod(name: str, command: str, app: str = "web") -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": app}},
             "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 1, "hostname": name,
                      "containers": [{"name": "main", "image": "busybox", "imagePullPolicy": "IfNotPresent",
                                      "command": ["sh", "-c", command]}]}}
@@ -89,6 +96,7 @@ def body(r: subprocess.CompletedProcess) -> str | None:
 
 
 def fetch(c: Cluster, ns: str, ip: str, port: int = 80, pod_name: str = "client") -> str | None:
+    """The page served at `ip` (an address or a name, resolved by libc in the pod)."""
     return body(in_pod(c, ns, pod_name, "sh", "-c", HTTP_GET.format(ip=ip, port=port)))
 
 
@@ -107,19 +115,61 @@ def test_cluster_ip_from_a_pod_by_address(env):
     assert eventually(lambda: fetch(c, ns, ip) in ("web-a", "web-b"), what="cluster IP answers")
 
 
-@pytest.mark.parametrize("host", ["web", "web.{ns}", "web.{ns}.svc.cluster.local"])
+@pytest.mark.parametrize("host", ["web", "web.{ns}", "web.{ns}.svc", "web.{ns}.svc.cluster.local"])
 def test_cluster_ip_by_dns_name(env, host):
-    """The name resolves (through the search list for the short forms) to the cluster IP."""
+    """An application in the pod reaches the Service by name (the short forms through the search
+    list), through the cluster IP to an endpoint."""
+    c, ns, _ = env
+    name = host.format(ns=ns)
+    assert eventually(lambda: fetch(c, ns, name) in ("web-a", "web-b"), what=f"{name} answers")
+
+
+def test_fully_qualified_name_is_the_cluster_ip(env):
+    """nslookup of the FQDN gives exactly the cluster IP; AAAA is an empty NOERROR answer
+    (NODATA), not NXDOMAIN, as CoreDNS answers in a single-stack IPv4 cluster."""
     c, ns, _ = env
     ip = cluster_ip(c, ns, "web")
-    name = host.format(ns=ns)
+    fqdn = f"web.{ns}.svc.cluster.local"
 
     def resolves():
-        r = in_pod(c, ns, "client", "nslookup", name)
+        r = in_pod(c, ns, "client", "nslookup", "-type=A", fqdn)
         return r.returncode == 0 and f"Address: {ip}" in r.stdout
 
-    assert eventually(resolves, what=f"{name} resolves to {ip}")
-    assert eventually(lambda: fetch(c, ns, ip) in ("web-a", "web-b"), what="answers")
+    assert eventually(resolves, what=f"{fqdn} resolves to {ip}")
+    r = in_pod(c, ns, "client", "nslookup", "-type=AAAA", fqdn)
+    assert "NXDOMAIN" not in r.stdout + r.stderr
+
+
+def test_short_name_with_busybox_nslookup(env):
+    """busybox nslookup asks each search suffix; the namespace's one answers with the cluster IP,
+    the others are NXDOMAIN (as with CoreDNS)."""
+    c, ns, _ = env
+    ip = cluster_ip(c, ns, "web")
+
+    def resolves():
+        out = in_pod(c, ns, "client", "nslookup", "web").stdout
+        return f"Name:\tweb.{ns}.svc.cluster.local\nAddress: {ip}" in out and out
+
+    out = eventually(resolves, what="web through the search list")
+    assert "can't find web.svc.cluster.local: NXDOMAIN" in out
+
+
+def test_kube_dns_has_one_source_of_endpoints(env):
+    """kube-system/kube-dns has no selector, so the controller manager leaves it alone: its only
+    EndpointSlices are the DNS servers' own, and no Endpoints object is mirrored into more."""
+    c, _, _ = env
+    svc = c.kubectl_json("-n", "kube-system", "get", "service", "kube-dns")
+    assert not svc["spec"].get("selector")
+    assert svc["spec"]["clusterIP"] == CLUSTER_DNS
+
+    def slices():
+        items = c.kubectl_json("-n", "kube-system", "get", "endpointslices",
+                               "-l", "kubernetes.io/service-name=kube-dns")["items"]
+        return items
+
+    items = eventually(slices, what="kube-dns slices")
+    assert [s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] for s in items] == ["skiff-dns"]
+    assert [e["addresses"] for e in items[0]["endpoints"]] == [[c.netns.node_ip]]
 
 
 def test_load_spreads_over_both_endpoints(env):
@@ -135,11 +185,11 @@ def test_load_spreads_over_both_endpoints(env):
 
 
 def test_client_ip_affinity_sticks(env):
-    c, ns, ips = env
-    apply(c, ns, service("sticky", {"ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+    c, ns, _ = env
+    apply(c, ns, service("sticky", {"selector": {"app": "web"},
+                                     "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
                                      "sessionAffinity": "ClientIP",
                                      "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 300}}}))
-    apply(c, ns, endpoint_slice("sticky", [ips["web-a"], ips["web-b"]]))
     ip = cluster_ip(c, ns, "sticky")
     first = eventually(lambda: fetch(c, ns, ip), what="sticky answers")
     answers = {fetch(c, ns, ip) for _ in range(8)}
