@@ -15,12 +15,12 @@
 //! - `mark-for-masquerade` and `masquerading` (postrouting): marked packets leave with the
 //!   node's address (hairpin, NodePort with `Cluster` policy, off-cluster sources).
 //!
-//! A [`Ruleset`] knows its chains and sets, so [`Ruleset::script`] can replace a previous one in
-//! one transaction (flush and refill every chain and map, delete what went away, keep affinity
-//! sets' contents), and how many rules and map elements it holds, so a listing of the kernel's
-//! table can be checked against it. What does not live here: running `nft` ([`super::sync`]).
+//! A [`Ruleset`] knows its chains and sets, so [`Ruleset::script`] can turn a previous one into it
+//! in one transaction touching only what differs (changed chains refilled, map elements added and
+//! deleted, what went away deleted, affinity sets' contents kept), and how many rules and map
+//! elements it holds, so a listing of the kernel's table can be checked against it. What does not live here: running `nft` ([`super::sync`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
@@ -276,57 +276,150 @@ impl Ruleset {
 
     /// The `nft -f` script that makes the kernel's table this ruleset, in one transaction.
     ///
-    /// With `previous` (the ruleset last applied), chains and maps are flushed and refilled and
-    /// what `previous` had and this one lacks is deleted; affinity sets keep their contents.
-    /// Without, the table is deleted and created anew (first sync, repair).
+    /// With `previous` (the ruleset last applied, assumed to be what the kernel holds), only the
+    /// difference is written: chains that are new are added, chains whose rules changed are
+    /// flushed and refilled, map elements that went away are deleted and new ones added, and
+    /// chains and sets `previous` had and this one lacks are deleted last; unchanged chains,
+    /// elements and affinity sets are not touched. Without `previous`, the table is deleted and
+    /// created anew (first sync, repair). If the kernel's table is not `previous` after all, the
+    /// update is refused as a whole and the caller replaces the table.
     pub fn script(&self, previous: Option<&Ruleset>) -> String {
+        match previous {
+            None => self.full_script(),
+            Some(previous) => self.update_script(previous),
+        }
+    }
+
+    fn full_script(&self) -> String {
         let mut s = String::with_capacity(256 + self.chains.len() * 200 + self.elements.len() * 80);
         let t = TABLE;
-        let _ = writeln!(s, "add table ip {t}");
-        if previous.is_none() {
-            let _ = writeln!(s, "delete table ip {t}\nadd table ip {t}");
-        }
+        let _ = writeln!(s, "add table ip {t}\ndelete table ip {t}\nadd table ip {t}");
         for (map, ty) in MAPS {
-            let _ = writeln!(s, "add map ip {t} {map} {{ type {ty}; }}\nflush map ip {t} {map}");
+            let _ = writeln!(s, "add map ip {t} {map} {{ type {ty}; }}");
         }
-        for (set, timeout) in &self.sets {
-            let _ =
-                writeln!(s, "add set ip {t} {set} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}");
+        self.write_sets(&mut s, |_| true);
+        for c in &self.chains {
+            write_chain(&mut s, c);
         }
         for c in &self.chains {
-            match c.hook {
-                Some(hook) => {
-                    let _ = writeln!(s, "add chain ip {t} {} {{ {hook} }}", c.name);
-                }
-                None => {
-                    let _ = writeln!(s, "add chain ip {t} {}", c.name);
-                }
-            }
-            let _ = writeln!(s, "flush chain ip {t} {}", c.name);
-        }
-        for c in &self.chains {
-            for rule in &c.rules {
-                let _ = writeln!(s, "add rule ip {t} {} {rule}", c.name);
-            }
+            write_rules(&mut s, c);
         }
         for (map, _) in MAPS {
             let elements: Vec<&str> =
                 self.elements.iter().filter(|(m, _)| *m == map).map(|(_, e)| e.as_str()).collect();
-            for chunk in elements.chunks(1000) {
-                let _ = writeln!(s, "add element ip {t} {map} {{ {} }}", chunk.join(", "));
-            }
-        }
-        if let Some(previous) = previous {
-            let (chains, sets) = (self.chain_names(), self.set_names());
-            for gone in previous.chain_names().difference(&chains) {
-                let _ = writeln!(s, "delete chain ip {t} {gone}");
-            }
-            for gone in previous.set_names().difference(&sets) {
-                let _ = writeln!(s, "delete set ip {t} {gone}");
-            }
+            write_elements(&mut s, "add", map, &elements);
         }
         s
     }
+
+    fn update_script(&self, previous: &Ruleset) -> String {
+        let t = TABLE;
+        let mut s = String::new();
+        let _ = writeln!(s, "add table ip {t}");
+        for (map, ty) in MAPS {
+            let _ = writeln!(s, "add map ip {t} {map} {{ type {ty}; }}");
+        }
+        let old_sets = previous.set_names();
+        self.write_sets(&mut s, |name| !old_sets.contains(name));
+        let old: HashMap<&str, &Chain> = previous.chains.iter().map(|c| (c.name.as_str(), c)).collect();
+        let mut changed = Vec::new();
+        for c in &self.chains {
+            match old.get(c.name.as_str()) {
+                None => {
+                    write_chain(&mut s, c);
+                    changed.push(c);
+                }
+                Some(o) if o.hook != c.hook => {
+                    // A base chain's hook cannot change in place.
+                    let _ = writeln!(s, "delete chain ip {t} {}", c.name);
+                    write_chain(&mut s, c);
+                    changed.push(c);
+                }
+                Some(o) if o.rules != c.rules => {
+                    let _ = writeln!(s, "flush chain ip {t} {}", c.name);
+                    changed.push(c);
+                }
+                Some(_) => {}
+            }
+        }
+        for (map, _) in MAPS {
+            let before: HashSet<&str> =
+                previous.elements.iter().filter(|(m, _)| *m == map).map(|(_, e)| e.as_str()).collect();
+            let after: HashSet<&str> =
+                self.elements.iter().filter(|(m, _)| *m == map).map(|(_, e)| e.as_str()).collect();
+            let mut gone: Vec<&str> = before.difference(&after).map(|e| element_key(e)).collect();
+            let mut new: Vec<&str> = after.difference(&before).copied().collect();
+            gone.sort_unstable();
+            new.sort_unstable();
+            write_elements(&mut s, "delete", map, &gone);
+            write_elements(&mut s, "add", map, &new);
+        }
+        for c in changed {
+            write_rules(&mut s, c);
+        }
+        let chains = self.chain_names();
+        for gone in previous.chain_names().difference(&chains) {
+            let _ = writeln!(s, "flush chain ip {t} {gone}\ndelete chain ip {t} {gone}");
+        }
+        let sets = self.set_names();
+        for gone in old_sets.difference(&sets) {
+            let _ = writeln!(s, "delete set ip {t} {gone}");
+        }
+        s
+    }
+
+    fn write_sets(&self, s: &mut String, wanted: impl Fn(&str) -> bool) {
+        for (set, timeout) in self.sets.iter().filter(|(set, _)| wanted(set)) {
+            let _ = writeln!(
+                s,
+                "add set ip {TABLE} {set} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"
+            );
+        }
+    }
+}
+
+/// `add chain` for `c` (with its hook for base chains).
+fn write_chain(s: &mut String, c: &Chain) {
+    match c.hook {
+        Some(hook) => {
+            let _ = writeln!(s, "add chain ip {TABLE} {} {{ {hook} }}", c.name);
+        }
+        None => {
+            let _ = writeln!(s, "add chain ip {TABLE} {}", c.name);
+        }
+    }
+}
+
+/// `add rule` for each of `c`'s rules.
+fn write_rules(s: &mut String, c: &Chain) {
+    for rule in &c.rules {
+        let _ = writeln!(s, "add rule ip {TABLE} {} {rule}", c.name);
+    }
+}
+
+/// `add element`/`delete element` commands for `elements` of `map`, a thousand per command.
+fn write_elements(s: &mut String, verb: &str, map: &str, elements: &[&str]) {
+    for chunk in elements.chunks(1000) {
+        let _ = writeln!(s, "{verb} element ip {TABLE} {map} {{ {} }}", chunk.join(", "));
+    }
+}
+
+/// The key of a map element (`key : verdict`), which is what deleting it takes.
+fn element_key(element: &str) -> &str {
+    element.split_once(" : ").map_or(element, |(key, _)| key)
+}
+
+/// The chain holding the generation marker: one rule whose comment names the sync that wrote the
+/// table last, so a flushed, deleted or replaced table is noticed by listing one small chain.
+pub const GENERATION_CHAIN: &str = "generation";
+
+/// The commands (appended to a sync's script, in the same transaction) that set the generation
+/// marker to `generation`.
+pub fn generation_script(generation: u64) -> String {
+    let (t, c) = (TABLE, GENERATION_CHAIN);
+    format!(
+        "add chain ip {t} {c}\nflush chain ip {t} {c}\nadd rule ip {t} {c} return comment \"generation {generation}\"\n"
+    )
 }
 
 /// The affinity set of an endpoint; the timeout is part of its identity (a set's timeout cannot
@@ -506,5 +599,32 @@ mod tests {
         assert!(update.ends_with(&format!("delete chain ip skiff-proxy {gone}\n")), "{update}");
         assert_eq!(one.rule_count() + 2, two.rule_count());
         assert_eq!(one.element_count(), 1);
+        // Only the port's choice chain changed; the base chains and the kept endpoint's chain
+        // are left alone, the map element (same key, same verdict) too.
+        let kept = name("endpoint", "default/web/tcp/http__10.42.0.5/8080");
+        let service = name("service", "default/web/tcp/http");
+        assert!(update.contains(&format!("flush chain ip skiff-proxy {service}\n")), "{update}");
+        assert!(!update.contains("flush chain ip skiff-proxy services\n"), "{update}");
+        assert!(!update.contains(&format!("chain ip skiff-proxy {kept}")), "{update}");
+        assert!(!update.contains("element"), "{update}");
+    }
+
+    #[test]
+    fn an_unchanged_ruleset_updates_nothing_and_a_gone_service_loses_its_elements() {
+        let rs = Ruleset::render(&[port()], &cfg());
+        let same = rs.script(Some(&rs));
+        assert!(!same.contains("flush") && !same.contains("rule") && !same.contains("element"), "{same}");
+        let empty = Ruleset::render(&[], &cfg());
+        let update = empty.script(Some(&rs));
+        assert!(update.contains("delete element ip skiff-proxy service-ips { 10.43.0.20 . tcp . 80 }\n"), "{update}");
+        let service = name("service", "default/web/tcp/http");
+        assert!(update.contains(&format!("delete chain ip skiff-proxy {service}\n")), "{update}");
+        let back = rs.script(Some(&empty));
+        assert!(
+            back.contains(&format!(
+                "add element ip skiff-proxy service-ips {{ 10.43.0.20 . tcp . 80 : goto {service} }}"
+            ))
+        );
+        assert!(back.find(&format!("add chain ip skiff-proxy {service}")) < back.find("add element"), "{back}");
     }
 }
