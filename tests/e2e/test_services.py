@@ -286,14 +286,23 @@ def test_resolv_conf_and_service_variables(env):
         assert line in environ
 
 
+def repairs_logged(c: Cluster) -> int:
+    """The proxy's repair counter as of its last warning (0 without one)."""
+    lines = [l for l in c.log_path.read_text(errors="replace").splitlines() if "reprogramming" in l and "WARN" in l]
+    if not lines:
+        return 0
+    return int(lines[-1].split("repairs=")[1].split()[0])
+
+
 def test_a_flushed_table_is_repaired(env):
     c, ns, _ = env
     ip = cluster_ip(c, ns, "web")
     assert eventually(lambda: fetch(c, ns, ip) is not None, what="cluster IP before")
     c.netns.exec("nft", "flush", "table", "ip", "skiff-proxy")
-    assert eventually(lambda: "reprogramming" in c.log_path.read_text(), timeout=30, what="repair logged")
+    assert eventually(lambda: repairs_logged(c) == 1, timeout=30, what="repair logged and counted")
     assert eventually(lambda: fetch(c, ns, ip) in ("web-a", "web-b"), what="cluster IP after")
     c.netns.exec("nft", "delete", "table", "ip", "skiff-proxy")
+    assert eventually(lambda: repairs_logged(c) == 2, timeout=30, what="second repair logged and counted")
     assert eventually(lambda: c.netns.exec("nft", "list", "table", "ip", "skiff-proxy", check=False).returncode == 0,
                       timeout=30, what="table recreated")
     assert eventually(lambda: fetch(c, ns, ip) in ("web-a", "web-b"), what="cluster IP after delete")

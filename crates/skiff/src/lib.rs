@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod bench_net;
+pub mod cgroupfs;
 pub mod config;
 pub mod fsutil;
 pub mod images;

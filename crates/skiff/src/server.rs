@@ -20,6 +20,9 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     // Install the handlers first so a signal during startup still shuts down cleanly.
     let mut term = signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("failed to install the SIGINT handler")?;
+    if !cfg.disable_agent {
+        crate::cgroupfs::ensure_mounted();
+    }
 
     let db_dir = cfg.data_dir.join("server").join("db");
     crate::fsutil::ensure_dir(&db_dir, 0o700).with_context(|| format!("failed to create {}", db_dir.display()))?;
