@@ -60,6 +60,8 @@ pub struct Ruleset {
     sets: Vec<(String, u32)>,
     /// (map, element) pairs.
     elements: Vec<(&'static str, String)>,
+    /// The names in `chains`, for the endpoint chains a port's choice chains share.
+    names: HashSet<String>,
 }
 
 /// The maps of the table and their types.
@@ -85,7 +87,7 @@ fn endpoint_id(port: &ServicePort, ep: &Endpoint) -> String {
 impl Ruleset {
     /// Renders the ruleset of `ports`.
     pub fn render(ports: &[ServicePort], cfg: &RenderConfig) -> Self {
-        let mut rs = Ruleset { chains: Vec::new(), sets: Vec::new(), elements: Vec::new() };
+        let mut rs = Ruleset { chains: Vec::new(), sets: Vec::new(), elements: Vec::new(), names: HashSet::new() };
         rs.base_chains();
         for port in ports {
             rs.port(port, cfg);
@@ -94,6 +96,7 @@ impl Ruleset {
     }
 
     fn chain(&mut self, name: String, hook: Option<&'static str>, rules: Vec<String>) {
+        self.names.insert(name.clone());
         self.chains.push(Chain { name, hook, rules });
     }
 
@@ -168,7 +171,7 @@ impl Ruleset {
         rules.push(format!("numgen random mod {} vmap {{ {} }}", targets.len(), arms.join(", ")));
         self.chain(chain, None, rules);
         for (ep, target) in endpoints.iter().zip(targets) {
-            if self.chains.iter().any(|c| c.name == target) {
+            if self.names.contains(&target) {
                 continue;
             }
             let mut rules = vec![format!("ip saddr {} jump mark-for-masquerade", ep.ip)];
