@@ -8,7 +8,8 @@
 //! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), ServiceAccounts ([`serviceaccount`])
 //! and the root CA publisher ([`rootca`])), which share informers
 //! ([`informer`]), work queues ([`queue`]) and expectations ([`expectations`]) and run only
-//! while this process holds the `kube-system/kube-controller-manager` Lease ([`leader`]).
+//! while this process holds the `kube-system/kube-controller-manager` Lease ([`leader`]). The
+//! built-in LoadBalancer ([`servicelb`]) is started on its own by the server.
 
 pub mod apierr;
 pub mod deployment;
@@ -29,6 +30,7 @@ pub mod replicaset;
 pub mod rootca;
 pub mod selector;
 pub mod serviceaccount;
+pub mod servicelb;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 

@@ -99,6 +99,18 @@ pub fn nft(script: &str) -> Result<(), NatError> {
     Ok(())
 }
 
+/// Runs `nft` with `args` and returns what it printed.
+pub fn nft_output(args: &[&str]) -> Result<String, NatError> {
+    let output = nft_command().args(args).output().map_err(NatError::Spawn)?;
+    if !output.status.success() {
+        return Err(NatError::Rejected {
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 /// Deletes the table when no chain is left in it (after the last pod network on the node is
 /// removed).
 pub fn delete_table_if_empty() -> Result<(), NatError> {

@@ -200,6 +200,11 @@ pub enum BenchCommand {
     /// Measure the scheduler on simulated nodes: throughput binding a backlog of pods, create →
     /// bound latency, scheduler memory (plain, anti-affinity and spread workloads).
     Scheduler(BenchSchedulerArgs),
+    /// Measure the cluster DNS's queries per second (a server in a child process, load from this
+    /// one).
+    Dns(BenchDnsArgs),
+    /// Measure the service proxy's rule sync time (needs root; run in a scratch network namespace).
+    Proxy(BenchProxyArgs),
 }
 
 /// Flags of `skiff bench scheduler`.
@@ -226,6 +231,37 @@ pub struct BenchSchedulerArgs {
     /// Only time the scheduling algorithm in this process (no API server, no binding).
     #[arg(long)]
     pub algorithm_only: bool,
+}
+
+/// Flags of `skiff bench dns`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchDnsArgs {
+    /// Services in the served zone.
+    #[arg(long, default_value_t = 1_000)]
+    pub services: usize,
+    /// Load-generating UDP clients.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Queries each client keeps in flight.
+    #[arg(long, default_value_t = 32)]
+    pub window: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Internal: serve the zone on this address instead of measuring.
+    #[arg(long, hide = true)]
+    pub serve: Option<std::net::SocketAddr>,
+}
+
+/// Flags of `skiff bench proxy`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchProxyArgs {
+    /// Services.
+    #[arg(long, default_value_t = 1_000)]
+    pub services: usize,
+    /// Endpoints per Service.
+    #[arg(long, default_value_t = 10)]
+    pub endpoints: usize,
 }
 
 /// Flags of `skiff bench apply`.
@@ -292,6 +328,19 @@ pub struct ServerArgs {
     /// Run only the control plane, no node agent.
     #[arg(long, env = "SKIFF_DISABLE_AGENT", action = ArgAction::SetTrue)]
     pub disable_agent: bool,
+    /// Do not run the service proxy on this node.
+    #[arg(long, env = "SKIFF_DISABLE_PROXY", action = ArgAction::SetTrue)]
+    pub disable_proxy: bool,
+    /// Do not run the cluster DNS server on this node.
+    #[arg(long, env = "SKIFF_DISABLE_DNS", action = ArgAction::SetTrue)]
+    pub disable_dns: bool,
+    /// Cluster IP of the cluster DNS Service (kube-system/kube-dns); inside --service-cidr.
+    #[arg(long, env = "SKIFF_CLUSTER_DNS", default_value = "10.43.0.10", value_name = "IP")]
+    pub cluster_dns: Ipv4Addr,
+    /// Addresses LoadBalancer Services get from the built-in load balancer (default: the nodes'
+    /// InternalIPs).
+    #[arg(long, env = "SKIFF_LB_POOL", value_name = "CIDR")]
+    pub lb_pool: Option<Cidr>,
     /// Do not run the scheduler (another instance schedules, or pods are bound by hand).
     #[arg(long, env = "SKIFF_DISABLE_SCHEDULER", action = ArgAction::SetTrue)]
     pub disable_scheduler: bool,
@@ -412,6 +461,14 @@ pub struct ServerConfig {
     pub node_name: String,
     /// Whether the node agent is off.
     pub disable_agent: bool,
+    /// Whether the service proxy is off.
+    pub disable_proxy: bool,
+    /// Whether the cluster DNS server is off.
+    pub disable_dns: bool,
+    /// The cluster DNS Service's cluster IP.
+    pub cluster_dns: Ipv4Addr,
+    /// The LoadBalancer address pool, if any.
+    pub lb_pool: Option<Cidr>,
     /// Whether the scheduler is off.
     pub disable_scheduler: bool,
     /// The scheduler's configuration file.
@@ -717,6 +774,12 @@ impl ServerConfig {
                 args.service_cidr, args.cluster_cidr
             )));
         }
+        if !args.service_cidr.contains(args.cluster_dns) {
+            return Err(ConfigError::Invalid(format!(
+                "--cluster-dns {} is not inside --service-cidr {}",
+                args.cluster_dns, args.service_cidr
+            )));
+        }
         if args.image_gc_low_threshold > args.image_gc_high_threshold {
             return Err(ConfigError::Invalid(format!(
                 "--image-gc-low-threshold {} must not be greater than --image-gc-high-threshold {}",
@@ -739,6 +802,10 @@ impl ServerConfig {
             cluster_domain: args.cluster_domain,
             node_name,
             disable_agent: args.disable_agent,
+            disable_proxy: args.disable_proxy,
+            disable_dns: args.disable_dns,
+            cluster_dns: args.cluster_dns,
+            lb_pool: args.lb_pool,
             disable_scheduler: args.disable_scheduler,
             scheduler_config: args.scheduler_config,
             insecure_registries: args.insecure_registry,

@@ -4,7 +4,9 @@
 //! integration tests.
 
 pub mod bench;
+pub mod bench_net;
 pub mod bench_scheduler;
+pub mod cgroupfs;
 pub mod config;
 pub mod fsutil;
 pub mod images;

@@ -20,6 +20,9 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     // Install the handlers first so a signal during startup still shuts down cleanly.
     let mut term = signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("failed to install the SIGINT handler")?;
+    if !cfg.disable_agent {
+        crate::cgroupfs::ensure_mounted();
+    }
 
     let db_dir = cfg.data_dir.join("server").join("db");
     crate::fsutil::ensure_dir(&db_dir, 0o700).with_context(|| format!("failed to create {}", db_dir.display()))?;
@@ -97,8 +100,7 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
             max_pods: 110,
             reserved_milli_cpu: 0,
             reserved_memory: 0,
-            // No cluster DNS server yet (the networking issue brings skiff-dns).
-            cluster_dns: None,
+            cluster_dns: (!cfg.disable_dns).then_some(IpAddr::V4(cfg.cluster_dns)),
             cluster_domain: cfg.cluster_domain.clone(),
             insecure_registries: cfg.insecure_registries.clone(),
             image_gc: skiff_runtime::images::gc::GcPolicy {
@@ -116,6 +118,40 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         let exe = std::env::current_exe().context("cannot find the skiff binary for the container shims")?;
         Some(skiff_agent::start(client, agent_cfg, exe).context("cannot start the node agent")?)
     };
+    let mut node_tasks = Vec::new();
+    {
+        let client = skiff_controllers::client(&client_cfg).await.context("cannot build the servicelb API client")?;
+        let lb_cfg = skiff_controllers::servicelb::ServiceLbConfig { pool: cfg.lb_pool.map(|p| (p.addr, p.prefix)) };
+        node_tasks.push(tokio::spawn(skiff_controllers::servicelb::run(client, lb_cfg)));
+    }
+    if !cfg.disable_agent && !cfg.disable_proxy {
+        let client = skiff_controllers::client(&client_cfg).await.context("cannot build the proxy's API client")?;
+        let cidr = skiff_net::Ipv4Net::new(cfg.cluster_cidr.addr, cfg.cluster_cidr.prefix).ok();
+        let proxy_cfg = skiff_net::proxy::ProxyConfig::new(cfg.node_name.clone(), cidr);
+        node_tasks.push(tokio::spawn(skiff_net::proxy::run(client, proxy_cfg)));
+    }
+    if !cfg.disable_agent && !cfg.disable_dns {
+        let client =
+            skiff_controllers::client(&client_cfg).await.context("cannot build the DNS server's API client")?;
+        let ranges = [cfg.service_cidr, cfg.cluster_cidr]
+            .iter()
+            .filter_map(|c| skiff_net::Ipv4Net::new(c.addr, c.prefix).ok())
+            .collect();
+        let dns_cfg = skiff_dns::DnsConfig {
+            domain: cfg.cluster_domain.clone(),
+            listen: SocketAddr::new(advertise, 53),
+            service_ip: cfg.cluster_dns,
+            node_name: cfg.node_name.clone(),
+            reverse_ranges: ranges,
+            resolv_conf: "/etc/resolv.conf".into(),
+            workers: 2,
+        };
+        node_tasks.push(tokio::spawn(async move {
+            if let Err(e) = skiff_dns::run(client, dns_cfg).await {
+                tracing::error!(error = %e, "the cluster DNS server is not running");
+            }
+        }));
+    }
     eprintln!("{}", startup_message(&cfg));
 
     let name = tokio::select! {
@@ -124,6 +160,7 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     };
     tracing::info!(signal = name, "shutting down");
     controllers.abort();
+    node_tasks.iter().for_each(|t| t.abort());
     if let Some(s) = scheduler {
         s.shutdown().await;
     }

@@ -1,7 +1,8 @@
 //! A container's environment, in the kubelet's order: the image's `Env`, then `envFrom`
 //! (ConfigMaps and Secrets, with `prefix` and `optional`), then `env` (`value` with `$(VAR)`
 //! expansion, `valueFrom` configMapKeyRef, secretKeyRef, fieldRef and resourceFieldRef).
-//! Errors are the messages the kubelet puts in `CreateContainerConfigError`.
+//! Errors are the messages the kubelet puts in `CreateContainerConfigError`. Service variables
+//! come from [`super::service_env`] and are appended after the container's own.
 
 use std::collections::BTreeMap;
 
@@ -102,9 +103,15 @@ pub async fn resolve(
             None => return Err(format!("{what} \"{name}\" not found")),
         }
     }
+    let service_env = super::service_env::for_pod(client, pod).await?;
     for var in container.env.iter().flatten() {
         let value = match &var.value_from {
-            None => expand(var.value.as_deref().unwrap_or(""), &env),
+            None => {
+                // Service variables are visible to expansion; the container's own win.
+                let mut visible = service_env.clone();
+                visible.extend(env.iter().cloned());
+                expand(var.value.as_deref().unwrap_or(""), &visible)
+            }
             Some(from) => {
                 if let Some(r) = &from.config_map_key_ref {
                     match config_map(client, ns, &r.name).await? {
@@ -136,6 +143,11 @@ pub async fn resolve(
             }
         };
         set(&mut env, var.name.clone(), value);
+    }
+    for (k, v) in service_env {
+        if !env.iter().any(|(name, _)| *name == k) {
+            env.push((k, v));
+        }
     }
     Ok(env)
 }

@@ -20,6 +20,7 @@ pub mod probe;
 pub mod prober;
 pub mod resources;
 pub mod security;
+pub mod service_env;
 pub mod status;
 pub mod timing;
 pub mod worker;
