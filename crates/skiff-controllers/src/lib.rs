@@ -5,7 +5,8 @@
 //! the condition taints of the node lifecycle controller ([`nodelifecycle`]), and the controller
 //! manager's controllers ([`manager`]: ReplicaSet and ReplicationController
 //! ([`replicaset`]), Deployment ([`deployment`]), the garbage collector ([`gc`]), Endpoints
-//! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), ServiceAccounts ([`serviceaccount`])
+//! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), Job ([`job`]) with TTL-after-finished
+//! ([`ttlafterfinished`]), ServiceAccounts ([`serviceaccount`])
 //! and the root CA publisher ([`rootca`])), which share informers
 //! ([`informer`]), work queues ([`queue`]) and expectations ([`expectations`]) and run only
 //! while this process holds the `kube-system/kube-controller-manager` Lease ([`leader`]).
@@ -18,6 +19,7 @@ pub mod events;
 pub mod expectations;
 pub mod gc;
 pub mod informer;
+pub mod job;
 pub mod leader;
 pub mod manager;
 pub mod namespace;
@@ -29,6 +31,7 @@ pub mod replicaset;
 pub mod rootca;
 pub mod selector;
 pub mod serviceaccount;
+pub mod ttlafterfinished;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
