@@ -70,6 +70,9 @@ struct Ctrl {
     expectations: Expectations,
     events: Events,
     backoff: Mutex<HashMap<String, BackoffRecord>>,
+    /// The resourceVersion of each Job's last status write: a sync never acts on an older copy
+    /// (it would miss pods already counted and create their replacements).
+    written: Mutex<HashMap<String, u64>>,
 }
 
 /// Runs the Job controller until the task is dropped (register before the informers run).
@@ -84,6 +87,7 @@ pub fn controller(
         queue: WorkQueue::new(),
         expectations: Expectations::default(),
         backoff: Mutex::default(),
+        written: Mutex::default(),
     });
     let c = ctrl.clone();
     informers.jobs.on_change(move |old, new| {
@@ -170,6 +174,32 @@ pub fn pod_for(job: &Job, index: Option<i32>) -> Pod {
     }
     let owner = podutil::new_controller_ref("batch/v1", "Job", &name, job.metadata.uid.as_deref().unwrap_or(""));
     pod_from_template(&template, &prefix, job.metadata.namespace.as_deref().unwrap_or(""), owner)
+}
+
+/// `v` without nulls, zeros, empty lists and empty objects (what an API round trip may drop).
+fn pruned(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k, pruned(v)))
+                .filter(|(_, v)| {
+                    !(v.is_null()
+                        || v.as_i64() == Some(0)
+                        || v.as_array().is_some_and(Vec::is_empty)
+                        || v.as_object().is_some_and(|o| o.is_empty()))
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(pruned).collect()),
+        other => other,
+    }
+}
+
+/// Whether two statuses say the same (so no write is needed).
+fn same_status(old: Option<&JobStatus>, new: &JobStatus) -> bool {
+    let v = |s: Option<&JobStatus>| pruned(serde_json::to_value(s).unwrap_or_default());
+    v(old) == v(Some(new))
 }
 
 /// What one sync found among the Job's pods.
@@ -286,14 +316,19 @@ impl Ctrl {
     }
 
     async fn write_status(&self, job: &Job, status: JobStatus) -> Result<Job, kube::Error> {
-        if job.status.as_ref() == Some(&status) {
+        if same_status(job.status.as_ref(), &status) {
             return Ok(job.clone());
         }
         let mut next = job.clone();
         next.status = Some(status);
         let ns = job.metadata.namespace.as_deref().unwrap_or("");
         let name = job.metadata.name.as_deref().unwrap_or("");
-        Api::<Job>::namespaced(self.client.clone(), ns).replace_status(name, &PostParams::default(), &next).await
+        let written =
+            Api::<Job>::namespaced(self.client.clone(), ns).replace_status(name, &PostParams::default(), &next).await?;
+        if let Some(rv) = written.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok()) {
+            self.written.lock().unwrap_or_else(|e| e.into_inner()).insert(key_of(job), rv);
+        }
+        Ok(written)
     }
 
     fn record_backoff(&self, key: &str, outcome: Option<Timestamp>) {
@@ -320,8 +355,17 @@ impl Ctrl {
         let Some(job) = get(&self.informers.jobs.store(), key) else {
             self.expectations.delete(key);
             self.backoff.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+            self.written.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
             return Ok(());
         };
+        let rv = job.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+        let last = self.written.lock().unwrap_or_else(|e| e.into_inner()).get(key).copied();
+        if let (Some(rv), Some(last)) = (rv, last)
+            && rv < last
+        {
+            // The informer has not caught up with our own write; its update requeues the Job.
+            return Ok(());
+        }
         let mut job = (*job).clone();
         let pods = self.claim_pods(&job).await?;
         if conditions::finished(&job) || job.metadata.deletion_timestamp.is_some() {
@@ -708,6 +752,18 @@ mod tests {
         assert_eq!(v["spec"]["containers"][0]["env"], env);
         assert_eq!(v["spec"]["initContainers"][0]["env"], env);
         assert_eq!(pod_index(&p), Some(2));
+    }
+
+    #[test]
+    fn empty_lists_do_not_force_a_write() {
+        let written = JobStatus {
+            uncounted_terminated_pods: Some(UncountedTerminatedPods { succeeded: Some(vec![]), failed: Some(vec![]) }),
+            active: Some(1),
+            ..Default::default()
+        };
+        let read = JobStatus { active: Some(1), ..Default::default() };
+        assert!(same_status(Some(&read), &written));
+        assert!(!same_status(Some(&read), &JobStatus { active: Some(2), ..written.clone() }));
     }
 
     #[test]
