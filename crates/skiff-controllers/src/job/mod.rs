@@ -356,6 +356,12 @@ impl Ctrl {
             self.expectations.delete(key);
             self.backoff.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
             self.written.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+            // The Job is gone: its pods must not stay blocked on the tracking finalizer.
+            for p in self.informers.pods.store().state() {
+                if has_finalizer(&p) && self.owner_key(&p).as_deref() == Some(key) {
+                    self.remove_finalizer(&p).await?;
+                }
+            }
             return Ok(());
         };
         let rv = job.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
