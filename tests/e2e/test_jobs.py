@@ -159,6 +159,32 @@ def test_suspended_job_runs_no_pods(jc, ns):
     assert conds["Suspended"]["status"] == "False" and conds["Suspended"]["reason"] == "JobResumed"
 
 
+
+def test_pod_failure_policy_fails_the_job(jc, ns):
+    policy = {"rules": [{"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]}}]}
+    jc.kubectl("-n", ns, "apply", "-f", "-", input=job_manifest("pfp", "exit 42", podFailurePolicy=policy))
+    jc.kubectl("-n", ns, "wait", "--for=condition=failed", "job/pfp", "--timeout=90s")
+    st = jc.kubectl_json("-n", ns, "get", "job", "pfp")["status"]
+    pod = pods_of(jc, ns, "pfp")[0]["metadata"]["name"]
+    failed = [c for c in st["conditions"] if c["type"] == "Failed"][0]
+    assert failed["reason"] == "PodFailurePolicy"
+    assert failed["message"] == f"Container main for pod {ns}/{pod} failed with exit code 42 matching FailJob rule at index 0"
+    assert st["failed"] == 1, st
+
+
+def test_active_deadline_and_ttl(jc, ns):
+    jc.kubectl("-n", ns, "apply", "-f", "-",
+               input=job_manifest("slow", "sleep 60", activeDeadlineSeconds=3, ttlSecondsAfterFinished=5))
+    jc.kubectl("-n", ns, "wait", "--for=condition=failed", "job/slow", "--timeout=60s")
+    job = jc.kubectl_json("-n", ns, "get", "job", "slow")
+    failed = [c for c in job["status"]["conditions"] if c["type"] == "Failed"][0]
+    assert (failed["reason"], failed["message"]) == ("DeadlineExceeded", "Job was active longer than specified deadline")
+    assert "DeadlineExceeded" in reasons(jc, ns, "slow")
+    # ttlSecondsAfterFinished: the finished Job (and its pods) go away.
+    eventually(lambda: jc.kubectl("-n", ns, "get", "job", "slow", check=False).returncode != 0, timeout=40,
+               what="job deleted after its TTL")
+    eventually(lambda: pods_of(jc, ns, "slow") == [], timeout=30, what="pods deleted with the job")
+
 CRON = """apiVersion: batch/v1
 kind: CronJob
 metadata:
