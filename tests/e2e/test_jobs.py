@@ -130,6 +130,21 @@ def test_indexed_job(jc, ns):
     assert seen == {"0", "1", "2"}
 
 
+
+def test_backoff_limit_per_index(jc, ns):
+    jc.kubectl("-n", ns, "apply", "-f", "-", input=job_manifest(
+        "perindex", '[ "$JOB_COMPLETION_INDEX" = 1 ] && exit 1; true', completions=3, parallelism=3,
+        completionMode="Indexed", backoffLimitPerIndex=1))
+    jc.kubectl("-n", ns, "wait", "--for=condition=failed", "job/perindex", "--timeout=90s")
+    st = jc.kubectl_json("-n", ns, "get", "job", "perindex")["status"]
+    assert (st["completedIndexes"], st["failedIndexes"], st["failed"], st["succeeded"]) == ("0,2", "1", 2, 2), st
+    failed = [c for c in st["conditions"] if c["type"] == "Failed"][0]
+    assert (failed["reason"], failed["message"]) == ("FailedIndexes", "Job has failed indexes")
+    counts = sorted(p["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"]
+                    for p in pods_of(jc, ns, "perindex")
+                    if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "1")
+    assert counts == ["0", "1"], counts
+
 def test_python_client_sees_status_fields(jc, ns):
     jc.kubectl("-n", ns, "apply", "-f", "-", input=job_manifest("py", "true", completions=2, parallelism=2))
     api = k8s.BatchV1Api(jc.python_client())

@@ -22,6 +22,10 @@ pub const POD_FAILURE_POLICY: &str = "PodFailurePolicy";
 pub const FAILED_INDEXES: &str = "FailedIndexes";
 /// Message of [`FAILED_INDEXES`].
 pub const FAILED_INDEXES_MESSAGE: &str = "Job has failed indexes";
+/// Reason of a Job with more failed indexes than `maxFailedIndexes`.
+pub const MAX_FAILED_INDEXES_EXCEEDED: &str = "MaxFailedIndexesExceeded";
+/// Message of [`MAX_FAILED_INDEXES_EXCEEDED`].
+pub const MAX_FAILED_INDEXES_MESSAGE: &str = "Job has exceeded the specified maximal number of failed indexes";
 /// Reason of a Job whose pods reached `completions`.
 pub const COMPLETIONS_REACHED: &str = "CompletionsReached";
 /// Message of [`COMPLETIONS_REACHED`].

@@ -41,6 +41,8 @@ use crate::selector;
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 /// Annotation and label carrying a pod's completion index.
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+/// Annotation counting the earlier failures of a pod's index (`backoffLimitPerIndex`).
+pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
 /// The environment variable an Indexed Job's containers read their index from.
 pub const COMPLETION_INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
 const REPORTER: &str = "job-controller";
@@ -128,6 +130,22 @@ pub fn pod_index(pod: &Pod) -> Option<i32> {
         .filter(|i| *i >= 0)
 }
 
+/// How many earlier pods of this pod's index failed (its failure-count annotation).
+pub fn index_failures(pod: &Pod) -> i32 {
+    pod.metadata.annotations.as_ref().and_then(|a| a.get(INDEX_FAILURE_COUNT)).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// The failure count a new pod for `index` carries: one more than the latest failed pod of
+/// that index had.
+pub fn next_index_failures(pods: &[Pod], index: i32) -> i32 {
+    pods.iter()
+        .filter(|p| pod_index(p) == Some(index))
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"))
+        .map(|p| index_failures(p) + 1)
+        .max()
+        .unwrap_or(0)
+}
+
 fn terminal(pod: &Pod) -> bool {
     matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
 }
@@ -138,7 +156,7 @@ fn is_indexed(spec: &JobSpec) -> bool {
 
 /// The pod template of `job` for one pod: labels and annotations of the template, the tracking
 /// finalizer, and for Indexed Jobs the index annotation and label, hostname and env var.
-pub fn pod_for(job: &Job, index: Option<i32>) -> Pod {
+pub fn pod_for(job: &Job, index: Option<i32>, failures: Option<i32>) -> Pod {
     let spec = job.spec.clone().unwrap_or_default();
     let name = job.metadata.name.clone().unwrap_or_default();
     let mut template: PodTemplateSpec = spec.template;
@@ -146,7 +164,11 @@ pub fn pod_for(job: &Job, index: Option<i32>) -> Pod {
     meta.finalizers.get_or_insert_with(Vec::new).push(TRACKING_FINALIZER.into());
     let mut prefix = name.clone();
     if let Some(i) = index {
-        meta.annotations.get_or_insert_with(Default::default).insert(COMPLETION_INDEX.into(), i.to_string());
+        let annotations = meta.annotations.get_or_insert_with(Default::default);
+        annotations.insert(COMPLETION_INDEX.into(), i.to_string());
+        if let Some(n) = failures {
+            annotations.insert(INDEX_FAILURE_COUNT.into(), n.to_string());
+        }
         meta.labels.get_or_insert_with(Default::default).insert(COMPLETION_INDEX.into(), i.to_string());
         prefix = format!("{name}-{i}");
         if let Some(ps) = template.spec.as_mut() {
@@ -445,7 +467,8 @@ impl Ctrl {
                     failure::Action::Count => {}
                 }
                 if indexed
-                    && spec.backoff_limit_per_index == Some(0)
+                    && let Some(limit) = spec.backoff_limit_per_index
+                    && index_failures(p) >= limit
                     && let Some(i) = pod_index(p).filter(|i| *i < completions && !completed.contains(i))
                 {
                     failed_idx.insert(i);
@@ -586,7 +609,8 @@ impl Ctrl {
                     c.active += seen.terminating;
                 }
                 let want = plan::want_active(&spec, c);
-                let (delta, err) = self.manage(key, &job, &seen, want, c.active, &completed, &failed_idx, now).await;
+                let (delta, err) =
+                    self.manage(key, &job, &seen, &pods, want, c.active, &completed, &failed_idx, now).await;
                 active = usize::try_from(i64::try_from(active).unwrap_or(0) + delta).unwrap_or(0);
                 manage_err = err;
             }
@@ -639,6 +663,7 @@ impl Ctrl {
         key: &str,
         job: &Job,
         seen: &Seen,
+        all: &[Pod],
         want: i32,
         active: i32,
         completed: &BTreeSet<i32>,
@@ -700,7 +725,9 @@ impl Ctrl {
         let ns = job.metadata.namespace.as_deref().unwrap_or("");
         let api = self.pods_api(ns);
         let (created, err) = slow_start_batch(n, |i| {
-            let pod = pod_for(job, plan[i]);
+            let failures =
+                plan[i].filter(|_| spec.backoff_limit_per_index.is_some()).map(|idx| next_index_failures(all, idx));
+            let pod = pod_for(job, plan[i], failures);
             let api = api.clone();
             async move {
                 match api.create(&PostParams::default(), &pod).await {
@@ -745,7 +772,7 @@ mod tests {
 
     #[test]
     fn indexed_pods_carry_their_index() {
-        let p = pod_for(&job("Indexed"), Some(2));
+        let p = pod_for(&job("Indexed"), Some(2), Some(1));
         let v = serde_json::to_value(&p).expect("json");
         assert_eq!(v["metadata"]["generateName"], "pi-2-");
         assert_eq!(v["metadata"]["annotations"][COMPLETION_INDEX], "2");
@@ -758,6 +785,12 @@ mod tests {
         assert_eq!(v["spec"]["containers"][0]["env"], env);
         assert_eq!(v["spec"]["initContainers"][0]["env"], env);
         assert_eq!(pod_index(&p), Some(2));
+        assert_eq!(index_failures(&p), 1);
+        let mut failed = p.clone();
+        failed.status =
+            Some(k8s_openapi::api::core::v1::PodStatus { phase: Some("Failed".into()), ..Default::default() });
+        assert_eq!(next_index_failures(&[failed, p], 2), 2);
+        assert_eq!(next_index_failures(&[], 2), 0);
     }
 
     #[test]
@@ -774,7 +807,7 @@ mod tests {
 
     #[test]
     fn non_indexed_pods_are_plain() {
-        let p = pod_for(&job("NonIndexed"), None);
+        let p = pod_for(&job("NonIndexed"), None, None);
         let v = serde_json::to_value(&p).expect("json");
         assert_eq!(v["metadata"]["generateName"], "pi-");
         assert!(v["metadata"]["annotations"].is_null());

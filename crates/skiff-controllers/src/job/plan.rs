@@ -58,7 +58,10 @@ pub fn failure(
     if spec.backoff_limit_per_index.is_some() && n.failed_indexes > 0 {
         let all_done = spec.completions.is_some_and(|k| n.completed_indexes + n.failed_indexes >= k);
         let too_many = spec.max_failed_indexes.is_some_and(|m| n.failed_indexes > m);
-        if all_done || too_many {
+        if too_many {
+            return Some((c::MAX_FAILED_INDEXES_EXCEEDED, c::MAX_FAILED_INDEXES_MESSAGE));
+        }
+        if all_done {
             return Some((c::FAILED_INDEXES, c::FAILED_INDEXES_MESSAGE));
         }
     }
@@ -137,6 +140,9 @@ mod tests {
         assert_eq!(failure(&s, n, None, Timestamp::UNIX_EPOCH), None, "per-index limits replace backoffLimit");
         let n = Counts { completed_indexes: 2, failed_indexes: 1, ..Default::default() };
         assert_eq!(failure(&s, n, None, Timestamp::UNIX_EPOCH).map(|f| f.0), Some("FailedIndexes"));
+        s.max_failed_indexes = Some(0);
+        let n = Counts { failed_indexes: 1, ..Default::default() };
+        assert_eq!(failure(&s, n, None, Timestamp::UNIX_EPOCH).map(|f| f.0), Some("MaxFailedIndexesExceeded"));
     }
 
     #[test]
