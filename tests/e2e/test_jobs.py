@@ -104,8 +104,17 @@ def test_failing_job_hits_backoff_limit(jc, ns):
     pods = pods_of(jc, ns, "fails")
     assert len(pods) == 2 and all(p["status"]["phase"] == "Failed" for p in pods), pods
     # The second pod waited out the back-off (10 s) after the first failure.
-    starts = sorted(p["metadata"]["creationTimestamp"] for p in pods)
-    assert starts[0] != starts[1]
+    def at(p, path):
+        v = p
+        for k in path:
+            v = v[k]
+        return time.mktime(time.strptime(v, "%Y-%m-%dT%H:%M:%SZ"))
+
+    pods.sort(key=lambda p: p["metadata"]["creationTimestamp"])
+    finished = at(pods[0], ["status", "containerStatuses", 0, "state", "terminated", "finishedAt"])
+    gap = at(pods[1], ["metadata", "creationTimestamp"]) - finished
+    assert gap >= 9, f"the second pod came {gap}s after the first failure"
+
     eventually(lambda: "BackoffLimitExceeded" in reasons(jc, ns, "fails"), what="BackoffLimitExceeded event")
     row = jc.kubectl("-n", ns, "get", "job", "fails").stdout.split("\n")[1].split()
     assert row[1:3] == ["Failed", "0/1"], row
