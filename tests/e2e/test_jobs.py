@@ -90,6 +90,9 @@ def test_job_runs_to_completion(jc, ns):
     assert table.split("\n")[1].split()[1:3] == ["Complete", "3/3"], table
     old = jc.kubectl("-n", ns, "get", "job", "three", version="1.20").stdout
     assert old.split("\n")[1].split()[2] == "3/3", old
+    # A finished Job is left alone: no status rewrites while the checks above ran.
+    after = jc.kubectl_json("-n", ns, "get", "job", "three")
+    assert after["metadata"]["resourceVersion"] == job["metadata"]["resourceVersion"], after["status"]
 
 
 def test_failing_job_hits_backoff_limit(jc, ns):

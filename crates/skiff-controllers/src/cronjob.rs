@@ -78,6 +78,26 @@ pub fn missed(
     Some(Missed { latest: t, count })
 }
 
+/// What `concurrencyPolicy` allows at a scheduled time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// Create the Job.
+    Run,
+    /// Create nothing: a prior Job still runs (Forbid).
+    Skip,
+    /// Delete the running Jobs, then create the new one (Replace).
+    ReplaceThenRun,
+}
+
+/// The decision of `policy` (Allow, Forbid, Replace; default Allow) with `active` Jobs running.
+pub fn concurrency(policy: Option<&str>, active: usize) -> Concurrency {
+    match policy {
+        Some("Forbid") if active > 0 => Concurrency::Skip,
+        Some("Replace") if active > 0 => Concurrency::ReplaceThenRun,
+        _ => Concurrency::Run,
+    }
+}
+
 /// The Job name for a scheduled time: `<cronjob>-<minutes since the epoch>`.
 pub fn job_name(cronjob: &str, scheduled: Timestamp) -> String {
     format!("{cronjob}-{}", scheduled.as_second().div_euclid(60))
@@ -299,14 +319,14 @@ impl Ctrl {
             requeue(now);
             return Ok(());
         }
-        match spec.concurrency_policy.as_deref() {
-            Some("Forbid") if !active.is_empty() => {
+        match concurrency(spec.concurrency_policy.as_deref(), active.len()) {
+            Concurrency::Skip => {
                 let msg = "Not starting job because prior execution is running and concurrency policy is Forbid";
                 self.events.normal(&cj, "JobAlreadyActive", msg.into()).await;
                 requeue(now);
                 return Ok(());
             }
-            Some("Replace") => {
+            Concurrency::ReplaceThenRun => {
                 for r in std::mem::take(&mut active) {
                     let jname = r.name.clone().unwrap_or_default();
                     match self.jobs_api(&ns).delete(&jname, &DeleteParams::background()).await {
@@ -319,7 +339,7 @@ impl Ctrl {
                     }
                 }
             }
-            _ => {}
+            Concurrency::Run => {}
         }
         let job = job_for(&cj, scheduled, &tz);
         let created = match self.jobs_api(&ns).create(&PostParams::default(), &job).await {
@@ -420,6 +440,16 @@ mod tests {
         let m = missed(&every_minute, &utc, created, Some(200), ts("2026-01-01T03:00:10Z")).expect("due");
         assert_eq!((m.latest, m.count), (ts("2026-01-01T03:00:00Z"), 4));
         assert_eq!(missed(&every_minute, &utc, created, Some(5), ts("2026-01-01T03:00:30Z")), None);
+    }
+
+    #[test]
+    fn concurrency_policies() {
+        assert_eq!(concurrency(None, 3), Concurrency::Run);
+        assert_eq!(concurrency(Some("Allow"), 3), Concurrency::Run);
+        assert_eq!(concurrency(Some("Forbid"), 0), Concurrency::Run);
+        assert_eq!(concurrency(Some("Forbid"), 1), Concurrency::Skip);
+        assert_eq!(concurrency(Some("Replace"), 0), Concurrency::Run);
+        assert_eq!(concurrency(Some("Replace"), 2), Concurrency::ReplaceThenRun);
     }
 
     #[test]
