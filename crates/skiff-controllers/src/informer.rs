@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Namespace, Pod, ReplicationController, Service, ServiceAccount,
 };
@@ -169,6 +170,10 @@ pub struct SharedInformers {
     pub serviceaccounts: Arc<Informer<ServiceAccount>>,
     /// ConfigMaps.
     pub configmaps: Arc<Informer<ConfigMap>>,
+    /// Jobs.
+    pub jobs: Arc<Informer<Job>>,
+    /// CronJobs.
+    pub cronjobs: Arc<Informer<CronJob>>,
 }
 
 impl SharedInformers {
@@ -186,6 +191,8 @@ impl SharedInformers {
             namespaces: Informer::new(Api::all(client.clone()), cfg()),
             serviceaccounts: Informer::new(Api::all(client.clone()), cfg()),
             configmaps: Informer::new(Api::all(client.clone()), cfg()),
+            jobs: Informer::new(Api::all(client.clone()), cfg()),
+            cronjobs: Informer::new(Api::all(client.clone()), cfg()),
         })
     }
 
@@ -202,6 +209,8 @@ impl SharedInformers {
             self.namespaces.clone().run(),
             self.serviceaccounts.clone().run(),
             self.configmaps.clone().run(),
+            self.jobs.clone().run(),
+            self.cronjobs.clone().run(),
         );
     }
 
@@ -218,6 +227,8 @@ impl SharedInformers {
             self.namespaces.ready(),
             self.serviceaccounts.ready(),
             self.configmaps.ready(),
+            self.jobs.ready(),
+            self.cronjobs.ready(),
         );
     }
 }

@@ -5,13 +5,16 @@
 //! the condition taints of the node lifecycle controller ([`nodelifecycle`]), and the controller
 //! manager's controllers ([`manager`]: ReplicaSet and ReplicationController
 //! ([`replicaset`]), Deployment ([`deployment`]), the garbage collector ([`gc`]), Endpoints
-//! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), ServiceAccounts ([`serviceaccount`])
+//! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), Job ([`job`]) with TTL-after-finished
+//! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), ServiceAccounts ([`serviceaccount`])
 //! and the root CA publisher ([`rootca`])), which share informers
 //! ([`informer`]), work queues ([`queue`]) and expectations ([`expectations`]) and run only
 //! while this process holds the `kube-system/kube-controller-manager` Lease ([`leader`]). The
 //! built-in LoadBalancer ([`servicelb`]) is started on its own by the server.
 
 pub mod apierr;
+pub mod cron;
+pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
@@ -19,6 +22,7 @@ pub mod events;
 pub mod expectations;
 pub mod gc;
 pub mod informer;
+pub mod job;
 pub mod leader;
 pub mod manager;
 pub mod namespace;
@@ -31,6 +35,7 @@ pub mod rootca;
 pub mod selector;
 pub mod serviceaccount;
 pub mod servicelb;
+pub mod ttlafterfinished;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 

@@ -7,7 +7,9 @@
 use crate::informer::SharedInformers;
 use crate::leader::{self, LeaderConfig};
 use crate::replicaset::{self, Flavor};
-use crate::{ClientConfig, deployment, endpoints, endpointslice, gc, rootca, serviceaccount};
+use crate::{
+    ClientConfig, cronjob, deployment, endpoints, endpointslice, gc, job, rootca, serviceaccount, ttlafterfinished,
+};
 
 /// The Lease the controller manager elects its leader with.
 pub const LEASE_NAME: &str = "kube-controller-manager";
@@ -30,5 +32,8 @@ pub async fn run_controllers(client: kube::Client, ca_pem: String) {
     let ca = rootca::controller(client.clone(), informers.clone(), ca_pem);
     let ep = endpoints::controller(client.clone(), informers.clone());
     let eps = endpointslice::controller(client.clone(), informers.clone());
-    futures::join!(informers.clone().run(), rs, rc, deploy, gc, sa, ca, ep, eps);
+    let jobs = job::controller(client.clone(), informers.clone());
+    let ttl = ttlafterfinished::controller(client.clone(), informers.clone());
+    let cronjobs = cronjob::controller(client.clone(), informers.clone());
+    futures::join!(informers.clone().run(), rs, rc, deploy, gc, sa, ca, ep, eps, jobs, ttl, cronjobs);
 }
