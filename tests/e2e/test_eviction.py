@@ -42,11 +42,13 @@ def new_namespace(cluster: Cluster) -> str:
     return name
 
 
-def pod_manifest(name: str, node: str, requests: dict | None = None) -> str:
+def pod_manifest(name: str, node: str, requests: dict | None = None, pre_stop: list[str] | None = None) -> str:
     container = {"name": "main", "image": "busybox", "imagePullPolicy": "IfNotPresent",
                  "command": ["sh", "-c", "sleep 3600"]}
     if requests:
         container["resources"] = {"requests": requests}
+    if pre_stop:
+        container["lifecycle"] = {"preStop": {"exec": {"command": pre_stop}}}
     spec = {"nodeName": node, "restartPolicy": "Never", "terminationGracePeriodSeconds": 30,
             "containers": [container]}
     return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
@@ -143,7 +145,9 @@ def test_running_pods_are_evicted_under_memory_pressure(memory_cluster):
                what="MemoryPressure True")
     ns = new_namespace(memory_cluster)
     # Burstable: admitted under memory pressure, then evicted (it uses more than its request).
-    memory_cluster.kubectl("-n", ns, "apply", "-f", "-", input=pod_manifest("burstable", MEMORY_NODE, {"memory": "1Ki"}))
+    # Its preStop hook runs within the eviction's grace period (it fails, so the hook leaves an event).
+    memory_cluster.kubectl("-n", ns, "apply", "-f", "-", input=pod_manifest(
+        "burstable", MEMORY_NODE, {"memory": "1Ki"}, pre_stop=["sh", "-c", "exit 3"]))
     pod = eventually(lambda: failed(memory_cluster, ns, "burstable"), timeout=60, what="pod evicted")
     status = pod["status"]
     assert status["reason"] == "Evicted"
@@ -159,6 +163,10 @@ def test_running_pods_are_evicted_under_memory_pressure(memory_cluster):
     ev = eventually(lambda: next((e for e in pod_events(memory_cluster, ns, "burstable") if e["reason"] == "Evicted"), None),
                     what="Evicted event")
     assert (ev["type"], ev["message"]) == ("Warning", message)
+    hook = eventually(lambda: next((e for e in pod_events(memory_cluster, ns, "burstable")
+                                    if e["reason"] == "FailedPreStopHook"), None), what="FailedPreStopHook event")
+    assert "exited with 3" in hook["message"], hook["message"]
+    assert any(e["reason"] == "Killing" for e in pod_events(memory_cluster, ns, "burstable"))
     # Its containers are stopped (killed: sleep ignores SIGTERM as PID 1).
     for cs in status.get("containerStatuses") or []:
         assert "running" not in cs["state"], cs

@@ -362,15 +362,10 @@ impl Worker {
 
     /// Kills (SIGKILL) every running container of the pod and waits for them to end.
     async fn kill_containers(&mut self) {
-        self.stop_containers(Duration::ZERO).await;
-    }
-
-    /// Stops every running container of the pod (SIGTERM, SIGKILL after `grace`) and waits.
-    async fn stop_containers(&mut self, grace: Duration) {
         let ids: Vec<String> =
             self.tracks.iter().filter(|(_, t)| t.created).map(|(n, t)| instance_id(&self.uid, n, t.attempt)).collect();
         let runtime = Arc::clone(&self.shared.runtime);
-        let _ = tokio::task::spawn_blocking(move || stop_instances(&runtime, &ids, grace)).await;
+        let _ = tokio::task::spawn_blocking(move || stop_instances(&runtime, &ids, Duration::ZERO)).await;
     }
 
     async fn state_of(&self, name: &str) -> Option<ContainerState> {
@@ -913,13 +908,18 @@ impl Worker {
     }
 
     /// Evicts the pod (node pressure, or an emptyDir over its `sizeLimit`), as the kubelet's
-    /// eviction manager does: `Evicted` event, containers stopped within `grace` (killed at once
-    /// for zero), volumes released, status `Failed` with reason `Evicted` (and the
+    /// eviction manager does: `Evicted` event, containers stopped within `grace` (preStop hooks
+    /// first; killed at once for zero), volumes released, status `Failed` with reason `Evicted` (and the
     /// `DisruptionTarget` condition for node pressure). The pod object stays until deleted.
     async fn evict(&mut self, message: String, grace: Duration, disruption: bool) {
         self.event(EventType::Warning, "Evicted", message.clone()).await;
-        self.probers.clear();
-        self.stop_containers(grace).await;
+        if grace.is_zero() {
+            self.probers.clear();
+            self.kill_containers().await;
+        } else {
+            // As the kubelet's kill with a grace override: preStop hooks run within it.
+            self.stop_running(grace).await;
+        }
         self.shared.volumes.release(&self.uid).await;
         if disruption {
             self.disruption = Some(crate::eviction::disruption_condition(&message));
@@ -928,16 +928,10 @@ impl Worker {
         self.report().await;
     }
 
-    /// Stops every container (SIGTERM, then SIGKILL after the grace period), removes them, and
-    /// completes the deletion (unless the pod is already gone from the API).
-    async fn terminate(&mut self, already_gone: bool) {
-        let grace = self
-            .pod
-            .metadata
-            .deletion_grace_period_seconds
-            .or_else(|| self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
-            .unwrap_or(30)
-            .max(0) as u64;
+    /// Stops the running containers as the kubelet kills a pod: a `Killing` event for each, their
+    /// preStop hooks side by side within `grace`, then SIGTERM with what is left of it and SIGKILL
+    /// after. Probes stop first.
+    async fn stop_running(&mut self, grace: Duration) {
         let names: Vec<String> = self.tracks.keys().cloned().collect();
         let mut running = Vec::new();
         for name in &names {
@@ -946,19 +940,32 @@ impl Worker {
                 self.event(EventType::Normal, "Killing", format!("Stopping container {name}")).await;
             }
         }
-        // preStop hooks run side by side, within the grace period; SIGTERM gets what is left.
         let containers: Vec<(Container, u32)> = all_containers(&self.pod)
             .filter(|(c, _)| running.contains(&c.name))
             .map(|(c, _)| (c.clone(), self.tracks[&c.name].attempt))
             .collect();
-        let hooks = containers.iter().map(|(c, attempt)| self.pre_stop(c, *attempt, Duration::from_secs(grace)));
-        let left = futures::future::join_all(hooks).await.into_iter().min().unwrap_or(Duration::from_secs(grace));
+        let hooks = containers.iter().map(|(c, attempt)| self.pre_stop(c, *attempt, grace));
+        let left = futures::future::join_all(hooks).await.into_iter().min().unwrap_or(grace);
         self.probers.clear();
         let runtime = Arc::clone(&self.shared.runtime);
+        let ids: Vec<String> = running.iter().map(|n| instance_id(&self.uid, n, self.tracks[n].attempt)).collect();
+        let _ = tokio::task::spawn_blocking(move || stop_instances(&runtime, &ids, left)).await;
+    }
+
+    /// Stops every container (preStop hooks, SIGTERM, then SIGKILL after the grace period),
+    /// removes them, and completes the deletion (unless the pod is already gone from the API).
+    async fn terminate(&mut self, already_gone: bool) {
+        let grace = self
+            .pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+            .unwrap_or(30)
+            .max(0) as u64;
+        self.stop_running(Duration::from_secs(grace)).await;
+        let runtime = Arc::clone(&self.shared.runtime);
         let uid = self.uid.clone();
-        let ids: Vec<String> = running.iter().map(|n| instance_id(&uid, n, self.tracks[n].attempt)).collect();
         let _ = tokio::task::spawn_blocking(move || {
-            stop_instances(&runtime, &ids, left);
             for id in runtime.list().unwrap_or_default().iter().filter(|id| id.starts_with(&format!("{uid}-"))) {
                 if let Err(e) = runtime.remove(id) {
                     tracing::warn!(container = %id, error = %e, "removing container");
