@@ -235,40 +235,19 @@ impl Core {
                 Watch::Init | Watch::InitDone => {}
             },
             Input::Claims(w) => {
-                match w {
-                    Watch::Apply((k, c)) => {
-                        self.objects.claims.insert(k, c);
-                    }
-                    Watch::Delete((k, _)) => {
-                        self.objects.claims.remove(&k);
-                    }
-                    Watch::Init | Watch::InitDone => return,
+                if apply_keyed(&mut self.objects.claims, w) {
+                    self.event(ClusterEvent::Storage);
                 }
-                self.event(ClusterEvent::Storage);
             }
             Input::Volumes(w) => {
-                match w {
-                    Watch::Apply((k, v)) => {
-                        self.objects.volumes.insert(k, v);
-                    }
-                    Watch::Delete((k, _)) => {
-                        self.objects.volumes.remove(&k);
-                    }
-                    Watch::Init | Watch::InitDone => return,
+                if apply_keyed(&mut self.objects.volumes, w) {
+                    self.event(ClusterEvent::Storage);
                 }
-                self.event(ClusterEvent::Storage);
             }
             Input::Classes(w) => {
-                match w {
-                    Watch::Apply((k, v)) => {
-                        self.objects.classes.insert(k, v);
-                    }
-                    Watch::Delete((k, _)) => {
-                        self.objects.classes.remove(&k);
-                    }
-                    Watch::Init | Watch::InitDone => return,
+                if apply_keyed(&mut self.objects.classes, w) {
+                    self.event(ClusterEvent::Storage);
                 }
-                self.event(ClusterEvent::Storage);
             }
             Input::Services(w) => {
                 match w {
@@ -285,28 +264,14 @@ impl Core {
                 self.event(ClusterEvent::Workload);
             }
             Input::Workloads(w) => {
-                match w {
-                    Watch::Apply((k, s)) => {
-                        self.objects.workloads.insert(k, s);
-                    }
-                    Watch::Delete((k, _)) => {
-                        self.objects.workloads.remove(&k);
-                    }
-                    Watch::Init | Watch::InitDone => return,
+                if apply_keyed(&mut self.objects.workloads, w) {
+                    self.event(ClusterEvent::Workload);
                 }
-                self.event(ClusterEvent::Workload);
             }
             Input::Pdbs(w) => {
-                match w {
-                    Watch::Apply((k, p)) => {
-                        self.objects.pdb_by_name.insert(k, p);
-                    }
-                    Watch::Delete((k, _)) => {
-                        self.objects.pdb_by_name.remove(&k);
-                    }
-                    Watch::Init | Watch::InitDone => return,
+                if apply_keyed(&mut self.objects.pdb_by_name, w) {
+                    self.objects.pdbs = self.objects.pdb_by_name.values().cloned().collect();
                 }
-                self.objects.pdbs = self.objects.pdb_by_name.values().cloned().collect();
             }
             Input::BindResult { uid, node, result } => self.on_bind_result(uid, node, result),
             Input::Stop => {}
@@ -605,6 +570,22 @@ pub fn status_patch(pod: &PodInfo, reason: &str, message: &str, nominated: Optio
         status.insert("nominatedNodeName".into(), if n.is_empty() { Value::Null } else { json!(n) });
     }
     Some(json!({"status": status}))
+}
+
+/// Applies a keyed watch change to `map`: `true` when it changed something (the list markers
+/// change nothing; objects missing after a relist arrive as deletes).
+fn apply_keyed<K: std::hash::Hash + Eq, V>(map: &mut std::collections::HashMap<K, V>, w: Watch<(K, V)>) -> bool {
+    match w {
+        Watch::Apply((k, v)) => {
+            map.insert(k, v);
+            true
+        }
+        Watch::Delete((k, _)) => {
+            map.remove(&k);
+            true
+        }
+        Watch::Init | Watch::InitDone => false,
+    }
 }
 
 #[cfg(test)]
