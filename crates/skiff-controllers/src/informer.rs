@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Namespace, Pod, ReplicationController, Service, ServiceAccount,
+    ConfigMap, Endpoints, Namespace, Node, Pod, ReplicationController, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Resource;
@@ -174,6 +174,14 @@ pub struct SharedInformers {
     pub jobs: Arc<Informer<Job>>,
     /// CronJobs.
     pub cronjobs: Arc<Informer<CronJob>>,
+    /// DaemonSets.
+    pub daemonsets: Arc<Informer<DaemonSet>>,
+    /// StatefulSets.
+    pub statefulsets: Arc<Informer<StatefulSet>>,
+    /// ControllerRevisions (DaemonSet and StatefulSet history).
+    pub controllerrevisions: Arc<Informer<ControllerRevision>>,
+    /// Nodes.
+    pub nodes: Arc<Informer<Node>>,
 }
 
 impl SharedInformers {
@@ -193,6 +201,10 @@ impl SharedInformers {
             configmaps: Informer::new(Api::all(client.clone()), cfg()),
             jobs: Informer::new(Api::all(client.clone()), cfg()),
             cronjobs: Informer::new(Api::all(client.clone()), cfg()),
+            daemonsets: Informer::new(Api::all(client.clone()), cfg()),
+            statefulsets: Informer::new(Api::all(client.clone()), cfg()),
+            controllerrevisions: Informer::new(Api::all(client.clone()), cfg()),
+            nodes: Informer::new(Api::all(client.clone()), cfg()),
         })
     }
 
@@ -211,6 +223,10 @@ impl SharedInformers {
             self.configmaps.clone().run(),
             self.jobs.clone().run(),
             self.cronjobs.clone().run(),
+            self.daemonsets.clone().run(),
+            self.statefulsets.clone().run(),
+            self.controllerrevisions.clone().run(),
+            self.nodes.clone().run(),
         );
     }
 
@@ -229,6 +245,10 @@ impl SharedInformers {
             self.configmaps.ready(),
             self.jobs.ready(),
             self.cronjobs.ready(),
+            self.daemonsets.ready(),
+            self.statefulsets.ready(),
+            self.controllerrevisions.ready(),
+            self.nodes.ready(),
         );
     }
 }

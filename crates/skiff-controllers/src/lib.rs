@@ -21,6 +21,7 @@ pub mod endpointslice;
 pub mod events;
 pub mod expectations;
 pub mod gc;
+pub mod history;
 pub mod informer;
 pub mod job;
 pub mod leader;

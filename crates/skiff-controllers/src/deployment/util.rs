@@ -293,23 +293,12 @@ pub fn set_new_rs_annotations(d: &Deployment, rs: &mut ReplicaSet, new_revision:
     changed
 }
 
-const SAFE_ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
 /// The pod-template hash: FNV-32a of the template (and collision count), in upstream's
 /// "safe" alphabet (no vowels, no confusable digits).
 pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u32::from(*b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-    };
-    feed(serde_json::to_string(&semantic(template)).unwrap_or_default().as_bytes());
-    if let Some(c) = collision_count {
-        feed(&c.to_le_bytes());
-    }
-    h.to_string().bytes().map(|b| char::from(SAFE_ALPHANUMS[usize::from(b) % SAFE_ALPHANUMS.len()])).collect()
+    let t = serde_json::to_string(&semantic(template)).unwrap_or_default();
+    let count = collision_count.map(i32::to_le_bytes);
+    crate::history::safe_fnv(&[t.as_bytes(), count.as_ref().map_or(&[][..], |c| &c[..])])
 }
 
 /// Whether two templates are equal once the pod-template-hash label is ignored.
@@ -565,7 +554,7 @@ mod tests {
         let h = compute_hash(&t, None);
         assert_eq!(h, compute_hash(&t, None));
         assert_ne!(h, compute_hash(&t, Some(1)));
-        assert!(h.bytes().all(|b| SAFE_ALPHANUMS.contains(&b)));
+        assert!(h.bytes().all(|b| crate::history::SAFE_ALPHANUMS.contains(&b)));
         let mut hashed = t.clone();
         if let Some(l) = hashed.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
             l.insert(POD_TEMPLATE_HASH.into(), h);
