@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Namespace, Node, Pod, ReplicationController, Service, ServiceAccount,
@@ -182,6 +183,8 @@ pub struct SharedInformers {
     pub controllerrevisions: Arc<Informer<ControllerRevision>>,
     /// Nodes.
     pub nodes: Arc<Informer<Node>>,
+    /// HorizontalPodAutoscalers.
+    pub hpas: Arc<Informer<HorizontalPodAutoscaler>>,
 }
 
 impl SharedInformers {
@@ -205,6 +208,7 @@ impl SharedInformers {
             statefulsets: Informer::new(Api::all(client.clone()), cfg()),
             controllerrevisions: Informer::new(Api::all(client.clone()), cfg()),
             nodes: Informer::new(Api::all(client.clone()), cfg()),
+            hpas: Informer::new(Api::all(client.clone()), cfg()),
         })
     }
 
@@ -227,6 +231,7 @@ impl SharedInformers {
             self.statefulsets.clone().run(),
             self.controllerrevisions.clone().run(),
             self.nodes.clone().run(),
+            self.hpas.clone().run(),
         );
     }
 
@@ -249,6 +254,7 @@ impl SharedInformers {
             self.statefulsets.ready(),
             self.controllerrevisions.ready(),
             self.nodes.ready(),
+            self.hpas.ready(),
         );
     }
 }

@@ -6,7 +6,7 @@
 //! manager's controllers ([`manager`]: ReplicaSet and ReplicationController
 //! ([`replicaset`]), Deployment ([`deployment`]), the garbage collector ([`gc`]), Endpoints
 //! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), Job ([`job`]) with TTL-after-finished
-//! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), ServiceAccounts ([`serviceaccount`])
+//! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), HorizontalPodAutoscaler ([`hpa`]), ServiceAccounts ([`serviceaccount`])
 //! and the root CA publisher ([`rootca`])), which share informers
 //! ([`informer`]), work queues ([`queue`]) and expectations ([`expectations`]) and run only
 //! while this process holds the `kube-system/kube-controller-manager` Lease ([`leader`]). The
@@ -22,6 +22,7 @@ pub mod events;
 pub mod expectations;
 pub mod gc;
 pub mod history;
+pub mod hpa;
 pub mod informer;
 pub mod job;
 pub mod leader;
