@@ -369,6 +369,40 @@ def test_namespace_lifecycle(cluster, kubectl_version):
     assert ("NotFound" in r.stderr or "not found" in r.stderr) and missing in r.stderr, r.stderr
 
 
+def test_namespace_stuck_on_a_finalizer_reports_why(cluster):
+    def kc(*args, **kw):
+        return cluster.kubectl(*args, version="1.32", **kw)
+
+    ns = unique("stuck")
+    kc("create", "namespace", ns)
+    kc("apply", "-n", ns, "-f", "-", input=f"""\
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: held, finalizers: [example.com/hold]}}
+data: {{a: "1"}}
+""")
+    kc("delete", "namespace", ns, "--wait=false")
+
+    def conditions():
+        got = json.loads(kc("get", "namespace", ns, "-o", "json").stdout)
+        conds = {c["type"]: c for c in got.get("status", {}).get("conditions", [])}
+        return conds.get("NamespaceFinalizersRemaining", {}).get("status") == "True" and conds
+    conds = eventually(conditions, timeout=60, what="deletion conditions")
+    assert conds["NamespaceContentRemaining"]["reason"] == "SomeResourcesRemain"
+    assert conds["NamespaceContentRemaining"]["message"] == \
+        "Some resources are remaining: configmaps. has 1 resource instances"
+    assert conds["NamespaceFinalizersRemaining"]["message"] == \
+        "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+    assert conds["NamespaceDeletionDiscoveryFailure"]["status"] == "False"
+    assert conds["NamespaceDeletionContentFailure"]["reason"] == "ContentDeleted"
+    described = kc("describe", "namespace", ns).stdout
+    assert "SomeFinalizersRemain" in described, described
+
+    kc("patch", "configmap", "held", "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    eventually(lambda: "NotFound" in kc("get", "namespace", ns, check=False).stderr,
+               timeout=60, what=f"namespace {ns} gone once the finalizer is removed")
+
+
 def test_kubeconfig_file_is_private(cluster):
     mode = stat.S_IMODE(os.stat(cluster.kubeconfig).st_mode)
     assert mode == 0o600

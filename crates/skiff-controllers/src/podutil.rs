@@ -5,7 +5,7 @@
 //!
 //! What does not live here: the controllers' other API calls.
 
-use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -121,76 +121,55 @@ fn log_rank(t: Timestamp, now: Timestamp) -> i64 {
     if d <= 0 { -1 } else { 127 - i64::from(d.leading_zeros()) }
 }
 
-/// Orders two timestamps newest first (a zero time first), bucketed logarithmically by age;
-/// `None` when they are in one bucket (then the UIDs decide).
-fn newer_first(a: Option<Timestamp>, b: Option<Timestamp>, now: Timestamp) -> Option<bool> {
-    match (a, b) {
-        (None, Some(_)) => Some(true),
-        (Some(_), None) => Some(false),
-        (Some(a), Some(b)) => {
-            let diff = log_rank(a, now) - log_rank(b, now);
-            (diff != 0).then_some(diff < 0)
-        }
-        (None, None) => None,
-    }
+/// An age bucket that sorts newer (and unknown) times first: a zero time, then
+/// floor(log2(age)) ascending, as upstream buckets ages for `LogarithmicScaleDown`.
+fn age_bucket(t: Option<Timestamp>, now: Timestamp) -> i64 {
+    t.map_or(i64::MIN, |t| log_rank(t, now))
+}
+
+/// The deletion rank of a pod (smaller goes first), upstream's `ActivePodsWithRanks.Less`
+/// criteria in order: unassigned, then by phase (Pending, Unknown, Running), unready, lower
+/// deletion cost, more related pods on the same node, more recently ready (by age bucket), more
+/// restarts, more recently created (by age bucket), then the UID. Unlike upstream's pairwise
+/// comparison it is a total order (the UID breaks ties last rather than within an age bucket), as
+/// sorting requires.
+fn delete_rank(pod: &Pod, rank: usize, now: Timestamp) -> impl Ord + use<'_> {
+    let ready_age = ready_since(pod).map(|since| age_bucket(since, now));
+    (
+        !node_name(pod).is_empty(),
+        phase_ordinal(pod),
+        is_ready(pod),
+        deletion_cost(pod),
+        std::cmp::Reverse(rank),
+        ready_age,
+        std::cmp::Reverse(max_restarts(pod)),
+        age_bucket(pod.metadata.creation_timestamp.as_ref().map(|t| t.0), now),
+        pod.metadata.uid.as_deref().unwrap_or(""),
+    )
 }
 
 /// `a` should be deleted before `b` (upstream `ActivePodsWithRanks.Less`); `rank_*` is how many
 /// related pods share the pod's node.
 pub fn delete_first(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now: Timestamp) -> bool {
-    let (na, nb) = (node_name(a), node_name(b));
-    if na != nb && (na.is_empty() || nb.is_empty()) {
-        return na.is_empty();
-    }
-    if phase_ordinal(a) != phase_ordinal(b) {
-        return phase_ordinal(a) < phase_ordinal(b);
-    }
-    if is_ready(a) != is_ready(b) {
-        return !is_ready(a);
-    }
-    if deletion_cost(a) != deletion_cost(b) {
-        return deletion_cost(a) < deletion_cost(b);
-    }
-    if rank_a != rank_b {
-        return rank_a > rank_b;
-    }
-    let uid_order = || a.metadata.uid.as_deref().unwrap_or("") < b.metadata.uid.as_deref().unwrap_or("");
-    if let (Some(ra), Some(rb)) = (ready_since(a), ready_since(b))
-        && ra != rb
-    {
-        return newer_first(ra, rb, now).unwrap_or_else(uid_order);
-    }
-    if max_restarts(a) != max_restarts(b) {
-        return max_restarts(a) > max_restarts(b);
-    }
-    let (ca, cb) =
-        (a.metadata.creation_timestamp.as_ref().map(|t| t.0), b.metadata.creation_timestamp.as_ref().map(|t| t.0));
-    if ca != cb {
-        return newer_first(ca, cb, now).unwrap_or_else(uid_order);
-    }
-    false
+    delete_rank(a, rank_a, now) < delete_rank(b, rank_b, now)
 }
 
 /// The `n` pods of `pods` to delete first; `related` are the pods whose node sharing ranks them
 /// (the owner's and its siblings').
 pub fn pods_to_delete<'a>(pods: &[&'a Pod], related: &[&Pod], n: usize, now: Timestamp) -> Vec<&'a Pod> {
+    let mut nodes: HashMap<&str, usize> = HashMap::new();
+    for r in related {
+        *nodes.entry(node_name(r)).or_default() += 1;
+    }
     let mut ranked: Vec<(&Pod, usize)> = pods
         .iter()
         .map(|p| {
             let node = node_name(p);
-            let rank = if node.is_empty() { 0 } else { related.iter().filter(|r| node_name(r) == node).count() };
+            let rank = if node.is_empty() { 0 } else { nodes.get(node).copied().unwrap_or(0) };
             (*p, rank)
         })
         .collect();
-    ranked.sort_by(|(a, ra), (b, rb)| {
-        if delete_first(a, *ra, b, *rb, now) {
-            Ordering::Less
-        } else if delete_first(b, *rb, a, *ra, now) {
-            Ordering::Greater
-        } else {
-            Ordering::Equal
-        }
-    });
+    ranked.sort_by_cached_key(|(p, rank)| delete_rank(p, *rank, now));
     ranked.into_iter().take(n).map(|(p, _)| p).collect()
 }
 
@@ -280,6 +259,47 @@ mod tests {
         cheap.metadata.annotations = Some([(DELETION_COST.to_string(), "-5".to_string())].into());
         let all = [&cheap, &a1, &a2];
         assert_eq!(names(pods_to_delete(&all, &all, 1, now)), ["b1"]);
+    }
+
+    #[test]
+    fn ranking_is_a_strict_weak_order() {
+        // Ready times a second apart within one age bucket, one creation time, scattered UIDs:
+        // a pairwise comparison mixing the bucket-then-UID rule with "equal ready times fall
+        // through to restarts and creation" is not transitive, and sorting 1,000 such pods
+        // panicked. Check transitivity over every triple.
+        let now = Timestamp::now();
+        let created = Time(now - SignedDuration::from_secs(1100));
+        let pods: Vec<Pod> = (0..24i64)
+            .map(|i| {
+                let mut p = pod(&format!("p{i:02}"), "n1", "Running", (i % 8 != 0).then_some(0));
+                let ready_at = Time(now - SignedDuration::from_secs(1000 + (i * 7) % 2));
+                for c in p.status.iter_mut().flat_map(|s| s.conditions.iter_mut().flatten()) {
+                    c.last_transition_time = Some(ready_at.clone());
+                }
+                p.metadata.uid = Some(format!("{:08x}", (i * 7919) % 10007));
+                p.metadata.creation_timestamp = Some(created.clone());
+                p
+            })
+            .collect();
+        let lt = |a: &Pod, b: &Pod| delete_first(a, 1, b, 1, now);
+        for a in &pods {
+            assert!(!lt(a, a));
+            for b in &pods {
+                for c in &pods {
+                    if lt(a, b) && lt(b, c) {
+                        assert!(lt(a, c), "{:?} < {:?} < {:?}", a.metadata.name, b.metadata.name, c.metadata.name);
+                    }
+                    let eq = |x: &Pod, y: &Pod| !lt(x, y) && !lt(y, x);
+                    if eq(a, b) && eq(b, c) {
+                        assert!(eq(a, c));
+                    }
+                }
+            }
+        }
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let order = pods_to_delete(&refs, &refs, refs.len(), now);
+        let first_ready = order.iter().position(|p| is_ready(p)).unwrap_or(order.len());
+        assert!(order[first_ready..].iter().all(|p| is_ready(p)), "unready pods go first");
     }
 
     #[test]

@@ -200,6 +200,9 @@ pub enum BenchCommand {
     /// Measure the scheduler on simulated nodes: throughput binding a backlog of pods, create →
     /// bound latency, scheduler memory (plain, anti-affinity and spread workloads).
     Scheduler(BenchSchedulerArgs),
+    /// Measure the controller manager on simulated nodes: a large Deployment created, bound and
+    /// available, its rolling update, and the server's idle CPU afterwards.
+    Deployment(BenchDeploymentArgs),
     /// Measure the cluster DNS's queries per second (a server in a child process, load from this
     /// one).
     Dns(BenchDnsArgs),
@@ -231,6 +234,23 @@ pub struct BenchSchedulerArgs {
     /// Only time the scheduling algorithm in this process (no API server, no binding).
     #[arg(long)]
     pub algorithm_only: bool,
+}
+
+/// Flags of `skiff bench deployment`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchDeploymentArgs {
+    /// Simulated nodes.
+    #[arg(long, default_value_t = 100)]
+    pub nodes: usize,
+    /// Replicas of the Deployment.
+    #[arg(long, default_value_t = 1_000)]
+    pub replicas: usize,
+    /// Seconds over which idle CPU is sampled.
+    #[arg(long, default_value_t = 30)]
+    pub idle_window_secs: u64,
+    /// Give up a phase after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
 }
 
 /// Flags of `skiff bench dns`.

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod bench_net;
 pub mod bench_scheduler;
+pub mod bench_workloads;
 pub mod cgroupfs;
 pub mod config;
 pub mod fsutil;

@@ -47,6 +47,9 @@ fn main() -> std::process::ExitCode {
         Command::Bench(skiff::config::BenchCommand::Dns(args)) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(skiff::bench_net::run_dns(args))),
+        Command::Bench(skiff::config::BenchCommand::Deployment(args)) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(skiff::bench_workloads::run(args))),
         Command::Bench(skiff::config::BenchCommand::Proxy(args)) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(skiff::bench_net::run_proxy(args))),
