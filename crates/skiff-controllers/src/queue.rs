@@ -16,6 +16,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use tokio::sync::Notify;
 
 /// The first retry delay of a key.
@@ -193,8 +194,8 @@ impl WorkQueue {
     }
 }
 
-/// Runs `workers` concurrent workers over `queue` until it shuts down: each sync that fails is
-/// retried with the key's back-off, each that succeeds resets it.
+/// Runs `workers` concurrent workers over `queue` until it shuts down: each sync that fails (or
+/// panics) is retried with the key's back-off, each that succeeds resets it.
 pub async fn run_workers<F, Fut, E>(name: &'static str, queue: Arc<WorkQueue>, workers: usize, sync: F)
 where
     F: Fn(String) -> Fut + Clone + Send + 'static,
@@ -207,10 +208,16 @@ where
         let sync = sync.clone();
         set.push(async move {
             while let Some(key) = queue.get().await {
-                match sync(key.clone()).await {
-                    Ok(()) => queue.forget(&key),
-                    Err(e) => {
+                // A panicking sync is a bug; it must not take the worker (and so the controller)
+                // down with it: it is logged and retried like a failed sync.
+                match std::panic::AssertUnwindSafe(sync(key.clone())).catch_unwind().await {
+                    Ok(Ok(())) => queue.forget(&key),
+                    Ok(Err(e)) => {
                         tracing::info!(controller = name, key = %key, error = %e, "sync failed; retrying");
+                        queue.add_rate_limited(key.clone());
+                    }
+                    Err(_) => {
+                        tracing::error!(controller = name, key = %key, "sync panicked; retrying");
                         queue.add_rate_limited(key.clone());
                     }
                 }
@@ -242,6 +249,34 @@ mod tests {
         assert_eq!(q.get().await.as_deref(), Some("a"));
         q.shutdown();
         assert_eq!(q.get().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_sync_is_retried_and_the_worker_survives() {
+        let q = WorkQueue::new();
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = calls.clone();
+        let worker = tokio::spawn(run_workers("test", q.clone(), 1, move |key: String| {
+            let c = c.clone();
+            async move {
+                let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if key == "boom" && n == 0 {
+                    panic!("bug");
+                }
+                Ok::<(), String>(())
+            }
+        }));
+        q.add("boom");
+        q.add("after");
+        for _ in 0..200 {
+            if calls.load(std::sync::atomic::Ordering::SeqCst) >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3, "boom, after, boom retried");
+        q.shutdown();
+        assert!(worker.await.is_ok());
     }
 
     #[test]
