@@ -157,8 +157,10 @@ impl Evaluator {
             Evaluator::Pods => {
                 if counts_compute(obj, now) {
                     let spec = obj.get("spec");
-                    let requests = pod_resources(spec, "requests");
-                    let limits = pod_resources(spec, "limits");
+                    let overhead = list::from_json(spec.and_then(|s| s.get("overhead")));
+                    let requests = list::add(&pod_resources(spec, "requests"), &overhead);
+                    let mut limits = pod_resources(spec, "limits");
+                    limits = list::add(&limits, &list::mask(&overhead, limits.keys()));
                     out = list::add(&out, &compute_usage(&requests, &limits));
                 }
             }
@@ -422,9 +424,9 @@ fn max_into(into: &mut ResourceList, other: &ResourceList) {
 }
 
 /// A pod's effective requests or limits (`part`): the containers' sum, at least what any init
-/// container needs alongside the sidecars started before it, plus the overhead (upstream
-/// `PodRequests`/`PodLimits`).
-fn pod_resources(spec: Option<&Value>, part: &str) -> ResourceList {
+/// container needs alongside the sidecars started before it (upstream `PodRequests`/`PodLimits`
+/// without the overhead).
+pub fn pod_resources(spec: Option<&Value>, part: &str) -> ResourceList {
     let of = |c: &Value| list::from_json(c.get("resources").and_then(|r| r.get(part)));
     let mut total = ResourceList::new();
     for c in spec.and_then(|s| s.get("containers")).and_then(Value::as_array).into_iter().flatten() {
@@ -444,9 +446,6 @@ fn pod_resources(spec: Option<&Value>, part: &str) -> ResourceList {
         max_into(&mut init_max, &needed);
     }
     max_into(&mut total, &init_max);
-    if let Some(overhead) = spec.and_then(|s| s.get("overhead")) {
-        total = list::add(&total, &list::from_json(Some(overhead)));
-    }
     total
 }
 
