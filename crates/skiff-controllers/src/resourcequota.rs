@@ -151,6 +151,11 @@ fn replenish<K>(
 {
     let (quotas, queue) = (quotas.clone(), queue.clone());
     informer.on_change(move |old, new| {
+        let Some(obj) = old.or(new) else { return };
+        let Some(ns) = obj.meta().namespace.as_deref() else { return };
+        if !quotas.store().state().iter().any(|q| q.metadata.namespace.as_deref() == Some(ns)) {
+            return;
+        }
         let ns = match (old, new) {
             (Some(o), None) => o.meta().namespace.clone(),
             (Some(o), Some(n)) => {
