@@ -8,6 +8,7 @@ defaults and minimums, and a Deployment whose ReplicaSet runs into a quota.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 
 from conftest import eventually, unique
 
@@ -151,7 +152,8 @@ def test_python_client_and_concurrent_charges(cluster, namespace, api_client):
         raise AssertionError("second service admitted")
     except ApiException as e:
         assert e.status == 403
-        assert 'services "b" is forbidden: exceeded quota: svc, requested: services=1, used: services=1, limited: services=1' in e.body
+        assert json.loads(e.body)["message"] == (
+            'services "b" is forbidden: exceeded quota: svc, requested: services=1, used: services=1, limited: services=1')
 
     # Ten concurrent pod creates against five free pods: exactly five pass.
     def create(i: int) -> bool:
@@ -162,7 +164,7 @@ def test_python_client_and_concurrent_charges(cluster, namespace, api_client):
             return True
         except ApiException as e:
             assert e.status == 403, e.body
-            assert "exceeded quota: svc" in e.body, e.body
+            assert "exceeded quota: svc, requested: pods=1, used: pods=5, limited: pods=5" in e.body, e.body
             return False
 
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
