@@ -11,6 +11,7 @@ pub mod defaults;
 pub mod kinds;
 pub mod mirror;
 pub mod quantity;
+pub mod quota;
 pub mod selector;
 pub mod status;
 pub mod unknown;

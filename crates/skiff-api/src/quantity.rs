@@ -202,6 +202,53 @@ impl fmt::Display for Quantity {
     }
 }
 
+/// How a quantity prints, as apimachinery's `Format`: the suffix family of the string it came
+/// from (`Ki`…`Ei` → binary; anything else → decimal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Format {
+    /// `n u m k M G T P E` suffixes.
+    #[default]
+    DecimalSi,
+    /// `Ki Mi Gi Ti Pi Ei` suffixes.
+    BinarySi,
+}
+
+impl Format {
+    /// The format of a quantity string.
+    pub fn of(s: &str) -> Format {
+        if s.trim_end().ends_with('i') { Format::BinarySi } else { Format::DecimalSi }
+    }
+}
+
+impl Quantity {
+    /// Upstream's canonical string in `format` (`1Gi`, `1536Mi`, `500m`, `2k`): binary only for
+    /// whole values of at least 1024 in magnitude, else decimal with the largest exact suffix.
+    pub fn canonical(&self, format: Format) -> String {
+        let n = self.nanos;
+        if format == Format::BinarySi && n % NANO == 0 && n.abs() >= 1024 * NANO {
+            let mut v = n / NANO;
+            let mut i = 0;
+            while i < 6 && v % 1024 == 0 {
+                v /= 1024;
+                i += 1;
+            }
+            return format!("{v}{}", ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][i]);
+        }
+        if n == 0 {
+            return "0".to_string();
+        }
+        // exponents -9, -6, …, 18 as steps of 1000 from nanos.
+        const SUFFIXES: [&str; 10] = ["n", "u", "m", "", "k", "M", "G", "T", "P", "E"];
+        let mut v = n;
+        let mut i = 0;
+        while i < SUFFIXES.len() - 1 && v % 1000 == 0 {
+            v /= 1000;
+            i += 1;
+        }
+        format!("{v}{}", SUFFIXES[i])
+    }
+}
+
 impl std::str::FromStr for Quantity {
     type Err = QuantityError;
 
@@ -257,6 +304,25 @@ mod tests {
         assert_eq!(b.sub(a), a);
         assert_eq!(a.to_string(), "500m");
         assert_eq!(Quantity::parse("2Ki").expect("ok").to_string(), "2048");
+    }
+
+    #[test]
+    fn canonical_forms_follow_upstream() {
+        let c = |s: &str| Quantity::parse(s).expect("ok").canonical(Format::of(s));
+        assert_eq!(c("1Gi"), "1Gi");
+        assert_eq!(c("1.5Gi"), "1536Mi");
+        assert_eq!(c("512Ki"), "512Ki");
+        assert_eq!(c("1000Mi"), "1000Mi");
+        assert_eq!(c("1000"), "1k");
+        assert_eq!(c("1500"), "1500");
+        assert_eq!(c("0.5"), "500m");
+        assert_eq!(c("100m"), "100m");
+        assert_eq!(c("2"), "2");
+        assert_eq!(c("0"), "0");
+        assert_eq!(c("0Mi"), "0");
+        assert_eq!(c("100Mi"), "100Mi");
+        assert_eq!(Quantity::parse("2048").expect("ok").canonical(Format::BinarySi), "2Ki");
+        assert_eq!(Quantity::parse("1").expect("ok").canonical(Format::BinarySi), "1");
     }
 
     proptest::proptest! {

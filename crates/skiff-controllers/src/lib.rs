@@ -33,6 +33,7 @@ pub mod nodelifecycle;
 pub mod podutil;
 pub mod queue;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod rootca;
 pub mod selector;
 pub mod serviceaccount;

@@ -8,7 +8,8 @@ use crate::informer::SharedInformers;
 use crate::leader::{self, LeaderConfig};
 use crate::replicaset::{self, Flavor};
 use crate::{
-    ClientConfig, cronjob, deployment, endpoints, endpointslice, gc, hpa, job, rootca, serviceaccount, ttlafterfinished,
+    ClientConfig, cronjob, deployment, endpoints, endpointslice, gc, hpa, job, resourcequota, rootca, serviceaccount,
+    ttlafterfinished,
 };
 
 /// The Lease the controller manager elects its leader with.
@@ -37,5 +38,6 @@ pub async fn run_controllers(client: kube::Client, ca_pem: String) {
     let cronjobs = cronjob::controller(client.clone(), informers.clone());
     let metrics = std::sync::Arc::new(hpa::metrics::ResourceMetricsApi::new(client.clone()));
     let hpas = hpa::controller(client.clone(), informers.clone(), metrics);
-    futures::join!(informers.clone().run(), rs, rc, deploy, gc, sa, ca, ep, eps, jobs, ttl, cronjobs, hpas);
+    let quotas = resourcequota::controller(client.clone(), informers.clone());
+    futures::join!(informers.clone().run(), rs, rc, deploy, gc, sa, ca, ep, eps, jobs, ttl, cronjobs, hpas, quotas);
 }

@@ -1,12 +1,12 @@
 //! Defaults and strategies of the remaining core/v1 kinds: Secret, Namespace, PersistentVolume,
-//! PersistentVolumeClaim, Node and LimitRange.
+//! PersistentVolumeClaim, Node, LimitRange and ResourceQuota.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
     LimitRange, Namespace, NamespaceSpec, NamespaceStatus, Node, PersistentVolume, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, PersistentVolumeStatus, Secret,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, PersistentVolumeStatus, ResourceQuota, Secret,
 };
 
 use super::or_str;
@@ -129,6 +129,15 @@ impl Defaulting for LimitRange {
 }
 
 impl Strategy for LimitRange {}
+
+impl Defaulting for ResourceQuota {}
+
+/// Upstream's strategy: a new quota starts without status (the quota controller fills it).
+impl Strategy for ResourceQuota {
+    fn prepare_for_create(&mut self) {
+        self.status = Some(Default::default());
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -32,7 +32,6 @@ no_rules!(
     k8s_openapi::api::core::v1::Binding,
     k8s_openapi::api::core::v1::ConfigMap,
     k8s_openapi::api::core::v1::Event,
-    k8s_openapi::api::core::v1::ResourceQuota,
     k8s_openapi::api::core::v1::ServiceAccount,
     k8s_openapi::api::apps::v1::ControllerRevision,
     k8s_openapi::api::networking::v1::IngressClass,

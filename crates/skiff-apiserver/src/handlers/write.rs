@@ -208,6 +208,7 @@ pub async fn create_object(
     ensure_namespace_open(state, ctx).await?;
     crate::admission::create(state, ctx.storage, &mut obj).await?;
     let mut obj = ops(ctx)?.admit(obj, Operation::Create, adm.validation, &mut adm.warnings)?;
+    crate::admission::validate_create(state, ctx.storage, &obj, adm.dry_run).await?;
     track(ctx, adm, None, &mut obj, sent);
     let name = meta_str(&obj, "name").unwrap_or("").to_string();
     let key = ctx.key(&name);
@@ -353,6 +354,7 @@ pub async fn update_object(
         let mut new = ops(ctx)?.admit(new, op, adm.validation, &mut adm.warnings)?;
         if part == Part::Main && new != old {
             crate::admission::update(state, ctx.storage, &new).await?;
+            crate::admission::validate_update(state, ctx.storage, &old, &new, adm.dry_run).await?;
         }
         if part == Part::Main
             && meta::spec_changed(&new, &old)
