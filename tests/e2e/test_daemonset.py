@@ -235,7 +235,7 @@ def test_rolling_update_history_undo_and_restart(ds_cluster, ns):
     out = c.kubectl("-n", ns, "rollout", "undo", f"ds/{name}", "--to-revision=1").stdout
     assert "rolled back" in out, out
     eventually(lambda: rolled_out(c, ns, name, "busybox"), timeout=120, what="undo rolled out")
-    revs = eventually(lambda: [r["revision"] for r in (rv := revisions(c, ns))] == [2, 3] and rv,
+    revs = eventually(lambda: (rv := revisions(c, ns)) and [r["revision"] for r in rv] == [2, 3] and rv,
                       what="revision 1 renumbered 3")
     assert revs[1]["metadata"]["name"] == f"{name}-{first[0]['metadata']['labels']['controller-revision-hash']}"
     history = c.kubectl("-n", ns, "rollout", "history", f"ds/{name}").stdout
