@@ -267,3 +267,32 @@ def test_on_delete_leaves_pods_until_deleted(ds_cluster, ns):
     c.kubectl("-n", ns, "delete", "pod", first["metadata"]["name"], "--wait=false")
     new = eventually(lambda: rolled_out(c, ns, name, NEW_IMAGE), timeout=120, what="replacement runs new template")
     assert new[0]["metadata"]["labels"]["pod-template-generation"] == "2"
+
+
+def test_surge_starts_the_new_pod_before_the_old_one_goes(ds_cluster, ns):
+    c = ds_cluster
+    name = unique("surge")
+    c.kubectl("-n", ns, "create", "-f", "-", input=daemonset(name, {"kubernetes.io/hostname": NODE}, strategy={
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}))
+    old = eventually(lambda: rolled_out(c, ns, name, "busybox"), timeout=90, what="first pod")[0]["metadata"]["name"]
+    # Watch the pods: name|deletionTimestamp|Ready, in the order the API server saw the changes.
+    w = c.kubectl_bg("-n", ns, "get", "pods", "-l", f"app={name}", "-w", "-o",
+                     'jsonpath={.metadata.name}|{.metadata.deletionTimestamp}|'
+                     '{.status.conditions[?(@.type=="Ready")].status}{"\\n"}')
+    try:
+        w.wait_for(lambda line: line.startswith(old + "|"))
+        c.kubectl("-n", ns, "set", "image", f"ds/{name}", f"main={NEW_IMAGE}")
+        fields = lambda line: (line.split("|") + ["", "", ""])[:3]  # noqa: E731
+        w.wait_for(lambda line: fields(line)[0] != old and fields(line)[2] == "True", timeout=90)
+        new_ready_at = len(w.seen) - 1
+        w.wait_for(lambda line: fields(line)[0] == old and fields(line)[1] != "", timeout=90)
+        early = [line for line in w.seen[:new_ready_at] if fields(line)[0] == old and fields(line)[1]]
+        assert not early, f"the old pod was deleted before the new one was ready: {w.seen}"
+    finally:
+        w.stop()
+    out = c.kubectl("-n", ns, "rollout", "status", f"ds/{name}", "--timeout=120s", timeout=150).stdout
+    assert f'daemon set "{name}" successfully rolled out' in out
+    eventually(lambda: rolled_out(c, ns, name, NEW_IMAGE), timeout=60, what="old pod removed")
+    # The revision's template can be shown through a dry-run patch.
+    shown = c.kubectl("-n", ns, "rollout", "history", f"ds/{name}", "--revision=2").stdout
+    assert NEW_IMAGE in shown, shown
