@@ -49,6 +49,19 @@ impl Expectations {
         self.lock().insert(key.to_string(), Entry { adds: 0, deletes: pods.into_iter().collect(), at: Instant::now() });
     }
 
+    /// Records `adds` creations and the deletions (by pod key) about to be made for `key` at
+    /// once (replacing what was recorded), as the DaemonSet controller does both in one sync.
+    pub fn expect(&self, key: &str, adds: usize, pods: impl IntoIterator<Item = String>) {
+        self.lock().insert(
+            key.to_string(),
+            Entry {
+                adds: i64::try_from(adds).unwrap_or(i64::MAX),
+                deletes: pods.into_iter().collect(),
+                at: Instant::now(),
+            },
+        );
+    }
+
     /// One creation for `key` was observed (or will never happen: a failed create).
     pub fn creation_observed(&self, key: &str) {
         if let Some(e) = self.lock().get_mut(key) {

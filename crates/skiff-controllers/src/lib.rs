@@ -4,7 +4,7 @@
 //! Present: the namespace controller ([`namespace`]), the node IPAM controller ([`nodeipam`]),
 //! the condition taints of the node lifecycle controller ([`nodelifecycle`]), and the controller
 //! manager's controllers ([`manager`]: ReplicaSet and ReplicationController
-//! ([`replicaset`]), Deployment ([`deployment`]), the garbage collector ([`gc`]), Endpoints
+//! ([`replicaset`]), Deployment ([`deployment`]), DaemonSet ([`daemonset`]), the garbage collector ([`gc`]), Endpoints
 //! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), Job ([`job`]) with TTL-after-finished
 //! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), HorizontalPodAutoscaler ([`hpa`]), ServiceAccounts ([`serviceaccount`])
 //! and the root CA publisher ([`rootca`])), which share informers
@@ -15,6 +15,7 @@
 pub mod apierr;
 pub mod cron;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;

@@ -8,8 +8,8 @@ use crate::informer::SharedInformers;
 use crate::leader::{self, LeaderConfig};
 use crate::replicaset::{self, Flavor};
 use crate::{
-    ClientConfig, cronjob, deployment, endpoints, endpointslice, gc, hpa, job, resourcequota, rootca, serviceaccount,
-    ttlafterfinished,
+    ClientConfig, cronjob, daemonset, deployment, endpoints, endpointslice, gc, hpa, job, resourcequota, rootca,
+    serviceaccount, ttlafterfinished,
 };
 
 /// The Lease the controller manager elects its leader with.
@@ -39,5 +39,22 @@ pub async fn run_controllers(client: kube::Client, ca_pem: String) {
     let metrics = std::sync::Arc::new(hpa::metrics::ResourceMetricsApi::new(client.clone()));
     let hpas = hpa::controller(client.clone(), informers.clone(), metrics);
     let quotas = resourcequota::controller(client.clone(), informers.clone());
-    futures::join!(informers.clone().run(), rs, rc, deploy, gc, sa, ca, ep, eps, jobs, ttl, cronjobs, hpas, quotas);
+    let daemonsets = daemonset::controller(client.clone(), informers.clone());
+    futures::join!(
+        informers.clone().run(),
+        rs,
+        rc,
+        deploy,
+        gc,
+        sa,
+        ca,
+        ep,
+        eps,
+        jobs,
+        ttl,
+        cronjobs,
+        hpas,
+        quotas,
+        daemonsets
+    );
 }

@@ -135,9 +135,38 @@ impl Defaulting for DaemonSet {
     }
 }
 
+/// The annotation apps/v1 keeps a DaemonSet's template generation in (the internal
+/// `spec.templateGeneration`): 1 on create, bumped with every template change.
+pub const DAEMONSET_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+fn template_generation(ds: &DaemonSet) -> i64 {
+    ds.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(DAEMONSET_TEMPLATE_GENERATION))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn set_template_generation(ds: &mut DaemonSet, generation: i64) {
+    ds.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(DAEMONSET_TEMPLATE_GENERATION.into(), generation.to_string());
+}
+
 impl Strategy for DaemonSet {
     fn prepare_for_create(&mut self) {
         self.status = Some(DaemonSetStatus::default());
+        let generation = template_generation(self).max(1);
+        set_template_generation(self, generation);
+    }
+
+    fn prepare_for_update(&mut self, old: &Self) {
+        let template = |d: &DaemonSet| d.spec.as_ref().map(|s| s.template.clone());
+        let generation = template_generation(old);
+        let generation = if template(self) != template(old) { generation + 1 } else { generation };
+        set_template_generation(self, generation);
     }
 }
 
@@ -222,5 +251,34 @@ mod tests {
             json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
         );
         assert_eq!(j["revisionHistoryLimit"], 10);
+    }
+
+    #[test]
+    fn daemonset_template_generation_follows_template_changes() {
+        let generation =
+            |d: &DaemonSet| d.metadata.annotations.as_ref().and_then(|a| a.get(DAEMONSET_TEMPLATE_GENERATION)).cloned();
+        let mut d: DaemonSet = serde_json::from_value(
+            json!({"metadata": {"name": "d"}, "spec": {"selector": {}, "template": template()}}),
+        )
+        .expect("ds");
+        d.prepare_for_create();
+        assert_eq!(generation(&d).as_deref(), Some("1"));
+        let mut same = d.clone();
+        same.metadata.annotations = None;
+        same.prepare_for_update(&d);
+        assert_eq!(generation(&same).as_deref(), Some("1"));
+        let mut changed = d.clone();
+        if let Some(s) = changed.spec.as_mut() {
+            s.min_ready_seconds = Some(5);
+        }
+        changed.prepare_for_update(&d);
+        assert_eq!(generation(&changed).as_deref(), Some("1"), "only template changes count");
+        if let Some(c) =
+            changed.spec.as_mut().and_then(|s| s.template.spec.as_mut()).and_then(|s| s.containers.first_mut())
+        {
+            c.image = Some("x:2".into());
+        }
+        changed.prepare_for_update(&d);
+        assert_eq!(generation(&changed).as_deref(), Some("2"));
     }
 }
