@@ -19,9 +19,11 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Namespace, Pod, ReplicationController, Service, ServiceAccount,
+    ConfigMap, Endpoints, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController, Service,
+    ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
@@ -174,6 +176,12 @@ pub struct SharedInformers {
     pub jobs: Arc<Informer<Job>>,
     /// CronJobs.
     pub cronjobs: Arc<Informer<CronJob>>,
+    /// PersistentVolumes.
+    pub volumes: Arc<Informer<PersistentVolume>>,
+    /// PersistentVolumeClaims.
+    pub claims: Arc<Informer<PersistentVolumeClaim>>,
+    /// StorageClasses.
+    pub storageclasses: Arc<Informer<StorageClass>>,
 }
 
 impl SharedInformers {
@@ -193,6 +201,9 @@ impl SharedInformers {
             configmaps: Informer::new(Api::all(client.clone()), cfg()),
             jobs: Informer::new(Api::all(client.clone()), cfg()),
             cronjobs: Informer::new(Api::all(client.clone()), cfg()),
+            volumes: Informer::new(Api::all(client.clone()), cfg()),
+            claims: Informer::new(Api::all(client.clone()), cfg()),
+            storageclasses: Informer::new(Api::all(client.clone()), cfg()),
         })
     }
 
@@ -211,6 +222,9 @@ impl SharedInformers {
             self.configmaps.clone().run(),
             self.jobs.clone().run(),
             self.cronjobs.clone().run(),
+            self.volumes.clone().run(),
+            self.claims.clone().run(),
+            self.storageclasses.clone().run(),
         );
     }
 
@@ -229,6 +243,9 @@ impl SharedInformers {
             self.configmaps.ready(),
             self.jobs.ready(),
             self.cronjobs.ready(),
+            self.volumes.ready(),
+            self.claims.ready(),
+            self.storageclasses.ready(),
         );
     }
 }
