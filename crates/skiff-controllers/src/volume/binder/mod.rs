@@ -116,9 +116,9 @@ pub fn wait_for_first_consumer(sc: &StorageClass) -> bool {
 }
 
 /// Upstream `syncClaim`'s decision for `claim` given the volumes and classes.
-pub fn decide_claim<'a>(
+pub fn decide_claim(
     claim: &PersistentVolumeClaim,
-    volumes: &'a [Arc<PersistentVolume>],
+    volumes: &[Arc<PersistentVolume>],
     classes: &[Arc<StorageClass>],
 ) -> ClaimStep {
     let find = |name: &str| volumes.iter().find(|v| v.metadata.name.as_deref() == Some(name));
