@@ -272,9 +272,7 @@ def test_claim_bound_to_a_host_path_volume(agent_cluster, ns):
                    "hostPath": {"path": str(data), "type": "DirectoryOrCreate"},
                    "claimRef": {"namespace": ns, "name": "claim", "uid": uid}}}
     agent_cluster.kubectl("apply", "-f", "-", input=json.dumps(pv))
-    # No PersistentVolume controller yet: bind the claim by hand, as it would.
-    kubectl(agent_cluster, ns, "patch", "pvc", "claim", "--subresource=status", "--type=merge",
-            "-p", '{"status":{"phase":"Bound"}}')
+    # The PersistentVolume controller completes the binding both ways.
     eventually(lambda: running(agent_cluster, ns, "writer"), what="writer Running once bound")
     eventually(lambda: (data / "out").exists() and (data / "out").read_text() == "written-by-pod\n",
                what="the pod wrote into the PersistentVolume's host path")

@@ -195,6 +195,7 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
         tracing::info!(port = cfg.kubelet_port, "streaming server listening");
         tasks.push(tokio::spawn(streaming::server::serve(listener, streaming::server::tls_config(tls)?, ctx)));
     }
+    tasks.push(tokio::spawn(volumes::local_path::run(client.clone(), cfg.node_name.clone())));
     tasks.push(tokio::spawn(node::run(client, cfg, pressure, node_recorder)));
     tasks.push(tokio::spawn(pod_task));
     Ok(Agent { tasks })

@@ -1,6 +1,7 @@
 //! Objects every cluster has from the start: the default namespaces, the `kubernetes` Service
-//! with its Endpoints and EndpointSlice pointing at this API server, and the system priority
-//! classes (`system-node-critical`, `system-cluster-critical`).
+//! with its Endpoints and EndpointSlice pointing at this API server, the system priority
+//! classes (`system-node-critical`, `system-cluster-critical`), and k3s's default StorageClass
+//! `local-path` (served by the controller manager's built-in `rancher.io/local-path` provisioner).
 //!
 //! Created through the normal write path (so defaults, validation and address allocation apply)
 //! at every start when missing; the Endpoints and EndpointSlice are also corrected when the API's
@@ -19,6 +20,11 @@ pub const DEFAULT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public
 
 /// Namespaces the API refuses to delete (as upstream's namespace lifecycle admission does).
 pub const UNDELETABLE_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
+/// The default StorageClass every cluster starts with (k3s's).
+pub const LOCAL_PATH_CLASS: &str = "local-path";
+/// Its provisioner, built into the controller manager.
+pub const LOCAL_PATH_PROVISIONER: &str = "rancher.io/local-path";
 
 /// Creates `obj` if missing; with `repair`, also rewrites the listed top-level fields of an
 /// existing object when they differ (the API's own endpoints follow its address and port).
@@ -130,6 +136,16 @@ pub async fn run(state: &ApiState) -> Result<(), StatusError> {
         )
         .await?;
     }
+    ensure(
+        state,
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": LOCAL_PATH_CLASS, "annotations": {crate::admission::storage::DEFAULT_CLASS_ANNOTATION: "true"}},
+            "provisioner": LOCAL_PATH_PROVISIONER, "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete"}),
+    )
+    .await?;
     state.set_bootstrapped();
     Ok(())
 }

@@ -20,9 +20,11 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, Repl
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Namespace, Node, Pod, ReplicationController, Service, ServiceAccount,
+    ConfigMap, Endpoints, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController,
+    Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
@@ -185,6 +187,12 @@ pub struct SharedInformers {
     pub nodes: Arc<Informer<Node>>,
     /// HorizontalPodAutoscalers.
     pub hpas: Arc<Informer<HorizontalPodAutoscaler>>,
+    /// PersistentVolumes.
+    pub volumes: Arc<Informer<PersistentVolume>>,
+    /// PersistentVolumeClaims.
+    pub claims: Arc<Informer<PersistentVolumeClaim>>,
+    /// StorageClasses.
+    pub storageclasses: Arc<Informer<StorageClass>>,
 }
 
 impl SharedInformers {
@@ -209,6 +217,9 @@ impl SharedInformers {
             controllerrevisions: Informer::new(Api::all(client.clone()), cfg()),
             nodes: Informer::new(Api::all(client.clone()), cfg()),
             hpas: Informer::new(Api::all(client.clone()), cfg()),
+            volumes: Informer::new(Api::all(client.clone()), cfg()),
+            claims: Informer::new(Api::all(client.clone()), cfg()),
+            storageclasses: Informer::new(Api::all(client.clone()), cfg()),
         })
     }
 
@@ -232,6 +243,9 @@ impl SharedInformers {
             self.controllerrevisions.clone().run(),
             self.nodes.clone().run(),
             self.hpas.clone().run(),
+            self.volumes.clone().run(),
+            self.claims.clone().run(),
+            self.storageclasses.clone().run(),
         );
     }
 
@@ -255,6 +269,9 @@ impl SharedInformers {
             self.controllerrevisions.ready(),
             self.nodes.ready(),
             self.hpas.ready(),
+            self.volumes.ready(),
+            self.claims.ready(),
+            self.storageclasses.ready(),
         );
     }
 }

@@ -7,7 +7,8 @@
 //! ([`replicaset`]), Deployment ([`deployment`]), DaemonSet ([`daemonset`]), the garbage collector ([`gc`]), Endpoints
 //! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), Job ([`job`]) with TTL-after-finished
 //! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), HorizontalPodAutoscaler ([`hpa`]), ServiceAccounts ([`serviceaccount`])
-//! and the root CA publisher ([`rootca`])), which share informers
+//! and the root CA publisher ([`rootca`]), and storage ([`volume`]: the PersistentVolume binder,
+//! the protection finalizers and the local-path provisioner)), which share informers
 //! ([`informer`]), work queues ([`queue`]) and expectations ([`expectations`]) and run only
 //! while this process holds the `kube-system/kube-controller-manager` Lease ([`leader`]). The
 //! built-in LoadBalancer ([`servicelb`]) is started on its own by the server.
@@ -40,6 +41,7 @@ pub mod selector;
 pub mod serviceaccount;
 pub mod servicelb;
 pub mod ttlafterfinished;
+pub mod volume;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -100,12 +102,18 @@ impl Controllers {
 
 /// Starts every controller in the background; they retry until the API server answers.
 /// `identity` names this process in leader election (stable across its restarts).
-pub fn start(cfg: ClientConfig, ipam: nodeipam::NodeIpamConfig, identity: String) -> Controllers {
+/// `local_path` configures the built-in local-path provisioner.
+pub fn start(
+    cfg: ClientConfig,
+    ipam: nodeipam::NodeIpamConfig,
+    identity: String,
+    local_path: volume::localpath::LocalPathConfig,
+) -> Controllers {
     let task = tokio::spawn(async move {
         loop {
             match client(&cfg).await {
                 Ok(c) => {
-                    let manager = manager::run(c.clone(), cfg.clone(), identity.clone());
+                    let manager = manager::run(c.clone(), cfg.clone(), identity.clone(), local_path.clone());
                     futures::join!(
                         namespace::run(c.clone()),
                         nodeipam::run(c.clone(), ipam),

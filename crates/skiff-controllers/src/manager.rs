@@ -7,23 +7,25 @@
 use crate::informer::SharedInformers;
 use crate::leader::{self, LeaderConfig};
 use crate::replicaset::{self, Flavor};
+use crate::volume::localpath::LocalPathConfig;
 use crate::{
     ClientConfig, cronjob, daemonset, deployment, endpoints, endpointslice, gc, hpa, job, resourcequota, rootca,
-    serviceaccount, ttlafterfinished,
+    serviceaccount, ttlafterfinished, volume,
 };
 
 /// The Lease the controller manager elects its leader with.
 pub const LEASE_NAME: &str = "kube-controller-manager";
 
 /// Campaigns for leadership and runs the controllers while leading.
-pub async fn run(client: kube::Client, cfg: ClientConfig, identity: String) {
+pub async fn run(client: kube::Client, cfg: ClientConfig, identity: String, local_path: LocalPathConfig) {
     let lease = LeaderConfig::new("kube-system", LEASE_NAME, &identity);
-    leader::run(client.clone(), lease, || run_controllers(client.clone(), cfg.ca_pem.clone())).await;
+    leader::run(client.clone(), lease, || run_controllers(client.clone(), cfg.ca_pem.clone(), local_path.clone()))
+        .await;
 }
 
 /// Runs every controller over fresh shared informers until dropped; `ca_pem` is the cluster CA
-/// the root CA publisher distributes.
-pub async fn run_controllers(client: kube::Client, ca_pem: String) {
+/// the root CA publisher distributes, `local_path` where the local-path provisioner makes volumes.
+pub async fn run_controllers(client: kube::Client, ca_pem: String, local_path: LocalPathConfig) {
     let informers = SharedInformers::new(&client);
     let rs = replicaset::controller(Flavor::ReplicaSet, client.clone(), informers.clone());
     let rc = replicaset::controller(Flavor::ReplicationController, client.clone(), informers.clone());
@@ -40,6 +42,9 @@ pub async fn run_controllers(client: kube::Client, ca_pem: String) {
     let hpas = hpa::controller(client.clone(), informers.clone(), metrics);
     let quotas = resourcequota::controller(client.clone(), informers.clone());
     let daemonsets = daemonset::controller(client.clone(), informers.clone());
+    let pv = volume::binder::controller(client.clone(), informers.clone());
+    let protection = volume::protection::controller(client.clone(), informers.clone());
+    let provisioner = volume::localpath::controller(client.clone(), informers.clone(), local_path);
     futures::join!(
         informers.clone().run(),
         rs,
@@ -55,6 +60,9 @@ pub async fn run_controllers(client: kube::Client, ca_pem: String) {
         cronjobs,
         hpas,
         quotas,
-        daemonsets
+        daemonsets,
+        pv,
+        protection,
+        provisioner
     );
 }

@@ -1,10 +1,10 @@
 //! The scheduler's writes, done asynchronously so scheduling never waits on the API:
 //! - binding (upstream DefaultBinder): `POST pods/{name}/binding`, preceded for
-//!   `WaitForFirstConsumer` claims by their volume binding (skiff has no PersistentVolume
-//!   controller yet, so a chosen static volume is bound to the claim here, both ways, as that
-//!   controller would; a claim left to dynamic provisioning gets upstream's selected-node
-//!   annotation); the result goes back to the scheduling thread, and a `Scheduled` event is
-//!   recorded;
+//!   `WaitForFirstConsumer` claims by upstream's VolumeBinding PreBind: a chosen static volume
+//!   gets the claim as `claimRef` (and `pv.kubernetes.io/bound-by-controller`), a claim left to
+//!   dynamic provisioning gets the `volume.kubernetes.io/selected-node` annotation, and the
+//!   binding waits (up to 600 s) until the PersistentVolume controller has bound every claim;
+//!   the result goes back to the scheduling thread, and a `Scheduled` event is recorded;
 //! - pod status patches: the `PodScheduled` condition and `status.nominatedNodeName`, as a
 //!   strategic merge patch of `pods/status` (upstream `PatchPodStatus`);
 //! - graceful deletion of preemption victims.
@@ -26,6 +26,13 @@ use crate::events::{PodEvent, Recorder};
 const BIND_CONCURRENCY: usize = 256;
 /// In-flight status patches and deletions at most.
 const WRITE_CONCURRENCY: usize = 16;
+/// How long a binding waits for the PersistentVolume controller (upstream `bindTimeoutSeconds`).
+const BIND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+/// How often the claims are read while waiting.
+const BIND_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+const ANN_SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
+const ANN_BOUND_BY_CONTROLLER: &str = "pv.kubernetes.io/bound-by-controller";
+const ANN_BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
 
 /// A volume to bind before the pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +182,9 @@ async fn bind(
     for v in volumes {
         bind_volume(client, namespace, node, v).await.map_err(|e| format!("binding volumes: {e}"))?;
     }
+    if !volumes.is_empty() {
+        wait_for_claims(client, namespace, node, volumes).await.map_err(|e| format!("binding volumes: {e}"))?;
+    }
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let binding: Binding = serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": namespace, "uid": uid},
@@ -191,33 +201,84 @@ async fn bind_volume(client: &kube::Client, namespace: &str, node: &str, v: &Vol
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
     match v {
         VolumeBinding::Provision { claim } => {
-            let patch = json!({"metadata": {"annotations": {"volume.kubernetes.io/selected-node": node}}});
+            let patch = json!({"metadata": {"annotations": {ANN_SELECTED_NODE: node}}});
             claims.patch(claim, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(|e| error_text(&e))?;
         }
         VolumeBinding::Static { claim, claim_uid, volume } => {
             let volumes: Api<PersistentVolume> = Api::all(client.clone());
-            let claim_ref = json!({"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": namespace, "name": claim, "uid": claim_uid});
-            volumes
-                .patch(volume, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"claimRef": claim_ref}})))
-                .await
-                .map_err(|e| error_text(&e))?;
-            volumes
-                .patch_status(volume, &PatchParams::default(), &Patch::Merge(&json!({"status": {"phase": "Bound"}})))
-                .await
-                .map_err(|e| error_text(&e))?;
-            let pv = volumes.get(volume).await.map_err(|e| error_text(&e))?;
-            let spec = pv.spec.unwrap_or_default();
-            claims
-                .patch(claim, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"volumeName": volume}})))
-                .await
-                .map_err(|e| error_text(&e))?;
-            let status =
-                json!({"status": {"phase": "Bound", "accessModes": spec.access_modes, "capacity": spec.capacity}});
-            claims
-                .patch_status(claim, &PatchParams::default(), &Patch::Merge(&status))
-                .await
-                .map_err(|e| error_text(&e))?;
+            let mut pv = volumes.get(volume).await.map_err(|e| error_text(&e))?;
+            let spec = pv.spec.get_or_insert_with(Default::default);
+            let ours = spec.claim_ref.as_ref().is_some_and(|r| {
+                r.namespace.as_deref() == Some(namespace)
+                    && r.name.as_deref() == Some(claim.as_str())
+                    && r.uid.as_deref().is_none_or(|u| u.is_empty() || u == claim_uid)
+            });
+            if spec.claim_ref.is_some() && !ours {
+                return Err(format!("volume {volume:?} is already bound to another claim"));
+            }
+            if !ours {
+                pv.metadata
+                    .annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(ANN_BOUND_BY_CONTROLLER.into(), "yes".into());
+            }
+            let spec = pv.spec.get_or_insert_with(Default::default);
+            let claim_ref = json!({"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": namespace,
+                "name": claim, "uid": claim_uid});
+            spec.claim_ref = serde_json::from_value(claim_ref).ok();
+            volumes.replace(volume, &PostParams::default(), &pv).await.map_err(|e| error_text(&e))?;
         }
     }
     Ok(())
+}
+
+/// Upstream `checkBindings`: whether every claim is bound (by the PersistentVolume
+/// controller) — `Ok(true)`, not yet — `Ok(false)`, or never will be for this placement.
+async fn claims_bound(
+    client: &kube::Client,
+    namespace: &str,
+    node: &str,
+    volumes: &[VolumeBinding],
+) -> Result<bool, String> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    for v in volumes {
+        let (name, want) = match v {
+            VolumeBinding::Static { claim, volume, .. } => (claim, Some(volume)),
+            VolumeBinding::Provision { claim } => (claim, None),
+        };
+        let pvc = claims.get(name).await.map_err(|e| error_text(&e))?;
+        let annotations = pvc.metadata.annotations.clone().unwrap_or_default();
+        let bound_to = pvc.spec.as_ref().and_then(|s| s.volume_name.clone()).unwrap_or_default();
+        if want.is_none() && bound_to.is_empty() && annotations.get(ANN_SELECTED_NODE).map(String::as_str) != Some(node)
+        {
+            return Err(format!("selectedNode annotation reset for PVC {name:?}"));
+        }
+        if bound_to.is_empty() || !annotations.contains_key(ANN_BIND_COMPLETED) {
+            return Ok(false);
+        }
+        if want.is_some_and(|w| *w != bound_to) {
+            return Err(format!("PVC {name:?} bound to {bound_to:?} instead of the chosen volume"));
+        }
+    }
+    Ok(true)
+}
+
+/// Waits until the PersistentVolume controller has bound every claim (upstream's PreBind wait,
+/// with its 600-second default bind timeout).
+async fn wait_for_claims(
+    client: &kube::Client,
+    namespace: &str,
+    node: &str,
+    volumes: &[VolumeBinding],
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + BIND_TIMEOUT;
+    loop {
+        if claims_bound(client, namespace, node, volumes).await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err("timed out waiting for the condition".into());
+        }
+        tokio::time::sleep(BIND_POLL).await;
+    }
 }

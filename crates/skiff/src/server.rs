@@ -77,7 +77,8 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         node_prefix: 24,
     };
     let identity = leader_identity(&cfg.node_name, &cfg.data_dir);
-    let controllers = skiff_controllers::start(client_cfg.clone(), ipam, identity.clone());
+    let local_path = skiff_controllers::volume::localpath::LocalPathConfig { dir: cfg.data_dir.join("storage") };
+    let controllers = skiff_controllers::start(client_cfg.clone(), ipam, identity.clone(), local_path);
     let scheduler = if cfg.disable_scheduler {
         None
     } else {

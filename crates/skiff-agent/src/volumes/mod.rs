@@ -7,7 +7,8 @@
 //! from watched ConfigMaps and Secrets ([`objects`]) and the latest pod (labels, annotations),
 //! so updates reach running containers within a second or two. Disk emptyDirs over their
 //! `sizeLimit` get the pod evicted. Everything is unmounted and removed with the pod
-//! ([`cleanup`]).
+//! ([`cleanup`]). Deleted local-path PersistentVolumes of this node get their directories
+//! removed ([`local_path`]).
 //!
 //! One module per volume type plus the shared pieces (atomic writer, ownership, subPath,
 //! mount table). What does not live here: the `/etc` files of a pod (`pods::mounts`), running
@@ -21,6 +22,7 @@ pub mod downward_api;
 pub mod empty_dir;
 pub mod host_path;
 pub mod layout;
+pub mod local_path;
 pub mod mountinfo;
 pub mod objects;
 pub mod ownership;

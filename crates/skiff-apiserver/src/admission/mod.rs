@@ -1,12 +1,14 @@
 //! Admission: per-kind checks and mutations of writes that need more than the object itself
 //! (other objects in the store), run by the generic write path at fixed points. Present: the
-//! Priority plugin ([`priority`]), LimitRanger ([`limitranger`]) and ResourceQuota
-//! ([`resourcequota`]). The typed hooks of `skiff-api` (defaulting, strategy,
+//! Priority plugin ([`priority`]), LimitRanger ([`limitranger`]), ResourceQuota
+//! ([`resourcequota`]) and the storage plugins ([`storage`]: DefaultStorageClass and
+//! StorageObjectInUseProtection). The typed hooks of `skiff-api` (defaulting, strategy,
 //! validation) are not admission and stay there.
 
 pub mod limitranger;
 pub mod priority;
 pub mod resourcequota;
+pub mod storage;
 
 use serde_json::Value;
 use skiff_api::StatusError;
@@ -25,6 +27,10 @@ pub async fn create(state: &ApiState, storage: &ResourceInfo, obj: &mut Value) -
         priority::admit_pod(state, obj).await?;
     } else if is(storage, "scheduling.k8s.io", "priorityclasses") {
         priority::admit_class(state, obj, false).await?;
+    } else if is(storage, "", "persistentvolumeclaims") {
+        storage::admit_claim(state, obj).await?;
+    } else if is(storage, "", "persistentvolumes") {
+        storage::admit_volume(obj);
     }
     Ok(())
 }

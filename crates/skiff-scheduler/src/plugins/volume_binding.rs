@@ -4,8 +4,8 @@
 //! `WaitForFirstConsumer` claim can get a volume there (an available matching PersistentVolume
 //! whose node affinity admits the node, or a class that provisions dynamically).
 //!
-//! Completing the binding of a `WaitForFirstConsumer` claim to the chosen volume is the binder's
-//! ([`crate::binder`]).
+//! Reserving the chosen volume (or asking for provisioning on the node) and waiting for the
+//! PersistentVolume controller to complete the binding is the binder's ([`crate::binder`]).
 
 use crate::cache::NodeInfo;
 use crate::framework::{Code, PluginId, Status};
