@@ -234,11 +234,40 @@ pub fn pod_status(
         "initContainerStatuses": views.iter().filter(|v| v.init).map(container_status).collect::<Vec<_>>(),
         "containerStatuses": views.iter().filter(|v| !v.init).map(container_status).collect::<Vec<_>>(),
     });
+    stamp_transitions(pod, &mut status, jiff::Timestamp::now());
     if let Some(ip) = pod_ip {
         status["podIP"] = json!(ip);
         status["podIPs"] = json!([{"ip": ip}]);
     }
     status
+}
+
+/// Keeps the transition times of `previous` (the status last sent) for conditions whose status
+/// is unchanged since: the pod object may not show that write yet.
+pub fn carry_transitions(status: &mut Value, previous: &Value) {
+    let Some(old) = previous.get("conditions").and_then(Value::as_array) else { return };
+    let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) else { return };
+    for c in conditions {
+        if let Some(o) = old.iter().find(|o| o["type"] == c["type"] && o["status"] == c["status"]) {
+            c["lastTransitionTime"] = o["lastTransitionTime"].clone();
+        }
+    }
+}
+
+/// Sets each condition's `lastTransitionTime`: kept from the pod's current condition of that type
+/// while its status is unchanged, `now` (whole seconds) when it changes, as the kubelet does.
+/// Controllers measure `minReadySeconds` from the Ready condition's transition.
+fn stamp_transitions(pod: &Pod, status: &mut Value, now: jiff::Timestamp) {
+    let current = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) else { return };
+    for c in conditions {
+        let kept = current
+            .and_then(|cs| cs.iter().find(|old| Some(old.type_.as_str()) == c["type"].as_str()))
+            .filter(|old| Some(old.status.as_str()) == c["status"].as_str())
+            .and_then(|old| old.last_transition_time.as_ref())
+            .map(|t| json!(t));
+        c["lastTransitionTime"] = kept.unwrap_or_else(|| json!(format!("{now:.0}")));
+    }
 }
 
 #[cfg(test)]
@@ -277,6 +306,29 @@ mod tests {
 
     fn running() -> Option<ContainerState> {
         Some(ContainerState::Running(Started { pid: 1, shim_pid: 1, started_at: "2026-01-01T00:00:00.5Z".into() }))
+    }
+
+    #[test]
+    fn transition_times_move_only_when_a_condition_changes() {
+        let pod: Pod = serde_json::from_value(json!({"status": {"conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            {"type": "Initialized", "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+        ]}}))
+        .expect("pod");
+        let mut status = json!({"conditions": [
+            {"type": "Ready", "status": "True"},
+            {"type": "Initialized", "status": "True"},
+            {"type": "PodScheduled", "status": "True"}
+        ]});
+        let now: jiff::Timestamp = "2026-01-01T00:10:00.7Z".parse().expect("ts");
+        stamp_transitions(&pod, &mut status, now);
+        let times: Vec<&str> = status["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["lastTransitionTime"].as_str())
+            .collect();
+        assert_eq!(times, ["2026-01-01T00:00:00Z", "2026-01-01T00:10:00Z", "2026-01-01T00:10:00Z"]);
     }
 
     #[test]

@@ -870,6 +870,9 @@ impl Worker {
         if let (Some(condition), Some(conditions)) = (&self.disruption, status["conditions"].as_array_mut()) {
             conditions.push(condition.clone());
         }
+        if let Some(previous) = &self.last_status {
+            status::carry_transitions(&mut status, previous);
+        }
         if self.last_status.as_ref() == Some(&status) {
             return;
         }
