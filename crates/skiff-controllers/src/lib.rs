@@ -6,7 +6,7 @@
 //! manager's controllers ([`manager`]: ReplicaSet and ReplicationController
 //! ([`replicaset`]), Deployment ([`deployment`]), the garbage collector ([`gc`]), Endpoints
 //! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), Job ([`job`]) with TTL-after-finished
-//! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), ServiceAccounts ([`serviceaccount`])
+//! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), the PodDisruptionBudget status ([`disruption`]), ServiceAccounts ([`serviceaccount`])
 //! and the root CA publisher ([`rootca`])), which share informers
 //! ([`informer`]), work queues ([`queue`]) and expectations ([`expectations`]) and run only
 //! while this process holds the `kube-system/kube-controller-manager` Lease ([`leader`]). The
@@ -16,6 +16,7 @@ pub mod apierr;
 pub mod cron;
 pub mod cronjob;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
