@@ -6,7 +6,7 @@
 //! manager's controllers ([`manager`]: ReplicaSet and ReplicationController
 //! ([`replicaset`]), Deployment ([`deployment`]), the garbage collector ([`gc`]), Endpoints
 //! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), Job ([`job`]) with TTL-after-finished
-//! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), the PodDisruptionBudget status ([`disruption`]), ServiceAccounts ([`serviceaccount`])
+//! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), the PodDisruptionBudget status ([`disruption`]), node health and `NoExecute` taints ([`nodehealth`]) with taint-based eviction ([`tainteviction`]), ServiceAccounts ([`serviceaccount`])
 //! and the root CA publisher ([`rootca`])), which share informers
 //! ([`informer`]), work queues ([`queue`]) and expectations ([`expectations`]) and run only
 //! while this process holds the `kube-system/kube-controller-manager` Lease ([`leader`]). The
@@ -27,6 +27,7 @@ pub mod job;
 pub mod leader;
 pub mod manager;
 pub mod namespace;
+pub mod nodehealth;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podutil;
@@ -36,6 +37,7 @@ pub mod rootca;
 pub mod selector;
 pub mod serviceaccount;
 pub mod servicelb;
+pub mod tainteviction;
 pub mod ttlafterfinished;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -97,12 +99,18 @@ impl Controllers {
 
 /// Starts every controller in the background; they retry until the API server answers.
 /// `identity` names this process in leader election (stable across its restarts).
-pub fn start(cfg: ClientConfig, ipam: nodeipam::NodeIpamConfig, identity: String) -> Controllers {
+/// `health` sets node health monitoring (grace period, eviction rate).
+pub fn start(
+    cfg: ClientConfig,
+    ipam: nodeipam::NodeIpamConfig,
+    identity: String,
+    health: nodehealth::NodeHealthConfig,
+) -> Controllers {
     let task = tokio::spawn(async move {
         loop {
             match client(&cfg).await {
                 Ok(c) => {
-                    let manager = manager::run(c.clone(), cfg.clone(), identity.clone());
+                    let manager = manager::run(c.clone(), cfg.clone(), identity.clone(), health);
                     futures::join!(
                         namespace::run(c.clone()),
                         nodeipam::run(c.clone(), ipam),

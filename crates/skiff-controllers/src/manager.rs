@@ -8,22 +8,22 @@ use crate::informer::SharedInformers;
 use crate::leader::{self, LeaderConfig};
 use crate::replicaset::{self, Flavor};
 use crate::{
-    ClientConfig, cronjob, deployment, disruption, endpoints, endpointslice, gc, job, rootca, serviceaccount,
-    ttlafterfinished,
+    ClientConfig, cronjob, deployment, disruption, endpoints, endpointslice, gc, job, nodehealth, rootca,
+    serviceaccount, tainteviction, ttlafterfinished,
 };
 
 /// The Lease the controller manager elects its leader with.
 pub const LEASE_NAME: &str = "kube-controller-manager";
 
 /// Campaigns for leadership and runs the controllers while leading.
-pub async fn run(client: kube::Client, cfg: ClientConfig, identity: String) {
+pub async fn run(client: kube::Client, cfg: ClientConfig, identity: String, health: nodehealth::NodeHealthConfig) {
     let lease = LeaderConfig::new("kube-system", LEASE_NAME, &identity);
-    leader::run(client.clone(), lease, || run_controllers(client.clone(), cfg.ca_pem.clone())).await;
+    leader::run(client.clone(), lease, || run_controllers(client.clone(), cfg.ca_pem.clone(), health)).await;
 }
 
 /// Runs every controller over fresh shared informers until dropped; `ca_pem` is the cluster CA
-/// the root CA publisher distributes.
-pub async fn run_controllers(client: kube::Client, ca_pem: String) {
+/// the root CA publisher distributes, `health` the node health settings.
+pub async fn run_controllers(client: kube::Client, ca_pem: String, health: nodehealth::NodeHealthConfig) {
     let informers = SharedInformers::new(&client);
     let rs = replicaset::controller(Flavor::ReplicaSet, client.clone(), informers.clone());
     let rc = replicaset::controller(Flavor::ReplicationController, client.clone(), informers.clone());
@@ -37,5 +37,23 @@ pub async fn run_controllers(client: kube::Client, ca_pem: String) {
     let ttl = ttlafterfinished::controller(client.clone(), informers.clone());
     let cronjobs = cronjob::controller(client.clone(), informers.clone());
     let pdbs = disruption::controller(client.clone(), informers.clone());
-    futures::join!(informers.clone().run(), rs, rc, deploy, gc, sa, ca, ep, eps, jobs, ttl, cronjobs, pdbs);
+    let nodes = nodehealth::controller(client.clone(), informers.clone(), health);
+    let taints = tainteviction::controller(client.clone(), informers.clone());
+    futures::join!(
+        informers.clone().run(),
+        rs,
+        rc,
+        deploy,
+        gc,
+        sa,
+        ca,
+        ep,
+        eps,
+        jobs,
+        ttl,
+        cronjobs,
+        pdbs,
+        nodes,
+        taints
+    );
 }

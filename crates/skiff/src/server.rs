@@ -77,7 +77,11 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         node_prefix: 24,
     };
     let identity = leader_identity(&cfg.node_name, &cfg.data_dir);
-    let controllers = skiff_controllers::start(client_cfg.clone(), ipam, identity.clone());
+    let health = skiff_controllers::nodehealth::NodeHealthConfig {
+        grace_period: cfg.node_monitor_grace_period,
+        eviction_rate: cfg.node_eviction_rate,
+    };
+    let controllers = skiff_controllers::start(client_cfg.clone(), ipam, identity.clone(), health);
     let scheduler = if cfg.disable_scheduler {
         None
     } else {

@@ -1,9 +1,10 @@
 //! Admission: per-kind checks and mutations of writes that need more than the object itself
 //! (other objects in the store), run by the generic write path at fixed points. Present: the
-//! Priority plugin ([`priority`]). The typed hooks of `skiff-api` (defaulting, strategy,
+//! Priority plugin ([`priority`]) and DefaultTolerationSeconds ([`tolerations`]). The typed hooks of `skiff-api` (defaulting, strategy,
 //! validation) are not admission and stay there.
 
 pub mod priority;
+pub mod tolerations;
 
 use serde_json::Value;
 use skiff_api::StatusError;
@@ -19,6 +20,7 @@ fn is(info: &ResourceInfo, group: &str, plural: &str) -> bool {
 pub async fn create(state: &ApiState, storage: &ResourceInfo, obj: &mut Value) -> Result<(), StatusError> {
     if is(storage, "", "pods") {
         priority::admit_pod(state, obj).await?;
+        tolerations::admit_pod(obj);
     } else if is(storage, "scheduling.k8s.io", "priorityclasses") {
         priority::admit_class(state, obj, false).await?;
     }
