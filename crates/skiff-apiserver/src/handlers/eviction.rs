@@ -168,7 +168,7 @@ pub fn unhealthy_may_go(pod: &Value, pdb: &Value) -> bool {
 }
 
 /// The budgets of `namespace` whose selectors match the pod: (store key, object, revision). A
-/// missing or empty selector matches nothing here, as upstream.
+/// missing selector matches nothing, an empty one (policy/v1) every pod, as upstream.
 async fn matching_budgets(
     state: &ApiState,
     namespace: &str,
@@ -196,12 +196,12 @@ async fn matching_budgets(
     Ok(out)
 }
 
-/// Whether the budget's selector (non-empty) matches `labels`.
+/// Whether the budget's selector matches `labels` (`metav1.LabelSelectorAsSelector`).
 pub fn selects(pdb: &Value, labels: &std::collections::BTreeMap<String, String>) -> bool {
     let Some(sel) = pdb.get("spec").and_then(|s| s.get("selector")) else { return false };
     let Ok(sel) = serde_json::from_value(sel.clone()) else { return false };
     let Ok(expr) = LabelSelectorExpr::from_label_selector(Some(&sel)) else { return false };
-    !expr.is_empty() && expr.matches(labels)
+    expr.matches(labels)
 }
 
 /// The 429 of a budget the disruption controller has not caught up with.
@@ -335,10 +335,20 @@ async fn mark_and_delete(state: &ApiState, ctx: &Ctx, name: &str, opts: &DeleteO
         let (mut pod, rv) = get_pod(state, ctx, name).await?;
         let uid = meta_str(&pod, "uid").unwrap_or("").to_string();
         if let Some(want) = opts.uid().filter(|u| *u != uid) {
-            return Err(precondition(ctx, name, "UID", want, &uid));
+            return Err(precondition(
+                name,
+                &format!(
+                    "the UID in the precondition ({want}) does not match the UID in record ({uid}). The object might have been deleted and then recreated"
+                ),
+            ));
         }
         if let Some(want) = opts.resource_version().filter(|r| *r != rv.to_string()) {
-            return Err(precondition(ctx, name, "ResourceVersion", want, &rv.to_string()));
+            return Err(precondition(
+                name,
+                &format!(
+                    "the ResourceVersion in the precondition ({want}) does not match the ResourceVersion in record ({rv}). The object might have been modified"
+                ),
+            ));
         }
         if add_disruption_target(&mut pod, &now_rfc3339()) {
             let bytes = Bytes::from(serde_json::to_vec(&pod).map_err(StatusError::internal)?);
@@ -363,12 +373,9 @@ async fn mark_and_delete(state: &ApiState, ctx: &Ctx, name: &str, opts: &DeleteO
     delete_object(state, ctx, name, &opts).await.map(|_| ())
 }
 
-fn precondition(ctx: &Ctx, name: &str, what: &str, want: &str, have: &str) -> StatusError {
-    StatusError::conflict(
-        &ctx.group_resource(),
-        name,
-        &format!("Precondition failed: {what} in precondition: {want}, {what} in object meta: {have}"),
-    )
+/// The conflict of a failed precondition, worded (and with the resource `Pod`) as upstream's.
+fn precondition(name: &str, why: &str) -> StatusError {
+    StatusError::conflict(&GroupResource::new("", "Pod"), name, why)
 }
 
 /// Sets the pod's `DisruptionTarget` condition for an eviction; false when it is already so.
@@ -470,7 +477,7 @@ mod tests {
     fn selectors_match_as_upstream_eviction() {
         let labels: std::collections::BTreeMap<String, String> = [("app".to_string(), "web".to_string())].into();
         assert!(selects(&pdb(json!({}), 1), &labels));
-        assert!(!selects(&json!({"spec": {"selector": {}}}), &labels), "an empty selector matches nothing");
+        assert!(selects(&json!({"spec": {"selector": {}}}), &labels), "an empty selector matches every pod");
         assert!(!selects(&json!({"spec": {}}), &labels));
         assert!(!selects(&json!({"spec": {"selector": {"matchLabels": {"app": "db"}}}}), &labels));
     }
