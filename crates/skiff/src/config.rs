@@ -441,7 +441,7 @@ pub enum Command {
 }
 
 /// Everything `skiff server` needs to know, after precedence and validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
