@@ -44,7 +44,8 @@ async fn evict(pods: &Api<Pod>, name: &str) -> Result<Value, kube::Error> {
 #[tokio::test]
 async fn evictions_spend_budgets() {
     let ts = TestServer::start().await;
-    let client = ts.client().await;
+    // kube-rs retries 429s by default; the test wants to see them.
+    let client = ts.client_without_retries().await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
     running_pod(&pods, "p1", "Running").await;
