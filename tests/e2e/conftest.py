@@ -117,8 +117,10 @@ class Cluster:
     """One `skiff server` under test, plus helpers to drive it."""
 
     def __init__(self, workdir: Path, netns: Netns, agent: bool = False, node_name: str = "e2e",
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None, server_args: list[str] | None = None) -> None:
         self.agent = agent
+        # Flags for any server, with or without agent (extra_args only reach agent clusters).
+        self.server_args = list(server_args or [])
         # Image GC watches the whole disk, which the machine shares with everything else: off
         # unless a test asks for it, so images never vanish under a test.
         extra_args = list(extra_args or [])
@@ -161,6 +163,7 @@ class Cluster:
             "--advertise-address", self.node_ip,
             "--node-name", self.node_name,
             *(self.extra_args if self.agent else []),
+            *self.server_args,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SKIFF_")}
         # The default config file must not leak into the test's settings.

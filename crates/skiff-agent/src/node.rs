@@ -268,6 +268,22 @@ async fn record_changes(recorder: &Recorder, node: &str, before: &BTreeMap<Condi
     }
 }
 
+/// Whether the Node's `Ready` condition in the API is no longer `True` although this agent runs
+/// (the node lifecycle controller marked it `Unknown` after missed heartbeats): the status is
+/// then reported again at once, as the kubelet compares its status with the Node's.
+async fn ready_lost(client: &kube::Client, name: &str) -> bool {
+    let api: Api<Node> = Api::all(client.clone());
+    match api.get_status(name).await {
+        Ok(node) => node
+            .status
+            .and_then(|s| s.conditions)
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "Unknown"),
+        Err(_) => false,
+    }
+}
+
 /// Registers, then keeps the Lease and status fresh until the task is aborted; a change of
 /// `pressure` is reported at once.
 pub async fn run(client: kube::Client, cfg: AgentConfig, mut pressure: watch::Receiver<Pressure>, recorder: Recorder) {
@@ -298,16 +314,18 @@ pub async fn run(client: kube::Client, cfg: AgentConfig, mut pressure: watch::Re
     let mut last_images = node_images(&cfg).await;
     let mut next_lease = tokio::time::Instant::now();
     loop {
+        let mut lost = false;
         if tokio::time::Instant::now() >= next_lease {
             if let Err(e) = renew_lease(&client, &cfg, &uid).await {
                 tracing::warn!(error = %e, "lease renewal failed");
             }
             next_lease = tokio::time::Instant::now() + LEASE_RENEW;
+            lost = ready_lost(&client, &cfg.node_name).await;
         }
         // Images pulled or removed are reported at the next heartbeat; pressure at once.
         let images = node_images(&cfg).await;
         let current = pressure.borrow_and_update().clone();
-        if last_status.elapsed() >= STATUS_REFRESH || images != last_images || current != reported {
+        if last_status.elapsed() >= STATUS_REFRESH || images != last_images || current != reported || lost {
             match report_status(&client, &cfg, &host, &current).await {
                 Ok(()) => {
                     last_status = tokio::time::Instant::now();

@@ -6,7 +6,7 @@
 //! manager's controllers ([`manager`]: ReplicaSet and ReplicationController
 //! ([`replicaset`]), Deployment ([`deployment`]), DaemonSet ([`daemonset`]), the garbage collector ([`gc`]), Endpoints
 //! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), Job ([`job`]) with TTL-after-finished
-//! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), HorizontalPodAutoscaler ([`hpa`]), ServiceAccounts ([`serviceaccount`])
+//! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), HorizontalPodAutoscaler ([`hpa`]), the PodDisruptionBudget status ([`disruption`]), node health and `NoExecute` taints ([`nodehealth`]) with taint-based eviction ([`tainteviction`]), ServiceAccounts ([`serviceaccount`])
 //! and the root CA publisher ([`rootca`]), and storage ([`volume`]: the PersistentVolume binder,
 //! the protection finalizers and the local-path provisioner)), which share informers
 //! ([`informer`]), work queues ([`queue`]) and expectations ([`expectations`]) and run only
@@ -18,6 +18,7 @@ pub mod cron;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
@@ -30,6 +31,7 @@ pub mod job;
 pub mod leader;
 pub mod manager;
 pub mod namespace;
+pub mod nodehealth;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podutil;
@@ -40,6 +42,7 @@ pub mod rootca;
 pub mod selector;
 pub mod serviceaccount;
 pub mod servicelb;
+pub mod tainteviction;
 pub mod ttlafterfinished;
 pub mod volume;
 
@@ -103,17 +106,19 @@ impl Controllers {
 /// Starts every controller in the background; they retry until the API server answers.
 /// `identity` names this process in leader election (stable across its restarts).
 /// `local_path` configures the built-in local-path provisioner.
+/// `health` sets node health monitoring (grace period, eviction rate).
 pub fn start(
     cfg: ClientConfig,
     ipam: nodeipam::NodeIpamConfig,
     identity: String,
     local_path: volume::localpath::LocalPathConfig,
+    health: nodehealth::NodeHealthConfig,
 ) -> Controllers {
     let task = tokio::spawn(async move {
         loop {
             match client(&cfg).await {
                 Ok(c) => {
-                    let manager = manager::run(c.clone(), cfg.clone(), identity.clone(), local_path.clone());
+                    let manager = manager::run(c.clone(), cfg.clone(), identity.clone(), local_path.clone(), health);
                     futures::join!(
                         namespace::run(c.clone()),
                         nodeipam::run(c.clone(), ipam),

@@ -9,23 +9,37 @@ use crate::leader::{self, LeaderConfig};
 use crate::replicaset::{self, Flavor};
 use crate::volume::localpath::LocalPathConfig;
 use crate::{
-    ClientConfig, cronjob, daemonset, deployment, endpoints, endpointslice, gc, hpa, job, resourcequota, rootca,
-    serviceaccount, ttlafterfinished, volume,
+    ClientConfig, cronjob, daemonset, deployment, disruption, endpoints, endpointslice, gc, hpa, job, nodehealth,
+    resourcequota, rootca, serviceaccount, tainteviction, ttlafterfinished, volume,
 };
 
 /// The Lease the controller manager elects its leader with.
 pub const LEASE_NAME: &str = "kube-controller-manager";
 
 /// Campaigns for leadership and runs the controllers while leading.
-pub async fn run(client: kube::Client, cfg: ClientConfig, identity: String, local_path: LocalPathConfig) {
+pub async fn run(
+    client: kube::Client,
+    cfg: ClientConfig,
+    identity: String,
+    local_path: LocalPathConfig,
+    health: nodehealth::NodeHealthConfig,
+) {
     let lease = LeaderConfig::new("kube-system", LEASE_NAME, &identity);
-    leader::run(client.clone(), lease, || run_controllers(client.clone(), cfg.ca_pem.clone(), local_path.clone()))
-        .await;
+    leader::run(client.clone(), lease, || {
+        run_controllers(client.clone(), cfg.ca_pem.clone(), local_path.clone(), health)
+    })
+    .await;
 }
 
 /// Runs every controller over fresh shared informers until dropped; `ca_pem` is the cluster CA
-/// the root CA publisher distributes, `local_path` where the local-path provisioner makes volumes.
-pub async fn run_controllers(client: kube::Client, ca_pem: String, local_path: LocalPathConfig) {
+/// the root CA publisher distributes, `local_path` where the local-path provisioner makes volumes,
+/// `health` the node health settings.
+pub async fn run_controllers(
+    client: kube::Client,
+    ca_pem: String,
+    local_path: LocalPathConfig,
+    health: nodehealth::NodeHealthConfig,
+) {
     let informers = SharedInformers::new(&client);
     let rs = replicaset::controller(Flavor::ReplicaSet, client.clone(), informers.clone());
     let rc = replicaset::controller(Flavor::ReplicationController, client.clone(), informers.clone());
@@ -45,6 +59,9 @@ pub async fn run_controllers(client: kube::Client, ca_pem: String, local_path: L
     let pv = volume::binder::controller(client.clone(), informers.clone());
     let protection = volume::protection::controller(client.clone(), informers.clone());
     let provisioner = volume::localpath::controller(client.clone(), informers.clone(), local_path);
+    let pdbs = disruption::controller(client.clone(), informers.clone());
+    let nodes = nodehealth::controller(client.clone(), informers.clone(), health);
+    let taints = tainteviction::controller(client.clone(), informers.clone());
     futures::join!(
         informers.clone().run(),
         rs,
@@ -63,6 +80,9 @@ pub async fn run_controllers(client: kube::Client, ca_pem: String, local_path: L
         daemonsets,
         pv,
         protection,
-        provisioner
+        provisioner,
+        pdbs,
+        nodes,
+        taints
     );
 }

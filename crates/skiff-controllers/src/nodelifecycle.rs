@@ -13,8 +13,9 @@
 //! | `spec.unschedulable` | `true` | `node.kubernetes.io/unschedulable` |
 //!
 //! Taints it adds carry `timeAdded`; taints of other keys or effects are never touched. What
-//! does not live here (a later issue): marking silent Nodes `Unknown` from their Leases, the
-//! `NoExecute` taints and the eviction of pods from unhealthy Nodes.
+//! does not live here: marking silent Nodes `Unknown` from their Leases and the `NoExecute`
+//! taints ([`crate::nodehealth`]), and the eviction of pods from tainted Nodes
+//! ([`crate::tainteviction`]).
 
 use std::time::Duration;
 

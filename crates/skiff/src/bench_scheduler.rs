@@ -261,7 +261,9 @@ async fn run_one(
 ) -> anyhow::Result<RunResult> {
     let dir = std::env::temp_dir().join(format!("skiff-bench-sched-{}-{workload}-{count}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let (server, client) = start_server_with(&dir, &["--disable-scheduler"]).await?;
+    // The simulated nodes never renew a Lease: a long grace period keeps them Ready.
+    let (server, client) =
+        start_server_with(&dir, &["--disable-scheduler", "--node-monitor-grace-period", "24h"]).await?;
     let nodes: Api<Node> = Api::all(client.clone());
     let started = Instant::now();
     parallel(args.nodes, 32, move |i| {

@@ -415,6 +415,12 @@ pub struct ServerArgs {
     /// Most log files kept per container, the current one included (at least 2).
     #[arg(long, env = "SKIFF_CONTAINER_LOG_MAX_FILES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..), value_name = "N")]
     pub container_log_max_files: u32,
+    /// How long a Node may go without renewing its Lease before it is marked Unknown.
+    #[arg(long, env = "SKIFF_NODE_MONITOR_GRACE_PERIOD", default_value = "40s", value_parser = parse_duration, value_name = "DURATION")]
+    pub node_monitor_grace_period: std::time::Duration,
+    /// Nodes per second (and zone) tainted for eviction when they fail.
+    #[arg(long, env = "SKIFF_NODE_EVICTION_RATE", default_value_t = 0.1, value_parser = parse_rate, value_name = "RATE")]
+    pub node_eviction_rate: f64,
     /// Static pod manifests the agent runs (a directory, or one file) [default: <data-dir>/agent/pod-manifests].
     #[arg(long, env = "SKIFF_POD_MANIFEST_PATH", value_name = "PATH")]
     pub pod_manifest_path: Option<PathBuf>,
@@ -455,7 +461,7 @@ pub enum Command {
 }
 
 /// Everything `skiff server` needs to know, after precedence and validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
@@ -519,6 +525,10 @@ pub struct ServerConfig {
     pub container_log_max_size: u64,
     /// `--container-log-max-files`.
     pub container_log_max_files: u32,
+    /// `--node-monitor-grace-period`.
+    pub node_monitor_grace_period: std::time::Duration,
+    /// `--node-eviction-rate`, Nodes per second.
+    pub node_eviction_rate: f64,
     /// Where the agent reads static pod manifests.
     pub pod_manifest_path: PathBuf,
     /// Log filter directive.
@@ -841,6 +851,8 @@ impl ServerConfig {
             eviction_max_pod_grace_period: args.eviction_max_pod_grace_period,
             container_log_max_size: args.container_log_max_size,
             container_log_max_files: args.container_log_max_files,
+            node_monitor_grace_period: args.node_monitor_grace_period,
+            node_eviction_rate: args.node_eviction_rate,
             log_level: args.log_level,
         };
         // Soft thresholds need their grace periods: checked across the flags.
@@ -880,6 +892,14 @@ pub fn parse_eviction_minimum_reclaims(s: &str) -> Result<String, String> {
 /// Parses a Go duration (`5m`, `1m30s`).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     skiff_agent::eviction::thresholds::parse_go_duration(s)
+}
+
+/// Parses `--node-eviction-rate`: a finite, non-negative number.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r >= 0.0)
+        .ok_or_else(|| format!("{s:?} is not a non-negative number"))
 }
 
 /// Parses `--container-log-max-size`: a positive quantity of bytes.

@@ -78,7 +78,11 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     };
     let identity = leader_identity(&cfg.node_name, &cfg.data_dir);
     let local_path = skiff_controllers::volume::localpath::LocalPathConfig { dir: cfg.data_dir.join("storage") };
-    let controllers = skiff_controllers::start(client_cfg.clone(), ipam, identity.clone(), local_path);
+    let health = skiff_controllers::nodehealth::NodeHealthConfig {
+        grace_period: cfg.node_monitor_grace_period,
+        eviction_rate: cfg.node_eviction_rate,
+    };
+    let controllers = skiff_controllers::start(client_cfg.clone(), ipam, identity.clone(), local_path, health);
     let scheduler = if cfg.disable_scheduler {
         None
     } else {

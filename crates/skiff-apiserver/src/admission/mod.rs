@@ -1,14 +1,15 @@
 //! Admission: per-kind checks and mutations of writes that need more than the object itself
 //! (other objects in the store), run by the generic write path at fixed points. Present: the
-//! Priority plugin ([`priority`]), LimitRanger ([`limitranger`]), ResourceQuota
-//! ([`resourcequota`]) and the storage plugins ([`storage`]: DefaultStorageClass and
-//! StorageObjectInUseProtection). The typed hooks of `skiff-api` (defaulting, strategy,
+//! Priority plugin ([`priority`]), DefaultTolerationSeconds ([`tolerations`]), LimitRanger
+//! ([`limitranger`]), ResourceQuota ([`resourcequota`]) and the storage plugins ([`storage`]:
+//! DefaultStorageClass and StorageObjectInUseProtection). The typed hooks of `skiff-api` (defaulting, strategy,
 //! validation) are not admission and stay there.
 
 pub mod limitranger;
 pub mod priority;
 pub mod resourcequota;
 pub mod storage;
+pub mod tolerations;
 
 use serde_json::Value;
 use skiff_api::StatusError;
@@ -25,6 +26,7 @@ pub async fn create(state: &ApiState, storage: &ResourceInfo, obj: &mut Value) -
     if is(storage, "", "pods") {
         limitranger::mutate_pod(state, obj).await?;
         priority::admit_pod(state, obj).await?;
+        tolerations::admit_pod(obj);
     } else if is(storage, "scheduling.k8s.io", "priorityclasses") {
         priority::admit_class(state, obj, false).await?;
     } else if is(storage, "", "persistentvolumeclaims") {

@@ -38,23 +38,62 @@ impl DeleteOptions {
         if !body.iter().all(u8::is_ascii_whitespace) {
             let format = crate::negotiate::body_format(ctx.content_type.as_deref())?;
             let v = crate::negotiate::decode_body(body, format)?;
-            if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
-                opts.grace_period = Some(g);
-            }
-            if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
-                opts.propagation = Some(p.to_string());
-            }
-            if let Some(o) = v.get("orphanDependents").and_then(Value::as_bool) {
-                opts.orphan_dependents = Some(o);
-            }
-            if let Some(pre) = v.get("preconditions") {
-                opts.uid = pre.get("uid").and_then(Value::as_str).map(str::to_string);
-                opts.resource_version = pre.get("resourceVersion").and_then(Value::as_str).map(str::to_string);
-            }
-            if let Some(d) = v.get("dryRun").and_then(Value::as_array) {
-                opts.dry_run |= d.iter().any(|x| x == "All");
-            }
+            opts.read_body(&v);
         }
+        opts.checked()
+    }
+
+    /// Reads the options of a `DeleteOptions` object (the eviction API's `deleteOptions`), with
+    /// the request's own `dryRun`.
+    pub(super) fn from_value(ctx: &Ctx, v: Option<&Value>) -> Result<Self, StatusError> {
+        let mut opts = DeleteOptions { dry_run: ctx.query.dry_run()?, ..Default::default() };
+        if let Some(v) = v {
+            opts.read_body(v);
+        }
+        opts.checked()
+    }
+
+    /// Whether this is a dry run.
+    pub(super) fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// The `resourceVersion` precondition, if any.
+    pub(super) fn resource_version(&self) -> Option<&str> {
+        self.resource_version.as_deref().filter(|r| !r.is_empty())
+    }
+
+    /// The `uid` precondition, if any.
+    pub(super) fn uid(&self) -> Option<&str> {
+        self.uid.as_deref().filter(|u| !u.is_empty())
+    }
+
+    /// These options with a `resourceVersion` precondition.
+    pub(super) fn with_resource_version(&self, rv: String) -> Self {
+        Self { resource_version: Some(rv), ..self.clone() }
+    }
+
+    fn read_body(&mut self, v: &Value) {
+        if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
+            self.grace_period = Some(g);
+        }
+        if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
+            self.propagation = Some(p.to_string());
+        }
+        if let Some(o) = v.get("orphanDependents").and_then(Value::as_bool) {
+            self.orphan_dependents = Some(o);
+        }
+        if let Some(pre) = v.get("preconditions") {
+            self.uid = pre.get("uid").and_then(Value::as_str).map(str::to_string);
+            self.resource_version = pre.get("resourceVersion").and_then(Value::as_str).map(str::to_string);
+        }
+        if let Some(d) = v.get("dryRun").and_then(Value::as_array) {
+            self.dry_run |= d.iter().any(|x| x == "All");
+        }
+    }
+
+    fn checked(mut self) -> Result<Self, StatusError> {
+        let opts = &mut self;
         match opts.propagation.as_deref() {
             None | Some("Background" | "Foreground" | "Orphan") => {}
             Some(other) => {
@@ -66,7 +105,7 @@ impl DeleteOptions {
         if opts.grace_period.is_some_and(|g| g < 0) {
             opts.grace_period = Some(0);
         }
-        Ok(opts)
+        Ok(self)
     }
 
     fn finalizer(&self) -> Option<&'static str> {

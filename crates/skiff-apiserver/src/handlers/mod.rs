@@ -5,6 +5,7 @@
 
 mod binding;
 mod delete;
+mod eviction;
 mod meta;
 mod read;
 mod subresource;

@@ -1,7 +1,7 @@
 //! Subresources: `/status` (only status changes), `/scale` (autoscaling/v1 Scale over
 //! `spec.replicas`, or for custom resources the CRD's `specReplicasPath`, `statusReplicasPath` and
 //! `labelSelectorPath`; server-side apply to it converts `managedFields` with
-//! [`crate::apply::scale`]), pods' `/binding` (in [`super::binding`]) and namespaces' `/finalize`. Pods' streaming subresources (log, exec,
+//! [`crate::apply::scale`]), pods' `/binding` (in [`super::binding`]) and `/eviction` (in [`super::eviction`]) and namespaces' `/finalize`. Pods' streaming subresources (log, exec,
 //! attach, port-forward) are proxied to the node agent by [`crate::nodeproxy`] before they get here;
 //! what does reach this module of them (and `proxy`) answers 503.
 
@@ -45,6 +45,7 @@ pub async fn handle(
         ("scale", &Method::GET) => get_scale(state, ctx).await,
         ("scale", &Method::PUT | &Method::PATCH) => update_scale(state, ctx, method, read_body(body).await?).await,
         ("binding", &Method::POST) => super::binding::create_subresource(state, ctx, read_body(body).await?).await,
+        ("eviction", &Method::POST) => super::eviction::create(state, ctx, read_body(body).await?).await,
         ("finalize", &Method::PUT) => finalize(state, ctx, read_body(body).await?).await,
         ("log" | "exec" | "attach" | "portforward" | "proxy", _) => Err(StatusError::service_unavailable(format!(
             "{sub} is not available: no node agent serves this object yet"

@@ -86,13 +86,24 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> kube::Client {
+        self.client_with(true).await
+    }
+
+    /// A client that answers 429s to the caller instead of retrying them.
+    #[allow(dead_code)]
+    pub async fn client_without_retries(&self) -> kube::Client {
+        self.client_with(false).await
+    }
+
+    async fn client_with(&self, retries: bool) -> kube::Client {
         let ca = base64::engine::general_purpose::STANDARD.encode(self.ca_pem.as_bytes());
         let yaml = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {TOKEN}\ncontexts:\n- name: c\n  context:\n    cluster: t\n    user: u\ncurrent-context: c\n",
             self.addr.port()
         );
         let kc = Kubeconfig::from_yaml(&yaml).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+        let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+        config.default_retry = retries;
         kube::Client::try_from(config).unwrap()
     }
 }
