@@ -19,7 +19,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Namespace, Node, Pod, ReplicationController, Service, ServiceAccount,
+    ConfigMap, Endpoints, Namespace, Node, PersistentVolumeClaim, Pod, ReplicationController, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Resource;
@@ -182,6 +182,8 @@ pub struct SharedInformers {
     pub controllerrevisions: Arc<Informer<ControllerRevision>>,
     /// Nodes.
     pub nodes: Arc<Informer<Node>>,
+    /// PersistentVolumeClaims (StatefulSet volume claims).
+    pub persistentvolumeclaims: Arc<Informer<PersistentVolumeClaim>>,
 }
 
 impl SharedInformers {
@@ -205,6 +207,7 @@ impl SharedInformers {
             statefulsets: Informer::new(Api::all(client.clone()), cfg()),
             controllerrevisions: Informer::new(Api::all(client.clone()), cfg()),
             nodes: Informer::new(Api::all(client.clone()), cfg()),
+            persistentvolumeclaims: Informer::new(Api::all(client.clone()), cfg()),
         })
     }
 
@@ -227,6 +230,7 @@ impl SharedInformers {
             self.statefulsets.clone().run(),
             self.controllerrevisions.clone().run(),
             self.nodes.clone().run(),
+            self.persistentvolumeclaims.clone().run(),
         );
     }
 
@@ -249,6 +253,7 @@ impl SharedInformers {
             self.statefulsets.ready(),
             self.controllerrevisions.ready(),
             self.nodes.ready(),
+            self.persistentvolumeclaims.ready(),
         );
     }
 }

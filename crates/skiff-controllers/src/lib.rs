@@ -6,7 +6,7 @@
 //! manager's controllers ([`manager`]: ReplicaSet and ReplicationController
 //! ([`replicaset`]), Deployment ([`deployment`]), the garbage collector ([`gc`]), Endpoints
 //! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), Job ([`job`]) with TTL-after-finished
-//! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), ServiceAccounts ([`serviceaccount`])
+//! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), ServiceAccounts ([`serviceaccount`]), StatefulSet ([`statefulset`])
 //! and the root CA publisher ([`rootca`])), which share informers
 //! ([`informer`]), work queues ([`queue`]) and expectations ([`expectations`]) and run only
 //! while this process holds the `kube-system/kube-controller-manager` Lease ([`leader`]). The
@@ -36,6 +36,7 @@ pub mod rootca;
 pub mod selector;
 pub mod serviceaccount;
 pub mod servicelb;
+pub mod statefulset;
 pub mod ttlafterfinished;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};

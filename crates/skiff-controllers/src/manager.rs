@@ -8,7 +8,8 @@ use crate::informer::SharedInformers;
 use crate::leader::{self, LeaderConfig};
 use crate::replicaset::{self, Flavor};
 use crate::{
-    ClientConfig, cronjob, deployment, endpoints, endpointslice, gc, job, rootca, serviceaccount, ttlafterfinished,
+    ClientConfig, cronjob, deployment, endpoints, endpointslice, gc, job, rootca, serviceaccount, statefulset,
+    ttlafterfinished,
 };
 
 /// The Lease the controller manager elects its leader with.
@@ -35,5 +36,6 @@ pub async fn run_controllers(client: kube::Client, ca_pem: String) {
     let jobs = job::controller(client.clone(), informers.clone());
     let ttl = ttlafterfinished::controller(client.clone(), informers.clone());
     let cronjobs = cronjob::controller(client.clone(), informers.clone());
-    futures::join!(informers.clone().run(), rs, rc, deploy, gc, sa, ca, ep, eps, jobs, ttl, cronjobs);
+    let sts = statefulset::controller(client.clone(), informers.clone());
+    futures::join!(informers.clone().run(), rs, rc, deploy, gc, sa, ca, ep, eps, jobs, ttl, cronjobs, sts);
 }
