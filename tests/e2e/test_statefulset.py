@@ -70,13 +70,16 @@ def statefulset(name: str, replicas: int, command: str, claims: list | None = No
         # Unready until the test (or the command) creates /tmp/ready.
         "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "failureThreshold": 1},
     }
+    pod_spec = {"terminationGracePeriodSeconds": 1, "containers": [container]}
     if claims:
         container["volumeMounts"] = [{"name": "www", "mountPath": "/data"}]
+        # The claim's volume replaces a template volume of its name (skiff's validation does not
+        # yet count claim templates as volumes for mounts; upstream's does).
+        pod_spec["volumes"] = [{"name": "www", "emptyDir": {}}]
     body = {
         "replicas": replicas, "serviceName": name,
         "selector": {"matchLabels": {"app": name}},
-        "template": {"metadata": {"labels": {"app": name}},
-                     "spec": {"terminationGracePeriodSeconds": 1, "containers": [container]}},
+        "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec},
         **spec,
     }
     if claims:
