@@ -73,8 +73,7 @@ def statefulset(name: str, replicas: int, command: str, claims: list | None = No
     pod_spec = {"terminationGracePeriodSeconds": 1, "containers": [container]}
     if claims:
         container["volumeMounts"] = [{"name": "www", "mountPath": "/data"}]
-        # The claim's volume replaces a template volume of its name (skiff's validation does not
-        # yet count claim templates as volumes for mounts; upstream's does).
+        # The claim's volume replaces a template volume of its name, as upstream's controller does.
         pod_spec["volumes"] = [{"name": "www", "emptyDir": {}}]
     body = {
         "replicas": replicas, "serviceName": name,
