@@ -72,9 +72,8 @@ def statefulset(name: str, replicas: int, command: str, claims: list | None = No
     }
     pod_spec = {"terminationGracePeriodSeconds": 1, "containers": [container]}
     if claims:
+        # The mount names the claim template: the controller adds the claim's volume.
         container["volumeMounts"] = [{"name": "www", "mountPath": "/data"}]
-        # The claim's volume replaces a template volume of its name, as upstream's controller does.
-        pod_spec["volumes"] = [{"name": "www", "emptyDir": {}}]
     body = {
         "replicas": replicas, "serviceName": name,
         "selector": {"matchLabels": {"app": name}},
