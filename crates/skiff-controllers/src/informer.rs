@@ -183,7 +183,7 @@ pub struct SharedInformers {
     /// Nodes.
     pub nodes: Arc<Informer<Node>>,
     /// PersistentVolumeClaims (StatefulSet volume claims).
-    pub persistentvolumeclaims: Arc<Informer<PersistentVolumeClaim>>,
+    pub claims: Arc<Informer<PersistentVolumeClaim>>,
 }
 
 impl SharedInformers {
@@ -207,7 +207,7 @@ impl SharedInformers {
             statefulsets: Informer::new(Api::all(client.clone()), cfg()),
             controllerrevisions: Informer::new(Api::all(client.clone()), cfg()),
             nodes: Informer::new(Api::all(client.clone()), cfg()),
-            persistentvolumeclaims: Informer::new(Api::all(client.clone()), cfg()),
+            claims: Informer::new(Api::all(client.clone()), cfg()),
         })
     }
 
@@ -230,7 +230,7 @@ impl SharedInformers {
             self.statefulsets.clone().run(),
             self.controllerrevisions.clone().run(),
             self.nodes.clone().run(),
-            self.persistentvolumeclaims.clone().run(),
+            self.claims.clone().run(),
         );
     }
 
@@ -253,7 +253,7 @@ impl SharedInformers {
             self.statefulsets.ready(),
             self.controllerrevisions.ready(),
             self.nodes.ready(),
-            self.persistentvolumeclaims.ready(),
+            self.claims.ready(),
         );
     }
 }

@@ -94,7 +94,7 @@ pub fn controller(
             ctrl.informers.pods.ready(),
             ctrl.informers.statefulsets.ready(),
             ctrl.informers.controllerrevisions.ready(),
-            ctrl.informers.persistentvolumeclaims.ready()
+            ctrl.informers.claims.ready()
         );
         let c = ctrl.clone();
         run_workers(COMPONENT, ctrl.queue.clone(), 5, move |key| {
@@ -321,7 +321,7 @@ impl Ctrl {
         if self.expectations.satisfied(key) && set.metadata.deletion_timestamp.is_none() {
             let claims: HashSet<String> = self
                 .informers
-                .persistentvolumeclaims
+                .claims
                 .store()
                 .state()
                 .iter()
@@ -402,7 +402,7 @@ impl Ctrl {
 
     /// Sets the owner references of the claims of every live pod as the retention policy says.
     async fn apply_retention(&self, set: &StatefulSet, pods: &[Pod]) -> Result<(), kube::Error> {
-        let store = self.informers.persistentvolumeclaims.store();
+        let store = self.informers.claims.store();
         let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns_of(set));
         for pod in pods.iter().filter(|p| plan::is_created(p) && !plan::is_terminating(p)) {
             let Some(ord) = identity::ordinal_of(name_of(set), pod.metadata.name.as_deref().unwrap_or("")) else {
@@ -506,7 +506,7 @@ impl Ctrl {
     /// Creates the claims of the pod with `ordinal` that do not exist (upstream
     /// `createPersistentVolumeClaims`); the error is upstream's wording.
     async fn create_claims(&self, set: &StatefulSet, ordinal: i32, pod_name: &str) -> Result<(), String> {
-        let store = self.informers.persistentvolumeclaims.store();
+        let store = self.informers.claims.store();
         let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns_of(set));
         let probe = Pod {
             metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
