@@ -6,7 +6,7 @@
 //! manager's controllers ([`manager`]: ReplicaSet and ReplicationController
 //! ([`replicaset`]), Deployment ([`deployment`]), DaemonSet ([`daemonset`]), the garbage collector ([`gc`]), Endpoints
 //! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), Job ([`job`]) with TTL-after-finished
-//! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), HorizontalPodAutoscaler ([`hpa`]), the PodDisruptionBudget status ([`disruption`]), node health and `NoExecute` taints ([`nodehealth`]) with taint-based eviction ([`tainteviction`]), ServiceAccounts ([`serviceaccount`])
+//! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), HorizontalPodAutoscaler ([`hpa`]), the PodDisruptionBudget status ([`disruption`]), node health and `NoExecute` taints ([`nodehealth`]) with taint-based eviction ([`tainteviction`]), ServiceAccounts ([`serviceaccount`]), StatefulSet ([`statefulset`])
 //! and the root CA publisher ([`rootca`]), and storage ([`volume`]: the PersistentVolume binder,
 //! the protection finalizers and the local-path provisioner)), which share informers
 //! ([`informer`]), work queues ([`queue`]) and expectations ([`expectations`]) and run only
@@ -42,6 +42,7 @@ pub mod rootca;
 pub mod selector;
 pub mod serviceaccount;
 pub mod servicelb;
+pub mod statefulset;
 pub mod tainteviction;
 pub mod ttlafterfinished;
 pub mod volume;

@@ -10,7 +10,7 @@ use crate::replicaset::{self, Flavor};
 use crate::volume::localpath::LocalPathConfig;
 use crate::{
     ClientConfig, cronjob, daemonset, deployment, disruption, endpoints, endpointslice, gc, hpa, job, nodehealth,
-    resourcequota, rootca, serviceaccount, tainteviction, ttlafterfinished, volume,
+    resourcequota, rootca, serviceaccount, statefulset, tainteviction, ttlafterfinished, volume,
 };
 
 /// The Lease the controller manager elects its leader with.
@@ -62,6 +62,7 @@ pub async fn run_controllers(
     let pdbs = disruption::controller(client.clone(), informers.clone());
     let nodes = nodehealth::controller(client.clone(), informers.clone(), health);
     let taints = tainteviction::controller(client.clone(), informers.clone());
+    let sts = statefulset::controller(client.clone(), informers.clone());
     futures::join!(
         informers.clone().run(),
         rs,
@@ -83,6 +84,7 @@ pub async fn run_controllers(
         provisioner,
         pdbs,
         nodes,
-        taints
+        taints,
+        sts
     );
 }

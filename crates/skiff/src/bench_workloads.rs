@@ -168,7 +168,8 @@ fn status_counts(d: &Deployment) -> (i32, i32, i32, i64) {
 pub async fn run(args: BenchDeploymentArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("skiff-bench-deploy-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let (server, client) = start_server_with(&dir, &[]).await?;
+    // The simulated nodes never renew a Lease: keep them Ready (as `bench scheduler` does).
+    let (server, client) = start_server_with(&dir, &["--node-monitor-grace-period", "24h"]).await?;
     let nodes: Api<Node> = Api::all(client.clone());
     for i in 0..args.nodes {
         nodes.create(&PostParams::default(), &node(i)?).await?;

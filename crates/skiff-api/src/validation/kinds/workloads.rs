@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, ReplicaSet, StatefulSet, StatefulSetSpec,
 };
-use k8s_openapi::api::core::v1::{PodTemplateSpec, ReplicationController};
+use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, PodTemplateSpec, ReplicationController, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -226,7 +226,27 @@ fn statefulset_spec(errs: &mut ErrorList, spec: &StatefulSetSpec) {
         opt_nonneg(errs, "spec.ordinals.start", o.start);
     }
     let sel = apps_selector(errs, &spec.selector, "statefulset");
-    replicated_template(errs, sel.as_ref(), &spec.template, "spec.template", "StatefulSet");
+    replicated_template(errs, sel.as_ref(), &with_claim_volumes(spec), "spec.template", "StatefulSet");
+}
+
+/// The template with a volume for every claim template it does not already name, so volume
+/// mounts of claims validate (upstream does not check the template's volumes against its mounts
+/// for StatefulSets, because the controller adds the claims' volumes).
+fn with_claim_volumes(spec: &StatefulSetSpec) -> PodTemplateSpec {
+    let mut t = spec.template.clone();
+    if let Some(pod) = t.spec.as_mut() {
+        for name in spec.volume_claim_templates.iter().flatten().filter_map(|c| c.metadata.name.as_ref()) {
+            let volumes = pod.volumes.get_or_insert_with(Vec::new);
+            if !volumes.iter().any(|v| &v.name == name) {
+                volumes.push(Volume {
+                    name: name.clone(),
+                    empty_dir: Some(EmptyDirVolumeSource::default()),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    t
 }
 
 impl Validation for StatefulSet {
@@ -439,6 +459,19 @@ mod tests {
         s["selector"] = json!({"app": "b"});
         let errs = rc(s).validate_create();
         assert_eq!(errs[0].field, "spec.template.metadata.labels");
+    }
+
+    #[test]
+    fn statefulset_mounts_may_name_claim_templates() {
+        let mut s = spec();
+        s["template"]["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "www", "mountPath": "/data"}]);
+        assert_eq!(
+            build::<StatefulSet>(s.clone()).validate_create()[0].field,
+            "spec.template.spec.containers[0].volumeMounts[0].name"
+        );
+        s["volumeClaimTemplates"] = json!([{"metadata": {"name": "www"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]);
+        assert_eq!(build::<StatefulSet>(s).validate_create(), ErrorList::new());
     }
 
     #[test]
