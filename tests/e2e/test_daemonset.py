@@ -23,7 +23,9 @@ NEW_IMAGE = "docker.io/library/busybox:latest"
 
 @pytest.fixture(scope="module")
 def ds_cluster():
-    with running_agent_cluster(NODE) as c:
+    # The simulated nodes' Leases are never renewed: keep them Ready however long the module runs
+    # (the node-health controller would mark them Unknown and taint them after 40 s).
+    with running_agent_cluster(NODE, ["--node-monitor-grace-period", "24h"]) as c:
         yield c
 
 
