@@ -153,11 +153,11 @@ impl History {
             limited(stabilized, DOWN_STABILIZED)
         };
         let bounded = if stabilized > current {
-            let rate = self.scale_up_limit(current, up_rules, now).max(current);
+            let rate = self.rate_limit(current, up_rules, now, true).max(current);
             let (ceiling, over) = if max > rate { (rate, UP_LIMIT) } else { (max, TOO_MANY) };
             if stabilized > ceiling { limited(ceiling, over) } else { limited(stabilized, WITHIN) }
         } else if stabilized < current {
-            let rate = self.scale_down_limit(current, down_rules, now).min(current);
+            let rate = self.rate_limit(current, down_rules, now, false).min(current);
             let (floor, under) = if min < rate { (rate, DOWN_LIMIT) } else { (min, TOO_FEW) };
             if stabilized < floor { limited(floor, under) } else { limited(stabilized, WITHIN) }
         } else {
@@ -175,36 +175,26 @@ impl History {
         current - Self::changed_within(&self.up, period, now) + Self::changed_within(&self.down, period, now)
     }
 
-    fn scale_up_limit(&self, current: i32, rules: Option<&HPAScalingRules>, now: Timestamp) -> i32 {
+    /// How far the policies let the count move from `current` (`up`: the ceiling, else the
+    /// floor), counting from where it stood at the start of each policy's period. `Max` selects
+    /// the policy allowing the largest change, `Min` the smallest, `Disabled` none.
+    fn rate_limit(&self, current: i32, rules: Option<&HPAScalingRules>, now: Timestamp, up: bool) -> i32 {
         let select = rules.and_then(|r| r.select_policy.as_deref()).unwrap_or("Max");
         if select == "Disabled" {
             return current;
         }
         let proposals = rules.and_then(|r| r.policies.as_ref()).into_iter().flatten().map(|p| {
             let start = self.period_start(current, p.period_seconds, now);
-            if p.type_ == "Pods" {
-                start.saturating_add(p.value)
-            } else {
-                (f64::from(start) * (1.0 + f64::from(p.value) / 100.0)).ceil() as i32
+            let percent = f64::from(p.value) / 100.0;
+            match (p.type_ == "Pods", up) {
+                (true, true) => start.saturating_add(p.value),
+                (true, false) => start.saturating_sub(p.value),
+                (false, true) => (f64::from(start) * (1.0 + percent)).ceil() as i32,
+                (false, false) => (f64::from(start) * (1.0 - percent)) as i32,
             }
         });
-        if select == "Min" { proposals.min().unwrap_or(i32::MAX) } else { proposals.max().unwrap_or(i32::MIN) }
-    }
-
-    fn scale_down_limit(&self, current: i32, rules: Option<&HPAScalingRules>, now: Timestamp) -> i32 {
-        let select = rules.and_then(|r| r.select_policy.as_deref()).unwrap_or("Max");
-        if select == "Disabled" {
-            return current;
-        }
-        let proposals = rules.and_then(|r| r.policies.as_ref()).into_iter().flatten().map(|p| {
-            let start = self.period_start(current, p.period_seconds, now);
-            if p.type_ == "Pods" {
-                start.saturating_sub(p.value)
-            } else {
-                (f64::from(start) * (1.0 - f64::from(p.value) / 100.0)) as i32
-            }
-        });
-        if select == "Min" { proposals.max().unwrap_or(i32::MIN) } else { proposals.min().unwrap_or(i32::MAX) }
+        // The largest change is the highest ceiling going up and the lowest floor going down.
+        if (select == "Min") == up { proposals.min().unwrap_or(i32::MAX) } else { proposals.max().unwrap_or(i32::MIN) }
     }
 }
 
@@ -313,6 +303,23 @@ mod tests {
         b.scale_up = Some(rules(Some(0), "Disabled", &[("Pods", 4, 15)]));
         let (_, l) = History::default().normalize_with_behavior(&b, 3, 9, 1, 10, at(0));
         assert_eq!((l.replicas, l.reason), (3, "ScaleUpLimit"));
+    }
+
+    #[test]
+    fn min_select_takes_the_smallest_change() {
+        let mut b = default_behavior();
+        b.scale_up = Some(rules(Some(0), "Min", &[("Pods", 4, 15), ("Percent", 100, 15)]));
+        b.scale_down = Some(rules(Some(0), "Min", &[("Pods", 1, 15), ("Percent", 50, 15)]));
+        // Up from 2: min(2 + 4, 2 × 2) = 4.
+        let (_, l) = History::default().normalize_with_behavior(&b, 2, 50, 1, 100, at(0));
+        assert_eq!((l.replicas, l.reason), (4, "ScaleUpLimit"));
+        // Down from 10: the smaller change of 10 - 1 and 10 × 50 % is 9.
+        let (_, l) = History::default().normalize_with_behavior(&b, 10, 1, 1, 100, at(0));
+        assert_eq!((l.replicas, l.reason), (9, "ScaleDownLimit"));
+        // With Max, the larger change: 5.
+        b.scale_down = Some(rules(Some(0), "Max", &[("Pods", 1, 15), ("Percent", 50, 15)]));
+        let (_, l) = History::default().normalize_with_behavior(&b, 10, 1, 1, 100, at(0));
+        assert_eq!((l.replicas, l.reason), (5, "ScaleDownLimit"));
     }
 
     #[test]
