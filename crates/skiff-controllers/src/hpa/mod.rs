@@ -31,7 +31,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::json;
-use skiff_api::quantity::Quantity;
+use skiff_api::quantity::{Format, Quantity};
 use skiff_api::selector::LabelSelectorExpr as SelectorExpr;
 
 use crate::apierr;
@@ -133,8 +133,10 @@ fn set_condition(status: &mut HorizontalPodAutoscalerStatus, type_: &str, value:
     }
 }
 
+/// A milli-value in upstream's canonical decimal form (`NewMilliQuantity(v, DecimalSI)`: `250m`,
+/// `2M`), as the status shows it.
 fn milli_quantity(milli: i64) -> K8sQuantity {
-    K8sQuantity(Quantity::from_millis(milli).to_string())
+    K8sQuantity(Quantity::from_millis(milli).canonical(Format::DecimalSi))
 }
 
 impl State {
@@ -501,4 +503,16 @@ fn unserved(what: &str, api: &str) -> String {
     format!(
         "unable to get {what}: unable to fetch metrics from {api}: the server could not find the requested resource"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_values_read_canonically() {
+        assert_eq!(milli_quantity(250).0, "250m");
+        assert_eq!(milli_quantity(2_000_000_000).0, "2M");
+        assert_eq!(milli_quantity(104_857_600_000).0, "104857600");
+    }
 }
