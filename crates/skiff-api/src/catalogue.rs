@@ -303,6 +303,11 @@ fn res(
     }
 }
 
+/// A create-only `v1` review resource: the answer is computed, nothing is stored.
+fn review(group: &'static str, kind: &'static str, plural: &'static str, namespaced: bool) -> ResourceInfo {
+    ResourceInfo { verbs: CREATE_ONLY, ..res(group, "v1", kind, plural, namespaced, &[], &[], vec![]) }
+}
+
 fn build() -> Vec<ResourceInfo> {
     let all: &'static [&'static str] = &["all"];
     let none: &'static [&'static str] = &[];
@@ -477,6 +482,13 @@ fn build() -> Vec<ResourceInfo> {
             name_rule: NameRule::PathSegment,
             ..res("rbac.authorization.k8s.io", "v1", "Role", "roles", true, none, none, vec![])
         },
+        // authentication.k8s.io/v1 and authorization.k8s.io/v1: create-only reviews, never stored
+        review("authentication.k8s.io", "TokenReview", "tokenreviews", false),
+        review("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", false),
+        review("authorization.k8s.io", "LocalSubjectAccessReview", "localsubjectaccessreviews", true),
+        review("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews", false),
+        review("authorization.k8s.io", "SelfSubjectRulesReview", "selfsubjectrulesreviews", false),
+        review("authorization.k8s.io", "SubjectAccessReview", "subjectaccessreviews", false),
         // coordination.k8s.io/v1
         res("coordination.k8s.io", "v1", "Lease", "leases", true, none, none, vec![]),
         // storage.k8s.io/v1

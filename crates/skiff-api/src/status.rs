@@ -287,6 +287,11 @@ impl StatusError {
         })
     }
 
+    /// 403 for a request that names no resource: `forbidden: <why>`.
+    pub fn forbidden_message(why: &str) -> Self {
+        Self::new(403, Reason::Forbidden, format!("forbidden: {why}"))
+    }
+
     /// 405: `<verb> is not supported on resources of kind "pods"`.
     pub fn method_not_supported(gr: &GroupResource, verb: &str) -> Self {
         Self::new(405, Reason::MethodNotAllowed, format!("{verb} is not supported on resources of kind \"{gr}\""))

@@ -1,34 +1,65 @@
 //! Authentication: who is calling, from the TLS client certificate (CN = user, O = groups) or a
-//! bearer token. Authorization is a later layer; for now every authenticated user is allowed.
+//! bearer token. What the caller may do is decided afterwards by [`crate::authz`].
 //!
 //! Tokens are compared by their SHA-256 digest so lookups do not leak timing about the secret.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-/// An authenticated identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An authenticated identity (upstream `user.Info`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UserInfo {
     /// User name.
     pub name: String,
-    /// Groups (`system:authenticated` is always included).
+    /// Unique id of the user, when the authenticator knows one (ServiceAccounts).
+    pub uid: String,
+    /// Groups (`system:authenticated` is always included for authenticated users).
     pub groups: Vec<String>,
+    /// Extra attributes (for example the pod a ServiceAccount token is bound to).
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
+/// The group every authenticated user is in.
+pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
+/// The group of unauthenticated requests.
+pub const UNAUTHENTICATED_GROUP: &str = "system:unauthenticated";
+/// The group whose members may do anything (checked before any authorizer).
+pub const MASTERS_GROUP: &str = "system:masters";
+
 impl UserInfo {
-    fn new(name: String, mut groups: Vec<String>) -> Self {
-        if !groups.iter().any(|g| g == "system:authenticated") {
-            groups.push("system:authenticated".into());
+    /// An authenticated user: `system:authenticated` is added to `groups` if missing.
+    pub fn new(name: String, mut groups: Vec<String>) -> Self {
+        if !groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
+            groups.push(AUTHENTICATED_GROUP.into());
         }
-        Self { name, groups }
+        Self { name, groups, ..Default::default() }
+    }
+
+    /// The identity of a request that presented no credentials.
+    pub fn anonymous() -> Self {
+        Self { name: "system:anonymous".into(), groups: vec![UNAUTHENTICATED_GROUP.into()], ..Default::default() }
+    }
+
+    /// The API server's own identity for internal calls (controllers inside the server).
+    pub fn apiserver() -> Self {
+        Self::new("system:apiserver".into(), vec![MASTERS_GROUP.into()])
+    }
+
+    /// Whether the user is in `group`.
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups.iter().any(|g| g == group)
     }
 }
 
 /// The verified client certificate of a connection (DER), if any; attached by the TLS layer.
 #[derive(Debug, Clone, Default)]
 pub struct PeerCertificate(pub Option<Vec<u8>>);
+
+/// The remote address of a connection; attached by the TLS layer (audit `sourceIPs`).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddress(pub std::net::SocketAddr);
 
 /// Static bearer tokens.
 #[derive(Default)]

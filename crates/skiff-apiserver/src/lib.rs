@@ -9,6 +9,7 @@ pub mod admission;
 pub mod alloc;
 pub mod apply;
 pub mod authn;
+pub mod authz;
 pub mod bootstrap;
 pub mod cache;
 pub mod crd_controller;
@@ -73,6 +74,13 @@ pub struct ServerOptions {
     pub kubelet_client: Option<nodeproxy::KubeletClientTls>,
 }
 
+impl ServerOptions {
+    /// The authorization chain for these options.
+    fn authorizers(&self) -> authz::Authorizers {
+        authz::Authorizers::new(vec![Box::new(authz::AlwaysAllow)])
+    }
+}
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -130,7 +138,12 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
         .map(nodeproxy::KubeletDialer::new)
         .transpose()
         .map_err(StartError::KubeletClient)?;
-    let router = routes::router(Arc::new(routes::Shared { state: state.clone(), tokens, kubelet }));
+    let router = routes::router(Arc::new(routes::Shared {
+        state: state.clone(),
+        tokens,
+        authorizers: opts.authorizers(),
+        kubelet,
+    }));
     let listener = server::bind(opts.bind).await?;
     let local_addr = listener.local_addr().map_err(|source| server::ServeError::Bind { addr: opts.bind, source })?;
     let (stop, stopped) = oneshot::channel::<()>();

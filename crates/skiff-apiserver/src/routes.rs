@@ -1,4 +1,4 @@
-//! The request entry point: authentication, then non-resource paths (health, version,
+//! The request entry point: authentication, authorization, then non-resource paths (health, version,
 //! discovery, OpenAPI) or the resource handlers. Every request ends in a response; a panic in a
 //! handler becomes a 500 `Status` instead of a dropped connection.
 
@@ -12,7 +12,8 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header
 use serde_json::json;
 use skiff_api::StatusError;
 
-use crate::authn::{self, PeerCertificate, TokenAuthenticator};
+use crate::authn::{self, PeerCertificate, TokenAuthenticator, UserInfo};
+use crate::authz::{self, Attributes, Authorizers, Decision, ResourceAttributes};
 use crate::discovery;
 use crate::openapi::OpenApiCache;
 use crate::reqinfo::{self, Target};
@@ -25,6 +26,8 @@ pub struct Shared {
     pub state: Arc<ApiState>,
     /// Bearer tokens.
     pub tokens: TokenAuthenticator,
+    /// The authorization chain.
+    pub authorizers: Authorizers,
     /// Connections to node agents for the streaming subresources of pods.
     pub kubelet: Option<crate::nodeproxy::KubeletDialer>,
 }
@@ -56,13 +59,23 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
-    if !authn::is_public(&path) {
+    let target = reqinfo::parse(&parts.method, &path, &query);
+    let user = if authn::is_public(&path) {
+        Arc::new(UserInfo::anonymous())
+    } else {
         let cert = parts.extensions.get::<PeerCertificate>().and_then(|c| c.0.as_deref());
         let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        if authn::authenticate(&shared.tokens, cert, authorization).is_none() {
+        let Some(user) = authn::authenticate(&shared.tokens, cert, authorization) else {
             return response::status(&StatusError::unauthorized("Unauthorized"));
+        };
+        let user = Arc::new(user);
+        let attrs = attributes(&user, &parts.method, &path, &target);
+        if let Decision::Deny(why) = shared.authorizers.authorize(&attrs) {
+            tracing::debug!(user = %user.name, verb = %attrs.verb, %path, reason = %why, "forbidden");
+            return response::status(&authz::forbidden(&attrs, &why));
         }
-    }
+        user
+    };
     let state = &shared.state;
     let accept = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     match path.as_str() {
@@ -96,7 +109,7 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
     }
     let resources = skiff_api::catalogue::all();
     let aggregated = discovery::wants_aggregated(accept);
-    match reqinfo::parse(&parts.method, &path, &query) {
+    match target {
         Target::CoreDiscovery if aggregated => aggregated_response(discovery::aggregated_discovery(true, &resources)),
         Target::GroupsDiscovery if aggregated => {
             aggregated_response(discovery::aggregated_discovery(false, &resources))
@@ -120,7 +133,7 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
         Target::Resource(req) if crate::nodeproxy::is_streaming(&req) => {
             crate::nodeproxy::handle(state, shared.kubelet.as_ref(), req, parts, body).await
         }
-        Target::Resource(req) => handlers::handle(state, &parts.method, &parts.headers, req, &query, body).await,
+        Target::Resource(req) => handlers::handle(state, user, &parts.method, &parts.headers, req, &query, body).await,
         Target::NonResource => {
             if parts.method != Method::GET {
                 return response::status(&StatusError::not_found_message(
@@ -130,6 +143,16 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
             not_found(&path)
         }
     }
+}
+
+/// The authorization question a request asks.
+fn attributes(user: &Arc<UserInfo>, method: &Method, path: &str, target: &Target) -> Attributes {
+    let (verb, resource) = match target {
+        Target::Resource(req) => (req.verb.as_str().to_string(), Some(ResourceAttributes::from_request(req))),
+        _ => (method.as_str().to_ascii_lowercase(), None),
+    };
+    let verb = if verb == "head" { "get".to_string() } else { verb };
+    Attributes { user: user.clone(), verb, resource, path: path.to_string() }
 }
 
 fn not_found(path: &str) -> Response<Body> {

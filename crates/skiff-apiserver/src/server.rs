@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::authn::PeerCertificate;
+use crate::authn::{PeerAddress, PeerCertificate};
 
 /// PEM material for the listener.
 #[derive(Clone)]
@@ -122,6 +122,7 @@ pub async fn serve(
             let peer_cert = PeerCertificate(cert);
             let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(peer_cert.clone());
+                req.extensions_mut().insert(PeerAddress(peer));
                 let router = router.clone();
                 async move { router.oneshot(req.map(axum::body::Body::new)).await }
             });

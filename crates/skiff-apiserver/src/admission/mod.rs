@@ -15,14 +15,17 @@ use serde_json::Value;
 use skiff_api::StatusError;
 use skiff_api::catalogue::ResourceInfo;
 
+use crate::handlers::{Admission, Ctx};
 use crate::state::ApiState;
 
 fn is(info: &ResourceInfo, group: &str, plural: &str) -> bool {
     info.group == group && info.plural == plural
 }
 
-/// Mutating and validating admission of a create of `obj` (stored form) of `storage`.
-pub async fn create(state: &ApiState, storage: &ResourceInfo, obj: &mut Value) -> Result<(), StatusError> {
+/// Mutating admission of a create of `obj` (stored form) of `ctx.storage`, by `ctx.user`.
+pub async fn create(state: &ApiState, ctx: &Ctx, adm: &mut Admission, obj: &mut Value) -> Result<(), StatusError> {
+    let _ = adm;
+    let storage = ctx.storage;
     if is(storage, "", "pods") {
         limitranger::mutate_pod(state, obj).await?;
         priority::admit_pod(state, obj).await?;
@@ -37,8 +40,16 @@ pub async fn create(state: &ApiState, storage: &ResourceInfo, obj: &mut Value) -
     Ok(())
 }
 
-/// Admission of an update of the main resource to `new` (stored form) of `storage`.
-pub async fn update(state: &ApiState, storage: &ResourceInfo, new: &Value) -> Result<(), StatusError> {
+/// Mutating admission of an update of the main resource from `old` to `new` (stored forms).
+pub async fn update(
+    state: &ApiState,
+    ctx: &Ctx,
+    adm: &mut Admission,
+    old: &Value,
+    new: &mut Value,
+) -> Result<(), StatusError> {
+    let (_, _) = (adm, old);
+    let storage = ctx.storage;
     if is(storage, "scheduling.k8s.io", "priorityclasses") {
         priority::admit_class(state, new, true).await?;
     }
@@ -47,12 +58,8 @@ pub async fn update(state: &ApiState, storage: &ResourceInfo, new: &Value) -> Re
 
 /// Validating admission of a create once `obj` is defaulted and valid (LimitRanger's checks,
 /// then ResourceQuota, which charges the quota unless `dry_run`).
-pub async fn validate_create(
-    state: &ApiState,
-    storage: &ResourceInfo,
-    obj: &Value,
-    dry_run: bool,
-) -> Result<(), StatusError> {
+pub async fn validate_create(state: &ApiState, ctx: &Ctx, adm: &mut Admission, obj: &Value) -> Result<(), StatusError> {
+    let (storage, dry_run) = (ctx.storage, adm.dry_run);
     if is(storage, "", "pods") || is(storage, "", "persistentvolumeclaims") {
         limitranger::validate(state, storage.plural, obj).await?;
     }
@@ -62,19 +69,21 @@ pub async fn validate_create(
 /// Validating admission of an update of the main resource from `old` to `new` (stored forms).
 pub async fn validate_update(
     state: &ApiState,
-    storage: &ResourceInfo,
+    ctx: &Ctx,
+    adm: &mut Admission,
     old: &Value,
     new: &Value,
-    dry_run: bool,
 ) -> Result<(), StatusError> {
+    let (storage, dry_run) = (ctx.storage, adm.dry_run);
     if is(storage, "", "persistentvolumeclaims") {
         limitranger::validate(state, storage.plural, new).await?;
     }
     resourcequota::admit(state, storage, Some(old), new, dry_run).await
 }
 
-/// Admission of a delete of `name` of `storage`.
-pub fn delete(storage: &ResourceInfo, name: &str) -> Result<(), StatusError> {
+/// Admission of a delete of `name` of `ctx.storage` by `ctx.user`.
+pub fn delete(ctx: &Ctx, name: &str) -> Result<(), StatusError> {
+    let storage = ctx.storage;
     if is(storage, "scheduling.k8s.io", "priorityclasses") {
         priority::admit_class_delete(name)?;
     }

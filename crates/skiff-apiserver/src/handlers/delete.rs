@@ -154,7 +154,7 @@ pub async fn delete_object(
         }
         let is_pod = ctx.storage.plural == "pods" && ctx.storage.group.is_empty();
         let is_namespace = ctx.storage.plural == "namespaces" && ctx.storage.group.is_empty();
-        crate::admission::delete(ctx.storage, name)?;
+        crate::admission::delete(ctx, name)?;
         if is_namespace && crate::bootstrap::UNDELETABLE_NAMESPACES.contains(&name) {
             return Err(StatusError::forbidden(&ctx.group_resource(), name, "this namespace may not be deleted"));
         }

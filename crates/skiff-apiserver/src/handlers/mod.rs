@@ -8,6 +8,7 @@ mod delete;
 mod eviction;
 mod meta;
 mod read;
+mod review;
 mod subresource;
 mod watch;
 mod write;
@@ -15,6 +16,8 @@ mod write;
 pub use delete::{DeleteOptions, delete_object};
 pub use meta::now_rfc3339;
 pub use write::{Admission, Part, create_object, update_object};
+
+use std::sync::Arc;
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -24,6 +27,7 @@ use skiff_api::StatusError;
 use skiff_api::catalogue::{self, ResourceInfo};
 use skiff_api::status::{GroupKind, GroupResource};
 
+use crate::authn::UserInfo;
 use crate::negotiate::MAX_BODY_BYTES;
 use crate::query::Query;
 use crate::reqinfo::{ResourceRequest, Verb};
@@ -32,6 +36,8 @@ use crate::{response, views};
 
 /// Everything a resource handler needs to know about the request.
 pub struct Ctx {
+    /// Who makes the request (already authorized for it).
+    pub user: Arc<UserInfo>,
     /// The served resource.
     pub info: &'static ResourceInfo,
     /// The stored resource (differs for views).
@@ -58,6 +64,7 @@ impl Ctx {
     /// Builds a context for an internal call (no HTTP request).
     pub fn internal(info: &'static ResourceInfo, namespace: Option<&str>, verb: Verb) -> Self {
         Self {
+            user: Arc::new(UserInfo::apiserver()),
             info,
             storage: views::storage_info(info),
             namespace: namespace.map(str::to_string),
@@ -95,13 +102,14 @@ impl Ctx {
 /// Serves one resource request.
 pub async fn handle(
     state: &ApiState,
+    user: Arc<UserInfo>,
     method: &Method,
     headers: &HeaderMap,
     req: ResourceRequest,
     query: &str,
     body: Body,
 ) -> Response<Body> {
-    match dispatch(state, method, headers, req, query, body).await {
+    match dispatch(state, user, method, headers, req, query, body).await {
         Ok(resp) => resp,
         Err(err) => response::status(&err),
     }
@@ -125,6 +133,7 @@ pub async fn read_body(body: Body) -> Result<Bytes, StatusError> {
 
 async fn dispatch(
     state: &ApiState,
+    user: Arc<UserInfo>,
     method: &Method,
     headers: &HeaderMap,
     req: ResourceRequest,
@@ -153,6 +162,7 @@ async fn dispatch(
         return Err(StatusError::not_found_message("the server could not find the requested resource"));
     }
     let ctx = Ctx {
+        user,
         info,
         storage: views::storage_info(info),
         namespace: req.namespace.clone(),
@@ -177,6 +187,7 @@ async fn dispatch(
         Verb::Create if binding::is_legacy_collection(info) => {
             binding::create_legacy(state, &ctx, read_body(body).await?).await
         }
+        Verb::Create if review::is_review(info) => review::create(state, &ctx, read_body(body).await?).await,
         Verb::Create => write::create(state, &ctx, read_body(body).await?).await,
         Verb::Update => write::update(state, &ctx, read_body(body).await?).await,
         Verb::Patch => write::patch(state, &ctx, read_body(body).await?).await,

@@ -206,9 +206,9 @@ pub async fn create_object(
     let sent = take_managed(&mut obj);
     meta::prepare_create(ctx, &mut obj)?;
     ensure_namespace_open(state, ctx).await?;
-    crate::admission::create(state, ctx.storage, &mut obj).await?;
+    crate::admission::create(state, ctx, adm, &mut obj).await?;
     let mut obj = ops(ctx)?.admit(obj, Operation::Create, adm.validation, &mut adm.warnings)?;
-    crate::admission::validate_create(state, ctx.storage, &obj, adm.dry_run).await?;
+    crate::admission::validate_create(state, ctx, adm, &obj).await?;
     track(ctx, adm, None, &mut obj, sent);
     let name = meta_str(&obj, "name").unwrap_or("").to_string();
     let key = ctx.key(&name);
@@ -353,8 +353,8 @@ pub async fn update_object(
         };
         let mut new = ops(ctx)?.admit(new, op, adm.validation, &mut adm.warnings)?;
         if part == Part::Main && new != old {
-            crate::admission::update(state, ctx.storage, &new).await?;
-            crate::admission::validate_update(state, ctx.storage, &old, &new, adm.dry_run).await?;
+            crate::admission::update(state, ctx, adm, &old, &mut new).await?;
+            crate::admission::validate_update(state, ctx, adm, &old, &new).await?;
         }
         if part == Part::Main
             && meta::spec_changed(&new, &old)
