@@ -22,6 +22,8 @@ pub struct ApiConfig {
     pub advertise_address: IpAddr,
     /// Port of the API.
     pub port: u16,
+    /// The PodSecurity admission plugin's defaults and exemptions.
+    pub pod_security: crate::admission::podsecurity::Config,
 }
 
 /// State shared by every request.

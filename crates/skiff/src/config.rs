@@ -367,6 +367,10 @@ pub struct ServerArgs {
     /// A KubeSchedulerConfiguration file (profiles, plugins, weights, percentageOfNodesToScore).
     #[arg(long, env = "SKIFF_SCHEDULER_CONFIG", value_name = "FILE")]
     pub scheduler_config: Option<PathBuf>,
+    /// A PodSecurityConfiguration (or AdmissionConfiguration) file: the Pod Security levels of
+    /// namespaces without labels, and exempt users, namespaces and runtime classes.
+    #[arg(long, env = "SKIFF_POD_SECURITY_ADMISSION_CONFIG_FILE", value_name = "FILE")]
+    pub pod_security_admission_config_file: Option<PathBuf>,
     /// A registry (host:port) the agent pulls from over plain HTTP; repeatable. More registry
     /// settings (mirrors, credentials, TLS) go in <data-dir>/agent/registries.yaml.
     #[arg(long = "insecure-registry", env = "SKIFF_INSECURE_REGISTRY", value_delimiter = ',', action = ArgAction::Append, value_name = "HOST:PORT")]
@@ -499,6 +503,8 @@ pub struct ServerConfig {
     pub disable_scheduler: bool,
     /// The scheduler's configuration file.
     pub scheduler_config: Option<PathBuf>,
+    /// The PodSecurity admission configuration file.
+    pub pod_security_admission_config_file: Option<PathBuf>,
     /// Registries pulled from over plain HTTP.
     pub insecure_registries: Vec<String>,
     /// Image GC high threshold, percent.
@@ -838,6 +844,7 @@ impl ServerConfig {
             lb_pool: args.lb_pool,
             disable_scheduler: args.disable_scheduler,
             scheduler_config: args.scheduler_config,
+            pod_security_admission_config_file: args.pod_security_admission_config_file,
             insecure_registries: args.insecure_registry,
             image_gc_high_threshold: args.image_gc_high_threshold,
             image_gc_low_threshold: args.image_gc_low_threshold,

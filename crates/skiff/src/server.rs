@@ -46,6 +46,7 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
             cluster_domain: cfg.cluster_domain.clone(),
             advertise_address: advertise,
             port: cfg.https_listen_port,
+            pod_security: pod_security_config(cfg.pod_security_admission_config_file.as_deref())?,
         },
         kubelet_client: {
             let pair = pki
@@ -198,6 +199,15 @@ fn streaming_tls(
         key_pem: pair.key_pem,
         client_ca_pem: pki.ca_cert_pem().to_string(),
     })
+}
+
+/// The PodSecurity admission configuration: the file's, else upstream's defaults.
+fn pod_security_config(
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<skiff_apiserver::admission::podsecurity::Config> {
+    let Some(file) = file else { return Ok(Default::default()) };
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    skiff_apiserver::admission::podsecurity::Config::parse(&text).with_context(|| format!("in {}", file.display()))
 }
 
 /// The address in-process clients use: loopback when the server listens on every interface.

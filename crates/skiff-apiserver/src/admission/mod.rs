@@ -1,11 +1,12 @@
 //! Admission: per-kind checks and mutations of writes that need more than the object itself
 //! (other objects in the store), run by the generic write path at fixed points. Present: the
 //! Priority plugin ([`priority`]), DefaultTolerationSeconds ([`tolerations`]), LimitRanger
-//! ([`limitranger`]), ResourceQuota ([`resourcequota`]) and the storage plugins ([`storage`]:
+//! ([`limitranger`]), PodSecurity ([`podsecurity`]), ResourceQuota ([`resourcequota`]) and the storage plugins ([`storage`]:
 //! DefaultStorageClass and StorageObjectInUseProtection). The typed hooks of `skiff-api` (defaulting, strategy,
 //! validation) are not admission and stay there.
 
 pub mod limitranger;
+pub mod podsecurity;
 pub mod priority;
 pub mod resourcequota;
 pub mod storage;
@@ -59,11 +60,12 @@ pub async fn update(
 /// Validating admission of a create once `obj` is defaulted and valid (LimitRanger's checks,
 /// then ResourceQuota, which charges the quota unless `dry_run`).
 pub async fn validate_create(state: &ApiState, ctx: &Ctx, adm: &mut Admission, obj: &Value) -> Result<(), StatusError> {
-    let (storage, dry_run) = (ctx.storage, adm.dry_run);
+    let storage = ctx.storage;
     if is(storage, "", "pods") || is(storage, "", "persistentvolumeclaims") {
         limitranger::validate(state, storage.plural, obj).await?;
     }
-    resourcequota::admit(state, storage, None, obj, dry_run).await
+    podsecurity::admit(state, ctx, adm, None, obj).await?;
+    resourcequota::admit(state, storage, None, obj, adm.dry_run).await
 }
 
 /// Validating admission of an update of the main resource from `old` to `new` (stored forms).
@@ -74,11 +76,12 @@ pub async fn validate_update(
     old: &Value,
     new: &Value,
 ) -> Result<(), StatusError> {
-    let (storage, dry_run) = (ctx.storage, adm.dry_run);
+    let storage = ctx.storage;
     if is(storage, "", "persistentvolumeclaims") {
         limitranger::validate(state, storage.plural, new).await?;
     }
-    resourcequota::admit(state, storage, Some(old), new, dry_run).await
+    podsecurity::admit(state, ctx, adm, Some(old), new).await?;
+    resourcequota::admit(state, storage, Some(old), new, adm.dry_run).await
 }
 
 /// Admission of a delete of `name` of `ctx.storage` by `ctx.user`.

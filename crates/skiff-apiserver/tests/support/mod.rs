@@ -61,6 +61,7 @@ async fn start_on(dir: &std::path::Path, tls: TlsMaterial, port: u16) -> Running
             cluster_domain: "cluster.local".into(),
             advertise_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 6443,
+            pod_security: Default::default(),
         },
         tokens: vec![StaticToken { token: TOKEN.into(), user: "admin".into(), groups: vec!["system:masters".into()] }],
         kubelet_client: None,
