@@ -28,10 +28,16 @@ pub fn status(err: &StatusError) -> Response<Body> {
     json(err.code, &err.to_status())
 }
 
-/// Adds `Warning: 299 - "<text>"` headers.
+/// Adds `Warning: 299 - "<text>"` headers, the text a quoted-string (`\` and `"` escaped, as
+/// upstream's `NewWarningHeader`; control characters become spaces).
 pub fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body> {
     for w in warnings {
-        let text = w.replace('"', "'");
+        let text: String = w
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"");
         if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{text}\"")) {
             resp.headers_mut().append(header::WARNING, v);
         }
@@ -45,4 +51,16 @@ pub fn text(code: u16, body: String) -> Response<Body> {
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_quoted_strings() {
+        let resp = with_warnings(text(200, String::new()), &["a \"b\" c\\d\ne".to_string()]);
+        let values: Vec<_> = resp.headers().get_all(header::WARNING).iter().collect();
+        assert_eq!(values, vec![HeaderValue::from_static(r#"299 - "a \"b\" c\\d e""#)]);
+    }
 }
