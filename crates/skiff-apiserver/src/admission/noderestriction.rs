@@ -351,10 +351,8 @@ pub async fn admit_create(state: &ApiState, ctx: &Ctx, obj: &Value) -> Result<()
     let node = node?;
     let name = objects::meta_str(obj, "name").unwrap_or("");
     let result = if is(ctx, "", "pods") {
-        let node_uid = match stored(state, "nodes", None, node).await? {
-            Some(n) => Some(objects::meta_str(&n, "uid").unwrap_or("").to_string()),
-            None => None,
-        };
+        let stored_node = stored(state, "nodes", None, node).await?;
+        let node_uid = stored_node.map(|n| objects::meta_str(&n, "uid").unwrap_or("").to_string());
         check_pod_create(node, obj, node_uid.as_deref())
     } else if is(ctx, "", "nodes") {
         check_node(node, name, None, Some(obj))

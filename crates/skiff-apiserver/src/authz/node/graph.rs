@@ -214,9 +214,7 @@ pub fn pod_refs(pod: &Value) -> Option<PodRefs> {
             add(Kind::Secret, source["secret"]["name"].as_str());
             add(Kind::ConfigMap, source["configMap"]["name"].as_str());
         }
-        for plugin in ["azureFile"] {
-            add(Kind::Secret, v[plugin]["secretName"].as_str());
-        }
+        add(Kind::Secret, v["azureFile"]["secretName"].as_str());
         for plugin in ["cephfs", "flexVolume", "iscsi", "rbd", "scaleIO", "storageos", "csi"] {
             add(Kind::Secret, v[plugin]["secretRef"]["name"].as_str());
             add(Kind::Secret, v[plugin]["nodePublishSecretRef"]["name"].as_str());
