@@ -75,7 +75,7 @@ def node_kubeconfig(c: Cluster) -> Path:
     run("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key))
     run("openssl", "req", "-new", "-key", str(key), "-subj", f"/O=system:nodes/CN=system:node:{NODE}", "-out", str(csr))
     run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(tls / "ca.crt"), "-CAkey", str(tls / "ca.key"),
-        "-CAcreateserial", "-days", "1", "-extfile", str(ext), "-out", str(crt))
+        "-CAserial", str(d / "ca.srl"), "-CAcreateserial", "-days", "1", "-extfile", str(ext), "-out", str(crt))
     server = c.kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}").stdout.strip()
     kubeconfig = d / "kubeconfig.yaml"
     k = [KUBECTL["1.32"], "--kubeconfig", str(kubeconfig)]
