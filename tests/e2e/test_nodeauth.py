@@ -37,6 +37,8 @@ def env():
         apply(c, ns, client_pod())
         apply(c, None, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": OTHER_NODE}})
         yield c, ns, node_kubeconfig(c)
+        # No new replicas while the cluster's teardown waits for every container to go.
+        c.kubectl("-n", ns, "delete", "deployment", "web", "--wait=false", check=False)
 
 
 def apply(c: Cluster, ns: str | None, obj: dict) -> None:
@@ -158,8 +160,9 @@ def test_node_reads_only_secrets_its_pods_reference(env, version):
 def test_node_modifies_only_its_own_node(env, version):
     _, _, kubeconfig = env
     patch = json.dumps({"metadata": {"labels": {"e2e": version}}})
+    # kubectl reads the Node first, which the Node authorizer refuses.
     err = forbidden(as_node(kubeconfig, version, "patch", "node", OTHER_NODE, "-p", patch))
-    assert f'nodes "{OTHER_NODE}" is forbidden: node "{NODE}" is not allowed to modify node "{OTHER_NODE}"' in err
+    assert f"node '{NODE}' cannot read '{OTHER_NODE}', only its own Node object" in err
     r = as_node(kubeconfig, version, "patch", "node", NODE, "-p", patch)
     assert r.returncode == 0, r.stderr
     restricted = json.dumps({"metadata": {"labels": {"node-restriction.kubernetes.io/pool": "x"}}})
@@ -167,6 +170,20 @@ def test_node_modifies_only_its_own_node(env, version):
     assert "is not allowed to modify labels: node-restriction.kubernetes.io/pool" in err
     err = forbidden(as_node(kubeconfig, version, "get", "node", OTHER_NODE))
     assert f"node '{NODE}' cannot read '{OTHER_NODE}', only its own Node object" in err
+
+
+def test_node_patch_of_another_node_is_refused_by_node_restriction(env):
+    """A PATCH sent without reading first (the Python client) reaches NodeRestriction."""
+    from kubernetes import client as k8s, config
+
+    _, _, kubeconfig = env
+    api = k8s.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+    with pytest.raises(k8s.ApiException) as e:
+        api.patch_node(OTHER_NODE, {"metadata": {"labels": {"e2e": "python"}}})
+    assert e.value.status == 403
+    message = json.loads(e.value.body)["message"]
+    assert message == f'nodes "{OTHER_NODE}" is forbidden: node "{NODE}" is not allowed to modify node "{OTHER_NODE}"'
+    assert api.patch_node(NODE, {"metadata": {"labels": {"e2e": "python"}}}).metadata.labels["e2e"] == "python"
 
 
 @pytest.mark.parametrize("version", ["1.32", "1.20"])
