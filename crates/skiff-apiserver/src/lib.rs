@@ -75,9 +75,11 @@ pub struct ServerOptions {
 }
 
 impl ServerOptions {
-    /// The authorization chain for these options.
-    fn authorizers(&self) -> authz::Authorizers {
-        authz::Authorizers::new(vec![Box::new(authz::AlwaysAllow)])
+    /// The authorization chain for these options (the Node authorizer first, as upstream's
+    /// `--authorization-mode=Node,RBAC`).
+    fn authorizers(&self, state: &Arc<ApiState>) -> authz::Authorizers {
+        let node = authz::node::NodeAuthorizer::start(&state.caches);
+        authz::Authorizers::new(vec![Box::new(node), Box::new(authz::AlwaysAllow)])
     }
 }
 
@@ -141,7 +143,7 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
     let router = routes::router(Arc::new(routes::Shared {
         state: state.clone(),
         tokens,
-        authorizers: opts.authorizers(),
+        authorizers: opts.authorizers(&state),
         kubelet,
     }));
     let listener = server::bind(opts.bind).await?;

@@ -56,8 +56,23 @@ pub struct ClientConfig {
     pub server_url: String,
     /// Cluster CA (PEM).
     pub ca_pem: String,
-    /// Bearer token.
-    pub token: String,
+    /// How the client proves who it is.
+    pub credentials: Credentials,
+}
+
+/// A client's credentials towards the API server.
+#[derive(Clone)]
+pub enum Credentials {
+    /// A bearer token (the admin token; tests).
+    Token(String),
+    /// A client certificate signed by the cluster CA (CN = user, O = groups): each in-process
+    /// component has its own.
+    Certificate {
+        /// Certificate, PEM.
+        cert_pem: String,
+        /// Private key, PEM.
+        key_pem: String,
+    },
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -80,10 +95,17 @@ pub enum ClientError {
 /// Builds a kube client from `cfg`.
 pub async fn client(cfg: &ClientConfig) -> Result<kube::Client, ClientError> {
     use base64::Engine as _;
-    let ca = base64::engine::general_purpose::STANDARD.encode(cfg.ca_pem.as_bytes());
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    let ca = b64(&cfg.ca_pem);
+    let user = match &cfg.credentials {
+        Credentials::Token(token) => format!("token: {token}"),
+        Credentials::Certificate { cert_pem, key_pem } => {
+            format!("client-certificate-data: {}\n    client-key-data: {}", b64(cert_pem), b64(key_pem))
+        }
+    };
     let yaml = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: controllers\n  user:\n    token: {}\ncontexts:\n- name: default\n  context:\n    cluster: skiff\n    user: controllers\ncurrent-context: default\n",
-        cfg.server_url, cfg.token
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: controllers\n  user:\n    {user}\ncontexts:\n- name: default\n  context:\n    cluster: skiff\n    user: controllers\ncurrent-context: default\n",
+        cfg.server_url
     );
     let kubeconfig = Kubeconfig::from_yaml(&yaml).map_err(|e| ClientError::Config(e.to_string()))?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())

@@ -67,11 +67,9 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     let server = skiff_apiserver::start(store, opts).await.context("failed to start the API server")?;
     tracing::info!(address = %server.local_addr, node = %cfg.node_name, agent = !cfg.disable_agent, "API server ready");
 
-    let client_cfg = skiff_controllers::ClientConfig {
-        server_url: format!("https://{}", loopback_addr(server.local_addr)),
-        ca_pem: pki.ca_cert_pem().to_string(),
-        token: pki.admin_token().to_string(),
-    };
+    let server_url = format!("https://{}", loopback_addr(server.local_addr));
+    let identity_cfg = |user: &str, groups: &[&str]| crate::identities::client_config(&pki, &server_url, user, groups);
+    let client_cfg = identity_cfg(crate::identities::CONTROLLER_MANAGER, &[])?;
     let ipam = skiff_controllers::nodeipam::NodeIpamConfig {
         cluster_network: cfg.cluster_cidr.addr,
         cluster_prefix: cfg.cluster_cidr.prefix,
@@ -87,7 +85,8 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     let scheduler = if cfg.disable_scheduler {
         None
     } else {
-        let client = skiff_controllers::client(&client_cfg).await.context("cannot build the scheduler's API client")?;
+        let sched_cfg = identity_cfg(crate::identities::SCHEDULER, &[])?;
+        let client = skiff_controllers::client(&sched_cfg).await.context("cannot build the scheduler's API client")?;
         let mut opts = crate::scheduler::options(cfg.scheduler_config.as_deref())?;
         opts.identity = identity;
         Some(skiff_scheduler::start(client, opts))
@@ -95,14 +94,16 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     let agent = if cfg.disable_agent {
         None
     } else {
-        let client = skiff_controllers::client(&client_cfg).await.context("cannot build the agent's API client")?;
+        let node_cfg = identity_cfg(&crate::identities::node_user(&cfg.node_name), &[crate::identities::NODES_GROUP])?;
+        let client = skiff_controllers::client(&node_cfg).await.context("cannot build the agent's API client")?;
         let agent_cfg = skiff_agent::AgentConfig {
             node_name: cfg.node_name.clone(),
             node_ip: advertise,
             agent_dir: cfg.data_dir.join("agent"),
             log_dir: "/var/log/pods".into(),
             labels: Default::default(),
-            control_plane: true,
+            // Set by the server (crate::noderole): NodeRestriction forbids the node itself.
+            control_plane: false,
             max_pods: 110,
             reserved_milli_cpu: 0,
             reserved_memory: 0,
@@ -125,20 +126,30 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         Some(skiff_agent::start(client, agent_cfg, exe).context("cannot start the node agent")?)
     };
     let mut node_tasks = Vec::new();
+    if !cfg.disable_agent {
+        let client =
+            skiff_controllers::client(&client_cfg).await.context("cannot build the node labeler's API client")?;
+        node_tasks.push(tokio::spawn(crate::noderole::run(client, cfg.node_name.clone())));
+    }
     {
-        let client = skiff_controllers::client(&client_cfg).await.context("cannot build the servicelb API client")?;
+        let lb_client_cfg = identity_cfg(crate::identities::SERVICELB, &[])?;
+        let client =
+            skiff_controllers::client(&lb_client_cfg).await.context("cannot build the servicelb API client")?;
         let lb_cfg = skiff_controllers::servicelb::ServiceLbConfig { pool: cfg.lb_pool.map(|p| (p.addr, p.prefix)) };
         node_tasks.push(tokio::spawn(skiff_controllers::servicelb::run(client, lb_cfg)));
     }
     if !cfg.disable_agent && !cfg.disable_proxy {
-        let client = skiff_controllers::client(&client_cfg).await.context("cannot build the proxy's API client")?;
+        let proxy_client_cfg = identity_cfg(crate::identities::PROXY, &[])?;
+        let client =
+            skiff_controllers::client(&proxy_client_cfg).await.context("cannot build the proxy's API client")?;
         let cidr = skiff_net::Ipv4Net::new(cfg.cluster_cidr.addr, cfg.cluster_cidr.prefix).ok();
         let proxy_cfg = skiff_net::proxy::ProxyConfig::new(cfg.node_name.clone(), cidr);
         node_tasks.push(tokio::spawn(skiff_net::proxy::run(client, proxy_cfg)));
     }
     if !cfg.disable_agent && !cfg.disable_dns {
+        let dns_client_cfg = identity_cfg(crate::identities::DNS, &[])?;
         let client =
-            skiff_controllers::client(&client_cfg).await.context("cannot build the DNS server's API client")?;
+            skiff_controllers::client(&dns_client_cfg).await.context("cannot build the DNS server's API client")?;
         let ranges = [cfg.service_cidr, cfg.cluster_cidr]
             .iter()
             .filter_map(|c| skiff_net::Ipv4Net::new(c.addr, c.prefix).ok())

@@ -1,11 +1,13 @@
 //! Admission: per-kind checks and mutations of writes that need more than the object itself
 //! (other objects in the store), run by the generic write path at fixed points. Present: the
-//! Priority plugin ([`priority`]), DefaultTolerationSeconds ([`tolerations`]), LimitRanger
-//! ([`limitranger`]), PodSecurity ([`podsecurity`]), ResourceQuota ([`resourcequota`]) and the storage plugins ([`storage`]:
+//! Priority plugin ([`priority`]), NodeRestriction ([`noderestriction`]), DefaultTolerationSeconds
+//! ([`tolerations`]), LimitRanger ([`limitranger`]), PodSecurity ([`podsecurity`]), ResourceQuota
+//! ([`resourcequota`]) and the storage plugins ([`storage`]:
 //! DefaultStorageClass and StorageObjectInUseProtection). The typed hooks of `skiff-api` (defaulting, strategy,
 //! validation) are not admission and stay there.
 
 pub mod limitranger;
+pub mod noderestriction;
 pub mod podsecurity;
 pub mod priority;
 pub mod resourcequota;
@@ -26,6 +28,7 @@ fn is(info: &ResourceInfo, group: &str, plural: &str) -> bool {
 /// Mutating admission of a create of `obj` (stored form) of `ctx.storage`, by `ctx.user`.
 pub async fn create(state: &ApiState, ctx: &Ctx, adm: &mut Admission, obj: &mut Value) -> Result<(), StatusError> {
     let _ = adm;
+    noderestriction::admit_create(state, ctx, obj).await?;
     let storage = ctx.storage;
     if is(storage, "", "pods") {
         limitranger::mutate_pod(state, obj).await?;

@@ -6,6 +6,9 @@
 //!
 //! The authorizers themselves live in submodules; who the caller is comes from [`crate::authn`].
 
+pub mod components;
+pub mod node;
+
 use std::sync::Arc;
 
 use skiff_api::StatusError;

@@ -53,6 +53,7 @@ pub async fn create(state: &ApiState, ctx: &Ctx, body: Bytes) -> Result<Response
         return Err(StatusError::bad_request("name in URL does not match name in Eviction object"));
     }
     let opts = DeleteOptions::from_value(ctx, eviction.get("deleteOptions"))?;
+    crate::admission::noderestriction::admit_eviction(state, ctx, &name).await?;
     evict(state, ctx, &name, &opts).await?;
     let mut status = skiff_api::status::success_status(None);
     status["code"] = json!(201);

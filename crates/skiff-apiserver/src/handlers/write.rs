@@ -352,6 +352,7 @@ pub async fn update_object(
             Part::Status | Part::Finalize => Operation::UpdateStatus(&old),
         };
         let mut new = ops(ctx)?.admit(new, op, adm.validation, &mut adm.warnings)?;
+        crate::admission::noderestriction::admit_update(ctx, &old, &new)?;
         if part == Part::Main && new != old {
             crate::admission::update(state, ctx, adm, &old, &mut new).await?;
             crate::admission::validate_update(state, ctx, adm, &old, &new).await?;
