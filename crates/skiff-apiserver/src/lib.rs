@@ -14,6 +14,7 @@ pub mod bootstrap;
 pub mod cache;
 pub mod crd_controller;
 pub mod discovery;
+pub mod encryption;
 pub mod handlers;
 pub mod negotiate;
 pub mod nodeproxy;

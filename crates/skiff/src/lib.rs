@@ -14,6 +14,7 @@ pub mod images;
 pub mod kubeconfig;
 pub mod pki;
 pub mod scheduler;
+pub mod secrets_encrypt;
 pub mod server;
 
 /// The Kubernetes API version skiff serves.

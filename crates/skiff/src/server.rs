@@ -30,6 +30,15 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     let store = RedbStore::open(RedbConfig::new(&db_path))
         .with_context(|| format!("failed to open the store at {}", db_path.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
+    let encryption = skiff_apiserver::encryption::EncryptionSettings {
+        config_path: cfg
+            .encryption_provider_config
+            .clone()
+            .unwrap_or_else(|| skiff_apiserver::encryption::default_config_path(&cfg.data_dir)),
+        generate: cfg.encryption_provider_config.is_none(),
+    };
+    let store: Arc<dyn Store> =
+        skiff_apiserver::encryption::open(store, &encryption).await.context("failed to set up encryption at rest")?;
 
     let service_cidr = Ipv4Cidr { addr: cfg.service_cidr.addr, prefix: cfg.service_cidr.prefix };
     let advertise = cfg.advertise_address.unwrap_or_else(|| cfg.client_host());
