@@ -57,7 +57,10 @@ async fn entry(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
         Ok(resp) => (resp, false),
         Err(_) => {
             tracing::error!(%method, %path, "handler panicked");
-            (response::status(&StatusError::internal("the server hit an internal error while handling the request")), true)
+            (
+                response::status(&StatusError::internal("the server hit an internal error while handling the request")),
+                true,
+            )
         }
     };
     let resp = match audit {

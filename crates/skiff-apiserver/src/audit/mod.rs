@@ -121,8 +121,10 @@ pub async fn prepare(req: Request<Body>, auditor: &Arc<Auditor>) -> Result<(Requ
     let (mut parts, body) = req.into_parts();
     parts.extensions.insert(slot.clone());
     parts.extensions.insert(auditor.clone());
-    let body = if matches!(parts.method, http::Method::POST | http::Method::PUT | http::Method::PATCH | http::Method::DELETE)
-    {
+    let body = if matches!(
+        parts.method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH | http::Method::DELETE
+    ) {
         let limited = http_body_util::Limited::new(body, crate::negotiate::MAX_BODY_BYTES);
         match limited.collect().await {
             Ok(collected) => {
@@ -221,9 +223,10 @@ pub fn authorized(parts: &Parts, user: &UserInfo, attrs: &Attributes, allowed: b
     annotations.insert("authorization.k8s.io/reason".into(), json!(reason));
     event.insert("annotations".into(), Value::Object(annotations));
     let long_running = attrs.verb == "watch"
-        || attrs.resource.as_ref().is_some_and(|r| {
-            matches!(r.subresource.as_str(), "exec" | "attach" | "portforward" | "proxy" | "log")
-        });
+        || attrs
+            .resource
+            .as_ref()
+            .is_some_and(|r| matches!(r.subresource.as_str(), "exec" | "attach" | "portforward" | "proxy" | "log"));
     let record = Record { auditor, decision, event, long_running };
     record.emit(Stage::RequestReceived, None);
     if let Ok(mut guard) = slot.0.lock() {

@@ -208,7 +208,11 @@ impl Policy {
         let mut sensitive = rule(Level::Metadata);
         sensitive.resources = vec![
             GroupResources { resources: vec!["secrets".into(), "configmaps".into()], ..Default::default() },
-            GroupResources { group: "authentication.k8s.io".into(), resources: vec!["tokenreviews".into()], ..Default::default() },
+            GroupResources {
+                group: "authentication.k8s.io".into(),
+                resources: vec!["tokenreviews".into()],
+                ..Default::default()
+            },
         ];
         Policy {
             api_version: "audit.k8s.io/v1".into(),
@@ -282,8 +286,11 @@ impl GroupResources {
         if self.resources.is_empty() {
             return true;
         }
-        let full =
-            if res.subresource.is_empty() { res.resource.clone() } else { format!("{}/{}", res.resource, res.subresource) };
+        let full = if res.subresource.is_empty() {
+            res.resource.clone()
+        } else {
+            format!("{}/{}", res.resource, res.subresource)
+        };
         self.resources.iter().any(|r| {
             if r == "*" || *r == full {
                 return true;

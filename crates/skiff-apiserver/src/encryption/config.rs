@@ -151,10 +151,16 @@ impl ProviderConfiguration {
     }
 
     fn count(&self) -> usize {
-        [self.aescbc.is_some(), self.aesgcm.is_some(), self.secretbox.is_some(), self.identity.is_some(), self.kms.is_some()]
-            .into_iter()
-            .filter(|b| *b)
-            .count()
+        [
+            self.aescbc.is_some(),
+            self.aesgcm.is_some(),
+            self.secretbox.is_some(),
+            self.identity.is_some(),
+            self.kms.is_some(),
+        ]
+        .into_iter()
+        .filter(|b| *b)
+        .count()
     }
 }
 
@@ -175,7 +181,9 @@ pub fn default_configuration(key_name: &str) -> EncryptionConfiguration {
             resources: vec!["secrets".into()],
             providers: vec![
                 ProviderConfiguration {
-                    aescbc: Some(KeysConfiguration { keys: vec![Key { name: key_name.into(), secret: random_secret() }] }),
+                    aescbc: Some(KeysConfiguration {
+                        keys: vec![Key { name: key_name.into(), secret: random_secret() }],
+                    }),
                     ..Default::default()
                 },
                 ProviderConfiguration { identity: Some(IdentityConfiguration {}), ..Default::default() },
@@ -187,16 +195,16 @@ pub fn default_configuration(key_name: &str) -> EncryptionConfiguration {
 /// Parses and validates a file's text; `path` only names it in errors.
 pub fn parse(path: &Path, text: &str) -> Result<EncryptionConfiguration, ConfigError> {
     let shown = path.display().to_string();
-    let cfg: EncryptionConfiguration = serde_saphyr::from_str(text)
-        .map_err(|e| ConfigError::Parse { path: shown.clone(), message: e.to_string() })?;
+    let cfg: EncryptionConfiguration =
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse { path: shown.clone(), message: e.to_string() })?;
     let errors = validate(&cfg);
     if errors.is_empty() { Ok(cfg) } else { Err(ConfigError::Invalid { path: shown, errors }) }
 }
 
 /// Reads and validates a file.
 pub fn read(path: &Path) -> Result<EncryptionConfiguration, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
     parse(path, &text)
 }
 
@@ -346,9 +354,8 @@ impl Transformers {
                 match p.keys() {
                     Some((alg, keys)) => {
                         for k in &keys.keys {
-                            let raw = base64::engine::general_purpose::STANDARD
-                                .decode(k.secret.trim())
-                                .unwrap_or_default();
+                            let raw =
+                                base64::engine::general_purpose::STANDARD.decode(k.secret.trim()).unwrap_or_default();
                             chain.push(Transformer::key(alg, &k.name, raw));
                         }
                     }

@@ -78,7 +78,10 @@ fn key_name(alg: Algorithm) -> String {
 }
 
 /// Loads (or first writes) the configuration, wraps `store`, and finishes a pending rotation.
-pub async fn open(store: Arc<dyn Store>, settings: &EncryptionSettings) -> Result<Arc<EncryptedStore>, EncryptionError> {
+pub async fn open(
+    store: Arc<dyn Store>,
+    settings: &EncryptionSettings,
+) -> Result<Arc<EncryptedStore>, EncryptionError> {
     let path = &settings.config_path;
     if settings.generate && !path.exists() {
         config::write(path, &config::default_configuration(&key_name(Algorithm::AesCbc)))?;
@@ -107,7 +110,12 @@ pub async fn reencrypt(store: &EncryptedStore) -> Result<usize, StoreError> {
     loop {
         let page = store
             .inner()
-            .range(RangeRequest { prefix: "/registry/".into(), start_after: start_after.clone(), revision: None, limit: Some(500) })
+            .range(RangeRequest {
+                prefix: "/registry/".into(),
+                start_after: start_after.clone(),
+                revision: None,
+                limit: Some(500),
+            })
             .await?;
         for kv in &page.kvs {
             let Some(chain) = store.transformers().chain_for(&kv.key) else { continue };
@@ -117,7 +125,8 @@ pub async fn reencrypt(store: &EncryptedStore) -> Result<usize, StoreError> {
             if !plain.stale {
                 continue;
             }
-            let op = WriteOp::Update { key: kv.key.clone(), value: plain.value.into(), expected: Some(kv.mod_revision) };
+            let op =
+                WriteOp::Update { key: kv.key.clone(), value: plain.value.into(), expected: Some(kv.mod_revision) };
             match store.write(op).await {
                 Ok(_) => rewritten += 1,
                 // Changed meanwhile: the new value was written with the current key.
@@ -191,7 +200,8 @@ pub fn rotate(config_path: &Path) -> Result<Rotation, EncryptionError> {
 pub fn status(config_path: &Path) -> Result<String, EncryptionError> {
     let cfg = config::read(config_path)?;
     let encrypted = !Transformers::new(&cfg).is_empty();
-    let stage = if marker_path(config_path).exists() { "reencrypt_request (pending a server restart)" } else { "start" };
+    let stage =
+        if marker_path(config_path).exists() { "reencrypt_request (pending a server restart)" } else { "start" };
     let mut out = format!(
         "Encryption Status: {}\nCurrent Rotation Stage: {stage}\nConfiguration: {}\n\nActive  Key Type   Name       Resources\n------  --------   ----       ---------\n",
         if encrypted { "Enabled" } else { "Disabled" },

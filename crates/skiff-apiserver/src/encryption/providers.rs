@@ -226,7 +226,8 @@ impl Transformer {
                     return Err(fail("the data is too short"));
                 }
                 let (nonce, data) = body.split_at(24);
-                let cipher = crypto_secretbox::XSalsa20Poly1305::new_from_slice(secret).map_err(|_| fail("invalid key"))?;
+                let cipher =
+                    crypto_secretbox::XSalsa20Poly1305::new_from_slice(secret).map_err(|_| fail("invalid key"))?;
                 cipher
                     .decrypt(crypto_secretbox::Nonce::from_slice(nonce), data)
                     .map_err(|_| fail("message authentication failed"))

@@ -9,9 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use skiff_store::{
-    Event, KeyValue, RangeRequest, RangeResponse, Revision, Store, StoreError, WatchStream, WriteOp,
-};
+use skiff_store::{Event, KeyValue, RangeRequest, RangeResponse, Revision, Store, StoreError, WatchStream, WriteOp};
 use tokio::sync::mpsc;
 
 use super::config::Transformers;
