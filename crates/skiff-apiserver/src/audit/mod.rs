@@ -206,6 +206,22 @@ pub fn authorized(parts: &Parts, user: &UserInfo, attrs: &Attributes, allowed: b
         if !res.subresource.is_empty() {
             obj.insert("subresource".into(), json!(res.subresource));
         }
+        // Creates name their object in the body only: upstream fills the reference from it.
+        if let Some(RequestBody(body)) = parts.extensions.get::<RequestBody>()
+            && let Ok(Value::Object(sent)) = serde_json::from_slice::<Value>(body)
+            && let Some(Value::Object(meta)) = sent.get("metadata")
+        {
+            for (k, field) in
+                [("namespace", "namespace"), ("name", "name"), ("uid", "uid"), ("resourceVersion", "resourceVersion")]
+            {
+                if let Some(Value::String(v)) = meta.get(field)
+                    && !v.is_empty()
+                    && !obj.contains_key(k)
+                {
+                    obj.insert(k.into(), json!(v));
+                }
+            }
+        }
         event.insert("objectRef".into(), Value::Object(obj));
     }
     if decision.level >= Level::Request

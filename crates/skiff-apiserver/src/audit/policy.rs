@@ -256,7 +256,7 @@ impl PolicyRule {
                 if !self.non_resource_urls.is_empty() {
                     return false;
                 }
-                if !self.namespaces.is_empty() && !self.namespaces.iter().any(|n| *n == res.namespace) {
+                if !self.namespaces.is_empty() && !self.namespaces.contains(&res.namespace) {
                     return false;
                 }
                 self.resources.is_empty() || self.resources.iter().any(|gr| gr.matches(res))
@@ -280,7 +280,7 @@ impl GroupResources {
         if self.group != res.group {
             return false;
         }
-        if !self.resource_names.is_empty() && !self.resource_names.iter().any(|n| *n == res.name) {
+        if !self.resource_names.is_empty() && !self.resource_names.contains(&res.name) {
             return false;
         }
         if self.resources.is_empty() {

@@ -1,5 +1,7 @@
 //! Unit tests of the audit policy: parsing, rule matching in order, stages and the default.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use super::policy::{Level, Policy, RequestAttributes, Stage};

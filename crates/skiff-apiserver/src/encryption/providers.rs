@@ -171,7 +171,7 @@ impl Transformer {
     }
 
     /// Decrypts `body` (the stored value after this transformer's prefix).
-    fn from_storage(&self, body: &[u8], context: &[u8]) -> Result<Vec<u8>, TransformError> {
+    fn decrypt_body(&self, body: &[u8], context: &[u8]) -> Result<Vec<u8>, TransformError> {
         let Transformer::Key { algorithm, name, secret, .. } = self else {
             if body.starts_with(ENCRYPTED_PREFIX) {
                 return Err(TransformError::Decrypt {
@@ -184,7 +184,7 @@ impl Transformer {
         let fail = |reason| TransformError::Decrypt { key: name.clone(), reason };
         match algorithm {
             Algorithm::AesCbc => {
-                if body.len() < 32 || body.len() % 16 != 0 {
+                if body.len() < 32 || !body.len().is_multiple_of(16) {
                     return Err(fail("the data is not a whole number of blocks after the IV"));
                 }
                 let (iv, data) = body.split_at(16);
@@ -285,7 +285,7 @@ impl Chain {
             if !stored.starts_with(prefix) {
                 continue;
             }
-            match t.from_storage(&stored[prefix.len()..], context) {
+            match t.decrypt_body(&stored[prefix.len()..], context) {
                 Ok(value) => return Ok(Decrypted { value, stale: i != 0 }),
                 // Identity refuses encrypted data: a later key may read it.
                 Err(_) if prefix.is_empty() => continue,

@@ -1,6 +1,8 @@
 //! Unit tests of encryption at rest: each provider's round trip and stored layout, the chain's
 //! read order, configuration errors, the store wrapper and key rotation.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::sync::Arc;
 
