@@ -135,7 +135,9 @@ def test_watches_log_started_and_complete(audited):
     c = audited
     w = c.kubectl_bg("get", "pods", "-w", "--request-timeout=3s", "-n", "kube-system")
     try:
-        started = find(c, lambda e: e["verb"] == "watch" and e["stage"] == "ResponseStarted", "watch started")
+        started = find(c, lambda e: e["verb"] == "watch" and e["stage"] == "ResponseStarted"
+                       and ref(e).get("resource") == "pods" and ref(e).get("namespace") == "kube-system"
+                       and e.get("userAgent", "").startswith("kubectl"), "watch started")
         assert started["level"] == "Request"
         audit_id = started["auditID"]
         done = eventually(lambda: next((e for e in events(c) if e["auditID"] == audit_id

@@ -179,12 +179,19 @@ pub fn authorized(parts: &Parts, user: &UserInfo, attrs: &Attributes, allowed: b
     if decision.level == Level::None {
         return;
     }
+    // JSON, YAML or protobuf, decoded as the handlers do.
+    let sent = parts.extensions.get::<RequestBody>().and_then(|RequestBody(body)| {
+        let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let format = crate::negotiate::body_format(content_type).ok()?;
+        crate::negotiate::decode_body(body, format).ok()
+    });
     let mut event = Map::new();
     event.insert("kind".into(), json!("Event"));
     event.insert("apiVersion".into(), json!("audit.k8s.io/v1"));
     event.insert("level".into(), json!(decision.level));
     event.insert("auditID".into(), json!(uuid::Uuid::new_v4().to_string()));
-    event.insert("requestURI".into(), json!(parts.uri.to_string()));
+    let uri = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_string(), |pq| pq.as_str().to_string());
+    event.insert("requestURI".into(), json!(uri));
     event.insert("verb".into(), json!(attrs.verb));
     event.insert("user".into(), user_json(user));
     if let Some(peer) = parts.extensions.get::<PeerAddress>() {
@@ -207,10 +214,7 @@ pub fn authorized(parts: &Parts, user: &UserInfo, attrs: &Attributes, allowed: b
             obj.insert("subresource".into(), json!(res.subresource));
         }
         // Creates name their object in the body only: upstream fills the reference from it.
-        if let Some(RequestBody(body)) = parts.extensions.get::<RequestBody>()
-            && let Ok(Value::Object(sent)) = serde_json::from_slice::<Value>(body)
-            && let Some(Value::Object(meta)) = sent.get("metadata")
-        {
+        if let Some(Value::Object(meta)) = sent.as_ref().and_then(|s| s.get("metadata")) {
             for (k, field) in
                 [("namespace", "namespace"), ("name", "name"), ("uid", "uid"), ("resourceVersion", "resourceVersion")]
             {
@@ -225,8 +229,7 @@ pub fn authorized(parts: &Parts, user: &UserInfo, attrs: &Attributes, allowed: b
         event.insert("objectRef".into(), Value::Object(obj));
     }
     if decision.level >= Level::Request
-        && let Some(RequestBody(body)) = parts.extensions.get::<RequestBody>()
-        && let Ok(mut obj) = serde_json::from_slice::<Value>(body)
+        && let Some(mut obj) = sent
     {
         if decision.omit_managed_fields {
             strip_managed_fields(&mut obj);
