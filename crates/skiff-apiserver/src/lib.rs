@@ -8,12 +8,14 @@
 pub mod admission;
 pub mod alloc;
 pub mod apply;
+pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
 pub mod cache;
 pub mod crd_controller;
 pub mod discovery;
+pub mod encryption;
 pub mod handlers;
 pub mod negotiate;
 pub mod nodeproxy;
@@ -72,6 +74,8 @@ pub struct ServerOptions {
     /// Credentials towards node agents (`pods/log`, `exec`, `attach`, `portforward`); without
     /// them those subresources answer 503.
     pub kubelet_client: Option<nodeproxy::KubeletClientTls>,
+    /// The audit log; `None` (no `--audit-log-path`) audits nothing.
+    pub audit: Option<audit::AuditOptions>,
 }
 
 impl ServerOptions {
@@ -95,6 +99,9 @@ pub enum StartError {
     /// The listener could not start.
     #[error(transparent)]
     Serve(#[from] server::ServeError),
+    /// The audit log cannot be opened.
+    #[error("cannot open the audit log: {0}")]
+    Audit(std::io::Error),
     /// The credentials towards node agents are unusable.
     #[error("invalid kubelet client credentials: {0}")]
     KubeletClient(String),
@@ -140,11 +147,13 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
         .map(nodeproxy::KubeletDialer::new)
         .transpose()
         .map_err(StartError::KubeletClient)?;
+    let audit = opts.audit.as_ref().map(audit::Auditor::start).transpose().map_err(StartError::Audit)?;
     let router = routes::router(Arc::new(routes::Shared {
         state: state.clone(),
         tokens,
         authorizers: opts.authorizers(&state),
         kubelet,
+        audit,
     }));
     let listener = server::bind(opts.bind).await?;
     let local_addr = listener.local_addr().map_err(|source| server::ServeError::Bind { addr: opts.bind, source })?;

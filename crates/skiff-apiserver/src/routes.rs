@@ -30,6 +30,8 @@ pub struct Shared {
     pub authorizers: Authorizers,
     /// Connections to node agents for the streaming subresources of pods.
     pub kubelet: Option<crate::nodeproxy::KubeletDialer>,
+    /// The audit backend, when `--audit-log-path` is set.
+    pub audit: Option<Arc<crate::audit::Auditor>>,
 }
 
 /// The axum router serving the whole API.
@@ -44,12 +46,26 @@ async fn entry(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = match AssertUnwindSafe(route(&shared, req)).catch_unwind().await {
-        Ok(resp) => resp,
+    let (req, audit) = match &shared.audit {
+        Some(auditor) => match crate::audit::prepare(req, auditor).await {
+            Ok((req, slot)) => (req, Some(slot)),
+            Err(resp) => return resp,
+        },
+        None => (req, None),
+    };
+    let (resp, panicked) = match AssertUnwindSafe(route(&shared, req)).catch_unwind().await {
+        Ok(resp) => (resp, false),
         Err(_) => {
             tracing::error!(%method, %path, "handler panicked");
-            response::status(&StatusError::internal("the server hit an internal error while handling the request"))
+            (
+                response::status(&StatusError::internal("the server hit an internal error while handling the request")),
+                true,
+            )
         }
+    };
+    let resp = match audit {
+        Some(slot) => crate::audit::finish(slot, resp, panicked).await,
+        None => resp,
     };
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
     resp
@@ -71,7 +87,15 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
         let user = Arc::new(user);
         let mut attrs = attributes(&user, &parts.method, &path, &target);
         selected_name(&mut attrs, &query);
-        if let Decision::Deny(why) = shared.authorizers.authorize(&attrs) {
+        let decision = shared.authorizers.authorize(&attrs);
+        if shared.audit.is_some() {
+            let (allowed, reason) = match &decision {
+                Decision::Deny(why) | Decision::NoOpinion(why) => (false, why.as_str()),
+                Decision::Allow => (true, ""),
+            };
+            crate::audit::authorized(&parts, &user, &attrs, allowed, reason);
+        }
+        if let Decision::Deny(why) = decision {
             tracing::debug!(user = %user.name, verb = %attrs.verb, %path, reason = %why, "forbidden");
             return response::status(&authz::forbidden(&attrs, &why));
         }

@@ -60,6 +60,11 @@ pub struct WatchStream {
 }
 
 impl WatchStream {
+    /// A stream fed by `rx`: for stores that wrap another store and transform its events.
+    pub fn from_receiver(rx: mpsc::Receiver<Result<Vec<Event>, StoreError>>) -> Self {
+        Self { rx }
+    }
+
     /// The next batch; `None` when the store closed; an error ends the stream.
     pub async fn next(&mut self) -> Option<Result<Vec<Event>, StoreError>> {
         self.rx.recv().await

@@ -92,6 +92,8 @@ pub enum CliCommand {
     Server(Box<ServerArgs>),
     /// Print the admin kubeconfig of a data directory.
     Kubeconfig(KubeconfigArgs),
+    /// Show or rotate the keys that encrypt Secrets at rest.
+    SecretsEncrypt(SecretsEncryptArgs),
     /// Print the version, the git commit and the Kubernetes API version served.
     Version,
     /// Run a benchmark and print its numbers.
@@ -425,12 +427,56 @@ pub struct ServerArgs {
     /// Nodes per second (and zone) tainted for eviction when they fail.
     #[arg(long, env = "SKIFF_NODE_EVICTION_RATE", default_value_t = 0.1, value_parser = parse_rate, value_name = "RATE")]
     pub node_eviction_rate: f64,
+    /// An EncryptionConfiguration file (apiserver.config.k8s.io/v1) saying how resources are
+    /// encrypted at rest [default: <data-dir>/server/cred/encryption-config.json, generated at
+    /// first start: Secrets with aescbc].
+    #[arg(long, env = "SKIFF_ENCRYPTION_PROVIDER_CONFIG", value_name = "FILE")]
+    pub encryption_provider_config: Option<PathBuf>,
+    /// An audit Policy file (audit.k8s.io/v1) [default: Metadata for every request].
+    #[arg(long, env = "SKIFF_AUDIT_POLICY_FILE", value_name = "FILE")]
+    pub audit_policy_file: Option<PathBuf>,
+    /// Where audit events are written as JSON lines ('-' for standard output); no audit without it.
+    #[arg(long, env = "SKIFF_AUDIT_LOG_PATH", value_name = "FILE")]
+    pub audit_log_path: Option<PathBuf>,
+    /// Days to keep rotated audit log files (0: no age limit).
+    #[arg(long, env = "SKIFF_AUDIT_LOG_MAXAGE", default_value_t = 0, value_name = "DAYS")]
+    pub audit_log_maxage: u32,
+    /// Rotated audit log files to keep (0: no count limit).
+    #[arg(long, env = "SKIFF_AUDIT_LOG_MAXBACKUP", default_value_t = 0, value_name = "N")]
+    pub audit_log_maxbackup: u32,
+    /// Size in megabytes at which the audit log is rotated (0: never).
+    #[arg(long, env = "SKIFF_AUDIT_LOG_MAXSIZE", default_value_t = 0, value_name = "MB")]
+    pub audit_log_maxsize: u32,
     /// Static pod manifests the agent runs (a directory, or one file) [default: <data-dir>/agent/pod-manifests].
     #[arg(long, env = "SKIFF_POD_MANIFEST_PATH", value_name = "PATH")]
     pub pod_manifest_path: Option<PathBuf>,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides it.
     #[arg(long, env = "SKIFF_LOG_LEVEL", default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
+}
+
+/// Flags of `skiff secrets-encrypt`.
+#[derive(Debug, Clone, Args)]
+pub struct SecretsEncryptArgs {
+    /// Data directory of the server.
+    #[arg(long, env = "SKIFF_DATA_DIR", default_value = DEFAULT_DATA_DIR, value_name = "DIR", global = true)]
+    pub data_dir: PathBuf,
+    /// The server's --encryption-provider-config, if it has one.
+    #[arg(long, env = "SKIFF_ENCRYPTION_PROVIDER_CONFIG", value_name = "FILE", global = true)]
+    pub encryption_provider_config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SecretsEncryptCommand,
+}
+
+/// `skiff secrets-encrypt` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SecretsEncryptCommand {
+    /// Print whether encryption is on, the rotation stage and the keys (the active one starred).
+    Status,
+    /// Add a new key first; the next server start re-encrypts every Secret with it and then
+    /// removes the old keys.
+    Rotate,
 }
 
 /// Flags of `skiff kubeconfig`.
@@ -448,6 +494,8 @@ pub enum Command {
     Server(Box<ServerConfig>),
     /// `skiff kubeconfig`.
     Kubeconfig(KubeconfigArgs),
+    /// `skiff secrets-encrypt ...`.
+    SecretsEncrypt(SecretsEncryptArgs),
     /// `skiff version`.
     Version,
     /// `skiff bench ...`.
@@ -535,6 +583,18 @@ pub struct ServerConfig {
     pub node_monitor_grace_period: std::time::Duration,
     /// `--node-eviction-rate`, Nodes per second.
     pub node_eviction_rate: f64,
+    /// `--encryption-provider-config`, if given.
+    pub encryption_provider_config: Option<PathBuf>,
+    /// `--audit-policy-file`, if given.
+    pub audit_policy_file: Option<PathBuf>,
+    /// `--audit-log-path`, if given.
+    pub audit_log_path: Option<PathBuf>,
+    /// `--audit-log-maxage`, days.
+    pub audit_log_maxage: u32,
+    /// `--audit-log-maxbackup`.
+    pub audit_log_maxbackup: u32,
+    /// `--audit-log-maxsize`, megabytes.
+    pub audit_log_maxsize: u32,
     /// Where the agent reads static pod manifests.
     pub pod_manifest_path: PathBuf,
     /// Log filter directive.
@@ -628,6 +688,7 @@ where
     let Some(("server", server_matches)) = matches.subcommand() else {
         return match Cli::from_arg_matches(&matches)?.command {
             CliCommand::Kubeconfig(k) => Ok(Command::Kubeconfig(k)),
+            CliCommand::SecretsEncrypt(a) => Ok(Command::SecretsEncrypt(a)),
             CliCommand::Version => Ok(Command::Version),
             CliCommand::Bench(b) => Ok(Command::Bench(b)),
             CliCommand::Images(i) => Ok(Command::Images(i)),
@@ -860,6 +921,12 @@ impl ServerConfig {
             container_log_max_files: args.container_log_max_files,
             node_monitor_grace_period: args.node_monitor_grace_period,
             node_eviction_rate: args.node_eviction_rate,
+            encryption_provider_config: args.encryption_provider_config,
+            audit_policy_file: args.audit_policy_file,
+            audit_log_path: args.audit_log_path,
+            audit_log_maxage: args.audit_log_maxage,
+            audit_log_maxbackup: args.audit_log_maxbackup,
+            audit_log_maxsize: args.audit_log_maxsize,
             log_level: args.log_level,
         };
         // Soft thresholds need their grace periods: checked across the flags.

@@ -16,6 +16,7 @@ pub mod kubeconfig;
 pub mod noderole;
 pub mod pki;
 pub mod scheduler;
+pub mod secrets_encrypt;
 pub mod server;
 
 /// The Kubernetes API version skiff serves.

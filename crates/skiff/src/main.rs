@@ -26,6 +26,7 @@ fn main() -> std::process::ExitCode {
             kubeconfig::read_from_data_dir(&args.data_dir).map(|yaml| print!("{yaml}")).map_err(anyhow::Error::from)
         }
         Command::Server(cfg) => server(*cfg),
+        Command::SecretsEncrypt(args) => skiff::secrets_encrypt::run(args, &mut std::io::stdout().lock()),
         Command::Images(args) => skiff::images::run(args, &mut std::io::stdout().lock()),
         Command::Scheduler(args) => init_tracing(&args.log_level).and_then(|()| {
             tokio::runtime::Runtime::new()

@@ -12,7 +12,7 @@
 //!
 //! On restart the CA is always reused (a missing half of it is an error, never a silent new CA,
 //! which would strand every client). A leaf is issued again when it is missing, unreadable, not
-//! issued by this CA, expires within 30 days, or — for the serving certificate — no longer covers
+//! issued by this CA, expires within 90 days (k3s's rule), or — for the serving certificate — no longer covers
 //! every requested name.
 
 use std::collections::BTreeSet;
@@ -28,8 +28,9 @@ use rcgen::{
 
 use crate::fsutil::{ensure_dir, write_atomic};
 
-/// Leaves are issued again when they expire within this many seconds (30 days).
-pub const RENEW_BEFORE_SECS: i64 = 30 * 24 * 3600;
+/// Leaves are issued again at start when they expire within this many seconds (90 days, as
+/// k3s rotates its serving and client certificates).
+pub const RENEW_BEFORE_SECS: i64 = 90 * 24 * 3600;
 /// CA lifetime in days (10 years).
 pub const CA_VALID_DAYS: i32 = 3650;
 /// Leaf certificate lifetime in days (1 year).
@@ -677,6 +678,37 @@ mod tests {
         let soon = jiff::Timestamp::now().as_second() + 340 * 86400;
         assert!(leaf_usable(pki.admin(), ca, jiff::Timestamp::now().as_second(), |_| true));
         assert!(!leaf_usable(pki.admin(), ca, soon, |_| true));
+        // 80 days left: within k3s's 90-day window.
+        let in_80_days = jiff::Timestamp::now().as_second() + (365 - 80) * 86400;
+        assert!(!leaf_usable(pki.admin(), ca, in_80_days, |_| true));
+        let in_100_days = jiff::Timestamp::now().as_second() + (365 - 100) * 86400;
+        assert!(leaf_usable(pki.admin(), ca, in_100_days, |_| true));
+    }
+
+    #[test]
+    fn certificates_expiring_within_90_days_are_reissued_at_start_with_the_ca_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Pki::load_or_create(dir.path(), &request(&[])).unwrap();
+        let now = jiff::Timestamp::now().as_second();
+        let tls = dir.path().join("server/tls");
+        for (name, mut params) in [
+            ("admin", admin_params(now).unwrap()),
+            ("serving", serving_params(now, &request(&[]).dns_names(), &request(&[]).ip_addresses()).unwrap()),
+        ] {
+            set_validity(&mut params, now, 60).unwrap();
+            let pair = issue(first.ca(), &params, "short-lived test certificate").unwrap();
+            fs::write(tls.join(format!("{name}.crt")), &pair.cert_pem).unwrap();
+            fs::write(tls.join(format!("{name}.key")), &pair.key_pem).unwrap();
+        }
+        let second = Pki::load_or_create(dir.path(), &request(&[])).unwrap();
+        assert!(second.changes().admin_issued && second.changes().serving_issued);
+        assert!(!second.changes().ca_created);
+        assert_eq!(second.ca(), first.ca());
+        let admin = inspect_cert_pem(&second.admin().cert_pem).unwrap();
+        assert!(admin.not_after - now > 300 * 86400);
+        // A third start keeps the fresh ones.
+        let third = Pki::load_or_create(dir.path(), &request(&[])).unwrap();
+        assert!(!third.changes().admin_issued && !third.changes().serving_issued);
     }
 
     #[test]

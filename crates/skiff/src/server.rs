@@ -13,6 +13,22 @@ use skiff_store::{RedbConfig, RedbStore, Store};
 use crate::config::ServerConfig;
 use crate::pki::Pki;
 
+/// The audit settings of `cfg`: none without `--audit-log-path`; the documented default policy
+/// without `--audit-policy-file`.
+fn audit_options(cfg: &ServerConfig) -> anyhow::Result<Option<skiff_apiserver::audit::AuditOptions>> {
+    let Some(log_path) = cfg.audit_log_path.clone() else { return Ok(None) };
+    let policy = match &cfg.audit_policy_file {
+        Some(path) => skiff_apiserver::audit::Policy::read(path)?,
+        None => skiff_apiserver::audit::Policy::default_policy(),
+    };
+    let rotation = skiff_apiserver::audit::Rotation {
+        max_size_mb: cfg.audit_log_maxsize,
+        max_backups: cfg.audit_log_maxbackup,
+        max_age_days: cfg.audit_log_maxage,
+    };
+    Ok(Some(skiff_apiserver::audit::AuditOptions { policy, log_path, rotation }))
+}
+
 /// Runs the server until a termination signal, then shuts down and returns.
 ///
 /// The caller has already created the data dir, the PKI and the kubeconfig.
@@ -30,6 +46,15 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     let store = RedbStore::open(RedbConfig::new(&db_path))
         .with_context(|| format!("failed to open the store at {}", db_path.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
+    let encryption = skiff_apiserver::encryption::EncryptionSettings {
+        config_path: cfg
+            .encryption_provider_config
+            .clone()
+            .unwrap_or_else(|| skiff_apiserver::encryption::default_config_path(&cfg.data_dir)),
+        generate: cfg.encryption_provider_config.is_none(),
+    };
+    let store: Arc<dyn Store> =
+        skiff_apiserver::encryption::open(store, &encryption).await.context("failed to set up encryption at rest")?;
 
     let service_cidr = Ipv4Cidr { addr: cfg.service_cidr.addr, prefix: cfg.service_cidr.prefix };
     let advertise = cfg.advertise_address.unwrap_or_else(|| cfg.client_host());
@@ -58,6 +83,7 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
                 ca_pem: pki.ca_cert_pem().to_string(),
             })
         },
+        audit: audit_options(&cfg)?,
         tokens: vec![StaticToken {
             token: pki.admin_token().to_string(),
             user: "system:admin".into(),

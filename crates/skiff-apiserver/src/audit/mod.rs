@@ -1,0 +1,393 @@
+//! The audit log (`--audit-log-path`, `--audit-policy-file`): one `audit.k8s.io/v1` Event per
+//! request stage the policy asks for, written as JSON lines off the request path.
+//!
+//! Flow: `routes::entry` calls [`prepare`] (buffers a write's body when auditing, so that the
+//! `Request` level can log it) and puts a [`Slot`] in the request's extensions; `routes::route`
+//! calls [`authorized`] once the user and the authorization decision are known (policy
+//! evaluation, `RequestReceived`); `entry` ends with [`finish`] (`ResponseComplete`, or
+//! `ResponseStarted` now and `ResponseComplete` when a watch or stream ends, `Panic` after a
+//! panic). Events go through a bounded channel to the writer thread (`writer`); when it is
+//! full the event is dropped, counted and logged — a request never waits for the log.
+//!
+//! Not audited: requests that fail authentication (401) and the public health and version
+//! paths. Request bodies are logged only when they are JSON (a protobuf body is recorded
+//! without `requestObject`).
+
+pub mod policy;
+pub mod writer;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Request, Response, header};
+use http_body_util::BodyExt as _;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::authn::{PeerAddress, UserInfo};
+use crate::authz::Attributes;
+pub use policy::{Level, Policy, Stage};
+pub use writer::Rotation;
+
+/// Events waiting for the writer before new ones are dropped.
+const QUEUE: usize = 10_000;
+
+/// Largest response body kept for `responseObject` (bigger ones are logged without it).
+const MAX_RESPONSE_OBJECT: usize = 3 * 1024 * 1024;
+
+/// Audit settings.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// The policy (the documented default without `--audit-policy-file`).
+    pub policy: Policy,
+    /// The log file (`-` for standard output).
+    pub log_path: PathBuf,
+    /// Rotation limits.
+    pub rotation: Rotation,
+}
+
+/// The running audit backend.
+pub struct Auditor {
+    policy: Policy,
+    tx: mpsc::Sender<Vec<u8>>,
+    dropped: AtomicU64,
+}
+
+impl std::fmt::Debug for Auditor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Auditor {{ dropped: {} }}", self.dropped())
+    }
+}
+
+impl Auditor {
+    /// Opens the log and starts the writer thread.
+    pub fn start(opts: &AuditOptions) -> std::io::Result<Arc<Self>> {
+        let mut log = writer::LogFile::open(&opts.log_path, opts.rotation)?;
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+        std::thread::Builder::new().name("audit-log".into()).spawn(move || {
+            while let Some(line) = rx.blocking_recv() {
+                let mut result = log.write_line(&line);
+                while let Ok(more) = rx.try_recv() {
+                    result = result.and_then(|()| log.write_line(&more));
+                }
+                if let Err(e) = result.and_then(|()| log.flush()) {
+                    tracing::error!(error = %e, "cannot write the audit log");
+                }
+            }
+        })?;
+        Ok(Arc::new(Self { policy: opts.policy.clone(), tx, dropped: AtomicU64::new(0) }))
+    }
+
+    /// Events dropped because the writer fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn send(&self, event: &Value) {
+        let Ok(line) = serde_json::to_vec(event) else { return };
+        if self.tx.try_send(line).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n == 1 || n.is_power_of_two() {
+                tracing::warn!(dropped = n, "audit log writer is behind: events dropped");
+            }
+        }
+    }
+}
+
+/// One request's audit state, carried in the request's extensions.
+#[derive(Clone, Default)]
+pub struct Slot(Arc<Mutex<Option<Record>>>);
+
+struct Record {
+    auditor: Arc<Auditor>,
+    decision: policy::Decision,
+    event: Map<String, Value>,
+    long_running: bool,
+}
+
+/// The request body when it was buffered for auditing.
+#[derive(Clone)]
+struct RequestBody(Bytes);
+
+/// Prepares a request for auditing: a slot in its extensions and, for writes, the body
+/// buffered (at most the API's body limit; larger bodies answer 413 here).
+pub async fn prepare(req: Request<Body>, auditor: &Arc<Auditor>) -> Result<(Request<Body>, Slot), Response<Body>> {
+    let slot = Slot::default();
+    let (mut parts, body) = req.into_parts();
+    parts.extensions.insert(slot.clone());
+    parts.extensions.insert(auditor.clone());
+    let body = if matches!(
+        parts.method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH | http::Method::DELETE
+    ) {
+        let limited = http_body_util::Limited::new(body, crate::negotiate::MAX_BODY_BYTES);
+        match limited.collect().await {
+            Ok(collected) => {
+                let bytes = collected.to_bytes();
+                parts.extensions.insert(RequestBody(bytes.clone()));
+                Body::from(bytes)
+            }
+            Err(_) => {
+                return Err(crate::response::status(&skiff_api::StatusError::too_large(
+                    crate::negotiate::MAX_BODY_BYTES,
+                )));
+            }
+        }
+    } else {
+        body
+    };
+    Ok((Request::from_parts(parts, body), slot))
+}
+
+/// `2026-11-26T16:02:47.123456Z` (upstream's MicroTime).
+fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn user_json(user: &UserInfo) -> Value {
+    let mut u = Map::new();
+    u.insert("username".into(), json!(user.name));
+    if !user.uid.is_empty() {
+        u.insert("uid".into(), json!(user.uid));
+    }
+    if !user.groups.is_empty() {
+        u.insert("groups".into(), json!(user.groups));
+    }
+    if !user.extra.is_empty() {
+        u.insert("extra".into(), json!(user.extra));
+    }
+    Value::Object(u)
+}
+
+/// Records the authenticated user and the authorization decision; evaluates the policy and
+/// writes `RequestReceived`. A no-op when the request is not being audited.
+pub fn authorized(parts: &Parts, user: &UserInfo, attrs: &Attributes, allowed: bool, reason: &str) {
+    let Some(slot) = parts.extensions.get::<Slot>() else { return };
+    let Some(auditor) = parts.extensions.get::<Arc<Auditor>>().cloned() else { return };
+    let decision = auditor.policy.evaluate(&policy::RequestAttributes {
+        user: &user.name,
+        groups: &user.groups,
+        verb: &attrs.verb,
+        resource: attrs.resource.as_ref(),
+        path: &attrs.path,
+    });
+    if decision.level == Level::None {
+        return;
+    }
+    // JSON, YAML or protobuf, decoded as the handlers do.
+    let sent = parts.extensions.get::<RequestBody>().and_then(|RequestBody(body)| {
+        let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let format = crate::negotiate::body_format(content_type).ok()?;
+        crate::negotiate::decode_body(body, format).ok()
+    });
+    let mut event = Map::new();
+    event.insert("kind".into(), json!("Event"));
+    event.insert("apiVersion".into(), json!("audit.k8s.io/v1"));
+    event.insert("level".into(), json!(decision.level));
+    event.insert("auditID".into(), json!(uuid::Uuid::new_v4().to_string()));
+    let uri = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_string(), |pq| pq.as_str().to_string());
+    event.insert("requestURI".into(), json!(uri));
+    event.insert("verb".into(), json!(attrs.verb));
+    event.insert("user".into(), user_json(user));
+    if let Some(peer) = parts.extensions.get::<PeerAddress>() {
+        event.insert("sourceIPs".into(), json!([peer.0.ip().to_string()]));
+    }
+    if let Some(agent) = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()) {
+        event.insert("userAgent".into(), json!(agent));
+    }
+    if let Some(res) = &attrs.resource {
+        let mut obj = Map::new();
+        obj.insert("resource".into(), json!(res.resource));
+        for (k, v) in [("namespace", &res.namespace), ("name", &res.name)] {
+            if !v.is_empty() {
+                obj.insert(k.into(), json!(v));
+            }
+        }
+        obj.insert("apiGroup".into(), json!(res.group));
+        obj.insert("apiVersion".into(), json!(res.version));
+        if !res.subresource.is_empty() {
+            obj.insert("subresource".into(), json!(res.subresource));
+        }
+        // Creates name their object in the body only: upstream fills the reference from it.
+        if let Some(Value::Object(meta)) = sent.as_ref().and_then(|s| s.get("metadata")) {
+            for (k, field) in
+                [("namespace", "namespace"), ("name", "name"), ("uid", "uid"), ("resourceVersion", "resourceVersion")]
+            {
+                if let Some(Value::String(v)) = meta.get(field)
+                    && !v.is_empty()
+                    && !obj.contains_key(k)
+                {
+                    obj.insert(k.into(), json!(v));
+                }
+            }
+        }
+        event.insert("objectRef".into(), Value::Object(obj));
+    }
+    if decision.level >= Level::Request
+        && let Some(mut obj) = sent
+    {
+        if decision.omit_managed_fields {
+            strip_managed_fields(&mut obj);
+        }
+        event.insert("requestObject".into(), obj);
+    }
+    event.insert("requestReceivedTimestamp".into(), json!(now()));
+    let mut annotations = Map::new();
+    annotations.insert("authorization.k8s.io/decision".into(), json!(if allowed { "allow" } else { "forbid" }));
+    annotations.insert("authorization.k8s.io/reason".into(), json!(reason));
+    event.insert("annotations".into(), Value::Object(annotations));
+    let long_running = attrs.verb == "watch"
+        || attrs
+            .resource
+            .as_ref()
+            .is_some_and(|r| matches!(r.subresource.as_str(), "exec" | "attach" | "portforward" | "proxy" | "log"));
+    let record = Record { auditor, decision, event, long_running };
+    record.emit(Stage::RequestReceived, None);
+    if let Ok(mut guard) = slot.0.lock() {
+        *guard = Some(record);
+    }
+}
+
+impl Record {
+    fn emit(&self, stage: Stage, extra: Option<Map<String, Value>>) {
+        if self.decision.omit_stages.contains(&stage) {
+            return;
+        }
+        let mut event = self.event.clone();
+        event.insert("stage".into(), json!(stage));
+        event.insert("stageTimestamp".into(), json!(now()));
+        if let Some(extra) = extra {
+            event.extend(extra);
+        }
+        self.auditor.send(&Value::Object(event));
+    }
+}
+
+fn strip_managed_fields(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    if let Some(items) = obj.get_mut("items").and_then(Value::as_array_mut) {
+        for item in items {
+            strip_managed_fields(item);
+        }
+    }
+}
+
+/// `responseStatus`: the code, and for failures the `Status` body's status, reason and message.
+fn response_status(code: u16, body: Option<&[u8]>) -> Value {
+    let mut status = Map::new();
+    status.insert("metadata".into(), json!({}));
+    if code >= 300
+        && let Some(s) = body.and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        && s.get("kind").and_then(Value::as_str) == Some("Status")
+    {
+        for k in ["status", "message", "reason"] {
+            if let Some(v) = s.get(k) {
+                status.insert(k.into(), v.clone());
+            }
+        }
+    }
+    status.insert("code".into(), json!(code));
+    Value::Object(status)
+}
+
+/// Writes the closing events of a request and returns its response (long-running responses
+/// get a body that writes `ResponseComplete` when it ends or the client goes away).
+pub async fn finish(slot: Slot, resp: Response<Body>, panicked: bool) -> Response<Body> {
+    let Some(record) = slot.0.lock().ok().and_then(|mut g| g.take()) else { return resp };
+    let code = resp.status().as_u16();
+    if panicked {
+        let mut extra = Map::new();
+        extra.insert("responseStatus".into(), response_status(code, None));
+        record.emit(Stage::Panic, Some(extra));
+        return resp;
+    }
+    if record.long_running && code < 300 {
+        let mut extra = Map::new();
+        extra.insert("responseStatus".into(), response_status(code, None));
+        record.emit(Stage::ResponseStarted, Some(extra.clone()));
+        let (parts, body) = resp.into_parts();
+        let guard = CompleteOnDrop { record: Some(record), extra };
+        return Response::from_parts(parts, Body::new(AuditedBody { inner: body, guard }));
+    }
+    let wants_body = record.decision.level == Level::RequestResponse || code >= 300;
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    let (resp, body) = if wants_body && is_json {
+        let (parts, body) = resp.into_parts();
+        match http_body_util::Limited::new(body, MAX_RESPONSE_OBJECT).collect().await {
+            Ok(c) => {
+                let bytes = c.to_bytes();
+                (Response::from_parts(parts, Body::from(bytes.clone())), Some(bytes))
+            }
+            Err(_) => (Response::from_parts(parts, Body::empty()), None),
+        }
+    } else {
+        (resp, None)
+    };
+    let mut extra = Map::new();
+    extra.insert("responseStatus".into(), response_status(code, body.as_deref()));
+    if record.decision.level == Level::RequestResponse
+        && let Some(mut obj) = body.and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    {
+        if record.decision.omit_managed_fields {
+            strip_managed_fields(&mut obj);
+        }
+        extra.insert("responseObject".into(), obj);
+    }
+    record.emit(Stage::ResponseComplete, Some(extra));
+    resp
+}
+
+/// Writes `ResponseComplete` once a long-running response's body is dropped.
+struct CompleteOnDrop {
+    record: Option<Record>,
+    extra: Map<String, Value>,
+}
+
+impl Drop for CompleteOnDrop {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            record.emit(Stage::ResponseComplete, Some(std::mem::take(&mut self.extra)));
+        }
+    }
+}
+
+/// A response body that carries a [`CompleteOnDrop`].
+struct AuditedBody {
+    inner: Body,
+    guard: CompleteOnDrop,
+}
+
+impl http_body::Body for AuditedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let _ = &self.guard;
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+"""The audit log: a server started with `--audit-policy-file` and `--audit-log-path` writes
+`audit.k8s.io/v1` Events as JSON lines, with the level, stages and bodies the policy asks for,
+and never a Secret's value. A second server runs the default policy (Metadata everywhere), with
+size rotation on.
+"""
+
+import base64
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import Cluster, Netns, eventually, unique
+
+POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: None
+  nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/version", "/openapi/*", "/api", "/apis*"]
+- level: Metadata
+  resources:
+  - group: ""
+    resources: ["secrets"]
+- level: RequestResponse
+  resources:
+  - group: ""
+    resources: ["configmaps"]
+  omitManagedFields: true
+- level: Request
+  resources:
+  - group: ""
+    resources: ["pods"]
+  verbs: ["watch"]
+- level: Metadata
+"""
+
+
+def start_cluster(prefix: str, args: list[str]):
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    netns = Netns()
+    c = Cluster(workdir, netns, server_args=[a.replace("{dir}", str(workdir)) for a in args])
+    return workdir, netns, c
+
+
+def cleanup(workdir, netns, c) -> None:
+    c.stop()
+    netns.delete()
+    if not os.environ.get("KEEP_E2E_WORKDIR"):
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def audited():
+    if os.geteuid() != 0:
+        pytest.skip("the e2e suite needs root (network namespaces)")
+    workdir, netns, c = start_cluster("skiff-audit.", [])
+    (workdir / "policy.yaml").write_text(POLICY)
+    c.server_args = ["--audit-policy-file", str(workdir / "policy.yaml"),
+                     "--audit-log-path", str(workdir / "audit" / "audit.log")]
+    try:
+        c.start()
+        yield c
+    finally:
+        cleanup(workdir, netns, c)
+
+
+def events(c: Cluster, name: str = "audit.log") -> list[dict]:
+    path = c.workdir / "audit" / name
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def find(c: Cluster, pred, what: str) -> dict:
+    return eventually(lambda: next((e for e in events(c) if pred(e)), None), timeout=20, what=what)
+
+
+def ref(e: dict) -> dict:
+    return e.get("objectRef", {})
+
+
+def test_secret_writes_are_logged_at_metadata_without_values(audited):
+    c = audited
+    name, value = unique("audited"), unique("never-logged")
+    c.kubectl("create", "secret", "generic", name, f"--from-literal=v={value}")
+    c.kubectl("patch", "secret", name, "-p", json.dumps({"stringData": {"v": value + "2"}}))
+    create = find(c, lambda e: e["verb"] == "create" and ref(e).get("name") == name, "create event")
+    assert create["apiVersion"] == "audit.k8s.io/v1" and create["kind"] == "Event"
+    assert create["level"] == "Metadata" and create["stage"] == "ResponseComplete"
+    assert create["objectRef"] == {"resource": "secrets", "namespace": "default", "name": name,
+                                   "apiGroup": "", "apiVersion": "v1"}
+    assert create["responseStatus"]["code"] == 201
+    assert create["requestURI"].startswith("/api/v1/namespaces/default/secrets")
+    assert "system:masters" in create["user"]["groups"]
+    assert create["sourceIPs"] == [c.netns.host_ip]
+    assert create["userAgent"].startswith("kubectl")
+    assert create["annotations"]["authorization.k8s.io/decision"] == "allow"
+    assert "requestObject" not in create and "responseObject" not in create
+    assert create["requestReceivedTimestamp"] <= create["stageTimestamp"]
+    find(c, lambda e: e["verb"] == "patch" and ref(e).get("name") == name, "patch event")
+    # RequestReceived is omitted by the policy.
+    assert not [e for e in events(c) if e["stage"] == "RequestReceived"]
+    text = (c.workdir / "audit" / "audit.log").read_text()
+    for form in (value, base64.b64encode(value.encode()).decode()):
+        assert form not in text
+
+
+def test_request_response_level_logs_bodies_without_managed_fields(audited):
+    c = audited
+    name = unique("cm")
+    c.kubectl("create", "configmap", name, "--from-literal=k=visible-config")
+    e = find(c, lambda e: e["verb"] == "create" and ref(e).get("name") == name, "configmap create event")
+    assert e["level"] == "RequestResponse"
+    assert e["requestObject"]["data"] == {"k": "visible-config"}
+    assert e["responseObject"]["metadata"]["name"] == name
+    assert "managedFields" not in e["responseObject"]["metadata"]
+
+
+def test_failures_carry_their_status(audited):
+    c = audited
+    missing = unique("missing")
+    r = c.kubectl("get", "configmap", missing, check=False)
+    assert r.returncode != 0
+    e = find(c, lambda e: e["verb"] == "get" and ref(e).get("name") == missing, "404 event")
+    assert e["responseStatus"]["code"] == 404
+    assert e["responseStatus"]["reason"] == "NotFound"
+    assert e["responseStatus"]["status"] == "Failure"
+
+
+def test_watches_log_started_and_complete(audited):
+    c = audited
+    w = c.kubectl_bg("get", "pods", "-w", "--request-timeout=3s", "-n", "kube-system")
+    try:
+        started = find(c, lambda e: e["verb"] == "watch" and e["stage"] == "ResponseStarted"
+                       and ref(e).get("resource") == "pods" and ref(e).get("namespace") == "kube-system"
+                       and e.get("userAgent", "").startswith("kubectl"), "watch started")
+        assert started["level"] == "Request"
+        audit_id = started["auditID"]
+        done = eventually(lambda: next((e for e in events(c) if e["auditID"] == audit_id
+                                        and e["stage"] == "ResponseComplete"), None),
+                          timeout=30, what="watch complete")
+        assert done["responseStatus"]["code"] == 200
+    finally:
+        w.stop()
+
+
+def test_default_policy_logs_metadata_only():
+    if os.geteuid() != 0:
+        pytest.skip("the e2e suite needs root (network namespaces)")
+    workdir, netns, c = start_cluster("skiff-audit2.", [
+        "--audit-log-path", "{dir}/audit/audit.log", "--audit-log-maxsize", "1", "--audit-log-maxbackup", "2"])
+    try:
+        c.start()
+        name, value = unique("dflt"), unique("default-policy-secret")
+        c.kubectl("create", "secret", "generic", name, f"--from-literal=v={value}")
+        c.kubectl("create", "configmap", name, f"--from-literal=k={value}")
+        e = find(c, lambda e: e["verb"] == "create" and ref(e).get("resource") == "configmaps"
+                 and ref(e).get("name") == name, "configmap create event")
+        assert e["level"] == "Metadata" and "requestObject" not in e and "responseObject" not in e
+        find(c, lambda e: e["verb"] == "create" and ref(e).get("resource") == "secrets"
+             and ref(e).get("name") == name, "secret create event")
+        text = (workdir / "audit" / "audit.log").read_text()
+        assert value not in text
+        assert not [ev for ev in events(c) if ev["stage"] == "RequestReceived"]
+        assert not [ev for ev in events(c) if ev["requestURI"].startswith("/readyz")]
+        assert (workdir / "audit" / "audit.log").stat().st_mode & 0o777 == 0o600
+    finally:
+        cleanup(workdir, netns, c)
