@@ -34,6 +34,8 @@ pub struct ApiState {
     pub alloc: Allocator,
     /// Configuration.
     pub config: ApiConfig,
+    /// Admission webhook configurations in effect.
+    pub webhooks: crate::admission::webhook::Registry,
     bootstrapped: AtomicBool,
     shutting_down: AtomicBool,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -56,6 +58,7 @@ impl ApiState {
             caches,
             alloc,
             config,
+            webhooks: Default::default(),
             bootstrapped: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,

@@ -2,7 +2,8 @@
 //! (other objects in the store), run by the generic write path at fixed points. Present: the
 //! Priority plugin ([`priority`]), DefaultTolerationSeconds ([`tolerations`]), LimitRanger
 //! ([`limitranger`]), ResourceQuota ([`resourcequota`]) and the storage plugins ([`storage`]:
-//! DefaultStorageClass and StorageObjectInUseProtection). The typed hooks of `skiff-api` (defaulting, strategy,
+//! DefaultStorageClass and StorageObjectInUseProtection), then the dynamic admission webhooks
+//! ([`webhook`]). The typed hooks of `skiff-api` (defaulting, strategy,
 //! validation) are not admission and stay there.
 
 pub mod limitranger;
@@ -10,6 +11,7 @@ pub mod priority;
 pub mod resourcequota;
 pub mod storage;
 pub mod tolerations;
+pub mod webhook;
 
 use serde_json::Value;
 use skiff_api::StatusError;
@@ -63,6 +65,7 @@ pub async fn validate_create(state: &ApiState, ctx: &Ctx, adm: &mut Admission, o
     if is(storage, "", "pods") || is(storage, "", "persistentvolumeclaims") {
         limitranger::validate(state, storage.plural, obj).await?;
     }
+    validate_webhooks(state, ctx, adm, None, obj).await?;
     resourcequota::admit(state, storage, None, obj, dry_run).await
 }
 
@@ -78,7 +81,36 @@ pub async fn validate_update(
     if is(storage, "", "persistentvolumeclaims") {
         limitranger::validate(state, storage.plural, new).await?;
     }
+    validate_webhooks(state, ctx, adm, Some(old), new).await?;
     resourcequota::admit(state, storage, Some(old), new, dry_run).await
+}
+
+/// The mutating admission webhooks of a create (`old` is `None`) or an update of `obj` (stored
+/// form, already defaulted); whether they changed it (the caller then defaults and validates
+/// it again).
+pub async fn mutate_webhooks(
+    state: &ApiState,
+    ctx: &Ctx,
+    adm: &mut Admission,
+    old: Option<&Value>,
+    obj: &mut Value,
+) -> Result<bool, StatusError> {
+    let operation = if old.is_some() { "UPDATE" } else { "CREATE" };
+    let w = webhook::Write { operation, old, dry_run: adm.dry_run };
+    webhook::mutate(state, ctx, w, Some(obj), &mut adm.warnings).await
+}
+
+/// The validating admission webhooks of a create (`old` is `None`) or an update of `obj`.
+pub async fn validate_webhooks(
+    state: &ApiState,
+    ctx: &Ctx,
+    adm: &mut Admission,
+    old: Option<&Value>,
+    obj: &Value,
+) -> Result<(), StatusError> {
+    let operation = if old.is_some() { "UPDATE" } else { "CREATE" };
+    let w = webhook::Write { operation, old, dry_run: adm.dry_run };
+    webhook::validate(state, ctx, w, Some(obj), &mut adm.warnings).await
 }
 
 /// Admission of a delete of `name` of `ctx.storage` by `ctx.user`.
