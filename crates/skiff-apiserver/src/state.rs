@@ -36,6 +36,8 @@ pub struct ApiState {
     pub config: ApiConfig,
     /// Admission webhook configurations in effect.
     pub webhooks: crate::admission::webhook::Registry,
+    /// ValidatingAdmissionPolicies in effect.
+    pub policies: crate::admission::policy::Registry,
     bootstrapped: AtomicBool,
     shutting_down: AtomicBool,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -59,6 +61,7 @@ impl ApiState {
             alloc,
             config,
             webhooks: Default::default(),
+            policies: Default::default(),
             bootstrapped: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,

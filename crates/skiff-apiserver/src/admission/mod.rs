@@ -2,11 +2,12 @@
 //! (other objects in the store), run by the generic write path at fixed points. Present: the
 //! Priority plugin ([`priority`]), DefaultTolerationSeconds ([`tolerations`]), LimitRanger
 //! ([`limitranger`]), ResourceQuota ([`resourcequota`]) and the storage plugins ([`storage`]:
-//! DefaultStorageClass and StorageObjectInUseProtection), then the dynamic admission webhooks
-//! ([`webhook`]). The typed hooks of `skiff-api` (defaulting, strategy,
+//! DefaultStorageClass and StorageObjectInUseProtection), then ValidatingAdmissionPolicy
+//! ([`policy`]) and the dynamic admission webhooks ([`webhook`]). The typed hooks of `skiff-api` (defaulting, strategy,
 //! validation) are not admission and stay there.
 
 pub mod limitranger;
+pub mod policy;
 pub mod priority;
 pub mod resourcequota;
 pub mod storage;
@@ -100,7 +101,7 @@ pub async fn mutate_webhooks(
     webhook::mutate(state, ctx, w, Some(obj), &mut adm.warnings).await
 }
 
-/// The validating admission webhooks of a create (`old` is `None`) or an update of `obj`.
+/// ValidatingAdmissionPolicies, then the validating admission webhooks, of a create (`old` is `None`) or an update of `obj`.
 pub async fn validate_webhooks(
     state: &ApiState,
     ctx: &Ctx,
@@ -110,6 +111,7 @@ pub async fn validate_webhooks(
 ) -> Result<(), StatusError> {
     let operation = if old.is_some() { "UPDATE" } else { "CREATE" };
     let w = webhook::Write { operation, old, dry_run: adm.dry_run };
+    policy::validate(state, ctx, w, Some(obj), &mut adm.warnings)?;
     webhook::validate(state, ctx, w, Some(obj), &mut adm.warnings).await
 }
 

@@ -10,6 +10,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     MatchCondition, MutatingWebhookConfiguration, RuleWithOperations, ValidatingWebhookConfiguration,
     WebhookClientConfig,
 };
+use skiff_api::crd::cel::Expression;
 use skiff_api::selector::label::LabelSelectorExpr;
 use skiff_store::Revision;
 
@@ -67,8 +68,8 @@ pub struct Hook {
     pub tls: Result<Arc<rustls::ClientConfig>, String>,
     /// `reinvocationPolicy: IfNeeded` (mutating webhooks only).
     pub reinvoke_if_needed: bool,
-    /// `matchConditions`.
-    pub match_conditions: Vec<MatchCondition>,
+    /// `matchConditions`: names and compiled expressions (or why they do not compile).
+    pub match_conditions: Vec<(String, Result<Expression, String>)>,
 }
 
 impl Hook {
@@ -147,7 +148,12 @@ fn compile(f: Fields<'_>) -> Hook {
         endpoint,
         tls: tls_config(f.client.ca_bundle.as_ref().map(|b| b.0.as_slice())),
         reinvoke_if_needed: f.reinvoke_if_needed,
-        match_conditions: f.match_conditions.cloned().unwrap_or_default(),
+        match_conditions: f
+            .match_conditions
+            .into_iter()
+            .flatten()
+            .map(|c| (c.name.clone(), Expression::compile(&c.expression)))
+            .collect(),
     }
 }
 

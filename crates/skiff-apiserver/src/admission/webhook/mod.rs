@@ -6,8 +6,8 @@
 //!
 //! Submodules: [`config`] (the compiled configurations, from the watch cache), [`rules`]
 //! (matching), [`review`] (the AdmissionReview wire format) and [`client`] (HTTPS calls).
-//! What is absent: audit annotations (there is no audit log yet) and `matchConditions` (CEL),
-//! which are not evaluated: a webhook with match conditions is called as if they matched.
+//! `matchConditions` are evaluated with the CEL engine of `skiff_api::crd::cel` (without the
+//! `authorizer` variable). What is absent: audit annotations (there is no audit log yet).
 
 pub mod client;
 pub mod config;
@@ -43,8 +43,9 @@ pub struct Write<'a> {
 }
 
 /// The resource (and kind) a webhook receives the request as.
-struct Invocation {
-    info: &'static ResourceInfo,
+pub(crate) struct Invocation {
+    /// The resource the webhook is matched as.
+    pub(crate) info: &'static ResourceInfo,
 }
 
 /// Why one webhook call did not allow the request.
@@ -60,13 +61,13 @@ fn is_namespace_resource(info: &ResourceInfo) -> bool {
 }
 
 /// Resources serving the same stored objects as `info` (other versions, `events.k8s.io`).
-fn equivalents(info: &'static ResourceInfo) -> impl Iterator<Item = &'static ResourceInfo> {
+pub(crate) fn equivalents(info: &'static ResourceInfo) -> impl Iterator<Item = &'static ResourceInfo> {
     let prefix = info.key_prefix();
     catalogue::builtin().iter().filter(move |r| !std::ptr::eq(*r, info) && r.key_prefix() == prefix)
 }
 
 /// Group, version and kind of `info`'s subresource `sub` (the parent kind for `status`).
-fn kind_of(info: &'static ResourceInfo, sub: &str) -> (&'static str, &'static str, &'static str) {
+pub(crate) fn kind_of(info: &'static ResourceInfo, sub: &str) -> (&'static str, &'static str, &'static str) {
     match info.subresource(sub) {
         Some(s) if !sub.is_empty() => (
             if s.group.is_empty() && s.version.is_empty() { info.group } else { s.group },
@@ -77,18 +78,18 @@ fn kind_of(info: &'static ResourceInfo, sub: &str) -> (&'static str, &'static st
     }
 }
 
-fn namespace_of(ctx: &Ctx, obj: Option<&Value>, old: Option<&Value>) -> String {
+pub(crate) fn namespace_of(ctx: &Ctx, obj: Option<&Value>, old: Option<&Value>) -> String {
     if is_namespace_resource(ctx.storage) {
         return name_of(ctx, obj, old);
     }
     ctx.namespace.clone().unwrap_or_default()
 }
 
-fn name_of(ctx: &Ctx, obj: Option<&Value>, old: Option<&Value>) -> String {
+pub(crate) fn name_of(ctx: &Ctx, obj: Option<&Value>, old: Option<&Value>) -> String {
     ctx.name.clone().or_else(|| obj.or(old).and_then(|o| meta_str(o, "name")).map(str::to_string)).unwrap_or_default()
 }
 
-fn namespace_lookup(state: &ApiState, name: &str) -> Option<BTreeMap<String, String>> {
+pub(crate) fn namespace_lookup(state: &ApiState, name: &str) -> Option<BTreeMap<String, String>> {
     let cache = state.caches.cache("/registry/core/namespaces/")?;
     cache.get(&format!("/registry/core/namespaces/{name}")).map(|e| e.labels.clone())
 }
@@ -128,20 +129,21 @@ fn should_call(
     if !rules::object_selector_matches(obj_selector, obj, w.old) {
         return Ok(None);
     }
+    let mut invocation = None;
     if rules::any_rule_matches(&hook.rules, &target(ctx.info)) {
-        return Ok(Some(Invocation { info: ctx.info }));
+        invocation = Some(Invocation { info: ctx.info });
+    } else if hook.equivalent {
+        invocation = equivalents(ctx.info)
+            .find(|eq| rules::any_rule_matches(&hook.rules, &target(eq)))
+            .map(|info| Invocation { info });
     }
-    if hook.equivalent {
-        for eq in equivalents(ctx.info) {
-            if rules::any_rule_matches(&hook.rules, &target(eq)) {
-                return Ok(Some(Invocation { info: eq }));
-            }
-        }
+    match invocation {
+        Some(inv) if conditions_hold(ctx, hook, &inv, w, obj)? => Ok(Some(inv)),
+        _ => Ok(None),
     }
-    Ok(None)
 }
 
-fn options(operation: &str, dry_run: bool) -> Option<Value> {
+pub(crate) fn options(operation: &str, dry_run: bool) -> Option<Value> {
     let kind = match operation {
         "CREATE" => "CreateOptions",
         "UPDATE" => "UpdateOptions",
@@ -153,6 +155,86 @@ fn options(operation: &str, dry_run: bool) -> Option<Value> {
         o["dryRun"] = json!(["All"]);
     }
     Some(o)
+}
+
+/// The attributes of the request as sent for resource `info`.
+fn attributes<'a>(
+    ctx: &'a Ctx,
+    info: &'static ResourceInfo,
+    w: &Write<'_>,
+    name: &'a str,
+    namespace: &'a str,
+    object: Option<&'a Value>,
+    old_object: Option<&'a Value>,
+) -> Attributes<'a> {
+    let sub = ctx.subresource.as_deref().unwrap_or_default();
+    Attributes {
+        operation: w.operation,
+        kind: kind_of(info, sub),
+        resource: (info.group, info.version, info.plural),
+        request_kind: kind_of(ctx.info, sub),
+        request_resource: (ctx.info.group, ctx.info.version, ctx.info.plural),
+        subresource: sub,
+        name,
+        namespace,
+        user: &ctx.user,
+        object,
+        old_object,
+        dry_run: w.dry_run,
+        options: options(w.operation, w.dry_run),
+    }
+}
+
+/// The CEL variables of a request for resource `info`: `object`, `oldObject` (served forms)
+/// and `request` (the AdmissionRequest without the objects).
+pub(crate) fn cel_activation(
+    ctx: &Ctx,
+    info: &'static ResourceInfo,
+    w: &Write<'_>,
+    obj: Option<&Value>,
+) -> skiff_api::crd::cel::Activation {
+    let served = obj.map(|o| views::from_storage(info, o.clone())).unwrap_or(Value::Null);
+    let served_old = w.old.map(|o| views::from_storage(info, o.clone())).unwrap_or(Value::Null);
+    let (name, namespace) = (name_of(ctx, obj, w.old), namespace_of(ctx, obj, w.old));
+    let attrs = attributes(ctx, info, w, &name, &namespace, None, None);
+    let mut request = review::request("v1", "", &attrs)["request"].take();
+    if let Some(m) = request.as_object_mut() {
+        m.remove("object");
+        m.remove("oldObject");
+    }
+    let mut act = skiff_api::crd::cel::Activation::new();
+    act.bind("object", served).bind("oldObject", served_old).bind("request", request);
+    act
+}
+
+/// Upstream's match conditions: every condition must hold. `Ok(false)` skips the webhook; an
+/// evaluation error fails closed (403) under `failurePolicy: Fail`, else skips it.
+fn conditions_hold(
+    ctx: &Ctx,
+    hook: &Hook,
+    inv: &Invocation,
+    w: &Write<'_>,
+    obj: Option<&Value>,
+) -> Result<bool, StatusError> {
+    if hook.match_conditions.is_empty() {
+        return Ok(true);
+    }
+    let act = cel_activation(ctx, inv.info, w, obj);
+    let mut errors = Vec::new();
+    for (name, expr) in &hook.match_conditions {
+        let outcome = expr.as_ref().map_err(String::clone).and_then(|e| skiff_api::crd::cel::evaluate(e, &act));
+        match outcome {
+            Ok(skiff_api::crd::cel::Outcome::Bool(true)) => {}
+            Ok(skiff_api::crd::cel::Outcome::Bool(false)) => return Ok(false),
+            Ok(_) => errors.push(format!("matchCondition '{name}' must evaluate to a bool")),
+            Err(e) => errors.push(format!("failed to evaluate matchCondition '{name}': {e}")),
+        }
+    }
+    if errors.is_empty() || hook.ignore_failures {
+        return Ok(errors.is_empty());
+    }
+    let name = name_of(ctx, obj, w.old);
+    Err(StatusError::forbidden(&ctx.group_resource(), &name, &errors.join(", ")))
 }
 
 /// Calls `hook` for the request; the verdict when it allows it.
@@ -177,26 +259,10 @@ async fn call_hook(
                 .to_string(),
         ));
     };
-    let sub = ctx.subresource.as_deref().unwrap_or_default();
     let served = obj.map(|o| views::from_storage(inv.info, o.clone()));
     let served_old = w.old.map(|o| views::from_storage(inv.info, o.clone()));
-    let name = name_of(ctx, obj, w.old);
-    let namespace = namespace_of(ctx, obj, w.old);
-    let attrs = Attributes {
-        operation: w.operation,
-        kind: kind_of(inv.info, sub),
-        resource: (inv.info.group, inv.info.version, inv.info.plural),
-        request_kind: kind_of(ctx.info, sub),
-        request_resource: (ctx.info.group, ctx.info.version, ctx.info.plural),
-        subresource: sub,
-        name: &name,
-        namespace: &namespace,
-        user: &ctx.user,
-        object: served.as_ref(),
-        old_object: served_old.as_ref(),
-        dry_run: w.dry_run,
-        options: options(w.operation, w.dry_run),
-    };
+    let (name, namespace) = (name_of(ctx, obj, w.old), namespace_of(ctx, obj, w.old));
+    let attrs = attributes(ctx, inv.info, w, &name, &namespace, served.as_ref(), served_old.as_ref());
     let uid = uuid::Uuid::new_v4().to_string();
     let body = review::request(version, &uid, &attrs);
     let dest =
@@ -353,11 +419,12 @@ pub async fn validate(
     first.map_or(Ok(()), Err)
 }
 
-/// The webhooks of a delete of `old` (stored form): mutating webhooks see no object (a patch is
-/// an error), then the validating ones.
+/// The webhooks and policies of a delete of `old` (stored form): mutating webhooks see no
+/// object (a patch is an error), then ValidatingAdmissionPolicies and the validating webhooks.
 pub async fn admit_delete(state: &ApiState, ctx: &Ctx, old: &Value, dry_run: bool) -> Result<(), StatusError> {
     let w = Write { operation: "DELETE", old: Some(old), dry_run };
     let mut warnings = Vec::new();
     mutate(state, ctx, w, None, &mut warnings).await?;
+    super::policy::validate(state, ctx, w, None, &mut warnings)?;
     validate(state, ctx, w, None, &mut warnings).await
 }
