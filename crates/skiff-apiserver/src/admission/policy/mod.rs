@@ -334,7 +334,7 @@ mod tests {
         assert_eq!(got[0], Ok(("failed expression: object.spec.replicas <= params.max".into(), String::new())));
         assert_eq!(got[1], Ok(("no bad names".into(), "Forbidden".into())));
         assert_eq!(got[2], Ok(("replicas: 5".into(), String::new())));
-        let err = got[3].clone().unwrap_err();
+        let err = got[3].clone().expect_err("an evaluation error");
         assert!(err.starts_with("expression 'object.spec.nope == 1' resulted in error: "), "{err}");
         let ok = evaluate_binding(&p, act(json!({"metadata": {"name": "good"}, "spec": {"replicas": 1, "nope": 1}})));
         assert_eq!(ok.len(), 1, "only the always-false check fails: {ok:?}");

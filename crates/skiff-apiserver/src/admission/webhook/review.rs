@@ -299,16 +299,22 @@ mod tests {
         let v = verify("v1", "u", false, &ok).expect("valid");
         assert!(v.allowed);
         assert_eq!(v.warnings, vec!["careful".to_string()]);
-        assert_eq!(verify("v1", "other", false, &ok).unwrap_err(), "expected response.uid=\"other\", got \"u\"");
-        assert_eq!(verify("v1", "u", false, &json!({})).unwrap_err(), "webhook response was absent");
+        assert_eq!(
+            verify("v1", "other", false, &ok).expect_err("rejected"),
+            "expected response.uid=\"other\", got \"u\""
+        );
+        assert_eq!(verify("v1", "u", false, &json!({})).expect_err("rejected"), "webhook response was absent");
         let patched = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "response": {"uid": "u", "allowed": true, "patch": "W10=", "patchType": "JSONPatch"}});
-        assert_eq!(verify("v1", "u", false, &patched).unwrap_err(), "validating webhook may not return response.patch");
+        assert_eq!(
+            verify("v1", "u", false, &patched).expect_err("rejected"),
+            "validating webhook may not return response.patch"
+        );
         assert_eq!(verify("v1", "u", true, &patched).expect("mutating").patch, b"[]".to_vec());
         let no_type = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "response": {"uid": "u", "allowed": true, "patch": "W10="}});
         assert_eq!(
-            verify("v1", "u", true, &no_type).unwrap_err(),
+            verify("v1", "u", true, &no_type).expect_err("rejected"),
             "webhook returned response.patch but not response.patchType"
         );
         let beta = json!({"response": {"allowed": true, "patch": "W10="}});
