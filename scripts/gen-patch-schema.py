@@ -50,6 +50,7 @@ API_PACKAGES = [
     ("events.v1", "api", "events/v1"),
     ("policy.v1", "api", "policy/v1"),
     ("scheduling.v1", "api", "scheduling/v1"),
+    ("admissionregistration.v1", "api", "admissionregistration/v1"),
     ("meta.v1", "apimachinery", "pkg/apis/meta/v1"),
 ]
 
@@ -68,6 +69,7 @@ GROUPS = {
     "events.v1": "events.k8s.io",
     "policy.v1": "policy",
     "scheduling.v1": "scheduling.k8s.io",
+    "admissionregistration.v1": "admissionregistration.k8s.io",
 }
 
 # Go import path → package id, for the packages parsed above.

@@ -519,6 +519,47 @@ fn build() -> Vec<ResourceInfo> {
         ),
         // scheduling.k8s.io/v1
         res("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"], none, vec![]),
+        // admissionregistration.k8s.io/v1
+        res(
+            "admissionregistration.k8s.io",
+            "v1",
+            "MutatingWebhookConfiguration",
+            "mutatingwebhookconfigurations",
+            false,
+            none,
+            &["api-extensions"],
+            vec![],
+        ),
+        res(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingWebhookConfiguration",
+            "validatingwebhookconfigurations",
+            false,
+            none,
+            &["api-extensions"],
+            vec![],
+        ),
+        res(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicy",
+            "validatingadmissionpolicies",
+            false,
+            none,
+            &["api-extensions"],
+            vec![status("ValidatingAdmissionPolicy")],
+        ),
+        res(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicyBinding",
+            "validatingadmissionpolicybindings",
+            false,
+            none,
+            &["api-extensions"],
+            vec![],
+        ),
         // apiextensions.k8s.io/v1
         res(
             "apiextensions.k8s.io",

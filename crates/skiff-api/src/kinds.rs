@@ -135,6 +135,26 @@ macro_rules! for_each_builtin_kind {
         $m!("policy", "v1", $crate::k8s_openapi::api::policy::v1::PodDisruptionBudget);
         $m!("scheduling.k8s.io", "v1", $crate::k8s_openapi::api::scheduling::v1::PriorityClass);
         $m!(
+            "admissionregistration.k8s.io",
+            "v1",
+            $crate::k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration
+        );
+        $m!(
+            "admissionregistration.k8s.io",
+            "v1",
+            $crate::k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration
+        );
+        $m!(
+            "admissionregistration.k8s.io",
+            "v1",
+            $crate::k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy
+        );
+        $m!(
+            "admissionregistration.k8s.io",
+            "v1",
+            $crate::k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding
+        );
+        $m!(
             "apiextensions.k8s.io",
             "v1",
             $crate::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition

@@ -36,6 +36,10 @@ pub struct ApiState {
     pub alloc: Allocator,
     /// Configuration.
     pub config: ApiConfig,
+    /// Admission webhook configurations in effect.
+    pub webhooks: crate::admission::webhook::Registry,
+    /// ValidatingAdmissionPolicies in effect.
+    pub policies: crate::admission::policy::Registry,
     bootstrapped: AtomicBool,
     shutting_down: AtomicBool,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -58,6 +62,8 @@ impl ApiState {
             caches,
             alloc,
             config,
+            webhooks: Default::default(),
+            policies: Default::default(),
             bootstrapped: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,

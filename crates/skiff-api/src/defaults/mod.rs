@@ -7,6 +7,7 @@
 //! (shared by every kind with a pod template), the apps workloads, batch, services and endpoints,
 //! the remaining core kinds, and the cluster-scoped odds and ends.
 
+mod admissionregistration;
 mod apps;
 mod batch;
 mod cluster;

@@ -2,17 +2,20 @@
 //! (other objects in the store), run by the generic write path at fixed points. Present: the
 //! Priority plugin ([`priority`]), NodeRestriction ([`noderestriction`]), DefaultTolerationSeconds
 //! ([`tolerations`]), LimitRanger ([`limitranger`]), PodSecurity ([`podsecurity`]), ResourceQuota
-//! ([`resourcequota`]) and the storage plugins ([`storage`]:
-//! DefaultStorageClass and StorageObjectInUseProtection). The typed hooks of `skiff-api` (defaulting, strategy,
+//! ([`resourcequota`]) and the storage plugins ([`storage`]: DefaultStorageClass and
+//! StorageObjectInUseProtection), then ValidatingAdmissionPolicy ([`policy`]) and the dynamic
+//! admission webhooks ([`webhook`]). The typed hooks of `skiff-api` (defaulting, strategy,
 //! validation) are not admission and stay there.
 
 pub mod limitranger;
 pub mod noderestriction;
 pub mod podsecurity;
+pub mod policy;
 pub mod priority;
 pub mod resourcequota;
 pub mod storage;
 pub mod tolerations;
+pub mod webhook;
 
 use serde_json::Value;
 use skiff_api::StatusError;
@@ -68,6 +71,7 @@ pub async fn validate_create(state: &ApiState, ctx: &Ctx, adm: &mut Admission, o
         limitranger::validate(state, storage.plural, obj).await?;
     }
     podsecurity::admit(state, ctx, adm, None, obj).await?;
+    validate_webhooks(state, ctx, adm, None, obj).await?;
     resourcequota::admit(state, storage, None, obj, adm.dry_run).await
 }
 
@@ -84,7 +88,37 @@ pub async fn validate_update(
         limitranger::validate(state, storage.plural, new).await?;
     }
     podsecurity::admit(state, ctx, adm, Some(old), new).await?;
+    validate_webhooks(state, ctx, adm, Some(old), new).await?;
     resourcequota::admit(state, storage, Some(old), new, adm.dry_run).await
+}
+
+/// The mutating admission webhooks of a create (`old` is `None`) or an update of `obj` (stored
+/// form, already defaulted); whether they changed it (the caller then defaults and validates
+/// it again).
+pub async fn mutate_webhooks(
+    state: &ApiState,
+    ctx: &Ctx,
+    adm: &mut Admission,
+    old: Option<&Value>,
+    obj: &mut Value,
+) -> Result<bool, StatusError> {
+    let operation = if old.is_some() { "UPDATE" } else { "CREATE" };
+    let w = webhook::Write { operation, old, dry_run: adm.dry_run };
+    webhook::mutate(state, ctx, w, Some(obj), &mut adm.warnings).await
+}
+
+/// ValidatingAdmissionPolicies, then the validating admission webhooks, of a create (`old` is `None`) or an update of `obj`.
+pub async fn validate_webhooks(
+    state: &ApiState,
+    ctx: &Ctx,
+    adm: &mut Admission,
+    old: Option<&Value>,
+    obj: &Value,
+) -> Result<(), StatusError> {
+    let operation = if old.is_some() { "UPDATE" } else { "CREATE" };
+    let w = webhook::Write { operation, old, dry_run: adm.dry_run };
+    policy::validate(state, ctx, w, Some(obj), &mut adm.warnings)?;
+    webhook::validate(state, ctx, w, Some(obj), &mut adm.warnings).await
 }
 
 /// Admission of a delete of `name` of `ctx.storage` by `ctx.user`.

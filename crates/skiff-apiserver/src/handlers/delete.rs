@@ -156,6 +156,7 @@ pub async fn delete_object(
         let is_namespace = ctx.storage.plural == "namespaces" && ctx.storage.group.is_empty();
         crate::admission::delete(ctx, name)?;
         crate::admission::noderestriction::admit_delete(ctx, name, &obj)?;
+        crate::admission::webhook::admit_delete(state, ctx, &obj, opts.dry_run).await?;
         if is_namespace && crate::bootstrap::UNDELETABLE_NAMESPACES.contains(&name) {
             return Err(StatusError::forbidden(&ctx.group_resource(), name, "this namespace may not be deleted"));
         }

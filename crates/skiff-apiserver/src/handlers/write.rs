@@ -208,6 +208,9 @@ pub async fn create_object(
     ensure_namespace_open(state, ctx).await?;
     crate::admission::create(state, ctx, adm, &mut obj).await?;
     let mut obj = ops(ctx)?.admit(obj, Operation::Create, adm.validation, &mut adm.warnings)?;
+    if crate::admission::mutate_webhooks(state, ctx, adm, None, &mut obj).await? {
+        obj = ops(ctx)?.admit(obj, Operation::Create, adm.validation, &mut Vec::new())?;
+    }
     crate::admission::validate_create(state, ctx, adm, &obj).await?;
     track(ctx, adm, None, &mut obj, sent);
     let name = meta_str(&obj, "name").unwrap_or("").to_string();
@@ -355,7 +358,15 @@ pub async fn update_object(
         crate::admission::noderestriction::admit_update(ctx, &old, &new)?;
         if part == Part::Main && new != old {
             crate::admission::update(state, ctx, adm, &old, &mut new).await?;
+            if crate::admission::mutate_webhooks(state, ctx, adm, Some(&old), &mut new).await? {
+                new = ops(ctx)?.admit(new, op, adm.validation, &mut Vec::new())?;
+            }
             crate::admission::validate_update(state, ctx, adm, &old, &new).await?;
+        } else if part == Part::Status && new != old {
+            if crate::admission::mutate_webhooks(state, ctx, adm, Some(&old), &mut new).await? {
+                new = ops(ctx)?.admit(new, op, adm.validation, &mut Vec::new())?;
+            }
+            crate::admission::validate_webhooks(state, ctx, adm, Some(&old), &new).await?;
         }
         if part == Part::Main
             && meta::spec_changed(&new, &old)

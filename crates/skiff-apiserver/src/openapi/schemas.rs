@@ -88,6 +88,7 @@ macro_rules! known_kinds {
     };
 }
 
+use k8s_openapi::api::admissionregistration::v1 as admreg;
 use k8s_openapi::api::{
     apps::v1 as apps, authentication::v1 as authn, autoscaling::v1 as as1, autoscaling::v2 as as2, batch::v1 as batch,
     coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, events::v1 as events, networking::v1 as net,
@@ -139,6 +140,10 @@ known_kinds!(
     policy::PodDisruptionBudget,
     policy::Eviction,
     sched::PriorityClass,
+    admreg::MutatingWebhookConfiguration,
+    admreg::ValidatingWebhookConfiguration,
+    admreg::ValidatingAdmissionPolicy,
+    admreg::ValidatingAdmissionPolicyBinding,
     events::Event,
     authn::TokenRequest,
     apiext::CustomResourceDefinition,

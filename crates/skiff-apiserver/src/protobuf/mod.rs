@@ -151,6 +151,7 @@ fn package_for(api_version: &str) -> Option<&'static str> {
         "events.k8s.io/v1" => "k8s.io.api.events.v1",
         "policy/v1" => "k8s.io.api.policy.v1",
         "scheduling.k8s.io/v1" => "k8s.io.api.scheduling.v1",
+        "admissionregistration.k8s.io/v1" => "k8s.io.api.admissionregistration.v1",
         "meta.k8s.io/v1" => META_PACKAGE,
         _ => return None,
     })

@@ -10,6 +10,7 @@
 //! Printers read the JSON object rather than typed structs, so one printer serves every version
 //! of a kind; a missing field reads as its zero value.
 
+mod admissionregistration;
 mod age;
 mod apps;
 mod batch;
@@ -88,6 +89,7 @@ fn printer_for(group: &str, plural: &str) -> Printer {
         "" => core::printer(plural),
         "apps" => apps::printer(plural),
         "batch" => batch::printer(plural),
+        "admissionregistration.k8s.io" => admissionregistration::printer(plural),
         _ => other::printer(group, plural),
     };
     found.unwrap_or(GENERIC)

@@ -7,6 +7,9 @@
 //!   `oldSelf` (transition rules), `optionalOldSelf`, `message`, `messageExpression`, `reason`,
 //!   `fieldPath` and ratcheting; compiled programs are cached per (leaked, `&'static`) schema.
 //!
+//! - [`Expression`], [`evaluate`]: standalone expressions over JSON variables, for admission
+//!   policies and match conditions.
+//!
 //! Inside: `env` (the environment), `library` (the Kubernetes functions), `value` (JSON → CEL by
 //! schema), `check` (a static checker standing in for cel-go's type checker), `compile`,
 //! `budget` (the cost guard), `validate` (evaluation) and `crd_checks`.
@@ -31,6 +34,7 @@ mod check;
 mod compile;
 mod crd_checks;
 mod env;
+mod expr;
 mod library;
 mod validate;
 mod value;
@@ -41,6 +45,7 @@ use std::sync::{Arc, LazyLock, RwLock};
 use serde_json::Value;
 
 pub use crd_checks::check_rules;
+pub use expr::{Activation, Expression, Outcome, evaluate};
 
 use crate::validation::{ErrorList, FieldError};
 use compile::RuleTree;

@@ -4,6 +4,7 @@
 //! follow upstream (`spec.containers[0].image: Required value`). Shared small validators live in
 //! [`common`]; each other submodule covers one family of kinds.
 
+mod admissionregistration;
 mod batch;
 mod cluster;
 pub mod common;

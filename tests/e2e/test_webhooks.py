@@ -1,0 +1,346 @@
+"""Admission webhooks end to end: a webhook server written here (Python `http.server` over TLS
+with a certificate made by `openssl` for the host side of the cluster's veth), reached by
+`clientConfig.url` from the API server inside the network namespace.
+
+Every configuration selects only namespaces carrying this test's label, so the shared cluster's
+other tests never reach these webhooks, and each test deletes its configurations.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from conftest import eventually, unique
+
+LABEL = "skiff-e2e-webhooks"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=cwd)
+
+
+def make_certs(directory: Path, ip: str) -> tuple[Path, Path, bytes]:
+    """A CA and a server certificate for `ip` signed by it: (cert, key, CA PEM)."""
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=webhook-test-ca",
+             "-keyout", "ca.key", "-out", "ca.crt", cwd=directory)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=webhook-test",
+             "-keyout", "server.key", "-out", "server.csr", cwd=directory)
+    (directory / "san.ext").write_text(
+        f"subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "2", "-extfile", "san.ext", "-out", "server.crt", cwd=directory)
+    return directory / "server.crt", directory / "server.key", (directory / "ca.crt").read_bytes()
+
+
+class WebhookServer:
+    """The webhooks: `/mutate` adds a label, `/deny` refuses names starting with `bad`, `/slow`
+    answers after 4 s. Every request body is kept in `reviews`."""
+
+    def __init__(self, host: str, cert: Path, key: Path) -> None:
+        self.reviews: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                server.reviews.append({"path": self.path, "review": body})
+                req = body["request"]
+                resp: dict = {"uid": req["uid"], "allowed": True}
+                path = self.path.split("?")[0]
+                if path == "/mutate":
+                    labels = (req.get("object") or {}).get("metadata", {}).get("labels")
+                    ops = ([{"op": "add", "path": "/metadata/labels/mutated", "value": "yes"}] if labels
+                           else [{"op": "add", "path": "/metadata/labels", "value": {"mutated": "yes"}}])
+                    resp["patchType"] = "JSONPatch"
+                    resp["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
+                elif path == "/deny":
+                    name = (req.get("object") or req.get("oldObject") or {}).get("metadata", {}).get("name", "")
+                    if name.startswith("bad"):
+                        resp["allowed"] = False
+                        resp["status"] = {"code": 403, "message": f"the name {name} is not welcome"}
+                    else:
+                        resp["warnings"] = ["checked by the deny webhook"]
+                elif path == "/slow":
+                    time.sleep(4)
+                out = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                                  "response": resp}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        self.httpd.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(cert), str(key))
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.url = f"https://{host}:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def webhook(cluster):
+    """The webhook server, listening on the host end of the cluster's veth."""
+    host = cluster.netns.host_ip
+    with tempfile.TemporaryDirectory(prefix="skiff-webhook.") as d:
+        cert, key, ca = make_certs(Path(d), host)
+        server = WebhookServer(host, cert, key)
+        server.ca_bundle = base64.b64encode(ca).decode()
+        yield server
+        server.stop()
+
+
+def free_port(host: str) -> int:
+    """A port on `host` nothing listens on."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def selector_value(cluster, namespace) -> str:
+    """Labels the test namespace so this test's webhooks select it."""
+    value = unique("wh")
+    cluster.kubectl("label", "namespace", namespace, f"{LABEL}={value}")
+    return value
+
+
+def hook(name: str, url: str, ca_bundle: str, value: str, **extra) -> dict:
+    h = {
+        "name": name,
+        "clientConfig": {"url": url, "caBundle": ca_bundle},
+        "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                   "resources": ["configmaps"]}],
+        "namespaceSelector": {"matchLabels": {LABEL: value}},
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+    }
+    h.update(extra)
+    return h
+
+
+class Configs:
+    """Creates webhook configurations and deletes them at the end of the test."""
+
+    def __init__(self, cluster) -> None:
+        self.cluster = cluster
+        self.created: list[tuple[str, str]] = []
+
+    def create(self, kind: str, hooks: list[dict]) -> str:
+        name = unique(kind.lower().replace("webhookconfiguration", "-wh"))
+        doc = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind, "metadata": {"name": name},
+               "webhooks": hooks}
+        self.cluster.kubectl("create", "-f", "-", input=json.dumps(doc))
+        self.created.append((kind.lower() + "s", name))
+        return name
+
+    def delete_all(self) -> None:
+        for plural, name in self.created:
+            self.cluster.kubectl("delete", plural, name, "--ignore-not-found", check=False)
+
+
+@pytest.fixture
+def configs(cluster):
+    c = Configs(cluster)
+    yield c
+    c.delete_all()
+
+
+def configmap(name: str, data: str = "x") -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": data}})
+
+
+def test_configurations_are_defaulted_validated_and_listed(cluster, webhook, configs, selector_value):
+    name = configs.create("ValidatingWebhookConfiguration", [
+        hook("defaults.skiff.test", webhook.url + "/deny", webhook.ca_bundle, selector_value)])
+    got = cluster.kubectl_json("get", "validatingwebhookconfiguration", name)
+    w = got["webhooks"][0]
+    assert (w["failurePolicy"], w["matchPolicy"], w["timeoutSeconds"]) == ("Fail", "Equivalent", 10)
+    assert w["objectSelector"] == {} and w["rules"][0]["scope"] == "*"
+    table = cluster.kubectl("get", "validatingwebhookconfigurations", name).stdout
+    assert table.split("\n")[0].split() == ["NAME", "WEBHOOKS", "AGE"], table
+    bad = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+           "metadata": {"name": unique("bad")},
+           "webhooks": [hook("two.segments", "http://x/", "", "v", timeoutSeconds=31)]}
+    r = cluster.kubectl("create", "-f", "-", input=json.dumps(bad), check=False)
+    assert r.returncode != 0
+    assert "webhooks[0].name: Invalid value: \"two.segments\": should be a domain with at least three " \
+           "segments separated by dots" in r.stderr, r.stderr
+    assert "webhooks[0].timeoutSeconds: Invalid value: 31: the timeout value must be between 1 and 30 " \
+           "seconds" in r.stderr, r.stderr
+    assert "'https' is the only allowed URL scheme" in r.stderr, r.stderr
+
+
+def test_mutating_webhook_adds_a_label(cluster, k, webhook, configs, selector_value):
+    configs.create("MutatingWebhookConfiguration", [
+        hook("label.skiff.test", webhook.url + "/mutate", webhook.ca_bundle, selector_value)])
+
+    def mutated_on_dry_run():
+        r = k("create", "-f", "-", "--dry-run=server", "-o", "json", input=configmap("probe"), check=False)
+        return r.returncode == 0 and json.loads(r.stdout)["metadata"].get("labels", {}).get("mutated") == "yes"
+
+    eventually(mutated_on_dry_run, timeout=30, what="the mutating webhook in effect")
+    name = unique("cm")
+    k("create", "-f", "-", input=configmap(name))
+    assert k.json("get", "configmap", name)["metadata"]["labels"] == {"mutated": "yes"}
+    review = next(r["review"] for r in reversed(webhook.reviews)
+                  if r["review"]["request"].get("name") == name and r["path"].startswith("/mutate"))
+    req = review["request"]
+    assert review["apiVersion"] == "admission.k8s.io/v1"
+    assert req["operation"] == "CREATE" and req["namespace"] == k.namespace
+    assert req["kind"] == {"group": "", "version": "v1", "kind": "ConfigMap"}
+    assert req["resource"] == {"group": "", "version": "v1", "resource": "configmaps"}
+    assert req["dryRun"] is False and req["object"]["data"] == {"k": "x"}
+    assert req["userInfo"]["username"]
+    assert r"?timeout=10s" in next(r["path"] for r in webhook.reviews if r["path"].startswith("/mutate"))
+    # An update is sent with the old object too.
+    k("label", "configmap", name, "extra=1", "--overwrite")
+    upd = next(r["review"]["request"] for r in reversed(webhook.reviews)
+               if r["review"]["request"].get("name") == name and r["review"]["request"]["operation"] == "UPDATE")
+    assert upd["oldObject"]["metadata"]["labels"] == {"mutated": "yes"}
+
+
+def test_validating_webhook_denies_with_its_message(cluster, k, webhook, configs, selector_value):
+    configs.create("ValidatingWebhookConfiguration", [
+        hook("deny.skiff.test", webhook.url + "/deny", webhook.ca_bundle, selector_value)])
+    bad = unique("bad")
+
+    def denied():
+        r = k("create", "-f", "-", input=configmap(bad), check=False)
+        return r.returncode != 0 and r
+    r = eventually(denied, timeout=30, what="the validating webhook in effect")
+    assert f'admission webhook "deny.skiff.test" denied the request: the name {bad} is not welcome' in r.stderr, \
+        r.stderr
+    good = k("create", "-f", "-", input=configmap(unique("good")))
+    assert "checked by the deny webhook" in good.stderr, good.stderr
+
+
+def test_failure_policy_with_the_server_down(cluster, webhook, configs, selector_value, namespace):
+    down = f"https://{cluster.netns.host_ip}:{free_port(cluster.netns.host_ip)}/deny"
+    configs.create("ValidatingWebhookConfiguration", [
+        hook("down-ignore.skiff.test", down, webhook.ca_bundle, selector_value, failurePolicy="Ignore")])
+    # Ignore: writes go through although the webhook cannot be reached.
+    cluster.kubectl("-n", namespace, "create", "-f", "-", input=configmap(unique("ignored")))
+    configs.create("ValidatingWebhookConfiguration", [
+        hook("down-fail.skiff.test", down, webhook.ca_bundle, selector_value, failurePolicy="Fail")])
+
+    def refused():
+        r = cluster.kubectl("-n", namespace, "create", "-f", "-", input=configmap(unique("refused")), check=False)
+        return r.returncode != 0 and r
+    r = eventually(refused, timeout=30, what="the failing webhook in effect")
+    assert 'Internal error occurred: failed calling webhook "down-fail.skiff.test": failed to call webhook: ' \
+           f'Post "{down}?timeout=10s"' in r.stderr, r.stderr
+    assert "connection refused" in r.stderr, r.stderr
+
+
+def test_timeout_fails_the_call(cluster, webhook, configs, selector_value, namespace):
+    configs.create("ValidatingWebhookConfiguration", [
+        hook("slow.skiff.test", webhook.url + "/slow", webhook.ca_bundle, selector_value, timeoutSeconds=1)])
+
+    def timed_out():
+        r = cluster.kubectl("-n", namespace, "create", "-f", "-", input=configmap(unique("slow")), check=False)
+        return r.returncode != 0 and r
+    r = eventually(timed_out, timeout=30, what="the slow webhook in effect")
+    assert 'failed calling webhook "slow.skiff.test"' in r.stderr and "context deadline exceeded" in r.stderr, \
+        r.stderr
+    assert "?timeout=1s" in r.stderr, r.stderr
+
+
+def test_namespace_selector_excludes_other_namespaces(cluster, webhook, configs, selector_value, namespace):
+    configs.create("MutatingWebhookConfiguration", [
+        hook("only-labelled.skiff.test", webhook.url + "/mutate", webhook.ca_bundle, selector_value)])
+
+    def mutated():
+        r = cluster.kubectl("-n", namespace, "create", "-f", "-", "--dry-run=server", "-o", "json",
+                            input=configmap("probe"), check=False)
+        return r.returncode == 0 and json.loads(r.stdout)["metadata"].get("labels", {}).get("mutated") == "yes"
+    eventually(mutated, timeout=30, what="the mutating webhook in effect")
+    other = unique("e2e-other")
+    cluster.kubectl("create", "namespace", other)
+    try:
+        name = unique("cm")
+        cluster.kubectl("-n", other, "create", "-f", "-", input=configmap(name))
+        got = cluster.kubectl_json("-n", other, "get", "configmap", name)
+        assert "mutated" not in got["metadata"].get("labels", {}), got
+    finally:
+        cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
+
+
+@pytest.fixture
+def policies(cluster):
+    created: list[tuple[str, str]] = []
+
+    def create(kind: str, name: str, spec: dict) -> str:
+        doc = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind, "metadata": {"name": name},
+               "spec": spec}
+        cluster.kubectl("create", "-f", "-", input=json.dumps(doc))
+        plural = {"ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+                  "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings"}[kind]
+        created.append((plural, name))
+        return name
+
+    yield create
+    for plural, name in reversed(created):
+        cluster.kubectl("delete", plural, name, "--ignore-not-found", check=False)
+
+
+def test_validating_admission_policy_denies_and_warns(cluster, k, policies, selector_value):
+    # The parameters exist before the binding that needs them.
+    k("create", "configmap", "limits", "--from-literal=banned=forbidden")
+    match = {"namespaceSelector": {"matchLabels": {LABEL: selector_value}},
+             "resourceRules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                                "resources": ["configmaps"]}]}
+    policy = policies("ValidatingAdmissionPolicy", unique("no-banned"), {
+        "failurePolicy": "Fail",
+        "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+        "matchConstraints": match,
+        "variables": [{"name": "value", "expression": "has(object.data) && 'k' in object.data ? object.data.k : ''"}],
+        "validations": [{"expression": "variables.value != params.data.banned",
+                         "messageExpression": "'the value ' + variables.value + ' is banned'", "reason": "Forbidden"}],
+    })
+    binding = policies("ValidatingAdmissionPolicyBinding", unique("no-banned-binding"), {
+        "policyName": policy, "validationActions": ["Deny"],
+        "paramRef": {"name": "limits", "namespace": k.namespace, "parameterNotFoundAction": "Deny"},
+    })
+    warn_policy = policies("ValidatingAdmissionPolicy", unique("short-names"), {
+        "matchConstraints": match,
+        "validations": [{"expression": "object.metadata.name.size() < 20", "message": "names should be short"}],
+    })
+    warn_binding = policies("ValidatingAdmissionPolicyBinding", unique("short-names-binding"), {
+        "policyName": warn_policy, "validationActions": ["Warn"]})
+
+    def denied():
+        r = k("create", "configmap", unique("c"), "--from-literal=k=forbidden", check=False)
+        return r.returncode != 0 and r
+    r = eventually(denied, timeout=30, what="the policy in effect")
+    assert (f"ValidatingAdmissionPolicy '{policy}' with binding '{binding}' denied request: "
+            "the value forbidden is banned") in r.stderr, r.stderr
+    assert "is forbidden" in r.stderr, r.stderr
+    k("create", "configmap", unique("c"), "--from-literal=k=fine")
+    long_name = unique("a-rather-long-configmap-name")
+    r = k("create", "configmap", long_name, "--from-literal=k=fine")
+    assert (f"Validation failed for ValidatingAdmissionPolicy '{warn_policy}' with binding '{warn_binding}': "
+            "names should be short") in r.stderr, r.stderr
+    table = cluster.kubectl("get", "validatingadmissionpolicybindings", binding).stdout
+    assert table.split("\n")[0].split() == ["NAME", "POLICYNAME", "PARAMREF", "AGE"], table
