@@ -75,9 +75,9 @@ pub struct ServerOptions {
 }
 
 impl ServerOptions {
-    /// The authorization chain for these options.
-    fn authorizers(&self) -> authz::Authorizers {
-        authz::Authorizers::new(vec![Box::new(authz::AlwaysAllow)])
+    /// The authorization chain for these options (RBAC over `state`'s caches).
+    fn authorizers(&self, state: &ApiState) -> authz::Authorizers {
+        authz::Authorizers::new(vec![Box::new(state.rbac.clone())])
     }
 }
 
@@ -125,6 +125,9 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
     let tls = server::tls_config(&opts.tls)?;
     let state = ApiState::new(store, opts.api.clone()).await?;
     bootstrap::run(&state).await.map_err(StartError::Bootstrap)?;
+    authz::bootstrap::reconcile(&state).await.map_err(StartError::Bootstrap)?;
+    authz::aggregation::sync(&state).await;
+    authz::aggregation::spawn(state.clone());
     crd_controller::sync_existing(&state).await;
     crd_controller::spawn(state.clone());
     let mut tokens = authn::TokenAuthenticator::default();
@@ -141,7 +144,7 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
     let router = routes::router(Arc::new(routes::Shared {
         state: state.clone(),
         tokens,
-        authorizers: opts.authorizers(),
+        authorizers: state.authorizers.get_or_init(|| Arc::new(opts.authorizers(&state))).clone(),
         kubelet,
     }));
     let listener = server::bind(opts.bind).await?;

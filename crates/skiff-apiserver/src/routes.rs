@@ -27,7 +27,7 @@ pub struct Shared {
     /// Bearer tokens.
     pub tokens: TokenAuthenticator,
     /// The authorization chain.
-    pub authorizers: Authorizers,
+    pub authorizers: Arc<Authorizers>,
     /// Connections to node agents for the streaming subresources of pods.
     pub kubelet: Option<crate::nodeproxy::KubeletDialer>,
 }

@@ -26,6 +26,16 @@ fn is(info: &ResourceInfo, group: &str, plural: &str) -> bool {
 pub async fn create(state: &ApiState, ctx: &Ctx, adm: &mut Admission, obj: &mut Value) -> Result<(), StatusError> {
     let _ = adm;
     let storage = ctx.storage;
+    if storage.group == "rbac.authorization.k8s.io" {
+        crate::authz::rbac::escalation::check(
+            state,
+            &ctx.user,
+            storage.plural,
+            ctx.namespace.as_deref().unwrap_or(""),
+            obj,
+            None,
+        )?;
+    }
     if is(storage, "", "pods") {
         limitranger::mutate_pod(state, obj).await?;
         priority::admit_pod(state, obj).await?;
@@ -50,6 +60,16 @@ pub async fn update(
 ) -> Result<(), StatusError> {
     let (_, _) = (adm, old);
     let storage = ctx.storage;
+    if storage.group == "rbac.authorization.k8s.io" {
+        crate::authz::rbac::escalation::check(
+            state,
+            &ctx.user,
+            storage.plural,
+            ctx.namespace.as_deref().unwrap_or(""),
+            new,
+            Some(old),
+        )?;
+    }
     if is(storage, "scheduling.k8s.io", "priorityclasses") {
         priority::admit_class(state, new, true).await?;
     }

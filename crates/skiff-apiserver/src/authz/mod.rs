@@ -6,6 +6,10 @@
 //!
 //! The authorizers themselves live in submodules; who the caller is comes from [`crate::authn`].
 
+pub mod aggregation;
+pub mod bootstrap;
+pub mod rbac;
+
 use std::sync::Arc;
 
 use skiff_api::StatusError;
