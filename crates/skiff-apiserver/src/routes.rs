@@ -68,11 +68,21 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
         let Some(user) = authn::authenticate(&shared.tokens, cert, authorization) else {
             return response::status(&StatusError::unauthorized("Unauthorized"));
         };
-        let user = Arc::new(user);
-        let attrs = attributes(&user, &parts.method, &path, &target);
+        let user = match authz::impersonation::apply(&shared.authorizers, Arc::new(user), &parts.headers) {
+            Ok(user) => user,
+            Err(e) => return response::status(&e),
+        };
+        let mut attrs = attributes(&user, &parts.method, &path, &target);
         if let Decision::Deny(why) = shared.authorizers.authorize(&attrs) {
             tracing::debug!(user = %user.name, verb = %attrs.verb, %path, reason = %why, "forbidden");
             return response::status(&authz::forbidden(&attrs, &why));
+        }
+        // A GET of exec/attach/portforward (WebSocket) must also be allowed to `create`, as upstream.
+        if authz::rbac::needs_create_too(&attrs) {
+            attrs.verb = "create".into();
+            if let Decision::Deny(why) = shared.authorizers.authorize(&attrs) {
+                return response::status(&authz::forbidden(&attrs, &why));
+            }
         }
         user
     };

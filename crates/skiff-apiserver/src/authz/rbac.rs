@@ -130,6 +130,17 @@ impl Rbac {
     }
 }
 
+/// Whether `attrs` is a `get` of a pod's `exec`, `attach` or `portforward` (a WebSocket
+/// upgrade), which upstream also authorizes as `create`.
+pub fn needs_create_too(attrs: &Attributes) -> bool {
+    attrs.verb == "get"
+        && attrs.resource.as_ref().is_some_and(|r| {
+            r.group.is_empty()
+                && r.resource == "pods"
+                && matches!(r.subresource.as_str(), "exec" | "attach" | "portforward")
+        })
+}
+
 impl Authorizer for Arc<Rbac> {
     fn authorize(&self, attrs: &Attributes) -> Decision {
         let index = self.index();
