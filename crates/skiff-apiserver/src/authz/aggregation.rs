@@ -131,7 +131,7 @@ mod tests {
             name: name.into(),
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             fields: vec![],
-            json: Bytes::from(serde_json::to_vec(&obj).unwrap()),
+            json: Bytes::from(serde_json::to_vec(&obj).expect("test value")),
             revision: 1,
         })
     }

@@ -1007,7 +1007,7 @@ mod tests {
         let roles = cluster_roles();
         let names: Vec<&str> = roles.iter().filter_map(|v| v["metadata"]["name"].as_str()).collect();
         for b in cluster_role_bindings() {
-            assert!(names.contains(&b["roleRef"]["name"].as_str().unwrap()), "{b}");
+            assert!(names.contains(&b["roleRef"]["name"].as_str().expect("test value")), "{b}");
         }
         for want in
             ["cluster-admin", "admin", "edit", "view", "system:basic-user", "system:controller:deployment-controller"]
@@ -1022,7 +1022,7 @@ mod tests {
         let mut existing = cluster_role("r", vec![r(&["get", "delete"], &[""], &["pods"])]);
         existing["metadata"]["labels"] = json!({"mine": "yes"});
         let out = reconciled(&existing, &expected).expect("changed");
-        let rules: Vec<Rule> = serde_json::from_value(out["rules"].clone()).unwrap();
+        let rules: Vec<Rule> = serde_json::from_value(out["rules"].clone()).expect("test value");
         assert_eq!(rules, vec![r(&["get", "delete"], &[""], &["pods"]), r(&["list"], &[""], &["pods"])]);
         assert_eq!(out["metadata"]["labels"]["mine"], "yes");
         assert_eq!(out["metadata"]["labels"]["kubernetes.io/bootstrapping"], "rbac-defaults");
@@ -1036,6 +1036,6 @@ mod tests {
         let expected = cluster_binding("b", vec![group("g1")]);
         let existing = cluster_binding("b", vec![user("u")]);
         let out = reconciled(&existing, &expected).expect("changed");
-        assert_eq!(out["subjects"].as_array().unwrap().len(), 2);
+        assert_eq!(out["subjects"].as_array().expect("test value").len(), 2);
     }
 }

@@ -161,34 +161,35 @@ mod tests {
             ("impersonate-group", "g2"),
             ("impersonate-extra-scopes%2Fx", "v"),
         ]);
-        let u = apply(&chain, alice(), &h).unwrap();
+        let u = apply(&chain, alice(), &h).expect("test value");
         assert_eq!(u.name, "bob");
         assert_eq!(u.groups, vec!["g1", "g2", AUTHENTICATED_GROUP]);
         assert_eq!(u.extra["scopes/x"], vec!["v".to_string()]);
-        let sa = apply(&chain, alice(), &headers(&[("impersonate-user", "system:serviceaccount:ns:robot")])).unwrap();
+        let sa = apply(&chain, alice(), &headers(&[("impersonate-user", "system:serviceaccount:ns:robot")]))
+            .expect("test value");
         assert_eq!(sa.groups, vec!["system:serviceaccounts", "system:serviceaccounts:ns", AUTHENTICATED_GROUP]);
         let me = alice();
-        assert!(Arc::ptr_eq(&apply(&chain, me.clone(), &HeaderMap::new()).unwrap(), &me));
+        assert!(Arc::ptr_eq(&apply(&chain, me.clone(), &HeaderMap::new()).expect("test value"), &me));
     }
 
     #[test]
     fn each_part_needs_permission() {
         let chain = Authorizers::new(vec![Box::new(OnlyUsers)]);
-        assert_eq!(apply(&chain, alice(), &headers(&[("impersonate-user", "bob")])).unwrap().name, "bob");
+        assert_eq!(apply(&chain, alice(), &headers(&[("impersonate-user", "bob")])).expect("test value").name, "bob");
         let e = apply(&chain, alice(), &headers(&[("impersonate-user", "bob"), ("impersonate-group", "admins")]))
-            .unwrap_err();
+            .expect_err("must fail");
         assert_eq!(e.code, 403);
         assert_eq!(
             e.message,
             "groups \"admins\" is forbidden: User \"alice\" cannot impersonate resource \"groups\" in API group \"\" at the cluster scope"
         );
         let none = Authorizers::new(vec![]);
-        let e = apply(&none, alice(), &headers(&[("impersonate-user", "bob")])).unwrap_err();
+        let e = apply(&none, alice(), &headers(&[("impersonate-user", "bob")])).expect_err("must fail");
         assert_eq!(
             e.message,
             "users \"bob\" is forbidden: User \"alice\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
         );
-        let e = apply(&chain, alice(), &headers(&[("impersonate-group", "g")])).unwrap_err();
+        let e = apply(&chain, alice(), &headers(&[("impersonate-group", "g")])).expect_err("must fail");
         assert_eq!(e.code, 400);
         assert_eq!(e.message, "requested [Impersonate-Group: g] without impersonating a user");
     }

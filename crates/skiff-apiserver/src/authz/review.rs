@@ -195,21 +195,21 @@ mod tests {
     #[test]
     fn spec_validation_matches_upstream() {
         let u = Arc::new(UserInfo::new("u".into(), vec![]));
-        let e = attributes("SelfSubjectAccessReview", &json!({}), u.clone()).unwrap_err();
+        let e = attributes("SelfSubjectAccessReview", &json!({}), u.clone()).expect_err("must fail");
         assert_eq!(e.code, 422);
         assert!(e.message.contains("spec.resourceAttributes: Required value: exactly one of"), "{}", e.message);
         let both =
             json!({"resourceAttributes": {"verb": "get"}, "nonResourceAttributes": {"path": "/x", "verb": "get"}});
-        let e = attributes("SelfSubjectAccessReview", &both, u.clone()).unwrap_err();
+        let e = attributes("SelfSubjectAccessReview", &both, u.clone()).expect_err("must fail");
         assert!(e.message.contains("cannot be specified in combination with resourceAttributes"), "{}", e.message);
         let ok = attributes(
             "SelfSubjectAccessReview",
             &json!({"resourceAttributes": {"verb": "get", "resource": "pods", "subresource": "log", "namespace": "n"}}),
             u,
         )
-        .unwrap();
+        .expect("test value");
         assert_eq!(ok.verb, "get");
-        assert_eq!(ok.resource.unwrap().subresource, "log");
+        assert_eq!(ok.resource.expect("test value").subresource, "log");
     }
 
     #[test]

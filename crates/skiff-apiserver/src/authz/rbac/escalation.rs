@@ -64,7 +64,7 @@ fn covers_atom(owner: &Rule, atom: &Rule) -> bool {
         return owner
             .non_resource_urls
             .iter()
-            .any(|o| o == "*" || o == url || o.strip_suffix('*').is_some_and(|p| url.starts_with(p)));
+            .any(|o| o == "*" || o == url || (o.ends_with('*') && url.starts_with(o.trim_end_matches('*'))));
     }
     let (Some(group), Some(resource)) = (atom.api_groups.first(), atom.resources.first()) else { return true };
     if !has(&owner.api_groups, group) {
@@ -268,5 +268,73 @@ mod tests {
         let all = vec![rule(&["*"], &["*"], &["*"])];
         assert!(covers(&all, &[rule(&["escalate"], &["x"], &["y/z"])]).is_empty());
         assert_eq!(covers(&all, &[url_rule(&["get"], &["/x"])]).len(), 1, "resource rules do not cover paths");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::authz::rbac::rules::any_allows;
+
+    fn words(choices: &'static [&'static str]) -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::vec(proptest::sample::select(choices).prop_map(str::to_string), 0..3)
+    }
+
+    fn rules() -> impl Strategy<Value = Rule> {
+        (
+            words(&["get", "list", "*", "create"]),
+            words(&["", "apps", "*"]),
+            words(&["pods", "pods/log", "*/log", "*", "nodes"]),
+            words(&["a", "b"]),
+            words(&["/api", "/api/*", "/a**", "*", "/apis"]),
+        )
+            .prop_map(|(verbs, api_groups, resources, resource_names, non_resource_urls)| Rule {
+                verbs,
+                api_groups,
+                resources,
+                resource_names,
+                non_resource_urls,
+            })
+    }
+
+    fn requests() -> impl Strategy<Value = Attributes> {
+        (
+            proptest::sample::select(vec!["get", "list", "create", "delete"]),
+            proptest::sample::select(vec!["", "apps"]),
+            proptest::sample::select(vec!["pods", "nodes", "secrets"]),
+            proptest::sample::select(vec!["", "log"]),
+            proptest::sample::select(vec!["", "a", "b"]),
+            proptest::sample::select(vec!["", "/api", "/api/v1", "/apis", "/abc"]),
+        )
+            .prop_map(|(verb, group, resource, sub, name, path)| Attributes {
+                user: Arc::new(UserInfo::new("u".into(), vec![])),
+                verb: verb.into(),
+                resource: path.is_empty().then(|| ResourceAttributes {
+                    group: group.into(),
+                    resource: resource.into(),
+                    subresource: sub.into(),
+                    name: name.into(),
+                    ..Default::default()
+                }),
+                path: path.into(),
+            })
+    }
+
+    proptest! {
+        /// Whatever an owner's rules cover, they also allow: no request slips through a role
+        /// the escalation check let the owner write.
+        #[test]
+        fn covered_rules_allow_nothing_more(owner in rules(), requested in rules(), attrs in requests()) {
+            prop_assert!(covers(std::slice::from_ref(&owner), std::slice::from_ref(&owner)).is_empty());
+            if covers(std::slice::from_ref(&owner), std::slice::from_ref(&requested)).is_empty()
+                && any_allows(std::slice::from_ref(&requested), &attrs)
+            {
+                prop_assert!(any_allows(std::slice::from_ref(&owner), &attrs));
+            }
+        }
     }
 }

@@ -80,7 +80,7 @@ pub fn name_matches(rule: &Rule, name: &str) -> bool {
 pub fn url_matches(rule: &Rule, path: &str) -> bool {
     rule.non_resource_urls
         .iter()
-        .any(|u| u == "*" || u == path || u.strip_suffix('*').is_some_and(|prefix| path.starts_with(prefix)))
+        .any(|u| u == "*" || u == path || (u.ends_with('*') && path.starts_with(u.trim_end_matches('*'))))
 }
 
 /// Whether `rule` allows the request `attrs`.

@@ -19,7 +19,7 @@ fn entry(kind: &str, ns: &str, name: &str, body: Value, revision: u64) -> Arc<En
         name: name.into(),
         labels: Default::default(),
         fields: vec![],
-        json: Bytes::from(serde_json::to_vec(&obj).unwrap()),
+        json: Bytes::from(serde_json::to_vec(&obj).expect("test value")),
         revision,
     })
 }
@@ -172,9 +172,12 @@ fn the_builder_reuses_unchanged_objects_and_sees_changes() {
     let mut f = fixture();
     let mut builder = Builder::default();
     let first = f.index(&mut builder);
-    let before = first.role("ns1", "pod-reader").unwrap().clone();
+    let before = first.role("ns1", "pod-reader").expect("test value").clone();
     let again = f.index(&mut builder);
-    assert!(Arc::ptr_eq(&before, again.role("ns1", "pod-reader").unwrap()), "unchanged roles are not re-parsed");
+    assert!(
+        Arc::ptr_eq(&before, again.role("ns1", "pod-reader").expect("test value")),
+        "unchanged roles are not re-parsed"
+    );
     f.roles[0] = entry(
         "roles",
         "ns1",
@@ -184,7 +187,7 @@ fn the_builder_reuses_unchanged_objects_and_sees_changes() {
     );
     f.bindings.remove(0);
     let changed = f.index(&mut builder);
-    assert_eq!(changed.role("ns1", "pod-reader").unwrap()[0].verbs, vec!["delete".to_string()]);
+    assert_eq!(changed.role("ns1", "pod-reader").expect("test value")[0].verbs, vec!["delete".to_string()]);
     assert_eq!(decide(&changed, user("alice", &[]), "delete", "ns1", "pods", ""), Decision::NoOpinion(String::new()));
 }
 
