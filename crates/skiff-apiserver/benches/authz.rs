@@ -19,7 +19,7 @@ use skiff_apiserver::authn::{self, TokenAuthenticator};
 use skiff_apiserver::authz::rbac::Rbac;
 use skiff_apiserver::authz::{Attributes, Authorizers, Decision, ResourceAttributes, bootstrap};
 use skiff_apiserver::cache::WatchCaches;
-use skiff_store::{RedbConfig, RedbStore, Store};
+use skiff_store::{RedbConfig, RedbStore, Store, StoreExt};
 
 const BINDINGS: usize = 1000;
 const NAMESPACES: usize = 50;
