@@ -895,17 +895,21 @@ pub fn reconciled(existing: &Value, expected: &Value) -> Option<Value> {
     for field in ["labels", "annotations"] {
         let mut merged = meta(expected, field);
         merged.extend(meta(existing, field));
-        out["metadata"][field] = Value::Object(merged);
+        if merged != meta(existing, field) {
+            out["metadata"][field] = Value::Object(merged);
+        }
     }
     if expected.get("roleRef").is_some() {
         let mut subjects = existing.get("subjects").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut added = false;
         for s in expected.get("subjects").and_then(Value::as_array).into_iter().flatten() {
             let same = |a: &Value| ["kind", "name", "namespace"].iter().all(|k| a.get(*k) == s.get(*k));
             if !subjects.iter().any(same) {
                 subjects.push(s.clone());
+                added = true;
             }
         }
-        if !subjects.is_empty() {
+        if added {
             out["subjects"] = json!(subjects);
         }
     } else {
@@ -915,13 +919,13 @@ pub fn reconciled(existing: &Value, expected: &Value) -> Option<Value> {
         let have = rules_of(existing);
         let want = rules_of(expected);
         if existing.get("aggregationRule").is_none_or(Value::is_null) {
-            let mut rules = have.clone();
-            for w in want {
-                if !covers(&have, std::slice::from_ref(&w)).is_empty() {
-                    rules.push(w);
-                }
+            let missing: Vec<Rule> =
+                want.into_iter().filter(|w| !covers(&have, std::slice::from_ref(w)).is_empty()).collect();
+            if !missing.is_empty() {
+                let mut rules = existing.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
+                rules.extend(missing.iter().map(|r| json!(r)));
+                out["rules"] = json!(rules);
             }
-            out["rules"] = json!(rules);
         }
         if let Some(want) = expected.pointer("/aggregationRule/clusterRoleSelectors").and_then(Value::as_array) {
             let mut selectors = existing
@@ -929,12 +933,15 @@ pub fn reconciled(existing: &Value, expected: &Value) -> Option<Value> {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
+            let before = selectors.len();
             for s in want {
                 if !selectors.contains(s) {
                     selectors.push(s.clone());
                 }
             }
-            out["aggregationRule"] = json!({"clusterRoleSelectors": selectors});
+            if selectors.len() != before {
+                out["aggregationRule"] = json!({"clusterRoleSelectors": selectors});
+            }
         }
     }
     (out != *existing).then_some(out)
