@@ -79,11 +79,11 @@ pub struct ServerOptions {
 }
 
 impl ServerOptions {
-    /// The authorization chain for these options (the Node authorizer first, as upstream's
-    /// `--authorization-mode=Node,RBAC`).
+    /// The authorization chain for these options: the Node authorizer, then RBAC over `state`'s
+    /// caches (upstream's `--authorization-mode=Node,RBAC`).
     fn authorizers(&self, state: &Arc<ApiState>) -> authz::Authorizers {
         let node = authz::node::NodeAuthorizer::start(&state.caches);
-        authz::Authorizers::new(vec![Box::new(node), Box::new(authz::AlwaysAllow)])
+        authz::Authorizers::new(vec![Box::new(node), Box::new(state.rbac.clone())])
     }
 }
 
@@ -134,6 +134,9 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
     let tls = server::tls_config(&opts.tls)?;
     let state = ApiState::new(store, opts.api.clone()).await?;
     bootstrap::run(&state).await.map_err(StartError::Bootstrap)?;
+    authz::bootstrap::reconcile(&state).await.map_err(StartError::Bootstrap)?;
+    authz::aggregation::sync(&state).await;
+    authz::aggregation::spawn(state.clone());
     crd_controller::sync_existing(&state).await;
     crd_controller::spawn(state.clone());
     let mut tokens = authn::TokenAuthenticator::default();
@@ -151,7 +154,7 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
     let router = routes::router(Arc::new(routes::Shared {
         state: state.clone(),
         tokens,
-        authorizers: opts.authorizers(&state),
+        authorizers: state.authorizers.get_or_init(|| Arc::new(opts.authorizers(&state))).clone(),
         kubelet,
         audit,
     }));

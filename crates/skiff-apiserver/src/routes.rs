@@ -27,7 +27,7 @@ pub struct Shared {
     /// Bearer tokens.
     pub tokens: TokenAuthenticator,
     /// The authorization chain.
-    pub authorizers: Authorizers,
+    pub authorizers: Arc<Authorizers>,
     /// Connections to node agents for the streaming subresources of pods.
     pub kubelet: Option<crate::nodeproxy::KubeletDialer>,
     /// The audit backend, when `--audit-log-path` is set.
@@ -84,7 +84,10 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
         let Some(user) = authn::authenticate(&shared.tokens, cert, authorization) else {
             return response::status(&StatusError::unauthorized("Unauthorized"));
         };
-        let user = Arc::new(user);
+        let user = match authz::impersonation::apply(&shared.authorizers, Arc::new(user), &parts.headers) {
+            Ok(user) => user,
+            Err(e) => return response::status(&e),
+        };
         let mut attrs = attributes(&user, &parts.method, &path, &target);
         selected_name(&mut attrs, &query);
         let decision = shared.authorizers.authorize(&attrs);
@@ -98,6 +101,13 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
         if let Decision::Deny(why) = decision {
             tracing::debug!(user = %user.name, verb = %attrs.verb, %path, reason = %why, "forbidden");
             return response::status(&authz::forbidden(&attrs, &why));
+        }
+        // A GET of exec/attach/portforward (WebSocket) must also be allowed to `create`, as upstream.
+        if authz::rbac::needs_create_too(&attrs) {
+            attrs.verb = "create".into();
+            if let Decision::Deny(why) = shared.authorizers.authorize(&attrs) {
+                return response::status(&authz::forbidden(&attrs, &why));
+            }
         }
         user
     };

@@ -40,6 +40,10 @@ pub struct ApiState {
     pub webhooks: crate::admission::webhook::Registry,
     /// ValidatingAdmissionPolicies in effect.
     pub policies: crate::admission::policy::Registry,
+    /// The RBAC authorizer's view of roles and bindings (also used by reviews and escalation checks).
+    pub rbac: Arc<crate::authz::rbac::Rbac>,
+    /// The authorization chain, set once when the server starts (reviews and escalation checks ask it).
+    pub authorizers: std::sync::OnceLock<Arc<crate::authz::Authorizers>>,
     bootstrapped: AtomicBool,
     shutting_down: AtomicBool,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -57,6 +61,7 @@ impl ApiState {
         }
         let caches = WatchCaches::start(store.clone(), prefixes).await?;
         let alloc = Allocator::new(store.clone(), config.service_cidr, config.node_port_range);
+        let rbac = Arc::new(crate::authz::rbac::Rbac::new(&caches));
         Ok(Arc::new(Self {
             store,
             caches,
@@ -64,6 +69,8 @@ impl ApiState {
             config,
             webhooks: Default::default(),
             policies: Default::default(),
+            rbac,
+            authorizers: std::sync::OnceLock::new(),
             bootstrapped: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,

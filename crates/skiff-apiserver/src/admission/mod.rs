@@ -33,6 +33,16 @@ pub async fn create(state: &ApiState, ctx: &Ctx, adm: &mut Admission, obj: &mut 
     let _ = adm;
     noderestriction::admit_create(state, ctx, obj).await?;
     let storage = ctx.storage;
+    if storage.group == "rbac.authorization.k8s.io" {
+        crate::authz::rbac::escalation::check(
+            state,
+            &ctx.user,
+            storage.plural,
+            ctx.namespace.as_deref().unwrap_or(""),
+            obj,
+            None,
+        )?;
+    }
     if is(storage, "", "pods") {
         limitranger::mutate_pod(state, obj).await?;
         priority::admit_pod(state, obj).await?;
@@ -57,6 +67,16 @@ pub async fn update(
 ) -> Result<(), StatusError> {
     let (_, _) = (adm, old);
     let storage = ctx.storage;
+    if storage.group == "rbac.authorization.k8s.io" {
+        crate::authz::rbac::escalation::check(
+            state,
+            &ctx.user,
+            storage.plural,
+            ctx.namespace.as_deref().unwrap_or(""),
+            new,
+            Some(old),
+        )?;
+    }
     if is(storage, "scheduling.k8s.io", "priorityclasses") {
         priority::admit_class(state, new, true).await?;
     }

@@ -183,6 +183,11 @@ impl ResourceCache {
         self.label(&self.read())
     }
 
+    /// Revision of the last change applied to this resource (moves only when it changes).
+    pub fn applied(&self) -> Revision {
+        self.read().last_applied
+    }
+
     fn reset(&self, objects: OrdMap<String, Arc<Entry>>, revision: Revision) {
         let mut state = self.write();
         *state = State { objects, ring: VecDeque::new(), ring_start: revision, last_applied: revision };
