@@ -72,6 +72,9 @@ pub struct ServerOptions {
     /// Credentials towards node agents (`pods/log`, `exec`, `attach`, `portforward`); without
     /// them those subresources answer 503.
     pub kubelet_client: Option<nodeproxy::KubeletClientTls>,
+    /// The ServiceAccount token signing key (PKCS#8 PEM, P-256); `None` generates one that lives
+    /// as long as the process.
+    pub service_account_key_pem: Option<String>,
 }
 
 impl ServerOptions {
@@ -90,6 +93,9 @@ pub enum StartError {
     /// Bootstrap objects could not be written.
     #[error("cannot create the default objects: {0}")]
     Bootstrap(skiff_api::StatusError),
+    /// The ServiceAccount signing key is unusable.
+    #[error(transparent)]
+    ServiceAccountKey(#[from] authn::jwt::JwtError),
     /// The listener could not start.
     #[error(transparent)]
     Serve(#[from] server::ServeError),
@@ -127,7 +133,15 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
     bootstrap::run(&state).await.map_err(StartError::Bootstrap)?;
     crd_controller::sync_existing(&state).await;
     crd_controller::spawn(state.clone());
+    let key = match &opts.service_account_key_pem {
+        Some(pem) => authn::jwt::SigningKey::from_pem(pem)?,
+        None => authn::jwt::SigningKey::generate()?,
+    };
+    let service_accounts =
+        Arc::new(authn::serviceaccount::ServiceAccountTokens::new(key, &opts.api.cluster_domain, state.caches.clone()));
+    let _ = state.service_accounts.set(service_accounts.clone());
     let mut tokens = authn::TokenAuthenticator::default();
+    tokens.set_service_accounts(service_accounts);
     for t in &opts.tokens {
         let groups: Vec<&str> = t.groups.iter().map(String::as_str).collect();
         tokens.add(&t.token, &t.user, &groups);

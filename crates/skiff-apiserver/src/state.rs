@@ -34,6 +34,8 @@ pub struct ApiState {
     pub alloc: Allocator,
     /// Configuration.
     pub config: ApiConfig,
+    /// ServiceAccount token issuer and authenticator (set once by [`crate::start`]).
+    pub service_accounts: std::sync::OnceLock<Arc<crate::authn::serviceaccount::ServiceAccountTokens>>,
     bootstrapped: AtomicBool,
     shutting_down: AtomicBool,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -56,6 +58,7 @@ impl ApiState {
             caches,
             alloc,
             config,
+            service_accounts: std::sync::OnceLock::new(),
             bootstrapped: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,

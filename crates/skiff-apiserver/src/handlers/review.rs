@@ -29,6 +29,9 @@ pub async fn create(state: &ApiState, ctx: &Ctx, body: Bytes) -> Result<Response
 }
 
 async fn answer(state: &ApiState, ctx: &Ctx, question: Value) -> Result<Value, StatusError> {
-    let _ = (state, question);
+    match ctx.info.kind {
+        "TokenReview" | "SelfSubjectReview" => return crate::authn::review::answer(state, ctx, question),
+        _ => {}
+    }
     Err(StatusError::service_unavailable(format!("{} are not served yet", ctx.info.plural)))
 }
