@@ -75,6 +75,9 @@ pub struct ServerOptions {
     /// The ServiceAccount token signing key (PKCS#8 PEM, P-256); `None` generates one that lives
     /// as long as the process.
     pub service_account_key_pem: Option<String>,
+    /// Run the ServiceAccount admission plugin (needs the ServiceAccount controller to create
+    /// each namespace's `default` ServiceAccount).
+    pub service_account_admission: bool,
 }
 
 impl ServerOptions {
@@ -140,6 +143,7 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
     let service_accounts =
         Arc::new(authn::serviceaccount::ServiceAccountTokens::new(key, &opts.api.cluster_domain, state.caches.clone()));
     let _ = state.service_accounts.set(service_accounts.clone());
+    state.service_account_admission.store(opts.service_account_admission, std::sync::atomic::Ordering::Relaxed);
     let mut tokens = authn::TokenAuthenticator::default();
     tokens.set_service_accounts(service_accounts);
     for t in &opts.tokens {

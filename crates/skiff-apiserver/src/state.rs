@@ -36,6 +36,8 @@ pub struct ApiState {
     pub config: ApiConfig,
     /// ServiceAccount token issuer and authenticator (set once by [`crate::start`]).
     pub service_accounts: std::sync::OnceLock<Arc<crate::authn::serviceaccount::ServiceAccountTokens>>,
+    /// Whether the ServiceAccount admission plugin runs (set by [`crate::start`]).
+    pub service_account_admission: AtomicBool,
     bootstrapped: AtomicBool,
     shutting_down: AtomicBool,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -59,6 +61,7 @@ impl ApiState {
             alloc,
             config,
             service_accounts: std::sync::OnceLock::new(),
+            service_account_admission: AtomicBool::new(false),
             bootstrapped: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,

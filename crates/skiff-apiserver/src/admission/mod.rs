@@ -1,13 +1,14 @@
 //! Admission: per-kind checks and mutations of writes that need more than the object itself
 //! (other objects in the store), run by the generic write path at fixed points. Present: the
 //! Priority plugin ([`priority`]), DefaultTolerationSeconds ([`tolerations`]), LimitRanger
-//! ([`limitranger`]), ResourceQuota ([`resourcequota`]) and the storage plugins ([`storage`]:
+//! ([`limitranger`]), ServiceAccount ([`serviceaccount`]), ResourceQuota ([`resourcequota`]) and the storage plugins ([`storage`]:
 //! DefaultStorageClass and StorageObjectInUseProtection). The typed hooks of `skiff-api` (defaulting, strategy,
 //! validation) are not admission and stay there.
 
 pub mod limitranger;
 pub mod priority;
 pub mod resourcequota;
+pub mod serviceaccount;
 pub mod storage;
 pub mod tolerations;
 
@@ -28,6 +29,9 @@ pub async fn create(state: &ApiState, ctx: &Ctx, adm: &mut Admission, obj: &mut 
     let storage = ctx.storage;
     if is(storage, "", "pods") {
         limitranger::mutate_pod(state, obj).await?;
+        if state.service_account_admission.load(std::sync::atomic::Ordering::Relaxed) {
+            serviceaccount::admit_pod(state, ctx.namespace.as_deref().unwrap_or(""), obj).await?;
+        }
         priority::admit_pod(state, obj).await?;
         tolerations::admit_pod(obj);
     } else if is(storage, "scheduling.k8s.io", "priorityclasses") {
