@@ -15,6 +15,7 @@ pub mod cache;
 pub mod crd_controller;
 pub mod discovery;
 pub mod handlers;
+pub mod legacy_tokens;
 pub mod negotiate;
 pub mod nodeproxy;
 pub mod objects;
@@ -146,6 +147,7 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
     state.service_account_admission.store(opts.service_account_admission, std::sync::atomic::Ordering::Relaxed);
     let mut tokens = authn::TokenAuthenticator::default();
     tokens.set_service_accounts(service_accounts);
+    legacy_tokens::spawn(state.clone(), opts.tls.client_ca_pem.clone());
     for t in &opts.tokens {
         let groups: Vec<&str> = t.groups.iter().map(String::as_str).collect();
         tokens.add(&t.token, &t.user, &groups);
