@@ -216,12 +216,9 @@ def test_oidc_documents_verify_the_token(cluster, namespace, sa, tmp_path):
     assert "Verified OK" not in r.stdout
 
 
-def test_self_subject_review_as_admin(cluster, kubectl_version):
-    if kubectl_version == "1.20":
-        r = cluster.kubectl("auth", "whoami", version="1.20", check=False)
-        assert r.returncode != 0  # 1.20 has no `auth whoami`
-        return
-    who = cluster.kubectl_json("auth", "whoami", version=kubectl_version)
+def test_self_subject_review_as_admin(cluster):
+    need_132()  # kubectl 1.20 has no `auth whoami`
+    who = cluster.kubectl_json("auth", "whoami", version=V132)
     assert who["kind"] == "SelfSubjectReview"
     assert "system:authenticated" in who["status"]["userInfo"]["groups"]
 
@@ -322,3 +319,16 @@ def test_in_cluster_client_uses_the_projected_token(agent_cluster):
         assert result["extra"]["authentication.kubernetes.io/node-name"] == [NODE]
     finally:
         c.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_token_review_with_kubectl_create(cluster, namespace, sa, kubectl_version):
+    """TokenReview posted by `kubectl create -f` (1.20 too) answers in the output object."""
+    need_132()
+    token = create_token(cluster, namespace, sa)
+    body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}})
+    out = json.loads(cluster.kubectl("create", "-f", "-", "-o", "json", input=body, version=kubectl_version).stdout)
+    assert out["status"]["authenticated"] is True
+    assert out["status"]["user"]["username"] == f"system:serviceaccount:{namespace}:{sa}"
+    body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": "x.y.z"}})
+    out = json.loads(cluster.kubectl("create", "-f", "-", "-o", "json", input=body, version=kubectl_version).stdout)
+    assert not out["status"].get("authenticated")
