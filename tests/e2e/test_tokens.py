@@ -332,3 +332,31 @@ def test_token_review_with_kubectl_create(cluster, namespace, sa, kubectl_versio
     body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": "x.y.z"}})
     out = json.loads(cluster.kubectl("create", "-f", "-", "-o", "json", input=body, version=kubectl_version).stdout)
     assert not out["status"].get("authenticated")
+
+
+def test_legacy_token_secret_is_filled_and_authenticates(cluster, namespace, sa, api_client):
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+              "metadata": {"name": "legacy", "annotations": {"kubernetes.io/service-account.name": sa}}}
+    cluster.kubectl("-n", namespace, "create", "-f", "-", input=json.dumps(secret))
+
+    def filled():
+        s = cluster.kubectl_json("-n", namespace, "get", "secret", "legacy")
+        return s if {"token", "ca.crt", "namespace"} <= set(s.get("data", {})) else None
+
+    s = eventually(filled, timeout=30, what="legacy token secret filled")
+    uid = cluster.kubectl_json("-n", namespace, "get", "serviceaccount", sa)["metadata"]["uid"]
+    assert s["metadata"]["annotations"]["kubernetes.io/service-account.uid"] == uid
+    assert base64.b64decode(s["data"]["namespace"]).decode() == namespace
+    assert "BEGIN CERTIFICATE" in base64.b64decode(s["data"]["ca.crt"]).decode()
+    token = base64.b64decode(s["data"]["token"]).decode()
+    c = claims_of(token)
+    assert c["iss"] == "kubernetes/serviceaccount"
+    assert c["kubernetes.io/serviceaccount/secret.name"] == "legacy"
+    assert "exp" not in c
+    st = review(api_client, token)
+    assert st.authenticated is True
+    assert st.user.username == f"system:serviceaccount:{namespace}:{sa}"
+    grant_pod_list(cluster, namespace, sa)
+    assert k8s.CoreV1Api(token_client(cluster, token)).list_namespaced_pod(namespace).items == []
+    cluster.kubectl("-n", namespace, "delete", "secret", "legacy")
+    eventually(lambda: review(api_client, token).authenticated is not True, timeout=10, what="token revoked")
