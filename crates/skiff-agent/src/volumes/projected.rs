@@ -152,7 +152,7 @@ mod tests {
         let err = payload(&src, &Pod::default(), &fetched, &Allocatable::default()).expect_err("errors");
         assert_eq!(err, "[configmap \"gone\" not found, failed to fetch token: boom]");
         let fetched = Fetched { config_maps: vec![], secrets: vec![], tokens: vec![Ok("jwt".into())] };
-        let only_token = source(vec![src.sources.as_ref().unwrap()[2].clone()]);
+        let only_token = source(vec![src.sources.as_ref().expect("sources")[2].clone()]);
         let p = payload(&only_token, &Pod::default(), &fetched, &Allocatable::default()).expect("token");
         assert_eq!(p["token"].data, b"jwt");
         assert_eq!(p["token"].mode, 0o440);

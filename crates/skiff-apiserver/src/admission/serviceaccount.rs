@@ -172,7 +172,7 @@ mod tests {
         let mount = json!({"name": "kube-api-access-abcde", "readOnly": true, "mountPath": MOUNT_PATH});
         assert_eq!(spec["initContainers"][0]["volumeMounts"], json!([mount]));
         assert_eq!(spec["containers"][0]["volumeMounts"][1], mount);
-        assert_eq!(spec["containers"][1]["volumeMounts"].as_array().unwrap().len(), 1);
+        assert_eq!(spec["containers"][1]["volumeMounts"].as_array().expect("test value").len(), 1);
         assert!(spec["ephemeralContainers"][0].get("volumeMounts").is_none());
         assert_eq!(spec["volumes"], json!([{"name": "kube-api-access-abcde", "projected": token_volume_source()}]));
         let src = token_volume_source();

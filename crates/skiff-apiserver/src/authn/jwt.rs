@@ -221,21 +221,21 @@ mod tests {
 
     #[test]
     fn sign_then_verify_round_trips() {
-        let key = SigningKey::generate().unwrap();
-        let token = key.sign(&json!({"sub": "x", "n": 1})).unwrap();
-        let claims = key.verifying_key().verify(&token).unwrap();
+        let key = SigningKey::generate().expect("test value");
+        let token = key.sign(&json!({"sub": "x", "n": 1})).expect("test value");
+        let claims = key.verifying_key().verify(&token).expect("test value");
         assert_eq!(claims["sub"], "x");
-        let header = decode_object(token.split('.').next().unwrap()).unwrap();
+        let header = decode_object(token.split('.').next().expect("test value")).expect("test value");
         assert_eq!(header["alg"], "ES256");
         assert_eq!(header["kid"], key.verifying_key().kid());
     }
 
     #[test]
     fn pem_round_trips_and_kid_is_stable() {
-        let pem = generate_pem().unwrap();
+        let pem = generate_pem().expect("test value");
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
-        let a = SigningKey::from_pem(&pem).unwrap();
-        let b = SigningKey::from_pem(&pem).unwrap();
+        let a = SigningKey::from_pem(&pem).expect("test value");
+        let b = SigningKey::from_pem(&pem).expect("test value");
         assert_eq!(a.verifying_key().kid(), b.verifying_key().kid());
         assert_eq!(a.verifying_key().kid().len(), 43);
         assert!(SigningKey::from_pem("garbage").is_err());
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn alg_none_and_hmac_are_refused() {
-        let key = SigningKey::generate().unwrap();
+        let key = SigningKey::generate().expect("test value");
         let claims = json!({"sub": "x"});
         let none = forge(&json!({"alg": "none"}), &claims, b"");
         assert_eq!(key.verifying_key().verify(&none), Err(JwtError::Algorithm("none".into())));
@@ -261,12 +261,12 @@ mod tests {
 
     #[test]
     fn bad_signatures_and_malformed_tokens_fail() {
-        let key = SigningKey::generate().unwrap();
-        let other = SigningKey::generate().unwrap();
-        let token = other.sign(&json!({"sub": "x"})).unwrap();
+        let key = SigningKey::generate().expect("test value");
+        let other = SigningKey::generate().expect("test value");
+        let token = other.sign(&json!({"sub": "x"})).expect("test value");
         assert_eq!(key.verifying_key().verify(&token), Err(JwtError::Signature));
         // Payload swapped under a valid signature.
-        let good = key.sign(&json!({"sub": "x"})).unwrap();
+        let good = key.sign(&json!({"sub": "x"})).expect("test value");
         let mut p: Vec<&str> = good.split('.').collect();
         let evil = URL_SAFE_NO_PAD.encode(json!({"sub": "admin"}).to_string());
         p[1] = &evil;
@@ -278,11 +278,11 @@ mod tests {
 
     #[test]
     fn jwk_has_the_public_point() {
-        let key = SigningKey::generate().unwrap();
+        let key = SigningKey::generate().expect("test value");
         let jwk = key.verifying_key().jwk();
         assert_eq!(jwk["kty"], "EC");
         assert_eq!(jwk["crv"], "P-256");
-        let x = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
+        let x = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().expect("test value")).expect("test value");
         assert_eq!(x.len(), 32);
         assert_eq!(&key.verifying_key().point[1..33], &x[..]);
     }

@@ -16,16 +16,16 @@ impl Objects {
                 o.insert(k.clone(), v.clone());
             }
         }
-        self.0.lock().unwrap().insert(format!("{resource}/{}/{name}", ns.unwrap_or("")), obj);
+        self.0.lock().expect("test value").insert(format!("{resource}/{}/{name}", ns.unwrap_or("")), obj);
     }
     fn remove(&self, resource: &str, ns: Option<&str>, name: &str) {
-        self.0.lock().unwrap().remove(&format!("{resource}/{}/{name}", ns.unwrap_or("")));
+        self.0.lock().expect("test value").remove(&format!("{resource}/{}/{name}", ns.unwrap_or("")));
     }
 }
 
 impl ObjectSource for Objects {
     fn core_object(&self, resource: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
-        self.0.lock().unwrap().get(&format!("{resource}/{}/{name}", namespace.unwrap_or(""))).cloned()
+        self.0.lock().expect("test value").get(&format!("{resource}/{}/{name}", namespace.unwrap_or(""))).cloned()
     }
 }
 
@@ -34,7 +34,8 @@ const NOW: i64 = 1_800_000_000;
 fn setup() -> (ServiceAccountTokens, Arc<Objects>) {
     let objects = Arc::new(Objects::default());
     objects.put("serviceaccounts", Some("ns"), "sa", "sa-uid", json!({}));
-    let tokens = ServiceAccountTokens::new(SigningKey::generate().unwrap(), "cluster.local", objects.clone());
+    let tokens =
+        ServiceAccountTokens::new(SigningKey::generate().expect("test value"), "cluster.local", objects.clone());
     (tokens, objects)
 }
 
@@ -55,16 +56,16 @@ fn claims_are_upstreams() {
     s.pod = Some(ObjectRef { name: "p".into(), uid: "p-uid".into() });
     s.node = Some(ObjectRef { name: "n".into(), uid: "n-uid".into() });
     s.warn_after = Some(NOW + 3607);
-    let (token, exp) = tokens.issue(&s, NOW).unwrap();
+    let (token, exp) = tokens.issue(&s, NOW).expect("test value");
     assert_eq!(exp, NOW + 3600);
-    let c = super::super::jwt::unverified_claims(&token).unwrap();
+    let c = super::super::jwt::unverified_claims(&token).expect("test value");
     assert_eq!(c["iss"], "https://kubernetes.default.svc.cluster.local");
     assert_eq!(c["sub"], "system:serviceaccount:ns:sa");
     assert_eq!(c["aud"], json!(["https://kubernetes.default.svc.cluster.local"]));
     assert_eq!(c["iat"], NOW);
     assert_eq!(c["nbf"], NOW);
     assert_eq!(c["exp"], NOW + 3600);
-    assert_eq!(c["jti"].as_str().unwrap().len(), 36);
+    assert_eq!(c["jti"].as_str().expect("test value").len(), 36);
     let k = &c["kubernetes.io"];
     assert_eq!(k["namespace"], "ns");
     assert_eq!(k["serviceaccount"], json!({"name": "sa", "uid": "sa-uid"}));
@@ -81,8 +82,8 @@ fn a_valid_token_authenticates_as_the_service_account() {
     let mut s = spec(&tokens);
     s.pod = Some(ObjectRef { name: "p".into(), uid: "p-uid".into() });
     s.node = Some(ObjectRef { name: "n".into(), uid: "n-uid".into() });
-    let (token, _) = tokens.issue(&s, NOW).unwrap();
-    let a = tokens.authenticate(&token, NOW + 10).unwrap().unwrap();
+    let (token, _) = tokens.issue(&s, NOW).expect("test value");
+    let a = tokens.authenticate(&token, NOW + 10).expect("test value").expect("test value");
     assert_eq!(a.user.name, "system:serviceaccount:ns:sa");
     assert_eq!(a.user.uid, "sa-uid");
     assert_eq!(a.user.groups, ["system:serviceaccounts", "system:serviceaccounts:ns", "system:authenticated"]);
@@ -97,11 +98,17 @@ fn a_valid_token_authenticates_as_the_service_account() {
 #[test]
 fn time_window_has_a_minute_of_leeway() {
     let (tokens, _) = setup();
-    let (token, exp) = tokens.issue(&spec(&tokens), NOW).unwrap();
-    assert!(tokens.authenticate(&token, exp + 60).unwrap().is_ok());
-    assert_eq!(tokens.authenticate(&token, exp + 61).unwrap().unwrap_err(), "service account token has expired");
-    assert!(tokens.authenticate(&token, NOW - 60).unwrap().is_ok());
-    assert_eq!(tokens.authenticate(&token, NOW - 61).unwrap().unwrap_err(), "service account token is not valid yet");
+    let (token, exp) = tokens.issue(&spec(&tokens), NOW).expect("test value");
+    assert!(tokens.authenticate(&token, exp + 60).expect("test value").is_ok());
+    assert_eq!(
+        tokens.authenticate(&token, exp + 61).expect("test value").expect_err("an error"),
+        "service account token has expired"
+    );
+    assert!(tokens.authenticate(&token, NOW - 60).expect("test value").is_ok());
+    assert_eq!(
+        tokens.authenticate(&token, NOW - 61).expect("test value").expect_err("an error"),
+        "service account token is not valid yet"
+    );
 }
 
 #[test]
@@ -109,10 +116,11 @@ fn wrong_audience_is_refused() {
     let (tokens, _) = setup();
     let mut s = spec(&tokens);
     s.audiences = vec!["vault".into()];
-    let (token, _) = tokens.issue(&s, NOW).unwrap();
-    let err = tokens.authenticate(&token, NOW).unwrap().unwrap_err();
+    let (token, _) = tokens.issue(&s, NOW).expect("test value");
+    let err = tokens.authenticate(&token, NOW).expect("test value").expect_err("an error");
     assert!(err.contains("is invalid for the target audiences"), "{err}");
-    let ok = tokens.authenticate_for(&token, &["vault".into(), "x".into()], NOW).unwrap().unwrap();
+    let ok =
+        tokens.authenticate_for(&token, &["vault".into(), "x".into()], NOW).expect("test value").expect("test value");
     assert_eq!(ok.audiences, ["vault"]);
 }
 
@@ -122,8 +130,8 @@ fn deleted_or_recreated_objects_revoke_the_token() {
     objects.put("pods", Some("ns"), "p", "p-uid", json!({}));
     let mut s = spec(&tokens);
     s.pod = Some(ObjectRef { name: "p".into(), uid: "p-uid".into() });
-    let (token, _) = tokens.issue(&s, NOW).unwrap();
-    assert!(tokens.authenticate(&token, NOW).unwrap().is_ok());
+    let (token, _) = tokens.issue(&s, NOW).expect("test value");
+    assert!(tokens.authenticate(&token, NOW).expect("test value").is_ok());
     objects.put(
         "pods",
         Some("ns"),
@@ -131,17 +139,31 @@ fn deleted_or_recreated_objects_revoke_the_token() {
         "p-uid",
         json!({"metadata": {"name": "p", "uid": "p-uid", "deletionTimestamp": "x"}}),
     );
-    assert_eq!(tokens.authenticate(&token, NOW).unwrap().unwrap_err(), "pod ns/p has been deleted");
+    assert_eq!(
+        tokens.authenticate(&token, NOW).expect("test value").expect_err("an error"),
+        "pod ns/p has been deleted"
+    );
     objects.put("pods", Some("ns"), "p", "other", json!({}));
-    assert!(tokens.authenticate(&token, NOW).unwrap().unwrap_err().starts_with("pod UID (other) does not match"));
+    assert!(
+        tokens
+            .authenticate(&token, NOW)
+            .expect("test value")
+            .expect_err("an error")
+            .starts_with("pod UID (other) does not match")
+    );
     objects.remove("pods", Some("ns"), "p");
-    assert!(tokens.authenticate(&token, NOW).unwrap().is_err());
+    assert!(tokens.authenticate(&token, NOW).expect("test value").is_err());
     // The service account itself.
-    let (plain, _) = tokens.issue(&spec(&tokens), NOW).unwrap();
+    let (plain, _) = tokens.issue(&spec(&tokens), NOW).expect("test value");
     objects.put("serviceaccounts", Some("ns"), "sa", "new-uid", json!({}));
-    assert!(tokens.authenticate(&plain, NOW).unwrap().unwrap_err().contains("does not match claim"));
+    assert!(
+        tokens.authenticate(&plain, NOW).expect("test value").expect_err("an error").contains("does not match claim")
+    );
     objects.remove("serviceaccounts", Some("ns"), "sa");
-    assert_eq!(tokens.authenticate(&plain, NOW).unwrap().unwrap_err(), "service account token has been invalidated");
+    assert_eq!(
+        tokens.authenticate(&plain, NOW).expect("test value").expect_err("an error"),
+        "service account token has been invalidated"
+    );
 }
 
 #[test]
@@ -150,34 +172,41 @@ fn secret_bound_and_legacy_tokens_need_their_secret() {
     objects.put("secrets", Some("ns"), "s", "s-uid", json!({}));
     let mut s = spec(&tokens);
     s.secret = Some(ObjectRef { name: "s".into(), uid: "s-uid".into() });
-    let (token, _) = tokens.issue(&s, NOW).unwrap();
-    assert!(tokens.authenticate(&token, NOW).unwrap().is_ok());
+    let (token, _) = tokens.issue(&s, NOW).expect("test value");
+    assert!(tokens.authenticate(&token, NOW).expect("test value").is_ok());
     objects.remove("secrets", Some("ns"), "s");
-    assert!(tokens.authenticate(&token, NOW).unwrap().is_err());
+    assert!(tokens.authenticate(&token, NOW).expect("test value").is_err());
 
     let sa = ObjectRef { name: "sa".into(), uid: "sa-uid".into() };
-    let legacy = tokens.issue_legacy("ns", &sa, "legacy").unwrap();
-    assert!(tokens.authenticate(&legacy, NOW).unwrap().is_err(), "no secret yet");
+    let legacy = tokens.issue_legacy("ns", &sa, "legacy").expect("test value");
+    assert!(tokens.authenticate(&legacy, NOW).expect("test value").is_err(), "no secret yet");
     let data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &legacy);
     objects.put("secrets", Some("ns"), "legacy", "l-uid", json!({"data": {"token": data}}));
-    let a = tokens.authenticate(&legacy, NOW).unwrap().unwrap();
+    let a = tokens.authenticate(&legacy, NOW).expect("test value").expect("test value");
     assert_eq!(a.user.name, "system:serviceaccount:ns:sa");
     objects.remove("secrets", Some("ns"), "legacy");
-    assert!(tokens.authenticate(&legacy, NOW).unwrap().is_err());
+    assert!(tokens.authenticate(&legacy, NOW).expect("test value").is_err());
 }
 
 #[test]
 fn foreign_tokens_are_not_ours_and_forged_ones_fail() {
     let (tokens, _) = setup();
     assert!(tokens.authenticate("0123456789abcdef", NOW).is_none());
-    let other = ServiceAccountTokens::new(SigningKey::generate().unwrap(), "other.local", Arc::new(Objects::default()));
-    let (foreign, _) = other.issue(&spec(&other), NOW).unwrap();
+    let other = ServiceAccountTokens::new(
+        SigningKey::generate().expect("test value"),
+        "other.local",
+        Arc::new(Objects::default()),
+    );
+    let (foreign, _) = other.issue(&spec(&other), NOW).expect("test value");
     assert!(tokens.authenticate(&foreign, NOW).is_none(), "another issuer");
     // Same issuer, another key.
-    let twin =
-        ServiceAccountTokens::new(SigningKey::generate().unwrap(), "cluster.local", Arc::new(Objects::default()));
-    let (forged, _) = twin.issue(&spec(&twin), NOW).unwrap();
-    assert_eq!(tokens.authenticate(&forged, NOW).unwrap().unwrap_err(), "invalid signature");
+    let twin = ServiceAccountTokens::new(
+        SigningKey::generate().expect("test value"),
+        "cluster.local",
+        Arc::new(Objects::default()),
+    );
+    let (forged, _) = twin.issue(&spec(&twin), NOW).expect("test value");
+    assert_eq!(tokens.authenticate(&forged, NOW).expect("test value").expect_err("an error"), "invalid signature");
 }
 
 #[test]
