@@ -17,6 +17,7 @@ pub mod crd_controller;
 pub mod discovery;
 pub mod encryption;
 pub mod handlers;
+pub mod legacy_tokens;
 pub mod negotiate;
 pub mod nodeproxy;
 pub mod objects;
@@ -76,6 +77,12 @@ pub struct ServerOptions {
     pub kubelet_client: Option<nodeproxy::KubeletClientTls>,
     /// The audit log; `None` (no `--audit-log-path`) audits nothing.
     pub audit: Option<audit::AuditOptions>,
+    /// The ServiceAccount token signing key (PKCS#8 PEM, P-256); `None` generates one that lives
+    /// as long as the process.
+    pub service_account_key_pem: Option<String>,
+    /// Run the ServiceAccount admission plugin (needs the ServiceAccount controller to create
+    /// each namespace's `default` ServiceAccount).
+    pub service_account_admission: bool,
 }
 
 impl ServerOptions {
@@ -96,6 +103,9 @@ pub enum StartError {
     /// Bootstrap objects could not be written.
     #[error("cannot create the default objects: {0}")]
     Bootstrap(skiff_api::StatusError),
+    /// The ServiceAccount signing key is unusable.
+    #[error(transparent)]
+    ServiceAccountKey(#[from] authn::jwt::JwtError),
     /// The listener could not start.
     #[error(transparent)]
     Serve(#[from] server::ServeError),
@@ -139,7 +149,17 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
     authz::aggregation::spawn(state.clone());
     crd_controller::sync_existing(&state).await;
     crd_controller::spawn(state.clone());
+    let key = match &opts.service_account_key_pem {
+        Some(pem) => authn::jwt::SigningKey::from_pem(pem)?,
+        None => authn::jwt::SigningKey::generate()?,
+    };
+    let service_accounts =
+        Arc::new(authn::serviceaccount::ServiceAccountTokens::new(key, &opts.api.cluster_domain, state.caches.clone()));
+    let _ = state.service_accounts.set(service_accounts.clone());
+    state.service_account_admission.store(opts.service_account_admission, std::sync::atomic::Ordering::Relaxed);
     let mut tokens = authn::TokenAuthenticator::default();
+    tokens.set_service_accounts(service_accounts);
+    legacy_tokens::spawn(state.clone(), opts.tls.client_ca_pem.clone());
     for t in &opts.tokens {
         let groups: Vec<&str> = t.groups.iter().map(String::as_str).collect();
         tokens.add(&t.token, &t.user, &groups);

@@ -116,6 +116,9 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
     match path.as_str() {
         "/healthz" | "/livez" | "/readyz" => return health(state, &path, &query),
         "/version" => return response::json(200, &discovery::version_info()),
+        "/.well-known/openid-configuration" | "/openid/v1/jwks" => {
+            return authn::serviceaccount::oidc_response(state, &path);
+        }
         "/openapi/v2" => return openapi_v2(accept, &parts.headers),
         "/openapi/v3" | "/openapi/v3/" => {
             return response::json_bytes(200, OpenApiCache::current().index_body().to_vec());

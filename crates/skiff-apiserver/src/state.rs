@@ -44,6 +44,10 @@ pub struct ApiState {
     pub rbac: Arc<crate::authz::rbac::Rbac>,
     /// The authorization chain, set once when the server starts (reviews and escalation checks ask it).
     pub authorizers: std::sync::OnceLock<Arc<crate::authz::Authorizers>>,
+    /// ServiceAccount token issuer and authenticator (set once by [`crate::start`]).
+    pub service_accounts: std::sync::OnceLock<Arc<crate::authn::serviceaccount::ServiceAccountTokens>>,
+    /// Whether the ServiceAccount admission plugin runs (set by [`crate::start`]).
+    pub service_account_admission: AtomicBool,
     bootstrapped: AtomicBool,
     shutting_down: AtomicBool,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -71,6 +75,8 @@ impl ApiState {
             policies: Default::default(),
             rbac,
             authorizers: std::sync::OnceLock::new(),
+            service_accounts: std::sync::OnceLock::new(),
+            service_account_admission: AtomicBool::new(false),
             bootstrapped: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,

@@ -143,6 +143,7 @@ pub struct Pki {
     serving: CertPair,
     admin: CertPair,
     admin_token: String,
+    service_account_key: String,
     changes: PkiChanges,
 }
 
@@ -273,7 +274,14 @@ impl Pki {
         let (admin_token, token_created) = load_or_create_token(&server_dir.join("token"))?;
         changes.token_created = token_created;
 
-        Ok(Pki { tls_dir, ca, serving, admin, admin_token, changes })
+        let service_account_key = load_or_create_service_account_key(&tls_dir.join("service-account.key"))?;
+
+        Ok(Pki { tls_dir, ca, serving, admin, admin_token, service_account_key, changes })
+    }
+
+    /// The ServiceAccount token signing key (PKCS#8 PEM, P-256).
+    pub fn service_account_key_pem(&self) -> &str {
+        &self.service_account_key
     }
 
     /// The directory holding the certificates.
@@ -512,6 +520,23 @@ fn load_or_create_token(path: &Path) -> Result<(String, bool), PkiError> {
     }
 }
 
+/// Reads the ServiceAccount signing key, or creates it (P-256, PKCS#8 PEM, mode 0600).
+fn load_or_create_service_account_key(path: &Path) -> Result<String, PkiError> {
+    match fs::read_to_string(path) {
+        Ok(pem) => {
+            KeyPair::from_pem(&pem).map_err(|e| invalid(path, e.to_string()))?;
+            Ok(pem)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let pem = new_key("service account signing key")?.serialize_pem();
+            write_atomic(path, pem.as_bytes(), 0o600)
+                .map_err(|source| PkiError::Io { path: path.to_owned(), source })?;
+            Ok(pem)
+        }
+        Err(source) => Err(PkiError::Io { path: path.to_owned(), source }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -546,6 +571,7 @@ mod tests {
         for crt in ["ca.crt", "serving.crt", "admin.crt"] {
             assert!(tls.join(crt).is_file(), "{crt}");
         }
+        assert_eq!(mode(&tls.join("service-account.key")), 0o600);
         let token_path = dir.path().join("server/token");
         assert_eq!(mode(&token_path), 0o600);
         assert_eq!(pki.admin_token().len(), 64);
@@ -601,6 +627,7 @@ mod tests {
         assert_eq!(first.serving(), second.serving());
         assert_eq!(first.admin(), second.admin());
         assert_eq!(first.admin_token(), second.admin_token());
+        assert_eq!(first.service_account_key_pem(), second.service_account_key_pem());
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod projected;
 pub mod pvc;
 pub mod secret;
 pub mod subpath;
+pub mod token_manager;
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
@@ -117,6 +118,7 @@ pub struct VolumeManager {
     node: Allocatable,
     config_maps: ObjectCache<ConfigMap>,
     secrets: ObjectCache<Secret>,
+    tokens: token_manager::TokenManager,
     pods: Mutex<HashMap<String, Arc<tokio::sync::Mutex<PodVolumes>>>>,
     limits: Mutex<HashMap<String, Vec<SizeLimit>>>,
     evictions: Mutex<HashMap<String, String>>,
@@ -160,6 +162,7 @@ impl VolumeManager {
         Arc::new(Self {
             config_maps: ObjectCache::new(client.clone(), "configmap"),
             secrets: ObjectCache::new(client.clone(), "secret"),
+            tokens: token_manager::TokenManager::new(client.clone()),
             client,
             agent_dir: cfg.agent_dir.clone(),
             node,
@@ -247,13 +250,17 @@ impl VolumeManager {
             return downward_api::payload(src.items.as_deref().unwrap_or_default(), pod, src.default_mode, &self.node);
         }
         if let Some(src) = &volume.projected {
-            let mut fetched = projected::Fetched { config_maps: Vec::new(), secrets: Vec::new() };
+            let mut fetched = projected::Fetched { config_maps: Vec::new(), secrets: Vec::new(), tokens: Vec::new() };
             for s in src.sources.iter().flatten() {
                 if let Some(cm) = &s.config_map {
                     fetched.config_maps.push(self.config_map(ns, &cm.name).await);
                 }
                 if let Some(sec) = &s.secret {
                     fetched.secrets.push(self.secret(ns, &sec.name).await);
+                }
+                if let Some(t) = &s.service_account_token {
+                    let lifetime = t.expiration_seconds.unwrap_or(3600);
+                    fetched.tokens.push(self.tokens.token(pod, t.audience.as_deref(), lifetime).await);
                 }
             }
             return projected::payload(src, pod, &fetched, &self.node);
@@ -509,6 +516,7 @@ impl VolumeManager {
         let state = locked(&self.pods).remove(&uid);
         locked(&self.limits).remove(&uid);
         locked(&self.evictions).remove(&uid);
+        self.tokens.forget_pod(&uid);
         if let Some(state) = state {
             let st = state.lock().await;
             for source in st.sources.iter().flatten() {

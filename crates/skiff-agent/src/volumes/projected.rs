@@ -1,16 +1,15 @@
-//! projected volumes: one directory combining configMap, secret and downwardAPI sources under
-//! the volume's `defaultMode`, with the sources' errors aggregated as upstream. Like secret
-//! volumes they live on a tmpfs.
+//! projected volumes: one directory combining configMap, secret, downwardAPI and
+//! serviceAccountToken sources under the volume's `defaultMode`, with the sources' errors
+//! aggregated as upstream. Like secret volumes they live on a tmpfs. Tokens are requested by
+//! [`super::token_manager`].
 //!
-//! Not supported yet (each fails the mount with a message saying so): `serviceAccountToken`
-//! sources, which need the TokenRequest API and belong to the security work, and
-//! `clusterTrustBundle` sources.
+//! Not supported (fails the mount with a message saying so): `clusterTrustBundle` sources.
 
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ProjectedVolumeSource, Secret};
 
-use super::atomic_writer::Payload;
+use super::atomic_writer::{FileProjection, Payload};
 use super::downward_api::{self, Allocatable};
 use super::{config_map, secret};
 
@@ -20,6 +19,8 @@ pub struct Fetched {
     pub config_maps: Vec<Result<Option<Arc<ConfigMap>>, String>>,
     /// One entry per secret source, in order.
     pub secrets: Vec<Result<Option<Arc<Secret>>, String>>,
+    /// One entry per serviceAccountToken source, in order: the token.
+    pub tokens: Vec<Result<String, String>>,
 }
 
 /// The files of a projected volume.
@@ -31,7 +32,7 @@ pub fn payload(
 ) -> Result<Payload, String> {
     let mut out = Payload::new();
     let mut errors = Vec::new();
-    let (mut cm_index, mut secret_index) = (0, 0);
+    let (mut cm_index, mut secret_index, mut token_index) = (0, 0, 0);
     for s in source.sources.iter().flatten() {
         let part = if let Some(cm) = &s.config_map {
             let optional = cm.optional.unwrap_or(false);
@@ -53,8 +54,13 @@ pub fn payload(
             }
         } else if let Some(d) = &s.downward_api {
             downward_api::payload(d.items.as_deref().unwrap_or_default(), pod, source.default_mode, node)
-        } else if s.service_account_token.is_some() {
-            Err("serviceAccountToken projections are not supported by skiff's agent yet".into())
+        } else if let Some(t) = &s.service_account_token {
+            let fetched = fetched.tokens.get(token_index).cloned().unwrap_or_else(|| Err("no token".into()));
+            token_index += 1;
+            fetched.map(|token| {
+                let mode = source.default_mode.unwrap_or(0o644) as u32;
+                Payload::from([(t.path.clone(), FileProjection { data: token.into_bytes(), mode })])
+            })
         } else if s.cluster_trust_bundle.is_some() {
             Err("clusterTrustBundle projections are not supported by skiff's agent".into())
         } else {
@@ -114,7 +120,11 @@ mod tests {
             },
         ]);
         let pod = Pod { metadata: ObjectMeta { name: Some("p".into()), ..Default::default() }, ..Default::default() };
-        let fetched = Fetched { config_maps: vec![Ok(Some(Arc::new(cm)))], secrets: vec![Ok(Some(Arc::new(sec)))] };
+        let fetched = Fetched {
+            config_maps: vec![Ok(Some(Arc::new(cm)))],
+            secrets: vec![Ok(Some(Arc::new(sec)))],
+            tokens: vec![],
+        };
         let p = payload(&src, &pod, &fetched, &Allocatable::default()).expect("payload");
         assert_eq!(p.keys().collect::<Vec<_>>(), ["a", "name", "s"]);
         assert!(p.values().all(|f| f.mode == 0o440));
@@ -134,11 +144,17 @@ mod tests {
                 ..Default::default()
             },
         ]);
-        let fetched = Fetched { config_maps: vec![Ok(None), Ok(None)], secrets: vec![] };
+        let fetched = Fetched {
+            config_maps: vec![Ok(None), Ok(None)],
+            secrets: vec![],
+            tokens: vec![Err("failed to fetch token: boom".into())],
+        };
         let err = payload(&src, &Pod::default(), &fetched, &Allocatable::default()).expect_err("errors");
-        assert_eq!(
-            err,
-            "[configmap \"gone\" not found, serviceAccountToken projections are not supported by skiff's agent yet]"
-        );
+        assert_eq!(err, "[configmap \"gone\" not found, failed to fetch token: boom]");
+        let fetched = Fetched { config_maps: vec![], secrets: vec![], tokens: vec![Ok("jwt".into())] };
+        let only_token = source(vec![src.sources.as_ref().expect("sources")[2].clone()]);
+        let p = payload(&only_token, &Pod::default(), &fetched, &Allocatable::default()).expect("token");
+        assert_eq!(p["token"].data, b"jwt");
+        assert_eq!(p["token"].mode, 0o440);
     }
 }

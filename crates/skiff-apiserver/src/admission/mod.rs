@@ -1,10 +1,11 @@
 //! Admission: per-kind checks and mutations of writes that need more than the object itself
 //! (other objects in the store), run by the generic write path at fixed points. Present: the
 //! Priority plugin ([`priority`]), NodeRestriction ([`noderestriction`]), DefaultTolerationSeconds
-//! ([`tolerations`]), LimitRanger ([`limitranger`]), PodSecurity ([`podsecurity`]), ResourceQuota
-//! ([`resourcequota`]) and the storage plugins ([`storage`]: DefaultStorageClass and
-//! StorageObjectInUseProtection), then ValidatingAdmissionPolicy ([`policy`]) and the dynamic
-//! admission webhooks ([`webhook`]). The typed hooks of `skiff-api` (defaulting, strategy,
+//! ([`tolerations`]), LimitRanger ([`limitranger`]), ServiceAccount ([`serviceaccount`]),
+//! PodSecurity ([`podsecurity`]), ResourceQuota ([`resourcequota`]) and the storage plugins
+//! ([`storage`]: DefaultStorageClass and StorageObjectInUseProtection), then
+//! ValidatingAdmissionPolicy ([`policy`]) and the dynamic admission webhooks ([`webhook`]).
+//! The typed hooks of `skiff-api` (defaulting, strategy,
 //! validation) are not admission and stay there.
 
 pub mod limitranger;
@@ -13,6 +14,7 @@ pub mod podsecurity;
 pub mod policy;
 pub mod priority;
 pub mod resourcequota;
+pub mod serviceaccount;
 pub mod storage;
 pub mod tolerations;
 pub mod webhook;
@@ -45,6 +47,9 @@ pub async fn create(state: &ApiState, ctx: &Ctx, adm: &mut Admission, obj: &mut 
     }
     if is(storage, "", "pods") {
         limitranger::mutate_pod(state, obj).await?;
+        if state.service_account_admission.load(std::sync::atomic::Ordering::Relaxed) {
+            serviceaccount::admit_pod(state, ctx.namespace.as_deref().unwrap_or(""), obj).await?;
+        }
         priority::admit_pod(state, obj).await?;
         tolerations::admit_pod(obj);
     } else if is(storage, "scheduling.k8s.io", "priorityclasses") {

@@ -10,6 +10,7 @@ mod meta;
 mod read;
 mod review;
 mod subresource;
+mod token;
 mod watch;
 mod write;
 

@@ -31,14 +31,13 @@ pub async fn create(state: &ApiState, ctx: &Ctx, body: Bytes) -> Result<Response
 async fn answer(state: &ApiState, ctx: &Ctx, question: Value) -> Result<Value, StatusError> {
     use crate::authz::review as authz_review;
     match ctx.info.plural {
-        "subjectaccessreviews" => return authz_review::subject_access_review(state, question, None),
+        "subjectaccessreviews" => authz_review::subject_access_review(state, question, None),
         "localsubjectaccessreviews" => {
-            return authz_review::subject_access_review(state, question, Some(ctx.namespace.as_deref().unwrap_or("")));
+            authz_review::subject_access_review(state, question, Some(ctx.namespace.as_deref().unwrap_or("")))
         }
-        "selfsubjectaccessreviews" => return authz_review::self_subject_access_review(state, &ctx.user, question),
-        "selfsubjectrulesreviews" => return authz_review::self_subject_rules_review(state, &ctx.user, question),
-        _ => {}
+        "selfsubjectaccessreviews" => authz_review::self_subject_access_review(state, &ctx.user, question),
+        "selfsubjectrulesreviews" => authz_review::self_subject_rules_review(state, &ctx.user, question),
+        "tokenreviews" | "selfsubjectreviews" => crate::authn::review::answer(state, ctx, question),
+        other => Err(StatusError::internal(format!("no answer for the review resource {other}"))),
     }
-    let _ = (state, question);
-    Err(StatusError::service_unavailable(format!("{} are not served yet", ctx.info.plural)))
 }

@@ -46,6 +46,7 @@ pub async fn handle(
         ("scale", &Method::PUT | &Method::PATCH) => update_scale(state, ctx, method, read_body(body).await?).await,
         ("binding", &Method::POST) => super::binding::create_subresource(state, ctx, read_body(body).await?).await,
         ("eviction", &Method::POST) => super::eviction::create(state, ctx, read_body(body).await?).await,
+        ("token", &Method::POST) => super::token::create(state, ctx, read_body(body).await?).await,
         ("finalize", &Method::PUT) => finalize(state, ctx, read_body(body).await?).await,
         ("log" | "exec" | "attach" | "portforward" | "proxy", _) => Err(StatusError::service_unavailable(format!(
             "{sub} is not available: no node agent serves this object yet"

@@ -66,6 +66,8 @@ async fn start_on(dir: &std::path::Path, tls: TlsMaterial, port: u16) -> Running
         tokens: vec![StaticToken { token: TOKEN.into(), user: "admin".into(), groups: vec!["system:masters".into()] }],
         kubelet_client: None,
         audit: None,
+        service_account_key_pem: None,
+        service_account_admission: false,
     };
     skiff_apiserver::start(store, opts).await.unwrap()
 }

@@ -2,8 +2,14 @@
 //! bearer token. What the caller may do is decided afterwards by [`crate::authz`].
 //!
 //! Tokens are compared by their SHA-256 digest so lookups do not leak timing about the secret.
+//! ServiceAccount JWTs are in [`serviceaccount`] (signing and verifying in [`jwt`]).
+
+pub mod jwt;
+pub mod review;
+pub mod serviceaccount;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -65,6 +71,7 @@ pub struct PeerAddress(pub std::net::SocketAddr);
 #[derive(Default)]
 pub struct TokenAuthenticator {
     tokens: HashMap<[u8; 32], UserInfo>,
+    service_accounts: Option<Arc<serviceaccount::ServiceAccountTokens>>,
 }
 
 impl std::fmt::Debug for TokenAuthenticator {
@@ -80,9 +87,29 @@ impl TokenAuthenticator {
         self.tokens.insert(digest, UserInfo::new(name.to_string(), groups.iter().map(|g| g.to_string()).collect()));
     }
 
-    fn lookup(&self, token: &str) -> Option<UserInfo> {
+    /// Also accepts ServiceAccount tokens verified by `tokens`.
+    pub fn set_service_accounts(&mut self, tokens: Arc<serviceaccount::ServiceAccountTokens>) {
+        self.service_accounts = Some(tokens);
+    }
+
+    /// The user of a static token.
+    pub fn lookup_static(&self, token: &str) -> Option<UserInfo> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         self.tokens.get(&digest).cloned()
+    }
+
+    fn lookup(&self, token: &str) -> Option<UserInfo> {
+        if let Some(user) = self.lookup_static(token) {
+            return Some(user);
+        }
+        let now = jiff::Timestamp::now().as_second();
+        match self.service_accounts.as_ref()?.authenticate(token, now)? {
+            Ok(a) => Some(a.user),
+            Err(why) => {
+                tracing::debug!(reason = %why, "service account token refused");
+                None
+            }
+        }
     }
 }
 

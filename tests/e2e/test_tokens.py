@@ -1,0 +1,362 @@
+"""ServiceAccount tokens end to end: `kubectl create token` (1.32; 1.20 has no such command),
+requests authenticated by those tokens, TokenReview through the Python client, `kubectl auth
+whoami`, the OIDC discovery documents verifying a token's signature (with `openssl`), token
+binding to Secrets and revocation, the ServiceAccount admission plugin, and a pod on an agent
+cluster whose container runs the Python client's `load_incluster_config()` with the projected
+token and CA."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+
+from conftest import Cluster, eventually, have_kubectl, running_agent_cluster, unique
+
+V132 = "1.32"
+
+
+def b64url(s: str) -> bytes:
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def claims_of(token: str) -> dict:
+    return json.loads(b64url(token.split(".")[1]))
+
+
+def need_132():
+    if not have_kubectl(V132):
+        pytest.skip("kubectl 1.32 not available")
+
+
+def create_token(cluster: Cluster, ns: str, sa: str, *args: str) -> str:
+    return cluster.kubectl("-n", ns, "create", "token", sa, *args, version=V132).stdout.strip()
+
+
+def token_kubeconfig(cluster: Cluster, token: str, workdir: Path) -> Path:
+    """A kubeconfig with the server and CA of the cluster's and only `token` as credential."""
+    admin = cluster.python_client().configuration
+    path = workdir / f"kc-{unique('t')}.yaml"
+    ca = Path(admin.ssl_ca_cert).read_bytes()
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "t",
+        "clusters": [{"name": "c", "cluster": {"server": admin.host,
+                                               "certificate-authority-data": base64.b64encode(ca).decode()}}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "t", "context": {"cluster": "c", "user": "u"}}],
+    }))
+    return path
+
+
+def token_client(cluster: Cluster, token: str) -> k8s.ApiClient:
+    admin = cluster.python_client().configuration
+    cfg = k8s.Configuration()
+    cfg.host = admin.host
+    cfg.ssl_ca_cert = admin.ssl_ca_cert
+    cfg.api_key = {"authorization": token}
+    cfg.api_key_prefix = {"authorization": "Bearer"}
+    return k8s.ApiClient(cfg)
+
+
+def review(api_client, token: str, audiences=None):
+    body = k8s.V1TokenReview(spec=k8s.V1TokenReviewSpec(token=token, audiences=audiences))
+    return k8s.AuthenticationV1Api(api_client).create_token_review(body).status
+
+
+def grant_pod_list(cluster: Cluster, ns: str, sa: str) -> None:
+    """Rights the tests need once RBAC enforces (harmless before)."""
+    cluster.kubectl("-n", ns, "create", "role", "pod-reader", "--verb=get,list", "--resource=pods")
+    cluster.kubectl("-n", ns, "create", "rolebinding", "pod-reader", "--role=pod-reader",
+                    f"--serviceaccount={ns}:{sa}")
+
+
+@pytest.fixture
+def sa(cluster, namespace):
+    cluster.kubectl("-n", namespace, "create", "serviceaccount", "robot")
+    return "robot"
+
+
+def test_create_token_authenticates_as_the_service_account(cluster, namespace, sa, api_client, tmp_path):
+    need_132()
+    token = create_token(cluster, namespace, sa, "--duration=15m")
+    c = claims_of(token)
+    uid = cluster.kubectl_json("-n", namespace, "get", "serviceaccount", sa)["metadata"]["uid"]
+    assert c["sub"] == f"system:serviceaccount:{namespace}:{sa}"
+    assert c["iss"] == "https://kubernetes.default.svc.cluster.local"
+    assert c["aud"] == ["https://kubernetes.default.svc.cluster.local"]
+    assert c["exp"] - c["iat"] == 900 and c["nbf"] == c["iat"]
+    assert c["kubernetes.io"]["serviceaccount"] == {"name": sa, "uid": uid}
+    assert json.loads(b64url(token.split(".")[0]))["alg"] == "ES256"
+
+    grant_pod_list(cluster, namespace, sa)
+    pods = k8s.CoreV1Api(token_client(cluster, token)).list_namespaced_pod(namespace)
+    assert pods.items == []
+
+    # kubectl auth whoami with only the token.
+    kc = token_kubeconfig(cluster, token, tmp_path)
+    who = json.loads(subprocess.run(
+        [cluster.kubectl_cmd(version=V132)[0], "--kubeconfig", str(kc), "auth", "whoami", "-o", "json"],
+        check=True, capture_output=True, text=True).stdout)
+    info = who["status"]["userInfo"]
+    assert info["username"] == f"system:serviceaccount:{namespace}:{sa}"
+    assert info["uid"] == uid
+    assert set(info["groups"]) == {"system:serviceaccounts", f"system:serviceaccounts:{namespace}",
+                                   "system:authenticated"}
+    assert info["extra"]["authentication.kubernetes.io/credential-id"] == [f"JTI={c['jti']}"]
+
+    # TokenReview through the Python client (as admin).
+    st = review(api_client, token)
+    assert st.authenticated is True
+    assert st.user.username == f"system:serviceaccount:{namespace}:{sa}"
+    assert st.audiences == ["https://kubernetes.default.svc.cluster.local"]
+
+    # Deleting the ServiceAccount revokes the token.
+    cluster.kubectl("-n", namespace, "delete", "serviceaccount", sa)
+    eventually(lambda: review(api_client, token).authenticated is not True, timeout=10, what="token revoked")
+    with pytest.raises(k8s.ApiException) as e:
+        k8s.CoreV1Api(token_client(cluster, token)).list_namespaced_pod(namespace)
+    assert e.value.status == 401
+
+
+def test_audiences_durations_and_garbage(cluster, namespace, sa, api_client):
+    need_132()
+    vault = create_token(cluster, namespace, sa, "--audience=vault", "--duration=1h")
+    assert claims_of(vault)["aud"] == ["vault"]
+    st = review(api_client, vault)
+    assert not st.authenticated
+    assert "invalid for the target audiences" in st.error
+    st = review(api_client, vault, audiences=["vault", "other"])
+    assert st.authenticated and st.audiences == ["vault"]
+    with pytest.raises(k8s.ApiException) as e:
+        k8s.CoreV1Api(token_client(cluster, vault)).list_namespaced_pod(namespace)
+    assert e.value.status == 401
+
+    r = cluster.kubectl("-n", namespace, "create", "token", sa, "--duration=5m", version=V132, check=False)
+    assert r.returncode != 0
+    assert "spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes" in r.stderr
+    r = cluster.kubectl("-n", namespace, "create", "token", "ghost", version=V132, check=False)
+    assert 'serviceaccounts "ghost" not found' in r.stderr
+
+    # Forged: a valid token with its payload swapped, alg none, garbage.
+    good = create_token(cluster, namespace, sa)
+    h, p, s = good.split(".")
+    evil = json.dumps({**claims_of(good), "sub": "system:admin"}).encode()
+    forged = f"{h}.{base64.urlsafe_b64encode(evil).decode().rstrip('=')}.{s}"
+    none = base64.urlsafe_b64encode(b'{"alg":"none"}').decode().rstrip("=") + f".{p}."
+    for bad in (forged, none, "not-a-token"):
+        assert review(api_client, bad).authenticated is not True
+        with pytest.raises(k8s.ApiException) as e:
+            k8s.CoreV1Api(token_client(cluster, bad)).list_namespaced_pod(namespace)
+        assert e.value.status == 401
+
+
+def test_secret_bound_token_lives_with_its_secret(cluster, namespace, sa, api_client):
+    need_132()
+    cluster.kubectl("-n", namespace, "create", "secret", "generic", "anchor", "--from-literal=a=b")
+    token = create_token(cluster, namespace, sa, "--bound-object-kind=Secret", "--bound-object-name=anchor")
+    uid = cluster.kubectl_json("-n", namespace, "get", "secret", "anchor")["metadata"]["uid"]
+    assert claims_of(token)["kubernetes.io"]["secret"] == {"name": "anchor", "uid": uid}
+    assert review(api_client, token).authenticated is True
+    r = cluster.kubectl("-n", namespace, "create", "token", sa, "--bound-object-kind=Secret",
+                        "--bound-object-name=anchor", "--bound-object-uid=wrong", version=V132, check=False)
+    assert "the UID in the bound object reference (wrong) does not match the UID in record" in r.stderr
+    r = cluster.kubectl("-n", namespace, "create", "token", sa, "--bound-object-kind=Pod",
+                        "--bound-object-name=nope", version=V132, check=False)
+    assert 'pods "nope" not found' in r.stderr
+    cluster.kubectl("-n", namespace, "delete", "secret", "anchor")
+    eventually(lambda: review(api_client, token).authenticated is not True, timeout=10, what="token revoked")
+
+
+def test_oidc_documents_verify_the_token(cluster, namespace, sa, tmp_path):
+    need_132()
+    token = create_token(cluster, namespace, sa)
+    api = token_client(cluster, token)
+
+    def get(path):
+        data, status, headers = api.call_api(path, "GET", auth_settings=["BearerToken"],
+                                             response_type="object", _return_http_data_only=False)
+        assert status == 200
+        return data
+
+    conf = get("/.well-known/openid-configuration")
+    assert conf["issuer"] == "https://kubernetes.default.svc.cluster.local"
+    assert conf["jwks_uri"].endswith("/openid/v1/jwks")
+    assert conf["id_token_signing_alg_values_supported"] == ["ES256"]
+    jwks = get("/openid/v1/jwks")
+    (key,) = jwks["keys"]
+    header = json.loads(b64url(token.split(".")[0]))
+    assert key["kid"] == header["kid"] and key["kty"] == "EC" and key["crv"] == "P-256"
+    # Verify the ES256 signature with openssl from the JWK alone.
+    spki = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200") + b"\x04" + b64url(key["x"]) + b64url(key["y"])
+    pem = tmp_path / "pub.pem"
+    pem.write_text("-----BEGIN PUBLIC KEY-----\n" + base64.encodebytes(spki).decode() + "-----END PUBLIC KEY-----\n")
+    sig = b64url(token.split(".")[2])
+
+    def der_int(b: bytes) -> bytes:
+        b = b.lstrip(b"\x00") or b"\x00"
+        if b[0] & 0x80:
+            b = b"\x00" + b
+        return b"\x02" + bytes([len(b)]) + b
+
+    body = der_int(sig[:32]) + der_int(sig[32:])
+    (tmp_path / "sig.der").write_bytes(b"\x30" + bytes([len(body)]) + body)
+    signed = ".".join(token.split(".")[:2])
+    (tmp_path / "msg").write_text(signed)
+    r = subprocess.run(["openssl", "dgst", "-sha256", "-verify", str(pem), "-signature", str(tmp_path / "sig.der"),
+                        str(tmp_path / "msg")], capture_output=True, text=True)
+    assert "Verified OK" in r.stdout, r.stdout + r.stderr
+    (tmp_path / "msg").write_text(signed + "x")
+    r = subprocess.run(["openssl", "dgst", "-sha256", "-verify", str(pem), "-signature", str(tmp_path / "sig.der"),
+                        str(tmp_path / "msg")], capture_output=True, text=True)
+    assert "Verified OK" not in r.stdout
+
+
+def test_self_subject_review_as_admin(cluster):
+    need_132()  # kubectl 1.20 has no `auth whoami`
+    who = cluster.kubectl_json("auth", "whoami", version=V132)
+    assert who["kind"] == "SelfSubjectReview"
+    assert "system:authenticated" in who["status"]["userInfo"]["groups"]
+
+
+def test_admission_defaults_the_service_account_and_mounts_the_token(cluster, namespace, sa):
+    def pod(name, **spec):
+        return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                           "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                                    "initContainers": [{"name": "i", "image": "busybox"}], **spec}})
+
+    eventually(lambda: cluster.kubectl("-n", namespace, "get", "sa", "default", check=False).returncode == 0,
+               timeout=30, what="default ServiceAccount")
+    cluster.kubectl("-n", namespace, "create", "-f", "-", input=pod("plain"))
+    p = cluster.kubectl_json("-n", namespace, "get", "pod", "plain")
+    assert p["spec"]["serviceAccountName"] == "default"
+    (vol,) = [v for v in p["spec"]["volumes"] if v["name"].startswith("kube-api-access-")]
+    assert len(vol["name"]) == len("kube-api-access-") + 5
+    src = vol["projected"]
+    assert src["defaultMode"] == 420
+    assert src["sources"][0] == {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}}
+    assert src["sources"][1]["configMap"]["name"] == "kube-root-ca.crt"
+    assert src["sources"][2]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    mount = {"name": vol["name"], "readOnly": True, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}
+    assert mount in p["spec"]["containers"][0]["volumeMounts"]
+    assert mount in p["spec"]["initContainers"][0]["volumeMounts"]
+
+    cluster.kubectl("-n", namespace, "create", "-f", "-", input=pod("quiet", automountServiceAccountToken=False,
+                                                                    serviceAccountName=sa))
+    p = cluster.kubectl_json("-n", namespace, "get", "pod", "quiet")
+    assert not any(v["name"].startswith("kube-api-access-") for v in p["spec"].get("volumes", []))
+
+    r = cluster.kubectl("-n", namespace, "create", "-f", "-", input=pod("lost", serviceAccountName="ghost"),
+                        check=False)
+    assert r.returncode != 0
+    assert (f'pods "lost" is forbidden: error looking up service account {namespace}/ghost: '
+            'serviceaccount "ghost" not found') in r.stderr
+    cluster.kubectl("-n", namespace, "delete", "pods", "--all", "--grace-period=0", "--force", check=False)
+
+
+NODE = "e2e-tokens"
+VENV = "/opt/skiff-tools/venv"
+IN_POD = r"""
+import json, os
+from kubernetes import client, config
+config.load_incluster_config()
+ns = open("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read()
+pods = client.CoreV1Api().list_namespaced_pod(ns)
+who = client.AuthenticationV1Api().create_self_subject_review(client.V1SelfSubjectReview())
+print("RESULT " + json.dumps({"pods": [p.metadata.name for p in pods.items],
+                              "user": who.status.user_info.username,
+                              "extra": who.status.user_info.extra}))
+"""
+
+
+@pytest.fixture(scope="module")
+def agent_cluster():
+    with running_agent_cluster(NODE) as c:
+        yield c
+
+
+def test_in_cluster_client_uses_the_projected_token(agent_cluster):
+    c = agent_cluster
+    ns = unique("tokens")
+    c.kubectl("create", "namespace", ns)
+    try:
+        eventually(lambda: c.kubectl("-n", ns, "get", "sa", "default", check=False).returncode == 0,
+                   timeout=30, what="default ServiceAccount")
+        grant_pod_list(c, ns, "default")
+        host = [("usr", "/usr"), ("lib", "/lib"), ("lib64", "/lib64"), ("venv", VENV)]
+        host = [(n, p) for n, p in host if Path(p).exists()]
+        manifest = {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "incluster"},
+            "spec": {
+                "nodeName": NODE, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                "volumes": [{"name": n, "hostPath": {"path": p}} for n, p in host],
+                "containers": [{
+                    "name": "main", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+                    "command": [f"{VENV}/bin/python", "-c", IN_POD],
+                    "volumeMounts": [{"name": n, "mountPath": p, "readOnly": True} for n, p in host],
+                }],
+            },
+        }
+        c.kubectl("-n", ns, "create", "-f", "-", input=json.dumps(manifest))
+
+        def finished():
+            p = c.kubectl_json("-n", ns, "get", "pod", "incluster")
+            return p if p["status"].get("phase") in ("Succeeded", "Failed") else None
+
+        pod = eventually(finished, timeout=120, what="in-cluster pod finished")
+        logs = c.kubectl("-n", ns, "logs", "incluster").stdout
+        assert pod["status"]["phase"] == "Succeeded", logs
+        line = next(l for l in logs.splitlines() if l.startswith("RESULT "))
+        result = json.loads(line[len("RESULT "):])
+        assert "incluster" in result["pods"]
+        assert result["user"] == f"system:serviceaccount:{ns}:default"
+        assert result["extra"]["authentication.kubernetes.io/pod-name"] == ["incluster"]
+        assert result["extra"]["authentication.kubernetes.io/pod-uid"] == [pod["metadata"]["uid"]]
+        assert result["extra"]["authentication.kubernetes.io/node-name"] == [NODE]
+    finally:
+        c.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_token_review_with_kubectl_create(cluster, namespace, sa, kubectl_version):
+    """TokenReview posted by `kubectl create -f` (1.20 too) answers in the output object."""
+    need_132()
+    token = create_token(cluster, namespace, sa)
+    body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}})
+    out = json.loads(cluster.kubectl("create", "-f", "-", "-o", "json", input=body, version=kubectl_version).stdout)
+    assert out["status"]["authenticated"] is True
+    assert out["status"]["user"]["username"] == f"system:serviceaccount:{namespace}:{sa}"
+    body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": "x.y.z"}})
+    out = json.loads(cluster.kubectl("create", "-f", "-", "-o", "json", input=body, version=kubectl_version).stdout)
+    assert not out["status"].get("authenticated")
+
+
+def test_legacy_token_secret_is_filled_and_authenticates(cluster, namespace, sa, api_client):
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+              "metadata": {"name": "legacy", "annotations": {"kubernetes.io/service-account.name": sa}}}
+    cluster.kubectl("-n", namespace, "create", "-f", "-", input=json.dumps(secret))
+
+    def filled():
+        s = cluster.kubectl_json("-n", namespace, "get", "secret", "legacy")
+        return s if {"token", "ca.crt", "namespace"} <= set(s.get("data", {})) else None
+
+    s = eventually(filled, timeout=30, what="legacy token secret filled")
+    uid = cluster.kubectl_json("-n", namespace, "get", "serviceaccount", sa)["metadata"]["uid"]
+    assert s["metadata"]["annotations"]["kubernetes.io/service-account.uid"] == uid
+    assert base64.b64decode(s["data"]["namespace"]).decode() == namespace
+    assert "BEGIN CERTIFICATE" in base64.b64decode(s["data"]["ca.crt"]).decode()
+    token = base64.b64decode(s["data"]["token"]).decode()
+    c = claims_of(token)
+    assert c["iss"] == "kubernetes/serviceaccount"
+    assert c["kubernetes.io/serviceaccount/secret.name"] == "legacy"
+    assert "exp" not in c
+    st = review(api_client, token)
+    assert st.authenticated is True
+    assert st.user.username == f"system:serviceaccount:{namespace}:{sa}"
+    grant_pod_list(cluster, namespace, sa)
+    assert k8s.CoreV1Api(token_client(cluster, token)).list_namespaced_pod(namespace).items == []
+    cluster.kubectl("-n", namespace, "delete", "secret", "legacy")
+    eventually(lambda: review(api_client, token).authenticated is not True, timeout=10, what="token revoked")
