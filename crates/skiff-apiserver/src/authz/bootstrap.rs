@@ -737,6 +737,7 @@ pub fn cluster_roles() -> Vec<Value> {
     for (name, rules) in controller_roles() {
         roles.push(cluster_role(&format!("system:controller:{name}"), rules));
     }
+    roles.extend(super::components::cluster_roles());
     roles
 }
 
@@ -763,6 +764,7 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         let role = format!("system:controller:{name}");
         bindings.push(cluster_binding(&role, vec![service_account("kube-system", name)]));
     }
+    bindings.extend(super::components::cluster_role_bindings());
     bindings
 }
 
@@ -827,6 +829,9 @@ pub fn roles() -> Vec<Value> {
             ],
         ),
     ]
+    .into_iter()
+    .chain(super::components::roles())
+    .collect()
 }
 
 /// The default RoleBindings of `kube-system` and `kube-public`.
@@ -879,6 +884,9 @@ pub fn role_bindings() -> Vec<Value> {
             vec![service_account("kube-system", "bootstrap-signer")],
         ),
     ]
+    .into_iter()
+    .chain(super::components::role_bindings())
+    .collect()
 }
 
 /// `expected` merged into `existing` as upstream reconciliation does (labels, annotations,

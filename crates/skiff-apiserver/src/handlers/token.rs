@@ -74,6 +74,7 @@ pub async fn create(state: &ApiState, ctx: &Ctx, body: Bytes) -> Result<Response
         None | Some("TokenRequest") => {}
         Some(other) => return Err(StatusError::bad_request(format!("the body must be a TokenRequest, not {other}"))),
     }
+    crate::admission::noderestriction::admit_token_request(state, ctx, &name, &req).await?;
     let sa = get_core(state, "serviceaccounts", Some(&namespace), &name).await?;
     let spec = req.get("spec").cloned().unwrap_or_else(|| json!({}));
     let mut expiration = spec.get("expirationSeconds").and_then(Value::as_i64).unwrap_or(0);

@@ -152,6 +152,8 @@ fn package_for(api_version: &str) -> Option<&'static str> {
         "policy/v1" => "k8s.io.api.policy.v1",
         "scheduling.k8s.io/v1" => "k8s.io.api.scheduling.v1",
         "admissionregistration.k8s.io/v1" => "k8s.io.api.admissionregistration.v1",
+        "authentication.k8s.io/v1" => "k8s.io.api.authentication.v1",
+        "authorization.k8s.io/v1" => "k8s.io.api.authorization.v1",
         "meta.k8s.io/v1" => META_PACKAGE,
         _ => return None,
     })
