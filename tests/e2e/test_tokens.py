@@ -178,10 +178,10 @@ def test_oidc_documents_verify_the_token(cluster, namespace, sa, tmp_path):
     api = token_client(cluster, token)
 
     def get(path):
-        data, status, headers = api.call_api(path, "GET", auth_settings=["BearerToken"],
-                                             response_type="object", _return_http_data_only=False)
-        assert status == 200
-        return data
+        resp = api.rest_client.request("GET", api.configuration.host + path,
+                                       headers={"Authorization": f"Bearer {token}"})
+        assert resp.status == 200
+        return json.loads(resp.data if resp.data is not None else resp.read())
 
     conf = get("/.well-known/openid-configuration")
     assert conf["issuer"] == "https://kubernetes.default.svc.cluster.local"
@@ -287,7 +287,11 @@ def test_in_cluster_client_uses_the_projected_token(agent_cluster):
         eventually(lambda: c.kubectl("-n", ns, "get", "sa", "default", check=False).returncode == 0,
                    timeout=30, what="default ServiceAccount")
         grant_pod_list(c, ns, "default")
-        host = [("usr", "/usr"), ("lib", "/lib"), ("lib64", "/lib64"), ("venv", VENV)]
+        # The venv's interpreter lives under its base prefix (e.g. a pyenv install): mount it too.
+        base = subprocess.run([f"{VENV}/bin/python", "-c", "import sys; print(sys.base_prefix)"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        host = [("usr", "/usr"), ("lib", "/lib"), ("lib64", "/lib64"), ("venv", VENV), ("base", base)]
+        host = list({p: (n, p) for n, p in host}.values())
         host = [(n, p) for n, p in host if Path(p).exists()]
         manifest = {
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "incluster"},
