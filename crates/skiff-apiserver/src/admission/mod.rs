@@ -30,21 +30,20 @@ fn is(info: &ResourceInfo, group: &str, plural: &str) -> bool {
     info.group == group && info.plural == plural
 }
 
-/// Mutating admission of a create of `obj` (stored form) of `ctx.storage`, by `ctx.user`.
-pub async fn create(state: &ApiState, ctx: &Ctx, adm: &mut Admission, obj: &mut Value) -> Result<(), StatusError> {
-    let _ = adm;
-    noderestriction::admit_create(state, ctx, obj).await?;
-    let storage = ctx.storage;
-    if storage.group == "rbac.authorization.k8s.io" {
-        crate::authz::rbac::escalation::check(
-            state,
-            &ctx.user,
-            storage.plural,
-            ctx.namespace.as_deref().unwrap_or(""),
-            obj,
-            None,
-        )?;
+/// Roles and bindings may only grant what their writer holds (RBAC escalation prevention).
+fn rbac_escalation(state: &ApiState, ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), StatusError> {
+    if ctx.storage.group != "rbac.authorization.k8s.io" {
+        return Ok(());
     }
+    let namespace = ctx.namespace.as_deref().unwrap_or("");
+    crate::authz::rbac::escalation::check(state, &ctx.user, ctx.storage.plural, namespace, obj, old)
+}
+
+/// Mutating admission of a create of `obj` (stored form) of `ctx.storage`, by `ctx.user`.
+pub async fn create(state: &ApiState, ctx: &Ctx, _adm: &mut Admission, obj: &mut Value) -> Result<(), StatusError> {
+    noderestriction::admit_create(state, ctx, obj).await?;
+    rbac_escalation(state, ctx, obj, None)?;
+    let storage = ctx.storage;
     if is(storage, "", "pods") {
         limitranger::mutate_pod(state, obj).await?;
         if state.service_account_admission.load(std::sync::atomic::Ordering::Relaxed) {
@@ -66,22 +65,12 @@ pub async fn create(state: &ApiState, ctx: &Ctx, adm: &mut Admission, obj: &mut 
 pub async fn update(
     state: &ApiState,
     ctx: &Ctx,
-    adm: &mut Admission,
+    _adm: &mut Admission,
     old: &Value,
     new: &mut Value,
 ) -> Result<(), StatusError> {
-    let (_, _) = (adm, old);
+    rbac_escalation(state, ctx, new, Some(old))?;
     let storage = ctx.storage;
-    if storage.group == "rbac.authorization.k8s.io" {
-        crate::authz::rbac::escalation::check(
-            state,
-            &ctx.user,
-            storage.plural,
-            ctx.namespace.as_deref().unwrap_or(""),
-            new,
-            Some(old),
-        )?;
-    }
     if is(storage, "scheduling.k8s.io", "priorityclasses") {
         priority::admit_class(state, new, true).await?;
     }

@@ -199,6 +199,11 @@ fn containers(spec: &PodSpec) -> Vec<Container<'_>> {
     out
 }
 
+/// Names of the containers whose securityContext (if any) satisfies `bad`, in visiting order.
+fn containers_where(spec: &PodSpec, mut bad: impl FnMut(Option<&SecurityContext>) -> bool) -> Vec<&str> {
+    containers(spec).into_iter().filter(|c| bad(c.security)).map(|c| c.name).collect()
+}
+
 fn join_quote<S: AsRef<str>>(items: &[S]) -> String {
     if items.is_empty() {
         return String::new();
@@ -373,11 +378,7 @@ fn host_ports(_: &ObjectMeta, spec: &PodSpec) -> Option<Violation> {
 }
 
 fn privileged(_: &ObjectMeta, spec: &PodSpec) -> Option<Violation> {
-    let bad: Vec<&str> = containers(spec)
-        .into_iter()
-        .filter(|c| c.security.and_then(|s| s.privileged) == Some(true))
-        .map(|c| c.name)
-        .collect();
+    let bad = containers_where(spec, |security| security.and_then(|s| s.privileged) == Some(true));
     if bad.is_empty() {
         return None;
     }
@@ -438,11 +439,9 @@ fn se_linux_options(spec: &PodSpec, allowed: &[&str]) -> Option<Violation> {
     {
         setters.push("pod".to_string());
     }
-    let bad: Vec<&str> = containers(spec)
-        .into_iter()
-        .filter(|c| c.security.and_then(|s| s.se_linux_options.as_ref()).is_some_and(|o| !valid(o)))
-        .map(|c| c.name)
-        .collect();
+    let bad = containers_where(spec, |security| {
+        security.and_then(|s| s.se_linux_options.as_ref()).is_some_and(|o| !valid(o))
+    });
     if !bad.is_empty() {
         setters.push(containers_phrase(&bad));
     }
@@ -592,11 +591,9 @@ fn windows_host_process(_: &ObjectMeta, spec: &PodSpec) -> Option<Violation> {
     if pod_security(spec).and_then(|s| s.windows_options.as_ref()).and_then(|w| w.host_process) == Some(true) {
         setters.push("pod".to_string());
     }
-    let bad: Vec<&str> = containers(spec)
-        .into_iter()
-        .filter(|c| c.security.and_then(|s| s.windows_options.as_ref()).and_then(|w| w.host_process) == Some(true))
-        .map(|c| c.name)
-        .collect();
+    let bad = containers_where(spec, |security| {
+        security.and_then(|s| s.windows_options.as_ref()).and_then(|w| w.host_process) == Some(true)
+    });
     if !bad.is_empty() {
         setters.push(containers_phrase(&bad));
     }
@@ -612,11 +609,7 @@ fn windows_host_process(_: &ObjectMeta, spec: &PodSpec) -> Option<Violation> {
 // --- restricted -----------------------------------------------------------------------------
 
 fn allow_privilege_escalation(_: &ObjectMeta, spec: &PodSpec) -> Option<Violation> {
-    let bad: Vec<&str> = containers(spec)
-        .into_iter()
-        .filter(|c| c.security.and_then(|s| s.allow_privilege_escalation) != Some(false))
-        .map(|c| c.name)
-        .collect();
+    let bad = containers_where(spec, |security| security.and_then(|s| s.allow_privilege_escalation) != Some(false));
     if bad.is_empty() {
         return None;
     }
@@ -771,11 +764,7 @@ fn run_as_user(_: &ObjectMeta, spec: &PodSpec) -> Option<Violation> {
     if pod_security(spec).and_then(|s| s.run_as_user) == Some(0) {
         setters.push("pod".to_string());
     }
-    let bad: Vec<&str> = containers(spec)
-        .into_iter()
-        .filter(|c| c.security.and_then(|s| s.run_as_user) == Some(0))
-        .map(|c| c.name)
-        .collect();
+    let bad = containers_where(spec, |security| security.and_then(|s| s.run_as_user) == Some(0));
     if !bad.is_empty() {
         setters.push(containers_phrase(&bad));
     }
