@@ -8,8 +8,13 @@ import base64
 import json
 import os
 import shutil
+import ssl
 import tempfile
+import urllib.error
+import urllib.request
 from pathlib import Path
+
+import yaml
 
 import pytest
 
@@ -148,6 +153,96 @@ def test_watches_log_started_and_complete(audited):
         w.stop()
 
 
+def test_failed_authentication_is_logged_once_without_a_user(audited):
+    c = audited
+    cfg = yaml.safe_load(c.kubeconfig.read_text())
+    server = cfg["clusters"][0]["cluster"]["server"]
+    ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"])
+    ctx = ssl.create_default_context(cadata=ca.decode())
+    ctx.check_hostname = False
+    marker = unique("authn")
+    req = urllib.request.Request(f"{server}/api/v1/namespaces/{marker}/configmaps",
+                                 headers={"Authorization": "Bearer not-a-token"})
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx))
+    with pytest.raises(urllib.error.HTTPError) as err:
+        opener.open(req, timeout=10)
+    assert err.value.code == 401
+    e = find(c, lambda e: ref(e).get("namespace") == marker, "401 event")
+    same = [x for x in events(c) if x["auditID"] == e["auditID"]]
+    assert [x["stage"] for x in same] == ["ResponseStarted"]
+    assert e["user"] == {}
+    assert e["responseStatus"]["code"] == 401
+    assert e["responseStatus"]["message"] == "Authentication failed, attempted: bearer"
+    assert e["verb"] == "list" and ref(e)["resource"] == "configmaps"
+
+
+def test_impersonation_names_both_users(audited):
+    c = audited
+    ns = unique("imp")
+    r = c.kubectl("get", "configmaps", "-n", ns, "--as", "mallory", "--as-group", "staff", check=False)
+    assert r.returncode != 0 and "forbidden" in r.stderr
+    e = find(c, lambda e: e["verb"] == "list" and ref(e).get("namespace") == ns, "impersonated event")
+    assert "system:masters" in e["user"]["groups"]
+    assert e["impersonatedUser"]["username"] == "mallory"
+    assert "staff" in e["impersonatedUser"]["groups"]
+    assert e["annotations"]["authorization.k8s.io/decision"] == "forbid"
+    assert e["responseStatus"]["code"] == 403
+
+
+def test_pod_security_audit_mode_annotates_events(audited):
+    c = audited
+    ns = unique("psa")
+    c.kubectl("create", "namespace", ns)
+    c.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/audit=restricted")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "priv", "namespace": ns},
+           "spec": {"containers": [{"name": "c", "image": "busybox",
+                                    "securityContext": {"privileged": True}}]}}
+    c.kubectl("create", "-f", "-", input=json.dumps(pod))
+    e = find(c, lambda e: e["verb"] == "create" and ref(e).get("namespace") == ns
+             and ref(e).get("resource") == "pods", "pod create event")
+    assert e["responseStatus"]["code"] == 201
+    assert e["annotations"]["pod-security.kubernetes.io/enforce-policy"] == "privileged:latest"
+    violations = e["annotations"]["pod-security.kubernetes.io/audit-violations"]
+    assert violations.startswith('would violate PodSecurity "restricted:latest": privileged'), violations
+
+
+def test_admission_policy_audit_action_and_annotations(audited):
+    c = audited
+    name = unique("vap")
+    policy = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+              "metadata": {"name": name},
+              "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                               "operations": ["CREATE"],
+                                                               "resources": ["configmaps"]}]},
+                       "validations": [{"expression": "!has(object.data) || !('forbidden' in object.data)",
+                                        "message": "no forbidden key"}],
+                       "auditAnnotations": [{"key": "keys",
+                                             "valueExpression": "string(has(object.data) ? size(object.data) : 0)"}]}}
+    binding = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+               "metadata": {"name": name},
+               "spec": {"policyName": name, "validationActions": ["Audit"],
+                        "matchResources": {"namespaceSelector": {"matchLabels": {"audit-vap": name}}}}}
+    ns = unique("vapns")
+    c.kubectl("create", "namespace", ns)
+    c.kubectl("label", "namespace", ns, f"audit-vap={name}")
+    c.kubectl("create", "-f", "-", input=json.dumps(policy))
+    c.kubectl("create", "-f", "-", input=json.dumps(binding))
+
+    def audited_create():
+        cm = unique("cm")
+        c.kubectl("create", "configmap", cm, "-n", ns, "--from-literal=forbidden=1", "--from-literal=b=2")
+        e = find(c, lambda e: e["verb"] == "create" and ref(e).get("name") == cm, "configmap event")
+        return e if "validation.policy.admission.k8s.io/validation_failure" in e.get("annotations", {}) else None
+
+    # The policy takes effect once the API server's caches have it.
+    e = eventually(audited_create, timeout=30, what="audited policy failure")
+    assert e["responseStatus"]["code"] == 201
+    failure = json.loads(e["annotations"]["validation.policy.admission.k8s.io/validation_failure"])
+    assert failure == [{"message": "no forbidden key", "policy": name, "binding": name,
+                        "expressionIndex": 0, "validationActions": ["Audit"]}]
+    assert e["annotations"][f"{name}/keys"] == "2"
+
+
 def test_default_policy_logs_metadata_only():
     if os.geteuid() != 0:
         pytest.skip("the e2e suite needs root (network namespaces)")
@@ -167,6 +262,11 @@ def test_default_policy_logs_metadata_only():
         assert value not in text
         assert not [ev for ev in events(c) if ev["stage"] == "RequestReceived"]
         assert not [ev for ev in events(c) if ev["requestURI"].startswith("/readyz")]
+        # Public paths are audited too, naming the caller when it authenticates.
+        c.kubectl("get", "--raw", "/.well-known/openid-configuration")
+        e = find(c, lambda e: e["requestURI"] == "/.well-known/openid-configuration", "public path event")
+        assert e["verb"] == "get" and "system:masters" in e["user"]["groups"]
+        assert e["responseStatus"]["code"] == 200
         assert (workdir / "audit" / "audit.log").stat().st_mode & 0o777 == 0o600
     finally:
         cleanup(workdir, netns, c)

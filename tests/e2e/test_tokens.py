@@ -364,3 +364,27 @@ def test_legacy_token_secret_is_filled_and_authenticates(cluster, namespace, sa,
     assert k8s.CoreV1Api(token_client(cluster, token)).list_namespaced_pod(namespace).items == []
     cluster.kubectl("-n", namespace, "delete", "secret", "legacy")
     eventually(lambda: review(api_client, token).authenticated is not True, timeout=10, what="token revoked")
+
+
+def test_legacy_token_secret_goes_with_its_service_account(cluster, namespace):
+    cluster.kubectl("-n", namespace, "create", "serviceaccount", "doomed")
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+              "metadata": {"name": "doomed-token", "annotations": {"kubernetes.io/service-account.name": "doomed"}}}
+    cluster.kubectl("-n", namespace, "create", "-f", "-", input=json.dumps(secret))
+    # A token Secret naming a ServiceAccount that does not exist yet is left alone.
+    waiting = dict(secret, metadata={"name": "waiting", "annotations": {"kubernetes.io/service-account.name": "later"}})
+    cluster.kubectl("-n", namespace, "create", "-f", "-", input=json.dumps(waiting))
+
+    def filled():
+        s = cluster.kubectl_json("-n", namespace, "get", "secret", "doomed-token")
+        return s if "token" in s.get("data", {}) else None
+
+    eventually(filled, timeout=30, what="token secret filled")
+    cluster.kubectl("-n", namespace, "delete", "serviceaccount", "doomed")
+
+    def gone():
+        r = cluster.kubectl("-n", namespace, "get", "secret", "doomed-token", check=False)
+        return r.returncode != 0 and "NotFound" in r.stderr
+
+    eventually(gone, timeout=30, what="token secret deleted with its service account")
+    assert cluster.kubectl_json("-n", namespace, "get", "secret", "waiting")["metadata"]["name"] == "waiting"

@@ -4,7 +4,8 @@
 //! `kubernetes.io/service-account.name` gets `data.token` (a non-expiring legacy JWT),
 //! `data["ca.crt"]`, `data.namespace` and the `kubernetes.io/service-account.uid` annotation once
 //! its ServiceAccount exists. Such tokens authenticate while the Secret (with that token) and the
-//! ServiceAccount exist ([`crate::authn::serviceaccount`]).
+//! ServiceAccount exist ([`crate::authn::serviceaccount`]). When the ServiceAccount goes away,
+//! the Secrets filled for it (same uid) are deleted, as upstream's controller does.
 
 use std::sync::Arc;
 
@@ -50,7 +51,12 @@ async fn run(state: Arc<ApiState>, ca_pem: String) {
         let (snapshot, mut rx) = secrets.snapshot_and_subscribe();
         let mut sa_rx = sas.snapshot_and_subscribe().1;
         for entry in snapshot.objects.values() {
-            sync_logged(&state, &ca_pem, entry.value()).await;
+            let secret = entry.value();
+            if orphaned(&state, &secret) {
+                delete_logged(&state, &secret).await;
+            } else {
+                sync_logged(&state, &ca_pem, secret).await;
+            }
         }
         loop {
             tokio::select! {
@@ -77,7 +83,21 @@ async fn run(state: Arc<ApiState>, ca_pem: String) {
                             sync_logged(&state, &ca_pem, secret).await;
                         }
                     }
-                    Ok(Message::Event(_)) => {}
+                    Ok(Message::Event(ev)) => {
+                        let sa = ev.object.value();
+                        let ns = ev.object.namespace.clone();
+                        let filled_for_it: Vec<Value> = secrets
+                            .snapshot()
+                            .objects
+                            .values()
+                            .filter(|e| e.namespace == ns)
+                            .map(|e| e.value())
+                            .filter(|secret| filled_for(secret, &sa))
+                            .collect();
+                        for secret in filled_for_it {
+                            delete_logged(&state, &secret).await;
+                        }
+                    }
                     Ok(Message::Reset) | Err(broadcast::error::RecvError::Lagged(_)) => break,
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
@@ -90,6 +110,51 @@ async fn sync_logged(state: &ApiState, ca_pem: &str, secret: Value) {
     if let Err(e) = sync(state, ca_pem, &secret).await {
         let name = crate::objects::meta_str(&secret, "name").unwrap_or("");
         tracing::warn!(secret = %name, error = %e.message, "filling a service account token secret failed");
+    }
+}
+
+/// The ServiceAccount name and uid a token Secret was filled for (`None` for other Secrets and
+/// for token Secrets not filled yet).
+fn filled_ref(secret: &Value) -> Option<(&str, &str)> {
+    if secret.get("type").and_then(Value::as_str) != Some(TOKEN_SECRET_TYPE) {
+        return None;
+    }
+    let annotations = secret.get("metadata")?.get("annotations")?;
+    let name = annotations.get(SA_NAME_ANNOTATION)?.as_str()?;
+    let uid = annotations.get(SA_UID_ANNOTATION)?.as_str().filter(|u| !u.is_empty())?;
+    Some((name, uid))
+}
+
+/// Whether `secret` was filled for the ServiceAccount `sa`.
+fn filled_for(secret: &Value, sa: &Value) -> bool {
+    let meta = |k: &str| sa.get("metadata").and_then(|m| m.get(k)).and_then(Value::as_str).unwrap_or("");
+    filled_ref(secret).is_some_and(|(name, uid)| name == meta("name") && uid == meta("uid"))
+}
+
+/// Whether `secret` was filled for a ServiceAccount that no longer exists (deleted, or
+/// re-created with another uid, while the API server was down).
+fn orphaned(state: &ApiState, secret: &Value) -> bool {
+    let Some((name, uid)) = filled_ref(secret) else { return false };
+    let ns = crate::objects::meta_str(secret, "namespace").unwrap_or("");
+    match state.caches.core_object("serviceaccounts", Some(ns), name) {
+        Some(sa) => sa.get("metadata").and_then(|m| m.get("uid")).and_then(Value::as_str) != Some(uid),
+        None => true,
+    }
+}
+
+/// Deletes a token Secret whose ServiceAccount is gone (uid precondition: only that Secret).
+async fn delete_logged(state: &ApiState, secret: &Value) {
+    let ns = crate::objects::meta_str(secret, "namespace").unwrap_or("").to_string();
+    let name = crate::objects::meta_str(secret, "name").unwrap_or("").to_string();
+    let Some(info) = catalogue::find("", "v1", "secrets") else { return };
+    let ctx = Ctx::internal(info, Some(&ns), Verb::Delete);
+    let opts = handlers::DeleteOptions::with_uid(crate::objects::meta_str(secret, "uid").unwrap_or(""));
+    match handlers::delete_object(state, &ctx, &name, &opts).await {
+        Ok(_) => {
+            tracing::info!(namespace = %ns, secret = %name, "deleted the token secret of a deleted service account")
+        }
+        Err(e) if e.code == 404 || e.code == 409 => {}
+        Err(e) => tracing::warn!(namespace = %ns, secret = %name, error = %e.message, "deleting a token secret failed"),
     }
 }
 
@@ -168,6 +233,22 @@ async fn sync(state: &ApiState, ca_pem: &str, secret: &Value) -> Result<(), Stat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filled_secret_belongs_to_the_service_account_with_its_uid() {
+        let secret = json!({"type": TOKEN_SECRET_TYPE, "metadata": {"name": "t", "annotations": {
+            SA_NAME_ANNOTATION: "builder", SA_UID_ANNOTATION: "u1"}}});
+        let sa = |name: &str, uid: &str| json!({"metadata": {"name": name, "uid": uid}});
+        assert!(filled_for(&secret, &sa("builder", "u1")));
+        assert!(!filled_for(&secret, &sa("builder", "u2")), "a re-created account is another account");
+        assert!(!filled_for(&secret, &sa("other", "u1")));
+        let unfilled = json!({"type": TOKEN_SECRET_TYPE, "metadata": {"name": "t", "annotations": {
+            SA_NAME_ANNOTATION: "builder"}}});
+        assert!(!filled_for(&unfilled, &sa("builder", "u1")), "not filled yet: waits for its account");
+        let opaque = json!({"type": "Opaque", "metadata": {"name": "t", "annotations": {
+            SA_NAME_ANNOTATION: "builder", SA_UID_ANNOTATION: "u1"}}});
+        assert!(!filled_for(&opaque, &sa("builder", "u1")));
+    }
 
     #[test]
     fn only_incomplete_annotated_token_secrets_are_filled() {

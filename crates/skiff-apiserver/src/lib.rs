@@ -83,6 +83,9 @@ pub struct ServerOptions {
     /// Run the ServiceAccount admission plugin (needs the ServiceAccount controller to create
     /// each namespace's `default` ServiceAccount).
     pub service_account_admission: bool,
+    /// Audiences a ServiceAccount token must carry to be accepted by the API (`--api-audiences`;
+    /// empty: the issuer), also the default audiences of TokenRequests.
+    pub api_audiences: Vec<String>,
 }
 
 impl ServerOptions {
@@ -153,8 +156,10 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
         Some(pem) => authn::jwt::SigningKey::from_pem(pem)?,
         None => authn::jwt::SigningKey::generate()?,
     };
-    let service_accounts =
-        Arc::new(authn::serviceaccount::ServiceAccountTokens::new(key, &opts.api.cluster_domain, state.caches.clone()));
+    let service_accounts = Arc::new(
+        authn::serviceaccount::ServiceAccountTokens::new(key, &opts.api.cluster_domain, state.caches.clone())
+            .with_api_audiences(opts.api_audiences.clone()),
+    );
     let _ = state.service_accounts.set(service_accounts.clone());
     state.service_account_admission.store(opts.service_account_admission, std::sync::atomic::Ordering::Relaxed);
     let mut tokens = authn::TokenAuthenticator::default();

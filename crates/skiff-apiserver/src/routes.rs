@@ -76,17 +76,34 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
     let target = reqinfo::parse(&parts.method, &path, &query);
+    let cert = parts.extensions.get::<PeerCertificate>().and_then(|c| c.0.as_deref());
+    let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let user = if authn::is_public(&path) {
+        // Anyone may read these; the audit log still names who asked when they say.
+        if shared.audit.is_some() {
+            let user = authn::authenticate(&shared.tokens, cert, authorization).unwrap_or_else(UserInfo::anonymous);
+            let attrs = attributes(&Arc::new(user.clone()), &parts.method, &path, &target);
+            crate::audit::authorized(&parts, &user, None, &attrs, true, "");
+        }
         Arc::new(UserInfo::anonymous())
     } else {
-        let cert = parts.extensions.get::<PeerCertificate>().and_then(|c| c.0.as_deref());
-        let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let Some(user) = authn::authenticate(&shared.tokens, cert, authorization) else {
+            if shared.audit.is_some() {
+                let attrs = attributes(&Arc::new(UserInfo::default()), &parts.method, &path, &target);
+                crate::audit::unauthenticated(&parts, &attrs, cert.is_some());
+            }
             return response::status(&StatusError::unauthorized("Unauthorized"));
         };
-        let user = match authz::impersonation::apply(&shared.authorizers, Arc::new(user), &parts.headers) {
+        let caller = Arc::new(user);
+        let user = match authz::impersonation::apply(&shared.authorizers, caller.clone(), &parts.headers) {
             Ok(user) => user,
-            Err(e) => return response::status(&e),
+            Err(e) => {
+                if shared.audit.is_some() {
+                    let attrs = attributes(&caller, &parts.method, &path, &target);
+                    crate::audit::authorized(&parts, &caller, None, &attrs, false, &e.message);
+                }
+                return response::status(&e);
+            }
         };
         let mut attrs = attributes(&user, &parts.method, &path, &target);
         selected_name(&mut attrs, &query);
@@ -96,7 +113,8 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
                 Decision::Deny(why) | Decision::NoOpinion(why) => (false, why.as_str()),
                 Decision::Allow => (true, ""),
             };
-            crate::audit::authorized(&parts, &user, &attrs, allowed, reason);
+            let impersonated = (!Arc::ptr_eq(&caller, &user)).then_some(user.as_ref());
+            crate::audit::authorized(&parts, &caller, impersonated, &attrs, allowed, reason);
         }
         if let Decision::Deny(why) = decision {
             tracing::debug!(user = %user.name, verb = %attrs.verb, %path, reason = %why, "forbidden");
@@ -171,7 +189,7 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
         Target::Resource(req) if crate::nodeproxy::is_streaming(&req) => {
             crate::nodeproxy::handle(state, shared.kubelet.as_ref(), req, parts, body).await
         }
-        Target::Resource(req) => handlers::handle(state, user, &parts.method, &parts.headers, req, &query, body).await,
+        Target::Resource(req) => handlers::handle(state, user, &parts, req, &query, body).await,
         Target::NonResource => {
             if parts.method != Method::GET {
                 return response::status(&StatusError::not_found_message(

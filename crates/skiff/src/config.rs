@@ -377,6 +377,10 @@ pub struct ServerArgs {
     /// settings (mirrors, credentials, TLS) go in <data-dir>/agent/registries.yaml.
     #[arg(long = "insecure-registry", env = "SKIFF_INSECURE_REGISTRY", value_delimiter = ',', action = ArgAction::Append, value_name = "HOST:PORT")]
     pub insecure_registry: Vec<String>,
+    /// Audiences the API accepts in ServiceAccount tokens, and TokenRequests' default audiences
+    /// (default: the issuer, https://kubernetes.default.svc.<domain>); repeatable.
+    #[arg(long = "api-audiences", env = "SKIFF_API_AUDIENCES", value_delimiter = ',', action = ArgAction::Append, value_name = "AUDIENCE")]
+    pub api_audiences: Vec<String>,
     /// Image file system usage (percent) at which unused images are garbage collected; 100 disables it.
     #[arg(long, env = "SKIFF_IMAGE_GC_HIGH_THRESHOLD", default_value_t = 85, value_parser = clap::value_parser!(u8).range(0..=100), value_name = "PERCENT")]
     pub image_gc_high_threshold: u8,
@@ -555,6 +559,8 @@ pub struct ServerConfig {
     pub pod_security_admission_config_file: Option<PathBuf>,
     /// Registries pulled from over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// `--api-audiences` (empty: the issuer).
+    pub api_audiences: Vec<String>,
     /// Image GC high threshold, percent.
     pub image_gc_high_threshold: u8,
     /// Image GC low threshold, percent.
@@ -907,6 +913,7 @@ impl ServerConfig {
             scheduler_config: args.scheduler_config,
             pod_security_admission_config_file: args.pod_security_admission_config_file,
             insecure_registries: args.insecure_registry,
+            api_audiences: args.api_audiences,
             image_gc_high_threshold: args.image_gc_high_threshold,
             image_gc_low_threshold: args.image_gc_low_threshold,
             kubelet_port: args.kubelet_port,
@@ -1149,6 +1156,9 @@ mod tests {
         assert_eq!((c.image_gc_high_threshold, c.image_gc_low_threshold), (90, 70));
         let c = server(&[], Some("insecure-registry: r1:5000,r2:5000\n")).unwrap();
         assert_eq!(c.insecure_registries, ["r1:5000", "r2:5000"]);
+        assert!(c.api_audiences.is_empty());
+        let c = server(&["--api-audiences=https://a.example,api"], None).unwrap();
+        assert_eq!(c.api_audiences, ["https://a.example", "api"]);
         assert!(server(&["--image-gc-high-threshold=101"], None).is_err());
         let err = server(&["--image-gc-high-threshold=50"], None).unwrap_err().to_string();
         assert!(err.contains("--image-gc-low-threshold 80 must not be greater"), "{err}");

@@ -9,9 +9,11 @@
 //! panic). Events go through a bounded channel to the writer thread (`writer`); when it is
 //! full the event is dropped, counted and logged — a request never waits for the log.
 //!
-//! Not audited: requests that fail authentication (401) and the public health and version
-//! paths. Request bodies are logged only when they are JSON (a protobuf body is recorded
-//! without `requestObject`).
+//! Requests that fail authentication get one `ResponseStarted` event without a user (as
+//! upstream's failed-authentication audit); public paths are audited as `system:anonymous`.
+//! Admission adds annotations through [`Slot::annotate`] (PodSecurity, webhooks,
+//! ValidatingAdmissionPolicy). Request bodies are logged when they decode (JSON, YAML or
+//! protobuf).
 
 pub mod policy;
 pub mod writer;
@@ -103,6 +105,22 @@ impl Auditor {
 #[derive(Clone, Default)]
 pub struct Slot(Arc<Mutex<Option<Record>>>);
 
+impl Slot {
+    /// Adds an annotation to the request's remaining audit events (upstream's audit
+    /// annotations) when the policy logs the request at `min_level` or above. The first value
+    /// of a key wins.
+    pub fn annotate(&self, min_level: Level, key: &str, value: String) {
+        let Ok(mut guard) = self.0.lock() else { return };
+        let Some(record) = guard.as_mut() else { return };
+        if record.decision.level < min_level {
+            return;
+        }
+        if let Some(Value::Object(annotations)) = record.event.get_mut("annotations") {
+            annotations.entry(key).or_insert(Value::String(value));
+        }
+    }
+}
+
 struct Record {
     auditor: Arc<Auditor>,
     decision: policy::Decision,
@@ -164,11 +182,82 @@ fn user_json(user: &UserInfo) -> Value {
     Value::Object(u)
 }
 
-/// Records the authenticated user and the authorization decision; evaluates the policy and
-/// writes `RequestReceived`. A no-op when the request is not being audited.
-pub fn authorized(parts: &Parts, user: &UserInfo, attrs: &Attributes, allowed: bool, reason: &str) {
+/// Records the authenticated user (and whom it impersonates) and the authorization decision;
+/// evaluates the policy for the authenticated user, as upstream, and writes `RequestReceived`.
+/// A no-op when the request is not being audited.
+pub fn authorized(
+    parts: &Parts,
+    user: &UserInfo,
+    impersonated: Option<&UserInfo>,
+    attrs: &Attributes,
+    allowed: bool,
+    reason: &str,
+) {
     let Some(slot) = parts.extensions.get::<Slot>() else { return };
-    let Some(auditor) = parts.extensions.get::<Arc<Auditor>>().cloned() else { return };
+    let Some((auditor, decision)) = evaluate(parts, user, attrs) else { return };
+    let mut event = base_event(parts, user, attrs, &decision);
+    if let Some(as_user) = impersonated {
+        event.insert("impersonatedUser".into(), user_json(as_user));
+    }
+    let mut annotations = Map::new();
+    annotations.insert("authorization.k8s.io/decision".into(), json!(if allowed { "allow" } else { "forbid" }));
+    annotations.insert("authorization.k8s.io/reason".into(), json!(reason));
+    event.insert("annotations".into(), Value::Object(annotations));
+    let long_running = attrs.verb == "watch"
+        || attrs
+            .resource
+            .as_ref()
+            .is_some_and(|r| matches!(r.subresource.as_str(), "exec" | "attach" | "portforward" | "proxy" | "log"));
+    let record = Record { auditor, decision, event, long_running };
+    record.emit(Stage::RequestReceived, None);
+    if let Ok(mut guard) = slot.0.lock() {
+        *guard = Some(record);
+    }
+}
+
+/// Records a request that failed authentication, as upstream's failed-authentication audit:
+/// one `ResponseStarted` event with no user and a 401 naming the credentials tried.
+pub fn unauthenticated(parts: &Parts, attrs: &Attributes, had_certificate: bool) {
+    let nobody = UserInfo::default();
+    let Some((auditor, decision)) = evaluate(parts, &nobody, attrs) else { return };
+    let mut event = base_event(parts, &nobody, attrs, &decision);
+    event.insert("user".into(), json!({}));
+    let mut status = Map::new();
+    status.insert("metadata".into(), json!({}));
+    status.insert("message".into(), json!(attempted_credentials(parts, had_certificate)));
+    status.insert("code".into(), json!(401));
+    let mut extra = Map::new();
+    extra.insert("responseStatus".into(), Value::Object(status));
+    Record { auditor, decision, event, long_running: false }.emit(Stage::ResponseStarted, Some(extra));
+}
+
+/// Upstream's message for a failed authentication: which kinds of credentials were tried.
+fn attempted_credentials(parts: &Parts, had_certificate: bool) -> String {
+    let mut methods = Vec::new();
+    let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").trim();
+    let scheme = authorization.split(' ').next().unwrap_or("").to_ascii_lowercase();
+    if scheme == "basic" {
+        methods.push("basic");
+    }
+    if scheme == "bearer" && authorization.split(' ').count() > 1 {
+        methods.push("bearer");
+    }
+    if parts.uri.query().is_some_and(|q| q.split('&').any(|kv| kv.starts_with("access_token=") && kv.len() > 13)) {
+        methods.push("access_token");
+    }
+    if had_certificate {
+        methods.push("x509");
+    }
+    if methods.is_empty() {
+        "Authentication failed, no credentials provided".to_string()
+    } else {
+        format!("Authentication failed, attempted: {}", methods.join(", "))
+    }
+}
+
+/// The auditor and the policy's decision for a request, or `None` when it is not audited.
+fn evaluate(parts: &Parts, user: &UserInfo, attrs: &Attributes) -> Option<(Arc<Auditor>, policy::Decision)> {
+    let auditor = parts.extensions.get::<Arc<Auditor>>().cloned()?;
     let decision = auditor.policy.evaluate(&policy::RequestAttributes {
         user: &user.name,
         groups: &user.groups,
@@ -176,9 +265,11 @@ pub fn authorized(parts: &Parts, user: &UserInfo, attrs: &Attributes, allowed: b
         resource: attrs.resource.as_ref(),
         path: &attrs.path,
     });
-    if decision.level == Level::None {
-        return;
-    }
+    (decision.level != Level::None).then_some((auditor, decision))
+}
+
+/// The fields every event of a request shares.
+fn base_event(parts: &Parts, user: &UserInfo, attrs: &Attributes, decision: &policy::Decision) -> Map<String, Value> {
     // JSON, YAML or protobuf, decoded as the handlers do.
     let sent = parts.extensions.get::<RequestBody>().and_then(|RequestBody(body)| {
         let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
@@ -237,20 +328,7 @@ pub fn authorized(parts: &Parts, user: &UserInfo, attrs: &Attributes, allowed: b
         event.insert("requestObject".into(), obj);
     }
     event.insert("requestReceivedTimestamp".into(), json!(now()));
-    let mut annotations = Map::new();
-    annotations.insert("authorization.k8s.io/decision".into(), json!(if allowed { "allow" } else { "forbid" }));
-    annotations.insert("authorization.k8s.io/reason".into(), json!(reason));
-    event.insert("annotations".into(), Value::Object(annotations));
-    let long_running = attrs.verb == "watch"
-        || attrs
-            .resource
-            .as_ref()
-            .is_some_and(|r| matches!(r.subresource.as_str(), "exec" | "attach" | "portforward" | "proxy" | "log"));
-    let record = Record { auditor, decision, event, long_running };
-    record.emit(Stage::RequestReceived, None);
-    if let Ok(mut guard) = slot.0.lock() {
-        *guard = Some(record);
-    }
+    event
 }
 
 impl Record {

@@ -146,6 +146,14 @@ impl ServiceAccountTokens {
         Self { key, api_audiences: vec![issuer.clone()], issuer, objects }
     }
 
+    /// Replaces the API audiences (`--api-audiences`); an empty list keeps the issuer.
+    pub fn with_api_audiences(mut self, audiences: Vec<String>) -> Self {
+        if !audiences.is_empty() {
+            self.api_audiences = audiences;
+        }
+        self
+    }
+
     /// The issuer URL.
     pub fn issuer(&self) -> &str {
         &self.issuer

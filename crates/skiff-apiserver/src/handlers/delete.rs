@@ -53,6 +53,11 @@ impl DeleteOptions {
         opts.checked()
     }
 
+    /// Options that delete only the object with this uid (a uid precondition).
+    pub fn with_uid(uid: &str) -> Self {
+        Self { uid: Some(uid.to_string()), ..Default::default() }
+    }
+
     /// Whether this is a dry run.
     pub(super) fn is_dry_run(&self) -> bool {
         self.dry_run

@@ -59,6 +59,8 @@ pub struct Ctx {
     pub content_type: Option<String>,
     /// The `User-Agent` header (default field manager).
     pub user_agent: Option<String>,
+    /// The request's audit record, when the request is audited.
+    pub audit: Option<crate::audit::Slot>,
 }
 
 impl Ctx {
@@ -76,6 +78,14 @@ impl Ctx {
             accept: None,
             content_type: None,
             user_agent: None,
+            audit: None,
+        }
+    }
+
+    /// Adds an audit annotation to this request's audit events (see [`crate::audit::Slot::annotate`]).
+    pub fn audit_annotation(&self, min_level: crate::audit::Level, key: &str, value: String) {
+        if let Some(slot) = &self.audit {
+            slot.annotate(min_level, key, value);
         }
     }
 
@@ -104,13 +114,12 @@ impl Ctx {
 pub async fn handle(
     state: &ApiState,
     user: Arc<UserInfo>,
-    method: &Method,
-    headers: &HeaderMap,
+    parts: &http::request::Parts,
     req: ResourceRequest,
     query: &str,
     body: Body,
 ) -> Response<Body> {
-    match dispatch(state, user, method, headers, req, query, body).await {
+    match dispatch(state, user, parts, req, query, body).await {
         Ok(resp) => resp,
         Err(err) => response::status(&err),
     }
@@ -135,12 +144,12 @@ pub async fn read_body(body: Body) -> Result<Bytes, StatusError> {
 async fn dispatch(
     state: &ApiState,
     user: Arc<UserInfo>,
-    method: &Method,
-    headers: &HeaderMap,
+    parts: &http::request::Parts,
     req: ResourceRequest,
     query: &str,
     body: Body,
 ) -> Result<Response<Body>, StatusError> {
+    let (method, headers) = (&parts.method, &parts.headers);
     if !matches!(*method, Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
         return Err(StatusError::method_not_supported(
             &GroupResource::new(req.group.clone(), req.resource.clone()),
@@ -174,6 +183,7 @@ async fn dispatch(
         accept: header_str(headers, header::ACCEPT),
         content_type: header_str(headers, header::CONTENT_TYPE),
         user_agent: header_str(headers, header::USER_AGENT),
+        audit: parts.extensions.get::<crate::audit::Slot>().cloned(),
     };
     if let Some(sub) = &ctx.subresource {
         return subresource::handle(state, &ctx, method, sub, body).await;

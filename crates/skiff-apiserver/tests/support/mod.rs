@@ -68,6 +68,7 @@ async fn start_on(dir: &std::path::Path, tls: TlsMaterial, port: u16) -> Running
         audit: None,
         service_account_key_pem: None,
         service_account_admission: false,
+        api_audiences: Vec::new(),
     };
     skiff_apiserver::start(store, opts).await.unwrap()
 }

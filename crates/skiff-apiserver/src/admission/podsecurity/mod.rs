@@ -10,7 +10,8 @@
 //!   about its existing pods that would be refused.
 //!
 //! Without a [`Config`] the default policy is `privileged:latest` for every mode and nothing is
-//! exempt. The audit mode is parsed but, without audit annotations, has no effect yet. The checks
+//! exempt. The audit mode and the evaluated policy reach the audit log as upstream's annotations
+//! (`pod-security.kubernetes.io/enforce-policy`, `audit-violations`, `exempt`). The checks
 //! themselves live in [`checks`].
 
 pub mod checks;
@@ -28,11 +29,18 @@ use skiff_api::status::{GroupKind, GroupResource};
 use skiff_api::validation::{FieldError, key};
 
 use self::checks::{Level, MAX_MINOR};
+use crate::audit::Level as AuditLevel;
 use crate::handlers::{Admission, Ctx};
 use crate::objects::{labels, meta_str};
 use crate::state::ApiState;
 
 const LABEL_PREFIX: &str = "pod-security.kubernetes.io/";
+/// Audit annotation: the enforce policy a pod was checked against.
+const ENFORCE_POLICY_ANNOTATION: &str = "pod-security.kubernetes.io/enforce-policy";
+/// Audit annotation: what the audit level found.
+const AUDIT_VIOLATIONS_ANNOTATION: &str = "pod-security.kubernetes.io/audit-violations";
+/// Audit annotation: why the request was exempt (`user`, `namespace`, `runtimeClass`).
+const EXEMPT_ANNOTATION: &str = "pod-security.kubernetes.io/exempt";
 /// At most this many existing pods are checked when a namespace's enforce level tightens.
 const MAX_PODS_TO_CHECK: usize = 3000;
 
@@ -210,13 +218,19 @@ pub async fn admit(
         return Ok(());
     }
     let namespace = ctx.namespace.as_deref().or_else(|| meta_str(new, "namespace")).unwrap_or("");
-    if config.exempt_namespaces.iter().any(|n| n == namespace) || config.exempt_usernames.contains(&ctx.user.name) {
+    if config.exempt_usernames.contains(&ctx.user.name) {
+        ctx.audit_annotation(AuditLevel::Metadata, EXEMPT_ANNOTATION, "user".into());
+        return Ok(());
+    }
+    if config.exempt_namespaces.iter().any(|n| n == namespace) {
+        ctx.audit_annotation(AuditLevel::Metadata, EXEMPT_ANNOTATION, "namespace".into());
         return Ok(());
     }
     let (policy, label_errs) = policy_from_labels(&namespace_labels(state, namespace)?, &config.defaults);
     let clean = label_errs.is_empty();
     if is_pod {
         if clean && policy.fully_privileged() {
+            ctx.audit_annotation(AuditLevel::Metadata, ENFORCE_POLICY_ANNOTATION, PRIVILEGED_LATEST.to_string());
             return Ok(());
         }
         if old.is_some_and(|old| !significant_pod_update(old, new)) {
@@ -253,14 +267,23 @@ fn evaluate(
     enforce: bool,
 ) -> Result<(), StatusError> {
     if spec.runtime_class_name.as_ref().is_some_and(|rc| config.exempt_runtime_classes.contains(rc)) {
+        ctx.audit_annotation(AuditLevel::Metadata, EXEMPT_ANNOTATION, "runtimeClass".into());
         return Ok(());
     }
     let run = |lv: LevelVersion| checks::evaluate(lv.level, lv.version.minor(), meta, spec);
     if enforce {
+        ctx.audit_annotation(AuditLevel::Metadata, ENFORCE_POLICY_ANNOTATION, policy.enforce.to_string());
         let violations = run(policy.enforce);
         if !violations.is_empty() {
             let why = format!("violates PodSecurity \"{}\": {}", policy.enforce, checks::detail(&violations));
             return Err(StatusError::forbidden(&GroupResource::new(ctx.info.group, ctx.info.plural), name, &why));
+        }
+    }
+    if policy.audit.level != Level::Privileged {
+        let violations = run(policy.audit);
+        if !violations.is_empty() {
+            let why = format!("would violate PodSecurity \"{}\": {}", policy.audit, checks::detail(&violations));
+            ctx.audit_annotation(AuditLevel::Metadata, AUDIT_VIOLATIONS_ANNOTATION, why);
         }
     }
     let violations = run(policy.warn);

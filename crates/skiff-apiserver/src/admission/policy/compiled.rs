@@ -52,6 +52,8 @@ pub struct Policy {
     pub variables: Vec<(String, Compiled)>,
     /// `validations`.
     pub checks: Vec<Check>,
+    /// `auditAnnotations`: key and `valueExpression`.
+    pub audit_annotations: Vec<(String, Compiled)>,
 }
 
 /// A binding of a policy.
@@ -69,6 +71,10 @@ pub struct Binding {
     pub deny: bool,
     /// `validationActions` contains `Warn`.
     pub warn: bool,
+    /// `validationActions` contains `Audit`.
+    pub audit: bool,
+    /// `validationActions` as written.
+    pub actions: Vec<String>,
 }
 
 fn compile(src: &str) -> Compiled {
@@ -102,6 +108,12 @@ pub fn policy(p: &ValidatingAdmissionPolicy) -> Option<Policy> {
                 reason: v.reason.clone().unwrap_or_default(),
             })
             .collect(),
+        audit_annotations: spec
+            .audit_annotations
+            .iter()
+            .flatten()
+            .map(|a| (a.key.clone(), compile(&a.value_expression)))
+            .collect(),
     })
 }
 
@@ -116,6 +128,8 @@ pub fn binding(b: &ValidatingAdmissionPolicyBinding) -> Option<Binding> {
         match_resources: spec.match_resources.clone(),
         deny: actions.iter().any(|a| a == "Deny"),
         warn: actions.iter().any(|a| a == "Warn"),
+        audit: actions.iter().any(|a| a == "Audit"),
+        actions,
     })
 }
 

@@ -2,14 +2,15 @@
 //! evaluated on every write with the CEL engine of `skiff_api::crd::cel`, as upstream's
 //! `policy/validating` plugin. Variables: `object`, `oldObject`, `request`, `params` (from
 //! `paramKind` and the binding's `paramRef`), `namespaceObject` and `variables`.
-//! `validationActions` `Deny` and `Warn` act; `Audit` is ignored (there is no audit log yet), as
-//! are `auditAnnotations`. The `authorizer` variable and static type checking are absent.
+//! `validationActions` `Deny`, `Warn` and `Audit` act (`Audit` failures and the policies'
+//! `auditAnnotations` go to the audit log as upstream's annotations). The `authorizer` variable
+//! and static type checking are absent.
 //!
 //! [`compiled`] holds the policies in effect; this module matches and evaluates them.
 
 pub mod compiled;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use skiff_api::StatusError;
 use skiff_api::catalogue::{self, ResourceInfo};
 use skiff_api::crd::cel::{Activation, Outcome, evaluate};
@@ -22,8 +23,12 @@ use k8s_openapi::api::admissionregistration::v1::{MatchResources, NamedRuleWithO
 
 use super::webhook::rules::{self, NamespaceLabels, Target};
 use super::webhook::{self, Write};
+use crate::audit::Level as AuditLevel;
 use crate::handlers::Ctx;
 use crate::state::ApiState;
+
+/// Audit annotation listing the failures of bindings with the `Audit` action.
+const VALIDATION_FAILURE_ANNOTATION: &str = "validation.policy.admission.k8s.io/validation_failure";
 
 /// Why a policy denies a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,7 +94,8 @@ fn matches(
     let excluded = mr.exclude_resource_rules.as_deref().unwrap_or_default();
     let selects = |info: &'static ResourceInfo| {
         let t = target(info);
-        included.iter().any(|r| named_rule_matches(r, &t, &name))
+        // No resourceRules (a binding narrowing by selectors only) constrains nothing, as upstream.
+        (included.is_empty() || included.iter().any(|r| named_rule_matches(r, &t, &name)))
             && !excluded.iter().any(|r| named_rule_matches(r, &t, &name))
     };
     if selects(ctx.info) {
@@ -142,13 +148,16 @@ fn run(expr: &Compiled, act: &Activation) -> Result<Outcome, String> {
     }
 }
 
-/// Evaluates the checks of `policy` with `act`: the messages and reasons of the failures, or
-/// the error that stopped evaluation.
-fn failures(policy: &Policy, act: &Activation) -> Vec<Result<(String, String), String>> {
+/// One failed (or unevaluable) check: its index in `validations` and its message and reason,
+/// or the error that stopped its evaluation.
+type Failure = (usize, Result<(String, String), String>);
+
+/// Evaluates the checks of `policy` with `act`.
+fn failures(policy: &Policy, act: &Activation) -> Vec<Failure> {
     let mut out = Vec::new();
-    for check in &policy.checks {
-        match run(&check.expression, act) {
-            Ok(Outcome::Bool(true)) => {}
+    for (index, check) in policy.checks.iter().enumerate() {
+        let failed = match run(&check.expression, act) {
+            Ok(Outcome::Bool(true)) => continue,
             Ok(Outcome::Bool(false)) => {
                 let from_expr = match check.message_expression.as_ref().map(|m| run(m, act)) {
                     Some(Ok(Outcome::String(s))) if !s.trim().is_empty() => Some(s.trim().to_string()),
@@ -161,24 +170,40 @@ fn failures(policy: &Policy, act: &Activation) -> Vec<Result<(String, String), S
                         check.message.clone()
                     }
                 });
-                out.push(Ok((message, check.reason.clone())));
+                Ok((message, check.reason.clone()))
             }
-            Ok(_) => out.push(Err(format!("expression '{}' resulted in error: no such overload", check.source))),
-            Err(e) if check.expression.is_err() => out.push(Err(e)),
-            Err(e) => out.push(Err(format!("expression '{}' resulted in error: {e}", check.source))),
-        }
+            Ok(_) => Err(format!("expression '{}' resulted in error: no such overload", check.source)),
+            Err(e) if check.expression.is_err() => Err(e),
+            Err(e) => Err(format!("expression '{}' resulted in error: {e}", check.source)),
+        };
+        out.push((index, failed));
     }
     out
 }
 
-/// The failures of one binding for one parameter value.
-fn evaluate_binding(policy: &Policy, mut act: Activation) -> Vec<Result<(String, String), String>> {
+/// What one binding found for one parameter value.
+#[derive(Debug, Default)]
+struct Evaluation {
+    /// Failed checks.
+    failures: Vec<Failure>,
+    /// `auditAnnotations` that produced a value (`<policy>/<key>`, value).
+    audit: Vec<(String, String)>,
+}
+
+/// Evaluates one binding for one parameter value.
+fn evaluate_binding(policy: &Policy, mut act: Activation) -> Evaluation {
     for (name, cond) in &policy.match_conditions {
         match run(cond, &act) {
             Ok(Outcome::Bool(true)) => {}
-            Ok(Outcome::Bool(false)) => return Vec::new(),
-            Ok(_) => return vec![Err(format!("matchCondition '{name}' must evaluate to a bool"))],
-            Err(e) => return vec![Err(format!("failed to evaluate matchCondition '{name}': {e}"))],
+            Ok(Outcome::Bool(false)) => return Evaluation::default(),
+            Ok(_) => {
+                let failures = vec![(0, Err(format!("matchCondition '{name}' must evaluate to a bool")))];
+                return Evaluation { failures, audit: Vec::new() };
+            }
+            Err(e) => {
+                let failures = vec![(0, Err(format!("failed to evaluate matchCondition '{name}': {e}")))];
+                return Evaluation { failures, audit: Vec::new() };
+            }
         }
     }
     act.declare_map("variables");
@@ -192,7 +217,25 @@ fn evaluate_binding(policy: &Policy, mut act: Activation) -> Vec<Result<(String,
         };
         evaluated.bind_field("variables", name, value);
     }
-    failures(policy, &evaluated)
+    let mut audit = Vec::new();
+    for (key, expr) in &policy.audit_annotations {
+        match run(expr, &evaluated) {
+            Ok(Outcome::String(v)) => audit.push((format!("{}/{key}", policy.name), v)),
+            Ok(Outcome::Other(Value::Null)) => {}
+            Ok(_) => {
+                tracing::warn!(policy = %policy.name, %key, "audit annotation valueExpression must evaluate to a string or null")
+            }
+            Err(e) => tracing::warn!(policy = %policy.name, %key, error = %e, "audit annotation evaluation failed"),
+        }
+    }
+    Evaluation { failures: failures(policy, &evaluated), audit }
+}
+
+/// Adds a binding's evaluated `auditAnnotations` to the request's audit events.
+fn annotate(ctx: &Ctx, annotations: Vec<(String, String)>) {
+    for (key, value) in annotations {
+        ctx.audit_annotation(AuditLevel::Metadata, &key, value);
+    }
 }
 
 fn reason_and_code(reason: &str) -> (Reason, u16) {
@@ -234,6 +277,7 @@ pub fn validate(
         return Ok(());
     }
     let mut first: Option<Denial> = None;
+    let mut audited = Vec::new();
     for policy in &set.policies {
         let Some(constraints) = policy.constraints.as_ref() else { continue };
         for binding in set.bindings.iter().filter(|b| b.policy == policy.name) {
@@ -254,31 +298,38 @@ pub fn validate(
                 .unwrap_or(Value::Null);
             let mut results = Vec::new();
             match params(state, ctx, policy, binding) {
-                Err(e) => results.push(Err(e)),
+                Err(e) => results.push((0, Err(e))),
                 Ok(None) => {
                     let mut act = base.clone();
                     act.bind("params", Value::Null).bind("namespaceObject", namespace_object.clone());
-                    results = evaluate_binding(policy, act);
+                    let found = evaluate_binding(policy, act);
+                    annotate(ctx, found.audit);
+                    results = found.failures;
                 }
                 Ok(Some(found)) if found.is_empty() => {
                     let deny = binding.param_ref.as_ref().and_then(|p| p.parameter_not_found_action.as_deref())
                         == Some("Deny");
                     if deny {
-                        results.push(Ok((
-                            "no params found for policy binding with `Deny` parameterNotFoundAction".to_string(),
-                            String::new(),
-                        )));
+                        results.push((
+                            0,
+                            Ok((
+                                "no params found for policy binding with `Deny` parameterNotFoundAction".to_string(),
+                                String::new(),
+                            )),
+                        ));
                     }
                 }
                 Ok(Some(found)) => {
                     for p in found {
                         let mut act = base.clone();
                         act.bind("params", p).bind("namespaceObject", namespace_object.clone());
-                        results.extend(evaluate_binding(policy, act));
+                        let found = evaluate_binding(policy, act);
+                        annotate(ctx, found.audit);
+                        results.extend(found.failures);
                     }
                 }
             }
-            for r in results {
+            for (index, r) in results {
                 let (message, reason) = match r {
                     Ok(f) => f,
                     Err(e) if policy.ignore_failures => {
@@ -293,12 +344,21 @@ pub fn validate(
                         policy.name, binding.name
                     ));
                 }
+                if binding.audit {
+                    audited.push(json!({
+                        "message": message, "policy": policy.name, "binding": binding.name,
+                        "expressionIndex": index, "validationActions": binding.actions,
+                    }));
+                }
                 if binding.deny && first.is_none() {
                     first =
                         Some(Denial { policy: policy.name.clone(), binding: binding.name.clone(), message, reason });
                 }
             }
         }
+    }
+    if !audited.is_empty() {
+        ctx.audit_annotation(AuditLevel::Metadata, VALIDATION_FAILURE_ANNOTATION, Value::Array(audited).to_string());
     }
     match first {
         Some(d) => Err(denied(ctx, &webhook::name_of(ctx, obj, w.old), &d)),
@@ -330,14 +390,16 @@ mod tests {
             {"expression": "false", "messageExpression": "'replicas: ' + string(object.spec.replicas)"},
             {"expression": "object.spec.nope == 1"}
         ]}}));
-        let got = evaluate_binding(&p, act(json!({"metadata": {"name": "bad"}, "spec": {"replicas": 5}})));
-        assert_eq!(got[0], Ok(("failed expression: object.spec.replicas <= params.max".into(), String::new())));
-        assert_eq!(got[1], Ok(("no bad names".into(), "Forbidden".into())));
-        assert_eq!(got[2], Ok(("replicas: 5".into(), String::new())));
-        let err = got[3].clone().expect_err("an evaluation error");
+        let got = evaluate_binding(&p, act(json!({"metadata": {"name": "bad"}, "spec": {"replicas": 5}}))).failures;
+        assert_eq!(got[0], (0, Ok(("failed expression: object.spec.replicas <= params.max".into(), String::new()))));
+        assert_eq!(got[1], (1, Ok(("no bad names".into(), "Forbidden".into()))));
+        assert_eq!(got[2], (2, Ok(("replicas: 5".into(), String::new()))));
+        let err = got[3].1.clone().expect_err("an evaluation error");
         assert!(err.starts_with("expression 'object.spec.nope == 1' resulted in error: "), "{err}");
-        let ok = evaluate_binding(&p, act(json!({"metadata": {"name": "good"}, "spec": {"replicas": 1, "nope": 1}})));
+        let ok = evaluate_binding(&p, act(json!({"metadata": {"name": "good"}, "spec": {"replicas": 1, "nope": 1}})))
+            .failures;
         assert_eq!(ok.len(), 1, "only the always-false check fails: {ok:?}");
+        assert_eq!(ok[0].0, 2);
     }
 
     #[test]
@@ -347,9 +409,24 @@ mod tests {
             "variables": [{"name": "n", "expression": "object.spec.replicas * 2"}],
             "validations": [{"expression": "variables.n <= 4"}]
         }}));
-        assert!(evaluate_binding(&p, act(json!({"metadata": {"name": "db"}, "spec": {"replicas": 9}}))).is_empty());
-        assert_eq!(evaluate_binding(&p, act(json!({"metadata": {"name": "web"}, "spec": {"replicas": 9}}))).len(), 1);
-        assert!(evaluate_binding(&p, act(json!({"metadata": {"name": "web"}, "spec": {"replicas": 2}}))).is_empty());
+        let failures = |obj| evaluate_binding(&p, act(obj)).failures;
+        assert!(failures(json!({"metadata": {"name": "db"}, "spec": {"replicas": 9}})).is_empty());
+        assert_eq!(failures(json!({"metadata": {"name": "web"}, "spec": {"replicas": 9}})).len(), 1);
+        assert!(failures(json!({"metadata": {"name": "web"}, "spec": {"replicas": 2}})).is_empty());
+    }
+
+    #[test]
+    fn audit_annotations_are_evaluated_and_prefixed() {
+        let p = policy_of(json!({"metadata": {"name": "p"}, "spec": {
+            "auditAnnotations": [
+                {"key": "replicas", "valueExpression": "'seen ' + string(object.spec.replicas)"},
+                {"key": "skipped", "valueExpression": "null"}
+            ],
+            "validations": [{"expression": "true"}]
+        }}));
+        let got = evaluate_binding(&p, act(json!({"metadata": {"name": "web"}, "spec": {"replicas": 3}})));
+        assert_eq!(got.audit, vec![("p/replicas".to_string(), "seen 3".to_string())]);
+        assert!(got.failures.is_empty());
     }
 
     #[test]

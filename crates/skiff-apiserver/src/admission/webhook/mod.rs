@@ -7,7 +7,8 @@
 //! Submodules: [`config`] (the compiled configurations, from the watch cache), [`rules`]
 //! (matching), [`review`] (the AdmissionReview wire format) and [`client`] (HTTPS calls).
 //! `matchConditions` are evaluated with the CEL engine of `skiff_api::crd::cel` (without the
-//! `authorizer` variable). What is absent: audit annotations (there is no audit log yet).
+//! `authorizer` variable). Audit annotations: `auditAnnotations` of the answers
+//! (`<webhook>/<key>`) and upstream's `mutation.`/`patch.webhook.admission.k8s.io/round_<r>_index_<i>`.
 
 pub mod client;
 pub mod config;
@@ -26,6 +27,7 @@ pub use config::Registry;
 use review::Attributes;
 use rules::{NamespaceLabels, Target};
 
+use crate::audit::Level as AuditLevel;
 use crate::handlers::Ctx;
 use crate::objects::meta_str;
 use crate::state::ApiState;
@@ -272,6 +274,9 @@ async fn call_hook(
         .map_err(|e| HookError::Calling(format!("failed to call webhook: {e}")))?;
     let verdict = review::verify(version, &uid, mutating, &answer)
         .map_err(|e| HookError::Calling(format!("received invalid webhook response: {e}")))?;
+    for (key, value) in &verdict.audit_annotations {
+        ctx.audit_annotation(AuditLevel::Metadata, &format!("{}/{key}", hook.name), value.clone());
+    }
     if !verdict.allowed {
         return Err(HookError::Status(review::denial(&hook.name, verdict.result.as_ref())));
     }
@@ -299,11 +304,42 @@ fn exempt(ctx: &Ctx) -> bool {
     rules::is_exempt(ctx.storage.group, ctx.storage.kind)
 }
 
+/// Where a mutating webhook call stands in the request: upstream's `round_<r>_index_<i>`.
+#[derive(Clone, Copy)]
+struct Call {
+    round: usize,
+    index: usize,
+}
+
+/// Records a mutating webhook call in the audit log as upstream does: whether it mutated the
+/// object (level Metadata) and, when it sent a patch, the patch (level Request).
+fn annotate_mutation(ctx: &Ctx, hook: &Hook, call: Call, mutated: bool, patch: &[u8]) {
+    let suffix = format!("round_{}_index_{}", call.round, call.index);
+    let mutation = json!({"configuration": hook.configuration, "webhook": hook.name, "mutated": mutated});
+    ctx.audit_annotation(
+        AuditLevel::Metadata,
+        &format!("mutation.webhook.admission.k8s.io/{suffix}"),
+        mutation.to_string(),
+    );
+    if let Some(ops) = serde_json::from_slice::<Value>(patch).ok().filter(|_| !review::patch_is_empty(patch)) {
+        let value = json!({
+            "configuration": hook.configuration, "webhook": hook.name, "patch": ops, "patchType": "JSONPatch"
+        });
+        ctx.audit_annotation(
+            AuditLevel::Request,
+            &format!("patch.webhook.admission.k8s.io/{suffix}"),
+            value.to_string(),
+        );
+    }
+}
+
 /// Calls one mutating webhook and applies its patch to `obj`; whether the object changed.
+#[allow(clippy::too_many_arguments)]
 async fn mutate_once(
     state: &ApiState,
     ctx: &Ctx,
     hook: &Hook,
+    call: Call,
     inv: &Invocation,
     w: &Write<'_>,
     obj: &mut Option<&mut Value>,
@@ -311,10 +347,25 @@ async fn mutate_once(
 ) -> Result<bool, StatusError> {
     let verdict = match call_hook(state, ctx, hook, inv, w, obj.as_deref(), true).await {
         Ok(v) => v,
-        Err(e) => return on_failure(hook, e).map(|()| false),
+        Err(e) => {
+            annotate_mutation(ctx, hook, call, false, &[]);
+            return on_failure(hook, e).map(|()| false);
+        }
     };
     warnings.extend(verdict.warnings);
-    if review::patch_is_empty(&verdict.patch) {
+    let changed = apply_verdict_patch(hook, inv, obj, &verdict.patch)?;
+    annotate_mutation(ctx, hook, call, changed, &verdict.patch);
+    Ok(changed)
+}
+
+/// Applies a mutating webhook's patch to `obj`; whether the object changed.
+fn apply_verdict_patch(
+    hook: &Hook,
+    inv: &Invocation,
+    obj: &mut Option<&mut Value>,
+    patch: &[u8],
+) -> Result<bool, StatusError> {
+    if review::patch_is_empty(patch) {
         return Ok(false);
     }
     let Some(target) = obj.as_deref_mut() else {
@@ -324,9 +375,9 @@ async fn mutate_once(
         )));
     };
     let served = views::from_storage(inv.info, target.clone());
-    let patched = match review::apply_patch(&served, &verdict.patch) {
+    let patched = match review::apply_patch(&served, patch) {
         Ok(p) => p,
-        Err(e) if serde_json::from_slice::<json_patch::Patch>(&verdict.patch).is_err() => {
+        Err(e) if serde_json::from_slice::<json_patch::Patch>(patch).is_err() => {
             return on_failure(
                 hook,
                 HookError::Calling(format!("received undecodable patch in webhook response: {e}")),
@@ -362,9 +413,9 @@ pub async fn mutate(
     let mut changed = false;
     let mut invoked: Vec<String> = Vec::new();
     let mut reinvoke: BTreeSet<String> = BTreeSet::new();
-    for hook in hooks.iter() {
+    for (index, hook) in hooks.iter().enumerate() {
         let Some(inv) = should_call(state, ctx, hook, &w, obj.as_deref())? else { continue };
-        if mutate_once(state, ctx, hook, &inv, &w, &mut obj, warnings).await? {
+        if mutate_once(state, ctx, hook, Call { round: 0, index }, &inv, &w, &mut obj, warnings).await? {
             changed = true;
             reinvoke.extend(invoked.iter().cloned());
         }
@@ -373,9 +424,9 @@ pub async fn mutate(
         }
     }
     if changed && !reinvoke.is_empty() {
-        for hook in hooks.iter().filter(|h| reinvoke.contains(&h.key())) {
+        for (index, hook) in hooks.iter().enumerate().filter(|(_, h)| reinvoke.contains(&h.key())) {
             let Some(inv) = should_call(state, ctx, hook, &w, obj.as_deref())? else { continue };
-            mutate_once(state, ctx, hook, &inv, &w, &mut obj, warnings).await?;
+            mutate_once(state, ctx, hook, Call { round: 1, index }, &inv, &w, &mut obj, warnings).await?;
         }
     }
     Ok(changed)

@@ -103,6 +103,8 @@ pub struct Verdict {
     pub result: Option<Value>,
     /// Warnings for the client.
     pub warnings: Vec<String>,
+    /// `auditAnnotations` (key without the webhook-name prefix, value).
+    pub audit_annotations: Vec<(String, String)>,
 }
 
 /// Checks a webhook's AdmissionReview answer as upstream does; the error is the reason.
@@ -158,6 +160,11 @@ pub fn verify(version: &str, uid: &str, mutating: bool, body: &Value) -> Result<
             .get("warnings")
             .and_then(Value::as_array)
             .map(|w| w.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default(),
+        audit_annotations: response
+            .get("auditAnnotations")
+            .and_then(Value::as_object)
+            .map(|a| a.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
             .unwrap_or_default(),
     })
 }

@@ -125,6 +125,20 @@ fn wrong_audience_is_refused() {
 }
 
 #[test]
+fn configured_api_audiences_replace_the_issuer() {
+    let (tokens, _) = setup();
+    let issuer_token = tokens.issue(&spec(&tokens), NOW).expect("test value").0;
+    let tokens = tokens.with_api_audiences(vec!["https://api.example".into()]);
+    assert_eq!(tokens.api_audiences(), ["https://api.example"]);
+    let err = tokens.authenticate(&issuer_token, NOW).expect("test value").expect_err("an error");
+    assert!(err.contains("is invalid for the target audiences"), "{err}");
+    let token = tokens.issue(&spec(&tokens), NOW).expect("test value").0;
+    assert!(tokens.authenticate(&token, NOW).expect("test value").is_ok());
+    let unchanged = tokens.with_api_audiences(Vec::new());
+    assert_eq!(unchanged.api_audiences(), ["https://api.example"]);
+}
+
+#[test]
 fn deleted_or_recreated_objects_revoke_the_token() {
     let (tokens, objects) = setup();
     objects.put("pods", Some("ns"), "p", "p-uid", json!({}));
