@@ -204,12 +204,8 @@ mod tests {
         let ips: Vec<&str> = subsets[0].addresses.iter().flatten().map(|a| a.ip.as_str()).collect();
         assert_eq!(ips, ["10.0.0.9", "10.0.0.12"]);
         assert_eq!(subsets[0].addresses.as_ref().unwrap()[0].node_name.as_deref(), Some("n1"));
-        let ports: Vec<(Option<&str>, i32, Option<&str>)> = subsets[0]
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| (p.name.as_deref(), p.port, p.protocol.as_deref()))
-            .collect();
+        let ports: Vec<(Option<&str>, i32, Option<&str>)> =
+            subsets[0].ports.iter().flatten().map(|p| (p.name.as_deref(), p.port, p.protocol.as_deref())).collect();
         assert_eq!(ports, [(Some("dns"), 53, Some("UDP")), (Some("dns-tcp"), 53, Some("TCP"))]);
         assert!(subsets[0].not_ready_addresses.is_none());
     }
@@ -217,11 +213,15 @@ mod tests {
     #[test]
     fn other_slices_deleted_ones_and_not_ready_servers_are_told_apart() {
         let mut other = slice("n1", [10, 0, 0, 1]);
-        other.metadata.labels.as_mut().unwrap().insert(MANAGED_BY_LABEL.into(), "endpointslice-controller.k8s.io".into());
+        other
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(MANAGED_BY_LABEL.into(), "endpointslice-controller.k8s.io".into());
         let mut deleting = slice("n2", [10, 0, 0, 2]);
-        deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-        ));
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
         let mut not_ready = slice("n3", [10, 0, 0, 3]);
         not_ready.endpoints[0].conditions.as_mut().unwrap().ready = Some(false);
         let subsets = subsets(&[other, deleting, not_ready]);
