@@ -194,10 +194,11 @@ def test_a_node_port_already_taken_is_refused(env, version):
 
 
 def test_a_node_port_already_taken_is_422_for_the_python_client(env):
+    from kubernetes import client as k8s
     from kubernetes.client.rest import ApiException
 
     c, ns, _ = env
-    core = c.python_client().CoreV1Api()
+    core = k8s.CoreV1Api(c.python_client())
     first = core.create_namespaced_service(ns, service("np-py", {
         "type": "NodePort", "selector": {"app": "echo"}, "ports": [{"port": 80, "targetPort": 8080}]}))
     port = first.spec.ports[0].node_port
