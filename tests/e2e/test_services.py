@@ -156,7 +156,8 @@ def test_short_name_with_busybox_nslookup(env):
 
 def test_kube_dns_has_one_source_of_endpoints(env):
     """kube-system/kube-dns has no selector, so the controller manager leaves it alone: its only
-    EndpointSlices are the DNS servers' own, and no Endpoints object is mirrored into more."""
+    EndpointSlices are the DNS servers' own, and their Endpoints object (skip-mirror) is not
+    mirrored into more."""
     c, _, _ = env
     svc = c.kubectl_json("-n", "kube-system", "get", "service", "kube-dns")
     assert not svc["spec"].get("selector")

@@ -6,13 +6,14 @@
 //! [`zone`] computes every answer when the objects change (an immutable snapshot swapped
 //! whole), [`wire`] reads queries and writes responses without allocating, [`server`] serves
 //! UDP and TCP, [`forward`] talks to upstream resolvers, [`publish`] writes the `kube-dns`
-//! Service and its EndpointSlice. The server listens on the node's address (host network); the
+//! Service and its EndpointSlice, [`endpoints`] keeps its Endpoints equal to the slices. The server listens on the node's address (host network); the
 //! service proxy routes the cluster DNS address there. hickory-proto supplies name validation
 //! and the message model of forwarded answers and tests; hickory-server's request pipeline is not
 //! used because a precomputed answer per name is cheaper than its per-request handler.
 //!
 //! What does not live here: pods' `/etc/resolv.conf` (the agent).
 
+pub mod endpoints;
 pub mod forward;
 pub mod publish;
 pub mod server;
@@ -121,6 +122,7 @@ pub async fn run(client: kube::Client, cfg: DnsConfig) -> Result<(), DnsError> {
             }
         });
     }
+    tokio::spawn(endpoints::run(client.clone(), cfg.node_name.clone(), cfg.listen.ip(), cfg.listen.port()));
     let changed = Arc::new(Notify::new());
     let services = reflect(Api::<Service>::all(client.clone()), changed.clone());
     let slices = reflect(Api::<EndpointSlice>::all(client.clone()), changed.clone());

@@ -110,6 +110,8 @@ pub fn cluster_roles() -> Vec<Value> {
             vec![
                 rule(&[""], &["services", "pods", "namespaces"], &READ),
                 rule(&["discovery.k8s.io"], &["endpointslices"], &READ),
+                // Its slice's owner reference names the Node's UID.
+                rule(&[""], &["nodes"], &["get"]),
             ],
         ),
         cluster_role(
@@ -143,8 +145,8 @@ pub fn cluster_role_bindings() -> Vec<Value> {
     ]
 }
 
-/// The namespaced Roles of skiff's components: the DNS server publishes the `kube-dns` Service
-/// and its EndpointSlices in `kube-system` (server-side apply, so `create` too).
+/// The namespaced Roles of skiff's components: the DNS server publishes the `kube-dns` Service,
+/// its EndpointSlices and its Endpoints in `kube-system` (server-side apply, so `create` too).
 pub fn roles() -> Vec<Value> {
     vec![json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -153,6 +155,7 @@ pub fn roles() -> Vec<Value> {
         "rules": [
             rule(&[""], &["services"], &["get", "create", "update", "patch", "delete"]),
             rule(&["discovery.k8s.io"], &["endpointslices"], &["get", "create", "update", "patch", "delete"]),
+            rule(&[""], &["endpoints"], &["get", "list", "watch", "create", "update", "patch"]),
         ]
     })]
 }

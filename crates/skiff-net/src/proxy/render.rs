@@ -7,8 +7,9 @@
 //!   destinations local to the node, 127.0.0.1 included);
 //! - per port: `service-…` (all usable endpoints), `local-…` (this node's, for the `Local`
 //!   traffic policies), `external-…` (what NodePort/externalIPs/LoadBalancer traffic enters);
-//!   per endpoint: `endpoint-…` (hairpin masquerade, affinity bookkeeping, DNAT), choice by
-//!   `numgen random mod N vmap`, ClientIP affinity by a timeout set per endpoint;
+//!   per endpoint: `endpoint-…` (hairpin masquerade, affinity bookkeeping, DNAT), choice by a
+//!   cascade of `numgen random mod k 0 goto …` rules (no anonymous maps: they make big
+//!   transactions quadratic), ClientIP affinity by a timeout set per endpoint;
 //! - `no-endpoint-services` / `no-endpoint-nodeports`, consulted from filter hooks for new
 //!   connections: ICMP reject when a port has no endpoint at all, drop when it has some but none
 //!   for this traffic (a `Local` policy);
@@ -167,8 +168,7 @@ impl Ruleset {
                 rules.push(format!("ip saddr @{set} goto {target}"));
             }
         }
-        let arms: Vec<String> = targets.iter().enumerate().map(|(i, t)| format!("{i} : goto {t}")).collect();
-        rules.push(format!("numgen random mod {} vmap {{ {} }}", targets.len(), arms.join(", ")));
+        rules.extend(random_choice(&targets));
         self.chain(chain, None, rules);
         for (ep, target) in endpoints.iter().zip(targets) {
             if self.names.contains(&target) {
@@ -425,6 +425,21 @@ pub fn generation_script(generation: u64) -> String {
     )
 }
 
+/// The rules choosing one of `targets` uniformly at random: a cascade where the rule for the
+/// `i`th of `n` targets is taken with probability `1/(n-i)` (each draws its own number), the last
+/// one unconditionally. One `numgen … vmap { … }` rule would do the same, but every such rule
+/// carries an anonymous map, and the kernel's cost of adding an anonymous map grows with the
+/// number of sets in the table and the length of the transaction: with 10,000 Services a first
+/// sync took minutes instead of seconds.
+fn random_choice(targets: &[String]) -> Vec<String> {
+    let n = targets.len();
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| if i + 1 == n { format!("goto {t}") } else { format!("numgen random mod {} 0 goto {t}", n - i) })
+        .collect()
+}
+
 /// The affinity set of an endpoint; the timeout is part of its identity (a set's timeout cannot
 /// change in place).
 fn affinity_set(port: &ServicePort, ep: &Endpoint, timeout: u32) -> String {
@@ -482,7 +497,8 @@ mod tests {
             rules_of(&rs, "service-"),
             [
                 "ip daddr 10.43.0.20 ip saddr != 10.42.0.0/16 jump mark-for-masquerade".to_string(),
-                format!("numgen random mod 2 vmap {{ 0 : goto {e1}, 1 : goto {e2} }}"),
+                format!("numgen random mod 2 0 goto {e1}"),
+                format!("goto {e2}"),
             ]
         );
         assert_eq!(
@@ -491,6 +507,34 @@ mod tests {
         );
         assert!(elements(&rs, "no-endpoint-services").is_empty());
         assert!(!rs.chain_names().iter().any(|c| c.starts_with("external-") || c.starts_with("local-")));
+    }
+
+    #[test]
+    fn the_random_cascade_is_uniform_and_uses_no_anonymous_map() {
+        let targets: Vec<String> = (0..4).map(|i| format!("endpoint-{i}")).collect();
+        let rules = random_choice(&targets);
+        assert_eq!(
+            rules,
+            [
+                "numgen random mod 4 0 goto endpoint-0",
+                "numgen random mod 3 0 goto endpoint-1",
+                "numgen random mod 2 0 goto endpoint-2",
+                "goto endpoint-3",
+            ]
+        );
+        // Each target is reached with probability 1/4: the ith rule is taken with 1/(n-i) of
+        // what the rules before it let through.
+        let mut left = 1.0_f64;
+        for (i, _) in targets.iter().enumerate() {
+            let taken = left / (targets.len() - i) as f64;
+            assert!((taken - 0.25).abs() < 1e-12, "target {i}: {taken}");
+            left -= taken;
+        }
+        let mut p = port();
+        p.endpoints = (0..10).map(|i| ep(&format!("10.42.0.{i}"), false)).collect();
+        let script = Ruleset::render(&[p], &cfg()).script(None);
+        assert!(!script.contains("vmap {"), "{script}");
+        assert_eq!(random_choice(&targets[..1]), ["goto endpoint-0"]);
     }
 
     #[test]
@@ -569,7 +613,9 @@ mod tests {
                 format!("goto {local}"),
             ]
         );
-        assert!(rules_of(&rs, "local-").last().unwrap().starts_with("numgen random mod 1 vmap"));
+        let local_rules = rules_of(&rs, "local-");
+        assert_eq!(local_rules.len(), 2, "{local_rules:?}");
+        assert!(local_rules[1].starts_with("goto endpoint-"), "{local_rules:?}");
         // Without a local endpoint, outside traffic is dropped.
         p.endpoints = vec![ep("10.42.1.5", false)];
         let rs = Ruleset::render(&[p], &cfg());
@@ -600,7 +646,8 @@ mod tests {
         assert!(!update.contains("delete table"));
         let gone = name("endpoint", "default/web/tcp/http__10.42.1.5/8080");
         assert!(update.ends_with(&format!("delete chain ip skiff-proxy {gone}\n")), "{update}");
-        assert_eq!(one.rule_count() + 2, two.rule_count());
+        // The endpoint chain's two rules and one rule of the choice cascade.
+        assert_eq!(one.rule_count() + 3, two.rule_count());
         assert_eq!(one.element_count(), 1);
         // Only the port's choice chain changed; the base chains and the kept endpoint's chain
         // are left alone, the map element (same key, same verdict) too.
