@@ -68,6 +68,7 @@ async fn start_on(dir: &std::path::Path, tls: TlsMaterial, port: u16) -> Running
         audit: None,
         service_account_key_pem: None,
         service_account_admission: false,
+        metric_resolution: std::time::Duration::from_secs(15),
     };
     skiff_apiserver::start(store, opts).await.unwrap()
 }
