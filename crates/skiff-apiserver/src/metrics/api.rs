@@ -187,7 +187,7 @@ fn serve(
     let (labels, fields) = (q.label_selector()?, q.field_selector()?);
     let mut selected_sources: Vec<&Source> = all.iter().filter(|s| selected(s, &labels, &fields)).collect();
     selected_sources.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    let items: Vec<Value> = selected_sources.into_iter().filter_map(|s| object_for(s)).collect();
+    let items: Vec<Value> = selected_sources.into_iter().filter_map(object_for).collect();
     if table {
         let items: Vec<Value> = items.into_iter().map(|o| with_kind(o, kind)).collect();
         return Ok(response::json(200, &table_of(&items, source_resource)));

@@ -113,7 +113,7 @@ impl Storage {
         let mut out = BTreeMap::new();
         let mut earliest: Option<(i64, Duration)> = None;
         for (name, point) in last {
-            let Some(before) = prev.get(name) else { return None };
+            let before = prev.get(name)?;
             let Some(u) = usage(point, before) else {
                 tracing::debug!(container = %name, pod = %key.1, "metrics: skipping a container whose points go backwards");
                 continue;
