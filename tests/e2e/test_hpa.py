@@ -1,7 +1,8 @@
 """HorizontalPodAutoscaler end to end on the shared cluster: `kubectl autoscale`, the bounds the
-controller enforces (min and max replicas), and how it reports a missing resource metrics API
-(skiff does not serve `metrics.k8s.io` yet): conditions, events and `kubectl get hpa` columns
-with kubectl 1.32 and 1.20, and status fields through the Python client.
+controller enforces (min and max replicas), and how it reports missing resource metrics (the
+shared cluster has no agent, so `metrics.k8s.io` has no usage for its pods): conditions, events
+and `kubectl get hpa` columns with kubectl 1.32 and 1.20, and status fields through the Python
+client. Scaling on real metrics is in test_metrics.py.
 
 The replica arithmetic from metrics (utilization ratios, tolerance, missing and unready pods,
 stabilization windows, scaling policies) is covered by the controller's unit tests against a
@@ -32,7 +33,7 @@ def test_autoscale_enforces_bounds_and_reports_missing_metrics(k, api_client):
     events = k.out("get", "events", "--field-selector", f"involvedObject.name={name},reason=SuccessfulRescale")
     assert "New size: 2; reason: Current number of replicas below Spec.MinReplicas" in events
 
-    # Within bounds, the CPU metric is needed and there is no resource metrics API.
+    # Within bounds, the CPU metric is needed and the resource metrics API has none.
     def metrics_missing():
         hpa = k.json("get", "hpa", name)
         active = condition(hpa, "ScalingActive")

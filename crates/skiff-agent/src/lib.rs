@@ -17,6 +17,7 @@ pub mod logrotate;
 pub mod network;
 pub mod node;
 pub mod pods;
+pub mod resource_metrics;
 pub mod static_pods;
 pub mod streaming;
 pub mod sysinfo;
@@ -191,6 +192,7 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
             runtime: Arc::clone(&streaming_runtime),
             client: client.clone(),
             log_dir: cfg.log_dir.clone(),
+            node_name: cfg.node_name.clone(),
         });
         tracing::info!(port = cfg.kubelet_port, "streaming server listening");
         tasks.push(tokio::spawn(streaming::server::serve(listener, streaming::server::tls_config(tls)?, ctx)));

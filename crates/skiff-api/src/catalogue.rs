@@ -221,6 +221,7 @@ impl ResourceInfo {
 pub const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 const CREATE_ONLY: &[&str] = &["create"];
+const GET_LIST: &[&str] = &["get", "list"];
 const STREAM_VERBS: &[&str] = &["create", "get"];
 const PROXY_VERBS: &[&str] = &["create", "delete", "get", "patch", "update"];
 
@@ -571,6 +572,15 @@ fn build() -> Vec<ResourceInfo> {
             &["api-extensions"],
             vec![status("CustomResourceDefinition")],
         ),
+        // metrics.k8s.io/v1beta1: usage scraped from node agents, computed per request, never stored
+        ResourceInfo {
+            verbs: GET_LIST,
+            ..res("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", false, none, none, vec![])
+        },
+        ResourceInfo {
+            verbs: GET_LIST,
+            ..res("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", true, none, none, vec![])
+        },
     ];
 
     // Alternative views over another resource's storage.

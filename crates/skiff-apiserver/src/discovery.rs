@@ -516,7 +516,8 @@ mod tests {
     fn unserved_group_versions_have_no_documents() {
         assert!(api_resource_list("apps", "v1beta1", &all()).is_none());
         assert!(api_resource_list("", "v2", &all()).is_none());
-        let only_pods: Vec<&ResourceInfo> = all().into_iter().filter(|r| r.plural == "pods").collect();
+        let only_pods: Vec<&ResourceInfo> =
+            all().into_iter().filter(|r| r.group.is_empty() && r.plural == "pods").collect();
         assert_eq!(api_group_list(&only_pods)["groups"], json!([]));
         let agg = aggregated_discovery(false, &only_pods);
         assert_eq!(agg["items"], json!([]));

@@ -18,6 +18,7 @@ pub mod discovery;
 pub mod encryption;
 pub mod handlers;
 pub mod legacy_tokens;
+pub mod metrics;
 pub mod negotiate;
 pub mod nodeproxy;
 pub mod objects;
@@ -86,6 +87,9 @@ pub struct ServerOptions {
     /// Audiences a ServiceAccount token must carry to be accepted by the API (`--api-audiences`;
     /// empty: the issuer), also the default audiences of TokenRequests.
     pub api_audiences: Vec<String>,
+    /// How often node agents are scraped for `metrics.k8s.io` (`--metric-resolution`); the
+    /// resource metrics API is served only with `kubelet_client`.
+    pub metric_resolution: Duration,
 }
 
 impl ServerOptions {
@@ -176,12 +180,18 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
         .transpose()
         .map_err(StartError::KubeletClient)?;
     let audit = opts.audit.as_ref().map(audit::Auditor::start).transpose().map_err(StartError::Audit)?;
+    let metrics = kubelet.as_ref().map(|dialer| {
+        let metrics = metrics::Metrics::new(opts.metric_resolution);
+        metrics.spawn(state.clone(), dialer.clone());
+        metrics
+    });
     let router = routes::router(Arc::new(routes::Shared {
         state: state.clone(),
         tokens,
         authorizers: state.authorizers.get_or_init(|| Arc::new(opts.authorizers(&state))).clone(),
         kubelet,
         audit,
+        metrics,
     }));
     let listener = server::bind(opts.bind).await?;
     let local_addr = listener.local_addr().map_err(|source| server::ServeError::Bind { addr: opts.bind, source })?;

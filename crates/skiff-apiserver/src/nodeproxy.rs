@@ -96,6 +96,33 @@ impl KubeletDialer {
     }
 }
 
+impl KubeletDialer {
+    /// GETs `path` from the agent at `addr` and returns the body; a status other than 200 is an
+    /// error (the resource metrics scraper).
+    pub async fn get(&self, addr: SocketAddr, path: &str) -> Result<bytes::Bytes, String> {
+        use http_body_util::BodyExt;
+        let tls = self.connect(addr).await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| format!("connecting to the node agent: {e}"))?;
+        let conn = tokio::spawn(conn);
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header(header::HOST, addr.to_string())
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let resp = sender.send_request(req).await.map_err(|e| format!("GET {path} from {addr}: {e}"))?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map_err(|e| format!("reading {path} from {addr}: {e}"))?;
+        conn.abort();
+        if status != StatusCode::OK {
+            return Err(format!("GET {path} from {addr}: {status}: {}", String::from_utf8_lossy(&body.to_bytes())));
+        }
+        Ok(body.to_bytes())
+    }
+}
+
 /// Whether `req` addresses a streaming subresource of a pod.
 pub fn is_streaming(req: &ResourceRequest) -> bool {
     req.group.is_empty()

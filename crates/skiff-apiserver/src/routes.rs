@@ -32,6 +32,8 @@ pub struct Shared {
     pub kubelet: Option<crate::nodeproxy::KubeletDialer>,
     /// The audit backend, when `--audit-log-path` is set.
     pub audit: Option<Arc<crate::audit::Auditor>>,
+    /// The resource metrics API (`metrics.k8s.io`), when node agents can be reached.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// The axum router serving the whole API.
@@ -189,6 +191,10 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
         Target::Resource(req) if crate::nodeproxy::is_streaming(&req) => {
             crate::nodeproxy::handle(state, shared.kubelet.as_ref(), req, parts, body).await
         }
+        Target::Resource(req) if crate::metrics::api::is_metrics(&req) => match &shared.metrics {
+            Some(metrics) => metrics.handle(state, &req, &query, Some(accept)),
+            None => response::status(&StatusError::service_unavailable("the resource metrics API is not available")),
+        },
         Target::Resource(req) => handlers::handle(state, user, &parts, req, &query, body).await,
         Target::NonResource => {
             if parts.method != Method::GET {

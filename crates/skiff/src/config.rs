@@ -428,6 +428,10 @@ pub struct ServerArgs {
     /// How long a Node may go without renewing its Lease before it is marked Unknown.
     #[arg(long, env = "SKIFF_NODE_MONITOR_GRACE_PERIOD", default_value = "40s", value_parser = parse_duration, value_name = "DURATION")]
     pub node_monitor_grace_period: std::time::Duration,
+    /// How often node agents are scraped for the resource metrics API (`metrics.k8s.io`,
+    /// metrics-server's `--metric-resolution`).
+    #[arg(long, env = "SKIFF_METRIC_RESOLUTION", default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
+    pub metric_resolution: std::time::Duration,
     /// Nodes per second (and zone) tainted for eviction when they fail.
     #[arg(long, env = "SKIFF_NODE_EVICTION_RATE", default_value_t = 0.1, value_parser = parse_rate, value_name = "RATE")]
     pub node_eviction_rate: f64,
@@ -587,6 +591,8 @@ pub struct ServerConfig {
     pub container_log_max_files: u32,
     /// `--node-monitor-grace-period`.
     pub node_monitor_grace_period: std::time::Duration,
+    /// `--metric-resolution`.
+    pub metric_resolution: std::time::Duration,
     /// `--node-eviction-rate`, Nodes per second.
     pub node_eviction_rate: f64,
     /// `--encryption-provider-config`, if given.
@@ -927,6 +933,7 @@ impl ServerConfig {
             container_log_max_size: args.container_log_max_size,
             container_log_max_files: args.container_log_max_files,
             node_monitor_grace_period: args.node_monitor_grace_period,
+            metric_resolution: args.metric_resolution,
             node_eviction_rate: args.node_eviction_rate,
             encryption_provider_config: args.encryption_provider_config,
             audit_policy_file: args.audit_policy_file,

@@ -92,6 +92,7 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         service_account_key_pem: Some(pki.service_account_key_pem().to_string()),
         service_account_admission: true,
         api_audiences: cfg.api_audiences.clone(),
+        metric_resolution: cfg.metric_resolution,
     };
     let server = skiff_apiserver::start(store, opts).await.context("failed to start the API server")?;
     tracing::info!(address = %server.local_addr, node = %cfg.node_name, agent = !cfg.disable_agent, "API server ready");

@@ -4,9 +4,10 @@
 //!
 //! [`server`] terminates TLS (a serving certificate signed by the cluster CA) and admits only the
 //! API server's kubelet-client identity; it routes `/containerLogs/{ns}/{pod}/{container}` to
-//! [`logs`], `/exec/…` and `/attach/…` to [`remotecommand`] and `/portForward/{ns}/{pod}` to
-//! [`portforward`]. The wire protocols are SPDY/3.1 ([`spdy`]) and WebSocket channels
-//! ([`ws`]), including SPDY tunnelled in WebSocket for port-forward.
+//! [`logs`], `/exec/…` and `/attach/…` to [`remotecommand`], `/portForward/{ns}/{pod}` to
+//! [`portforward`] and `/metrics/resource` to [`crate::resource_metrics`]. The wire protocols
+//! are SPDY/3.1 ([`spdy`]) and WebSocket channels ([`ws`]), including SPDY tunnelled in
+//! WebSocket for port-forward.
 //!
 //! What does not live here: running processes in containers (`skiff_runtime::exec`), the API
 //! server's side of the proxy (`skiff-apiserver`), the pod workers ([`crate::pods`]).

@@ -50,6 +50,8 @@ pub struct Streaming {
     pub client: kube::Client,
     /// Where container logs are (`/var/log/pods`).
     pub log_dir: PathBuf,
+    /// This node's name (resource metrics list its pods).
+    pub node_name: String,
 }
 
 /// The rustls configuration: the serving certificate, and client certificates verified against
@@ -170,6 +172,8 @@ async fn route(ctx: Arc<Streaming>, user: Option<&str>, req: Request<Incoming>) 
     let (verb, subresource) = match segments.first().copied() {
         Some("containerLogs") => ("get", "log"),
         Some("exec" | "attach" | "portForward") => ("create", "proxy"),
+        Some("metrics") => ("get", "metrics"),
+        Some("stats") => ("get", "stats"),
         _ => ("get", "proxy"),
     };
     if user != KUBELET_CLIENT_CN {
@@ -190,7 +194,23 @@ async fn route(ctx: Arc<Streaming>, user: Option<&str>, req: Request<Incoming>) 
             super::remotecommand::serve(ctx, super::remotecommand::Kind::Attach, ns, pod, container, req).await
         }
         ["portForward", ns, pod] if get_or_post => super::portforward::serve(ctx, ns, pod, req).await,
+        ["metrics", "resource"] if *req.method() == Method::GET => resource_metrics(&ctx).await,
         _ => text(StatusCode::NOT_FOUND, "404 page not found"),
+    }
+}
+
+/// `/metrics/resource`: the node's and its pods' resource usage (Prometheus text).
+async fn resource_metrics(ctx: &Streaming) -> Response<Body> {
+    match crate::resource_metrics::collect::snapshot(&ctx.client, &ctx.node_name).await {
+        Ok(snapshot) => {
+            let mut resp = Response::new(full(crate::resource_metrics::prometheus::render(&snapshot)));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static(crate::resource_metrics::prometheus::CONTENT_TYPE),
+            );
+            resp
+        }
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

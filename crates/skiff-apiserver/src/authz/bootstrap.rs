@@ -658,6 +658,14 @@ pub fn cluster_roles() -> Vec<Value> {
         role_value("ClusterRole", "system:aggregate-to-admin", None, &[(AGG_ADMIN, "true")], admin_rules()),
         role_value("ClusterRole", "system:aggregate-to-edit", None, &[(AGG_EDIT, "true")], edit_rules()),
         role_value("ClusterRole", "system:aggregate-to-view", None, &[(AGG_VIEW, "true")], view_rules()),
+        // metrics-server's reader role, aggregated into view, edit and admin.
+        role_value(
+            "ClusterRole",
+            "system:aggregated-metrics-reader",
+            None,
+            &[(AGG_VIEW, "true"), (AGG_EDIT, "true"), (AGG_ADMIN, "true")],
+            vec![r(READ, &["metrics.k8s.io"], &["pods", "nodes"])],
+        ),
         cluster_role(
             "system:auth-delegator",
             vec![

@@ -69,6 +69,7 @@ async fn start_on(dir: &std::path::Path, tls: TlsMaterial, port: u16) -> Running
         service_account_key_pem: None,
         service_account_admission: false,
         api_audiences: Vec::new(),
+        metric_resolution: std::time::Duration::from_secs(15),
     };
     skiff_apiserver::start(store, opts).await.unwrap()
 }
