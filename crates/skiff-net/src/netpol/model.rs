@@ -300,8 +300,13 @@ impl<'a> Cluster<'a> {
         let spec = policy.spec.as_ref()?;
         let namespace = policy.metadata.namespace.as_deref().unwrap_or("default");
         let key = format!("{namespace}/{}", policy.metadata.name.as_deref().unwrap_or_default());
-        let targets: Vec<&PodView> =
-            self.pods.iter().filter(|p| p.local && p.namespace == namespace && spec.pod_selector.as_ref().is_none_or(|s| selects(s, p.labels))).collect();
+        let targets: Vec<&PodView> = self
+            .pods
+            .iter()
+            .filter(|p| {
+                p.local && p.namespace == namespace && spec.pod_selector.as_ref().is_none_or(|s| selects(s, p.labels))
+            })
+            .collect();
         let types: Vec<&str> = match spec.policy_types.as_deref() {
             Some(t) if !t.is_empty() => t.iter().map(String::as_str).collect(),
             _ if spec.egress.as_ref().is_some_and(|e| !e.is_empty()) => vec!["Ingress", "Egress"],
@@ -372,7 +377,8 @@ mod tests {
             pod("b", "other", "n2", "10.42.1.5", json!({"role": "other"})),
             pod("c", "client", "n2", "10.42.1.6", json!({"role": "client"})),
         ];
-        let namespaces = vec![ns("a", json!({"team": "x"})), ns("b", json!({"team": "y"})), ns("c", json!({"team": "x"}))];
+        let namespaces =
+            vec![ns("a", json!({"team": "x"})), ns("b", json!({"team": "y"})), ns("c", json!({"team": "x"}))];
         (pods, namespaces)
     }
 
@@ -437,7 +443,11 @@ mod tests {
         ));
         assert_eq!(
             or[0].ingress.as_ref().expect("ingress")[0].peers,
-            Some(vec![(ip("10.42.0.2"), ip("10.42.0.2")), (ip("10.42.0.4"), ip("10.42.0.4")), (ip("10.42.1.5"), ip("10.42.1.5"))])
+            Some(vec![
+                (ip("10.42.0.2"), ip("10.42.0.2")),
+                (ip("10.42.0.4"), ip("10.42.0.4")),
+                (ip("10.42.1.5"), ip("10.42.1.5"))
+            ])
         );
     }
 
@@ -445,13 +455,13 @@ mod tests {
     fn ip_blocks_cut_out_their_exceptions() {
         assert_eq!(
             ip_block("10.0.0.0/24", &["10.0.0.16/28".into(), "10.0.0.255/32".into()]),
-            Some(vec![(u32::from(ip("10.0.0.0")), u32::from(ip("10.0.0.15"))), (u32::from(ip("10.0.0.32")), u32::from(ip("10.0.0.254")))])
+            Some(vec![
+                (u32::from(ip("10.0.0.0")), u32::from(ip("10.0.0.15"))),
+                (u32::from(ip("10.0.0.32")), u32::from(ip("10.0.0.254")))
+            ])
         );
         assert_eq!(ip_block("nonsense", &[]), None);
-        let p = resolve(np(
-            "a",
-            json!({"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "bad"}}]}]}),
-        ));
+        let p = resolve(np("a", json!({"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "bad"}}]}]})));
         assert_eq!(p[0].ingress.as_ref().expect("ingress")[0].peers, Some(vec![]), "a bad CIDR allows nothing");
     }
 
@@ -500,10 +510,7 @@ mod tests {
 
     #[test]
     fn bad_selectors_select_nothing_and_odd_pods_are_skipped() {
-        let p = resolve(np(
-            "a",
-            json!({"podSelector": {"matchExpressions": [{"key": "app", "operator": "Bogus"}]}}),
-        ));
+        let p = resolve(np("a", json!({"podSelector": {"matchExpressions": [{"key": "app", "operator": "Bogus"}]}})));
         assert!(p.is_empty());
         let mut pods = world().0;
         pods.push(serde_json::from_value(json!({"metadata": {"namespace": "a", "name": "x"}})).expect("pod"));

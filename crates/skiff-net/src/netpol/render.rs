@@ -94,8 +94,7 @@ impl Ruleset {
                 jumps[dir].push(format!("ip {own} @{p}-targets jump {chain} comment \"{key}\""));
             }
         }
-        let pairs: BTreeSet<String> =
-            isolated[0].union(&isolated[1]).map(|ip| format!("{ip} . {ip}")).collect();
+        let pairs: BTreeSet<String> = isolated[0].union(&isolated[1]).map(|ip| format!("{ip} . {ip}")).collect();
         rs.set("self".into(), PAIRS, pairs);
         for (dir, name, own, priority) in [(0, "ingress", "daddr", 10), (1, "egress", "saddr", 0)] {
             let set = format!("{name}-isolated");
@@ -164,7 +163,8 @@ impl Ruleset {
         }
         if !rule.named.is_empty() {
             let set = format!("{name}-named");
-            let elements = rule.named.iter().map(|(ip, proto, port)| format!("{ip} . {} . {port}", proto.nft())).collect();
+            let elements =
+                rule.named.iter().map(|(ip, proto, port)| format!("{ip} . {} . {port}", proto.nft())).collect();
             self.set(set.clone(), NAMED, elements);
             // Ingress: the target is the destination; egress: the destination is among the peers
             // already (only their named ports were resolved).
@@ -293,10 +293,16 @@ mod tests {
         assert!(script.starts_with("add table ip skiff-netpol\ndelete table ip skiff-netpol\n"), "{script}");
         assert!(script.contains("add element ip skiff-netpol ingress-isolated { 10.42.0.2 }"), "{script}");
         assert!(script.contains("add element ip skiff-netpol self { 10.42.0.2 . 10.42.0.2 }"), "{script}");
-        assert!(script.contains(&format!("add rule ip skiff-netpol ingress ip daddr @{p}-targets jump {p}-in comment \"a/p\"")));
+        assert!(
+            script.contains(&format!(
+                "add rule ip skiff-netpol ingress ip daddr @{p}-targets jump {p}-in comment \"a/p\""
+            ))
+        );
         assert!(script.contains("add rule ip skiff-netpol ingress ct state established,related accept\n"));
         assert!(script.contains("add rule ip skiff-netpol ingress counter drop\n"));
-        assert!(script.contains("add chain ip skiff-netpol egress { type filter hook forward priority 0; policy accept; }"));
+        assert!(
+            script.contains("add chain ip skiff-netpol egress { type filter hook forward priority 0; policy accept; }")
+        );
         assert!(!script.contains("add element ip skiff-netpol egress-isolated"), "no egress isolation: {script}");
         assert!(!script.contains(&format!("add rule ip skiff-netpol {p}-in ")), "nothing allowed: {script}");
     }
@@ -317,10 +323,14 @@ mod tests {
         for line in [
             format!("add set ip skiff-netpol {p}-in0 {{ type ipv4_addr; flags interval; }}"),
             format!("add element ip skiff-netpol {p}-in0 {{ 10.42.0.3, 192.168.0.0-192.168.0.127 }}"),
-            format!("add rule ip skiff-netpol {p}-in ip saddr @{p}-in0 meta l4proto tcp th dport {{ 80, 8000-8010 }} accept"),
+            format!(
+                "add rule ip skiff-netpol {p}-in ip saddr @{p}-in0 meta l4proto tcp th dport {{ 80, 8000-8010 }} accept"
+            ),
             format!("add rule ip skiff-netpol {p}-in ip saddr @{p}-in0 meta l4proto udp accept"),
             format!("add element ip skiff-netpol {p}-in0-named {{ 10.42.0.2 . tcp . 8080 }}"),
-            format!("add rule ip skiff-netpol {p}-in ip saddr @{p}-in0 ip daddr . meta l4proto . th dport @{p}-in0-named accept"),
+            format!(
+                "add rule ip skiff-netpol {p}-in ip saddr @{p}-in0 ip daddr . meta l4proto . th dport @{p}-in0-named accept"
+            ),
             format!("add rule ip skiff-netpol {p}-in accept"),
         ] {
             assert!(script.contains(&format!("{line}\n")), "missing {line:?} in\n{script}");
@@ -334,18 +344,29 @@ mod tests {
             ports: Some(vec![PortRange { protocol: Protocol::Udp, range: Some((53, 53)) }]),
             named: [(ip("10.42.0.9"), Protocol::Tcp, 8080)].into(),
         };
-        let policy = Policy { key: "a/e".into(), targets: [ip("10.42.0.2")].into(), ingress: None, egress: Some(vec![rule]) };
+        let policy =
+            Policy { key: "a/e".into(), targets: [ip("10.42.0.2")].into(), ingress: None, egress: Some(vec![rule]) };
         let script = Ruleset::render(&[policy]).script(None);
         let p = prefix("a/e");
         assert!(script.contains(&format!("add rule ip skiff-netpol egress ip saddr @{p}-targets jump {p}-eg")));
-        assert!(script.contains(&format!("add rule ip skiff-netpol {p}-eg ip daddr @{p}-eg0 meta l4proto udp th dport {{ 53 }} accept")));
-        assert!(script.contains(&format!("add rule ip skiff-netpol {p}-eg ip daddr . meta l4proto . th dport @{p}-eg0-named accept")));
+        assert!(script.contains(&format!(
+            "add rule ip skiff-netpol {p}-eg ip daddr @{p}-eg0 meta l4proto udp th dport {{ 53 }} accept"
+        )));
+        assert!(script.contains(&format!(
+            "add rule ip skiff-netpol {p}-eg ip daddr . meta l4proto . th dport @{p}-eg0-named accept"
+        )));
     }
 
     #[test]
     fn a_pod_change_is_an_element_change() {
-        let before = Ruleset::render(&[policy(vec![Rule { peers: Some(vec![(ip("10.42.0.3"), ip("10.42.0.3"))]), ..Rule::default() }])]);
-        let after = Ruleset::render(&[policy(vec![Rule { peers: Some(vec![(ip("10.42.0.4"), ip("10.42.0.4"))]), ..Rule::default() }])]);
+        let before = Ruleset::render(&[policy(vec![Rule {
+            peers: Some(vec![(ip("10.42.0.3"), ip("10.42.0.3"))]),
+            ..Rule::default()
+        }])]);
+        let after = Ruleset::render(&[policy(vec![Rule {
+            peers: Some(vec![(ip("10.42.0.4"), ip("10.42.0.4"))]),
+            ..Rule::default()
+        }])]);
         let p = prefix("a/p");
         assert_eq!(
             after.script(Some(&before)),

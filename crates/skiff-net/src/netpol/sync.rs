@@ -106,7 +106,8 @@ pub async fn run(client: kube::Client, cfg: NetpolConfig) {
     let netpols = reflect(Api::<NetworkPolicy>::all(client.clone()), changed.clone());
     let pods = reflect(Api::<Pod>::all(client.clone()), changed.clone());
     let namespaces = reflect(Api::<Namespace>::all(client), changed.clone());
-    let ready = futures::future::join3(netpols.wait_until_ready(), pods.wait_until_ready(), namespaces.wait_until_ready());
+    let ready =
+        futures::future::join3(netpols.wait_until_ready(), pods.wait_until_ready(), namespaces.wait_until_ready());
     let (Ok(()), Ok(()), Ok(())) = ready.await else {
         tracing::error!("network policy reflectors stopped before their first list");
         return;
