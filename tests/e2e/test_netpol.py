@@ -1,14 +1,16 @@
 """NetworkPolicy enforcement end to end (skiff-net::netpol): one `skiff server` with its agent,
-busybox httpd servers and busybox `nc -z` clients (busybox wget crashes on this VM) in two
+busybox httpd servers and busybox `nc` clients sending an HTTP GET (busybox wget crashes on this
+VM, its nc has no -z) in two
 namespaces, policies created with kubectl 1.32, kubectl 1.20 and the Python client, and the
 kernel's `ip skiff-netpol` table read with nft in the cluster's network namespace.
 
-A refused connection is a dropped SYN: `nc -z -w 2` gives up after two seconds. Every negative
+A refused connection is a dropped SYN: `nc -w 2` gives up after two seconds. Every negative
 check follows a positive one showing the policy in question is already enforced, so no check
 relies on timing."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import time
@@ -75,8 +77,10 @@ def cleanup(env):
 
 
 def reach(c: Cluster, ns: str, client: str, target: str, port: int) -> bool:
-    r = c.kubectl("-n", ns, "exec", client, "--", "nc", "-z", "-w", "2", target, str(port), check=False, timeout=30)
-    return r.returncode == 0
+    """Whether an HTTP GET from `client` to `target:port` is answered (busybox nc has no -z)."""
+    script = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {target} {port}"
+    r = c.kubectl("-n", ns, "exec", client, "--", "sh", "-c", script, check=False, timeout=30)
+    return r.returncode == 0 and "200 OK" in r.stdout
 
 
 def blocked(c: Cluster, ns: str, client: str, target: str, port: int) -> bool:
@@ -197,11 +201,19 @@ def test_apply_delay_and_repair(env, cleanup):
     policy_delay = time.monotonic() - started
 
     def peers() -> set:
+        """Addresses in the rule's peer set (an interval set: adjacent addresses are ranges)."""
         out = set()
         for item in nft_json(c, "table", "ip", "skiff-netpol"):
             s = item.get("set")
-            if s and s["name"].endswith("-in0"):
-                out.update(e for e in s.get("elem", []) if isinstance(e, str))
+            for e in (s.get("elem", []) if s and s["name"].endswith("-in0") else []):
+                if isinstance(e, str):
+                    out.add(e)
+                elif "range" in e:
+                    lo, hi = (int(ipaddress.IPv4Address(x)) for x in e["range"])
+                    out.update(str(ipaddress.IPv4Address(i)) for i in range(lo, hi + 1))
+                elif "prefix" in e:
+                    net = ipaddress.IPv4Network(f"{e['prefix']['addr']}/{e['prefix']['len']}")
+                    out.update(str(a) for a in net)
         return out
 
     assert ips["client-a"] in peers()
