@@ -5,13 +5,14 @@
 //! the persistent [`ipam`], pods' [`hostport`] mappings, the kernel side behind the [`Dataplane`]
 //! trait ([`netlink`] for links, addresses and routes, [`nat`] for nftables), so the
 //! orchestration is unit-tested with a fake. What does not (yet): routes to other nodes' pod
-//! CIDRs, network policy. The service [`proxy`] lives here too. The sandbox whose network namespace a pod lives in
+//! CIDRs. The service [`proxy`] and [`netpol`] (NetworkPolicy enforcement) live here too. The sandbox whose network namespace a pod lives in
 //! is `skiff-runtime`'s.
 
 pub mod hostport;
 pub mod ipam;
 pub mod nat;
 pub mod netlink;
+pub mod netpol;
 pub mod proxy;
 
 use std::net::Ipv4Addr;

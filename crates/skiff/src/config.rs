@@ -356,6 +356,9 @@ pub struct ServerArgs {
     /// Do not run the cluster DNS server on this node.
     #[arg(long, env = "SKIFF_DISABLE_DNS", action = ArgAction::SetTrue)]
     pub disable_dns: bool,
+    /// Do not enforce NetworkPolicies on this node.
+    #[arg(long, env = "SKIFF_DISABLE_NETWORK_POLICY", action = ArgAction::SetTrue)]
+    pub disable_network_policy: bool,
     /// Cluster IP of the cluster DNS Service (kube-system/kube-dns); inside --service-cidr.
     #[arg(long, env = "SKIFF_CLUSTER_DNS", default_value = "10.43.0.10", value_name = "IP")]
     pub cluster_dns: Ipv4Addr,
@@ -551,6 +554,8 @@ pub struct ServerConfig {
     pub disable_proxy: bool,
     /// Whether the cluster DNS server is off.
     pub disable_dns: bool,
+    /// Whether NetworkPolicy enforcement is off.
+    pub disable_network_policy: bool,
     /// The cluster DNS Service's cluster IP.
     pub cluster_dns: Ipv4Addr,
     /// The LoadBalancer address pool, if any.
@@ -913,6 +918,7 @@ impl ServerConfig {
             disable_agent: args.disable_agent,
             disable_proxy: args.disable_proxy,
             disable_dns: args.disable_dns,
+            disable_network_policy: args.disable_network_policy,
             cluster_dns: args.cluster_dns,
             lb_pool: args.lb_pool,
             disable_scheduler: args.disable_scheduler,

@@ -20,6 +20,8 @@ pub const PROXY: &str = "system:kube-proxy";
 pub const DNS: &str = "system:skiff:dns";
 /// The built-in LoadBalancer's user.
 pub const SERVICELB: &str = "system:skiff:servicelb";
+/// The NetworkPolicy controller's user (`skiff_net::netpol`, on every node).
+pub const NETPOL: &str = "system:skiff:netpol";
 /// The group of node agents.
 pub const NODES_GROUP: &str = "system:nodes";
 

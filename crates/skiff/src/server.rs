@@ -176,6 +176,14 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         let proxy_cfg = skiff_net::proxy::ProxyConfig::new(cfg.node_name.clone(), cidr);
         node_tasks.push(tokio::spawn(skiff_net::proxy::run(client, proxy_cfg)));
     }
+    if !cfg.disable_agent && !cfg.disable_network_policy {
+        let netpol_client_cfg = identity_cfg(crate::identities::NETPOL, &[])?;
+        let client = skiff_controllers::client(&netpol_client_cfg)
+            .await
+            .context("cannot build the network policy controller's API client")?;
+        let netpol_cfg = skiff_net::netpol::NetpolConfig::new(cfg.node_name.clone());
+        node_tasks.push(tokio::spawn(skiff_net::netpol::run(client, netpol_cfg)));
+    }
     if !cfg.disable_agent && !cfg.disable_dns {
         let dns_client_cfg = identity_cfg(crate::identities::DNS, &[])?;
         let client =

@@ -2,7 +2,7 @@
 //! bootstrap policy (`authz/bootstrap.rs`) reconciles at start: the controller manager's role
 //! (skiff's controllers share one client, where upstream gives each controller its own
 //! ServiceAccount and `system:controller:*` role), the cluster DNS server's and the built-in
-//! LoadBalancer's roles, the node agents' local-path volume cleanup, and bindings of the
+//! LoadBalancer's and the NetworkPolicy controller's roles, the node agents' local-path volume cleanup, and bindings of the
 //! scheduler and the service proxy to upstream's role names.
 //!
 //! The user names are those of the component certificates the server issues
@@ -21,6 +21,8 @@ pub const PROXY_USER: &str = "system:kube-proxy";
 pub const DNS_USER: &str = "system:skiff:dns";
 /// The built-in LoadBalancer's user.
 pub const SERVICELB_USER: &str = "system:skiff:servicelb";
+/// The NetworkPolicy controller's user (one per cluster: every node's controller reads the same).
+pub const NETPOL_USER: &str = "system:skiff:netpol";
 /// The skiff role of the controller manager.
 pub const CONTROLLER_MANAGER_ROLE: &str = "system:skiff:controller-manager";
 /// The skiff role of the cluster DNS server.
@@ -29,6 +31,8 @@ pub const DNS_ROLE: &str = "system:skiff:dns";
 pub const DNS_PUBLISHER_ROLE: &str = "system:skiff:dns-publisher";
 /// The skiff role of the built-in LoadBalancer.
 pub const SERVICELB_ROLE: &str = "system:skiff:servicelb";
+/// The skiff role of the NetworkPolicy controller (reads policies, pods and namespaces).
+pub const NETPOL_ROLE: &str = "system:skiff:netpol";
 /// The skiff role letting node agents clean up local-path PersistentVolumes.
 pub const NODE_LOCAL_PATH_ROLE: &str = "system:skiff:node-local-path";
 
@@ -123,6 +127,13 @@ pub fn cluster_roles() -> Vec<Value> {
             ],
         ),
         cluster_role(
+            NETPOL_ROLE,
+            vec![
+                rule(&[""], &["pods", "namespaces"], &READ),
+                rule(&["networking.k8s.io"], &["networkpolicies"], &READ),
+            ],
+        ),
+        cluster_role(
             NODE_LOCAL_PATH_ROLE,
             vec![rule(&[""], &["persistentvolumes"], &["get", "list", "watch", "update", "patch"])],
         ),
@@ -141,6 +152,7 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         crb("system:skiff:node-proxier", "system:node-proxier", user(PROXY_USER)),
         crb(DNS_ROLE, DNS_ROLE, user(DNS_USER)),
         crb(SERVICELB_ROLE, SERVICELB_ROLE, user(SERVICELB_USER)),
+        crb(NETPOL_ROLE, NETPOL_ROLE, user(NETPOL_USER)),
         crb(NODE_LOCAL_PATH_ROLE, NODE_LOCAL_PATH_ROLE, group(super::node::NODES_GROUP)),
     ]
 }
