@@ -52,6 +52,11 @@ pub trait Validation {
     fn validate_status_update(&self, _old: &Self) -> ErrorList {
         ErrorList::new()
     }
+
+    /// Validates an update through the `approval` subresource (CertificateSigningRequest).
+    fn validate_approval_update(&self, _old: &Self) -> ErrorList {
+        ErrorList::new()
+    }
 }
 
 /// Everything the API server needs of a built-in type.

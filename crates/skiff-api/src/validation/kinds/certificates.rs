@@ -256,11 +256,6 @@ fn validate_update(new: &CertificateSigningRequest, old: &CertificateSigningRequ
     errs
 }
 
-/// Validation of an update through `/approval` (Approved/Denied conditions may change).
-pub fn validate_approval_update(new: &CertificateSigningRequest, old: &CertificateSigningRequest) -> ErrorList {
-    let o = Options { allow_setting_approval_conditions: true, ..options(new, Some(old)) };
-    validate_update(new, old, o)
-}
 
 /// Fills `lastUpdateTime` and `lastTransitionTime` of conditions that lack them (upstream's
 /// `populateConditionTimestamps`): the transition time is kept from an old condition of the same
@@ -293,6 +288,11 @@ impl Validation for CertificateSigningRequest {
 
     fn validate_status_update(&self, old: &Self) -> ErrorList {
         let o = Options { allow_setting_certificate: true, ..options(self, Some(old)) };
+        validate_update(self, old, o)
+    }
+
+    fn validate_approval_update(&self, old: &Self) -> ErrorList {
+        let o = Options { allow_setting_approval_conditions: true, ..options(self, Some(old)) };
         validate_update(self, old, o)
     }
 }
@@ -395,9 +395,9 @@ mod tests {
         // The main resource and /status may not approve; /approval may.
         assert!(fields(&approved.validate_update(&old))[0].contains("updates may not add a condition of type \"Approved\""));
         assert!(fields(&approved.validate_status_update(&old))[0].contains("may not add a condition of type \"Approved\""));
-        assert!(validate_approval_update(&approved, &old).is_empty());
+        assert!(approved.validate_approval_update(&old).is_empty());
         // Nobody may remove it.
-        assert!(fields(&validate_approval_update(&old, &approved))[0].contains("may not remove a condition of type \"Approved\""));
+        assert!(fields(&old.validate_approval_update(&approved))[0].contains("may not remove a condition of type \"Approved\""));
         // /status may add Failed.
         let failed = with_conditions(old.clone(), vec![cond(APPROVED), cond(FAILED)]);
         assert!(failed.validate_status_update(&approved).is_empty());
@@ -406,7 +406,7 @@ mod tests {
         signed.status.as_mut().unwrap().certificate = Some(ByteString(b"junk".to_vec()));
         assert!(fields(&signed.validate_update(&approved)).iter().any(|e| e.contains("updates may not set certificate content")));
         assert!(fields(&signed.validate_status_update(&approved)).iter().any(|e| e.contains("must contain at least one CERTIFICATE PEM block")));
-        assert!(fields(&validate_approval_update(&signed, &approved)).iter().any(|e| e.contains("may not set certificate content")));
+        assert!(fields(&signed.validate_approval_update(&approved)).iter().any(|e| e.contains("may not set certificate content")));
     }
 
     #[test]
