@@ -72,8 +72,10 @@ pub struct ParsedRequest {
     pub emails: Vec<String>,
     /// URI subject alternative names.
     pub uris: Vec<String>,
-    /// The DER bytes of the request (for signing).
+    /// The DER bytes of the request.
     pub der: Vec<u8>,
+    /// The DER `SubjectPublicKeyInfo` of the requested key (for signing).
+    pub spki_der: Vec<u8>,
 }
 
 /// Why a request does not parse (messages as upstream's `ParseCSR` and Go's x509 package).
@@ -105,6 +107,7 @@ pub fn parse_request(pem: &[u8]) -> Result<ParsedRequest, RequestError> {
         common_names: subject.iter_common_name().map(text).collect(),
         organizations: subject.iter_organization().map(text).collect(),
         der: block.contents.clone(),
+        spki_der: csr.certification_request_info.subject_pki.raw.to_vec(),
         ..Default::default()
     };
     let attributes = subject.iter_attributes().count();

@@ -159,11 +159,7 @@ macro_rules! for_each_builtin_kind {
             "v1",
             $crate::k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding
         );
-        $m!(
-            "certificates.k8s.io",
-            "v1",
-            $crate::k8s_openapi::api::certificates::v1::CertificateSigningRequest
-        );
+        $m!("certificates.k8s.io", "v1", $crate::k8s_openapi::api::certificates::v1::CertificateSigningRequest);
         $m!(
             "apiextensions.k8s.io",
             "v1",

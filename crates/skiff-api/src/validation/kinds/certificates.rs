@@ -121,7 +121,11 @@ pub fn validate_signer_name(errs: &mut ErrorList, path: &str, signer: &str) {
         }
     }
     if domain.len() < 2 {
-        errs.push(FieldError::invalid(path, segments[0], "should be a domain with at least two segments separated by dots"));
+        errs.push(FieldError::invalid(
+            path,
+            segments[0],
+            "should be a domain with at least two segments separated by dots",
+        ));
     }
     for label in segments[1].split('.') {
         let problems = is_dns1123_subdomain(label);
@@ -242,7 +246,10 @@ fn validate_update(new: &CertificateSigningRequest, old: &CertificateSigningRequ
             if new_c.len() > old_c.len() {
                 errs.push(FieldError::forbidden(CONDITIONS, format!("updates may not add a condition of type {t:?}")));
             } else if new_c.len() == old_c.len() && new_c != old_c {
-                errs.push(FieldError::forbidden(CONDITIONS, format!("updates may not modify a condition of type {t:?}")));
+                errs.push(FieldError::forbidden(
+                    CONDITIONS,
+                    format!("updates may not modify a condition of type {t:?}"),
+                ));
             }
         }
     }
@@ -250,12 +257,14 @@ fn validate_update(new: &CertificateSigningRequest, old: &CertificateSigningRequ
         if !o.allow_setting_certificate {
             errs.push(FieldError::forbidden("status.certificate", "updates may not set certificate content"));
         } else if !certificate(old).is_empty() {
-            errs.push(FieldError::forbidden("status.certificate", "updates may not modify existing certificate content"));
+            errs.push(FieldError::forbidden(
+                "status.certificate",
+                "updates may not modify existing certificate content",
+            ));
         }
     }
     errs
 }
-
 
 /// Fills `lastUpdateTime` and `lastTransitionTime` of conditions that lack them (upstream's
 /// `populateConditionTimestamps`): the transition time is kept from an old condition of the same
@@ -327,7 +336,10 @@ mod tests {
         CertificateSigningRequestCondition { type_: t.into(), status: "True".into(), ..Default::default() }
     }
 
-    fn with_conditions(mut c: CertificateSigningRequest, conds: Vec<CertificateSigningRequestCondition>) -> CertificateSigningRequest {
+    fn with_conditions(
+        mut c: CertificateSigningRequest,
+        conds: Vec<CertificateSigningRequestCondition>,
+    ) -> CertificateSigningRequest {
         c.status = Some(CertificateSigningRequestStatus { conditions: Some(conds), ..Default::default() });
         c
     }
@@ -372,7 +384,9 @@ mod tests {
         assert!(check("example/x")[0].contains("should be a domain with at least two segments separated by dots"));
         assert!(check("Example.com/x")[0].contains("validating label \"Example\""));
         let legacy = csr(&["client auth"], LEGACY_UNKNOWN);
-        assert!(fields(&legacy.validate_create())[0].contains("the legacy signerName is not allowed via this API version"));
+        assert!(
+            fields(&legacy.validate_create())[0].contains("the legacy signerName is not allowed via this API version")
+        );
     }
 
     #[test]
@@ -393,20 +407,39 @@ mod tests {
         let old = csr(&["client auth"], certs::KUBE_APISERVER_CLIENT);
         let approved = with_conditions(old.clone(), vec![cond(APPROVED)]);
         // The main resource and /status may not approve; /approval may.
-        assert!(fields(&approved.validate_update(&old))[0].contains("updates may not add a condition of type \"Approved\""));
-        assert!(fields(&approved.validate_status_update(&old))[0].contains("may not add a condition of type \"Approved\""));
+        assert!(
+            fields(&approved.validate_update(&old))[0].contains("updates may not add a condition of type \"Approved\"")
+        );
+        assert!(
+            fields(&approved.validate_status_update(&old))[0].contains("may not add a condition of type \"Approved\"")
+        );
         assert!(approved.validate_approval_update(&old).is_empty());
         // Nobody may remove it.
-        assert!(fields(&old.validate_approval_update(&approved))[0].contains("may not remove a condition of type \"Approved\""));
+        assert!(
+            fields(&old.validate_approval_update(&approved))[0]
+                .contains("may not remove a condition of type \"Approved\"")
+        );
         // /status may add Failed.
         let failed = with_conditions(old.clone(), vec![cond(APPROVED), cond(FAILED)]);
         assert!(failed.validate_status_update(&approved).is_empty());
         // A certificate only through /status, and never changed once set.
         let mut signed = approved.clone();
         signed.status.as_mut().unwrap().certificate = Some(ByteString(b"junk".to_vec()));
-        assert!(fields(&signed.validate_update(&approved)).iter().any(|e| e.contains("updates may not set certificate content")));
-        assert!(fields(&signed.validate_status_update(&approved)).iter().any(|e| e.contains("must contain at least one CERTIFICATE PEM block")));
-        assert!(fields(&signed.validate_approval_update(&approved)).iter().any(|e| e.contains("may not set certificate content")));
+        assert!(
+            fields(&signed.validate_update(&approved))
+                .iter()
+                .any(|e| e.contains("updates may not set certificate content"))
+        );
+        assert!(
+            fields(&signed.validate_status_update(&approved))
+                .iter()
+                .any(|e| e.contains("must contain at least one CERTIFICATE PEM block"))
+        );
+        assert!(
+            fields(&signed.validate_approval_update(&approved))
+                .iter()
+                .any(|e| e.contains("may not set certificate content"))
+        );
     }
 
     #[test]
