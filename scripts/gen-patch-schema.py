@@ -51,6 +51,7 @@ API_PACKAGES = [
     ("policy.v1", "api", "policy/v1"),
     ("scheduling.v1", "api", "scheduling/v1"),
     ("admissionregistration.v1", "api", "admissionregistration/v1"),
+    ("certificates.v1", "api", "certificates/v1"),
     ("meta.v1", "apimachinery", "pkg/apis/meta/v1"),
 ]
 
@@ -70,6 +71,7 @@ GROUPS = {
     "policy.v1": "policy",
     "scheduling.v1": "scheduling.k8s.io",
     "admissionregistration.v1": "admissionregistration.k8s.io",
+    "certificates.v1": "certificates.k8s.io",
 }
 
 # Go import path → package id, for the packages parsed above.

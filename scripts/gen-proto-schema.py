@@ -34,6 +34,7 @@ API_PACKAGES = [
     "core/v1", "apps/v1", "batch/v1", "autoscaling/v1", "autoscaling/v2", "networking/v1",
     "discovery/v1", "rbac/v1", "coordination/v1", "storage/v1", "events/v1", "policy/v1",
     "scheduling/v1", "admissionregistration/v1", "authentication/v1", "authorization/v1",
+    "certificates/v1",
 ]
 MACHINERY_PACKAGES = [
     "pkg/apis/meta/v1", "pkg/runtime", "pkg/runtime/schema", "pkg/api/resource", "pkg/util/intstr",
@@ -55,6 +56,7 @@ ALIASES = {
     "k8s.io.api.admissionregistration.v1": "admreg",
     "k8s.io.api.authentication.v1": "authn",
     "k8s.io.api.authorization.v1": "authz",
+    "k8s.io.api.certificates.v1": "cert",
     "k8s.io.apimachinery.pkg.apis.meta.v1": "meta",
     "k8s.io.apimachinery.pkg.runtime": "rt",
     "k8s.io.apimachinery.pkg.runtime.schema": "rts",

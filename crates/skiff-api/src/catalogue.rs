@@ -561,6 +561,21 @@ fn build() -> Vec<ResourceInfo> {
             &["api-extensions"],
             vec![],
         ),
+        // certificates.k8s.io/v1
+        ResourceInfo {
+            name_rule: NameRule::PathSegment,
+            field_selectors: &[("spec.signerName", "spec.signerName")],
+            ..res(
+                "certificates.k8s.io",
+                "v1",
+                "CertificateSigningRequest",
+                "certificatesigningrequests",
+                false,
+                &["csr"],
+                none,
+                vec![sub("approval", "CertificateSigningRequest", STATUS_VERBS), status("CertificateSigningRequest")],
+            )
+        },
         // apiextensions.k8s.io/v1
         res(
             "apiextensions.k8s.io",

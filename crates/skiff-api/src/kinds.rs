@@ -52,6 +52,11 @@ pub trait Validation {
     fn validate_status_update(&self, _old: &Self) -> ErrorList {
         ErrorList::new()
     }
+
+    /// Validates an update through the `approval` subresource (CertificateSigningRequest).
+    fn validate_approval_update(&self, _old: &Self) -> ErrorList {
+        ErrorList::new()
+    }
 }
 
 /// Everything the API server needs of a built-in type.
@@ -154,6 +159,7 @@ macro_rules! for_each_builtin_kind {
             "v1",
             $crate::k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding
         );
+        $m!("certificates.k8s.io", "v1", $crate::k8s_openapi::api::certificates::v1::CertificateSigningRequest);
         $m!(
             "apiextensions.k8s.io",
             "v1",

@@ -6,6 +6,7 @@
 //! `skiff-store`.
 
 pub mod catalogue;
+pub mod certificates;
 pub mod crd;
 pub mod defaults;
 pub mod kinds;

@@ -54,6 +54,8 @@ pub enum Operation<'a> {
     Update(&'a Value),
     /// An update through `/status`, with the stored object.
     UpdateStatus(&'a Value),
+    /// An update through `/approval` (CertificateSigningRequest), with the stored object.
+    UpdateApproval(&'a Value),
 }
 
 /// The typed pipeline of one kind.
@@ -142,6 +144,10 @@ impl<T: BuiltinKind> KindOps for Typed<T> {
                 let old: T = decode(old.clone())?;
                 typed.validate_status_update(&old)
             }
+            Operation::UpdateApproval(old) => {
+                let old: T = decode(old.clone())?;
+                typed.validate_approval_update(&old)
+            }
         };
         if !errors.is_empty() {
             return Err(invalid(&typed, &errors));
@@ -214,7 +220,7 @@ impl KindOps for CustomOps {
         if let Some(schema) = self.schema() {
             let old = match op {
                 Operation::Create => None,
-                Operation::Update(old) | Operation::UpdateStatus(old) => Some(old),
+                Operation::Update(old) | Operation::UpdateStatus(old) | Operation::UpdateApproval(old) => Some(old),
             };
             let mut errors = crd_object::validate(&obj, old, schema);
             let rule_errors = crd_cel::validate(schema, &obj, old, &errors, warnings);

@@ -14,6 +14,7 @@
 //! built-in LoadBalancer ([`servicelb`]) is started on its own by the server.
 
 pub mod apierr;
+pub mod certificates;
 pub mod cron;
 pub mod cronjob;
 pub mod daemonset;

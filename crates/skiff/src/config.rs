@@ -435,6 +435,9 @@ pub struct ServerArgs {
     /// metrics-server's `--metric-resolution`).
     #[arg(long, env = "SKIFF_METRIC_RESOLUTION", default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
     pub metric_resolution: std::time::Duration,
+    /// The longest lifetime of certificates issued for CertificateSigningRequests.
+    #[arg(long, env = "SKIFF_CLUSTER_SIGNING_DURATION", default_value = "8760h", value_parser = parse_duration, value_name = "DURATION")]
+    pub cluster_signing_duration: std::time::Duration,
     /// Nodes per second (and zone) tainted for eviction when they fail.
     #[arg(long, env = "SKIFF_NODE_EVICTION_RATE", default_value_t = 0.1, value_parser = parse_rate, value_name = "RATE")]
     pub node_eviction_rate: f64,
@@ -600,6 +603,8 @@ pub struct ServerConfig {
     pub metric_resolution: std::time::Duration,
     /// `--node-eviction-rate`, Nodes per second.
     pub node_eviction_rate: f64,
+    /// `--cluster-signing-duration`.
+    pub cluster_signing_duration: std::time::Duration,
     /// `--encryption-provider-config`, if given.
     pub encryption_provider_config: Option<PathBuf>,
     /// `--audit-policy-file`, if given.
@@ -941,6 +946,7 @@ impl ServerConfig {
             node_monitor_grace_period: args.node_monitor_grace_period,
             metric_resolution: args.metric_resolution,
             node_eviction_rate: args.node_eviction_rate,
+            cluster_signing_duration: args.cluster_signing_duration,
             encryption_provider_config: args.encryption_provider_config,
             audit_policy_file: args.audit_policy_file,
             audit_log_path: args.audit_log_path,

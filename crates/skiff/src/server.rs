@@ -168,6 +168,18 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         let lb_cfg = skiff_controllers::servicelb::ServiceLbConfig { pool: cfg.lb_pool.map(|p| (p.addr, p.prefix)) };
         node_tasks.push(tokio::spawn(skiff_controllers::servicelb::run(client, lb_cfg)));
     }
+    {
+        // The CSR signers, approver and cleaner: the controller manager's identity, the CA key
+        // kept in this process.
+        let client =
+            skiff_controllers::client(&client_cfg).await.context("cannot build the certificate controllers' client")?;
+        let certs_cfg = skiff_controllers::certificates::CertificatesConfig {
+            ca_cert_pem: pki.ca().cert_pem.clone(),
+            ca_key_pem: pki.ca().key_pem.clone(),
+            signing_duration: cfg.cluster_signing_duration,
+        };
+        node_tasks.push(tokio::spawn(skiff_controllers::certificates::run(client, certs_cfg)));
+    }
     if !cfg.disable_agent && !cfg.disable_proxy {
         let proxy_client_cfg = identity_cfg(crate::identities::PROXY, &[])?;
         let client =

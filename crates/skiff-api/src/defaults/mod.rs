@@ -10,6 +10,7 @@
 mod admissionregistration;
 mod apps;
 mod batch;
+mod certificates;
 mod cluster;
 mod core;
 mod pod;

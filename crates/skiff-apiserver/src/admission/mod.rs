@@ -3,11 +3,14 @@
 //! Priority plugin ([`priority`]), NodeRestriction ([`noderestriction`]), DefaultTolerationSeconds
 //! ([`tolerations`]), LimitRanger ([`limitranger`]), ServiceAccount ([`serviceaccount`]),
 //! PodSecurity ([`podsecurity`]), ResourceQuota ([`resourcequota`]) and the storage plugins
-//! ([`storage`]: DefaultStorageClass and StorageObjectInUseProtection), then
+//! ([`storage`]: DefaultStorageClass and StorageObjectInUseProtection), the certificate plugins
+//! ([`certificates`]: the requester in the spec, CertificateApproval, CertificateSigning,
+//! CertificateSubjectRestriction), then
 //! ValidatingAdmissionPolicy ([`policy`]) and the dynamic admission webhooks ([`webhook`]).
 //! The typed hooks of `skiff-api` (defaulting, strategy,
 //! validation) are not admission and stay there.
 
+pub mod certificates;
 pub mod limitranger;
 pub mod noderestriction;
 pub mod podsecurity;
@@ -57,6 +60,8 @@ pub async fn create(state: &ApiState, ctx: &Ctx, _adm: &mut Admission, obj: &mut
         storage::admit_claim(state, obj).await?;
     } else if is(storage, "", "persistentvolumes") {
         storage::admit_volume(obj);
+    } else if is(storage, "certificates.k8s.io", "certificatesigningrequests") {
+        certificates::admit_create(ctx, obj)?;
     }
     Ok(())
 }

@@ -154,6 +154,13 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         crb(SERVICELB_ROLE, SERVICELB_ROLE, user(SERVICELB_USER)),
         crb(NETPOL_ROLE, NETPOL_ROLE, user(NETPOL_USER)),
         crb(NODE_LOCAL_PATH_ROLE, NODE_LOCAL_PATH_ROLE, group(super::node::NODES_GROUP)),
+        // The signers, approver and cleaner run in the controller manager (upstream's
+        // certificate-controller ServiceAccount).
+        crb(
+            "system:skiff:certificate-controller",
+            "system:controller:certificate-controller",
+            user(CONTROLLER_MANAGER_USER),
+        ),
     ]
 }
 
@@ -185,7 +192,12 @@ mod tests {
     fn every_binding_names_a_role_defined_here_or_upstream() {
         let ours: Vec<String> =
             cluster_roles().iter().map(|r| r["metadata"]["name"].as_str().unwrap_or("").into()).collect();
-        let upstream = ["system:kube-scheduler", "system:volume-scheduler", "system:node-proxier"];
+        let upstream = [
+            "system:kube-scheduler",
+            "system:volume-scheduler",
+            "system:node-proxier",
+            "system:controller:certificate-controller",
+        ];
         for b in cluster_role_bindings() {
             let role = b["roleRef"]["name"].as_str().unwrap_or("");
             assert!(ours.iter().any(|r| r == role) || upstream.contains(&role), "{role} is undefined");

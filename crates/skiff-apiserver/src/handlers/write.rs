@@ -256,6 +256,8 @@ pub enum Part {
     Status,
     /// Only a namespace's `spec.finalizers` (`/finalize`).
     Finalize,
+    /// Only a CertificateSigningRequest's `status.conditions` (`/approval`).
+    Approval,
 }
 
 /// The result of an update.
@@ -322,6 +324,7 @@ pub async fn update_object(
                 }
                 new = merged;
             }
+            Part::Approval => new = crate::admission::certificates::merge_approval(&old, &new),
             Part::Finalize => {
                 let finalizers =
                     new.get("spec").and_then(|s| s.get("finalizers")).cloned().unwrap_or(Value::Array(vec![]));
@@ -353,16 +356,19 @@ pub async fn update_object(
         let op = match part {
             Part::Main => Operation::Update(&old),
             Part::Status | Part::Finalize => Operation::UpdateStatus(&old),
+            Part::Approval => Operation::UpdateApproval(&old),
         };
+        crate::admission::certificates::prepare_update(ctx, part, &old, &mut new);
         let mut new = ops(ctx)?.admit(new, op, adm.validation, &mut adm.warnings)?;
         crate::admission::noderestriction::admit_update(ctx, &old, &new)?;
+        crate::admission::certificates::admit_update(state, ctx, part, &old, &new)?;
         if part == Part::Main && new != old {
             crate::admission::update(state, ctx, adm, &old, &mut new).await?;
             if crate::admission::mutate_webhooks(state, ctx, adm, Some(&old), &mut new).await? {
                 new = ops(ctx)?.admit(new, op, adm.validation, &mut Vec::new())?;
             }
             crate::admission::validate_update(state, ctx, adm, &old, &new).await?;
-        } else if part == Part::Status && new != old {
+        } else if matches!(part, Part::Status | Part::Approval) && new != old {
             if crate::admission::mutate_webhooks(state, ctx, adm, Some(&old), &mut new).await? {
                 new = ops(ctx)?.admit(new, op, adm.validation, &mut Vec::new())?;
             }

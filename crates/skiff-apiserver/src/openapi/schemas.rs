@@ -89,6 +89,7 @@ macro_rules! known_kinds {
 }
 
 use k8s_openapi::api::admissionregistration::v1 as admreg;
+use k8s_openapi::api::certificates::v1 as certs;
 use k8s_openapi::api::{
     apps::v1 as apps, authentication::v1 as authn, autoscaling::v1 as as1, autoscaling::v2 as as2, batch::v1 as batch,
     coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, events::v1 as events, networking::v1 as net,
@@ -146,6 +147,7 @@ known_kinds!(
     admreg::ValidatingAdmissionPolicyBinding,
     events::Event,
     authn::TokenRequest,
+    certs::CertificateSigningRequest,
     apiext::CustomResourceDefinition,
 );
 

@@ -154,6 +154,7 @@ fn package_for(api_version: &str) -> Option<&'static str> {
         "admissionregistration.k8s.io/v1" => "k8s.io.api.admissionregistration.v1",
         "authentication.k8s.io/v1" => "k8s.io.api.authentication.v1",
         "authorization.k8s.io/v1" => "k8s.io.api.authorization.v1",
+        "certificates.k8s.io/v1" => "k8s.io.api.certificates.v1",
         "meta.k8s.io/v1" => META_PACKAGE,
         _ => return None,
     })

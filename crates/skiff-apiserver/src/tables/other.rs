@@ -33,6 +33,7 @@ pub(super) fn printer(group: &str, plural: &str) -> Option<Printer> {
         ("storage.k8s.io", "volumeattachments") => Printer { columns: ATTACHMENT_COLUMNS, cells: attachment_cells },
         ("policy", "poddisruptionbudgets") => Printer { columns: PDB_COLUMNS, cells: pdb_cells },
         ("scheduling.k8s.io", "priorityclasses") => Printer { columns: PRIORITY_COLUMNS, cells: priority_cells },
+        ("certificates.k8s.io", "certificatesigningrequests") => Printer { columns: CSR_COLUMNS, cells: csr_cells },
         _ => return None,
     };
     Some(printer)
@@ -426,5 +427,52 @@ fn priority_cells(class: &Value, now: Timestamp) -> Vec<Value> {
         json!(opt_bool(class, &["globalDefault"]).unwrap_or(false)),
         json!(obj_age(class, now)),
         json!(or_unset(at(class, &["preemptionPolicy"]).and_then(Value::as_str))),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certificate signing requests
+
+const CSR_COLUMNS: &[ColumnDef] = &[
+    NAME,
+    AGE,
+    ColumnDef::string("SignerName", "The requested signer: the one who may issue the certificate."),
+    ColumnDef::string("Requestor", "Name of the user who created the request (set by the API server)."),
+    ColumnDef::string("RequestedDuration", "The requested validity duration of the issued certificate."),
+    ColumnDef::string("Condition", "Approval state of the request, and whether it failed or was issued."),
+];
+
+/// Upstream's condition summary: `Denied`, `Approved` or `Pending`, then `,Failed` and
+/// `,Issued` when they apply.
+fn csr_condition(csr: &Value) -> String {
+    let types: Vec<&str> = list(csr, &["status", "conditions"]).iter().map(|c| text(c, &["type"])).collect();
+    let mut out = if types.contains(&"Denied") {
+        "Denied".to_string()
+    } else if types.contains(&"Approved") {
+        "Approved".to_string()
+    } else {
+        "Pending".to_string()
+    };
+    if types.contains(&"Failed") {
+        out.push_str(",Failed");
+    }
+    if !text(csr, &["status", "certificate"]).is_empty() {
+        out.push_str(",Issued");
+    }
+    out
+}
+
+fn csr_cells(csr: &Value, now: Timestamp) -> Vec<Value> {
+    let signer = text(csr, &["spec", "signerName"]);
+    let duration = opt_int(csr, &["spec", "expirationSeconds"])
+        .map(|s| super::age::human_duration(i128::from(s) * 1_000_000_000))
+        .unwrap_or_else(|| "<none>".to_string());
+    vec![
+        json!(name(csr)),
+        json!(obj_age(csr, now)),
+        json!(if signer.is_empty() { "<none>" } else { signer }),
+        json!(text(csr, &["spec", "username"])),
+        json!(duration),
+        json!(csr_condition(csr)),
     ]
 }

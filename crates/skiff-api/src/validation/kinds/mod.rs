@@ -6,6 +6,7 @@
 
 mod admissionregistration;
 mod batch;
+pub mod certificates;
 mod cluster;
 pub mod common;
 mod config;
