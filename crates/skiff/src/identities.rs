@@ -20,6 +20,8 @@ pub const PROXY: &str = "system:kube-proxy";
 pub const DNS: &str = "system:skiff:dns";
 /// The built-in LoadBalancer's user.
 pub const SERVICELB: &str = "system:skiff:servicelb";
+/// The built-in Ingress controller's user.
+pub const INGRESS: &str = "system:skiff:ingress";
 /// The group of node agents.
 pub const NODES_GROUP: &str = "system:nodes";
 
