@@ -72,6 +72,8 @@ def env(tmp_path_factory):
 
         eventually(ready_endpoints, timeout=120, what="both Deployments ready")
         yield c, ns, certs
+        # The cluster's teardown deletes pods; their Deployments must not bring them back.
+        c.kubectl("-n", ns, "delete", "deployments", "--all", "--wait=false", check=False)
 
 
 def curl(c: Cluster, *args: str) -> subprocess.CompletedProcess:
