@@ -152,8 +152,9 @@ async fn upgrades_are_spliced() {
 async fn tls_by_sni_over_h2() {
     let a = backend("a").await;
     let pair = rcgen::generate_simple_self_signed(vec!["a.example".to_string()]).unwrap();
-    let cert = skiff_ingress::tls::certified_key(pair.cert.pem().as_bytes(), pair.signing_key.serialize_pem().as_bytes())
-        .unwrap();
+    let cert =
+        skiff_ingress::tls::certified_key(pair.cert.pem().as_bytes(), pair.signing_key.serialize_pem().as_bytes())
+            .unwrap();
     let mut table = Table::default();
     let b = Arc::new(Backend::new("ns/a:80".into(), vec![a]));
     table.host_rules("a.example").push(rule("/", Target::Backend(b.clone())));
@@ -161,7 +162,8 @@ async fn tls_by_sni_over_h2() {
     table.tls.insert("a.example", Arc::new(cert));
     let handle = TableHandle::default();
     handle.store(table);
-    let resolver = skiff_ingress::tls::SniResolver::new(handle.clone(), skiff_ingress::tls::default_certificate().unwrap());
+    let resolver =
+        skiff_ingress::tls::SniResolver::new(handle.clone(), skiff_ingress::tls::default_certificate().unwrap());
     let acceptor = tokio_rustls::TlsAcceptor::from(skiff_ingress::tls::server_config(resolver));
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
