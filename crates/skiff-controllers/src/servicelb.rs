@@ -134,7 +134,9 @@ pub fn desired(
     out
 }
 
-fn node_internal_ips(nodes: &[Arc<Node>]) -> Vec<Ipv4Addr> {
+/// The InternalIPs of `nodes` (the addresses LoadBalancer Services and Ingresses get without a
+/// pool).
+pub fn node_internal_ips(nodes: &[Arc<Node>]) -> Vec<Ipv4Addr> {
     nodes
         .iter()
         .flat_map(|n| n.status.as_ref().and_then(|s| s.addresses.clone()).unwrap_or_default())

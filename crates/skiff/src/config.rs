@@ -359,6 +359,15 @@ pub struct ServerArgs {
     /// Do not enforce NetworkPolicies on this node.
     #[arg(long, env = "SKIFF_DISABLE_NETWORK_POLICY", action = ArgAction::SetTrue)]
     pub disable_network_policy: bool,
+    /// Do not run the built-in Ingress controller on this node.
+    #[arg(long, env = "SKIFF_DISABLE_INGRESS", action = ArgAction::SetTrue)]
+    pub disable_ingress: bool,
+    /// Port of the Ingress controller's HTTP listener.
+    #[arg(long, env = "SKIFF_INGRESS_HTTP_PORT", default_value_t = 80, value_name = "PORT")]
+    pub ingress_http_port: u16,
+    /// Port of the Ingress controller's HTTPS listener.
+    #[arg(long, env = "SKIFF_INGRESS_HTTPS_PORT", default_value_t = 443, value_name = "PORT")]
+    pub ingress_https_port: u16,
     /// Cluster IP of the cluster DNS Service (kube-system/kube-dns); inside --service-cidr.
     #[arg(long, env = "SKIFF_CLUSTER_DNS", default_value = "10.43.0.10", value_name = "IP")]
     pub cluster_dns: Ipv4Addr,
@@ -559,6 +568,12 @@ pub struct ServerConfig {
     pub disable_dns: bool,
     /// Whether NetworkPolicy enforcement is off.
     pub disable_network_policy: bool,
+    /// Whether the Ingress controller is off.
+    pub disable_ingress: bool,
+    /// The Ingress controller's HTTP port.
+    pub ingress_http_port: u16,
+    /// The Ingress controller's HTTPS port.
+    pub ingress_https_port: u16,
     /// The cluster DNS Service's cluster IP.
     pub cluster_dns: Ipv4Addr,
     /// The LoadBalancer address pool, if any.
@@ -924,6 +939,9 @@ impl ServerConfig {
             disable_proxy: args.disable_proxy,
             disable_dns: args.disable_dns,
             disable_network_policy: args.disable_network_policy,
+            disable_ingress: args.disable_ingress,
+            ingress_http_port: args.ingress_http_port,
+            ingress_https_port: args.ingress_https_port,
             cluster_dns: args.cluster_dns,
             lb_pool: args.lb_pool,
             disable_scheduler: args.disable_scheduler,

@@ -22,6 +22,8 @@ pub const DNS: &str = "system:skiff:dns";
 pub const SERVICELB: &str = "system:skiff:servicelb";
 /// The NetworkPolicy controller's user (`skiff_net::netpol`, on every node).
 pub const NETPOL: &str = "system:skiff:netpol";
+/// The built-in Ingress controller's user.
+pub const INGRESS: &str = "system:skiff:ingress";
 /// The group of node agents.
 pub const NODES_GROUP: &str = "system:nodes";
 

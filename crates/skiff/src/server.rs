@@ -219,6 +219,22 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
             }
         }));
     }
+    if !cfg.disable_agent && !cfg.disable_ingress {
+        let ingress_client_cfg = identity_cfg(crate::identities::INGRESS, &[])?;
+        let client = skiff_controllers::client(&ingress_client_cfg)
+            .await
+            .context("cannot build the Ingress controller's API client")?;
+        let ingress_cfg = skiff_ingress::IngressConfig {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            http_port: cfg.ingress_http_port,
+            https_port: cfg.ingress_https_port,
+        };
+        node_tasks.push(tokio::spawn(async move {
+            if let Err(e) = skiff_ingress::run(client, ingress_cfg).await {
+                tracing::error!(error = %e, "the Ingress controller is not running");
+            }
+        }));
+    }
     eprintln!("{}", startup_message(&cfg));
 
     let name = tokio::select! {

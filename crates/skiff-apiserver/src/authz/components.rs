@@ -2,8 +2,9 @@
 //! bootstrap policy (`authz/bootstrap.rs`) reconciles at start: the controller manager's role
 //! (skiff's controllers share one client, where upstream gives each controller its own
 //! ServiceAccount and `system:controller:*` role), the cluster DNS server's and the built-in
-//! LoadBalancer's and the NetworkPolicy controller's roles, the node agents' local-path volume cleanup, and bindings of the
-//! scheduler and the service proxy to upstream's role names.
+//! LoadBalancer's, the NetworkPolicy controller's and the Ingress controller's roles, the node
+//! agents' local-path volume cleanup, and bindings of the scheduler and the service proxy to
+//! upstream's role names.
 //!
 //! The user names are those of the component certificates the server issues
 //! (`crates/skiff/src/identities.rs`). What a node agent may do otherwise is decided by the Node
@@ -23,6 +24,8 @@ pub const DNS_USER: &str = "system:skiff:dns";
 pub const SERVICELB_USER: &str = "system:skiff:servicelb";
 /// The NetworkPolicy controller's user (one per cluster: every node's controller reads the same).
 pub const NETPOL_USER: &str = "system:skiff:netpol";
+/// The built-in Ingress controller's user.
+pub const INGRESS_USER: &str = "system:skiff:ingress";
 /// The skiff role of the controller manager.
 pub const CONTROLLER_MANAGER_ROLE: &str = "system:skiff:controller-manager";
 /// The skiff role of the cluster DNS server.
@@ -33,6 +36,8 @@ pub const DNS_PUBLISHER_ROLE: &str = "system:skiff:dns-publisher";
 pub const SERVICELB_ROLE: &str = "system:skiff:servicelb";
 /// The skiff role of the NetworkPolicy controller (reads policies, pods and namespaces).
 pub const NETPOL_ROLE: &str = "system:skiff:netpol";
+/// The skiff role of the built-in Ingress controller.
+pub const INGRESS_ROLE: &str = "system:skiff:ingress";
 /// The skiff role letting node agents clean up local-path PersistentVolumes.
 pub const NODE_LOCAL_PATH_ROLE: &str = "system:skiff:node-local-path";
 
@@ -134,6 +139,17 @@ pub fn cluster_roles() -> Vec<Value> {
             ],
         ),
         cluster_role(
+            INGRESS_ROLE,
+            vec![
+                rule(&[""], &["services", "secrets", "nodes"], &READ),
+                rule(&["discovery.k8s.io"], &["endpointslices"], &READ),
+                rule(&["networking.k8s.io"], &["ingresses", "ingressclasses"], &READ),
+                rule(&["networking.k8s.io"], &["ingressclasses"], &["create"]),
+                rule(&["networking.k8s.io"], &["ingresses/status"], &["update", "patch"]),
+                rule(&["", "events.k8s.io"], &["events"], &EVENT_WRITE),
+            ],
+        ),
+        cluster_role(
             NODE_LOCAL_PATH_ROLE,
             vec![rule(&[""], &["persistentvolumes"], &["get", "list", "watch", "update", "patch"])],
         ),
@@ -153,6 +169,7 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         crb(DNS_ROLE, DNS_ROLE, user(DNS_USER)),
         crb(SERVICELB_ROLE, SERVICELB_ROLE, user(SERVICELB_USER)),
         crb(NETPOL_ROLE, NETPOL_ROLE, user(NETPOL_USER)),
+        crb(INGRESS_ROLE, INGRESS_ROLE, user(INGRESS_USER)),
         crb(NODE_LOCAL_PATH_ROLE, NODE_LOCAL_PATH_ROLE, group(super::node::NODES_GROUP)),
         // The signers, approver and cleaner run in the controller manager (upstream's
         // certificate-controller ServiceAccount).
