@@ -179,8 +179,12 @@ def test_approval_needs_the_approve_verb_on_the_signer(cluster, requester):
             f'requests with signerName "{CLIENT_SIGNER}"') in refused.stderr
     assert condition(cluster, name, "Approved") is None
     signers = unique("signer-approver")
-    kubectl(cluster, "create", "clusterrole", signers, "--verb=approve", "--resource=signers.certificates.k8s.io",
-            "--resource-name=kubernetes.io/*")
+    # `signers` is not a served resource, so `kubectl create clusterrole --resource` refuses it
+    # (as against upstream): the role is written as a manifest, as upstream's docs do.
+    signer_role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": signers},
+                   "rules": [{"apiGroups": ["certificates.k8s.io"], "resources": ["signers"],
+                              "resourceNames": ["kubernetes.io/*"], "verbs": ["approve"]}]}
+    kubectl(cluster, "create", "-f", "-", input=json.dumps(signer_role))
     kubectl(cluster, "create", "clusterrolebinding", signers, f"--clusterrole={signers}", f"--user={approver}")
     eventually(lambda: kubectl(cluster, "certificate", "approve", name, "--as", approver, check=False).returncode == 0,
                timeout=30, what="approved with the signer wildcard")
