@@ -62,5 +62,5 @@ bench: build
 # sanitizer flags on the stable toolchain).
 FUZZ_SECONDS ?= 60
 fuzz:
-	cd fuzz && for t in request_body selectors patches; do \
+	cd fuzz && for t in request_body selectors patches rbac_rules tokens; do \
 	  RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/fuzz cargo fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done

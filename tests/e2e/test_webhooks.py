@@ -44,8 +44,8 @@ def make_certs(directory: Path, ip: str) -> tuple[Path, Path, bytes]:
 
 
 class WebhookServer:
-    """The webhooks: `/mutate` adds a label, `/deny` refuses names starting with `bad`, `/slow`
-    answers after 4 s. Every request body is kept in `reviews`."""
+    """The webhooks: `/mutate` adds a label, `/deny` refuses names starting with `bad`,
+    `/deny-connect` refuses every CONNECT (exec, attach, port-forward), `/slow` answers after 4 s. Every request body is kept in `reviews`."""
 
     def __init__(self, host: str, cert: Path, key: Path) -> None:
         self.reviews: list[dict] = []
@@ -74,6 +74,9 @@ class WebhookServer:
                         resp["status"] = {"code": 403, "message": f"the name {name} is not welcome"}
                     else:
                         resp["warnings"] = ["checked by the deny webhook"]
+                elif path == "/deny-connect" and req.get("operation") == "CONNECT":
+                    resp["allowed"] = False
+                    resp["status"] = {"code": 403, "message": f"no {req.get('subResource')} into {req.get('name')}"}
                 elif path == "/slow":
                     time.sleep(4)
                 out = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
@@ -234,6 +237,28 @@ def test_validating_webhook_denies_with_its_message(cluster, k, webhook, configs
         r.stderr
     good = k("create", "-f", "-", input=configmap(unique("good")))
     assert "checked by the deny webhook" in good.stderr, good.stderr
+
+
+def test_connect_webhook_refuses_exec(cluster, webhook, configs, selector_value, namespace, kubectl_version):
+    rules = [{"operations": ["CONNECT"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods/exec"]}]
+    configs.create("ValidatingWebhookConfiguration", [
+        hook("deny-connect.skiff.test", webhook.url + "/deny-connect", webhook.ca_bundle, selector_value, rules=rules)])
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "shell", "namespace": namespace},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    cluster.kubectl("create", "-f", "-", input=json.dumps(pod))
+
+    def denied():
+        r = cluster.kubectl("exec", "-n", namespace, "shell", "--", "true", check=False, version=kubectl_version)
+        return r.stderr if "denied the request" in r.stderr else None
+
+    err = eventually(denied, timeout=30, what="the CONNECT webhook in effect")
+    assert 'admission webhook "deny-connect.skiff.test" denied the request: no exec into shell' in err, err
+    review = next(r["review"]["request"] for r in reversed(webhook.reviews) if r["path"] == "/deny-connect")
+    assert review["operation"] == "CONNECT" and review["subResource"] == "exec"
+    assert review["kind"] == {"group": "", "version": "v1", "kind": "PodExecOptions"}
+    assert review["object"]["kind"] == "PodExecOptions" and review["object"]["command"] == ["true"]
+    assert review["object"]["container"] == "c"
+    assert review["name"] == "shell" and review["namespace"] == namespace
 
 
 def test_failure_policy_with_the_server_down(cluster, webhook, configs, selector_value, namespace):

@@ -16,7 +16,7 @@ use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
-use serde_json::Value;
+use serde_json::{Value, json};
 use skiff_api::StatusError;
 use skiff_api::catalogue;
 use skiff_api::status::{GroupKind, GroupResource};
@@ -24,7 +24,9 @@ use skiff_api::validation::FieldError;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::reqinfo::ResourceRequest;
+use crate::authn::UserInfo;
+use crate::handlers::Ctx;
+use crate::reqinfo::{ResourceRequest, Verb};
 use crate::response;
 use crate::state::ApiState;
 
@@ -135,11 +137,12 @@ pub fn is_streaming(req: &ResourceRequest) -> bool {
 pub async fn handle(
     state: &ApiState,
     dialer: Option<&KubeletDialer>,
+    user: Arc<UserInfo>,
     req: ResourceRequest,
     parts: Parts,
     body: Body,
 ) -> Response<Body> {
-    match serve(state, dialer, req, parts, body).await {
+    match serve(state, dialer, user, req, parts, body).await {
         Ok(resp) => resp,
         Err(e) => response::status(&e),
     }
@@ -230,6 +233,69 @@ pub fn validate_log_options(name: &str, query: &str) -> Result<(), StatusError> 
     }
 }
 
+/// The options object of a CONNECT (upstream's `PodExecOptions`, `PodAttachOptions`,
+/// `PodPortForwardOptions`, `PodProxyOptions`) from the request's query.
+fn connect_options(sub: &str, query: &str) -> Value {
+    let pairs = pairs(query);
+    let first = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let streams = |kind: &str| {
+        let mut o = json!({"kind": kind, "apiVersion": "v1"});
+        for s in ["stdin", "stdout", "stderr", "tty"] {
+            if truthy(&pairs, s) {
+                o[s] = json!(true);
+            }
+        }
+        if let Some(c) = first("container") {
+            o["container"] = json!(c);
+        }
+        o
+    };
+    match sub {
+        "exec" => {
+            let mut o = streams("PodExecOptions");
+            o["command"] = json!(pairs.iter().filter(|(k, _)| k == "command").map(|(_, v)| v).collect::<Vec<_>>());
+            o
+        }
+        "attach" => streams("PodAttachOptions"),
+        "portforward" => {
+            let ports: Vec<u64> =
+                pairs.iter().filter(|(k, _)| k == "ports").filter_map(|(_, v)| v.parse().ok()).collect();
+            let mut o = json!({"kind": "PodPortForwardOptions", "apiVersion": "v1"});
+            if !ports.is_empty() {
+                o["ports"] = json!(ports);
+            }
+            o
+        }
+        _ => {
+            let mut o = json!({"kind": "PodProxyOptions", "apiVersion": "v1"});
+            if let Some(p) = first("path") {
+                o["path"] = json!(p);
+            }
+            o
+        }
+    }
+}
+
+/// Admission of a CONNECT to a pod (exec, attach, port-forward, proxy): the admission webhooks
+/// and policies whose rules name the `CONNECT` operation see the options object, as upstream.
+async fn admit_connect(
+    state: &ApiState,
+    user: Arc<UserInfo>,
+    parts: &Parts,
+    (ns, name): (&str, &str),
+    sub: &str,
+    query: &str,
+) -> Result<(), StatusError> {
+    let info =
+        catalogue::find("", "v1", "pods").ok_or_else(|| StatusError::internal("the pods resource is not served"))?;
+    let mut ctx = Ctx::internal(info, Some(ns), Verb::Create);
+    ctx.user = user;
+    ctx.name = Some(name.to_string());
+    ctx.subresource = Some(sub.to_string());
+    ctx.audit = parts.extensions.get::<crate::audit::Slot>().cloned();
+    crate::admission::webhook::admit_connect(state, &ctx, &connect_options(sub, query)).await
+}
+
 fn pairs(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
@@ -289,6 +355,7 @@ pub fn agent_path(sub: &str, ns: &str, pod: &str, container: &str, query: &str) 
 async fn serve(
     state: &ApiState,
     dialer: Option<&KubeletDialer>,
+    user: Arc<UserInfo>,
     req: ResourceRequest,
     mut parts: Parts,
     body: Body,
@@ -315,6 +382,9 @@ async fn serve(
         let asked = pairs(&query).into_iter().find(|(k, _)| k == "container").map(|(_, v)| v);
         validate_container(&pod, name, asked.as_deref())?
     };
+    if sub != "log" {
+        admit_connect(state, user, &parts, (ns, name), &sub, &query).await?;
+    }
     let node_name = pod["spec"]["nodeName"].as_str().unwrap_or("");
     if node_name.is_empty() {
         if sub == "log" {

@@ -189,7 +189,7 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
             }
         }
         Target::Resource(req) if crate::nodeproxy::is_streaming(&req) => {
-            crate::nodeproxy::handle(state, shared.kubelet.as_ref(), req, parts, body).await
+            crate::nodeproxy::handle(state, shared.kubelet.as_ref(), user, req, parts, body).await
         }
         Target::Resource(req) if crate::metrics::api::is_metrics(&req) => match &shared.metrics {
             Some(metrics) => metrics.handle(state, &req, &query, Some(accept)),

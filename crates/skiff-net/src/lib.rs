@@ -14,6 +14,7 @@ pub mod nat;
 pub mod netlink;
 pub mod netpol;
 pub mod proxy;
+pub mod watch;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

@@ -13,17 +13,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
 use tokio::sync::Notify;
 
 use super::model::policies;
 use super::render::{Ruleset, TABLE, kernel_counts};
 use crate::nat::{NatError, nft, nft_output};
+use crate::watch::reflect;
 
 static REPAIRS: AtomicU64 = AtomicU64::new(0);
 static SYNCS: AtomicU64 = AtomicU64::new(0);
@@ -63,28 +61,6 @@ impl NetpolConfig {
     }
 }
 
-/// Keeps `store` filled from a watch of `api`, notifying `changed` on every event.
-fn reflect<K>(api: Api<K>, changed: Arc<Notify>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()));
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(_) => changed.notify_one(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "network policy watch failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    });
-    reader
-}
-
 /// Lets bridged (same-node pod-to-pod) IPv4 traffic through the `ip` family's hooks, where the
 /// table filters it.
 fn enable_bridge_hooks() {
@@ -103,9 +79,9 @@ fn enable_bridge_hooks() {
 pub async fn run(client: kube::Client, cfg: NetpolConfig) {
     enable_bridge_hooks();
     let changed = Arc::new(Notify::new());
-    let netpols = reflect(Api::<NetworkPolicy>::all(client.clone()), changed.clone());
-    let pods = reflect(Api::<Pod>::all(client.clone()), changed.clone());
-    let namespaces = reflect(Api::<Namespace>::all(client), changed.clone());
+    let netpols = reflect(Api::<NetworkPolicy>::all(client.clone()), changed.clone(), "network policy");
+    let pods = reflect(Api::<Pod>::all(client.clone()), changed.clone(), "network policy");
+    let namespaces = reflect(Api::<Namespace>::all(client), changed.clone(), "network policy");
     let ready =
         futures::future::join3(netpols.wait_until_ready(), pods.wait_until_ready(), namespaces.wait_until_ready());
     let (Ok(()), Ok(()), Ok(())) = ready.await else {

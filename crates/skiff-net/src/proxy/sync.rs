@@ -14,18 +14,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
 use ipnet::Ipv4Net;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
 use tokio::sync::Notify;
 
 use super::model::service_ports;
 use super::render::{GENERATION_CHAIN, RenderConfig, Ruleset, TABLE, generation_script};
 use crate::nat::{NatError, nft};
+use crate::watch::reflect;
 
 static REPAIRS: AtomicU64 = AtomicU64::new(0);
 
@@ -69,36 +67,14 @@ impl ProxyConfig {
     }
 }
 
-/// Keeps `store` filled from a watch of `api`, notifying `changed` on every event.
-fn reflect<K>(api: Api<K>, changed: Arc<Notify>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()));
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(_) => changed.notify_one(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "service proxy watch failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    });
-    reader
-}
-
 /// Runs the proxy until the task is aborted.
 pub async fn run(client: kube::Client, cfg: ProxyConfig) {
     if let Err(e) = std::fs::write("/proc/sys/net/ipv4/conf/all/route_localnet", "1") {
         tracing::warn!(error = %e, "node ports will not answer on 127.0.0.1 (route_localnet)");
     }
     let changed = Arc::new(Notify::new());
-    let services = reflect(Api::<Service>::all(client.clone()), changed.clone());
-    let slices = reflect(Api::<EndpointSlice>::all(client), changed.clone());
+    let services = reflect(Api::<Service>::all(client.clone()), changed.clone(), "service proxy");
+    let slices = reflect(Api::<EndpointSlice>::all(client), changed.clone(), "service proxy");
     let (Ok(()), Ok(())) = (services.wait_until_ready().await, slices.wait_until_ready().await) else {
         tracing::error!("service proxy reflectors stopped before their first list");
         return;

@@ -470,6 +470,18 @@ pub async fn validate(
     first.map_or(Ok(()), Err)
 }
 
+/// The webhooks and policies of a CONNECT (exec, attach, port-forward, proxy) whose options
+/// object is `options`: mutating webhooks may deny it (their patches are not applied to the
+/// connection), then ValidatingAdmissionPolicies and the validating webhooks.
+pub async fn admit_connect(state: &ApiState, ctx: &Ctx, options: &Value) -> Result<(), StatusError> {
+    let w = Write { operation: "CONNECT", old: None, dry_run: false };
+    let mut warnings = Vec::new();
+    let mut obj = options.clone();
+    mutate(state, ctx, w, Some(&mut obj), &mut warnings).await?;
+    super::policy::validate(state, ctx, w, Some(options), &mut warnings)?;
+    validate(state, ctx, w, Some(options), &mut warnings).await
+}
+
 /// The webhooks and policies of a delete of `old` (stored form): mutating webhooks see no
 /// object (a patch is an error), then ValidatingAdmissionPolicies and the validating webhooks.
 pub async fn admit_delete(state: &ApiState, ctx: &Ctx, old: &Value, dry_run: bool) -> Result<(), StatusError> {
