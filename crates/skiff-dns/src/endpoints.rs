@@ -17,11 +17,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use tokio::sync::Notify;
 
@@ -115,41 +113,21 @@ fn up_to_date(current: Option<&Endpoints>, wanted: &[EndpointSubset]) -> bool {
     })
 }
 
-fn reflect<K>(api: Api<K>, cfg: watcher::Config, changed: Arc<Notify>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher::watcher(api, cfg));
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, "kube-dns endpoints watch failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            } else {
-                changed.notify_one();
-            }
-        }
-    });
-    reader
-}
-
 /// Keeps `kube-system/kube-dns`'s Endpoints equal to the DNS servers' slices and this node's
 /// slice (`node`, pointing at `address:port`) present, until the task is aborted.
 pub async fn run(client: kube::Client, node: String, address: IpAddr, port: u16) {
     let changed = Arc::new(Notify::new());
-    let in_kube_system = |c: &kube::Client| (c.clone(), "kube-system");
-    let (c, ns) = in_kube_system(&client);
-    let slices = reflect(
-        Api::<EndpointSlice>::namespaced(c, ns),
+    let slices = crate::reflect(
+        Api::<EndpointSlice>::namespaced(client.clone(), "kube-system"),
         watcher::Config::default().labels(&format!("{SERVICE_NAME_LABEL}=kube-dns,{MANAGED_BY_LABEL}={MANAGER}")),
         changed.clone(),
     );
-    let (c, ns) = in_kube_system(&client);
-    let endpoints_api = Api::<Endpoints>::namespaced(c, ns);
-    let endpoints =
-        reflect(endpoints_api.clone(), watcher::Config::default().fields("metadata.name=kube-dns"), changed.clone());
+    let endpoints_api = Api::<Endpoints>::namespaced(client.clone(), "kube-system");
+    let endpoints = crate::reflect(
+        endpoints_api.clone(),
+        watcher::Config::default().fields("metadata.name=kube-dns"),
+        changed.clone(),
+    );
     let (Ok(()), Ok(())) = (slices.wait_until_ready().await, endpoints.wait_until_ready().await) else {
         tracing::error!("kube-dns endpoints reflectors stopped before their first list");
         return;

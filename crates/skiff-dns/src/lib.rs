@@ -70,12 +70,14 @@ pub enum DnsError {
     },
 }
 
-fn reflect<K>(api: Api<K>, changed: Arc<Notify>) -> Store<K>
+/// Keeps the returned store filled from a watch of `api` narrowed by `cfg`, notifying `changed`
+/// on every event; a failed watch is retried after a second.
+pub(crate) fn reflect<K>(api: Api<K>, cfg: watcher::Config, changed: Arc<Notify>) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()));
+    let stream = reflector::reflector(writer, watcher::watcher(api, cfg));
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
@@ -124,9 +126,10 @@ pub async fn run(client: kube::Client, cfg: DnsConfig) -> Result<(), DnsError> {
     }
     tokio::spawn(endpoints::run(client.clone(), cfg.node_name.clone(), cfg.listen.ip(), cfg.listen.port()));
     let changed = Arc::new(Notify::new());
-    let services = reflect(Api::<Service>::all(client.clone()), changed.clone());
-    let slices = reflect(Api::<EndpointSlice>::all(client.clone()), changed.clone());
-    let pods = reflect(Api::<Pod>::all(client), changed.clone());
+    let all = watcher::Config::default;
+    let services = reflect(Api::<Service>::all(client.clone()), all(), changed.clone());
+    let slices = reflect(Api::<EndpointSlice>::all(client.clone()), all(), changed.clone());
+    let pods = reflect(Api::<Pod>::all(client), all(), changed.clone());
     let _ = tokio::join!(services.wait_until_ready(), slices.wait_until_ready(), pods.wait_until_ready());
     let started = Instant::now();
     loop {
