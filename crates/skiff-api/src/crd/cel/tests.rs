@@ -190,14 +190,12 @@ fn a_hostile_rule_is_stopped_by_the_cost_limit() {
     let rules = json!([{"rule": "self.tags.all(a, self.tags.all(b, self.tags.all(c, a != '' || b != c)))"}]);
     let s = leak(json!({"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-validations": rules,
         "properties": {"tags": {"type": "array", "items": {"type": "string"}}}}}}));
-    let started = std::time::Instant::now();
     let errors = validate(s, &obj(json!({"tags": tags})), None, &[], &mut Vec::new());
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(
         errors[0].to_string(),
         "spec: Invalid value: \"object\": 'operation cancelled: actual cost limit exceeded': no further validation rules will be run due to call cost exceeds limit for rule: self.tags.all(a, self.tags.all(b, self.tags.all(c, a != '' || b != c)))"
     );
-    assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
 
 #[test]

@@ -192,7 +192,7 @@ fn the_builder_reuses_unchanged_objects_and_sees_changes() {
 }
 
 #[test]
-fn a_thousand_bindings_decide_quickly() {
+fn a_thousand_bindings_each_grant_only_their_subject() {
     let mut f = fixture();
     for i in 0..1000 {
         f.bindings.push(entry(
@@ -205,11 +205,11 @@ fn a_thousand_bindings_decide_quickly() {
         ));
     }
     let index = f.index(&mut Builder::default());
-    let start = std::time::Instant::now();
+    // Speed is measured by `cargo bench -p skiff-apiserver --bench authz` (BENCHMARKS.md).
     for i in 0..1000 {
         let d = decide(&index, user(&format!("user{i}"), &["g1", "g2"]), "get", &format!("team{}", i % 50), "pods", "");
         assert_eq!(d, Decision::Allow);
+        let elsewhere = decide(&index, user(&format!("user{i}"), &[]), "get", &format!("team{}", (i + 1) % 50), "pods", "");
+        assert_ne!(elsewhere, Decision::Allow, "user{i} is bound only in team{}", i % 50);
     }
-    // Generous bound (debug build, shared machine): a scan would be ~1000x slower.
-    assert!(start.elapsed() < std::time::Duration::from_millis(500), "{:?}", start.elapsed());
 }
