@@ -72,6 +72,11 @@ pub trait KindOps: Send + Sync {
 
     /// Decodes and re-encodes without hooks (canonical form of a stored object).
     fn canonical(&self, obj: Value) -> Result<Value, StatusError>;
+
+    /// Decodes `obj` (unknown fields dropped silently), runs defaulting and re-encodes it:
+    /// what upstream does with an object a mutating webhook patched. A value of the wrong type
+    /// is an internal error, as there.
+    fn decode_and_default(&self, obj: Value) -> Result<Value, StatusError>;
 }
 
 struct Typed<T>(PhantomData<fn() -> T>);
@@ -158,6 +163,12 @@ impl<T: BuiltinKind> KindOps for Typed<T> {
     fn canonical(&self, obj: Value) -> Result<Value, StatusError> {
         encode(&decode::<T>(obj)?)
     }
+
+    fn decode_and_default(&self, obj: Value) -> Result<Value, StatusError> {
+        let mut typed: T = decode(obj).map_err(|e| StatusError::internal(e.message))?;
+        typed.set_defaults();
+        encode(&typed)
+    }
 }
 
 type OpsMap = Vec<((&'static str, &'static str), Box<dyn KindOps>)>;
@@ -234,6 +245,14 @@ impl KindOps for CustomOps {
     }
 
     fn canonical(&self, obj: Value) -> Result<Value, StatusError> {
+        Ok(obj)
+    }
+
+    fn decode_and_default(&self, mut obj: Value) -> Result<Value, StatusError> {
+        crd_object::coerce(&mut obj, self.schema()).map_err(StatusError::internal)?;
+        if let Some(schema) = self.schema() {
+            crd_schema::apply_defaults(&mut obj, schema);
+        }
         Ok(obj)
     }
 }

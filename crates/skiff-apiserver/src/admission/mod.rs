@@ -112,8 +112,9 @@ pub async fn validate_update(
 }
 
 /// The mutating admission webhooks of a create (`old` is `None`) or an update of `obj` (stored
-/// form, already defaulted); whether they changed it (the caller then defaults and validates
-/// it again).
+/// form, already defaulted); each webhook's patched object is decoded and defaulted again
+/// before the next one sees it, as upstream. Whether they changed it (the caller then runs
+/// the strategy and validation again).
 pub async fn mutate_webhooks(
     state: &ApiState,
     ctx: &Ctx,
@@ -123,7 +124,10 @@ pub async fn mutate_webhooks(
 ) -> Result<bool, StatusError> {
     let operation = if old.is_some() { "UPDATE" } else { "CREATE" };
     let w = webhook::Write { operation, old, dry_run: adm.dry_run };
-    webhook::mutate(state, ctx, w, Some(obj), &mut adm.warnings).await
+    let ops = crate::typed::ops_for_resource(ctx.info, ctx.storage)
+        .ok_or_else(|| StatusError::internal(format!("no typed pipeline for {}", ctx.storage.kind)))?;
+    let reread = |patched: Value| ops.decode_and_default(patched);
+    webhook::mutate(state, ctx, w, Some(obj), &reread, &mut adm.warnings).await
 }
 
 /// ValidatingAdmissionPolicies, then the validating admission webhooks, of a create (`old` is `None`) or an update of `obj`.
