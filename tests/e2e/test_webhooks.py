@@ -56,7 +56,8 @@ def patch(ops: list[dict]) -> dict:
 class WebhookServer:
     """The webhooks: `/mutate` adds a label, `/deny` refuses names starting with `bad`,
     `/deny-connect` refuses every CONNECT (exec, attach, port-forward), `/rewrite-exec` makes an
-    exec run `EXEC_REWRITE` in container `second`, `/add-container` adds `SIDECAR` to a pod,
+    exec run `EXEC_REWRITE` in container `second`, `/add-container` adds `SIDECAR` to a pod (and an
+    image to its first container when it has none),
     `/slow` answers after 4 s; any other path allows. Every request body is kept in `reviews`."""
 
     def __init__(self, host: str, cert: Path, key: Path) -> None:
@@ -82,7 +83,10 @@ class WebhookServer:
                     resp.update(patch([{"op": "add", "path": "/command", "value": EXEC_REWRITE},
                                        {"op": "add", "path": "/container", "value": "second"}]))
                 elif path == "/add-container":
-                    resp.update(patch([{"op": "add", "path": "/spec/containers/-", "value": SIDECAR}]))
+                    ops = [{"op": "add", "path": "/spec/containers/-", "value": SIDECAR}]
+                    if not req["object"]["spec"]["containers"][0].get("image"):
+                        ops.append({"op": "add", "path": "/spec/containers/0/image", "value": "busybox:1.36"})
+                    resp.update(patch(ops))
                 elif path == "/deny":
                     name = (req.get("object") or req.get("oldObject") or {}).get("metadata", {}).get("name", "")
                     if name.startswith("bad"):
@@ -294,8 +298,10 @@ def test_mutating_webhook_on_a_pod_gets_its_additions_defaulted(cluster, webhook
              rules=rules),
         hook("observe-pod.skiff.test", webhook.url + "/observe-pod", webhook.ca_bundle, selector_value,
              rules=rules)])
+    # The client's container has no image: only the webhook makes the pod valid, and it runs
+    # before validation as upstream.
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe"},
-           "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]}}
+           "spec": {"containers": [{"name": "main", "imagePullPolicy": "IfNotPresent"}]}}
 
     def added():
         r = cluster.kubectl("-n", namespace, "create", "-f", "-", "--dry-run=server", "-o", "json",
@@ -307,7 +313,7 @@ def test_mutating_webhook_on_a_pod_gets_its_additions_defaulted(cluster, webhook
     cluster.kubectl("-n", namespace, "create", "-f", "-", input=json.dumps({**pod, "metadata": {"name": name}}))
     stored = cluster.kubectl_json("-n", namespace, "get", "pod", name)
     main, sidecar = stored["spec"]["containers"]
-    assert sidecar["name"] == "sidecar", stored["spec"]
+    assert sidecar["name"] == "sidecar" and main["image"] == "busybox:1.36", stored["spec"]
     # The webhook's container got the scheme's defaults like the client's own.
     assert (main["imagePullPolicy"], sidecar["imagePullPolicy"]) == ("IfNotPresent", "Always"), stored["spec"]
     assert sidecar["terminationMessagePath"] == "/dev/termination-log", sidecar

@@ -532,11 +532,10 @@ mod tests {
     fn a_patched_pod_is_decoded_and_defaulted_before_the_next_webhook() {
         let inv = Invocation { info: catalogue::find("", "v1", "pods").expect("pods") };
         let ops = crate::typed::ops_for("", "Pod").expect("pod ops");
-        let reread = |v: Value| ops.decode_and_default(v);
-        let mut pod = ops
-            .decode_and_default(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"},
-                "spec": {"containers": [{"name": "a", "image": "busybox:1.36"}]}}))
-            .expect("defaulted");
+        let reread = |v: Value| crate::admission::decode_patched(ops, v);
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"containers": [{"name": "a", "image": "busybox:1.36"}]}});
+        let mut pod = reread(pod).expect("defaulted");
         let add = patch(json!([{"op": "add", "path": "/spec/containers/-",
             "value": {"name": "b", "image": "busybox", "bogus": 1}}]));
         assert!(apply_verdict_patch(&hook(), &inv, &mut Some(&mut pod), &add, &reread).expect("applied"));
