@@ -259,9 +259,7 @@ async fn admit_connect(
     ctx.subresource = Some(sub.to_string());
     ctx.audit = parts.extensions.get::<crate::audit::Slot>().cloned();
     let mut obj = options.to_value();
-    let reread =
-        |patched: Value| options.decode_same_kind(patched).map(|o| o.to_value()).map_err(StatusError::internal);
-    crate::admission::webhook::admit_connect(state, &ctx, &mut obj, &reread).await?;
+    crate::admission::webhook::admit_connect(state, &ctx, &mut obj, &|patched| options.reread(patched)).await?;
     options.decode_same_kind(obj).map_err(StatusError::internal)
 }
 

@@ -160,6 +160,12 @@ impl ConnectOptions {
         })
     }
 
+    /// A webhook's patched admission object taken back as options of the same kind and
+    /// re-encoded (upstream decodes it into the options' type; a failure is an internal error).
+    pub fn reread(&self, patched: Value) -> Result<Value, StatusError> {
+        self.decode_same_kind(patched).map(|o| o.to_value()).map_err(StatusError::internal)
+    }
+
     /// The container named, if any (port-forwards name none).
     pub fn container(&self) -> Option<&str> {
         match self {

@@ -555,7 +555,7 @@ mod tests {
     fn a_patched_exec_keeps_its_options_type() {
         let inv = Invocation { info: catalogue::find("", "v1", "pods").expect("pods") };
         let options = ConnectOptions::from_query("exec", "command=date&container=a&stdout=1").expect("options");
-        let reread = |v: Value| options.decode_same_kind(v).map(|o| o.to_value()).map_err(StatusError::internal);
+        let reread = |v: Value| options.reread(v);
         let mut obj = options.to_value();
         let rewrite = patch(json!([{"op": "replace", "path": "/command", "value": ["echo", "hi"]},
             {"op": "replace", "path": "/container", "value": "b"}, {"op": "add", "path": "/extra", "value": 1}]));
