@@ -9,6 +9,7 @@ other tests never reach these webhooks, and each test deletes its configurations
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import ssl
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import eventually, unique
+from conftest import eventually, running_agent_cluster, unique
 
 LABEL = "skiff-e2e-webhooks"
 
@@ -43,9 +44,21 @@ def make_certs(directory: Path, ip: str) -> tuple[Path, Path, bytes]:
     return directory / "server.crt", directory / "server.key", (directory / "ca.crt").read_bytes()
 
 
+EXEC_REWRITE = ["sh", "-c", "echo rewritten in $WHO"]
+SIDECAR = {"name": "sidecar", "image": "busybox"}
+
+
+def patch(ops: list[dict]) -> dict:
+    """The JSONPatch fields of an answer."""
+    return {"patchType": "JSONPatch", "patch": base64.b64encode(json.dumps(ops).encode()).decode()}
+
+
 class WebhookServer:
     """The webhooks: `/mutate` adds a label, `/deny` refuses names starting with `bad`,
-    `/deny-connect` refuses every CONNECT (exec, attach, port-forward), `/slow` answers after 4 s. Every request body is kept in `reviews`."""
+    `/deny-connect` refuses every CONNECT (exec, attach, port-forward), `/rewrite-exec` makes an
+    exec run `EXEC_REWRITE` in container `second`, `/add-container` adds `SIDECAR` to a pod (and an
+    image to its first container when it has none),
+    `/slow` answers after 4 s; any other path allows. Every request body is kept in `reviews`."""
 
     def __init__(self, host: str, cert: Path, key: Path) -> None:
         self.reviews: list[dict] = []
@@ -65,8 +78,15 @@ class WebhookServer:
                     labels = (req.get("object") or {}).get("metadata", {}).get("labels")
                     ops = ([{"op": "add", "path": "/metadata/labels/mutated", "value": "yes"}] if labels
                            else [{"op": "add", "path": "/metadata/labels", "value": {"mutated": "yes"}}])
-                    resp["patchType"] = "JSONPatch"
-                    resp["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
+                    resp.update(patch(ops))
+                elif path == "/rewrite-exec" and req.get("operation") == "CONNECT":
+                    resp.update(patch([{"op": "add", "path": "/command", "value": EXEC_REWRITE},
+                                       {"op": "add", "path": "/container", "value": "second"}]))
+                elif path == "/add-container":
+                    ops = [{"op": "add", "path": "/spec/containers/-", "value": SIDECAR}]
+                    if not req["object"]["spec"]["containers"][0].get("image"):
+                        ops.append({"op": "add", "path": "/spec/containers/0/image", "value": "busybox:1.36"})
+                    resp.update(patch(ops))
                 elif path == "/deny":
                     name = (req.get("object") or req.get("oldObject") or {}).get("metadata", {}).get("name", "")
                     if name.startswith("bad"):
@@ -102,16 +122,25 @@ class WebhookServer:
         self.httpd.server_close()
 
 
-@pytest.fixture(scope="module")
-def webhook(cluster):
-    """The webhook server, listening on the host end of the cluster's veth."""
+@contextlib.contextmanager
+def webhook_server(cluster):
+    """A webhook server listening on the host end of `cluster`'s veth."""
     host = cluster.netns.host_ip
     with tempfile.TemporaryDirectory(prefix="skiff-webhook.") as d:
         cert, key, ca = make_certs(Path(d), host)
         server = WebhookServer(host, cert, key)
         server.ca_bundle = base64.b64encode(ca).decode()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def webhook(cluster):
+    """The webhook server of the shared cluster."""
+    with webhook_server(cluster) as server:
         yield server
-        server.stop()
 
 
 def free_port(host: str) -> int:
@@ -261,6 +290,40 @@ def test_connect_webhook_refuses_exec(cluster, webhook, configs, selector_value,
     assert review["name"] == "shell" and review["namespace"] == namespace
 
 
+def test_mutating_webhook_on_a_pod_gets_its_additions_defaulted(cluster, webhook, configs, selector_value,
+                                                                 namespace):
+    rules = [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]
+    configs.create("MutatingWebhookConfiguration", [
+        hook("add-container.skiff.test", webhook.url + "/add-container", webhook.ca_bundle, selector_value,
+             rules=rules),
+        hook("observe-pod.skiff.test", webhook.url + "/observe-pod", webhook.ca_bundle, selector_value,
+             rules=rules)])
+    # The client's container has no image: only the webhook makes the pod valid, and it runs
+    # before validation as upstream.
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe"},
+           "spec": {"containers": [{"name": "main", "imagePullPolicy": "IfNotPresent"}]}}
+
+    def added():
+        r = cluster.kubectl("-n", namespace, "create", "-f", "-", "--dry-run=server", "-o", "json",
+                            input=json.dumps(pod), check=False)
+        return r.returncode == 0 and len(json.loads(r.stdout)["spec"]["containers"]) == 2
+
+    eventually(added, timeout=30, what="the pod webhooks in effect")
+    name = unique("pod")
+    cluster.kubectl("-n", namespace, "create", "-f", "-", input=json.dumps({**pod, "metadata": {"name": name}}))
+    stored = cluster.kubectl_json("-n", namespace, "get", "pod", name)
+    main, sidecar = stored["spec"]["containers"]
+    assert sidecar["name"] == "sidecar" and main["image"] == "busybox:1.36", stored["spec"]
+    # The webhook's container got the scheme's defaults like the client's own.
+    assert (main["imagePullPolicy"], sidecar["imagePullPolicy"]) == ("IfNotPresent", "Always"), stored["spec"]
+    assert sidecar["terminationMessagePath"] == "/dev/termination-log", sidecar
+    assert sidecar["terminationMessagePolicy"] == "File", sidecar
+    # ... before the next webhook saw the pod, as upstream defaults after every patch.
+    seen = next(r["review"]["request"]["object"] for r in reversed(webhook.reviews)
+                if r["path"].startswith("/observe-pod") and r["review"]["request"].get("name") == name)
+    assert seen["spec"]["containers"][1]["imagePullPolicy"] == "Always", seen["spec"]["containers"]
+
+
 def test_failure_policy_with_the_server_down(cluster, webhook, configs, selector_value, namespace):
     down = f"https://{cluster.netns.host_ip}:{free_port(cluster.netns.host_ip)}/deny"
     configs.create("ValidatingWebhookConfiguration", [
@@ -369,3 +432,71 @@ def test_validating_admission_policy_denies_and_warns(cluster, k, policies, sele
             "names should be short") in r.stderr, r.stderr
     table = cluster.kubectl("get", "validatingadmissionpolicybindings", binding).stdout
     assert table.split("\n")[0].split() == ["NAME", "POLICYNAME", "PARAMREF", "AGE"], table
+
+
+AGENT_NODE = "e2e-webhooks"
+
+
+@pytest.fixture(scope="module")
+def agent_cluster():
+    """A cluster with a node agent, for webhooks on CONNECTs that reach a container."""
+    with running_agent_cluster(AGENT_NODE) as c:
+        eventually(lambda: c.kubectl("get", "node", AGENT_NODE, check=False).returncode == 0,
+                   what="node registered")
+        yield c
+
+
+@pytest.fixture(scope="module")
+def agent_webhook(agent_cluster):
+    with webhook_server(agent_cluster) as server:
+        yield server
+
+
+def running_pod(c, ns: str, name: str) -> dict | None:
+    pod = c.kubectl_json("-n", ns, "get", "pod", name)
+    statuses = pod.get("status", {}).get("containerStatuses", [])
+    ok = statuses and all("running" in s["state"] for s in statuses)
+    return pod if ok else None
+
+
+def test_mutating_webhook_rewrites_an_exec(agent_cluster, agent_webhook, kubectl_version):
+    c = agent_cluster
+    ns, value = unique("whexec"), unique("wh")
+    c.kubectl("create", "namespace", ns)
+    c.kubectl("label", "namespace", ns, f"{LABEL}={value}")
+    configs = Configs(c)
+    try:
+        rules = [{"operations": ["CONNECT"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods/exec"]}]
+        configs.create("MutatingWebhookConfiguration", [
+            hook("rewrite-exec.skiff.test", agent_webhook.url + "/rewrite-exec", agent_webhook.ca_bundle, value,
+                 rules=rules)])
+        configs.create("ValidatingWebhookConfiguration", [
+            hook("observe-exec.skiff.test", agent_webhook.url + "/observe-exec", agent_webhook.ca_bundle, value,
+                 rules=rules)])
+        containers = [{"name": who, "image": "busybox", "imagePullPolicy": "IfNotPresent",
+                       "command": ["sleep", "3600"], "env": [{"name": "WHO", "value": who}]}
+                      for who in ("first", "second")]
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "shell"},
+               "spec": {"nodeName": AGENT_NODE, "terminationGracePeriodSeconds": 1, "containers": containers}}
+        c.kubectl("-n", ns, "create", "-f", "-", input=json.dumps(pod))
+        eventually(lambda: running_pod(c, ns, "shell"), timeout=60, what="pod running")
+
+        def rewritten():
+            r = c.kubectl("-n", ns, "exec", "shell", "-c", "first", "--", "echo", "as sent", check=False,
+                          version=kubectl_version)
+            return r if "rewritten in" in r.stdout else None
+
+        # The webhook's command ran, in the container it chose.
+        r = eventually(rewritten, timeout=30, what="the exec rewritten by the webhook")
+        assert r.stdout.strip() == "rewritten in second", (r.stdout, r.stderr)
+        mutating = next(x["review"]["request"] for x in reversed(agent_webhook.reviews)
+                        if x["path"].startswith("/rewrite-exec"))
+        assert mutating["object"]["command"] == ["echo", "as sent"], mutating["object"]
+        # The validating webhook saw the options as the mutating one left them.
+        validating = next(x["review"]["request"] for x in reversed(agent_webhook.reviews)
+                          if x["path"].startswith("/observe-exec"))
+        assert validating["object"]["command"] == EXEC_REWRITE, validating["object"]
+        assert validating["object"]["container"] == "second", validating["object"]
+    finally:
+        configs.delete_all()
+        c.kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -72,6 +72,16 @@ pub trait KindOps: Send + Sync {
 
     /// Decodes and re-encodes without hooks (canonical form of a stored object).
     fn canonical(&self, obj: Value) -> Result<Value, StatusError>;
+
+    /// Decodes `obj`, applies `mode` to unknown fields (pushing warnings), runs defaulting and
+    /// re-encodes it: the first half of [`KindOps::admit`], and (with `Ignore`) what upstream
+    /// does with an object a mutating webhook patched.
+    fn decode_and_default(
+        &self,
+        obj: Value,
+        mode: FieldValidation,
+        warnings: &mut Vec<String>,
+    ) -> Result<Value, StatusError>;
 }
 
 struct Typed<T>(PhantomData<fn() -> T>);
@@ -103,6 +113,38 @@ fn invalid<T: BuiltinKind>(obj: &T, errors: &[FieldError]) -> StatusError {
     StatusError::invalid(&GroupKind::new(T::GROUP, T::KIND), &name, errors)
 }
 
+/// Applies `mode` to the unknown fields `unknown` of a request object.
+fn unknown_fields_per_mode(
+    unknown: &[String],
+    mode: FieldValidation,
+    warnings: &mut Vec<String>,
+) -> Result<(), StatusError> {
+    if unknown.is_empty() || mode == FieldValidation::Ignore {
+        return Ok(());
+    }
+    let msgs: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+    if mode == FieldValidation::Strict {
+        return Err(StatusError::bad_request(format!("strict decoding error: {}", msgs.join(", "))));
+    }
+    warnings.extend(msgs);
+    Ok(())
+}
+
+/// Decodes `obj` as `T`, applies `mode` to its unknown fields and runs defaulting.
+fn decode_defaulted<T: BuiltinKind>(
+    obj: Value,
+    mode: FieldValidation,
+    warnings: &mut Vec<String>,
+) -> Result<T, StatusError> {
+    let input = if mode == FieldValidation::Ignore { None } else { Some(obj.clone()) };
+    let mut typed: T = decode(obj)?;
+    if let Some(input) = input {
+        unknown_fields_per_mode(&unknown_fields(&input, &encode(&typed)?), mode, warnings)?;
+    }
+    typed.set_defaults();
+    Ok(typed)
+}
+
 impl<T: BuiltinKind> KindOps for Typed<T> {
     fn admit(
         &self,
@@ -111,19 +153,7 @@ impl<T: BuiltinKind> KindOps for Typed<T> {
         mode: FieldValidation,
         warnings: &mut Vec<String>,
     ) -> Result<Value, StatusError> {
-        let input = if mode == FieldValidation::Ignore { None } else { Some(obj.clone()) };
-        let mut typed: T = decode(obj)?;
-        if let Some(input) = input {
-            let unknown = unknown_fields(&input, &encode(&typed)?);
-            if !unknown.is_empty() {
-                let msgs: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-                if mode == FieldValidation::Strict {
-                    return Err(StatusError::bad_request(format!("strict decoding error: {}", msgs.join(", "))));
-                }
-                warnings.extend(msgs);
-            }
-        }
-        typed.set_defaults();
+        let mut typed: T = decode_defaulted(obj, mode, warnings)?;
         let errors = match op {
             Operation::Create => {
                 if let Err(why) = typed.admit_create() {
@@ -158,6 +188,15 @@ impl<T: BuiltinKind> KindOps for Typed<T> {
     fn canonical(&self, obj: Value) -> Result<Value, StatusError> {
         encode(&decode::<T>(obj)?)
     }
+
+    fn decode_and_default(
+        &self,
+        obj: Value,
+        mode: FieldValidation,
+        warnings: &mut Vec<String>,
+    ) -> Result<Value, StatusError> {
+        encode(&decode_defaulted::<T>(obj, mode, warnings)?)
+    }
 }
 
 type OpsMap = Vec<((&'static str, &'static str), Box<dyn KindOps>)>;
@@ -189,28 +228,12 @@ impl CustomOps {
 impl KindOps for CustomOps {
     fn admit(
         &self,
-        mut obj: Value,
+        obj: Value,
         op: Operation<'_>,
         mode: FieldValidation,
         warnings: &mut Vec<String>,
     ) -> Result<Value, StatusError> {
-        if !obj.get("metadata").is_some_and(Value::is_object) {
-            return Err(StatusError::bad_request("metadata must be an object"));
-        }
-        let (kind, version) = (self.info.kind, self.info.version);
-        let pruned = crd_object::coerce(&mut obj, self.schema()).map_err(|e| {
-            StatusError::bad_request(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {e}"))
-        })?;
-        if !pruned.is_empty() && mode != FieldValidation::Ignore {
-            let msgs: Vec<String> = pruned.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-            if mode == FieldValidation::Strict {
-                return Err(StatusError::bad_request(format!("strict decoding error: {}", msgs.join(", "))));
-            }
-            warnings.extend(msgs);
-        }
-        if let Some(schema) = self.schema() {
-            crd_schema::apply_defaults(&mut obj, schema);
-        }
+        let mut obj = self.decode_and_default(obj, mode, warnings)?;
         if op == Operation::Create
             && self.info.has_status()
             && let Some(map) = obj.as_object_mut()
@@ -234,6 +257,26 @@ impl KindOps for CustomOps {
     }
 
     fn canonical(&self, obj: Value) -> Result<Value, StatusError> {
+        Ok(obj)
+    }
+
+    fn decode_and_default(
+        &self,
+        mut obj: Value,
+        mode: FieldValidation,
+        warnings: &mut Vec<String>,
+    ) -> Result<Value, StatusError> {
+        if !obj.get("metadata").is_some_and(Value::is_object) {
+            return Err(StatusError::bad_request("metadata must be an object"));
+        }
+        let (kind, version) = (self.info.kind, self.info.version);
+        let pruned = crd_object::coerce(&mut obj, self.schema()).map_err(|e| {
+            StatusError::bad_request(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {e}"))
+        })?;
+        unknown_fields_per_mode(&pruned, mode, warnings)?;
+        if let Some(schema) = self.schema() {
+            crd_schema::apply_defaults(&mut obj, schema);
+        }
         Ok(obj)
     }
 }

@@ -28,6 +28,7 @@ use skiff_api::catalogue::ResourceInfo;
 
 use crate::handlers::{Admission, Ctx};
 use crate::state::ApiState;
+use crate::typed::{FieldValidation, KindOps};
 
 fn is(info: &ResourceInfo, group: &str, plural: &str) -> bool {
     info.group == group && info.plural == plural
@@ -112,8 +113,9 @@ pub async fn validate_update(
 }
 
 /// The mutating admission webhooks of a create (`old` is `None`) or an update of `obj` (stored
-/// form, already defaulted); whether they changed it (the caller then defaults and validates
-/// it again).
+/// form, already defaulted); each webhook's patched object is decoded and defaulted again
+/// before the next one sees it, as upstream. Whether they changed it (the caller then runs
+/// the strategy and validation again).
 pub async fn mutate_webhooks(
     state: &ApiState,
     ctx: &Ctx,
@@ -123,7 +125,24 @@ pub async fn mutate_webhooks(
 ) -> Result<bool, StatusError> {
     let operation = if old.is_some() { "UPDATE" } else { "CREATE" };
     let w = webhook::Write { operation, old, dry_run: adm.dry_run };
-    webhook::mutate(state, ctx, w, Some(obj), &mut adm.warnings).await
+    let ops = crate::typed::ops_for_resource(ctx.info, ctx.storage)
+        .ok_or_else(|| StatusError::internal(format!("no typed pipeline for {}", ctx.storage.kind)))?;
+    let reread = |patched: Value| decode_patched(ops, patched);
+    webhook::mutate(state, ctx, w, Some(obj), &reread, &mut adm.warnings).await
+}
+
+/// An object a mutating webhook patched, taken back as upstream does: decoded into its type
+/// (unknown fields dropped) and defaulted; one that does not decode is an internal error.
+pub(crate) fn decode_patched(ops: &dyn KindOps, patched: Value) -> Result<Value, StatusError> {
+    ops.decode_and_default(patched, FieldValidation::Ignore, &mut Vec::new())
+        .map_err(|e| if e.code == 500 { e } else { StatusError::internal(e.message) })
+}
+
+/// Whether mutating admission webhooks are configured for the kind of `ctx` (the write path
+/// then leaves the strategy and validation until after them, as upstream).
+pub fn has_mutating_webhooks(state: &ApiState, ctx: &Ctx) -> bool {
+    !webhook::rules::is_exempt(ctx.storage.group, ctx.storage.kind)
+        && !state.webhooks.mutating(&state.caches).is_empty()
 }
 
 /// ValidatingAdmissionPolicies, then the validating admission webhooks, of a create (`old` is `None`) or an update of `obj`.

@@ -349,7 +349,7 @@ fn controller_roles() -> Vec<(&'static str, Vec<Rule>)> {
                 r(&["get", "list", "watch", "create", "update", "delete", "patch"], &["batch"], &["jobs"]),
                 r(&["update"], &["batch"], &["cronjobs/status"]),
                 r(&["update"], &["batch"], &["cronjobs/finalizers"]),
-                r(&["list", "delete"], &[""], &["pods"]),
+                r(&["list", "watch", "delete"], &[""], &["pods"]),
             ]),
         ),
         (
@@ -398,7 +398,7 @@ fn controller_roles() -> Vec<(&'static str, Vec<Rule>)> {
             "endpoint-controller",
             with_events(vec![
                 r(&["get", "list", "watch"], &[""], &["services", "pods"]),
-                r(&["get", "list", "create", "update", "delete"], &[""], &["endpoints"]),
+                r(&["get", "list", "watch", "create", "update", "delete"], &[""], &["endpoints"]),
                 r(&["create"], &[""], &["endpoints/restricted"]),
             ]),
         ),
@@ -407,15 +407,16 @@ fn controller_roles() -> Vec<(&'static str, Vec<Rule>)> {
             with_events(vec![
                 r(&["get", "list", "watch"], &[""], &["services", "pods", "nodes"]),
                 r(&["update"], &[""], &["services/finalizers"]),
-                r(&["get", "list", "create", "update", "delete"], &["discovery.k8s.io"], &["endpointslices"]),
+                r(&["get", "list", "watch", "create", "update", "delete"], &["discovery.k8s.io"], &["endpointslices"]),
             ]),
         ),
         (
             "endpointslicemirroring-controller",
             with_events(vec![
                 r(&["get", "list", "watch"], &[""], &["services", "endpoints"]),
+                r(&["update"], &[""], &["services/finalizers"]),
                 r(&["update"], &[""], &["endpoints/finalizers"]),
-                r(&["get", "list", "create", "update", "delete"], &["discovery.k8s.io"], &["endpointslices"]),
+                r(&["get", "list", "watch", "create", "update", "delete"], &["discovery.k8s.io"], &["endpointslices"]),
             ]),
         ),
         (
@@ -432,9 +433,7 @@ fn controller_roles() -> Vec<(&'static str, Vec<Rule>)> {
                 r(&["get", "list", "watch", "update", "patch"], &[""], &["persistentvolumes"]),
                 r(&["update", "patch"], &[""], &["persistentvolumeclaims/status"]),
                 r(&["get", "list", "watch"], &[""], &["persistentvolumeclaims"]),
-                r(&["get", "list", "watch"], &["storage.k8s.io"], &["storageclasses"]),
-                r(&["get"], &[""], &["endpoints", "services"]),
-                r(&["get"], &[""], &["secrets"]),
+                r(&["get"], &[""], &["services"]),
             ]),
         ),
         (
@@ -447,16 +446,16 @@ fn controller_roles() -> Vec<(&'static str, Vec<Rule>)> {
                 r(&["get", "list", "watch"], &["autoscaling"], &["horizontalpodautoscalers"]),
                 r(&["update"], &["autoscaling"], &["horizontalpodautoscalers/status"]),
                 r(&["get", "update"], &["*"], &["*/scale"]),
-                r(&["list"], &[""], &["pods"]),
-                r(&["list"], &["metrics.k8s.io"], &["pods"]),
-                r(&["get", "list"], &["custom.metrics.k8s.io", "external.metrics.k8s.io"], &["*"]),
+                r(&["list", "watch"], &[""], &["pods"]),
+                r(&["list", "watch"], &["metrics.k8s.io"], &["pods"]),
+                r(READ, &["custom.metrics.k8s.io", "external.metrics.k8s.io"], &["*"]),
             ]),
         ),
         (
             "job-controller",
             with_events(vec![
                 r(&["get", "list", "watch", "update", "patch"], &["batch"], &["jobs"]),
-                r(&["update", "patch"], &["batch"], &["jobs/status"]),
+                r(&["update"], &["batch"], &["jobs/status"]),
                 r(&["update"], &["batch"], &["jobs/finalizers"]),
                 r(&["list", "watch", "create", "delete", "patch"], &[""], &["pods"]),
             ]),
@@ -466,16 +465,16 @@ fn controller_roles() -> Vec<(&'static str, Vec<Rule>)> {
             vec![
                 r(&["get", "list", "watch", "delete"], &[""], &["namespaces"]),
                 r(&["update"], &[""], &["namespaces/finalize", "namespaces/status"]),
-                r(&["get", "list", "delete", "deletecollection"], &["*"], &["*"]),
+                r(&["get", "list", "watch", "delete", "deletecollection"], &["*"], &["*"]),
             ],
         ),
         (
             "node-controller",
             with_events(vec![
-                r(&["get", "list", "update", "delete", "patch"], &[""], &["nodes"]),
+                r(&["get", "list", "watch", "update", "delete", "patch"], &[""], &["nodes"]),
                 r(&["patch", "update"], &[""], &["nodes/status"]),
                 r(&["patch", "update"], &[""], &["pods/status"]),
-                r(&["list", "delete"], &[""], &["pods"]),
+                r(&["list", "watch", "get", "delete"], &[""], &["pods"]),
             ]),
         ),
         (
@@ -487,16 +486,16 @@ fn controller_roles() -> Vec<(&'static str, Vec<Rule>)> {
                 r(&["update"], &[""], &["persistentvolumeclaims/status"]),
                 r(&["get", "list", "watch", "create", "delete"], &[""], &["pods"]),
                 r(&["get", "list", "watch"], &["storage.k8s.io"], &["storageclasses"]),
-                r(&["get", "create", "delete"], &[""], &["endpoints", "services"]),
-                r(&["get"], &[""], &["secrets"]),
-                r(&["get", "list"], &[""], &["nodes"]),
+                r(&["list", "watch"], &[""], &["nodes"]),
+                r(&["watch"], &[""], &["events"]),
+                r(&["get"], &[""], &["services"]),
             ]),
         ),
         (
             "pod-garbage-collector",
             vec![
                 r(&["list", "watch", "delete"], &[""], &["pods"]),
-                r(&["get", "list"], &[""], &["nodes"]),
+                r(READ, &[""], &["nodes"]),
                 r(&["patch"], &[""], &["pods/status"]),
             ],
         ),
@@ -560,7 +559,9 @@ fn controller_roles() -> Vec<(&'static str, Vec<Rule>)> {
                     &["apps"],
                     &["controllerrevisions"],
                 ),
-                r(&["get", "create"], &[""], &["persistentvolumeclaims"]),
+                r(&["get", "create", "list", "watch"], &[""], &["persistentvolumeclaims"]),
+                r(&["update", "delete"], &[""], &["persistentvolumeclaims"]),
+                r(&["update"], &[""], &["pods/finalizers"]),
             ]),
         ),
         ("ttl-controller", with_events(vec![r(&["update", "patch", "list", "watch"], &[""], &["nodes"])])),
@@ -574,7 +575,7 @@ fn controller_roles() -> Vec<(&'static str, Vec<Rule>)> {
                     &["certificatesigningrequests/status", "certificatesigningrequests/approval"],
                 ),
                 r(&["approve"], &["certificates.k8s.io"], &["signers"])
-                    .names(&["kubernetes.io/kube-apiserver-client-kubelet", "kubernetes.io/legacy-unknown"]),
+                    .names(&["kubernetes.io/kube-apiserver-client-kubelet"]),
                 r(&["sign"], &["certificates.k8s.io"], &["signers"]).names(&[
                     "kubernetes.io/kube-apiserver-client",
                     "kubernetes.io/kube-apiserver-client-kubelet",
@@ -597,14 +598,14 @@ fn controller_roles() -> Vec<(&'static str, Vec<Rule>)> {
         ),
         (
             "validatingadmissionpolicy-status-controller",
-            vec![
+            with_events(vec![
                 r(&["get", "list", "watch"], &["admissionregistration.k8s.io"], &["validatingadmissionpolicies"]),
                 r(
                     &["get", "patch", "update"],
                     &["admissionregistration.k8s.io"],
                     &["validatingadmissionpolicies/status"],
                 ),
-            ],
+            ]),
         ),
     ]
 }
@@ -684,6 +685,15 @@ pub fn cluster_roles() -> Vec<Value> {
             ],
         ),
         cluster_role("system:kube-dns", vec![r(&["list", "watch"], &[""], &["endpoints", "services"])]),
+        cluster_role("system:kube-aggregator", vec![r(READ, &[""], &["services", "endpoints"])]),
+        cluster_role(
+            "system:node-problem-detector",
+            vec![
+                r(&["get"], &[""], &["nodes"]),
+                r(&["patch"], &[""], &["nodes/status"]),
+                r(EVENTS, &["", "events.k8s.io"], &["events"]),
+            ],
+        ),
         cluster_role("system:kube-scheduler", scheduler_rules()),
         cluster_role("system:kube-controller-manager", controller_manager_rules()),
         cluster_role(
@@ -1036,6 +1046,74 @@ mod tests {
             ["cluster-admin", "admin", "edit", "view", "system:basic-user", "system:controller:deployment-controller"]
         {
             assert!(names.contains(&want), "{want}");
+        }
+    }
+
+    /// Whether the `system:controller:<controller>` role allows `verbs` on `group`/`resource`.
+    fn controller_may(controller: &str, verbs: &[&str], group: &str, resource: &str) -> bool {
+        let roles = controller_roles();
+        let (_, rules) = roles.iter().find(|(n, _)| *n == controller).expect("a controller role");
+        covers(rules, &[r(verbs, &[group], &[resource])]).is_empty()
+    }
+
+    #[test]
+    fn controller_roles_grant_what_upstreams_grant() {
+        let granted: &[(&str, &[&str], &str, &str)] = &[
+            ("deployment-controller", &["update"], "apps", "deployments/status"),
+            ("deployment-controller", &["create", "update", "patch", "delete"], "apps", "replicasets"),
+            ("replicaset-controller", &["update"], "apps", "replicasets/status"),
+            ("replicaset-controller", &["create", "delete", "patch"], "", "pods"),
+            ("statefulset-controller", &["update"], "apps", "statefulsets/status"),
+            ("statefulset-controller", &["list", "watch", "update", "delete"], "", "persistentvolumeclaims"),
+            ("daemon-set-controller", &["create"], "", "pods/binding"),
+            ("job-controller", &["update"], "batch", "jobs/status"),
+            ("cronjob-controller", &["watch", "delete"], "", "pods"),
+            ("endpoint-controller", &["watch", "create", "update"], "", "endpoints"),
+            (
+                "endpointslice-controller",
+                &["watch", "create", "update", "delete"],
+                "discovery.k8s.io",
+                "endpointslices",
+            ),
+            ("endpointslicemirroring-controller", &["update"], "", "services/finalizers"),
+            ("node-controller", &["watch", "get", "delete"], "", "pods"),
+            ("namespace-controller", &["watch", "deletecollection"], "apps", "deployments"),
+            ("generic-garbage-collector", &["patch", "delete"], "apps", "replicasets"),
+            ("horizontal-pod-autoscaler", &["get", "update"], "apps", "deployments/scale"),
+            ("horizontal-pod-autoscaler", &["watch"], "metrics.k8s.io", "pods"),
+            ("disruption-controller", &["update"], "policy", "poddisruptionbudgets/status"),
+            ("pod-garbage-collector", &["watch"], "", "nodes"),
+            ("persistent-volume-binder", &["update"], "", "persistentvolumeclaims/status"),
+            ("resourcequota-controller", &["update"], "", "resourcequotas/status"),
+            ("validatingadmissionpolicy-status-controller", &["create"], "events.k8s.io", "events"),
+        ];
+        for (controller, verbs, group, resource) in granted {
+            assert!(controller_may(controller, verbs, group, resource), "{controller}: {verbs:?} {group}/{resource}");
+        }
+        // Grants upstream dropped (or never had) stay out.
+        let refused: &[(&str, &[&str], &str, &str)] = &[
+            ("job-controller", &["patch"], "batch", "jobs/status"),
+            ("expand-controller", &["get"], "", "secrets"),
+            ("persistent-volume-binder", &["create"], "", "services"),
+            ("deployment-controller", &["delete"], "", "pods"),
+        ];
+        for (controller, verbs, group, resource) in refused {
+            assert!(!controller_may(controller, verbs, group, resource), "{controller}: {verbs:?} {group}/{resource}");
+        }
+        let roles = controller_roles();
+        let (_, certs) = roles.iter().find(|(n, _)| *n == "certificate-controller").expect("role");
+        let approve = |signer: &str| r(&["approve"], &["certificates.k8s.io"], &["signers"]).names(&[signer]);
+        assert!(covers(certs, &[approve("kubernetes.io/kube-apiserver-client-kubelet")]).is_empty());
+        assert!(!covers(certs, &[approve("kubernetes.io/legacy-unknown")]).is_empty());
+    }
+
+    #[test]
+    fn every_controller_role_is_bound_to_its_service_account() {
+        let bindings = cluster_role_bindings();
+        for (name, _) in controller_roles() {
+            let role = format!("system:controller:{name}");
+            let b = bindings.iter().find(|b| b["metadata"]["name"] == role.as_str()).expect("a binding");
+            assert_eq!(b["subjects"], json!([service_account("kube-system", name)]), "{role}");
         }
     }
 

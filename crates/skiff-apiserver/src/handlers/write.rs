@@ -207,10 +207,16 @@ pub async fn create_object(
     meta::prepare_create(ctx, &mut obj)?;
     ensure_namespace_open(state, ctx).await?;
     crate::admission::create(state, ctx, adm, &mut obj).await?;
-    let mut obj = ops(ctx)?.admit(obj, Operation::Create, adm.validation, &mut adm.warnings)?;
-    if crate::admission::mutate_webhooks(state, ctx, adm, None, &mut obj).await? {
-        obj = ops(ctx)?.admit(obj, Operation::Create, adm.validation, &mut Vec::new())?;
-    }
+    let ops = ops(ctx)?;
+    let mut obj = if crate::admission::has_mutating_webhooks(state, ctx) {
+        // As upstream: defaulting, the mutating webhooks, then the strategy and validation (so
+        // a webhook may complete an object that would not be valid without it).
+        let mut obj = ops.decode_and_default(obj, adm.validation, &mut adm.warnings)?;
+        crate::admission::mutate_webhooks(state, ctx, adm, None, &mut obj).await?;
+        ops.admit(obj, Operation::Create, adm.validation, &mut adm.warnings)?
+    } else {
+        ops.admit(obj, Operation::Create, adm.validation, &mut adm.warnings)?
+    };
     crate::admission::validate_create(state, ctx, adm, &obj).await?;
     track(ctx, adm, None, &mut obj, sent);
     let name = meta_str(&obj, "name").unwrap_or("").to_string();

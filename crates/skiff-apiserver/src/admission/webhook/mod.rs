@@ -44,6 +44,11 @@ pub struct Write<'a> {
     pub dry_run: bool,
 }
 
+/// How the object a mutating webhook patched is taken back (stored form in, stored form out):
+/// upstream decodes it into its type, dropping unknown fields, and applies the defaults again,
+/// so the next webhook, the reinvocation round and validation see a defaulted object.
+pub type Reread<'a> = &'a (dyn Fn(Value) -> Result<Value, StatusError> + Send + Sync);
+
 /// The resource (and kind) a webhook receives the request as.
 pub(crate) struct Invocation {
     /// The resource the webhook is matched as.
@@ -343,6 +348,7 @@ async fn mutate_once(
     inv: &Invocation,
     w: &Write<'_>,
     obj: &mut Option<&mut Value>,
+    reread: Reread<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<bool, StatusError> {
     let verdict = match call_hook(state, ctx, hook, inv, w, obj.as_deref(), true).await {
@@ -353,17 +359,19 @@ async fn mutate_once(
         }
     };
     warnings.extend(verdict.warnings);
-    let changed = apply_verdict_patch(hook, inv, obj, &verdict.patch)?;
+    let changed = apply_verdict_patch(hook, inv, obj, &verdict.patch, reread)?;
     annotate_mutation(ctx, hook, call, changed, &verdict.patch);
     Ok(changed)
 }
 
-/// Applies a mutating webhook's patch to `obj`; whether the object changed.
+/// Applies a mutating webhook's patch to `obj` and rereads the result; whether the object
+/// changed.
 fn apply_verdict_patch(
     hook: &Hook,
     inv: &Invocation,
     obj: &mut Option<&mut Value>,
     patch: &[u8],
+    reread: Reread<'_>,
 ) -> Result<bool, StatusError> {
     if review::patch_is_empty(patch) {
         return Ok(false);
@@ -389,18 +397,22 @@ fn apply_verdict_patch(
     if patched == served {
         return Ok(false);
     }
-    *target = views::to_storage(inv.info, patched);
-    Ok(true)
+    let patched = reread(views::to_storage(inv.info, patched))?;
+    let changed = patched != *target;
+    *target = patched;
+    Ok(changed)
 }
 
 /// Runs the mutating webhooks on a write of `obj` (stored form; `None` for deletes), in
 /// order, then once more those with `reinvocationPolicy: IfNeeded` that ran before a later
-/// webhook changed the object. Returns whether the object changed.
+/// webhook changed the object. Each patched object goes through `reread` before the next
+/// webhook sees it. Returns whether the object changed.
 pub async fn mutate(
     state: &ApiState,
     ctx: &Ctx,
     w: Write<'_>,
     mut obj: Option<&mut Value>,
+    reread: Reread<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<bool, StatusError> {
     if exempt(ctx) {
@@ -415,7 +427,7 @@ pub async fn mutate(
     let mut reinvoke: BTreeSet<String> = BTreeSet::new();
     for (index, hook) in hooks.iter().enumerate() {
         let Some(inv) = should_call(state, ctx, hook, &w, obj.as_deref())? else { continue };
-        if mutate_once(state, ctx, hook, Call { round: 0, index }, &inv, &w, &mut obj, warnings).await? {
+        if mutate_once(state, ctx, hook, Call { round: 0, index }, &inv, &w, &mut obj, reread, warnings).await? {
             changed = true;
             reinvoke.extend(invoked.iter().cloned());
         }
@@ -426,7 +438,7 @@ pub async fn mutate(
     if changed && !reinvoke.is_empty() {
         for (index, hook) in hooks.iter().enumerate().filter(|(_, h)| reinvoke.contains(&h.key())) {
             let Some(inv) = should_call(state, ctx, hook, &w, obj.as_deref())? else { continue };
-            mutate_once(state, ctx, hook, Call { round: 1, index }, &inv, &w, &mut obj, warnings).await?;
+            mutate_once(state, ctx, hook, Call { round: 1, index }, &inv, &w, &mut obj, reread, warnings).await?;
         }
     }
     Ok(changed)
@@ -470,14 +482,19 @@ pub async fn validate(
     first.map_or(Ok(()), Err)
 }
 
-/// The webhooks and policies of a CONNECT (exec, attach, port-forward, proxy) whose options
-/// object is `options`: mutating webhooks may deny it (their patches are not applied to the
-/// connection), then ValidatingAdmissionPolicies and the validating webhooks.
-pub async fn admit_connect(state: &ApiState, ctx: &Ctx, options: &Value) -> Result<(), StatusError> {
+/// The webhooks and policies of a CONNECT (exec, attach, port-forward) whose options object is
+/// `options`: the mutating webhooks may patch it (each patch taken back through `reread`, which
+/// decodes it into the options' type, as upstream), then ValidatingAdmissionPolicies and the
+/// validating webhooks see the result, which the connection is to use.
+pub async fn admit_connect(
+    state: &ApiState,
+    ctx: &Ctx,
+    options: &mut Value,
+    reread: Reread<'_>,
+) -> Result<(), StatusError> {
     let w = Write { operation: "CONNECT", old: None, dry_run: false };
     let mut warnings = Vec::new();
-    let mut obj = options.clone();
-    mutate(state, ctx, w, Some(&mut obj), &mut warnings).await?;
+    mutate(state, ctx, w, Some(options), reread, &mut warnings).await?;
     super::policy::validate(state, ctx, w, Some(options), &mut warnings)?;
     validate(state, ctx, w, Some(options), &mut warnings).await
 }
@@ -487,7 +504,68 @@ pub async fn admit_connect(state: &ApiState, ctx: &Ctx, options: &Value) -> Resu
 pub async fn admit_delete(state: &ApiState, ctx: &Ctx, old: &Value, dry_run: bool) -> Result<(), StatusError> {
     let w = Write { operation: "DELETE", old: Some(old), dry_run };
     let mut warnings = Vec::new();
-    mutate(state, ctx, w, None, &mut warnings).await?;
+    mutate(state, ctx, w, None, &|v| Ok(v), &mut warnings).await?;
     super::policy::validate(state, ctx, w, None, &mut warnings)?;
     validate(state, ctx, w, None, &mut warnings).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nodeproxy::ConnectOptions;
+
+    fn hook() -> Hook {
+        let c = serde_json::from_value(json!({
+            "metadata": {"name": "c"},
+            "webhooks": [{"name": "m.skiff.test", "clientConfig": {"url": "https://127.0.0.1/"},
+                "sideEffects": "None", "admissionReviewVersions": ["v1"]}]
+        }))
+        .expect("configuration");
+        config::mutating_hooks(&c).remove(0)
+    }
+
+    fn patch(ops: Value) -> Vec<u8> {
+        ops.to_string().into_bytes()
+    }
+
+    #[test]
+    fn a_patched_pod_is_decoded_and_defaulted_before_the_next_webhook() {
+        let inv = Invocation { info: catalogue::find("", "v1", "pods").expect("pods") };
+        let ops = crate::typed::ops_for("", "Pod").expect("pod ops");
+        let reread = |v: Value| crate::admission::decode_patched(ops, v);
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"containers": [{"name": "a", "image": "busybox:1.36"}]}});
+        let mut pod = reread(pod).expect("defaulted");
+        let add = patch(json!([{"op": "add", "path": "/spec/containers/-",
+            "value": {"name": "b", "image": "busybox", "bogus": 1}}]));
+        assert!(apply_verdict_patch(&hook(), &inv, &mut Some(&mut pod), &add, &reread).expect("applied"));
+        let added = &pod["spec"]["containers"][1];
+        assert_eq!(added["imagePullPolicy"], "Always", "{added}");
+        assert_eq!(added["terminationMessagePath"], "/dev/termination-log");
+        assert!(added.get("bogus").is_none(), "unknown fields are dropped: {added}");
+        // Restating a default changes nothing; a value of the wrong type is an internal error.
+        let same = patch(json!([{"op": "add", "path": "/spec/containers/1/imagePullPolicy", "value": "Always"}]));
+        assert!(!apply_verdict_patch(&hook(), &inv, &mut Some(&mut pod), &same, &reread).expect("applied"));
+        let wrong = patch(json!([{"op": "replace", "path": "/spec/containers", "value": "none"}]));
+        let err = apply_verdict_patch(&hook(), &inv, &mut Some(&mut pod), &wrong, &reread).expect_err("wrong type");
+        assert_eq!(err.code, 500, "{}", err.message);
+    }
+
+    #[test]
+    fn a_patched_exec_keeps_its_options_type() {
+        let inv = Invocation { info: catalogue::find("", "v1", "pods").expect("pods") };
+        let options = ConnectOptions::from_query("exec", "command=date&container=a&stdout=1").expect("options");
+        let reread = |v: Value| options.reread(v);
+        let mut obj = options.to_value();
+        let rewrite = patch(json!([{"op": "replace", "path": "/command", "value": ["echo", "hi"]},
+            {"op": "replace", "path": "/container", "value": "b"}, {"op": "add", "path": "/extra", "value": 1}]));
+        assert!(apply_verdict_patch(&hook(), &inv, &mut Some(&mut obj), &rewrite, &reread).expect("applied"));
+        let patched = options.decode_same_kind(obj.clone()).expect("exec options");
+        assert_eq!(patched.container(), Some("b"));
+        assert_eq!(patched.agent_path("ns", "p", "b"), "/exec/ns/p/b?output=1&command=echo&command=hi");
+        assert!(obj.get("extra").is_none(), "{obj}");
+        let wrong = patch(json!([{"op": "add", "path": "/stdin", "value": "yes"}]));
+        let err = apply_verdict_patch(&hook(), &inv, &mut Some(&mut obj), &wrong, &reread).expect_err("wrong type");
+        assert_eq!(err.code, 500, "{}", err.message);
+    }
 }

@@ -5,7 +5,12 @@
 //! kubelet-client certificate, as upstream's apiserver does. Log bodies stream through;
 //! upgrades (SPDY/3.1, WebSocket) are passed through byte for byte once the agent answers 101.
 //!
+//! The options of the CONNECTs (exec, attach, port-forward) live in [`options`]; admission may
+//! rewrite them before the connection is made.
+//!
 //! What does not live here: the protocols themselves (the agent's streaming server).
+
+pub mod options;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,13 +21,15 @@ use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
-use serde_json::{Value, json};
+use serde_json::Value;
 use skiff_api::StatusError;
 use skiff_api::catalogue;
 use skiff_api::status::{GroupKind, GroupResource};
 use skiff_api::validation::FieldError;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+pub use options::ConnectOptions;
 
 use crate::authn::UserInfo;
 use crate::handlers::Ctx;
@@ -233,59 +240,17 @@ pub fn validate_log_options(name: &str, query: &str) -> Result<(), StatusError> 
     }
 }
 
-/// The options object of a CONNECT (upstream's `PodExecOptions`, `PodAttachOptions`,
-/// `PodPortForwardOptions`, `PodProxyOptions`) from the request's query.
-fn connect_options(sub: &str, query: &str) -> Value {
-    let pairs = pairs(query);
-    let first = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let streams = |kind: &str| {
-        let mut o = json!({"kind": kind, "apiVersion": "v1"});
-        for s in ["stdin", "stdout", "stderr", "tty"] {
-            if truthy(&pairs, s) {
-                o[s] = json!(true);
-            }
-        }
-        if let Some(c) = first("container") {
-            o["container"] = json!(c);
-        }
-        o
-    };
-    match sub {
-        "exec" => {
-            let mut o = streams("PodExecOptions");
-            o["command"] = json!(pairs.iter().filter(|(k, _)| k == "command").map(|(_, v)| v).collect::<Vec<_>>());
-            o
-        }
-        "attach" => streams("PodAttachOptions"),
-        "portforward" => {
-            let ports: Vec<u64> =
-                pairs.iter().filter(|(k, _)| k == "ports").filter_map(|(_, v)| v.parse().ok()).collect();
-            let mut o = json!({"kind": "PodPortForwardOptions", "apiVersion": "v1"});
-            if !ports.is_empty() {
-                o["ports"] = json!(ports);
-            }
-            o
-        }
-        _ => {
-            let mut o = json!({"kind": "PodProxyOptions", "apiVersion": "v1"});
-            if let Some(p) = first("path") {
-                o["path"] = json!(p);
-            }
-            o
-        }
-    }
-}
-
-/// Admission of a CONNECT to a pod (exec, attach, port-forward, proxy): the admission webhooks
-/// and policies whose rules name the `CONNECT` operation see the options object, as upstream.
+/// Admission of a CONNECT to a pod (exec, attach, port-forward): the admission webhooks and
+/// policies whose rules name the `CONNECT` operation see the options object, as upstream;
+/// returns the options as the mutating webhooks left them.
 async fn admit_connect(
     state: &ApiState,
     user: Arc<UserInfo>,
     parts: &Parts,
     (ns, name): (&str, &str),
     sub: &str,
-    query: &str,
-) -> Result<(), StatusError> {
+    options: ConnectOptions,
+) -> Result<ConnectOptions, StatusError> {
     let info =
         catalogue::find("", "v1", "pods").ok_or_else(|| StatusError::internal("the pods resource is not served"))?;
     let mut ctx = Ctx::internal(info, Some(ns), Verb::Create);
@@ -293,63 +258,30 @@ async fn admit_connect(
     ctx.name = Some(name.to_string());
     ctx.subresource = Some(sub.to_string());
     ctx.audit = parts.extensions.get::<crate::audit::Slot>().cloned();
-    crate::admission::webhook::admit_connect(state, &ctx, &connect_options(sub, query)).await
+    let mut obj = options.to_value();
+    crate::admission::webhook::admit_connect(state, &ctx, &mut obj, &|patched| options.reread(patched)).await?;
+    options.decode_same_kind(obj).map_err(StatusError::internal)
 }
 
 fn pairs(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
-fn truthy(pairs: &[(String, String)], name: &str) -> bool {
-    pairs.iter().any(|(k, v)| k == name && (v == "1" || v.eq_ignore_ascii_case("true")))
-}
-
-/// The agent's path and query for a request (upstream's `LogLocation`, `ExecLocation`,
-/// `AttachLocation`, `PortForwardLocation`).
-pub fn agent_path(sub: &str, ns: &str, pod: &str, container: &str, query: &str) -> Result<String, StatusError> {
-    let pairs = pairs(query);
-    let mut out = form_urlencoded::Serializer::new(String::new());
+/// The agent's path and query for a log request (upstream's `LogLocation`).
+pub fn log_path(ns: &str, pod: &str, container: &str, query: &str) -> String {
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let path = match sub {
-        "log" => {
-            for (k, v) in &pairs {
-                if matches!(
-                    k.as_str(),
-                    "follow" | "previous" | "timestamps" | "sinceSeconds" | "sinceTime" | "tailLines" | "limitBytes"
-                ) {
-                    out.append_pair(k, v);
-                }
-            }
-            format!("/containerLogs/{}/{}/{}", enc(ns), enc(pod), enc(container))
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs(query) {
+        if matches!(
+            k.as_str(),
+            "follow" | "previous" | "timestamps" | "sinceSeconds" | "sinceTime" | "tailLines" | "limitBytes"
+        ) {
+            out.append_pair(&k, &v);
         }
-        "exec" | "attach" => {
-            for (param, agent) in [("stdin", "input"), ("stdout", "output"), ("stderr", "error"), ("tty", "tty")] {
-                if truthy(&pairs, param) {
-                    out.append_pair(agent, "1");
-                }
-            }
-            if sub == "exec" {
-                for (_, c) in pairs.iter().filter(|(k, _)| k == "command") {
-                    out.append_pair("command", c);
-                }
-            }
-            format!("/{sub}/{}/{}/{}", enc(ns), enc(pod), enc(container))
-        }
-        _ => {
-            for (_, p) in pairs.iter().filter(|(k, _)| k == "ports") {
-                for port in p.split(',') {
-                    let ok = port.trim().parse::<u16>().is_ok_and(|n| n > 0);
-                    if !ok {
-                        return Err(StatusError::bad_request(format!("invalid port {port:?}")));
-                    }
-                    out.append_pair("port", port.trim());
-                }
-            }
-            format!("/portForward/{}/{}", enc(ns), enc(pod))
-        }
-    };
+    }
+    let path = format!("/containerLogs/{}/{}/{}", enc(ns), enc(pod), enc(container));
     let query = out.finish();
-    Ok(if query.is_empty() { path } else { format!("{path}?{query}") })
+    if query.is_empty() { path } else { format!("{path}?{query}") }
 }
 
 async fn serve(
@@ -373,18 +305,21 @@ async fn serve(
     };
     let pod = get_object(state, "pods", Some(ns), name).await?;
     let query = parts.uri.query().unwrap_or("").to_string();
-    if sub == "log" {
+    // Logs are a GET with options; the others are CONNECTs whose options pass admission (and
+    // may be rewritten by it) before the container is resolved, as upstream.
+    let path = if sub == "log" {
         validate_log_options(name, &query)?;
-    }
-    let container = if sub == "portforward" {
-        String::new()
-    } else {
         let asked = pairs(&query).into_iter().find(|(k, _)| k == "container").map(|(_, v)| v);
-        validate_container(&pod, name, asked.as_deref())?
+        log_path(ns, name, &validate_container(&pod, name, asked.as_deref())?, &query)
+    } else {
+        let options = ConnectOptions::from_query(&sub, &query)?;
+        let options = admit_connect(state, user, &parts, (ns, name), &sub, options).await?;
+        let container = match options {
+            ConnectOptions::PortForward(_) => String::new(),
+            _ => validate_container(&pod, name, options.container())?,
+        };
+        options.agent_path(ns, name, &container)
     };
-    if sub != "log" {
-        admit_connect(state, user, &parts, (ns, name), &sub, &query).await?;
-    }
     let node_name = pod["spec"]["nodeName"].as_str().unwrap_or("");
     if node_name.is_empty() {
         if sub == "log" {
@@ -398,7 +333,6 @@ async fn serve(
         .ok_or_else(|| StatusError::bad_request(format!("node {node_name} has no address to reach its agent")))?;
     let dialer =
         dialer.ok_or_else(|| StatusError::service_unavailable("this API server has no credentials for node agents"))?;
-    let path = agent_path(&sub, ns, name, &container, &query)?;
     let upgrade = parts.headers.contains_key(header::UPGRADE);
     let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let tls = dialer.connect(addr).await.map_err(|e| StatusError::internal(e.to_string()))?;
@@ -495,21 +429,11 @@ mod tests {
     }
 
     #[test]
-    fn agent_paths_use_the_kubelet_parameters() {
-        let q = "command=sh&command=-c&command=echo%20hi&stdin=true&stdout=true&stderr=false&tty=true&container=c";
+    fn log_paths_keep_the_kubelet_parameters() {
         assert_eq!(
-            agent_path("exec", "ns", "p", "c", q).expect("path"),
-            "/exec/ns/p/c?input=1&output=1&tty=1&command=sh&command=-c&command=echo+hi"
-        );
-        assert_eq!(
-            agent_path("log", "ns", "p", "c", "container=c&follow=true&tailLines=3&pretty=1").expect("path"),
+            log_path("ns", "p", "c", "container=c&follow=true&tailLines=3&pretty=1"),
             "/containerLogs/ns/p/c?follow=true&tailLines=3"
         );
-        assert_eq!(
-            agent_path("portforward", "ns", "p", "", "ports=80,8080").expect("path"),
-            "/portForward/ns/p?port=80&port=8080"
-        );
-        assert!(agent_path("portforward", "ns", "p", "", "ports=http").is_err());
     }
 
     #[test]
