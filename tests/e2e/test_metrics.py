@@ -2,6 +2,9 @@
 readings through the API server's `metrics.k8s.io/v1beta1` (NodeMetrics, PodMetrics), `kubectl top
 node|pod` with kubectl 1.32 and 1.20, the Python client's CustomObjectsApi, upstream's 404s, and a
 HorizontalPodAutoscaler scaling a Deployment up under CPU load and back down when it stops.
+Also the agent's kubelet stats endpoints through the node proxy (`kubectl get --raw
+/api/v1/nodes/<node>/proxy/stats/summary`, `/metrics/cadvisor`, `/metrics/resource`) and who may
+read them.
 
 A busy loop (`while :; do :; done`) under a CPU limit of 300m uses a known share of a core without
 taking the shared test machine's cores."""
@@ -10,6 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
+import urllib.error
+import urllib.request
 
 import pytest
 from kubernetes import client as k8s
@@ -139,6 +145,124 @@ def test_kubectl_top(metrics_cluster, ns, burning, version):
     missing = metrics_cluster.kubectl("-n", ns, "top", "pod", "no-such-pod", version=version, check=False)
     assert missing.returncode != 0
     assert 'pods "no-such-pod" not found' in missing.stderr, missing.stderr
+
+
+STATS_POD = "stats"
+
+
+@pytest.fixture(scope="module")
+def stats_pod(metrics_cluster, ns):
+    """A sleeping pod with a 64 KiB file in an emptyDir and a configMap volume."""
+    metrics_cluster.kubectl("-n", ns, "create", "configmap", "stats-config", "--from-literal=k=v")
+    pod = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": STATS_POD},
+        "spec": {
+            "nodeName": NODE, "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "main", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", "dd if=/dev/zero of=/scratch/f bs=1024 count=64 && exec sleep 3600"],
+                "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"},
+                                 {"name": "config", "mountPath": "/config"}],
+            }],
+            "volumes": [{"name": "scratch", "emptyDir": {}},
+                        {"name": "config", "configMap": {"name": "stats-config"}}],
+        },
+    }
+    metrics_cluster.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(pod))
+    metrics_cluster.kubectl("-n", ns, "wait", "--for=condition=Ready", f"pod/{STATS_POD}", "--timeout=90s")
+    return STATS_POD
+
+
+def raw(cluster, path: str, version: str = "1.32") -> str:
+    return cluster.kubectl("get", "--raw", f"/api/v1/nodes/{NODE}/proxy{path}", version=version).stdout
+
+
+def summary_pod(summary: dict, ns: str, name: str) -> dict | None:
+    refs = ((p, p["podRef"]) for p in summary["pods"])
+    return next((p for p, ref in refs if (ref["namespace"], ref["name"]) == (ns, name)), None)
+
+
+@pytest.mark.parametrize("version", KUBECTL_VERSIONS)
+def test_stats_summary_through_the_node_proxy(metrics_cluster, ns, stats_pod, version):
+    if not have_kubectl(version):
+        pytest.skip(f"kubectl {version} not installed")
+
+    def listed():
+        summary = json.loads(raw(metrics_cluster, "/stats/summary", version))
+        pod = summary_pod(summary, ns, stats_pod)
+        scratch = pod and next((v for v in pod.get("volume", []) if v["name"] == "scratch"), None)
+        # The 64 KiB file is written once the container runs.
+        return scratch and scratch["usedBytes"] >= 64 * 1024 and (summary, pod)
+    summary, pod = eventually(listed, timeout=60, what="the stats pod and its written volume in the summary")
+
+    node = summary["node"]
+    assert node["nodeName"] == NODE
+    assert node["cpu"]["usageCoreNanoSeconds"] > 0
+    assert 0 < node["memory"]["workingSetBytes"] and node["memory"]["availableBytes"] > 0
+    assert node["fs"]["capacityBytes"] > node["fs"]["availableBytes"] > 0
+    assert "imageFs" in node["runtime"] and node["rlimit"]["maxpid"] > node["rlimit"]["curproc"] > 0
+    assert {"kubelet", "pods"} <= {c["name"] for c in node["systemContainers"]}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", node["startTime"]), node["startTime"]
+
+    assert pod["podRef"]["uid"] and pod["startTime"]
+    [container] = pod["containers"]
+    assert container["name"] == "main" and container["memory"]["workingSetBytes"] > 0
+    assert container["cpu"]["usageCoreNanoSeconds"] > 0
+    assert "rootfs" in container and "logs" in container
+    assert pod["memory"]["workingSetBytes"] > 0
+    volumes = {v["name"]: v for v in pod["volume"]}
+    assert set(volumes) == {"scratch", "config"}, volumes
+    assert volumes["scratch"]["capacityBytes"] > 0 and volumes["scratch"]["inodesUsed"] >= 2
+    assert pod["ephemeral-storage"]["usedBytes"] >= 64 * 1024
+    assert pod["network"]["name"] == "eth0" and pod["network"]["rxBytes"] >= 0
+    assert pod["process_stats"]["process_count"] >= 1
+
+    # The second summary has a rate against the first.
+    again = json.loads(raw(metrics_cluster, "/stats/summary", version))
+    assert "usageNanoCores" in again["node"]["cpu"]
+
+    small = json.loads(raw(metrics_cluster, "/stats/summary?only_cpu_and_memory=true", version))
+    pod = summary_pod(small, ns, stats_pod)
+    assert pod["containers"][0]["memory"]["workingSetBytes"] > 0
+    assert "volume" not in pod and "network" not in pod and "ephemeral-storage" not in pod
+    assert "fs" not in small["node"] and "network" not in small["node"]
+
+
+def test_cadvisor_and_resource_metrics_through_the_node_proxy(metrics_cluster, ns, stats_pod):
+    text = raw(metrics_cluster, "/metrics/cadvisor")
+    pattern = (r'container_memory_working_set_bytes\{container="main",id="[^"]+",image="[^"]+",'
+               rf'name="[^"]+",namespace="{ns}",pod="{stats_pod}"\}} ([0-9]+) [0-9]+')
+    match = re.search(pattern, text)
+    assert match and int(match.group(1)) > 0, text
+    for series in ("container_cpu_usage_seconds_total", "container_memory_usage_bytes", "container_memory_rss",
+                   "container_network_receive_bytes_total", "container_network_transmit_bytes_total",
+                   "container_fs_usage_bytes", "container_start_time_seconds"):
+        assert re.search(rf'^{series}\{{[^}}]*pod="{stats_pod}"', text, re.M), series
+    assert re.search(r"^machine_cpu_cores [1-9][0-9]* ", text, re.M), text
+    assert re.search(r"^machine_memory_bytes [1-9][0-9]* ", text, re.M), text
+
+    resource = raw(metrics_cluster, "/metrics/resource")
+    assert re.search(rf'^pod_memory_working_set_bytes\{{namespace="{ns}",pod="{stats_pod}"\}} [1-9]', resource, re.M)
+
+
+def test_stats_need_node_permissions(metrics_cluster):
+    for path in ("/stats/summary", "/metrics/cadvisor"):
+        denied = metrics_cluster.kubectl("get", "--raw", f"/api/v1/nodes/{NODE}/proxy{path}", "--as", "nobody",
+                                         check=False)
+        assert denied.returncode != 0
+        assert 'cannot get resource "nodes/proxy"' in denied.stderr, denied.stderr
+
+    # On the agent itself, a client other than the API server is checked against the kubelet's
+    # subresources.
+    tls = metrics_cluster.data_dir / "server" / "tls"
+    ctx = ssl.create_default_context(cafile=str(tls / "ca.crt"))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(str(tls / "admin.crt"), str(tls / "admin.key"))
+    for path, subresource in (("/stats/summary", "stats"), ("/metrics/cadvisor", "metrics")):
+        with pytest.raises(urllib.error.HTTPError) as forbidden:
+            urllib.request.urlopen(f"https://{metrics_cluster.node_ip}:10250{path}", context=ctx, timeout=10)
+        assert forbidden.value.code == 403
+        assert f"subresource={subresource}" in forbidden.value.read().decode()
 
 
 def test_hpa_scales_up_under_load_and_back_down(metrics_cluster, ns, burning):

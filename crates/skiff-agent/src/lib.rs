@@ -17,8 +17,8 @@ pub mod logrotate;
 pub mod network;
 pub mod node;
 pub mod pods;
-pub mod resource_metrics;
 pub mod static_pods;
+pub mod stats;
 pub mod streaming;
 pub mod sysinfo;
 pub mod volumes;
@@ -133,6 +133,7 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
         cfg.node_name.clone(),
     ));
     let volumes = volumes::VolumeManager::new(client.clone(), &cfg);
+    let pod_set = pods::set::PodSet::new();
     let eviction = eviction::EvictionManager::new(cfg.eviction.clone());
     let eviction_task = tokio::spawn(Arc::clone(&eviction).run(eviction::Deps {
         client: client.clone(),
@@ -155,13 +156,15 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
     let node_recorder = recorder.clone();
     let logrotate = tokio::spawn(logrotate::run(Arc::clone(&runtime), cfg.container_logs));
     let pod_task = {
-        let (client, runtime, cfg, volumes) = (client.clone(), Arc::clone(&runtime), cfg.clone(), Arc::clone(&volumes));
+        let (client, runtime, cfg, volumes, pod_set) =
+            (client.clone(), Arc::clone(&runtime), cfg.clone(), Arc::clone(&volumes), pod_set.clone());
         async move {
             let cidr = network::wait_for_pod_cidr(&client, &cfg.node_name).await;
             let data_dir = cfg.agent_dir.parent().unwrap_or(&cfg.agent_dir).to_path_buf();
             let network = Arc::new(network::open(&data_dir, cidr).await);
             let images = image_manager;
-            let shared = pods::worker::Shared { client, runtime, network, cfg, recorder, volumes, images, eviction };
+            let shared =
+                pods::worker::Shared { client, runtime, network, cfg, recorder, volumes, images, eviction, pod_set };
             pods::run(Arc::new(shared)).await;
         }
     };
@@ -192,7 +195,12 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
             runtime: Arc::clone(&streaming_runtime),
             client: client.clone(),
             log_dir: cfg.log_dir.clone(),
-            node_name: cfg.node_name.clone(),
+            stats: Arc::new(stats::collect::Collector::new(
+                pod_set,
+                Arc::clone(&streaming_runtime),
+                stats::collect::Paths { agent_dir: cfg.agent_dir.clone(), log_dir: cfg.log_dir.clone() },
+                cfg.node_name.clone(),
+            )),
         });
         tracing::info!(port = cfg.kubelet_port, "streaming server listening");
         tasks.push(tokio::spawn(streaming::server::serve(listener, streaming::server::tls_config(tls)?, ctx)));

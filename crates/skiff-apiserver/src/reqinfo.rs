@@ -122,6 +122,8 @@ fn finish(
         [r] => ((*r).to_string(), None, None),
         [r, n] => ((*r).to_string(), Some((*n).to_string()), None),
         [r, n, s] => ((*r).to_string(), Some((*n).to_string()), Some((*s).to_string())),
+        // `…/{name}/proxy/{path…}`: the rest is the proxied path.
+        [r, n, "proxy", ..] => ((*r).to_string(), Some((*n).to_string()), Some("proxy".to_string())),
         _ => return Target::NonResource,
     };
     let collection = name.is_none();
@@ -172,6 +174,11 @@ mod tests {
         assert_eq!(r.verb, Verb::DeleteCollection);
         let r = res(Method::PATCH, "/apis/apps/v1/namespaces/d/deployments/w/scale", "");
         assert_eq!((r.verb, r.subresource.as_deref()), (Verb::Patch, Some("scale")));
+        let r = res(Method::GET, "/api/v1/nodes/n1/proxy/stats/summary", "");
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_deref(), r.subresource.as_deref(), r.verb),
+            ("nodes", Some("n1"), Some("proxy"), Verb::Get)
+        );
     }
 
     #[test]

@@ -188,6 +188,9 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
                 None => not_found(&path),
             }
         }
+        Target::Resource(req) if crate::nodeproxy::is_node_proxy(&req) => {
+            crate::nodeproxy::handle_node_proxy(state, shared.kubelet.as_ref(), &req, parts, body).await
+        }
         Target::Resource(req) if crate::nodeproxy::is_streaming(&req) => {
             crate::nodeproxy::handle(state, shared.kubelet.as_ref(), user, req, parts, body).await
         }

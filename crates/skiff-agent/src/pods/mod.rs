@@ -21,6 +21,7 @@ pub mod prober;
 pub mod resources;
 pub mod security;
 pub mod service_env;
+pub mod set;
 pub mod status;
 pub mod timing;
 pub mod worker;
@@ -158,11 +159,13 @@ pub async fn run(shared: Arc<Shared>) {
         }
         pods.workers.retain(|_, h| !h.tx.is_closed());
         pods.sync_static_pods().await;
+        pods.shared.pod_set.retain(|uid| pods.workers.contains_key(uid));
     }
 }
 
 impl Pods {
     async fn dispatch(&mut self, uid: String, pod: Pod) {
+        self.shared.pod_set.insert(&uid, &pod);
         if let Some(h) = self.workers.get(&uid)
             && h.tx.send(Some(pod.clone())).await.is_ok()
         {
@@ -214,6 +217,7 @@ impl Pods {
                 Some(h) => {
                     let changed = h.static_pod.as_ref().is_none_or(|(last, _)| *last != pod);
                     if changed && h.tx.send(Some(pod.clone())).await.is_ok() {
+                        self.shared.pod_set.insert(s.uid(), &pod);
                         h.static_pod = Some((pod, name));
                     }
                 }
@@ -221,6 +225,7 @@ impl Pods {
                     tracing::info!(pod = %name, uid = %s.uid(), path = %s.path.display(), "starting static pod");
                     let (tx, rx) = mpsc::channel(16);
                     tokio::spawn(worker::run(Arc::clone(&self.shared), pod.clone(), rx));
+                    self.shared.pod_set.insert(s.uid(), &pod);
                     self.workers.insert(s.uid().to_string(), Handle { tx, static_pod: Some((pod, name)) });
                 }
                 None => {}

@@ -78,6 +78,8 @@ pub struct Shared {
     pub images: Arc<crate::images::ImageManager>,
     /// The eviction manager (admission under pressure, pods to evict).
     pub eviction: Arc<crate::eviction::EvictionManager>,
+    /// The pods with a worker (read by the stats endpoints).
+    pub pod_set: super::set::PodSet,
 }
 
 /// Runtime id of a container instance.

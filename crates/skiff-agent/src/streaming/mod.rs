@@ -5,7 +5,8 @@
 //! [`server`] terminates TLS (a serving certificate signed by the cluster CA) and admits only the
 //! API server's kubelet-client identity; it routes `/containerLogs/{ns}/{pod}/{container}` to
 //! [`logs`], `/exec/…` and `/attach/…` to [`remotecommand`], `/portForward/{ns}/{pod}` to
-//! [`portforward`] and `/metrics/resource` to [`crate::resource_metrics`]. The wire protocols
+//! [`portforward`] and `/metrics/resource`, `/metrics/cadvisor` and `/stats/summary` to
+//! [`crate::stats`] (callers need `nodes/metrics` and `nodes/stats`). The wire protocols
 //! are SPDY/3.1 ([`spdy`]) and WebSocket channels ([`ws`]), including SPDY tunnelled in
 //! WebSocket for port-forward.
 //!

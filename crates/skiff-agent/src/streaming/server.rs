@@ -50,8 +50,8 @@ pub struct Streaming {
     pub client: kube::Client,
     /// Where container logs are (`/var/log/pods`).
     pub log_dir: PathBuf,
-    /// This node's name (resource metrics list its pods).
-    pub node_name: String,
+    /// Measures the node and its pods for the stats endpoints.
+    pub stats: Arc<crate::stats::collect::Collector>,
 }
 
 /// The rustls configuration: the serving certificate, and client certificates verified against
@@ -194,24 +194,34 @@ async fn route(ctx: Arc<Streaming>, user: Option<&str>, req: Request<Incoming>) 
             super::remotecommand::serve(ctx, super::remotecommand::Kind::Attach, ns, pod, container, req).await
         }
         ["portForward", ns, pod] if get_or_post => super::portforward::serve(ctx, ns, pod, req).await,
-        ["metrics", "resource"] if *req.method() == Method::GET => resource_metrics(&ctx).await,
+        ["metrics", "resource" | "cadvisor"] | ["stats", "summary"] if *req.method() == Method::GET => {
+            stats(&ctx, &segments, req.uri().query().unwrap_or("")).await
+        }
         _ => text(StatusCode::NOT_FOUND, "404 page not found"),
     }
 }
 
-/// `/metrics/resource`: the node's and its pods' resource usage (Prometheus text).
-async fn resource_metrics(ctx: &Streaming) -> Response<Body> {
-    match crate::resource_metrics::collect::snapshot(&ctx.client, &ctx.node_name).await {
-        Ok(snapshot) => {
-            let mut resp = Response::new(full(crate::resource_metrics::prometheus::render(&snapshot)));
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                http::HeaderValue::from_static(crate::resource_metrics::prometheus::CONTENT_TYPE),
-            );
-            resp
-        }
-        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+/// The stats endpoints: `/metrics/resource` (CPU and memory), `/metrics/cadvisor` (Prometheus
+/// text) and `/stats/summary` (JSON; `only_cpu_and_memory=true` leaves storage and network out).
+async fn stats(ctx: &Streaming, segments: &[&str], query: &str) -> Response<Body> {
+    use crate::stats::{cadvisor, collect::Scope, prometheus, summary};
+    let scope = match segments {
+        ["stats", ..] => Scope { everything: !flag(&query_pairs(query), "only_cpu_and_memory"), cpu_rates: true },
+        ["metrics", "resource"] => Scope { everything: false, cpu_rates: false },
+        _ => Scope { everything: true, cpu_rates: false },
+    };
+    let snapshot = ctx.stats.snapshot(scope).await;
+    let (body, content_type) = match segments {
+        ["stats", ..] => match serde_json::to_string_pretty(&summary::build(&snapshot)) {
+            Ok(json) => (json, "application/json"),
+            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding the summary: {e}")),
+        },
+        ["metrics", "resource"] => (prometheus::render(&snapshot), prometheus::CONTENT_TYPE),
+        _ => (cadvisor::render(&snapshot), prometheus::CONTENT_TYPE),
+    };
+    let mut resp = Response::new(full(body));
+    resp.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    resp
 }
 
 fn percent_decode(s: &str) -> String {

@@ -4,7 +4,7 @@
 //! points per node and container and turns them into rates, and [`api`] answers `get`/`list` of
 //! NodeMetrics and PodMetrics; [`format`] prints quantities, windows and timestamps.
 //!
-//! What does not live here: measuring usage (the agent's `resource_metrics`), authorization
+//! What does not live here: measuring usage (the agent's `stats`), authorization
 //! (RBAC on `metrics.k8s.io` as on any resource, before [`api`] is reached).
 
 pub mod api;

@@ -4,6 +4,8 @@
 //! `daemonEndpoints.kubeletEndpoint.port`), and proxies the request there over TLS with its
 //! kubelet-client certificate, as upstream's apiserver does. Log bodies stream through;
 //! upgrades (SPDY/3.1, WebSocket) are passed through byte for byte once the agent answers 101.
+//! Also the nodes' `proxy` subresource (`/api/v1/nodes/{name}/proxy/{path}`, authorized as
+//! `nodes/proxy`): any request to the agent's own paths, such as `/stats/summary`.
 //!
 //! The options of the CONNECTs (exec, attach, port-forward) live in [`options`]; admission may
 //! rewrite them before the connection is made.
@@ -289,7 +291,7 @@ async fn serve(
     dialer: Option<&KubeletDialer>,
     user: Arc<UserInfo>,
     req: ResourceRequest,
-    mut parts: Parts,
+    parts: Parts,
     body: Body,
 ) -> Result<Response<Body>, StatusError> {
     let sub = req.subresource.clone().unwrap_or_default();
@@ -328,6 +330,55 @@ async fn serve(
         }
         return Err(StatusError::bad_request(format!("pod {name} does not have a host assigned")));
     }
+    let path = agent_path(&sub, ns, name, &container, &query)?;
+    forward(state, dialer, node_name, &path, parts, Body::empty()).await
+}
+
+/// Whether `req` addresses a node's `proxy` subresource (`/api/v1/nodes/{name}/proxy/…`).
+pub fn is_node_proxy(req: &ResourceRequest) -> bool {
+    req.group.is_empty() && req.resource == "nodes" && req.name.is_some() && req.subresource.as_deref() == Some("proxy")
+}
+
+/// Serves `nodes/{name}/proxy/{path}`: the request goes to the node agent's `/{path}` (with its
+/// query and body), as upstream's node proxy does; the agent answers for the paths it serves
+/// (`/stats/summary`, `/metrics/…`, `/healthz`, …).
+pub async fn handle_node_proxy(
+    state: &ApiState,
+    dialer: Option<&KubeletDialer>,
+    req: &ResourceRequest,
+    parts: Parts,
+    body: Body,
+) -> Response<Body> {
+    let name = req.name.as_deref().unwrap_or_default();
+    let path = node_proxy_path(parts.uri.path(), name, parts.uri.query());
+    match forward(state, dialer, name, &path, parts, body).await {
+        Ok(resp) => resp,
+        Err(e) => response::status(&e),
+    }
+}
+
+/// The agent path of a node proxy request path: what follows `/nodes/{name}/proxy` (at least
+/// `/`), with the query.
+fn node_proxy_path(request_path: &str, name: &str, query: Option<&str>) -> String {
+    let marker = format!("/nodes/{name}/proxy");
+    let rest = request_path.find(&marker).map(|at| &request_path[at + marker.len()..]).unwrap_or("");
+    let rest = if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") };
+    match query {
+        Some(q) if !q.is_empty() => format!("{rest}?{q}"),
+        _ => rest,
+    }
+}
+
+/// Sends `parts` with `body` to `path` on the agent of node `node_name` over TLS with the
+/// kubelet-client certificate, and hands its answer back (upgrades spliced through).
+async fn forward(
+    state: &ApiState,
+    dialer: Option<&KubeletDialer>,
+    node_name: &str,
+    path: &str,
+    mut parts: Parts,
+    body: Body,
+) -> Result<Response<Body>, StatusError> {
     let node = get_object(state, "nodes", None, node_name).await?;
     let addr = node_endpoint(&node)
         .ok_or_else(|| StatusError::bad_request(format!("node {node_name} has no address to reach its agent")))?;
@@ -344,7 +395,7 @@ async fn serve(
             tracing::debug!(error = %e, "node agent connection ended with an error");
         }
     });
-    let mut forwarded = Request::builder().method(parts.method.clone()).uri(&path);
+    let mut forwarded = Request::builder().method(parts.method.clone()).uri(path);
     for (k, v) in &parts.headers {
         let hop =
             matches!(k.as_str(), "host" | "authorization" | "content-length" | "transfer-encoding" | "keep-alive")
@@ -354,10 +405,7 @@ async fn serve(
         }
     }
     let host = HeaderValue::from_str(&addr.to_string()).map_err(StatusError::internal)?;
-    let forwarded = forwarded
-        .header(header::HOST, host)
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .map_err(StatusError::internal)?;
+    let forwarded = forwarded.header(header::HOST, host).body(body).map_err(StatusError::internal)?;
     let mut backend = sender
         .send_request(forwarded)
         .await
@@ -434,6 +482,16 @@ mod tests {
             log_path("ns", "p", "c", "container=c&follow=true&tailLines=3&pretty=1"),
             "/containerLogs/ns/p/c?follow=true&tailLines=3"
         );
+    }
+
+    #[test]
+    fn node_proxy_paths_keep_the_rest_and_the_query() {
+        assert_eq!(
+            node_proxy_path("/api/v1/nodes/n1/proxy/stats/summary", "n1", Some("only_cpu_and_memory=true")),
+            "/stats/summary?only_cpu_and_memory=true"
+        );
+        assert_eq!(node_proxy_path("/api/v1/nodes/n1/proxy", "n1", None), "/");
+        assert_eq!(node_proxy_path("/api/v1/nodes/n1/proxy/", "n1", Some("")), "/");
     }
 
     #[test]

@@ -11,13 +11,19 @@ use super::{ContainerUsage, PodUsage, Snapshot};
 /// The content type of the document.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} [STABLE] {help}");
+/// Writes the `# HELP` and `# TYPE` lines of a metric.
+pub fn help_and_type(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// The header of a kubelet metric of stability level STABLE.
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    help_and_type(out, name, &format!("[STABLE] {help}"), kind);
+}
+
 /// A label value escaped as the text format requires (`\\`, `\"`, `\n`).
-fn escape(value: &str) -> String {
+pub fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
@@ -50,14 +56,14 @@ pub fn render(snapshot: &Snapshot) -> String {
         "counter",
     );
     for (pod, c) in containers() {
-        if let Some(cpu) = c.cpu_nanos {
+        if let Some(cpu) = c.cpu.map(|c| c.total_nanos) {
             let _ =
                 writeln!(out, "container_cpu_usage_seconds_total{} {} {ts}", container_labels(pod, c), seconds(cpu));
         }
     }
     header(&mut out, "container_memory_working_set_bytes", "Current working set of the container in bytes", "gauge");
     for (pod, c) in containers() {
-        if let Some(memory) = c.memory_bytes {
+        if let Some(memory) = c.memory.map(|m| m.working_set) {
             let _ = writeln!(out, "container_memory_working_set_bytes{} {memory} {ts}", container_labels(pod, c));
         }
     }
@@ -83,11 +89,11 @@ pub fn render(snapshot: &Snapshot) -> String {
         "Cumulative cpu time consumed by the node in core-seconds",
         "counter",
     );
-    if let Some(cpu) = snapshot.node_cpu_nanos {
+    if let Some(cpu) = snapshot.node.cpu.map(|c| c.total_nanos) {
         let _ = writeln!(out, "node_cpu_usage_seconds_total {} {ts}", seconds(cpu));
     }
     header(&mut out, "node_memory_working_set_bytes", "Current working set of the node in bytes", "gauge");
-    if let Some(memory) = snapshot.node_memory_bytes {
+    if let Some(memory) = snapshot.node.memory.map(|m| m.working_set) {
         let _ = writeln!(out, "node_memory_working_set_bytes {memory} {ts}");
     }
     header(
@@ -97,13 +103,13 @@ pub fn render(snapshot: &Snapshot) -> String {
         "counter",
     );
     for pod in &snapshot.pods {
-        if let Some(cpu) = pod.cpu_nanos {
+        if let Some(cpu) = pod.cpu.map(|c| c.total_nanos) {
             let _ = writeln!(out, "pod_cpu_usage_seconds_total{} {} {ts}", pod_labels(pod), seconds(cpu));
         }
     }
     header(&mut out, "pod_memory_working_set_bytes", "Current working set of the pod in bytes", "gauge");
     for pod in &snapshot.pods {
-        if let Some(memory) = pod.memory_bytes {
+        if let Some(memory) = pod.memory.map(|m| m.working_set) {
             let _ = writeln!(out, "pod_memory_working_set_bytes{} {memory} {ts}", pod_labels(pod));
         }
     }
@@ -120,24 +126,34 @@ pub fn render(snapshot: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::{CpuUsage, MemoryUsage, NodeUsage};
+
+    fn cpu(total_nanos: u64) -> Option<CpuUsage> {
+        Some(CpuUsage { total_nanos, nano_cores: None })
+    }
+
+    fn memory(working_set: u64) -> Option<MemoryUsage> {
+        Some(MemoryUsage { working_set, ..Default::default() })
+    }
 
     #[test]
     fn renders_kubelet_names_labels_and_timestamps() {
         let snapshot = Snapshot {
             timestamp_ms: 1_700_000_000_123,
-            node_cpu_nanos: Some(12_500_000_000),
-            node_memory_bytes: Some(1_048_576),
+            node: NodeUsage { cpu: cpu(12_500_000_000), memory: memory(1_048_576), ..Default::default() },
             pods: vec![PodUsage {
                 namespace: "default".into(),
                 name: "burn\"er".into(),
-                cpu_nanos: Some(2_000_000_000),
-                memory_bytes: Some(4096),
+                cpu: cpu(2_000_000_000),
+                memory: memory(4096),
                 containers: vec![ContainerUsage {
                     name: "main".into(),
-                    cpu_nanos: Some(1_500_000_000),
-                    memory_bytes: Some(2048),
+                    cpu: cpu(1_500_000_000),
+                    memory: memory(2048),
                     start_time_ms: Some(1_699_999_999_500),
+                    ..Default::default()
                 }],
+                ..Default::default()
             }],
             scrape_error: false,
         };
@@ -167,13 +183,7 @@ mod tests {
 
     #[test]
     fn unmeasured_values_are_left_out() {
-        let snapshot = Snapshot {
-            timestamp_ms: 1,
-            node_cpu_nanos: None,
-            node_memory_bytes: None,
-            pods: vec![],
-            scrape_error: true,
-        };
+        let snapshot = Snapshot { timestamp_ms: 1, scrape_error: true, ..Default::default() };
         let text = render(&snapshot);
         assert!(!text.lines().any(|l| l.starts_with("node_cpu_usage_seconds_total ")));
         assert!(text.contains("resource_scrape_error 1\n"));
