@@ -189,6 +189,29 @@ def test_impersonation_names_both_users(audited):
     assert e["responseStatus"]["code"] == 403
 
 
+def test_allowed_events_carry_the_rbac_reason(audited):
+    c = audited
+    ns = unique("why")
+    c.kubectl("create", "namespace", ns)
+    c.kubectl("create", "rolebinding", "readers", "--clusterrole=view", "--user=rita", "-n", ns)
+    eventually(lambda: c.kubectl("get", "configmaps", "-n", ns, "--as", "rita", check=False).returncode == 0,
+               timeout=30, what="rita may list configmaps")
+    e = find(c, lambda e: e["verb"] == "list" and ref(e).get("namespace") == ns
+             and e.get("impersonatedUser", {}).get("username") == "rita"
+             and e["annotations"]["authorization.k8s.io/decision"] == "allow", "allowed event")
+    assert e["annotations"]["authorization.k8s.io/reason"] == \
+        f'RBAC: allowed by RoleBinding "readers/{ns}" of ClusterRole "view" to User "rita"'
+
+
+def test_audit_events_are_counted_at_metrics(audited):
+    c = audited
+    c.kubectl("get", "configmaps", "-n", "default")
+    text = c.kubectl("get", "--raw", "/metrics").stdout
+    total = next(line for line in text.splitlines() if line.startswith("apiserver_audit_event_total "))
+    assert float(total.split()[1]) > 0
+    assert 'apiserver_audit_error_total{plugin="buffered"} 0' in text
+
+
 def test_pod_security_audit_mode_annotates_events(audited):
     c = audited
     ns = unique("psa")

@@ -32,6 +32,7 @@ pub mod server;
 pub mod state;
 pub mod strategic;
 pub mod tables;
+pub mod telemetry;
 pub mod typed;
 pub mod views;
 
@@ -192,6 +193,7 @@ pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Running
         kubelet,
         audit,
         metrics,
+        telemetry: telemetry::Telemetry::new(),
     }));
     let listener = server::bind(opts.bind).await?;
     let local_addr = listener.local_addr().map_err(|source| server::ServeError::Bind { addr: opts.bind, source })?;

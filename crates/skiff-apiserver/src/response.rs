@@ -1,5 +1,5 @@
-//! Building HTTP responses: JSON bodies with the right content type, `Status` errors, and
-//! `Warning` headers.
+//! Building HTTP responses: JSON bodies with the right content type, `Status` errors,
+//! `Warning` headers, and bodies that run code when a stream ends ([`hold_until_done`]).
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -53,6 +53,39 @@ pub fn text(code: u16, body: String) -> Response<Body> {
     resp
 }
 
+/// `resp` with a body that keeps `guard` alive until the body is dropped: when a watch or
+/// stream ends or its client goes away (the guard's `Drop` runs then).
+pub fn hold_until_done<G: Send + Unpin + 'static>(resp: Response<Body>, guard: G) -> Response<Body> {
+    let (parts, inner) = resp.into_parts();
+    Response::from_parts(parts, Body::new(GuardedBody { inner, _guard: guard }))
+}
+
+/// A response body carrying a guard (see [`hold_until_done`]).
+struct GuardedBody<G> {
+    inner: Body,
+    _guard: G,
+}
+
+impl<G: Unpin> http_body::Body for GuardedBody<G> {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +95,22 @@ mod tests {
         let resp = with_warnings(text(200, String::new()), &["a \"b\" c\\d\ne".to_string()]);
         let values: Vec<_> = resp.headers().get_all(header::WARNING).iter().collect();
         assert_eq!(values, vec![HeaderValue::from_static(r#"299 - "a \"b\" c\\d e""#)]);
+    }
+
+    #[tokio::test]
+    async fn guards_live_until_the_body_is_dropped() {
+        use http_body_util::BodyExt as _;
+        struct Flag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let resp = hold_until_done(text(200, "body".into()), Flag(dropped.clone()));
+        assert!(!dropped.load(std::sync::atomic::Ordering::SeqCst));
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(&body[..], b"body");
+        assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

@@ -1,6 +1,7 @@
 //! The request entry point: authentication, authorization, then non-resource paths (health, version,
-//! discovery, OpenAPI) or the resource handlers. Every request ends in a response; a panic in a
-//! handler becomes a 500 `Status` instead of a dropped connection.
+//! discovery, OpenAPI, `/metrics`) or the resource handlers. Every request ends in a response; a
+//! panic in a handler becomes a 500 `Status` instead of a dropped connection. Every request is
+//! counted by [`crate::telemetry`].
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::discovery;
 use crate::openapi::OpenApiCache;
 use crate::reqinfo::{self, Target};
 use crate::state::ApiState;
+use crate::telemetry::{self, RequestLabels, Telemetry};
 use crate::{handlers, response};
 
 /// What the router needs.
@@ -34,6 +36,8 @@ pub struct Shared {
     pub audit: Option<Arc<crate::audit::Auditor>>,
     /// The resource metrics API (`metrics.k8s.io`), when node agents can be reached.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The server's own metrics (`/metrics`).
+    pub telemetry: Arc<Telemetry>,
 }
 
 /// The axum router serving the whole API.
@@ -48,14 +52,18 @@ async fn entry(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("");
+    let target = reqinfo::parse(&method, &path, query);
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let tracked = shared.telemetry.begin(RequestLabels::of(&method, &target, query, content_type));
     let (req, audit) = match &shared.audit {
         Some(auditor) => match crate::audit::prepare(req, auditor).await {
             Ok((req, slot)) => (req, Some(slot)),
-            Err(resp) => return resp,
+            Err(resp) => return tracked.finish(resp),
         },
         None => (req, None),
     };
-    let (resp, panicked) = match AssertUnwindSafe(route(&shared, req)).catch_unwind().await {
+    let (resp, panicked) = match AssertUnwindSafe(route(&shared, req, target)).catch_unwind().await {
         Ok(resp) => (resp, false),
         Err(_) => {
             tracing::error!(%method, %path, "handler panicked");
@@ -69,34 +77,37 @@ async fn entry(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
         Some(slot) => crate::audit::finish(slot, resp, panicked).await,
         None => resp,
     };
+    let resp = tracked.finish(resp);
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
     resp
 }
 
-async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
+/// The identity of a connection without a client certificate.
+const NO_CERTIFICATE: PeerCertificate = PeerCertificate { presented: false, user: None };
+
+async fn route(shared: &Shared, req: Request<Body>, target: Target) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
-    let target = reqinfo::parse(&parts.method, &path, &query);
-    let cert = parts.extensions.get::<PeerCertificate>().and_then(|c| c.0.as_deref());
+    let cert = parts.extensions.get::<PeerCertificate>().unwrap_or(&NO_CERTIFICATE);
     let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let user = if authn::is_public(&path) {
         // Anyone may read these; the audit log still names who asked when they say.
         if shared.audit.is_some() {
-            let user = authn::authenticate(&shared.tokens, cert, authorization).unwrap_or_else(UserInfo::anonymous);
-            let attrs = attributes(&Arc::new(user.clone()), &parts.method, &path, &target);
+            let user = authn::authenticate(&shared.tokens, cert, authorization)
+                .unwrap_or_else(|| Arc::new(UserInfo::anonymous()));
+            let attrs = attributes(&user, &parts.method, &path, &target);
             crate::audit::authorized(&parts, &user, None, &attrs, true, "");
         }
         Arc::new(UserInfo::anonymous())
     } else {
-        let Some(user) = authn::authenticate(&shared.tokens, cert, authorization) else {
+        let Some(caller) = authn::authenticate(&shared.tokens, cert, authorization) else {
             if shared.audit.is_some() {
                 let attrs = attributes(&Arc::new(UserInfo::default()), &parts.method, &path, &target);
-                crate::audit::unauthenticated(&parts, &attrs, cert.is_some());
+                crate::audit::unauthenticated(&parts, &attrs, cert.presented);
             }
             return response::status(&StatusError::unauthorized("Unauthorized"));
         };
-        let caller = Arc::new(user);
         let user = match authz::impersonation::apply(&shared.authorizers, caller.clone(), &parts.headers) {
             Ok(user) => user,
             Err(e) => {
@@ -109,11 +120,15 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
         };
         let mut attrs = attributes(&user, &parts.method, &path, &target);
         selected_name(&mut attrs, &query);
-        let decision = shared.authorizers.authorize(&attrs);
+        // The reason of an allow is formatted only for the audit log.
+        let (decision, allowed_because) = match &shared.audit {
+            Some(_) => shared.authorizers.authorize_explained(&attrs),
+            None => (shared.authorizers.authorize(&attrs), String::new()),
+        };
         if shared.audit.is_some() {
             let (allowed, reason) = match &decision {
                 Decision::Deny(why) | Decision::NoOpinion(why) => (false, why.as_str()),
-                Decision::Allow => (true, ""),
+                Decision::Allow => (true, allowed_because.as_str()),
             };
             let impersonated = (!Arc::ptr_eq(&caller, &user)).then_some(user.as_ref());
             crate::audit::authorized(&parts, &caller, impersonated, &attrs, allowed, reason);
@@ -140,6 +155,7 @@ async fn route(shared: &Shared, req: Request<Body>) -> Response<Body> {
             return authn::serviceaccount::oidc_response(state, &path);
         }
         "/openapi/v2" => return openapi_v2(accept, &parts.headers),
+        "/metrics" if matches!(parts.method, Method::GET | Method::HEAD) => return metrics(shared),
         "/openapi/v3" | "/openapi/v3/" => {
             return response::json_bytes(200, OpenApiCache::current().index_body().to_vec());
         }
@@ -278,6 +294,17 @@ fn openapi_v2(accept: &str, headers: &HeaderMap) -> Response<Body> {
         resp.headers_mut().insert(header::ETAG, etag);
     }
     resp.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
+    resp
+}
+
+/// `/metrics`: the server's own metrics in the Prometheus text format.
+fn metrics(shared: &Shared) -> Response<Body> {
+    let sources = telemetry::Sources {
+        audit: shared.audit.as_ref().map(|a| a.counts()),
+        objects: shared.state.caches.object_counts(),
+    };
+    let mut resp = response::text(200, shared.telemetry.render(&sources));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(telemetry::exposition::CONTENT_TYPE));
     resp
 }
 

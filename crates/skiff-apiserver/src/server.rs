@@ -1,6 +1,7 @@
 //! The HTTPS listener: TLS (h2 and HTTP/1.1 by ALPN) with optional client certificates verified
-//! against the cluster CA, one hyper connection per client, and graceful shutdown that stops
-//! accepting, lets in-flight requests finish, and then returns.
+//! against the cluster CA (parsed into an identity once per connection), one hyper connection
+//! per client, and graceful shutdown that stops accepting, lets in-flight requests finish, and
+//! then returns.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -118,8 +119,10 @@ pub async fn serve(
                 }
                 Err(_) => return,
             };
-            let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
-            let peer_cert = PeerCertificate(cert);
+            // Parsed once: every request of the connection reuses the identity.
+            let peer_cert = PeerCertificate::from_der(
+                tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref()),
+            );
             let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(peer_cert.clone());
                 req.extensions_mut().insert(PeerAddress(peer));

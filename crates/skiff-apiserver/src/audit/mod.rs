@@ -7,7 +7,8 @@
 //! evaluation, `RequestReceived`); `entry` ends with [`finish`] (`ResponseComplete`, or
 //! `ResponseStarted` now and `ResponseComplete` when a watch or stream ends, `Panic` after a
 //! panic). Events go through a bounded channel to the writer thread (`writer`); when it is
-//! full the event is dropped, counted and logged — a request never waits for the log.
+//! full the event is dropped, counted and logged — a request never waits for the log. The
+//! counts ([`AuditCounts`]) are served at `/metrics` (`crate::telemetry`).
 //!
 //! Requests that fail authentication get one `ResponseStarted` event without a user (as
 //! upstream's failed-authentication audit); public paths are audited as `system:anonymous`.
@@ -21,7 +22,6 @@ pub mod writer;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -57,13 +57,26 @@ pub struct AuditOptions {
 pub struct Auditor {
     policy: Policy,
     tx: mpsc::Sender<Vec<u8>>,
+    events: AtomicU64,
     dropped: AtomicU64,
+    write_failures: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Auditor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Auditor {{ dropped: {} }}", self.dropped())
+        write!(f, "Auditor {{ {:?} }}", self.counts())
     }
+}
+
+/// What the audit backend has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditCounts {
+    /// Events generated (written or not).
+    pub events: u64,
+    /// Events dropped because the writer's queue was full.
+    pub dropped: u64,
+    /// Events the writer failed to write.
+    pub write_failures: u64,
 }
 
 impl Auditor {
@@ -71,27 +84,44 @@ impl Auditor {
     pub fn start(opts: &AuditOptions) -> std::io::Result<Arc<Self>> {
         let mut log = writer::LogFile::open(&opts.log_path, opts.rotation)?;
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+        let write_failures = Arc::new(AtomicU64::new(0));
+        let failures = write_failures.clone();
         std::thread::Builder::new().name("audit-log".into()).spawn(move || {
             while let Some(line) = rx.blocking_recv() {
+                let mut batch = 1;
                 let mut result = log.write_line(&line);
                 while let Ok(more) = rx.try_recv() {
+                    batch += 1;
                     result = result.and_then(|()| log.write_line(&more));
                 }
                 if let Err(e) = result.and_then(|()| log.flush()) {
+                    // Which lines of the batch made it is unknown: the batch counts as failed.
+                    failures.fetch_add(batch, Ordering::Relaxed);
                     tracing::error!(error = %e, "cannot write the audit log");
                 }
             }
         })?;
-        Ok(Arc::new(Self { policy: opts.policy.clone(), tx, dropped: AtomicU64::new(0) }))
+        Ok(Arc::new(Self {
+            policy: opts.policy.clone(),
+            tx,
+            events: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            write_failures,
+        }))
     }
 
-    /// Events dropped because the writer fell behind.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+    /// The backend's counts so far.
+    pub fn counts(&self) -> AuditCounts {
+        AuditCounts {
+            events: self.events.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            write_failures: self.write_failures.load(Ordering::Relaxed),
+        }
     }
 
     fn send(&self, event: &Value) {
         let Ok(line) = serde_json::to_vec(event) else { return };
+        self.events.fetch_add(1, Ordering::Relaxed);
         if self.tx.try_send(line).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n == 1 || n.is_power_of_two() {
@@ -390,9 +420,7 @@ pub async fn finish(slot: Slot, resp: Response<Body>, panicked: bool) -> Respons
         let mut extra = Map::new();
         extra.insert("responseStatus".into(), response_status(code, None));
         record.emit(Stage::ResponseStarted, Some(extra.clone()));
-        let (parts, body) = resp.into_parts();
-        let guard = CompleteOnDrop { record: Some(record), extra };
-        return Response::from_parts(parts, Body::new(AuditedBody { inner: body, guard }));
+        return crate::response::hold_until_done(resp, CompleteOnDrop { record: Some(record), extra });
     }
     let wants_body = record.decision.level == Level::RequestResponse || code >= 300;
     let is_json = resp
@@ -437,33 +465,6 @@ impl Drop for CompleteOnDrop {
         if let Some(record) = self.record.take() {
             record.emit(Stage::ResponseComplete, Some(std::mem::take(&mut self.extra)));
         }
-    }
-}
-
-/// A response body that carries a [`CompleteOnDrop`].
-struct AuditedBody {
-    inner: Body,
-    guard: CompleteOnDrop,
-}
-
-impl http_body::Body for AuditedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
-        let _ = &self.guard;
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 

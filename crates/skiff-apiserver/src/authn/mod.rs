@@ -59,9 +59,23 @@ impl UserInfo {
     }
 }
 
-/// The verified client certificate of a connection (DER), if any; attached by the TLS layer.
+/// The verified client certificate of a connection, parsed once when its TLS handshake ends
+/// (the identity cannot change on a connection) and attached to each of its requests.
 #[derive(Debug, Clone, Default)]
-pub struct PeerCertificate(pub Option<Vec<u8>>);
+pub struct PeerCertificate {
+    /// Whether the client presented a certificate (the audit log names `x509` as attempted).
+    pub presented: bool,
+    /// The identity the certificate names; `None` without a certificate or when it names no
+    /// user.
+    pub user: Option<Arc<UserInfo>>,
+}
+
+impl PeerCertificate {
+    /// The identity of a connection from its verified certificate (DER), if any.
+    pub fn from_der(der: Option<&[u8]>) -> Self {
+        Self { presented: der.is_some(), user: der.and_then(from_certificate).map(Arc::new) }
+    }
+}
 
 /// The remote address of a connection; attached by the TLS layer (audit `sourceIPs`).
 #[derive(Debug, Clone, Copy)]
@@ -122,17 +136,22 @@ pub fn from_certificate(der: &[u8]) -> Option<UserInfo> {
     Some(UserInfo::new(name, groups))
 }
 
-/// Authenticates a request from its certificate and `Authorization` header.
-pub fn authenticate(tokens: &TokenAuthenticator, cert: Option<&[u8]>, authorization: Option<&str>) -> Option<UserInfo> {
-    if let Some(user) = cert.and_then(from_certificate) {
-        return Some(user);
+/// Authenticates a request from its connection's certificate identity and its
+/// `Authorization` header.
+pub fn authenticate(
+    tokens: &TokenAuthenticator,
+    cert: &PeerCertificate,
+    authorization: Option<&str>,
+) -> Option<Arc<UserInfo>> {
+    if let Some(user) = &cert.user {
+        return Some(user.clone());
     }
     let header = authorization?;
     let (scheme, token) = header.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
-    tokens.lookup(token.trim())
+    tokens.lookup(token.trim()).map(Arc::new)
 }
 
 /// Paths served without authentication.
@@ -151,12 +170,34 @@ mod tests {
     fn tokens_authenticate_only_with_bearer_scheme() {
         let mut t = TokenAuthenticator::default();
         t.add("s3cret", "admin", &["system:masters"]);
-        let u = authenticate(&t, None, Some("Bearer s3cret")).expect("user");
+        let none = PeerCertificate::default();
+        let u = authenticate(&t, &none, Some("Bearer s3cret")).expect("user");
         assert_eq!(u.name, "admin");
         assert!(u.groups.contains(&"system:masters".to_string()));
-        assert!(authenticate(&t, None, Some("Bearer wrong")).is_none());
-        assert!(authenticate(&t, None, Some("Basic s3cret")).is_none());
-        assert!(authenticate(&t, None, None).is_none());
+        assert!(authenticate(&t, &none, Some("Bearer wrong")).is_none());
+        assert!(authenticate(&t, &none, Some("Basic s3cret")).is_none());
+        assert!(authenticate(&t, &none, None).is_none());
+    }
+
+    #[test]
+    fn a_connection_certificate_is_parsed_once_and_reused_by_its_requests() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CommonName, "jane");
+        dn.push(rcgen::DnType::OrganizationName, "dev");
+        params.distinguished_name = dn;
+        let der = params.self_signed(&key).expect("certificate").der().to_vec();
+        let peer = PeerCertificate::from_der(Some(&der));
+        let user = peer.user.clone().expect("identity");
+        assert!(peer.presented);
+        assert_eq!(user.name, "jane");
+        assert_eq!(user.groups, vec!["dev".to_string(), AUTHENTICATED_GROUP.to_string()]);
+        let got = authenticate(&TokenAuthenticator::default(), &peer, Some("Bearer other")).expect("user");
+        assert!(Arc::ptr_eq(&got, &user), "the certificate wins and is not parsed again");
+        let garbage = PeerCertificate::from_der(Some(b"not a certificate"));
+        assert!(garbage.presented && garbage.user.is_none());
+        assert!(!PeerCertificate::from_der(None).presented);
     }
 
     #[test]

@@ -84,6 +84,14 @@ pub enum Decision {
 pub trait Authorizer: Send + Sync {
     /// Decides about `attrs`.
     fn authorize(&self, attrs: &Attributes) -> Decision;
+
+    /// Decides about `attrs` and, when allowing, says why (upstream's reason of an allowed
+    /// decision, e.g. RBAC's `allowed by ClusterRoleBinding …`; empty when there is none).
+    /// Asked only where the reason is shown (access reviews, the audit log), so that
+    /// [`Authorizer::authorize`] formats nothing.
+    fn authorize_explained(&self, attrs: &Attributes) -> (Decision, String) {
+        (self.authorize(attrs), String::new())
+    }
 }
 
 /// The authorization chain.
@@ -106,22 +114,45 @@ impl Authorizers {
         }
     }
 
+    /// [`Authorizers::authorize`] with the reason of an allow (empty when the deciding
+    /// authorizer gives none; members of `system:masters` get none, as upstream).
+    pub fn authorize_explained(&self, attrs: &Attributes) -> (Decision, String) {
+        match self.evaluate_explained(attrs) {
+            (Decision::NoOpinion(why), _) => (Decision::Deny(why), String::new()),
+            decided => decided,
+        }
+    }
+
     /// The chain's answer as the reviews report it: `NoOpinion` (with the reasons collected)
     /// when no authorizer decided, `Deny` only when one denied explicitly.
     pub fn evaluate(&self, attrs: &Attributes) -> Decision {
+        self.run(attrs, false).0
+    }
+
+    /// [`Authorizers::evaluate`] with the reason of an allow.
+    pub fn evaluate_explained(&self, attrs: &Attributes) -> (Decision, String) {
+        self.run(attrs, true)
+    }
+
+    fn run(&self, attrs: &Attributes, explain: bool) -> (Decision, String) {
         if attrs.user.in_group(MASTERS_GROUP) {
-            return Decision::Allow;
+            return (Decision::Allow, String::new());
         }
         let mut reasons = Vec::new();
         for authorizer in &self.chain {
-            match authorizer.authorize(attrs) {
-                Decision::Allow => return Decision::Allow,
-                Decision::Deny(why) => return Decision::Deny(why),
+            let (decision, allowed_because) = if explain {
+                authorizer.authorize_explained(attrs)
+            } else {
+                (authorizer.authorize(attrs), String::new())
+            };
+            match decision {
+                Decision::Allow => return (Decision::Allow, allowed_because),
+                Decision::Deny(why) => return (Decision::Deny(why), String::new()),
                 Decision::NoOpinion(why) if !why.is_empty() => reasons.push(why),
                 Decision::NoOpinion(_) => {}
             }
         }
-        Decision::NoOpinion(reasons.join(", "))
+        (Decision::NoOpinion(reasons.join(", ")), String::new())
     }
 }
 
@@ -207,6 +238,30 @@ mod tests {
         let allowing =
             Authorizers::new(vec![Box::new(Fixed(Decision::NoOpinion(String::new()))), Box::new(AlwaysAllow)]);
         assert_eq!(allowing.authorize(&attrs(bob, "get", None)), Decision::Allow);
+    }
+
+    struct Explaining;
+    impl Authorizer for Explaining {
+        fn authorize(&self, _: &Attributes) -> Decision {
+            Decision::Allow
+        }
+        fn authorize_explained(&self, _: &Attributes) -> (Decision, String) {
+            (Decision::Allow, "allowed by a rule".into())
+        }
+    }
+
+    #[test]
+    fn allow_reasons_come_only_when_asked_for() {
+        let chain = Authorizers::new(vec![Box::new(Fixed(Decision::NoOpinion("no".into()))), Box::new(Explaining)]);
+        let bob = attrs(UserInfo::new("bob".into(), vec![]), "get", None);
+        assert_eq!(chain.evaluate_explained(&bob), (Decision::Allow, "allowed by a rule".into()));
+        assert_eq!(chain.authorize_explained(&bob), (Decision::Allow, "allowed by a rule".into()));
+        assert_eq!(chain.evaluate(&bob), Decision::Allow);
+        let admin = attrs(UserInfo::new("a".into(), vec![MASTERS_GROUP.into()]), "get", None);
+        assert_eq!(chain.authorize_explained(&admin), (Decision::Allow, String::new()), "masters: no reason");
+        let denying = Authorizers::new(vec![Box::new(Fixed(Decision::NoOpinion("no".into())))]);
+        assert_eq!(denying.authorize_explained(&bob), (Decision::Deny("no".into()), String::new()));
+        assert_eq!(denying.evaluate_explained(&bob), (Decision::NoOpinion("no".into()), String::new()));
     }
 
     #[test]

@@ -82,11 +82,12 @@ fn decide(state: &ApiState, attrs: &Attributes) -> Value {
     let Some(chain) = state.authorizers.get() else {
         return json!({"allowed": false, "evaluationError": "no authorizer configured"});
     };
-    match chain.evaluate(attrs) {
-        Decision::Allow => json!({"allowed": true}),
-        Decision::Deny(reason) => json!({"allowed": false, "denied": true, "reason": reason}),
-        Decision::NoOpinion(reason) if reason.is_empty() => json!({"allowed": false}),
-        Decision::NoOpinion(reason) => json!({"allowed": false, "reason": reason}),
+    match chain.evaluate_explained(attrs) {
+        (Decision::Allow, reason) if reason.is_empty() => json!({"allowed": true}),
+        (Decision::Allow, reason) => json!({"allowed": true, "reason": reason}),
+        (Decision::Deny(reason), _) => json!({"allowed": false, "denied": true, "reason": reason}),
+        (Decision::NoOpinion(reason), _) if reason.is_empty() => json!({"allowed": false}),
+        (Decision::NoOpinion(reason), _) => json!({"allowed": false, "reason": reason}),
     }
 }
 

@@ -270,6 +270,12 @@ impl WatchCaches {
         Ok(this)
     }
 
+    /// How many objects each cache holds, by key prefix (for `apiserver_storage_objects`).
+    pub fn object_counts(&self) -> Vec<(String, usize)> {
+        let caches = self.caches.read().unwrap_or_else(|p| p.into_inner());
+        caches.iter().map(|(prefix, cache)| (prefix.clone(), cache.read().objects.len())).collect()
+    }
+
     /// Whether the initial load finished and the feed runs.
     pub fn is_ready(&self) -> bool {
         *self.ready.lock().unwrap_or_else(|p| p.into_inner())

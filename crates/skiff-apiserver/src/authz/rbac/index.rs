@@ -39,6 +39,42 @@ pub struct Binding {
     pub role_kind: RoleKind,
     /// Name of the role referred to.
     pub role_name: String,
+    /// The subjects it binds, as written.
+    pub subjects: Vec<Subject>,
+}
+
+impl Binding {
+    /// How upstream's RBAC names this binding when it grants a request to the subject found
+    /// under the index key `key` (`ClusterRoleBinding "b" of ClusterRole "r" to Group "g"`,
+    /// `RoleBinding "b/ns" of Role "r" to ServiceAccount "sa/ns"`).
+    pub fn describe(&self, key: &str) -> String {
+        let role_kind = match self.role_kind {
+            RoleKind::Role => "Role",
+            RoleKind::ClusterRole => "ClusterRole",
+        };
+        let subject = self
+            .subjects
+            .iter()
+            .find(|s| subject_key(s, &self.namespace).as_deref() == Some(key))
+            .map(|s| describe_subject(s, &self.namespace))
+            .unwrap_or_default();
+        if self.namespace.is_empty() {
+            format!("ClusterRoleBinding {:?} of {role_kind} {:?} to {subject}", self.name, self.role_name)
+        } else {
+            let name = format!("{}/{}", self.name, self.namespace);
+            format!("RoleBinding {name:?} of {role_kind} {:?} to {subject}", self.role_name)
+        }
+    }
+}
+
+/// `User "u"`, `Group "g"`, `ServiceAccount "name/namespace"` (the binding's namespace when
+/// the subject names none).
+fn describe_subject(subject: &Subject, binding_namespace: &str) -> String {
+    if subject.kind == "ServiceAccount" {
+        let ns = subject.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or(binding_namespace);
+        return format!("{} {:?}", subject.kind, format!("{}/{ns}", subject.name));
+    }
+    format!("{} {:?}", subject.kind, subject.name)
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,7 +94,7 @@ struct RawRoleRef {
 }
 
 /// A binding subject (`rbac.authorization.k8s.io/v1` `Subject`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Subject {
     /// `User`, `Group` or `ServiceAccount`.
@@ -176,9 +212,15 @@ fn parse_binding(e: &Entry) -> Option<ParsedBinding> {
         "ClusterRole" => RoleKind::ClusterRole,
         _ => return None,
     };
-    let keys = raw.subjects.unwrap_or_default().iter().filter_map(|s| subject_key(s, &e.namespace)).collect();
-    let binding =
-        Binding { name: e.name.clone(), namespace: e.namespace.clone(), role_kind, role_name: raw.role_ref.name };
+    let subjects = raw.subjects.unwrap_or_default();
+    let keys = subjects.iter().filter_map(|s| subject_key(s, &e.namespace)).collect();
+    let binding = Binding {
+        name: e.name.clone(),
+        namespace: e.namespace.clone(),
+        role_kind,
+        role_name: raw.role_ref.name,
+        subjects,
+    };
     Some(ParsedBinding { binding: Arc::new(binding), keys })
 }
 
@@ -262,8 +304,9 @@ impl Index {
 
     /// Calls `visit` with the rules of every binding of `user` that applies in `namespace`
     /// (ClusterRoleBindings always; RoleBindings of `namespace` when it is not empty), each
-    /// binding once, until `visit` returns `false`.
-    pub fn visit(&self, user: &UserInfo, namespace: &str, mut visit: impl FnMut(&Binding, Found<'_>) -> bool) {
+    /// binding once, until `visit` returns `false`. `visit` also gets the index key the user
+    /// was found under (for [`Binding::describe`]).
+    pub fn visit(&self, user: &UserInfo, namespace: &str, mut visit: impl FnMut(&Binding, &str, Found<'_>) -> bool) {
         let keys = user_keys(user);
         let mut seen: Vec<*const Binding> = Vec::new();
         let mut go = |by_subject: &BySubject| -> bool {
@@ -274,7 +317,7 @@ impl Index {
                         continue;
                     }
                     seen.push(ptr);
-                    if !visit(b, self.resolve(b)) {
+                    if !visit(b, key, self.resolve(b)) {
                         return false;
                     }
                 }

@@ -118,25 +118,9 @@ fn decide(index: &Index, user: UserInfo, verb: &str, ns: &str, resource: &str, p
     decide_attrs(index, &attrs)
 }
 
-/// The decision logic of [`Rbac::authorize`] over a given index.
+/// The decision of [`Rbac::authorize`] over a given index.
 fn decide_attrs(index: &Index, attrs: &Attributes) -> Decision {
-    let namespace = attrs.resource.as_ref().map(|r| r.namespace.as_str()).unwrap_or("");
-    let mut allowed = false;
-    let mut errors = Vec::new();
-    index.visit(&attrs.user, namespace, |_, found| {
-        match found {
-            Ok(rules) => allowed = rules::any_allows(rules, attrs),
-            Err(e) => errors.push(e),
-        }
-        !allowed
-    });
-    if allowed {
-        Decision::Allow
-    } else if errors.is_empty() {
-        Decision::NoOpinion(String::new())
-    } else {
-        Decision::NoOpinion(format!("RBAC: {}", aggregate(&errors)))
-    }
+    super::decide(index, attrs, false).0
 }
 
 fn user(name: &str, groups: &[&str]) -> UserInfo {
@@ -212,4 +196,53 @@ fn a_thousand_bindings_each_grant_only_their_subject() {
         let elsewhere = decide(&index, user(&format!("user{i}"), &[]), "get", &format!("team{}", (i + 1) % 50), "pods", "");
         assert_ne!(elsewhere, Decision::Allow, "user{i} is bound only in team{}", i % 50);
     }
+}
+
+#[test]
+fn allowed_decisions_name_the_granting_binding_as_upstream() {
+    let index = fixture().index(&mut Builder::default());
+    let explain = |user: UserInfo, verb: &str, ns: &str, resource: &str, path: &str| {
+        let attrs = Attributes {
+            user: Arc::new(user),
+            verb: verb.into(),
+            resource: (!resource.is_empty()).then(|| ResourceAttributes {
+                resource: resource.into(),
+                namespace: ns.into(),
+                ..Default::default()
+            }),
+            path: path.into(),
+        };
+        super::decide(&index, &attrs, true)
+    };
+    let alice = UserInfo::new("alice".into(), vec![]);
+    assert_eq!(
+        explain(alice.clone(), "list", "ns1", "pods", ""),
+        (
+            Decision::Allow,
+            r#"RBAC: allowed by RoleBinding "alice-reads/ns1" of Role "pod-reader" to User "alice""#.into()
+        )
+    );
+    let robot = UserInfo::new("system:serviceaccount:ns1:robot".into(), vec![]);
+    assert_eq!(
+        explain(robot, "get", "ns1", "pods", "").1,
+        r#"RBAC: allowed by RoleBinding "alice-reads/ns1" of Role "pod-reader" to ServiceAccount "robot/ns1""#
+    );
+    let dev = UserInfo::new("bob".into(), vec!["devs".into()]);
+    assert_eq!(
+        explain(dev, "get", "ns2", "secrets", "").1,
+        r#"RBAC: allowed by RoleBinding "devs-view/ns2" of ClusterRole "view" to Group "devs""#
+    );
+    assert_eq!(
+        explain(alice.clone(), "get", "", "", "/healthz").1,
+        r#"RBAC: allowed by ClusterRoleBinding "all-health" of ClusterRole "health" to Group "system:authenticated""#
+    );
+    // Without `explain` nothing is formatted; denials keep their own reasons.
+    let attrs = Attributes {
+        user: Arc::new(alice.clone()),
+        verb: "list".into(),
+        resource: Some(ResourceAttributes { resource: "pods".into(), namespace: "ns1".into(), ..Default::default() }),
+        path: String::new(),
+    };
+    assert_eq!(super::decide(&index, &attrs, false), (Decision::Allow, String::new()));
+    assert_eq!(explain(alice, "delete", "ns1", "pods", "").0, Decision::NoOpinion(String::new()));
 }
