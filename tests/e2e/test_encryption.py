@@ -69,6 +69,14 @@ def key_names(text: bytes) -> list[str]:
     return [k["name"] for k in cfg["resources"][0]["providers"][0]["aescbc"]["keys"]]
 
 
+def replace_file(path: Path, data: bytes) -> None:
+    """Replaces a file at once (the server polls it and must never read half of it)."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
 def data_dir_bytes(c: Cluster) -> list[tuple[Path, bytes]]:
     return [(p, p.read_bytes()) for p in c.data_dir.rglob("*") if p.is_file()]
 
@@ -162,7 +170,7 @@ def test_a_broken_configuration_is_refused_by_the_running_server(enc_cluster):
     path = config_path(c)
     good = path.read_bytes()
     try:
-        path.write_text('{"apiVersion": "apiserver.config.k8s.io/v1", "kind": "EncryptionConfiguration", "resources": []}')
+        replace_file(path, b'{"apiVersion": "apiserver.config.k8s.io/v1", "kind": "EncryptionConfiguration", "resources": []}')
         status = eventually(lambda: (out := secrets_encrypt(c, "status")) and "refused" in out and out,
                             timeout=60, what="the broken file refused")
         assert "resources: Required value" in status, status
@@ -172,7 +180,7 @@ def test_a_broken_configuration_is_refused_by_the_running_server(enc_cluster):
         assert_absent(c, value)
         assert f"k8s:enc:aescbc:v1:{key_names(good)[0]}:".encode() in raw_store(c)
     finally:
-        path.write_bytes(good)
+        replace_file(path, good)
     eventually(lambda: "Server Configuration: in use" in secrets_encrypt(c, "status"), timeout=60,
                what="the fixed file in use")
     assert c.proc.pid == pid
