@@ -145,7 +145,7 @@ def test_rotation_on_the_running_server_re_encrypts_compacts_and_drops_the_old_k
     assert new_key.startswith("aescbckey-") and new_key not in old_keys, out
     status = wait_for_stage(c, "reencrypt_finished")
     assert "Server Configuration: in use" in status, status
-    assert new_key in status and not any(k in status for k in old_keys), status
+    assert new_key in status and status.count("AES-CBC") == 1, status
 
     for name, value in values.items():
         assert secret_value(c, "default", name) == value
