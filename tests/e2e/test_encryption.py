@@ -1,14 +1,18 @@
 """Encryption at rest: Secrets never reach the store in plain text.
 
 A server of its own (no agent) with the default, generated EncryptionConfiguration: the raw
-redb file is grepped for a Secret's value after create, update and a key rotation
-(`skiff secrets-encrypt rotate`, then a restart that re-encrypts); ConfigMaps, not configured,
-stay plain (the same grep finds them, so the grep can fail). A second server uses a
-`--encryption-provider-config` file (secretbox for ConfigMaps) and reads its data back after a
-restart; an invalid file stops the server with the field named.
+redb file is grepped for a Secret's value after create, update and key rotations; ConfigMaps,
+not configured, stay plain (the same grep finds them, so the grep can fail). Rotation
+(`skiff secrets-encrypt rotate`) runs on the running server (same pid): it reloads the file,
+re-encrypts, compacts history and drops the old key, after which no file of the data dir holds a
+value under the old key; a server stopped during `rotate` finishes at its start. A broken file
+is refused by the running server (status says why) and the previous configuration stays. A
+second server uses a `--encryption-provider-config` file (secretbox for ConfigMaps) and reads
+its data back after a restart; an invalid file stops it at start with the field named.
 """
 
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SKIFF_BIN, Cluster, Netns, unique
+from conftest import SKIFF_BIN, Cluster, Netns, eventually, unique
 
 
 def raw_store(c: Cluster) -> bytes:
@@ -53,6 +57,35 @@ def enc_cluster():
         netns.delete()
         if not os.environ.get("KEEP_E2E_WORKDIR"):
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def config_path(c: Cluster) -> Path:
+    return c.data_dir / "server" / "cred" / "encryption-config.json"
+
+
+def key_names(text: bytes) -> list[str]:
+    """The aescbc key names of an encryption configuration file's first rule."""
+    cfg = json.loads(text)
+    return [k["name"] for k in cfg["resources"][0]["providers"][0]["aescbc"]["keys"]]
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Replaces a file at once (the server polls it and must never read half of it)."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def data_dir_bytes(c: Cluster) -> list[tuple[Path, bytes]]:
+    return [(p, p.read_bytes()) for p in c.data_dir.rglob("*") if p.is_file()]
+
+
+def wait_for_stage(c: Cluster, stage: str) -> str:
+    """Polls `status` until it shows `stage`; returns that output."""
+    return eventually(lambda: (out := secrets_encrypt(c, "status"))
+                      and f"Current Rotation Stage: {stage}\n" in out and out,
+                      timeout=120, interval=1, what=f"rotation stage {stage}")
 
 
 def secret_value(c: Cluster, ns: str, name: str) -> str:
@@ -94,27 +127,80 @@ def test_configmaps_are_not_encrypted_by_default(enc_cluster):
     assert value.encode() in raw_store(c)
 
 
-def test_rotation_re_encrypts_with_the_new_key_at_restart(enc_cluster):
+def test_rotation_on_the_running_server_re_encrypts_compacts_and_drops_the_old_key(enc_cluster):
+    c = enc_cluster
+    pid = c.proc.pid
+    old_keys = key_names(config_path(c).read_bytes())
+    values = {unique("live"): unique("live-value") for _ in range(5)}
+    for name, value in values.items():
+        c.kubectl("create", "secret", "generic", name, f"--from-literal=v={value}")
+    # An older version of one Secret, kept in the store's history under the old key.
+    changed = next(iter(values))
+    values[changed] = unique("changed-value")
+    c.kubectl("patch", "secret", changed, "-p", f'{{"stringData":{{"v":"{values[changed]}"}}}}')
+    assert any(f"k8s:enc:aescbc:v1:{k}:".encode() in raw_store(c) for k in old_keys)
+
+    out = secrets_encrypt(c, "rotate")
+    new_key = out.split()[2]
+    assert new_key.startswith("aescbckey-") and new_key not in old_keys, out
+    status = wait_for_stage(c, "reencrypt_finished")
+    assert "Server Configuration: in use" in status, status
+    assert new_key in status and status.count("AES-CBC") == 1, status
+
+    for name, value in values.items():
+        assert secret_value(c, "default", name) == value
+    assert key_names(config_path(c).read_bytes()) == [new_key]
+    assert f"k8s:enc:aescbc:v1:{new_key}:".encode() in raw_store(c)
+    for path, data in data_dir_bytes(c):
+        for k in old_keys:
+            assert f"k8s:enc:aescbc:v1:{k}:".encode() not in data, f"a value under the old key {k} in {path}"
+    for value in values.values():
+        assert_absent(c, value)
+    assert c.proc.pid == pid and c.proc.poll() is None, "the server restarted"
+    # Written after the rotation: the new key.
+    name, value = unique("after"), unique("after-rotation")
+    c.kubectl("create", "secret", "generic", name, f"--from-literal=v={value}")
+    assert secret_value(c, "default", name) == value
+    assert_absent(c, value)
+
+
+def test_a_broken_configuration_is_refused_by_the_running_server(enc_cluster):
+    c = enc_cluster
+    pid = c.proc.pid
+    path = config_path(c)
+    good = path.read_bytes()
+    try:
+        replace_file(path, b'{"apiVersion": "apiserver.config.k8s.io/v1", "kind": "EncryptionConfiguration", "resources": []}')
+        status = eventually(lambda: (out := secrets_encrypt(c, "status")) and "refused" in out and out,
+                            timeout=60, what="the broken file refused")
+        assert "resources: Required value" in status, status
+        name, value = unique("still"), unique("still-encrypted")
+        c.kubectl("create", "secret", "generic", name, f"--from-literal=v={value}")
+        assert secret_value(c, "default", name) == value
+        assert_absent(c, value)
+        assert f"k8s:enc:aescbc:v1:{key_names(good)[0]}:".encode() in raw_store(c)
+    finally:
+        replace_file(path, good)
+    eventually(lambda: "Server Configuration: in use" in secrets_encrypt(c, "status"), timeout=60,
+               what="the fixed file in use")
+    assert c.proc.pid == pid
+
+
+def test_a_server_stopped_during_rotate_finishes_at_start(enc_cluster):
     c = enc_cluster
     name = unique("rot")
     value = unique("rotated-value")
     c.kubectl("create", "secret", "generic", name, f"--from-literal=v={value}")
+    c.stop()
     out = secrets_encrypt(c, "rotate")
     new_key = out.split()[2]
-    assert new_key.startswith("aescbckey-"), out
     assert "reencrypt_request" in secrets_encrypt(c, "status")
-    c.restart()
+    c.start()
+    status = wait_for_stage(c, "reencrypt_finished")
+    assert new_key in status and status.count("AES-CBC") == 1, status
     assert secret_value(c, "default", name) == value
     assert f"k8s:enc:aescbc:v1:{new_key}:".encode() in raw_store(c)
     assert_absent(c, value)
-    status = secrets_encrypt(c, "status")
-    assert new_key in status and "Current Rotation Stage: start" in status
-    assert status.count("AES-CBC") == 1, status
-    # Written after the rotation: the new key again.
-    name2, value2 = unique("rot2"), unique("after-rotation")
-    c.kubectl("create", "secret", "generic", name2, f"--from-literal=v={value2}")
-    assert secret_value(c, "default", name2) == value2
-    assert_absent(c, value2)
 
 
 CUSTOM = """apiVersion: apiserver.config.k8s.io/v1

@@ -497,9 +497,12 @@ pub struct SecretsEncryptArgs {
 pub enum SecretsEncryptCommand {
     /// Print whether encryption is on, the rotation stage and the keys (the active one starred).
     Status,
-    /// Add a new key first; the next server start re-encrypts every Secret with it and then
-    /// removes the old keys.
+    /// Add a new key first; the server (running, or at its next start) re-encrypts every
+    /// Secret with it, compacts the store's history, then removes the old keys.
     Rotate,
+    /// Re-encrypt every Secret with the file's current first key (after editing the file by
+    /// hand), compact the store's history, then remove the other keys.
+    Reencrypt,
 }
 
 /// Flags of `skiff kubeconfig`.

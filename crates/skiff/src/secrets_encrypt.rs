@@ -1,6 +1,6 @@
-//! `skiff secrets-encrypt status|rotate`: the k3s-like front of encryption at rest over the
-//! configuration file the server uses. The logic (file, rotation, re-encryption at the next
-//! start) lives in `skiff_apiserver::encryption`; this module only picks the file and prints.
+//! `skiff secrets-encrypt status|rotate|reencrypt`: the k3s-like front of encryption at rest over
+//! the configuration file the server uses. The logic (file, rotation, the server's re-encryption)
+//! lives in `skiff_apiserver::encryption`; this module only picks the file and prints.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,9 +32,16 @@ pub fn run(args: SecretsEncryptArgs, out: &mut impl Write) -> anyhow::Result<()>
             let rotation = encryption::rotate(&path).context("cannot rotate the encryption key")?;
             writeln!(
                 out,
-                "added key {} to {}; restart the server: it re-encrypts every Secret with the new key, then removes the old keys",
+                "added key {} to {}; the server re-encrypts every Secret with it within seconds (or at its next start), then removes the old keys; `skiff secrets-encrypt status` shows the progress",
                 rotation.new_key,
                 path.display()
+            )?;
+        }
+        SecretsEncryptCommand::Reencrypt => {
+            let key = encryption::request_reencrypt(&path).context("cannot request a re-encryption")?;
+            writeln!(
+                out,
+                "requested a re-encryption with key {key}; the server runs it within seconds (or at its next start), then removes the other keys; `skiff secrets-encrypt status` shows the progress"
             )?;
         }
     }

@@ -53,8 +53,9 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
             .unwrap_or_else(|| skiff_apiserver::encryption::default_config_path(&cfg.data_dir)),
         generate: cfg.encryption_provider_config.is_none(),
     };
-    let store: Arc<dyn Store> =
-        skiff_apiserver::encryption::open(store, &encryption).await.context("failed to set up encryption at rest")?;
+    let (store, rotator) =
+        skiff_apiserver::encryption::open(store, &encryption).context("failed to set up encryption at rest")?;
+    let encryption_rotation = rotator.spawn();
 
     let service_cidr = Ipv4Cidr { addr: cfg.service_cidr.addr, prefix: cfg.service_cidr.prefix };
     let advertise = cfg.advertise_address.unwrap_or_else(|| cfg.client_host());
@@ -244,6 +245,7 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
     tracing::info!(signal = name, "shutting down");
     controllers.abort();
     node_tasks.iter().for_each(|t| t.abort());
+    encryption_rotation.abort();
     if let Some(s) = scheduler {
         s.shutdown().await;
     }

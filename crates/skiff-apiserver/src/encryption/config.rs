@@ -164,6 +164,27 @@ impl ProviderConfiguration {
     }
 }
 
+impl EncryptionConfiguration {
+    /// The configuration after a re-encryption: each rule keeps its writing key (the first key
+    /// of its first encrypting provider) and its identity providers; every other key goes.
+    pub fn only_write_keys(&self) -> Self {
+        let mut cfg = self.clone();
+        for rc in &mut cfg.resources {
+            let mut first = true;
+            rc.providers.retain_mut(|p| {
+                let Some(keys) = p.keys_mut() else { return true };
+                if !first {
+                    return false;
+                }
+                first = false;
+                keys.keys.truncate(1);
+                true
+            });
+        }
+        cfg
+    }
+}
+
 /// A random key of `algorithm`'s largest size, base64.
 pub fn random_secret() -> String {
     let mut key = [0u8; 32];
@@ -203,9 +224,12 @@ pub fn parse(path: &Path, text: &str) -> Result<EncryptionConfiguration, ConfigE
 
 /// Reads and validates a file.
 pub fn read(path: &Path) -> Result<EncryptionConfiguration, ConfigError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
-    parse(path, &text)
+    parse(path, &String::from_utf8_lossy(&read_bytes(path)?))
+}
+
+/// A file's bytes, unparsed (to hash them).
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|source| ConfigError::Io { path: path.display().to_string(), source })
 }
 
 /// Writes `cfg` as JSON to `path` (mode 0600), atomically (temporary file, fsync, rename).
@@ -224,7 +248,15 @@ pub fn write(path: &Path, cfg: &EncryptionConfiguration) -> Result<(), ConfigErr
     f.write_all(&text).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)?;
-    Ok(())
+    sync_parent(path).map_err(io)
+}
+
+/// Makes a rename or removal in `path`'s directory durable.
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
 }
 
 /// Upstream's validation, one `field: message` per problem.

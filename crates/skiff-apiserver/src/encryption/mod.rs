@@ -4,28 +4,35 @@
 //! - `config`: the file, its validation, the default generated at first start;
 //! - `providers`: the ciphers and upstream's stored layout (`k8s:enc:<provider>:v1:<key>:`);
 //! - `store`: [`EncryptedStore`], the [`Store`] wrapper the API server runs over, so handlers and
-//!   the watch caches only ever see plain JSON;
-//! - here: [`open`] (load or generate the file, wrap the store, finish a pending rotation) and
-//!   [`rotate`] / [`status`] behind `skiff secrets-encrypt`.
+//!   the watch caches only ever see plain JSON; its chains can be swapped while it runs;
+//! - `rotation`: [`Rotator`], the server's background task that reloads a changed file and
+//!   finishes a requested re-encryption (re-write, compact history, drop the old keys);
+//! - `reencrypt`: one re-encryption pass over the store;
+//! - `status`: what the server reports and `skiff secrets-encrypt status` prints;
+//! - here: [`open`] (load or generate the file, wrap the store) and the CLI's [`rotate`] and
+//!   [`request_reencrypt`].
 //!
-//! Key rotation (k3s-like, in one command and one restart): [`rotate`] puts a new key first in
-//! the file, keeps the old ones after it and leaves a marker file beside it. At the next start,
-//! [`open`] sees the marker, re-writes every stored value of the configured resources that was
-//! not written with the first key (so it is now encrypted with the new key), then drops every
-//! other key from the file and removes the marker. Older revisions kept in the store's history
-//! (until compaction) stay encrypted with the keys of their time.
+//! Key rotation (k3s-like, without a restart): [`rotate`] puts a new key first in the file, keeps
+//! the old ones after it and leaves a marker file beside it. The running server's [`Rotator`]
+//! picks up the new file within seconds, then (seeing the marker) re-writes every value not
+//! written with the new key, compacts history, drops every other key from the file and removes
+//! the marker. A server that was not running does the same as soon as it starts.
 
 pub mod config;
 pub mod providers;
+pub mod reencrypt;
+pub mod rotation;
+pub mod status;
 pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use skiff_store::{RangeRequest, Store, StoreError, WriteOp};
+use skiff_store::{Store, StoreError};
 
 pub use config::{ConfigError, EncryptionConfiguration, Transformers};
 pub use providers::{Algorithm, Chain, Transformer};
+pub use rotation::Rotator;
 pub use store::EncryptedStore;
 
 /// Why encryption could not be set up or rotated.
@@ -48,6 +55,11 @@ pub enum EncryptionError {
     /// `rotate` on a file none of whose rules encrypts.
     #[error("{0}: no resource is encrypted by a key-based provider first; nothing to rotate")]
     NothingToRotate(String),
+    /// `rotate` or `reencrypt` while an earlier request is not finished.
+    #[error(
+        "{0} exists: a re-encryption is still pending; wait until `skiff secrets-encrypt status` says reencrypt_finished"
+    )]
+    Pending(String),
 }
 
 /// Where the encryption configuration comes from.
@@ -77,84 +89,22 @@ fn key_name(alg: Algorithm) -> String {
     format!("{}key-{}", alg.name(), jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"))
 }
 
-/// Loads (or first writes) the configuration, wraps `store`, and finishes a pending rotation.
-pub async fn open(
+/// Loads (or first writes) the configuration and wraps `store`; the returned [`Rotator`] (to be
+/// spawned) reloads the file when it changes and finishes a pending rotation.
+pub fn open(
     store: Arc<dyn Store>,
     settings: &EncryptionSettings,
-) -> Result<Arc<EncryptedStore>, EncryptionError> {
+) -> Result<(Arc<EncryptedStore>, Rotator), EncryptionError> {
     let path = &settings.config_path;
     if settings.generate && !path.exists() {
         config::write(path, &config::default_configuration(&key_name(Algorithm::AesCbc)))?;
         tracing::info!(path = %path.display(), "generated the encryption configuration");
     }
-    let cfg = config::read(path)?;
+    let text = config::read_bytes(path)?;
+    let cfg = config::parse(path, &String::from_utf8_lossy(&text))?;
     let wrapped = Arc::new(EncryptedStore::new(store, Transformers::new(&cfg)));
-    let marker = marker_path(path);
-    if marker.exists() {
-        let rewritten = reencrypt(&wrapped).await?;
-        let mut kept = cfg.clone();
-        keep_only_write_keys(&mut kept);
-        config::write(path, &kept)?;
-        std::fs::remove_file(&marker)
-            .map_err(|source| EncryptionError::Marker { path: marker.display().to_string(), source })?;
-        tracing::info!(rewritten, path = %path.display(), "re-encrypted stored values with the new key; old keys removed");
-    }
-    Ok(wrapped)
-}
-
-/// Re-writes every stored value of a configured resource that the first key did not write;
-/// returns how many.
-pub async fn reencrypt(store: &EncryptedStore) -> Result<usize, StoreError> {
-    let mut rewritten = 0;
-    let mut start_after = None;
-    loop {
-        let page = store
-            .inner()
-            .range(RangeRequest {
-                prefix: "/registry/".into(),
-                start_after: start_after.clone(),
-                revision: None,
-                limit: Some(500),
-            })
-            .await?;
-        for kv in &page.kvs {
-            let Some(chain) = store.transformers().chain_for(&kv.key) else { continue };
-            let plain = chain
-                .from_storage(&kv.value, kv.key.as_bytes())
-                .map_err(|e| StoreError::Corrupt { what: kv.key.clone(), detail: e.to_string() })?;
-            if !plain.stale {
-                continue;
-            }
-            let op =
-                WriteOp::Update { key: kv.key.clone(), value: plain.value.into(), expected: Some(kv.mod_revision) };
-            match store.write(op).await {
-                Ok(_) => rewritten += 1,
-                // Changed meanwhile: the new value was written with the current key.
-                Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        start_after = page.kvs.last().map(|kv| kv.key.clone());
-        if !page.more || start_after.is_none() {
-            return Ok(rewritten);
-        }
-    }
-}
-
-/// After re-encryption: each rule keeps its writing key and its identity providers.
-fn keep_only_write_keys(cfg: &mut EncryptionConfiguration) {
-    for rc in &mut cfg.resources {
-        let mut first = true;
-        rc.providers.retain_mut(|p| {
-            let Some(keys) = p.keys_mut() else { return true };
-            if !first {
-                return false;
-            }
-            first = false;
-            keys.keys.truncate(1);
-            true
-        });
-    }
+    let rotator = Rotator::new(wrapped.clone(), path.clone(), cfg, status::content_hash(&text));
+    Ok((wrapped, rotator))
 }
 
 /// What [`rotate`] did.
@@ -162,13 +112,15 @@ fn keep_only_write_keys(cfg: &mut EncryptionConfiguration) {
 pub struct Rotation {
     /// The new key's name.
     pub new_key: String,
-    /// The marker that makes the next start re-encrypt.
+    /// The marker that makes the server re-encrypt.
     pub marker: PathBuf,
 }
 
 /// Puts a new key first in every rule whose first provider encrypts, and leaves the marker that
-/// makes the next start re-encrypt and drop the old keys.
+/// makes the server re-encrypt with it and drop the old keys. Refused while a re-encryption is
+/// pending (the old keys are still needed).
 pub fn rotate(config_path: &Path) -> Result<Rotation, EncryptionError> {
+    refuse_if_pending(config_path)?;
     let mut cfg = config::read(config_path)?;
     let mut new_key = None;
     for rc in &mut cfg.resources {
@@ -190,41 +142,45 @@ pub fn rotate(config_path: &Path) -> Result<Rotation, EncryptionError> {
         return Err(EncryptionError::NothingToRotate(config_path.display().to_string()));
     };
     config::write(config_path, &cfg)?;
-    let marker = marker_path(config_path);
-    std::fs::write(&marker, format!("{new_key}\n"))
-        .map_err(|source| EncryptionError::Marker { path: marker.display().to_string(), source })?;
+    let marker = write_marker(config_path, &new_key)?;
     Ok(Rotation { new_key, marker })
+}
+
+/// Asks the server to re-encrypt every value with the file's current first key and then drop the
+/// other keys (after the file was edited by hand); returns that key's name.
+pub fn request_reencrypt(config_path: &Path) -> Result<String, EncryptionError> {
+    refuse_if_pending(config_path)?;
+    let cfg = config::read(config_path)?;
+    let first_key = cfg
+        .resources
+        .iter()
+        .find_map(|rc| rc.providers.first()?.keys()?.1.keys.first().map(|k| k.name.clone()))
+        .ok_or_else(|| EncryptionError::NothingToRotate(config_path.display().to_string()))?;
+    write_marker(config_path, &first_key)?;
+    Ok(first_key)
+}
+
+/// Refuses a new request while the marker of an earlier one exists.
+fn refuse_if_pending(config_path: &Path) -> Result<(), EncryptionError> {
+    let marker = marker_path(config_path);
+    if marker.exists() {
+        return Err(EncryptionError::Pending(marker.display().to_string()));
+    }
+    Ok(())
+}
+
+/// Writes the marker naming the key values are re-encrypted with.
+fn write_marker(config_path: &Path, key: &str) -> Result<PathBuf, EncryptionError> {
+    let marker = marker_path(config_path);
+    std::fs::write(&marker, format!("{key}\n"))
+        .and_then(|()| config::sync_parent(&marker))
+        .map_err(|source| EncryptionError::Marker { path: marker.display().to_string(), source })?;
+    Ok(marker)
 }
 
 /// The text of `skiff secrets-encrypt status`.
 pub fn status(config_path: &Path) -> Result<String, EncryptionError> {
-    let cfg = config::read(config_path)?;
-    let encrypted = !Transformers::new(&cfg).is_empty();
-    let stage =
-        if marker_path(config_path).exists() { "reencrypt_request (pending a server restart)" } else { "start" };
-    let mut out = format!(
-        "Encryption Status: {}\nCurrent Rotation Stage: {stage}\nConfiguration: {}\n\nActive  Key Type   Name       Resources\n------  --------   ----       ---------\n",
-        if encrypted { "Enabled" } else { "Disabled" },
-        config_path.display()
-    );
-    for rc in &cfg.resources {
-        let mut active = true;
-        for p in &rc.providers {
-            let (kind, names): (&str, Vec<&str>) = match p.keys() {
-                Some((alg, keys)) => (alg.display(), keys.keys.iter().map(|k| k.name.as_str()).collect()),
-                None => ("IDENTITY", vec!["-"]),
-            };
-            for name in names {
-                out.push_str(&format!(
-                    "{:<7} {kind:<10} {name:<10} {}\n",
-                    if active { " *" } else { "" },
-                    rc.resources.join(",")
-                ));
-                active = false;
-            }
-        }
-    }
-    Ok(out)
+    status::render(config_path)
 }
 
 #[cfg(test)]

@@ -3,9 +3,14 @@
 //! that everything above it — handlers, the watch caches, the allocator — sees plain JSON and the
 //! backend never holds it.
 //!
-//! What does not live here: the ciphers (`providers`) and the file (`config`).
+//! The chains can be replaced while the server runs ([`EncryptedStore::swap`]): a swap waits
+//! for the writes already encrypting with the old chains, so once it returns every new write
+//! uses the new first key — what re-encryption after a key rotation relies on.
+//!
+//! What does not live here: the ciphers (`providers`), the file (`config`) and deciding when to
+//! swap (`rotation`).
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -20,13 +25,16 @@ const WATCH_CAPACITY: usize = 1024;
 /// A store whose configured resources are encrypted at rest.
 pub struct EncryptedStore {
     inner: Arc<dyn Store>,
-    transformers: Arc<Transformers>,
+    /// The chains in use; read as a snapshot by every operation (shared with watch tasks).
+    current: Arc<RwLock<Arc<Transformers>>>,
+    /// Held shared by each write from its encryption to its commit, exclusively by a swap.
+    writes: tokio::sync::RwLock<()>,
 }
 
 impl EncryptedStore {
     /// Wraps `inner` with the chains of `transformers`.
     pub fn new(inner: Arc<dyn Store>, transformers: Transformers) -> Self {
-        Self { inner, transformers: Arc::new(transformers) }
+        Self { inner, current: Arc::new(RwLock::new(Arc::new(transformers))), writes: tokio::sync::RwLock::new(()) }
     }
 
     /// The wrapped store (raw, encrypted values).
@@ -34,10 +42,22 @@ impl EncryptedStore {
         &self.inner
     }
 
-    /// The chains in use.
-    pub fn transformers(&self) -> &Transformers {
-        &self.transformers
+    /// The chains in use now.
+    pub fn transformers(&self) -> Arc<Transformers> {
+        snapshot(&self.current)
     }
+
+    /// Replaces the chains. Returns once no write encrypted with the previous ones is still in
+    /// flight, so every write committed afterwards used `transformers`.
+    pub async fn swap(&self, transformers: Transformers) {
+        let _no_writes = self.writes.write().await;
+        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(transformers);
+    }
+}
+
+/// The chains in `current` now.
+fn snapshot(current: &RwLock<Arc<Transformers>>) -> Arc<Transformers> {
+    current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
 }
 
 /// The plain value of `kv`, decrypted if its resource is configured.
@@ -64,21 +84,23 @@ fn encrypt(transformers: &Transformers, key: &str, value: Bytes) -> Result<Bytes
 
 #[async_trait]
 impl Store for EncryptedStore {
+    // Reads take their snapshot after reading: a value written with a new key exists only once
+    // the chains holding that key are in place.
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        self.inner.get(key).await?.map(|kv| decrypt(&self.transformers, kv)).transpose()
+        let kv = self.inner.get(key).await?;
+        kv.map(|kv| decrypt(&self.transformers(), kv)).transpose()
     }
 
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse, StoreError> {
         let mut resp = self.inner.range(req).await?;
-        resp.kvs = std::mem::take(&mut resp.kvs)
-            .into_iter()
-            .map(|kv| decrypt(&self.transformers, kv))
-            .collect::<Result<_, _>>()?;
+        let t = self.transformers();
+        resp.kvs = std::mem::take(&mut resp.kvs).into_iter().map(|kv| decrypt(&t, kv)).collect::<Result<_, _>>()?;
         Ok(resp)
     }
 
     async fn write(&self, op: WriteOp) -> Result<Event, StoreError> {
-        let t = &self.transformers;
+        let _in_flight = self.writes.read().await;
+        let t = &self.transformers();
         let (op, plain) = match op {
             WriteOp::Create { key, value } => {
                 let stored = encrypt(t, &key, value.clone())?;
@@ -98,15 +120,14 @@ impl Store for EncryptedStore {
         Ok(event)
     }
 
+    // Each batch is decrypted with the chains in use when it arrives, so a swap is followed.
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
         let mut inner = self.inner.watch(prefix, after).await?;
-        if self.transformers.is_empty() {
-            return Ok(inner);
-        }
-        let transformers = self.transformers.clone();
+        let current = self.current.clone();
         let (tx, rx) = mpsc::channel(WATCH_CAPACITY);
         tokio::spawn(async move {
             while let Some(batch) = inner.next().await {
+                let transformers = snapshot(&current);
                 let batch = batch.and_then(|events| {
                     events
                         .into_iter()
