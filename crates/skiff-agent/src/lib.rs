@@ -10,6 +10,7 @@
 //! identity. What does not live here: images, containers and shims (`skiff-runtime`), pod
 //! networking mechanics (`skiff-net`), scheduling (the scheduler binds pods to nodes).
 
+pub mod certificate;
 pub mod events;
 pub mod eviction;
 pub mod images;

@@ -8,7 +8,8 @@
 //! ([`endpoints`]) and EndpointSlices ([`endpointslice`]), Job ([`job`]) with TTL-after-finished
 //! ([`ttlafterfinished`]), CronJob ([`cronjob`], schedules in [`cron`]), HorizontalPodAutoscaler ([`hpa`]), the PodDisruptionBudget status ([`disruption`]), node health and `NoExecute` taints ([`nodehealth`]) with taint-based eviction ([`tainteviction`]), ServiceAccounts ([`serviceaccount`]), StatefulSet ([`statefulset`])
 //! and the root CA publisher ([`rootca`]), and storage ([`volume`]: the PersistentVolume binder,
-//! the protection finalizers and the local-path provisioner)), which share informers
+//! the protection finalizers and the local-path provisioner), and the CSR controllers
+//! ([`certificates`])), which share informers
 //! ([`informer`]), work queues ([`queue`]) and expectations ([`expectations`]) and run only
 //! while this process holds the `kube-system/kube-controller-manager` Lease ([`leader`]). The
 //! built-in LoadBalancer ([`servicelb`]) is started on its own by the server.
@@ -130,19 +131,29 @@ impl Controllers {
 /// Starts every controller in the background; they retry until the API server answers.
 /// `identity` names this process in leader election (stable across its restarts).
 /// `local_path` configures the built-in local-path provisioner.
-/// `health` sets node health monitoring (grace period, eviction rate).
+/// `health` sets node health monitoring (grace period, eviction rate). `signing` is what the CSR
+/// signers sign with: they run under the controller manager's Lease like the other controllers
+/// (the CA key is in every process that can lead: only `skiff server` runs the manager).
 pub fn start(
     cfg: ClientConfig,
     ipam: nodeipam::NodeIpamConfig,
     identity: String,
     local_path: volume::localpath::LocalPathConfig,
     health: nodehealth::NodeHealthConfig,
+    signing: certificates::CertificatesConfig,
 ) -> Controllers {
     let task = tokio::spawn(async move {
         loop {
             match client(&cfg).await {
                 Ok(c) => {
-                    let manager = manager::run(c.clone(), cfg.clone(), identity.clone(), local_path.clone(), health);
+                    let manager = manager::run(
+                        c.clone(),
+                        cfg.clone(),
+                        identity.clone(),
+                        local_path.clone(),
+                        health,
+                        signing.clone(),
+                    );
                     futures::join!(
                         namespace::run(c.clone()),
                         nodeipam::run(c.clone(), ipam),

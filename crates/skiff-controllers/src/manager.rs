@@ -1,9 +1,11 @@
-//! The controller manager: the workload controllers over one set of shared informers, run only
-//! while this process leads through the Lease `kube-system/kube-controller-manager`.
+//! The controller manager: the workload controllers over one set of shared informers, and the
+//! CSR signers, approver and cleaner over their own CSR watch, run only while this process leads
+//! through the Lease `kube-system/kube-controller-manager`.
 //!
 //! What does not live here: the controllers themselves (one module each) and the namespace and
 //! node IPAM controllers, which run outside leader election (see [`crate::start`]).
 
+use crate::certificates::{self, CertificatesConfig};
 use crate::informer::SharedInformers;
 use crate::leader::{self, LeaderConfig};
 use crate::replicaset::{self, Flavor};
@@ -23,22 +25,24 @@ pub async fn run(
     identity: String,
     local_path: LocalPathConfig,
     health: nodehealth::NodeHealthConfig,
+    signing: CertificatesConfig,
 ) {
     let lease = LeaderConfig::new("kube-system", LEASE_NAME, &identity);
     leader::run(client.clone(), lease, || {
-        run_controllers(client.clone(), cfg.ca_pem.clone(), local_path.clone(), health)
+        run_controllers(client.clone(), cfg.ca_pem.clone(), local_path.clone(), health, signing.clone())
     })
     .await;
 }
 
 /// Runs every controller over fresh shared informers until dropped; `ca_pem` is the cluster CA
 /// the root CA publisher distributes, `local_path` where the local-path provisioner makes volumes,
-/// `health` the node health settings.
+/// `health` the node health settings, `signing` what the CSR signers sign with.
 pub async fn run_controllers(
     client: kube::Client,
     ca_pem: String,
     local_path: LocalPathConfig,
     health: nodehealth::NodeHealthConfig,
+    signing: CertificatesConfig,
 ) {
     let informers = SharedInformers::new(&client);
     let rs = replicaset::controller(Flavor::ReplicaSet, client.clone(), informers.clone());
@@ -63,6 +67,7 @@ pub async fn run_controllers(
     let nodes = nodehealth::controller(client.clone(), informers.clone(), health);
     let taints = tainteviction::controller(client.clone(), informers.clone());
     let sts = statefulset::controller(client.clone(), informers.clone());
+    let csrs = certificates::run(client.clone(), signing);
     futures::join!(
         informers.clone().run(),
         rs,
@@ -85,6 +90,7 @@ pub async fn run_controllers(
         pdbs,
         nodes,
         taints,
-        sts
+        sts,
+        csrs
     );
 }

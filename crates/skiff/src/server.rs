@@ -112,7 +112,15 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         grace_period: cfg.node_monitor_grace_period,
         eviction_rate: cfg.node_eviction_rate,
     };
-    let controllers = skiff_controllers::start(client_cfg.clone(), ipam, identity.clone(), local_path, health);
+    // The CA key stays in this process: the CSR signers run under the controller manager's
+    // Lease, and the agent's first certificate is signed with the same authority.
+    let signing = skiff_controllers::certificates::CertificatesConfig {
+        ca_cert_pem: pki.ca().cert_pem.clone(),
+        ca_key_pem: pki.ca().key_pem.clone(),
+        signing_duration: cfg.cluster_signing_duration,
+    };
+    let controllers =
+        skiff_controllers::start(client_cfg.clone(), ipam, identity.clone(), local_path, health, signing.clone());
     let scheduler = if cfg.disable_scheduler {
         None
     } else {
@@ -122,11 +130,13 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         opts.identity = identity;
         Some(skiff_scheduler::start(client, opts))
     };
+    let mut node_tasks = Vec::new();
     let agent = if cfg.disable_agent {
         None
     } else {
-        let node_cfg = identity_cfg(&crate::identities::node_user(&cfg.node_name), &[crate::identities::NODES_GROUP])?;
-        let client = skiff_controllers::client(&node_cfg).await.context("cannot build the agent's API client")?;
+        let (client, rotation) =
+            crate::identities::agent_client(&pki, &signing, &server_url, &cfg.data_dir, &cfg.node_name)?;
+        node_tasks.push(tokio::spawn(skiff_agent::certificate::manager::run(rotation)));
         let agent_cfg = skiff_agent::AgentConfig {
             node_name: cfg.node_name.clone(),
             node_ip: advertise,
@@ -156,7 +166,6 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
         let exe = std::env::current_exe().context("cannot find the skiff binary for the container shims")?;
         Some(skiff_agent::start(client, agent_cfg, exe).context("cannot start the node agent")?)
     };
-    let mut node_tasks = Vec::new();
     if !cfg.disable_agent {
         let client =
             skiff_controllers::client(&client_cfg).await.context("cannot build the node labeler's API client")?;
@@ -168,18 +177,6 @@ pub async fn run_server(cfg: ServerConfig, pki: Pki) -> anyhow::Result<()> {
             skiff_controllers::client(&lb_client_cfg).await.context("cannot build the servicelb API client")?;
         let lb_cfg = skiff_controllers::servicelb::ServiceLbConfig { pool: cfg.lb_pool.map(|p| (p.addr, p.prefix)) };
         node_tasks.push(tokio::spawn(skiff_controllers::servicelb::run(client, lb_cfg)));
-    }
-    {
-        // The CSR signers, approver and cleaner: the controller manager's identity, the CA key
-        // kept in this process.
-        let client =
-            skiff_controllers::client(&client_cfg).await.context("cannot build the certificate controllers' client")?;
-        let certs_cfg = skiff_controllers::certificates::CertificatesConfig {
-            ca_cert_pem: pki.ca().cert_pem.clone(),
-            ca_key_pem: pki.ca().key_pem.clone(),
-            signing_duration: cfg.cluster_signing_duration,
-        };
-        node_tasks.push(tokio::spawn(skiff_controllers::certificates::run(client, certs_cfg)));
     }
     if !cfg.disable_agent && !cfg.disable_proxy {
         let proxy_client_cfg = identity_cfg(crate::identities::PROXY, &[])?;

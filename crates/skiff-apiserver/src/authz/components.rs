@@ -41,6 +41,8 @@ pub const INGRESS_ROLE: &str = "system:skiff:ingress";
 /// The skiff role letting node agents clean up local-path PersistentVolumes.
 pub const NODE_LOCAL_PATH_ROLE: &str = "system:skiff:node-local-path";
 
+/// The binding that lets every node have its own client-certificate renewals auto-approved.
+pub const NODE_AUTOAPPROVE_ROTATION_BINDING: &str = "system:skiff:node-autoapprove-certificate-rotation";
 const READ: [&str; 3] = ["get", "list", "watch"];
 const EVENT_WRITE: [&str; 3] = ["create", "update", "patch"];
 
@@ -171,6 +173,13 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         crb(NETPOL_ROLE, NETPOL_ROLE, user(NETPOL_USER)),
         crb(INGRESS_ROLE, INGRESS_ROLE, user(INGRESS_USER)),
         crb(NODE_LOCAL_PATH_ROLE, NODE_LOCAL_PATH_ROLE, group(super::node::NODES_GROUP)),
+        // Nodes renewing their own client certificates are auto-approved (kubeadm's
+        // `kubeadm:node-autoapprove-certificate-rotation`).
+        crb(
+            NODE_AUTOAPPROVE_ROTATION_BINDING,
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            group(super::node::NODES_GROUP),
+        ),
         // The signers, approver and cleaner run in the controller manager (upstream's
         // certificate-controller ServiceAccount).
         crb(
@@ -214,6 +223,7 @@ mod tests {
             "system:volume-scheduler",
             "system:node-proxier",
             "system:controller:certificate-controller",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
         ];
         for b in cluster_role_bindings() {
             let role = b["roleRef"]["name"].as_str().unwrap_or("");

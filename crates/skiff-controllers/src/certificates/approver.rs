@@ -172,6 +172,14 @@ mod tests {
     }
 
     #[test]
+    fn a_node_asking_for_another_nodes_name_is_not_a_self_renewal() {
+        let usages = ["digital signature", "client auth"];
+        let other = csr("system:node:n2", "system:node:n1", &usages);
+        // Only `nodeclient` is tried, which the default policy does not grant to nodes.
+        assert_eq!(candidates(&other).iter().map(|r| r.subresource).collect::<Vec<_>>(), ["nodeclient"]);
+    }
+
+    #[test]
     fn the_review_asks_about_the_requester() {
         let mut c = csr("system:node:n1", "system:node:n1", &[]);
         c.spec.groups = Some(vec!["system:nodes".into()]);

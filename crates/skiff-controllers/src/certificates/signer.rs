@@ -3,8 +3,8 @@
 //! or `kubernetes.io/kubelet-serving` are checked against their signer's rules ([`check`]) and
 //! either get `Failed` (reason `SignerValidationFailure`) or a certificate from the cluster CA
 //! ([`Authority::sign`]): the requested subject and SANs, the requested usages, valid from five
-//! minutes ago for `expirationSeconds` (at least 10 minutes, at most the signing duration) and
-//! never past the CA's own expiry.
+//! minutes ago for `expirationSeconds` (at least 10 minutes, at most the signing duration; see
+//! [`validity`] for short-lived ones) and never past the CA's own expiry.
 //!
 //! What does not live here: approval (the approver, or users with `approve`), the CA's creation.
 
@@ -33,6 +33,20 @@ const NAME: &str = "csrsigning";
 const BACKDATE: Duration = Duration::from_secs(5 * 60);
 /// The shortest lifetime issued.
 const MIN_DURATION: Duration = Duration::from_secs(10 * 60);
+/// Lifetimes below this are "short": their end is not moved back by [`BACKDATE`] (upstream's
+/// 8 hours, of which five minutes are about 1 %).
+const SHORT: Duration = Duration::from_secs(8 * 3600);
+
+/// The validity (`notBefore`, `notAfter`, seconds since the epoch) of a certificate with
+/// lifetime `ttl` issued at `now`: from five minutes before `now`; a short-lived certificate
+/// (under 8 hours) ends `ttl` after `now`, a longer one `ttl` after its start; never past
+/// `ca_not_after`. The server's first node certificate follows the same rule.
+pub fn validity(now: i64, ttl: Duration, ca_not_after: i64) -> (i64, i64) {
+    let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    let not_before = now - BACKDATE.as_secs() as i64;
+    let end_from = if ttl < SHORT.as_secs() as i64 { now } else { not_before };
+    (not_before, end_from.saturating_add(ttl).min(ca_not_after))
+}
 
 /// Why a signer could not issue a certificate.
 #[derive(Debug, thiserror::Error)]
@@ -188,8 +202,7 @@ impl Authority {
             return Err(SignError::Expired(at));
         }
         let ttl = duration(expiration_seconds, self.max_duration);
-        let not_before = now_s - BACKDATE.as_secs() as i64;
-        let not_after = (not_before + ttl.as_secs() as i64).min(self.not_after);
+        let (not_before, not_after) = validity(now_s, ttl, self.not_after);
         let mut params = CertificateParams::default();
         params.distinguished_name = subject(req);
         params.is_ca = IsCa::ExplicitNoCa;
@@ -480,8 +493,8 @@ mod tests {
         let orgs: Vec<_> = cert.subject().iter_organization().map(|a| a.as_str().unwrap().to_string()).collect();
         assert_eq!(cn, ["alice"]);
         assert_eq!(orgs, ["devs", "ops"]);
-        let lifetime = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
-        assert_eq!(lifetime, 3600);
+        // Short-lived: an hour from now, dated five minutes back.
+        assert_eq!(cert.validity().not_after.timestamp(), now.as_second() + 3600);
         assert_eq!(cert.validity().not_before.timestamp(), now.as_second() - 300);
         let eku = cert.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.client_auth && !eku.server_auth);
@@ -489,6 +502,14 @@ mod tests {
         let (_, ca_block) = x509_parser::pem::parse_x509_pem(cfg.ca_cert_pem.as_bytes()).unwrap();
         let ca_cert = ca_block.parse_x509().unwrap();
         assert!(cert.verify_signature(Some(ca_cert.public_key())).is_ok());
+    }
+
+    #[test]
+    fn short_lived_certificates_keep_their_whole_lifetime_after_signing() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(validity(1_000_000, Duration::from_secs(120), i64::MAX), (999_700, 1_000_120));
+        assert_eq!(validity(1_000_000, day, i64::MAX), (999_700, 999_700 + 86_400));
+        assert_eq!(validity(1_000_000, day, 1_000_050), (999_700, 1_000_050));
     }
 
     #[test]

@@ -246,3 +246,44 @@ fn allowed_decisions_name_the_granting_binding_as_upstream() {
     assert_eq!(super::decide(&index, &attrs, false), (Decision::Allow, String::new()));
     assert_eq!(explain(alice, "delete", "ns1", "pods", "").0, Decision::NoOpinion(String::new()));
 }
+
+/// The bootstrap policy and skiff's component policy, as the API server installs them.
+fn default_policy() -> Fixture {
+    let named = |kind: &str, v: Value| {
+        let name = v["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        entry(kind, "", &name, v, 1)
+    };
+    let bootstrap = crate::authz::bootstrap::cluster_roles().into_iter();
+    let components = crate::authz::components::cluster_roles().into_iter();
+    let bindings = crate::authz::bootstrap::cluster_role_bindings().into_iter();
+    let component_bindings = crate::authz::components::cluster_role_bindings().into_iter();
+    Fixture {
+        roles: vec![],
+        cluster_roles: bootstrap.chain(components).map(|v| named("clusterroles", v)).collect(),
+        bindings: vec![],
+        cluster_bindings: bindings.chain(component_bindings).map(|v| named("clusterrolebindings", v)).collect(),
+    }
+}
+
+fn csr_subresource(subresource: &str) -> Attributes {
+    Attributes {
+        user: Arc::new(user("system:node:n1", &["system:nodes", "system:authenticated"])),
+        verb: "create".into(),
+        resource: Some(ResourceAttributes {
+            group: "certificates.k8s.io".into(),
+            resource: "certificatesigningrequests".into(),
+            subresource: subresource.into(),
+            ..Default::default()
+        }),
+        path: String::new(),
+    }
+}
+
+#[test]
+fn nodes_may_renew_their_own_client_certificates_but_not_request_others() {
+    let index = default_policy().index(&mut Builder::default());
+    // The approver's SubjectAccessReview for a node renewing itself…
+    assert_eq!(decide_attrs(&index, &csr_subresource("selfnodeclient")), Decision::Allow);
+    // …and for a node asking a certificate with another node's name (only `nodeclient` applies).
+    assert!(matches!(decide_attrs(&index, &csr_subresource("nodeclient")), Decision::NoOpinion(_)));
+}
