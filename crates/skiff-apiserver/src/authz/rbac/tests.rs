@@ -193,7 +193,8 @@ fn a_thousand_bindings_each_grant_only_their_subject() {
     for i in 0..1000 {
         let d = decide(&index, user(&format!("user{i}"), &["g1", "g2"]), "get", &format!("team{}", i % 50), "pods", "");
         assert_eq!(d, Decision::Allow);
-        let elsewhere = decide(&index, user(&format!("user{i}"), &[]), "get", &format!("team{}", (i + 1) % 50), "pods", "");
+        let elsewhere =
+            decide(&index, user(&format!("user{i}"), &[]), "get", &format!("team{}", (i + 1) % 50), "pods", "");
         assert_ne!(elsewhere, Decision::Allow, "user{i} is bound only in team{}", i % 50);
     }
 }
