@@ -147,16 +147,27 @@ where
         // Taken before the handshake: a swap during it closes the connection too.
         let replaced = self.identity.replaced();
         let connecting = self.inner.call(uri);
-        Box::pin(async move { Ok(ClosingStream { inner: connecting.await?, replaced: Some(replaced) }) })
+        Box::pin(async move {
+            Ok(ClosingStream {
+                inner: connecting.await?,
+                replaced: Some(replaced),
+                read_timeout: READ_TIMEOUT,
+                read_deadline: None,
+            })
+        })
     }
 }
 
 /// A connection that fails its reads and writes (so the client drops it) once the identity it
-/// was opened with has been replaced.
+/// was opened with has been replaced, or when a read waits too long ([`READ_TIMEOUT`]).
 pub struct ClosingStream<S> {
     inner: S,
     /// `None` once the replacement has happened.
     replaced: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// How long one read may stay pending.
+    read_timeout: std::time::Duration,
+    /// Armed while a read is pending; cleared by every read that completes.
+    read_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<S> ClosingStream<S> {
@@ -184,7 +195,20 @@ impl<S: hyper::rt::Read + Unpin> hyper::rt::Read for ClosingStream<S> {
         if self.closed(cx) {
             return Poll::Ready(Err(rotated()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        if let Poll::Ready(read) = Pin::new(&mut this.inner).poll_read(cx, buf) {
+            this.read_deadline = None;
+            return Poll::Ready(read);
+        }
+        let deadline = this.read_deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(this.read_timeout)));
+        if deadline.as_mut().poll(cx).is_ready() {
+            this.read_deadline = None;
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "read from the API server timed out",
+            )));
+        }
+        Poll::Pending
     }
 }
 
@@ -264,6 +288,10 @@ pub fn client(
 /// How long a new connection to the API server may take (kube's default).
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long a read may wait for the API server (kube's default: longer than the 290 s a watch
+/// lasts, so only a dead connection trips it).
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(295);
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -301,8 +329,12 @@ mod tests {
     #[tokio::test]
     async fn connections_opened_before_a_rotation_close_and_later_ones_work() {
         let rotating = RotatingIdentity::new(identity("old"));
-        let stream =
-            |io| ClosingStream { inner: hyper_util::rt::TokioIo::new(io), replaced: Some(rotating.replaced()) };
+        let stream = |io| ClosingStream {
+            inner: hyper_util::rt::TokioIo::new(io),
+            replaced: Some(rotating.replaced()),
+            read_timeout: READ_TIMEOUT,
+            read_deadline: None,
+        };
         let (ours, mut peer) = tokio::io::duplex(64);
         let mut old = hyper_util::rt::TokioIo::new(stream(ours));
         peer.write_all(b"x").await.unwrap();
@@ -319,5 +351,22 @@ mod tests {
         peer.write_all(b"y").await.unwrap();
         assert_eq!(new.read(&mut buf).await.unwrap(), 1);
         new.write_all(b"z").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_read_the_server_never_answers_times_out_and_answered_ones_do_not() {
+        let rotating = RotatingIdentity::new(identity("id"));
+        let (ours, mut peer) = tokio::io::duplex(64);
+        let mut io = hyper_util::rt::TokioIo::new(ClosingStream {
+            inner: hyper_util::rt::TokioIo::new(ours),
+            replaced: Some(rotating.replaced()),
+            read_timeout: std::time::Duration::from_millis(50),
+            read_deadline: None,
+        });
+        let mut buf = [0u8; 1];
+        peer.write_all(b"a").await.unwrap();
+        assert_eq!(io.read(&mut buf).await.unwrap(), 1);
+        let err = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     }
 }
