@@ -301,6 +301,7 @@ def test_subject_access_review_passes_the_field_selector(env):
 @pytest.mark.parametrize("version", ["1.32", "1.20"])
 def test_node_writes_only_its_own_csinode(env, version):
     c, _, kubeconfig = env
+
     def csinode(name: str) -> str:
         return json.dumps({"apiVersion": "storage.k8s.io/v1", "kind": "CSINode",
                            "metadata": {"name": name}, "spec": {"drivers": []}})
