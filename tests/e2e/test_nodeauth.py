@@ -4,7 +4,8 @@ cluster DNS) each use their own client certificate: a Deployment's pods are sche
 Secret volume the agent may read, and a Service in front of them answers by DNS name. Then, with a
 node client certificate issued from the cluster CA by `openssl` (as an administrator would issue
 one), kubectl 1.32 and 1.20 are refused what is not the node's own: Secrets its pods do not
-reference, other Nodes, pods that are not mirror pods, restricted labels.
+reference, other Nodes, pods that are not mirror pods, restricted labels, pod lists without the
+`spec.nodeName=<node>` field selector, pods and VolumeAttachments of another node.
 
 The refusals come from the Node authorizer (which denies node users outright what upstream's
 Node+RBAC chain would deny them) and NodeRestriction, so they hold whether or not RBAC follows in
@@ -36,6 +37,13 @@ def env():
                       "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
         apply(c, ns, client_pod())
         apply(c, None, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": OTHER_NODE}})
+        # Bound to the other node, which has no agent: it stays Pending.
+        apply(c, ns, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "elsewhere"},
+                      "spec": {"nodeName": OTHER_NODE, "containers": [{"name": "main", "image": "busybox"}]}})
+        for name, node in (("va-own", NODE), ("va-other", OTHER_NODE)):
+            apply(c, None, {"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment", "metadata": {"name": name},
+                            "spec": {"attacher": "e2e.example.com", "nodeName": node,
+                                     "source": {"persistentVolumeName": f"pv-{name}"}}})
         yield c, ns, node_kubeconfig(c)
         # No new replicas while the cluster's teardown waits for every container to go.
         c.kubectl("-n", ns, "delete", "deployment", "web", "--wait=false", check=False)
@@ -195,3 +203,113 @@ def test_node_creates_only_mirror_pods(env, version):
     err = forbidden(as_node(kubeconfig, version, "-n", ns, "create", "-f", "-", input=json.dumps(pod)))
     assert (f'pods "{name}" is forbidden: pod does not have "kubernetes.io/config.mirror" annotation, '
             f'node "{NODE}" can only create mirror pods') in err
+
+
+@pytest.mark.parametrize("version", ["1.32", "1.20"])
+def test_node_lists_pods_only_with_its_node_name_selector(env, version):
+    c, ns, kubeconfig = env
+    eventually(lambda: len(running_pods(c, ns)) == 2, timeout=120, what="replicas running")
+    why = "can only list/watch pods with spec.nodeName field selector"
+    err = forbidden(as_node(kubeconfig, version, "get", "pods", "-A"))
+    assert (f'pods is forbidden: User "system:node:{NODE}" cannot list resource "pods" in API group "" '
+            f"at the cluster scope: {why}") in err
+    err = forbidden(as_node(kubeconfig, version, "-n", ns, "get", "pods"))
+    assert (f'pods is forbidden: User "system:node:{NODE}" cannot list resource "pods" in API group "" '
+            f'in the namespace "{ns}": {why}') in err
+    err = forbidden(as_node(kubeconfig, version, "get", "pods", "-A", f"--field-selector=spec.nodeName={OTHER_NODE}"))
+    assert why in err
+    r = as_node(kubeconfig, version, "get", "pods", "-A", f"--field-selector=spec.nodeName={NODE}", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    names = {p["metadata"]["name"] for p in json.loads(r.stdout)["items"] if p["metadata"]["namespace"] == ns}
+    assert "client" in names and "elsewhere" not in names
+    assert len([n for n in names if n.startswith("web-")]) >= 2
+    r = as_node(kubeconfig, version, "-n", ns, "get", "pods", f"--field-selector=spec.nodeName={NODE}", "-o", "name")
+    assert r.returncode == 0 and "pod/client" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("version", ["1.32", "1.20"])
+def test_node_gets_only_its_own_pods(env, version):
+    _, ns, kubeconfig = env
+    r = as_node(kubeconfig, version, "-n", ns, "get", "pod", "client", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["spec"]["nodeName"] == NODE
+    err = forbidden(as_node(kubeconfig, version, "-n", ns, "get", "pod", "elsewhere"))
+    assert (f'pods "elsewhere" is forbidden: User "system:node:{NODE}" cannot get resource "pods" in API group "" '
+            f"in the namespace \"{ns}\": no relationship found between node '{NODE}' and this object") in err
+
+
+def test_node_watch_with_its_selector_streams_its_pods(env):
+    """A watch as the agent does it (Python client, `spec.nodeName=<node>`) sees the node's
+    pods; without the selector it is refused before any event."""
+    from kubernetes import client as k8s, config, watch
+
+    _, ns, kubeconfig = env
+    api = k8s.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+    seen = set()
+    for event in watch.Watch().stream(api.list_namespaced_pod, ns, field_selector=f"spec.nodeName={NODE}",
+                                      timeout_seconds=2):
+        seen.add(event["object"].metadata.name)
+    assert "client" in seen and "elsewhere" not in seen
+    with pytest.raises(k8s.ApiException) as e:
+        api.list_namespaced_pod(ns, watch=False)
+    assert e.value.status == 403
+    assert json.loads(e.value.body)["message"].endswith("can only list/watch pods with spec.nodeName field selector")
+
+
+@pytest.mark.parametrize("version", ["1.32", "1.20"])
+def test_node_gets_only_volume_attachments_to_itself(env, version):
+    _, _, kubeconfig = env
+    r = as_node(kubeconfig, version, "get", "volumeattachment", "va-own", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["spec"]["nodeName"] == NODE
+    err = forbidden(as_node(kubeconfig, version, "get", "volumeattachment", "va-other"))
+    assert (f'volumeattachments.storage.k8s.io "va-other" is forbidden: User "system:node:{NODE}" cannot get '
+            f'resource "volumeattachments" in API group "storage.k8s.io" at the cluster scope: '
+            f"no relationship found between node '{NODE}' and this object") in err
+    err = forbidden(as_node(kubeconfig, version, "get", "volumeattachments"))
+    assert "can only get individual resources of this type" in err
+
+
+def test_subject_access_review_passes_the_field_selector(env):
+    """An administrator's SubjectAccessReview for the node, with `resourceAttributes.fieldSelector`
+    (1.31+), gets the Node authorizer's answer for that selector."""
+    c, _, _ = env
+
+    def review(field_selector: dict | None) -> dict:
+        attrs = {"verb": "list", "resource": "pods"}
+        if field_selector is not None:
+            attrs["fieldSelector"] = field_selector
+        sar = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+               "spec": {"user": f"system:node:{NODE}", "groups": ["system:nodes", "system:authenticated"],
+                        "resourceAttributes": attrs}}
+        return json.loads(c.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(sar)).stdout)["status"]
+
+    own = {"requirements": [{"key": "spec.nodeName", "operator": "In", "values": [NODE]}]}
+    assert review(own)["allowed"] is True
+    assert review({"rawSelector": f"spec.nodeName={NODE}"})["allowed"] is True
+    status = review({"rawSelector": f"spec.nodeName={OTHER_NODE}"})
+    assert status["allowed"] is False
+    assert status.get("denied") is True
+    assert status["reason"] == "can only list/watch pods with spec.nodeName field selector"
+    status = review(None)
+    assert status["allowed"] is False and "evaluationError" not in status
+    status = review({"requirements": [{"key": "spec.nodeName", "operator": "Exists"}]})
+    assert status["allowed"] is False
+    assert status["evaluationError"] == "spec.resourceAttributes.fieldSelector ignored due to parse error"
+
+
+@pytest.mark.parametrize("version", ["1.32", "1.20"])
+def test_node_writes_only_its_own_csinode(env, version):
+    c, _, kubeconfig = env
+
+    def csinode(name: str) -> str:
+        return json.dumps({"apiVersion": "storage.k8s.io/v1", "kind": "CSINode",
+                           "metadata": {"name": name}, "spec": {"drivers": []}})
+    err = forbidden(as_node(kubeconfig, version, "create", "-f", "-", input=csinode(OTHER_NODE)))
+    assert (f'csinodes.storage.k8s.io "{OTHER_NODE}" is forbidden: '
+            "can only access CSINode with the same name as the requesting node") in err
+    r = as_node(kubeconfig, version, "apply", "-f", "-", input=csinode(NODE))
+    assert r.returncode == 0, r.stderr
+    err = forbidden(as_node(kubeconfig, version, "delete", "csinode", OTHER_NODE))
+    assert "can only access CSINode with the same name as the requesting node" in err
+    c.kubectl("delete", "csinode", NODE, "--ignore-not-found")

@@ -118,8 +118,7 @@ async fn route(shared: &Shared, req: Request<Body>, target: Target) -> Response<
                 return response::status(&e);
             }
         };
-        let mut attrs = attributes(&user, &parts.method, &path, &target);
-        selected_name(&mut attrs, &query);
+        let mut attrs = attributes(&user, &parts.method, &path, &target).with_query(&query);
         // The reason of an allow is formatted only for the audit log.
         let (decision, allowed_because) = match &shared.audit {
             Some(_) => shared.authorizers.authorize_explained(&attrs),
@@ -234,24 +233,6 @@ fn attributes(user: &Arc<UserInfo>, method: &Method, path: &str, target: &Target
     };
     let verb = if verb == "head" { "get".to_string() } else { verb };
     Attributes { user: user.clone(), verb, resource, path: path.to_string() }
-}
-
-/// A list or watch narrowed to one name by a `metadata.name=<name>` field selector is
-/// authorized as a request for that object (upstream's `RequestInfo`), so a node agent may
-/// watch the one Secret its pod mounts.
-fn selected_name(attrs: &mut Attributes, query: &str) {
-    let Some(r) = attrs.resource.as_mut() else { return };
-    if !r.name.is_empty() || !matches!(attrs.verb.as_str(), "list" | "watch") {
-        return;
-    }
-    let Ok(fields) = crate::query::Query::parse(query).field_selector() else { return };
-    let name = fields
-        .requirements
-        .iter()
-        .find(|f| f.field == "metadata.name" && f.op == skiff_api::selector::FieldOp::Equals && !f.value.is_empty());
-    if let Some(f) = name.filter(|f| !f.value.contains('/') && f.value != "." && f.value != "..") {
-        r.name = f.value.clone();
-    }
 }
 
 fn not_found(path: &str) -> Response<Body> {

@@ -319,18 +319,24 @@ pub async fn find_container(
     Ok(ContainerRef { pod, uid, container: container.to_string(), attempt })
 }
 
-/// Looks up pod `ns/name` (404 when unknown).
+/// Looks up pod `ns/name` (404 when unknown). The Node authorizer refuses a node the pods not
+/// bound to it (403), which for this node's server means the same: no such pod here.
 pub async fn find_pod(ctx: &Streaming, ns: &str, name: &str) -> Result<Pod, Box<Response<Body>>> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     match api.get_opt(name).await {
         Ok(Some(pod)) => Ok(pod),
-        Ok(None) => Err(Box::new(status(StatusCode::NOT_FOUND, "NotFound", format!("pod {name:?} does not exist")))),
+        Ok(None) => Err(not_here(name)),
+        Err(kube::Error::Api(e)) if e.code == 403 => Err(not_here(name)),
         Err(e) => Err(Box::new(status(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
             format!("cannot look up pod {ns}/{name}: {e}"),
         ))),
     }
+}
+
+fn not_here(name: &str) -> Box<Response<Body>> {
+    Box::new(status(StatusCode::NOT_FOUND, "NotFound", format!("pod {name:?} does not exist")))
 }
 
 #[cfg(test)]

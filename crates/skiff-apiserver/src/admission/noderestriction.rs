@@ -4,8 +4,9 @@
 //! no ServiceAccount, Secret, ConfigMap, claim or ClusterTrustBundle), delete only pods bound to
 //! itself, update the status of those only, evict only those, modify only its own Node (not its
 //! taints after registration, nor `node-restriction.kubernetes.io/` or unknown `kubernetes.io`
-//! labels), only its own Lease in `kube-node-lease`, only the status conditions and capacity of
-//! claims, and request only tokens bound to its own pods. Requests of other users pass.
+//! labels), only its own Lease in `kube-node-lease` and its own CSINode, only the status
+//! conditions, capacity and expansion state of claims, request only tokens bound to its own pods
+//! and only kubelet certificates in its own name. Requests of other users pass.
 //!
 //! The checks are pure functions over the stored objects (`check_*`); the `admit_*` functions
 //! look those objects up and turn a refusal into upstream's 403.
@@ -151,16 +152,17 @@ pub fn check_pod_create(node: &str, pod: &Value, node_uid: Option<&str>) -> Resu
         return forbid(format!("node {node:?} can not create pods that reference configmaps"));
     }
     let volumes = array(&spec["volumes"]);
+    let trust_bundles =
+        volumes.iter().flat_map(|v| array(&v["projected"]["sources"])).any(|s| s["clusterTrustBundle"].is_object());
+    if trust_bundles {
+        return forbid(format!("node {node:?} can not create pods that reference clustertrustbundles"));
+    }
+    // Upstream looks at `persistentVolumeClaim` volumes only; an ephemeral volume is a claim too.
     if volumes.iter().any(|v| v["persistentVolumeClaim"].is_object() || v["ephemeral"].is_object()) {
         return forbid(format!("node {node:?} can not create pods that reference persistentvolumeclaims"));
     }
     if !array(&spec["resourceClaims"]).is_empty() {
         return forbid(format!("node {node:?} can not create pods that reference resourceclaims"));
-    }
-    let trust_bundles =
-        volumes.iter().flat_map(|v| array(&v["projected"]["sources"])).any(|s| s["clusterTrustBundle"].is_object());
-    if trust_bundles {
-        return forbid(format!("node {node:?} can not create pods that use clustertrustbundles"));
     }
     Ok(())
 }
@@ -276,8 +278,18 @@ pub fn check_lease(node: &str, namespace: &str, name: &str) -> Result<(), Refusa
     Ok(())
 }
 
+/// Writing CSINode `name` as node `node` (the name of the object on create, of the URL else).
+pub fn check_csi_node(node: &str, name: &str) -> Result<(), Refusal> {
+    if name != node {
+        return forbid("can only access CSINode with the same name as the requesting node");
+    }
+    Ok(())
+}
+
 /// Updating claim `old` to `new` through `persistentvolumeclaims/status` as node `node`: only
-/// `status.capacity` and `status.conditions` may change.
+/// `status.capacity` and `status.conditions` may change, and the `status.allocatedResources`
+/// and `status.allocatedResourceStatuses` of a volume expansion (upstream's
+/// `RecoverVolumeExpansionFailure`, on by default).
 pub fn check_claim_status(node: &str, old: &Value, new: &Value) -> Result<(), Refusal> {
     let strip = |v: &Value| {
         let mut v = v.clone();
@@ -286,8 +298,9 @@ pub fn check_claim_status(node: &str, old: &Value, new: &Value) -> Result<(), Re
             m.remove("managedFields");
         }
         if let Some(s) = v["status"].as_object_mut() {
-            s.remove("capacity");
-            s.remove("conditions");
+            for field in ["capacity", "conditions", "allocatedResources", "allocatedResourceStatuses"] {
+                s.remove(field);
+            }
         }
         v
     };
@@ -319,6 +332,30 @@ pub fn check_token_request(node: &str, request: &Value, pod: Option<&Value>) -> 
     }
     if str_at(pod, &["spec", "nodeName"]) != node {
         return forbid("node requested token bound to a pod scheduled on a different node");
+    }
+    Ok(())
+}
+
+/// Creating CertificateSigningRequest `csr` as node `node`: a request to a kubelet signer
+/// (`kubelet-serving`, `kube-apiserver-client-kubelet`) must be for the node's own name.
+pub fn check_csr(node: &str, csr: &Value) -> Result<(), Refusal> {
+    use base64::Engine as _;
+    use skiff_api::certificates::{KUBE_APISERVER_CLIENT_KUBELET, KUBELET_SERVING, parse_request};
+    let signer = str_at(csr, &["spec", "signerName"]);
+    if signer != KUBELET_SERVING && signer != KUBE_APISERVER_CLIENT_KUBELET {
+        return Ok(());
+    }
+    let parsed = base64::engine::general_purpose::STANDARD
+        .decode(str_at(csr, &["spec", "request"]))
+        .map_err(|e| e.to_string())
+        .and_then(|pem| parse_request(&pem).map_err(|e| e.to_string()));
+    let request = match parsed {
+        Ok(r) => r,
+        Err(e) => return forbid(format!("unable to parse csr: {e}")),
+    };
+    let want = format!("{NODE_USER_PREFIX}{node}");
+    if request.common_names.first() != Some(&want) {
+        return forbid(format!("can only create a node CSR with CN={want}"));
     }
     Ok(())
 }
@@ -358,8 +395,12 @@ pub async fn admit_create(state: &ApiState, ctx: &Ctx, obj: &Value) -> Result<()
         check_node(node, name, None, Some(obj))
     } else if is(ctx, "coordination.k8s.io", "leases") {
         check_lease(node, ctx.namespace.as_deref().unwrap_or(""), name)
+    } else if is(ctx, "storage.k8s.io", "csinodes") {
+        check_csi_node(node, name)
     } else if is(ctx, "", "persistentvolumeclaims") {
         forbid("may only update PVC status")
+    } else if is(ctx, "certificates.k8s.io", "certificatesigningrequests") {
+        check_csr(node, obj)
     } else {
         Ok(())
     };
@@ -378,12 +419,14 @@ pub fn admit_update(ctx: &Ctx, old: &Value, new: &Value) -> Result<(), StatusErr
                 forbid(format!("unexpected operation \"UPDATE\", node {node:?} can only create and delete mirror pods"))
             }
             "status" => check_pod_status(node, old, new),
-            other => forbid(format!("unexpected subresource {other:?}, only 'status' and 'eviction' are allowed")),
+            other => forbid(format!("unexpected pod subresource {other:?}, only 'status' and 'eviction' are allowed")),
         }
     } else if is(ctx, "", "nodes") {
         check_node(node, &name, Some(old), Some(new))
     } else if is(ctx, "coordination.k8s.io", "leases") {
         check_lease(node, ctx.namespace.as_deref().unwrap_or(""), &name)
+    } else if is(ctx, "storage.k8s.io", "csinodes") {
+        check_csi_node(node, &name)
     } else if is(ctx, "", "persistentvolumeclaims") {
         match sub {
             "status" => check_claim_status(node, old, new),
@@ -405,6 +448,8 @@ pub fn admit_delete(ctx: &Ctx, name: &str, obj: &Value) -> Result<(), StatusErro
         check_node(node, name, Some(obj), None)
     } else if is(ctx, "coordination.k8s.io", "leases") {
         check_lease(node, ctx.namespace.as_deref().unwrap_or(""), name)
+    } else if is(ctx, "storage.k8s.io", "csinodes") {
+        check_csi_node(node, name)
     } else if is(ctx, "", "persistentvolumeclaims") {
         forbid("may only update PVC status")
     } else {

@@ -15,6 +15,7 @@ fn res(group: &str, resource: &str, sub: &str, ns: &str, name: &str) -> Resource
         subresource: sub.into(),
         namespace: ns.into(),
         name: name.into(),
+        ..Default::default()
     }
 }
 

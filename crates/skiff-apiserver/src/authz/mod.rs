@@ -13,6 +13,7 @@ pub mod impersonation;
 pub mod node;
 pub mod rbac;
 pub mod review;
+pub mod selectors;
 
 use std::sync::Arc;
 
@@ -37,10 +38,15 @@ pub struct ResourceAttributes {
     pub namespace: String,
     /// Object name, empty for collections.
     pub name: String,
+    /// The field selector of a list, watch or deletecollection (empty otherwise).
+    pub field_selector: selectors::FieldSelector,
+    /// The label selector of a list, watch or deletecollection (empty otherwise).
+    pub label_selector: selectors::LabelSelector,
 }
 
 impl ResourceAttributes {
-    /// The attributes of a parsed resource request.
+    /// The attributes of a parsed resource request (its selectors are read from the query by
+    /// [`Attributes::with_query`]).
     pub fn from_request(req: &ResourceRequest) -> Self {
         Self {
             group: req.group.clone(),
@@ -49,6 +55,7 @@ impl ResourceAttributes {
             subresource: req.subresource.clone().unwrap_or_default(),
             namespace: req.namespace.clone().unwrap_or_default(),
             name: req.name.clone().unwrap_or_default(),
+            ..Default::default()
         }
     }
 }
@@ -66,6 +73,31 @@ pub struct Attributes {
     pub resource: Option<ResourceAttributes>,
     /// The request path (for non-resource requests).
     pub path: String,
+}
+
+impl Attributes {
+    /// Completes the attributes of a list, watch or deletecollection from its `query`, as
+    /// upstream's `RequestInfo` does: the field and label selectors, and, for a list or watch
+    /// narrowed to one object by a `metadata.name=<name>` field selector, that name (so a node
+    /// agent may watch the one Secret its pod mounts).
+    pub fn with_query(mut self, query: &str) -> Self {
+        if !selectors::verb_has_selectors(&self.verb) {
+            return self;
+        }
+        let Some(r) = self.resource.as_mut() else { return self };
+        let q = crate::query::Query::parse(query);
+        r.field_selector = selectors::FieldSelector::parse(q.get("fieldSelector").unwrap_or(""));
+        r.label_selector = selectors::LabelSelector::parse(q.get("labelSelector").unwrap_or(""));
+        if r.name.is_empty() && self.verb != "deletecollection" {
+            let name = r.field_selector.requirements.iter().find(|f| {
+                f.field == "metadata.name" && f.op == skiff_api::selector::FieldOp::Equals && !f.value.is_empty()
+            });
+            if let Some(f) = name.filter(|f| !f.value.contains('/') && f.value != "." && f.value != "..") {
+                r.name = f.value.clone();
+            }
+        }
+        self
+    }
 }
 
 /// What an authorizer says about a request.
@@ -213,6 +245,26 @@ mod tests {
         fn authorize(&self, _: &Attributes) -> Decision {
             self.0.clone()
         }
+    }
+
+    #[test]
+    fn collections_carry_their_selectors_and_a_selected_name() {
+        let bob = UserInfo::new("bob".into(), vec![]);
+        let pods = ResourceAttributes { resource: "pods".into(), ..Default::default() };
+        let ask = |verb: &str, query: &str| attrs(bob.clone(), verb, Some(pods.clone())).with_query(query);
+        let list = ask("list", "fieldSelector=spec.nodeName%3Dn1&labelSelector=app%3Dweb");
+        let r = list.resource.expect("resource");
+        assert!(r.field_selector.requires("spec.nodeName", "n1"));
+        assert_eq!(r.label_selector.requirements.len(), 1);
+        assert!(r.name.is_empty());
+        let one = ask("watch", "fieldSelector=metadata.name%3Dweb").resource.expect("resource");
+        assert_eq!(one.name, "web");
+        let all = ask("deletecollection", "fieldSelector=metadata.name%3Dweb").resource.expect("resource");
+        assert!(all.name.is_empty() && all.field_selector.requires("metadata.name", "web"));
+        let get = ask("get", "fieldSelector=spec.nodeName%3Dn1").resource.expect("resource");
+        assert!(get.field_selector.requirements.is_empty(), "only collections carry selectors");
+        let dotted = ask("list", "fieldSelector=metadata.name%3D..").resource.expect("resource");
+        assert!(dotted.name.is_empty());
     }
 
     #[test]

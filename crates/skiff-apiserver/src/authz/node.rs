@@ -1,9 +1,11 @@
 //! The Node authorizer (upstream `plugin/pkg/auth/authorizer/node`): what the agent of a node
 //! (`system:node:<name>` in `system:nodes`) may do. Reads of Secrets, ConfigMaps,
-//! PersistentVolumeClaims, PersistentVolumes, ResourceClaims and ServiceAccount tokens are
-//! decided by the [`graph`] of the pods bound to the node; its own Node, Lease and CSINode by
-//! name; everything else by upstream's static node rules (`NodeRules` of the bootstrap policy).
-//! What a node may write is narrowed further by the NodeRestriction admission plugin
+//! PersistentVolumeClaims, PersistentVolumes, ResourceClaims, Pods, VolumeAttachments and
+//! ServiceAccount tokens are decided by the [`graph`] of the pods bound to the node (and of the
+//! VolumeAttachments naming it); lists and watches of pods by their `spec.nodeName=<node>` field
+//! selector (upstream's `AuthorizeNodeWithSelectors`); its own Node, Lease and CSINode by name;
+//! everything else by upstream's static node rules (`NodeRules` of the bootstrap policy). What a
+//! node may write is narrowed further by the NodeRestriction admission plugin
 //! (`crate::admission::noderestriction`).
 //!
 //! Where upstream answers "no opinion" for a node (and the default RBAC policy, which binds no
@@ -11,8 +13,7 @@
 //! for the resources it subdivides, so a node is refused what is not its own whatever follows
 //! in the chain. Two skiff exceptions stay "no opinion" (RBAC decides): reading and updating
 //! PersistentVolumes beyond `get` (the agent cleans up local-path volumes) and reading
-//! ServiceAccounts. Pod reads follow upstream's static rules (any pod), not the field-selector
-//! narrowing of `AuthorizeNodeWithSelectors`.
+//! ServiceAccounts.
 
 pub mod feed;
 pub mod graph;
@@ -83,6 +84,58 @@ impl NodeAuthorizer {
             .filter(|(_, e)| e.field("spec.nodeName").is_none_or(|n| n == node))
             .filter_map(|(_, e)| graph::pod_refs(&e.value()))
             .any(|p| p.node == node && p.refs.contains(object))
+    }
+
+    /// Whether pod `namespace/name` is bound to `node`: the graph, then the pods cache (a pod
+    /// bound a moment ago).
+    fn pod_bound(&self, node: &str, namespace: &str, name: &str) -> bool {
+        if self.graph().has_pod(node, namespace, name) {
+            return true;
+        }
+        let Some(cache) = self.caches.as_ref().and_then(|c| feed::core_cache(c, "pods")) else { return false };
+        cached_node(&cache, &format!("{}{namespace}/{name}", cache.prefix())).is_some_and(|n| n == node)
+    }
+
+    /// Whether VolumeAttachment `name` names `node`: the graph, then the cache.
+    fn attached(&self, node: &str, name: &str) -> bool {
+        if self.graph().attaches_to(node, name) {
+            return true;
+        }
+        let cache = self.caches.as_ref().and_then(|c| feed::cache_of(c, "storage.k8s.io", "v1", "volumeattachments"));
+        cache.is_some_and(|cache| cached_node(&cache, &format!("{}{name}", cache.prefix())).is_some_and(|n| n == node))
+    }
+
+    /// Pods: a get of one bound to the node; a list or watch with the `spec.nodeName=<node>`
+    /// field selector (or of one bound pod named by `metadata.name`); creating and deleting
+    /// (mirror pods), their status and evictions (NodeRestriction narrows those to the node's
+    /// own pods).
+    fn pod(&self, node: &str, attrs: &Attributes, r: &ResourceAttributes) -> Decision {
+        let bound = || {
+            if self.pod_bound(node, &r.namespace, &r.name) {
+                Decision::Allow
+            } else {
+                Decision::Deny(no_relationship(node))
+            }
+        };
+        match (r.subresource.as_str(), attrs.verb.as_str()) {
+            ("", "get") if r.name.is_empty() => Decision::Deny("No Object name found".into()),
+            ("", "get") => bound(),
+            ("", "list" | "watch") if r.field_selector.requires("spec.nodeName", node) => Decision::Allow,
+            ("", "list" | "watch") if !r.name.is_empty() => bound(),
+            ("", "list" | "watch") => {
+                Decision::Deny("can only list/watch pods with spec.nodeName field selector".into())
+            }
+            ("", "create" | "delete") | ("status", "update" | "patch") | ("eviction", "create") => Decision::Allow,
+            _ => Decision::NoOpinion(String::new()),
+        }
+    }
+
+    /// get of a VolumeAttachment naming the node.
+    fn volume_attachment(&self, node: &str, attrs: &Attributes, r: &ResourceAttributes) -> Decision {
+        if let Some(refused) = only_get(attrs, r) {
+            return Decision::Deny(refused.into());
+        }
+        if self.attached(node, &r.name) { Decision::Allow } else { Decision::Deny(no_relationship(node)) }
     }
 
     fn path_check(&self, node: &str, object: ObjectRef) -> Decision {
@@ -165,6 +218,8 @@ impl Authorizer for NodeAuthorizer {
             ("", "persistentvolumeclaims") => self.get_namespaced(node, Kind::Claim, attrs, r),
             ("resource.k8s.io", "resourceclaims") => self.get_namespaced(node, Kind::ResourceClaim, attrs, r),
             ("", "persistentvolumes") => self.persistent_volume(node, attrs, r),
+            ("", "pods") => self.pod(node, attrs, r),
+            ("storage.k8s.io", "volumeattachments") => self.volume_attachment(node, attrs, r),
             ("", "serviceaccounts") => self.token(node, attrs, r),
             ("coordination.k8s.io", "leases") => lease(node, attrs, r),
             ("storage.k8s.io", "csinodes") => csi_node(node, attrs, r),
@@ -175,6 +230,12 @@ impl Authorizer for NodeAuthorizer {
             _ => Decision::NoOpinion(String::new()),
         }
     }
+}
+
+/// The `spec.nodeName` of the object cached under `key`.
+fn cached_node(cache: &crate::cache::ResourceCache, key: &str) -> Option<String> {
+    let entry = cache.get(key)?;
+    entry.field("spec.nodeName").or_else(|| entry.value()["spec"]["nodeName"].as_str().map(str::to_string))
 }
 
 fn no_relationship(node: &str) -> String {
@@ -233,7 +294,9 @@ fn read_node(node: &str, r: &ResourceAttributes) -> Decision {
     }
 }
 
-/// Upstream's static node rules: `(verbs, API groups, resources)`.
+/// Upstream's static node rules: `(verbs, API groups, resources)`, without those of pods and
+/// VolumeAttachments, which [`NodeAuthorizer::pod`] and [`NodeAuthorizer::volume_attachment`]
+/// decide.
 const NODE_RULES: &[(&[&str], &[&str], &[&str])] = &[
     (&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
     (&["create"], &["authorization.k8s.io"], &["subjectaccessreviews", "localsubjectaccessreviews"]),
@@ -241,13 +304,8 @@ const NODE_RULES: &[(&[&str], &[&str], &[&str])] = &[
     (&["create", "get", "list", "watch"], &[""], &["nodes"]),
     (&["update", "patch"], &[""], &["nodes/status", "nodes"]),
     (&["create", "update", "patch"], &["", "events.k8s.io"], &["events"]),
-    (&["get", "list", "watch"], &[""], &["pods"]),
-    (&["create", "delete"], &[""], &["pods"]),
-    (&["update", "patch"], &[""], &["pods/status"]),
-    (&["create"], &[""], &["pods/eviction"]),
     (&["get"], &[""], &["endpoints"]),
     (&["create", "get", "list", "watch"], &["certificates.k8s.io"], &["certificatesigningrequests"]),
-    (&["get"], &["storage.k8s.io"], &["volumeattachments"]),
     (&["get", "list", "watch"], &["node.k8s.io"], &["runtimeclasses"]),
     (&["get", "list", "watch"], &["storage.k8s.io"], &["csidrivers"]),
     (&["get", "list", "watch"], &["resource.k8s.io"], &["resourceslices"]),

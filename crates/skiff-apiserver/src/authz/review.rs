@@ -14,7 +14,7 @@ use skiff_api::status::GroupKind;
 use skiff_api::validation::FieldError;
 
 use super::rbac::rules::Rule;
-use super::{Attributes, Decision, ResourceAttributes};
+use super::{Attributes, Decision, ResourceAttributes, selectors};
 use crate::authn::{MASTERS_GROUP, UserInfo};
 use crate::state::ApiState;
 
@@ -56,6 +56,8 @@ fn attributes(kind: &str, spec: &Value, user: Arc<UserInfo>) -> Result<Attribute
                 subresource: string(Some(r), "subresource"),
                 namespace: string(Some(r), "namespace"),
                 name: string(Some(r), "name"),
+                field_selector: selectors::review_field_selector(r.get("fieldSelector")),
+                label_selector: selectors::review_label_selector(r.get("labelSelector")),
             }),
             path: String::new(),
         }),
@@ -82,13 +84,20 @@ fn decide(state: &ApiState, attrs: &Attributes) -> Value {
     let Some(chain) = state.authorizers.get() else {
         return json!({"allowed": false, "evaluationError": "no authorizer configured"});
     };
-    match chain.evaluate_explained(attrs) {
+    let mut status = match chain.evaluate_explained(attrs) {
         (Decision::Allow, reason) if reason.is_empty() => json!({"allowed": true}),
         (Decision::Allow, reason) => json!({"allowed": true, "reason": reason}),
         (Decision::Deny(reason), _) => json!({"allowed": false, "denied": true, "reason": reason}),
         (Decision::NoOpinion(reason), _) if reason.is_empty() => json!({"allowed": false}),
         (Decision::NoOpinion(reason), _) => json!({"allowed": false, "reason": reason}),
+    };
+    if let Some(r) = &attrs.resource {
+        let ignored = selectors::review_selector_errors(&r.field_selector, &r.label_selector);
+        if !ignored.is_empty() {
+            status["evaluationError"] = json!(ignored.join("; "));
+        }
     }
+    status
 }
 
 /// Answers a `SubjectAccessReview` or `LocalSubjectAccessReview` (`namespace` = the URL's).
@@ -211,6 +220,18 @@ mod tests {
         .expect("test value");
         assert_eq!(ok.verb, "get");
         assert_eq!(ok.resource.expect("test value").subresource, "log");
+    }
+
+    #[test]
+    fn resource_attributes_carry_their_selectors() {
+        let u = Arc::new(UserInfo::new("system:node:n1".into(), vec!["system:nodes".into()]));
+        let spec = json!({"resourceAttributes": {"verb": "list", "resource": "pods",
+            "fieldSelector": {"requirements": [{"key": "spec.nodeName", "operator": "In", "values": ["n1"]}]},
+            "labelSelector": {"rawSelector": "app=web"}}});
+        let attrs = attributes("SubjectAccessReview", &spec, u).expect("valid");
+        let r = attrs.resource.expect("resource attributes");
+        assert!(r.field_selector.requires("spec.nodeName", "n1"));
+        assert_eq!(r.label_selector.requirements.len(), 1);
     }
 
     #[test]

@@ -86,6 +86,51 @@ fn mirror_pods_reference_no_other_object() {
         forbidden(with("resourceClaims", json!([{"name": "gpu"}]))),
         "node \"n1\" can not create pods that reference resourceclaims"
     );
+    let bundle =
+        json!([{"name": "t", "projected": {"sources": [{"clusterTrustBundle": {"signerName": "x/y", "path": "b"}}]}}]);
+    assert_eq!(
+        forbidden(with("volumes", bundle)),
+        "node \"n1\" can not create pods that reference clustertrustbundles"
+    );
+}
+
+#[test]
+fn a_node_writes_only_its_own_csinode() {
+    assert_eq!(check_csi_node("n1", "n1"), Ok(()));
+    assert_eq!(
+        forbidden(check_csi_node("n1", "n2")),
+        "can only access CSINode with the same name as the requesting node"
+    );
+}
+
+fn csr(signer: &str, cn: &str) -> Value {
+    use base64::Engine as _;
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "system:nodes");
+    let pem = params.serialize_request(&key).expect("csr").pem().expect("pem");
+    let request = base64::engine::general_purpose::STANDARD.encode(pem);
+    json!({"metadata": {"name": "c"}, "spec": {"signerName": signer, "request": request, "usages": ["client auth"]}})
+}
+
+#[test]
+fn kubelet_certificates_only_in_the_nodes_own_name() {
+    use skiff_api::certificates::{KUBE_APISERVER_CLIENT, KUBE_APISERVER_CLIENT_KUBELET, KUBELET_SERVING};
+    assert_eq!(check_csr("n1", &csr(KUBE_APISERVER_CLIENT_KUBELET, "system:node:n1")), Ok(()));
+    assert_eq!(check_csr("n1", &csr(KUBELET_SERVING, "system:node:n1")), Ok(()));
+    assert_eq!(
+        forbidden(check_csr("n1", &csr(KUBE_APISERVER_CLIENT_KUBELET, "system:node:n2"))),
+        "can only create a node CSR with CN=system:node:n1"
+    );
+    assert_eq!(
+        forbidden(check_csr("n1", &csr(KUBELET_SERVING, "system:node:n2"))),
+        "can only create a node CSR with CN=system:node:n1"
+    );
+    assert_eq!(check_csr("n1", &csr(KUBE_APISERVER_CLIENT, "someone")), Ok(()), "other signers are not a node's");
+    let mut garbled = csr(KUBELET_SERVING, "system:node:n1");
+    garbled["spec"]["request"] = json!("bm90IGEgY3Ny");
+    assert!(forbidden(check_csr("n1", &garbled)).starts_with("unable to parse csr: "));
 }
 
 #[test]
@@ -160,9 +205,19 @@ fn leases_claims_and_tokens() {
     grown["metadata"]["resourceVersion"] = json!("2");
     grown["status"]["capacity"] = json!({"storage": "2Gi"});
     assert_eq!(check_claim_status("n1", &claim, &grown), Ok(()));
+    let mut expanding = grown.clone();
+    expanding["status"]["allocatedResources"] = json!({"storage": "2Gi"});
+    expanding["status"]["allocatedResourceStatuses"] = json!({"storage": "NodeResizeInProgress"});
+    assert_eq!(check_claim_status("n1", &claim, &expanding), Ok(()), "a node records its expansion");
     let mut rebound = claim.clone();
     rebound["status"]["phase"] = json!("Lost");
-    assert!(check_claim_status("n1", &claim, &rebound).is_err());
+    assert_eq!(
+        forbidden(check_claim_status("n1", &claim, &rebound)),
+        "node \"n1\" is not allowed to update fields other than status.capacity and status.conditions"
+    );
+    let mut relabelled = claim.clone();
+    relabelled["metadata"]["labels"] = json!({"a": "b"});
+    assert!(check_claim_status("n1", &claim, &relabelled).is_err());
     let pod = json!({"metadata": {"name": "p", "uid": "pu"}, "spec": {"nodeName": "n1"}});
     let request = |r: Value| json!({"spec": {"audiences": ["x"], "boundObjectRef": r}});
     let bound = request(json!({"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "pu"}));

@@ -1,5 +1,5 @@
-//! Keeps the Node authorizer's [`Graph`] current from the watch caches of pods and
-//! PersistentVolumeClaims: a snapshot first, then every change as it is applied; a reset or a
+//! Keeps the Node authorizer's [`Graph`] current from the watch caches of pods,
+//! PersistentVolumeClaims and VolumeAttachments: a snapshot first, then every change as it is applied; a reset or a
 //! lagging subscription rebuilds from a fresh snapshot.
 //!
 //! What does not live here: the graph itself ([`super::graph`]) and the decisions ([`super`]).
@@ -17,13 +17,16 @@ use crate::cache::{Message, ResourceCache, WatchCaches};
 enum Source {
     Pods,
     Claims,
+    Attachments,
 }
 
 impl Source {
-    fn resource(self) -> &'static str {
+    /// The resource's (group, version, plural).
+    fn resource(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Source::Pods => "pods",
-            Source::Claims => "persistentvolumeclaims",
+            Source::Pods => ("", "v1", "pods"),
+            Source::Claims => ("", "v1", "persistentvolumeclaims"),
+            Source::Attachments => ("storage.k8s.io", "v1", "volumeattachments"),
         }
     }
 
@@ -31,6 +34,7 @@ impl Source {
         match self {
             Source::Pods => g.clear_pods(),
             Source::Claims => g.clear_claims(),
+            Source::Attachments => g.clear_attachments(),
         }
     }
 
@@ -38,6 +42,7 @@ impl Source {
         match self {
             Source::Pods => g.set_pod(key, value),
             Source::Claims => g.set_claim(key, value),
+            Source::Attachments => g.set_attachment(key, value),
         }
     }
 
@@ -45,20 +50,27 @@ impl Source {
         match self {
             Source::Pods => g.remove_pod(key),
             Source::Claims => g.remove_claim(key),
+            Source::Attachments => g.remove_attachment(key),
         }
     }
 }
 
 /// The cache of core resource `plural`.
 pub(super) fn core_cache(caches: &WatchCaches, plural: &str) -> Option<Arc<ResourceCache>> {
-    let info = skiff_api::catalogue::find("", "v1", plural)?;
+    cache_of(caches, "", "v1", plural)
+}
+
+/// The cache of resource `plural` of `group`/`version`.
+pub(super) fn cache_of(caches: &WatchCaches, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceCache>> {
+    let info = skiff_api::catalogue::find(group, version, plural)?;
     caches.cache(&info.key_prefix())
 }
 
 /// Loads the graph from the caches now and keeps it current in the background.
 pub fn spawn(caches: &Arc<WatchCaches>, graph: &Arc<RwLock<Graph>>) {
-    for source in [Source::Pods, Source::Claims] {
-        let Some(cache) = core_cache(caches, source.resource()) else { continue };
+    for source in [Source::Pods, Source::Claims, Source::Attachments] {
+        let (group, version, plural) = source.resource();
+        let Some(cache) = cache_of(caches, group, version, plural) else { continue };
         let rx = load(&cache, graph, source);
         let graph = graph.clone();
         tokio::spawn(follow(cache, graph, source, rx));
@@ -97,7 +109,7 @@ async fn follow(
                 }
             }
             Ok(Message::Reset) | Err(RecvError::Lagged(_)) => {
-                tracing::debug!(resource = source.resource(), "node authorizer graph rebuilt");
+                tracing::debug!(resource = source.resource().2, "node authorizer graph rebuilt");
                 rx = load(&cache, &graph, source);
             }
             Err(RecvError::Closed) => return,

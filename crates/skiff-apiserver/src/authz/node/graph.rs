@@ -2,7 +2,8 @@
 //! to what skiff stores): for each node, the objects the pods bound to it reference — Secrets,
 //! ConfigMaps, PersistentVolumeClaims (and through their `spec.volumeName` the
 //! PersistentVolumes), ServiceAccounts and ResourceClaims — with a reference count, so a pod's
-//! arrival, change or removal updates only its own edges.
+//! arrival, change or removal updates only its own edges; and the node each VolumeAttachment
+//! names (`spec.nodeName`).
 //!
 //! What does not live here: how the graph is fed (`feed`) and the decisions (`super`). Secrets a
 //! PersistentVolume itself names (CSI `nodePublishSecretRef`, …) are not tracked: skiff's agent
@@ -64,6 +65,10 @@ pub struct Graph {
     claims: HashMap<String, (String, String, String)>,
     /// Per PersistentVolume, the claims (namespace, name) bound to it.
     volumes: HashMap<String, BTreeSet<(String, String)>>,
+    /// VolumeAttachment names by store key.
+    attachment_names: HashMap<String, String>,
+    /// The node of each VolumeAttachment, by name.
+    attachments: HashMap<String, String>,
 }
 
 impl Graph {
@@ -133,6 +138,35 @@ impl Graph {
                 self.volumes.remove(&volume);
             }
         }
+    }
+
+    /// Records the VolumeAttachment stored under `key` (the node its `spec.nodeName` names).
+    pub fn set_attachment(&mut self, key: &str, attachment: &Value) {
+        self.remove_attachment(key);
+        let name = attachment["metadata"]["name"].as_str().unwrap_or_default();
+        let node = attachment["spec"]["nodeName"].as_str().unwrap_or_default();
+        if !name.is_empty() && !node.is_empty() {
+            self.attachment_names.insert(key.to_string(), name.to_string());
+            self.attachments.insert(name.to_string(), node.to_string());
+        }
+    }
+
+    /// Forgets the VolumeAttachment stored under `key`.
+    pub fn remove_attachment(&mut self, key: &str) {
+        if let Some(name) = self.attachment_names.remove(key) {
+            self.attachments.remove(&name);
+        }
+    }
+
+    /// Forgets every VolumeAttachment (before a rebuild from a snapshot).
+    pub fn clear_attachments(&mut self) {
+        self.attachment_names.clear();
+        self.attachments.clear();
+    }
+
+    /// Whether VolumeAttachment `name` attaches a volume to `node`.
+    pub fn attaches_to(&self, node: &str, name: &str) -> bool {
+        self.attachments.get(name).is_some_and(|n| n == node)
     }
 
     /// Forgets every pod (before a rebuild from a snapshot).
@@ -332,5 +366,20 @@ mod tests {
         g.remove_claim("/c/data");
         assert!(!g.reaches_volume("n1", "pv2"));
         assert!(g.volumes.is_empty());
+    }
+
+    #[test]
+    fn volume_attachments_point_at_their_node() {
+        let mut g = Graph::default();
+        let va = |node: &str| json!({"metadata": {"name": "csi-1"}, "spec": {"nodeName": node, "attacher": "a"}});
+        g.set_attachment("/va/csi-1", &va("n1"));
+        assert!(g.attaches_to("n1", "csi-1") && !g.attaches_to("n2", "csi-1"));
+        assert!(!g.attaches_to("n1", "csi-2"));
+        g.set_attachment("/va/csi-1", &va("n2"));
+        assert!(!g.attaches_to("n1", "csi-1") && g.attaches_to("n2", "csi-1"));
+        g.remove_attachment("/va/csi-1");
+        assert!(!g.attaches_to("n2", "csi-1"));
+        g.set_attachment("/va/csi-1", &va(""));
+        assert!(g.attachments.is_empty() && g.attachment_names.is_empty(), "an attachment naming no node is no edge");
     }
 }

@@ -12,6 +12,21 @@ fn node_user(name: &str) -> UserInfo {
 }
 
 fn ask(a: &NodeAuthorizer, user: UserInfo, verb: &str, group: &str, resource: &str, ns: &str, name: &str) -> Decision {
+    ask_selecting(a, user, verb, group, resource, ns, name, "")
+}
+
+/// `ask` for a request with field selector `fields`.
+#[allow(clippy::too_many_arguments)]
+fn ask_selecting(
+    a: &NodeAuthorizer,
+    user: UserInfo,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    ns: &str,
+    name: &str,
+    fields: &str,
+) -> Decision {
     let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
     let r = ResourceAttributes {
         group: group.into(),
@@ -20,6 +35,8 @@ fn ask(a: &NodeAuthorizer, user: UserInfo, verb: &str, group: &str, resource: &s
         subresource: subresource.into(),
         namespace: ns.into(),
         name: name.into(),
+        field_selector: crate::authz::selectors::FieldSelector::parse(fields),
+        ..Default::default()
     };
     a.authorize(&Attributes { user: Arc::new(user), verb: verb.into(), resource: Some(r), path: String::new() })
 }
@@ -37,6 +54,14 @@ fn authorizer() -> NodeAuthorizer {
         }
     });
     g.set_pod("/registry/core/pods/ns/web", &pod);
+    g.set_pod(
+        "/registry/core/pods/ns/elsewhere",
+        &json!({"metadata": {"namespace": "ns", "name": "elsewhere"}, "spec": {"nodeName": "n2"}}),
+    );
+    g.set_attachment(
+        "/registry/storage.k8s.io/volumeattachments/csi-n1",
+        &json!({"metadata": {"name": "csi-n1"}, "spec": {"nodeName": "n1", "attacher": "x"}}),
+    );
     g.set_claim(
         "/registry/core/persistentvolumeclaims/ns/data",
         &json!({"metadata": {"namespace": "ns", "name": "data"}, "spec": {"volumeName": "pv1"}}),
@@ -124,10 +149,61 @@ fn own_node_lease_and_static_rules() {
         denied(ask(&a, n1(), "get", "coordination.k8s.io", "leases", "kube-system", "n1")),
         "can only access leases in the \"kube-node-lease\" system namespace"
     );
-    assert_eq!(ask(&a, n1(), "create", "", "pods", "ns", ""), Decision::Allow);
-    assert_eq!(ask(&a, n1(), "patch", "", "pods/status", "ns", "web"), Decision::Allow);
     assert_eq!(ask(&a, n1(), "create", "", "events", "ns", ""), Decision::Allow);
     assert_eq!(ask(&a, n1(), "list", "", "services", "", ""), Decision::Allow);
     assert_eq!(ask(&a, n1(), "delete", "", "nodes", "", "n1"), Decision::NoOpinion(String::new()));
     assert_eq!(ask(&a, n1(), "create", "apps", "deployments", "ns", ""), Decision::NoOpinion(String::new()));
+}
+
+#[test]
+fn pod_reads_are_narrowed_to_the_node() {
+    let a = authorizer();
+    let n1 = || node_user("n1");
+    let selecting = |verb: &str, ns: &str, fields: &str| ask_selecting(&a, n1(), verb, "", "pods", ns, "", fields);
+    assert_eq!(selecting("list", "", "spec.nodeName=n1"), Decision::Allow);
+    assert_eq!(selecting("watch", "ns", "status.phase!=Failed,spec.nodeName==n1"), Decision::Allow);
+    let refused = "can only list/watch pods with spec.nodeName field selector";
+    assert_eq!(denied(selecting("list", "", "")), refused);
+    assert_eq!(denied(selecting("watch", "", "spec.nodeName=n2")), refused);
+    assert_eq!(denied(selecting("list", "", "spec.nodeName!=n1")), refused);
+    assert_eq!(denied(selecting("list", "ns", "spec.nodeName")), refused, "an unparsable selector narrows nothing");
+    assert_eq!(ask(&a, n1(), "get", "", "pods", "ns", "web"), Decision::Allow);
+    assert_eq!(
+        denied(ask(&a, n1(), "get", "", "pods", "ns", "elsewhere")),
+        "no relationship found between node 'n1' and this object"
+    );
+    assert_eq!(
+        denied(ask(&a, n1(), "get", "", "pods", "ns", "missing")),
+        "no relationship found between node 'n1' and this object"
+    );
+    // A list narrowed to one bound pod by `metadata.name` is authorized as a get of it.
+    assert_eq!(ask(&a, n1(), "watch", "", "pods", "ns", "web"), Decision::Allow);
+    assert!(matches!(ask(&a, n1(), "watch", "", "pods", "ns", "elsewhere"), Decision::Deny(_)));
+}
+
+#[test]
+fn pod_writes_are_left_to_node_restriction() {
+    let a = authorizer();
+    let n1 = || node_user("n1");
+    assert_eq!(ask(&a, n1(), "create", "", "pods", "ns", ""), Decision::Allow);
+    assert_eq!(ask(&a, n1(), "delete", "", "pods", "ns", "elsewhere"), Decision::Allow);
+    assert_eq!(ask(&a, n1(), "patch", "", "pods/status", "ns", "web"), Decision::Allow);
+    assert_eq!(ask(&a, n1(), "create", "", "pods/eviction", "ns", "web"), Decision::Allow);
+    assert_eq!(ask(&a, n1(), "update", "", "pods", "ns", "web"), Decision::NoOpinion(String::new()));
+    assert_eq!(ask(&a, n1(), "get", "", "pods/log", "ns", "web"), Decision::NoOpinion(String::new()));
+    assert_eq!(ask(&a, n1(), "deletecollection", "", "pods", "ns", ""), Decision::NoOpinion(String::new()));
+}
+
+#[test]
+fn volume_attachments_only_of_the_node() {
+    let a = authorizer();
+    assert_eq!(ask(&a, node_user("n1"), "get", "storage.k8s.io", "volumeattachments", "", "csi-n1"), Decision::Allow);
+    assert_eq!(
+        denied(ask(&a, node_user("n2"), "get", "storage.k8s.io", "volumeattachments", "", "csi-n1")),
+        "no relationship found between node 'n2' and this object"
+    );
+    assert_eq!(
+        denied(ask(&a, node_user("n1"), "list", "storage.k8s.io", "volumeattachments", "", "")),
+        "can only get individual resources of this type"
+    );
 }
