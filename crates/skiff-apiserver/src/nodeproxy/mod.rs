@@ -330,7 +330,6 @@ async fn serve(
         }
         return Err(StatusError::bad_request(format!("pod {name} does not have a host assigned")));
     }
-    let path = agent_path(&sub, ns, name, &container, &query)?;
     forward(state, dialer, node_name, &path, parts, Body::empty()).await
 }
 
