@@ -57,8 +57,8 @@ class WebhookServer:
     """The webhooks: `/mutate` adds a label, `/deny` refuses names starting with `bad`,
     `/deny-connect` refuses every CONNECT (exec, attach, port-forward), `/rewrite-exec` makes an
     exec run `EXEC_REWRITE` in container `second`, `/add-container` adds `SIDECAR` to a pod (and an
-    image to its first container when it has none),
-    `/slow` answers after 4 s; any other path allows. Every request body is kept in `reviews`."""
+    image to its first container when it has none), `/fix-update` replaces the data of an updated
+    object with `{"fixed": "yes"}`, `/slow` answers after 4 s; any other path allows. Every request body is kept in `reviews`."""
 
     def __init__(self, host: str, cert: Path, key: Path) -> None:
         self.reviews: list[dict] = []
@@ -87,6 +87,8 @@ class WebhookServer:
                     if not req["object"]["spec"]["containers"][0].get("image"):
                         ops.append({"op": "add", "path": "/spec/containers/0/image", "value": "busybox:1.36"})
                     resp.update(patch(ops))
+                elif path == "/fix-update" and req.get("operation") == "UPDATE":
+                    resp.update(patch([{"op": "replace", "path": "/data", "value": {"fixed": "yes"}}]))
                 elif path == "/deny":
                     name = (req.get("object") or req.get("oldObject") or {}).get("metadata", {}).get("name", "")
                     if name.startswith("bad"):
@@ -251,6 +253,24 @@ def test_mutating_webhook_adds_a_label(cluster, k, webhook, configs, selector_va
     upd = next(r["review"]["request"] for r in reversed(webhook.reviews)
                if r["review"]["request"].get("name") == name and r["review"]["request"]["operation"] == "UPDATE")
     assert upd["oldObject"]["metadata"]["labels"] == {"mutated": "yes"}
+
+
+def test_mutating_webhook_completes_an_update_invalid_without_it(cluster, k, webhook, configs, selector_value):
+    configs.create("MutatingWebhookConfiguration", [
+        hook("fix-update.skiff.test", webhook.url + "/fix-update", webhook.ca_bundle, selector_value)])
+    name = unique("cm")
+    k("create", "-f", "-", input=configmap(name))
+    # "not a key!" is not a valid ConfigMap key: only the webhook, which runs before validation
+    # on updates too (as upstream), makes this update valid.
+    broken = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+                         "data": {"not a key!": "x"}})
+
+    def fixed():
+        r = k("replace", "-f", "-", input=broken, check=False)
+        return r.returncode == 0 or None
+
+    eventually(fixed, timeout=30, what="the update webhook in effect")
+    assert k.json("get", "configmap", name)["data"] == {"fixed": "yes"}
 
 
 def test_validating_webhook_denies_with_its_message(cluster, k, webhook, configs, selector_value):

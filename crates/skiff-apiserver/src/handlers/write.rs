@@ -365,18 +365,30 @@ pub async fn update_object(
             Part::Approval => Operation::UpdateApproval(&old),
         };
         crate::admission::certificates::prepare_update(ctx, part, &old, &mut new);
-        let mut new = ops(ctx)?.admit(new, op, adm.validation, &mut adm.warnings)?;
+        let ops = ops(ctx)?;
+        // As upstream: with mutating webhooks configured, only decoding and defaulting run before
+        // the mutating admission of the main resource, the strategy and validation after it (so a
+        // webhook may complete an update that would not be valid without it).
+        let webhooks_first = part == Part::Main && crate::admission::has_mutating_webhooks(state, ctx);
+        let mut new = if webhooks_first {
+            ops.decode_and_default(new, adm.validation, &mut adm.warnings)?
+        } else {
+            ops.admit(new, op, adm.validation, &mut adm.warnings)?
+        };
         crate::admission::noderestriction::admit_update(ctx, &old, &new)?;
         crate::admission::certificates::admit_update(state, ctx, part, &old, &new)?;
         if part == Part::Main && new != old {
             crate::admission::update(state, ctx, adm, &old, &mut new).await?;
-            if crate::admission::mutate_webhooks(state, ctx, adm, Some(&old), &mut new).await? {
-                new = ops(ctx)?.admit(new, op, adm.validation, &mut Vec::new())?;
+            let patched = crate::admission::mutate_webhooks(state, ctx, adm, Some(&old), &mut new).await?;
+            if webhooks_first {
+                new = ops.admit(new, op, adm.validation, &mut adm.warnings)?;
+            } else if patched {
+                new = ops.admit(new, op, adm.validation, &mut Vec::new())?;
             }
             crate::admission::validate_update(state, ctx, adm, &old, &new).await?;
         } else if matches!(part, Part::Status | Part::Approval) && new != old {
             if crate::admission::mutate_webhooks(state, ctx, adm, Some(&old), &mut new).await? {
-                new = ops(ctx)?.admit(new, op, adm.validation, &mut Vec::new())?;
+                new = ops.admit(new, op, adm.validation, &mut Vec::new())?;
             }
             crate::admission::validate_webhooks(state, ctx, adm, Some(&old), &new).await?;
         }
