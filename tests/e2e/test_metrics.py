@@ -211,7 +211,9 @@ def test_stats_summary_through_the_node_proxy(metrics_cluster, ns, stats_pod, ve
     assert "rootfs" in container and "logs" in container
     assert pod["memory"]["workingSetBytes"] > 0
     volumes = {v["name"]: v for v in pod["volume"]}
-    assert set(volumes) == {"scratch", "config"}, volumes
+    # The pod's own volumes, and the projected ServiceAccount token volume, as kubelet lists it.
+    assert {"scratch", "config"} <= set(volumes), volumes
+    assert any(name.startswith("kube-api-access-") for name in volumes), volumes
     assert volumes["scratch"]["capacityBytes"] > 0 and volumes["scratch"]["inodesUsed"] >= 2
     assert pod["ephemeral-storage"]["usedBytes"] >= 64 * 1024
     assert pod["network"]["name"] == "eth0" and pod["network"]["rxBytes"] >= 0
