@@ -101,14 +101,7 @@ fn write_durably(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn identity(cn: &str) -> ClientIdentity {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
-        let cert = params.self_signed(&key).unwrap();
-        ClientIdentity::from_pem(&cert.pem(), &key.serialize_pem()).unwrap()
-    }
+    use crate::certificate::identity::tests::identity;
 
     #[test]
     fn a_saved_pair_loads_back_private_and_whole() {
