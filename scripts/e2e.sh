@@ -5,6 +5,7 @@
 #
 # Environment handed to the tests:
 #   SKIFF_BIN    the skiff binary under test
+#   SKIFF_INCLUSTER_BIN  the kube-rs in-cluster client the token tests run in a pod
 #   KUBECTL_132  current kubectl (/usr/bin/kubectl if present; tests for it skip otherwise)
 #   KUBECTL_120  kubectl 1.20 from scripts/deps.sh (tests for it skip if missing)
 set -euo pipefail
@@ -14,9 +15,10 @@ SKIFF_TOOLS=${SKIFF_TOOLS:-/opt/skiff-tools}
 PYTHON="$SKIFF_TOOLS/venv/bin/python"
 [ -x "$PYTHON" ] || { echo "[e2e] no Python venv at $SKIFF_TOOLS/venv; run scripts/deps.sh" >&2; exit 1; }
 
-cargo build --release --bin skiff
+cargo build --release --bin skiff --example incluster
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 export SKIFF_BIN="$target_dir/release/skiff"
+export SKIFF_INCLUSTER_BIN="$target_dir/release/examples/incluster"
 [ -x "$SKIFF_BIN" ] || { echo "[e2e] no binary at $SKIFF_BIN" >&2; exit 1; }
 
 # /usr/bin/kubectl may be gcloud's dispatcher, which picks a client version to match the server;

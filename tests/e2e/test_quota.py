@@ -95,6 +95,17 @@ spec:
     assert p["metadata"]["annotations"]["kubernetes.io/limit-ranger"] == (
         "LimitRanger plugin set: cpu, memory request for container main; cpu, memory limit for container main")
 
+    # Defaulting runs before the LimitRanger, as upstream: a container with only a cpu limit gets
+    # its request from that limit, not from the LimitRange's defaultRequest.
+    limited = pod("limited", cpu=None).replace("command:", "resources: {limits: {cpu: 500m}}\n    command:")
+    k("apply", "-f", "-", input=limited)
+    p = k.json("get", "pod", "limited")
+    res = p["spec"]["containers"][0]["resources"]
+    assert res["requests"] == {"cpu": "500m", "memory": "128Mi"}, res
+    assert res["limits"] == {"cpu": "500m", "memory": "128Mi"}, res
+    assert p["metadata"]["annotations"]["kubernetes.io/limit-ranger"] == (
+        "LimitRanger plugin set: memory request for container main; memory limit for container main")
+
     r = k("apply", "-f", "-", input=pod("tiny", cpu="50m"), check=False)
     assert r.returncode != 0
     assert ('pods "tiny" is forbidden: minimum cpu usage per Container is 100m, but request is 50m'

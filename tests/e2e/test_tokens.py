@@ -1,14 +1,15 @@
 """ServiceAccount tokens end to end: `kubectl create token` (1.32; 1.20 has no such command),
 requests authenticated by those tokens, TokenReview through the Python client, `kubectl auth
 whoami`, the OIDC discovery documents verifying a token's signature (with `openssl`), token
-binding to Secrets and revocation, the ServiceAccount admission plugin, and a pod on an agent
-cluster whose container runs the Python client's `load_incluster_config()` with the projected
-token and CA."""
+binding to Secrets and revocation, the ServiceAccount admission plugin, and pods on an agent
+cluster running the Python client's `load_incluster_config()` and kube-rs's
+`Client::try_default()` (`crates/skiff/examples/incluster.rs`) with the projected token and CA."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -267,10 +268,29 @@ config.load_incluster_config()
 ns = open("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read()
 pods = client.CoreV1Api().list_namespaced_pod(ns)
 who = client.AuthenticationV1Api().create_self_subject_review(client.V1SelfSubjectReview())
+try:
+    client.CoreV1Api().list_namespaced_pod("kube-system")
+    system = {"code": 200}
+except client.ApiException as e:
+    system = {"code": e.status, "message": json.loads(e.body)["message"]}
 print("RESULT " + json.dumps({"pods": [p.metadata.name for p in pods.items],
                               "user": who.status.user_info.username,
-                              "extra": who.status.user_info.extra}))
+                              "extra": who.status.user_info.extra, "kube_system": system}))
 """
+
+
+def incluster_binary() -> Path:
+    """The kube-rs in-cluster client (`crates/skiff/examples/incluster.rs`), which
+    scripts/e2e.sh builds next to the skiff binary."""
+    path = Path(os.environ.get("SKIFF_INCLUSTER_BIN")
+                or Path(os.environ["SKIFF_BIN"]).parent / "examples" / "incluster")
+    assert path.is_file(), f"{path} is missing: build it with cargo build --release --example incluster"
+    return path
+
+
+def forbidden_in_kube_system(ns: str) -> str:
+    return (f'pods is forbidden: User "system:serviceaccount:{ns}:default" cannot list resource "pods" '
+            'in API group "" in the namespace "kube-system"')
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +299,40 @@ def agent_cluster():
         yield c
 
 
-def test_in_cluster_client_uses_the_projected_token(agent_cluster):
+def run_in_pod(c, ns: str, name: str, command: list[str], extra_host: list[tuple[str, str]]) -> tuple[dict, dict]:
+    """Runs `command` in a busybox pod with the host's libraries (and `extra_host` paths) mounted
+    read-only; returns the finished pod and the JSON its `RESULT ` line carries."""
+    host = [("usr", "/usr"), ("lib", "/lib"), ("lib64", "/lib64"), *extra_host]
+    host = list({p: (n, p) for n, p in host}.values())
+    host = [(n, p) for n, p in host if Path(p).exists()]
+    manifest = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {
+            "nodeName": NODE, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+            "volumes": [{"name": n, "hostPath": {"path": p}} for n, p in host],
+            "containers": [{
+                "name": "main", "image": "busybox", "imagePullPolicy": "IfNotPresent", "command": command,
+                "volumeMounts": [{"name": n, "mountPath": p, "readOnly": True} for n, p in host],
+            }],
+        },
+    }
+    c.kubectl("-n", ns, "create", "-f", "-", input=json.dumps(manifest))
+
+    def finished():
+        p = c.kubectl_json("-n", ns, "get", "pod", name)
+        return p if p["status"].get("phase") in ("Succeeded", "Failed") else None
+
+    pod = eventually(finished, timeout=120, what=f"in-cluster pod {name} finished")
+    logs = c.kubectl("-n", ns, "logs", name).stdout
+    assert pod["status"]["phase"] == "Succeeded", logs
+    line = next(line for line in logs.splitlines() if line.startswith("RESULT "))
+    return pod, json.loads(line[len("RESULT "):])
+
+
+def test_in_cluster_clients_use_the_projected_token(agent_cluster):
+    """The Python client's `load_incluster_config()` and kube-rs's `Client::try_default()` in a
+    pod act with exactly their ServiceAccount's rights: its namespace's pods (a RoleBinding),
+    not kube-system's (none)."""
     c = agent_cluster
     ns = unique("tokens")
     c.kubectl("create", "namespace", ns)
@@ -290,37 +343,20 @@ def test_in_cluster_client_uses_the_projected_token(agent_cluster):
         # The venv's interpreter lives under its base prefix (e.g. a pyenv install): mount it too.
         base = subprocess.run([f"{VENV}/bin/python", "-c", "import sys; print(sys.base_prefix)"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        host = [("usr", "/usr"), ("lib", "/lib"), ("lib64", "/lib64"), ("venv", VENV), ("base", base)]
-        host = list({p: (n, p) for n, p in host}.values())
-        host = [(n, p) for n, p in host if Path(p).exists()]
-        manifest = {
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "incluster"},
-            "spec": {
-                "nodeName": NODE, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
-                "volumes": [{"name": n, "hostPath": {"path": p}} for n, p in host],
-                "containers": [{
-                    "name": "main", "image": "busybox", "imagePullPolicy": "IfNotPresent",
-                    "command": [f"{VENV}/bin/python", "-c", IN_POD],
-                    "volumeMounts": [{"name": n, "mountPath": p, "readOnly": True} for n, p in host],
-                }],
-            },
-        }
-        c.kubectl("-n", ns, "create", "-f", "-", input=json.dumps(manifest))
-
-        def finished():
-            p = c.kubectl_json("-n", ns, "get", "pod", "incluster")
-            return p if p["status"].get("phase") in ("Succeeded", "Failed") else None
-
-        pod = eventually(finished, timeout=120, what="in-cluster pod finished")
-        logs = c.kubectl("-n", ns, "logs", "incluster").stdout
-        assert pod["status"]["phase"] == "Succeeded", logs
-        line = next(l for l in logs.splitlines() if l.startswith("RESULT "))
-        result = json.loads(line[len("RESULT "):])
+        pod, result = run_in_pod(c, ns, "incluster", [f"{VENV}/bin/python", "-c", IN_POD],
+                                 [("venv", VENV), ("base", base)])
         assert "incluster" in result["pods"]
         assert result["user"] == f"system:serviceaccount:{ns}:default"
         assert result["extra"]["authentication.kubernetes.io/pod-name"] == ["incluster"]
         assert result["extra"]["authentication.kubernetes.io/pod-uid"] == [pod["metadata"]["uid"]]
         assert result["extra"]["authentication.kubernetes.io/node-name"] == [NODE]
+        assert result["kube_system"] == {"code": 403, "message": forbidden_in_kube_system(ns)}, result
+
+        binary = incluster_binary()
+        _, result = run_in_pod(c, ns, "kube-rs", [str(binary)], [("examples", str(binary.parent))])
+        assert result["namespace"] == ns, result
+        assert {"incluster", "kube-rs"} <= set(result["own"]["pods"]), result
+        assert result["kube_system"] == {"code": 403, "message": forbidden_in_kube_system(ns)}, result
     finally:
         c.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 

@@ -58,7 +58,8 @@ class WebhookServer:
     `/deny-connect` refuses every CONNECT (exec, attach, port-forward), `/rewrite-exec` makes an
     exec run `EXEC_REWRITE` in container `second`, `/add-container` adds `SIDECAR` to a pod (and an
     image to its first container when it has none), `/fix-update` replaces the data of an updated
-    object with `{"fixed": "yes"}`, `/slow` answers after 4 s; any other path allows. Every request body is kept in `reviews`."""
+    object with `{"fixed": "yes"}`, `/fix-status` sets a pod's `status.podIP` to 10.9.9.9 and its
+    `spec.activeDeadlineSeconds` to 5 on a status update, `/slow` answers after 4 s; any other path allows. Every request body is kept in `reviews`."""
 
     def __init__(self, host: str, cert: Path, key: Path) -> None:
         self.reviews: list[dict] = []
@@ -89,6 +90,9 @@ class WebhookServer:
                     resp.update(patch(ops))
                 elif path == "/fix-update" and req.get("operation") == "UPDATE":
                     resp.update(patch([{"op": "replace", "path": "/data", "value": {"fixed": "yes"}}]))
+                elif path == "/fix-status" and req.get("subResource") == "status":
+                    resp.update(patch([{"op": "replace", "path": "/status/podIP", "value": "10.9.9.9"},
+                                       {"op": "add", "path": "/spec/activeDeadlineSeconds", "value": 5}]))
                 elif path == "/deny":
                     name = (req.get("object") or req.get("oldObject") or {}).get("metadata", {}).get("name", "")
                     if name.startswith("bad"):
@@ -271,6 +275,36 @@ def test_mutating_webhook_completes_an_update_invalid_without_it(cluster, k, web
 
     eventually(fixed, timeout=30, what="the update webhook in effect")
     assert k.json("get", "configmap", name)["data"] == {"fixed": "yes"}
+
+
+def test_mutating_webhook_on_a_status_update_runs_before_the_status_strategy(cluster, webhook, configs,
+                                                                            selector_value, namespace):
+    rules = [{"operations": ["UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods/status"]}]
+    configs.create("MutatingWebhookConfiguration", [
+        hook("fix-status.skiff.test", webhook.url + "/fix-status", webhook.ca_bundle, selector_value, rules=rules)])
+    name = unique("pod")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+           "spec": {"containers": [{"name": "main", "image": "busybox"}]}}
+    cluster.kubectl("-n", namespace, "create", "-f", "-", input=json.dumps(pod))
+    # "not-an-ip" fails the status validation: only the webhook, which runs before the status
+    # strategy and validation (as upstream), makes the update valid.
+    broken = json.dumps({"status": {"podIP": "not-an-ip"}})
+
+    def fixed():
+        r = cluster.kubectl("-n", namespace, "patch", "pod", name, "--subresource=status", "--type=merge",
+                            "-p", broken, check=False)
+        return r.returncode == 0 or None
+
+    eventually(fixed, timeout=30, what="the status webhook in effect")
+    stored = cluster.kubectl_json("-n", namespace, "get", "pod", name)
+    assert stored["status"]["podIP"] == "10.9.9.9", stored["status"]
+    # The status strategy drops the webhook's change to the spec, as it drops the client's.
+    assert "activeDeadlineSeconds" not in stored["spec"], stored["spec"]
+    seen = next(r["review"]["request"] for r in reversed(webhook.reviews)
+                if r["path"].startswith("/fix-status") and r["review"]["request"].get("name") == name)
+    assert seen["subResource"] == "status" and seen["operation"] == "UPDATE"
+    assert seen["object"]["status"]["podIP"] == "not-an-ip", seen["object"]["status"]
+    assert "podIP" not in seen["oldObject"].get("status", {}), seen["oldObject"]
 
 
 def test_validating_webhook_denies_with_its_message(cluster, k, webhook, configs, selector_value):

@@ -67,6 +67,19 @@ pub async fn create(state: &ApiState, ctx: &Ctx, _adm: &mut Admission, obj: &mut
     Ok(())
 }
 
+/// Whether [`create`] may change objects of the kind of `ctx` (the write path then defaults them
+/// before it, as upstream, and decodes them twice).
+pub fn mutates_on_create(ctx: &Ctx) -> bool {
+    const MUTATED: [(&str, &str); 5] = [
+        ("", "pods"),
+        ("scheduling.k8s.io", "priorityclasses"),
+        ("", "persistentvolumeclaims"),
+        ("", "persistentvolumes"),
+        ("certificates.k8s.io", "certificatesigningrequests"),
+    ];
+    MUTATED.iter().any(|(group, plural)| is(ctx.storage, group, plural))
+}
+
 /// Mutating admission of an update of the main resource from `old` to `new` (stored forms).
 pub async fn update(
     state: &ApiState,

@@ -206,17 +206,22 @@ pub async fn create_object(
     let sent = take_managed(&mut obj);
     meta::prepare_create(ctx, &mut obj)?;
     ensure_namespace_open(state, ctx).await?;
-    crate::admission::create(state, ctx, adm, &mut obj).await?;
     let ops = ops(ctx)?;
-    let mut obj = if crate::admission::has_mutating_webhooks(state, ctx) {
-        // As upstream: defaulting, the mutating webhooks, then the strategy and validation (so
-        // a webhook may complete an object that would not be valid without it).
-        let mut obj = ops.decode_and_default(obj, adm.validation, &mut adm.warnings)?;
+    // As upstream: decoding and defaulting, the mutating admission (the built-in plugins, then the
+    // webhooks), then the strategy and validation, so a plugin sees the defaulted object and a
+    // webhook may complete one that would not be valid without it. Kinds nothing mutates are
+    // decoded once.
+    let webhooks = crate::admission::has_mutating_webhooks(state, ctx);
+    let mut mode = adm.validation;
+    if webhooks || crate::admission::mutates_on_create(ctx) {
+        obj = ops.decode_and_default(obj, mode, &mut adm.warnings)?;
+        mode = FieldValidation::Ignore;
+    }
+    crate::admission::create(state, ctx, adm, &mut obj).await?;
+    if webhooks {
         crate::admission::mutate_webhooks(state, ctx, adm, None, &mut obj).await?;
-        ops.admit(obj, Operation::Create, adm.validation, &mut adm.warnings)?
-    } else {
-        ops.admit(obj, Operation::Create, adm.validation, &mut adm.warnings)?
-    };
+    }
+    let mut obj = ops.admit(obj, Operation::Create, mode, &mut adm.warnings)?;
     crate::admission::validate_create(state, ctx, adm, &obj).await?;
     track(ctx, adm, None, &mut obj, sent);
     let name = meta_str(&obj, "name").unwrap_or("").to_string();
@@ -272,6 +277,45 @@ pub struct Updated {
     pub json: Bytes,
 }
 
+/// The strategy's first step on an update through `part`: `new` with everything this part may
+/// not change taken from `old` (for the main resource of a kind with a status subresource, the
+/// status; for a subresource, all but its field).
+fn keep_part(ctx: &Ctx, part: Part, old: &Value, mut new: Value) -> Value {
+    let replace = |field: &str, value: Option<Value>, target: &mut Value| {
+        if let Some(map) = target.as_object_mut() {
+            match value {
+                Some(v) => map.insert(field.into(), v),
+                None => map.remove(field),
+            };
+        }
+    };
+    match part {
+        Part::Status => {
+            let mut merged = old.clone();
+            replace("status", new.get("status").cloned(), &mut merged);
+            merged
+        }
+        Part::Approval => crate::admission::certificates::merge_approval(old, &new),
+        Part::Finalize => {
+            let finalizers = new.get("spec").and_then(|s| s.get("finalizers")).cloned().unwrap_or(Value::Array(vec![]));
+            let mut merged = old.clone();
+            if let Some(map) = merged.as_object_mut() {
+                let spec = map.entry("spec").or_insert_with(|| Value::Object(Default::default()));
+                if let Some(spec) = spec.as_object_mut() {
+                    spec.insert("finalizers".into(), finalizers);
+                }
+            }
+            merged
+        }
+        Part::Main => {
+            if ctx.storage.has_status() {
+                replace("status", old.get("status").cloned(), &mut new);
+            }
+            new
+        }
+    }
+}
+
 /// Reads, changes and compare-and-swaps one object, retrying on concurrent writes.
 ///
 /// `change` gets the current object in served form and returns the desired one (served form).
@@ -318,43 +362,26 @@ pub async fn update_object(
             )));
         }
         let old = meta::without_rv(&current);
-        match part {
-            Part::Status => {
-                let status = new.get("status").cloned();
-                let mut merged = old.clone();
-                if let Some(map) = merged.as_object_mut() {
-                    match status {
-                        Some(s) => map.insert("status".into(), s),
-                        None => map.remove("status"),
-                    };
-                }
-                new = merged;
-            }
-            Part::Approval => new = crate::admission::certificates::merge_approval(&old, &new),
-            Part::Finalize => {
-                let finalizers =
-                    new.get("spec").and_then(|s| s.get("finalizers")).cloned().unwrap_or(Value::Array(vec![]));
-                let mut merged = old.clone();
-                if let Some(map) = merged.as_object_mut() {
-                    let spec = map.entry("spec").or_insert_with(|| Value::Object(Default::default()));
-                    if let Some(spec) = spec.as_object_mut() {
-                        spec.insert("finalizers".into(), finalizers);
-                    }
-                }
-                new = merged;
-            }
-            Part::Main => {
-                meta::prepare_update(ctx, &mut new, &old)?;
-                if ctx.storage.has_status()
-                    && let Some(map) = new.as_object_mut()
-                {
-                    match old.get("status") {
-                        Some(s) => map.insert("status".into(), s.clone()),
-                        None => map.remove("status"),
-                    };
-                }
-            }
+        if part == Part::Main {
+            meta::prepare_update(ctx, &mut new, &old)?;
         }
+        let ops = ops(ctx)?;
+        // As upstream: decoding and defaulting, the mutating admission (the built-in plugins of
+        // the main resource, then the webhooks of the resource or subresource), then the strategy
+        // (which keeps only what this part may change, dropping a webhook's other changes like
+        // the client's) and validation, so a webhook may complete an update that would not be
+        // valid without it. Without mutating webhooks the object is decoded once.
+        let webhooks = crate::admission::has_mutating_webhooks(state, ctx);
+        let mut mode = adm.validation;
+        if webhooks {
+            new = ops.decode_and_default(new, mode, &mut adm.warnings)?;
+            mode = FieldValidation::Ignore;
+            if part == Part::Main {
+                crate::admission::update(state, ctx, adm, &old, &mut new).await?;
+            }
+            crate::admission::mutate_webhooks(state, ctx, adm, Some(&old), &mut new).await?;
+        }
+        new = keep_part(ctx, part, &old, new);
         let is_service = ctx.storage.plural == "services" && ctx.storage.group.is_empty();
         if is_service && part == Part::Main {
             crate::alloc::Allocator::carry_over(&mut new, &old);
@@ -365,32 +392,18 @@ pub async fn update_object(
             Part::Approval => Operation::UpdateApproval(&old),
         };
         crate::admission::certificates::prepare_update(ctx, part, &old, &mut new);
-        let ops = ops(ctx)?;
-        // As upstream: with mutating webhooks configured, only decoding and defaulting run before
-        // the mutating admission of the main resource, the strategy and validation after it (so a
-        // webhook may complete an update that would not be valid without it).
-        let webhooks_first = part == Part::Main && crate::admission::has_mutating_webhooks(state, ctx);
-        let mut new = if webhooks_first {
-            ops.decode_and_default(new, adm.validation, &mut adm.warnings)?
-        } else {
-            ops.admit(new, op, adm.validation, &mut adm.warnings)?
-        };
+        let mut new = ops.admit(new, op, mode, &mut adm.warnings)?;
         crate::admission::noderestriction::admit_update(ctx, &old, &new)?;
         crate::admission::certificates::admit_update(state, ctx, part, &old, &new)?;
-        if part == Part::Main && new != old {
-            crate::admission::update(state, ctx, adm, &old, &mut new).await?;
-            let patched = crate::admission::mutate_webhooks(state, ctx, adm, Some(&old), &mut new).await?;
-            if webhooks_first {
-                new = ops.admit(new, op, adm.validation, &mut adm.warnings)?;
-            } else if patched {
-                new = ops.admit(new, op, adm.validation, &mut Vec::new())?;
+        if webhooks || new != old {
+            if part == Part::Main {
+                if !webhooks {
+                    crate::admission::update(state, ctx, adm, &old, &mut new).await?;
+                }
+                crate::admission::validate_update(state, ctx, adm, &old, &new).await?;
+            } else {
+                crate::admission::validate_webhooks(state, ctx, adm, Some(&old), &new).await?;
             }
-            crate::admission::validate_update(state, ctx, adm, &old, &new).await?;
-        } else if matches!(part, Part::Status | Part::Approval) && new != old {
-            if crate::admission::mutate_webhooks(state, ctx, adm, Some(&old), &mut new).await? {
-                new = ops.admit(new, op, adm.validation, &mut Vec::new())?;
-            }
-            crate::admission::validate_webhooks(state, ctx, adm, Some(&old), &new).await?;
         }
         if part == Part::Main
             && meta::spec_changed(&new, &old)
