@@ -5,7 +5,8 @@
 //! Handlers are called with `(old, new)`: `(None, Some)` for an add, `(Some, Some)` for an
 //! update, `(Some, None)` for a delete. After every (re-)list the handlers see each listed object
 //! as an update (or add) and every object the list no longer has as a delete, as client-go's
-//! `Replace` does.
+//! `Replace` does. Stored objects have no `managedFields` (trimmed as upstream's informers do);
+//! an update written from one leaves the server's entries as they are.
 //!
 //! What does not live here: the work queue ([`crate::queue`]) and what controllers do.
 
@@ -15,7 +16,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -102,7 +103,12 @@ where
     /// Runs the watch until the task is dropped (a second call returns at once).
     pub async fn run(self: Arc<Self>) {
         let Some(mut writer) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
-        let mut stream = watcher::watcher(self.api.clone(), self.config.clone()).default_backoff().boxed();
+        // Objects are kept without `managedFields`, as kube-controller-manager's informers trim
+        // them: no controller reads them, and they are often the largest part of an object.
+        let mut stream = watcher::watcher(self.api.clone(), self.config.clone())
+            .default_backoff()
+            .map_ok(|event| event.modify(|obj| obj.meta_mut().managed_fields = None))
+            .boxed();
         let mut listed: Vec<K> = Vec::new();
         while let Some(event) = stream.next().await {
             let event = match event {

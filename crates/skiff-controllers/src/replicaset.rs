@@ -330,18 +330,19 @@ impl Ctrl {
             .into_iter()
             .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && podutil::is_active(p))
             .collect();
-        let mut owned: Vec<Pod> = Vec::new();
+        // Shared with the informer's store: a sync never copies a pod.
+        let mut owned: Vec<Arc<Pod>> = Vec::new();
         let mut adoptable: Option<bool> = None;
         for pod in &all {
             let selected = selector::matches(&spec.selector, pod.metadata.labels.as_ref());
             match podutil::claim(&uid, deleting, &pod.metadata, selected) {
-                Claim::Keep => owned.push((**pod).clone()),
+                Claim::Keep => owned.push(pod.clone()),
                 Claim::Adopt => {
                     if adoptable.is_none() {
                         adoptable = Some(self.can_adopt(&rs).await?);
                     }
                     if adoptable == Some(true) && self.adopt(&rs, pod).await? {
-                        owned.push((**pod).clone());
+                        owned.push(pod.clone());
                     }
                 }
                 Claim::Release => self.release(&uid, pod).await?,
@@ -390,7 +391,7 @@ impl Ctrl {
     }
 
     /// Creates or deletes pods towards `spec.replicas`; the error carries the condition reason.
-    async fn manage(&self, key: &str, rs: &ReplicaSet, owned: &[Pod]) -> Result<(), (&'static str, String)> {
+    async fn manage(&self, key: &str, rs: &ReplicaSet, owned: &[Arc<Pod>]) -> Result<(), (&'static str, String)> {
         let want = usize::try_from(replicas(rs)).unwrap_or(0);
         let ns = rs.metadata.namespace.as_deref().unwrap_or("");
         if owned.len() < want {
@@ -434,9 +435,9 @@ impl Ctrl {
         }
         if owned.len() > want {
             let n = (owned.len() - want).min(BURST_REPLICAS);
-            let pods: Vec<&Pod> = owned.iter().collect();
+            let pods: Vec<&Pod> = owned.iter().map(|p| &**p).collect();
             let related = self.related_pods(rs, owned);
-            let related: Vec<&Pod> = related.iter().collect();
+            let related: Vec<&Pod> = related.iter().map(|p| &**p).collect();
             let victims = podutil::pods_to_delete(&pods, &related, n, Timestamp::now());
             self.expectations.expect_deletions(key, victims.iter().map(|p| key_of(*p)));
             let api = self.pods_api(ns);
@@ -471,7 +472,7 @@ impl Ctrl {
     }
 
     /// Active pods of this owner and of its siblings (ReplicaSets of the same Deployment).
-    fn related_pods(&self, rs: &ReplicaSet, owned: &[Pod]) -> Vec<Pod> {
+    fn related_pods(&self, rs: &ReplicaSet, owned: &[Arc<Pod>]) -> Vec<Arc<Pod>> {
         let Some(parent) = podutil::controller_ref(&rs.metadata) else { return owned.to_vec() };
         let ns = rs.metadata.namespace.as_deref().unwrap_or("");
         let siblings: Vec<String> = self
@@ -487,7 +488,6 @@ impl Ctrl {
             .into_iter()
             .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && podutil::is_active(p))
             .filter(|p| podutil::controller_ref(&p.metadata).is_some_and(|r| siblings.contains(&r.uid)))
-            .map(|p| (*p).clone())
             .collect()
     }
 
@@ -575,7 +575,7 @@ where
 /// The status a sync writes (upstream's `calculateStatus`).
 pub fn calculate_status(
     rs: &ReplicaSet,
-    pods: &[Pod],
+    pods: &[Arc<Pod>],
     manage_err: Option<(&str, &str)>,
     now: Timestamp,
 ) -> ReplicaSetStatus {
@@ -681,7 +681,10 @@ mod tests {
             pod(&[("app", "x")], Some(100), now),
             pod(&[("app", "x")], Some(1), now),
             pod(&[("other", "y")], None, now),
-        ];
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect::<Vec<_>>();
         let s = calculate_status(&rs(3, 10), &pods, None, now);
         assert_eq!(s.replicas, 3);
         assert_eq!(s.fully_labeled_replicas, Some(2));
