@@ -550,7 +550,7 @@ impl Worker {
                 target: self.target(container, attempt),
                 state: Arc::clone(&state),
                 changed: Arc::clone(&self.probe_changed),
-                events: self.unhealthy_sink(),
+                events: self.probe_event_sink(),
                 running_for,
             };
             let task = tokio::spawn(prober.run());
@@ -603,15 +603,14 @@ impl Worker {
         run_pre_stop(&target, grace, &self.pod_ref(), &self.shared.recorder, &self.reference()).await
     }
 
-    /// Publishes probe failures as `Unhealthy` events on the pod.
-    fn unhealthy_sink(&self) -> super::prober::EventSink {
+    /// Publishes probe failures and warnings (`Unhealthy`, `ProbeWarning`) as events on the pod.
+    fn probe_event_sink(&self) -> super::prober::EventSink {
         let recorder = self.shared.recorder.clone();
         let reference = self.reference();
-        Arc::new(move |kind: Kind, message: String| {
+        Arc::new(move |reason: &'static str, note: String| {
             let (recorder, reference) = (recorder.clone(), reference.clone());
             tokio::spawn(async move {
-                let note = format!("{} probe failed: {}", kind.label(), message.trim_end());
-                publish(&recorder, &reference, EventType::Warning, "Unhealthy", note).await;
+                publish(&recorder, &reference, EventType::Warning, reason, note).await;
             });
         })
     }
