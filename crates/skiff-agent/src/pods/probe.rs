@@ -1,8 +1,9 @@
 //! One probe check, as the kubelet's probers run it: `exec` (in the container, through the
 //! runtime), `httpGet` (through [`super::http_get`]: success for 200–299, a warning for a
-//! redirect it did not follow, failure otherwise), `tcpSocket` (a connect) and `grpc` (the standard health-checking
-//! protocol over HTTP/2 without TLS). Each returns [`Outcome`] with the upstream wording of the
-//! failure, which becomes the `Unhealthy` event.
+//! redirect it did not follow, failure otherwise), `tcpSocket` (a connect) and `grpc` (the
+//! standard health-checking protocol over HTTP/2 without TLS). Each returns [`Outcome`] with
+//! the upstream wording of a failure or warning, which becomes the `Unhealthy` or
+//! `ProbeWarning` event.
 //!
 //! What does not live here: when probes run and what their results do to the container
 //! ([`super::prober`]); lifecycle hooks use [`super::http_get`] and the runtime's exec directly.
