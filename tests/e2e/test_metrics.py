@@ -230,6 +230,37 @@ def test_stats_summary_through_the_node_proxy(metrics_cluster, ns, stats_pod, ve
     assert "fs" not in small["node"] and "network" not in small["node"]
 
 
+def test_stats_summary_lists_claim_volumes_with_their_claim(metrics_cluster, ns):
+    """A pod with a local-path claim (the default StorageClass): its volume in the summary names
+    the claim (`pvcRef`) and is measured at the PersistentVolume's directory."""
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "stats-data"},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    pod = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "claimer"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "main", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", "dd if=/dev/zero of=/data/f bs=1024 count=32 && exec sleep 3600"],
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+            }],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "stats-data"}}],
+        },
+    }
+    for obj in (claim, pod):
+        metrics_cluster.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(obj))
+    metrics_cluster.kubectl("-n", ns, "wait", "--for=condition=Ready", "pod/claimer", "--timeout=120s")
+
+    def written():
+        pod = summary_pod(json.loads(raw(metrics_cluster, "/stats/summary")), ns, "claimer")
+        data = pod and next((v for v in pod.get("volume", []) if v["name"] == "data"), None)
+        return data and data["usedBytes"] >= 32 * 1024 and data
+    data = eventually(written, timeout=60, what="the claim volume, written, in the summary")
+    assert data["pvcRef"] == {"name": "stats-data", "namespace": ns}, data
+    assert data["capacityBytes"] >= data["availableBytes"] > 0, data
+    assert data["inodes"] > 0 and data["inodesUsed"] >= 2, data
+
+
 def test_cadvisor_and_resource_metrics_through_the_node_proxy(metrics_cluster, ns, stats_pod):
     text = raw(metrics_cluster, "/metrics/cadvisor")
     pattern = (r'container_memory_working_set_bytes\{container="main",id="[^"]+",image="[^"]+",'

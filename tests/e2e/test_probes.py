@@ -160,3 +160,40 @@ def test_dns_policy_shapes_resolv_conf(agent_cluster, ns):
     text = log_text(ns, done)
     assert "stdout F search corp.example\n" in text and "stdout F nameserver 192.0.2.53\n" in text, text
     assert "stdout F options ndots:2\n" in text, text
+
+
+# CGI scripts for busybox httpd: a redirect to another host, one to this host, and its target
+# (which leaves a mark, so the test sees that the kubelet followed the redirect).
+REDIRECT_SCRIPTS = {
+    "away": "#!/bin/sh\nprintf 'Status: 302 Found\\r\\nLocation: http://elsewhere.invalid/\\r\\n\\r\\ngone away'\n",
+    "home": "#!/bin/sh\nprintf 'Status: 302 Found\\r\\nLocation: /cgi-bin/landed\\r\\n\\r\\n'\n",
+    "landed": "#!/bin/sh\ntouch /tmp/landed\nprintf 'Content-Type: text/plain\\r\\n\\r\\nlanded'\n",
+}
+
+
+def test_http_probe_redirects_as_upstream(agent_cluster, ns):
+    """A redirect to another host ends the probe as a success with a `ProbeWarning` event; a
+    redirect to the pod itself is followed."""
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cgi"}, "data": REDIRECT_SCRIPTS}
+    kubectl(agent_cluster, ns, "apply", "-f", "-", input=json.dumps(configmap))
+    serve = "exec httpd -f -p 8080 -h /www"
+    pod = json.loads(manifest(
+        "redirects", serve,
+        readinessProbe={"httpGet": {"path": "/cgi-bin/away", "port": 8080}, "periodSeconds": 1},
+        livenessProbe={"httpGet": {"path": "/cgi-bin/home", "port": 8080}, "periodSeconds": 1},
+        volumeMounts=[{"name": "cgi", "mountPath": "/www/cgi-bin"}],
+    ))
+    pod["spec"]["volumes"] = [{"name": "cgi", "configMap": {"name": "cgi", "defaultMode": 0o755}}]
+    kubectl(agent_cluster, ns, "apply", "-f", "-", input=json.dumps(pod))
+
+    eventually(lambda: (status_of(agent_cluster, ns, "redirects")).get("ready"), timeout=60,
+               what="ready although its readiness probe is redirected elsewhere")
+    warning = eventually(lambda: next((e for e in events(agent_cluster, ns, "redirects")
+                                       if e["reason"] == "ProbeWarning"), None), what="ProbeWarning event")
+    assert warning["type"] == "Warning", warning
+    assert warning["message"] == "Readiness probe warning: Probe terminated redirects, Response body: gone away", warning
+    # The liveness probe's redirect to the pod itself was followed to its target.
+    eventually(lambda: kubectl(agent_cluster, ns, "exec", "redirects", "--", "test", "-f", "/tmp/landed",
+                               check=False).returncode == 0, what="liveness redirect followed")
+    assert status_of(agent_cluster, ns, "redirects").get("restartCount", 0) == 0
+    assert not [e for e in events(agent_cluster, ns, "redirects") if e["reason"] == "Unhealthy"]

@@ -134,6 +134,7 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
         cfg.node_name.clone(),
     ));
     let volumes = volumes::VolumeManager::new(client.clone(), &cfg);
+    let mounted_claims = volumes.mounted_claims();
     let pod_set = pods::set::PodSet::new();
     let eviction = eviction::EvictionManager::new(cfg.eviction.clone());
     let eviction_task = tokio::spawn(Arc::clone(&eviction).run(eviction::Deps {
@@ -199,7 +200,11 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
             stats: Arc::new(stats::collect::Collector::new(
                 pod_set,
                 Arc::clone(&streaming_runtime),
-                stats::collect::Paths { agent_dir: cfg.agent_dir.clone(), log_dir: cfg.log_dir.clone() },
+                stats::collect::Paths {
+                    agent_dir: cfg.agent_dir.clone(),
+                    log_dir: cfg.log_dir.clone(),
+                    claims: mounted_claims,
+                },
                 cfg.node_name.clone(),
             )),
         });

@@ -2,7 +2,8 @@
 //! `ClusterFirst` points at the cluster DNS with the `<ns>.svc.<domain> svc.<domain> <domain>`
 //! search list and `ndots:5`, `Default` copies the node's resolver configuration, `None` uses
 //! only `dnsConfig`, and `dnsConfig` is merged into the others. Without a cluster DNS address
-//! `ClusterFirst` falls back to `Default`, as the kubelet does without `--cluster-dns`.
+//! `ClusterFirst` falls back to `Default`, as the kubelet does without `--cluster-dns`
+//! ([`missing_cluster_dns`] tells when, for the `MissingClusterDNS` events).
 //!
 //! What does not live here: the cluster DNS server (`skiff-dns`).
 
@@ -52,17 +53,34 @@ pub struct ClusterDns {
     pub domain: String,
 }
 
-/// The `resolv.conf` of `pod`.
-pub fn resolv_conf(pod: &Pod, host: &HostResolv, cluster: &ClusterDns) -> String {
+/// The kubelet's message when a pod wants the cluster DNS and there is none; the pod's
+/// `MissingClusterDNS` event prefixes it with `pod: "<name>_<namespace>(<uid>)". `.
+pub const MISSING_CLUSTER_DNS: &str = "kubelet does not have ClusterDNS IP configured and cannot create Pod using \
+     \"ClusterFirst\" policy. Falling back to \"Default\" policy.";
+
+/// Whether `pod`'s policy asks for the cluster DNS: `ClusterFirstWithHostNet`, or
+/// `ClusterFirst` (the default) off the host network.
+fn wants_cluster_dns(pod: &Pod) -> bool {
     let spec = pod.spec.as_ref();
     let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
-    let policy = spec.and_then(|s| s.dns_policy.as_deref()).unwrap_or("ClusterFirst");
-    let cluster_first = match policy {
+    match spec.and_then(|s| s.dns_policy.as_deref()).unwrap_or("ClusterFirst") {
         "ClusterFirstWithHostNet" => true,
         "ClusterFirst" => !host_network,
         _ => false,
-    };
-    let (mut nameservers, mut searches, mut options) = match (policy, cluster_first, cluster.server) {
+    }
+}
+
+/// Whether `pod` wants the cluster DNS but there is none, so that it falls back to the node's
+/// resolvers (the kubelet's `MissingClusterDNS`).
+pub fn missing_cluster_dns(pod: &Pod, cluster: &ClusterDns) -> bool {
+    cluster.server.is_none() && wants_cluster_dns(pod)
+}
+
+/// The `resolv.conf` of `pod`.
+pub fn resolv_conf(pod: &Pod, host: &HostResolv, cluster: &ClusterDns) -> String {
+    let spec = pod.spec.as_ref();
+    let policy = spec.and_then(|s| s.dns_policy.as_deref()).unwrap_or("ClusterFirst");
+    let (mut nameservers, mut searches, mut options) = match (policy, wants_cluster_dns(pod), cluster.server) {
         ("None", _, _) => (Vec::new(), Vec::new(), Vec::new()),
         (_, true, Some(server)) => {
             let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
@@ -147,6 +165,22 @@ mod tests {
         assert!(resolv_conf(&with_host_net, &host(), &dns).contains("nameserver 10.43.0.10\n"));
         // No cluster DNS: ClusterFirst falls back to the node's configuration.
         assert_eq!(resolv_conf(&pod(json!({"containers": []})), &host(), &cluster(None)), expected);
+    }
+
+    #[test]
+    fn only_pods_wanting_the_cluster_dns_miss_it() {
+        let (none, some) = (cluster(None), cluster(Some("10.43.0.10")));
+        let plain = pod(json!({"containers": []}));
+        assert!(missing_cluster_dns(&plain, &none));
+        assert!(!missing_cluster_dns(&plain, &some));
+        let host_net = pod(json!({"containers": [], "hostNetwork": true}));
+        assert!(!missing_cluster_dns(&host_net, &none), "ClusterFirst on the host network is Default");
+        let with_host_net = pod(json!({"containers": [], "hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet"}));
+        assert!(missing_cluster_dns(&with_host_net, &none));
+        for policy in ["Default", "None"] {
+            assert!(!missing_cluster_dns(&pod(json!({"containers": [], "dnsPolicy": policy})), &none), "{policy}");
+        }
+        assert!(MISSING_CLUSTER_DNS.contains("using \"ClusterFirst\" policy. Falling back to \"Default\" policy."));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Container lifecycle hooks (`postStart`, `preStop`) with the kubelet's handlers: `exec` in the
-//! container, `httpGet` against the pod, and `sleep`. Failures come back in upstream's words
+//! container, `httpGet` against the pod (any response counts as success, as upstream), and
+//! `sleep`. Failures come back in upstream's words
 //! for the `FailedPostStartHook`/`FailedPreStopHook` events.
 //!
 //! What does not live here: when hooks run (the pod worker runs postStart right after a start
@@ -11,7 +12,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::LifecycleHandler;
 use skiff_runtime::exec::ExecError;
 
-use super::probe::{self, Outcome, Target};
+use super::http_get::{self, Purpose};
+use super::probe::Target;
 
 /// Runs `handler` against `target`, giving up after `timeout`.
 pub async fn run(handler: &LifecycleHandler, target: &Target, timeout: Duration) -> Result<(), String> {
@@ -33,10 +35,9 @@ pub async fn run(handler: &LifecycleHandler, target: &Target, timeout: Duration)
         };
     }
     if let Some(http) = &handler.http_get {
-        return match probe::http_get(http, target, timeout).await {
-            Outcome::Success => Ok(()),
-            Outcome::Failure(message) => Err(message),
-        };
+        // As upstream, any response (whatever its status) is a success; only a failed exchange
+        // (including a redirect loop) fails the hook.
+        return http_get::get(http, target, timeout, Purpose::Lifecycle).await.map(drop);
     }
     if let Some(sleep) = &handler.sleep {
         tokio::time::sleep(Duration::from_secs(sleep.seconds.max(0) as u64).min(timeout)).await;
@@ -76,6 +77,26 @@ mod tests {
             container: Container::default(),
             pod_ip: "127.0.0.1".into(),
         }
+    }
+
+    #[tokio::test]
+    async fn http_hooks_succeed_on_any_response_but_not_without_one() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let _ = s.read(&mut [0u8; 4096]).await;
+            let _ = s.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n").await;
+        });
+        let action = k8s_openapi::api::core::v1::HTTPGetAction {
+            port: k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i32::from(port)),
+            ..Default::default()
+        };
+        let hook = LifecycleHandler { http_get: Some(action), ..Default::default() };
+        assert_eq!(run(&hook, &target(), Duration::from_secs(2)).await, Ok(()));
+        let err = run(&hook, &target(), Duration::from_secs(2)).await.expect_err("nobody listens");
+        assert!(err.contains("connection refused"), "{err}");
     }
 
     #[tokio::test]

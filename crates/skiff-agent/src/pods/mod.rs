@@ -13,6 +13,7 @@ pub mod dns;
 pub mod env;
 pub mod exits;
 pub mod hooks;
+pub mod http_get;
 pub mod mirror;
 pub mod mounts;
 pub mod ports;

@@ -1,11 +1,12 @@
 //! One probe check, as the kubelet's probers run it: `exec` (in the container, through the
-//! runtime), `httpGet` (HTTP/1.1 or HTTPS without verification, `kube-probe` user agent,
-//! success for 200–399), `tcpSocket` (a connect) and `grpc` (the standard health-checking
-//! protocol over HTTP/2 without TLS). Each returns [`Outcome`] with the upstream wording of the
-//! failure, which becomes the `Unhealthy` event.
+//! runtime), `httpGet` (through [`super::http_get`]: success for 200–299, a warning for a
+//! redirect it did not follow, failure otherwise), `tcpSocket` (a connect) and `grpc` (the
+//! standard health-checking protocol over HTTP/2 without TLS). Each returns [`Outcome`] with
+//! the upstream wording of a failure or warning, which becomes the `Unhealthy` or
+//! `ProbeWarning` event.
 //!
 //! What does not live here: when probes run and what their results do to the container
-//! ([`super::prober`]); lifecycle hooks use [`http_get`] and the runtime's exec directly.
+//! ([`super::prober`]); lifecycle hooks use [`super::http_get`] and the runtime's exec directly.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,14 +18,18 @@ use k8s_openapi::api::core::v1::{Container, ExecAction, GRPCAction, HTTPGetActio
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use skiff_runtime::container::Runtime;
 use skiff_runtime::exec::ExecError;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+
+use super::http_get::{self, Purpose};
 
 /// The result of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The check passed.
     Success,
+    /// The check passed with a warning (an `httpGet` redirect not followed), in the kubelet's
+    /// words: a `ProbeWarning` event.
+    Warning(String),
     /// The check failed; why, in the kubelet's words.
     Failure(String),
 }
@@ -40,12 +45,6 @@ pub struct Target {
     pub container: Container,
     /// The pod's address (the default host of network checks).
     pub pod_ip: String,
-}
-
-/// The kubelet's `User-Agent` for probes (`kube-probe/<major>.<minor>`).
-fn user_agent() -> String {
-    let mut parts = crate::KUBE_VERSION.split('.');
-    format!("kube-probe/{}.{}", parts.next().unwrap_or("1"), parts.next().unwrap_or("0"))
 }
 
 /// Runs `probe`'s handler once against `target`, within its `timeoutSeconds` (default 1).
@@ -106,11 +105,11 @@ pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, St
     }
 }
 
-fn host_port(host: &str, port: u16) -> String {
+pub(super) fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
-async fn dial(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, String> {
+pub(super) async fn dial(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, String> {
     let addr = host_port(host, port);
     match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
         Ok(Ok(stream)) => Ok(stream),
@@ -141,130 +140,17 @@ async fn tcp_check(tcp: &TCPSocketAction, target: &Target, timeout: Duration) ->
     }
 }
 
-/// An `httpGet` probe or hook: success for a status in 200–399.
+/// An `httpGet` probe: success for a status in 200–299, a warning (still a success) for a
+/// 3xx that ended the redirects, a failure otherwise.
 pub async fn http_get(http: &HTTPGetAction, target: &Target, timeout: Duration) -> Outcome {
-    let port = match resolve_port(&http.port, &target.container) {
-        Ok(p) => p,
-        Err(e) => return Outcome::Failure(e),
-    };
-    let host = http.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| target.pod_ip.clone());
-    let scheme = http.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
-    let mut path = http.path.clone().unwrap_or_default();
-    if !path.starts_with('/') {
-        path.insert(0, '/');
-    }
-    let url = format!("{scheme}://{}{path}", host_port(&host, port));
-    let request = async {
-        let stream = dial(&host, port, timeout).await?;
-        let mut builder = hyper::Request::get(&path);
-        let mut has = (false, false, false);
-        for h in http.http_headers.iter().flatten() {
-            match h.name.to_ascii_lowercase().as_str() {
-                "host" => has.0 = true,
-                "user-agent" => has.1 = true,
-                "accept" => has.2 = true,
-                _ => {}
-            }
-            builder = builder.header(h.name.as_str(), h.value.as_str());
-        }
-        if !has.0 {
-            builder = builder.header("Host", host_port(&host, port));
-        }
-        if !has.1 {
-            builder = builder.header("User-Agent", user_agent());
-        }
-        if !has.2 {
-            builder = builder.header("Accept", "*/*");
-        }
-        let request = builder.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
-        if scheme == "https" {
-            let tls = insecure_tls(&host, stream).await?;
-            send_http1(tls, request).await
-        } else {
-            send_http1(stream, request).await
-        }
-    };
-    match tokio::time::timeout(timeout, request).await {
-        Ok(Ok(status)) if (200..400).contains(&status) => Outcome::Success,
-        Ok(Ok(status)) => Outcome::Failure(format!("HTTP probe failed with statuscode: {status}")),
-        Ok(Err(e)) => Outcome::Failure(format!("Get \"{url}\": {e}")),
-        Err(_) => Outcome::Failure(format!(
-            "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+    match http_get::get(http, target, timeout, Purpose::Probe).await {
+        Ok(response) if (200..300).contains(&response.status) => Outcome::Success,
+        Ok(response) if (300..400).contains(&response.status) => Outcome::Warning(format!(
+            "Probe terminated redirects, Response body: {}",
+            String::from_utf8_lossy(&response.body)
         )),
-    }
-}
-
-async fn send_http1<S>(io: S, request: hyper::Request<Full<Bytes>>) -> Result<u16, String>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|e| e.to_string())?;
-    let conn = tokio::spawn(conn);
-    let response = sender.send_request(request).await.map_err(|e| e.to_string());
-    let status = match response {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            // Read (and discard) the body so the server is not cut off mid-write.
-            let _ = response.into_body().collect().await;
-            Ok(status)
-        }
-        Err(e) => Err(e),
-    };
-    conn.abort();
-    status
-}
-
-/// HTTPS as the kubelet probes it: no certificate verification.
-async fn insecure_tls(host: &str, stream: TcpStream) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream).await.map_err(|e| e.to_string())
-}
-
-/// Accepts any server certificate (probes do not verify, as upstream), but still checks that
-/// the handshake signatures are valid.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        Ok(response) => Outcome::Failure(format!("HTTP probe failed with statuscode: {}", response.status)),
+        Err(e) => Outcome::Failure(e),
     }
 }
 
@@ -343,7 +229,7 @@ async fn grpc_check(grpc: &GRPCAction, target: &Target, timeout: Duration) -> Ou
         let request = hyper::Request::post(format!("http://{addr}/grpc.health.v1.Health/Check"))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
-            .header("user-agent", user_agent())
+            .header("user-agent", Purpose::Probe.user_agent())
             .body(Full::new(Bytes::from(grpc_health_request(&service))))
             .map_err(|e| e.to_string())?;
         let result = async {
@@ -467,6 +353,15 @@ mod tests {
         assert_eq!(
             http_get(&action, &target(), Duration::from_secs(2)).await,
             Outcome::Failure("HTTP probe failed with statuscode: 500".into())
+        );
+
+        let (port, _) =
+            serve_once("HTTP/1.1 302 Found\r\nLocation: http://elsewhere.invalid/\r\nContent-Length: 5\r\n\r\nmoved")
+                .await;
+        let action = HTTPGetAction { port: IntOrString::Int(i32::from(port)), ..Default::default() };
+        assert_eq!(
+            http_get(&action, &target(), Duration::from_secs(2)).await,
+            Outcome::Warning("Probe terminated redirects, Response body: moved".into())
         );
     }
 

@@ -2,7 +2,8 @@
 //! the startup probe first (liveness and readiness wait for it), then liveness and readiness
 //! side by side, each after `initialDelaySeconds` and every `periodSeconds`, with
 //! `successThreshold`/`failureThreshold` consecutive results flipping the state. Every failed
-//! check is an `Unhealthy` event worded as upstream.
+//! check is an `Unhealthy` event worded as upstream; a check passing with a warning (an
+//! `httpGet` redirect to another host) counts as a success and is a `ProbeWarning` event.
 //!
 //! The results live in [`ProbeState`], shared with the pod worker, which is woken on every
 //! change: it reports `ready`/`started` and kills the container when liveness or startup fails.
@@ -50,8 +51,20 @@ pub struct ProbeState {
     pub failed: Option<Kind>,
 }
 
-/// Reports an `Unhealthy` event: the probe and the failure message.
-pub type EventSink = Arc<dyn Fn(Kind, String) + Send + Sync>;
+/// Reports a probe's event: reason (`Unhealthy`, `ProbeWarning`) and note, from [`event_of`].
+pub type EventSink = Arc<dyn Fn(&'static str, String) + Send + Sync>;
+
+/// The kubelet's event for a check's outcome: `Unhealthy` for a failure, `ProbeWarning` for a
+/// warning, none for a plain success.
+pub fn event_of(kind: Kind, outcome: &Outcome) -> Option<(&'static str, String)> {
+    match outcome {
+        Outcome::Success => None,
+        Outcome::Warning(message) => Some(("ProbeWarning", format!("{} probe warning: {message}", kind.label()))),
+        Outcome::Failure(message) => {
+            Some(("Unhealthy", format!("{} probe failed: {}", kind.label(), message.trim_end())))
+        }
+    }
+}
 
 /// The probes of one container instance and where their results go.
 pub struct Prober {
@@ -67,7 +80,7 @@ pub struct Prober {
     pub state: Arc<Mutex<ProbeState>>,
     /// Woken on every change of `state`.
     pub changed: Arc<Notify>,
-    /// Unhealthy events.
+    /// `Unhealthy` and `ProbeWarning` events.
     pub events: EventSink,
     /// How long the instance has run already (an adopted instance does not wait its initial
     /// delay again).
@@ -141,8 +154,12 @@ impl Prober {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            match probe::check(&probe, &self.target).await {
-                Outcome::Success => {
+            let outcome = probe::check(&probe, &self.target).await;
+            if let Some((reason, note)) = event_of(kind, &outcome) {
+                (self.events)(reason, note);
+            }
+            match outcome {
+                Outcome::Success | Outcome::Warning(_) => {
                     failures = 0;
                     successes += 1;
                     match kind {
@@ -151,10 +168,9 @@ impl Prober {
                         _ => {}
                     }
                 }
-                Outcome::Failure(message) => {
+                Outcome::Failure(_) => {
                     successes = 0;
                     failures += 1;
-                    (self.events)(kind, message);
                     if failures >= failure_threshold {
                         match kind {
                             Kind::Readiness => self.update(|s| s.ready = false),
@@ -216,9 +232,9 @@ mod tests {
             },
             state: Arc::new(Mutex::new(state)),
             changed: Arc::new(Notify::new()),
-            events: Arc::new(move |kind: Kind, message: String| {
+            events: Arc::new(move |reason: &'static str, note: String| {
                 if let Ok(mut e) = sink.lock() {
-                    e.push(format!("{} probe failed: {message}", kind.label()));
+                    e.push(format!("{reason}: {note}"));
                 }
             }),
             running_for: Duration::ZERO,
@@ -231,6 +247,19 @@ mod tests {
         l.local_addr().expect("addr").port()
     }
 
+    #[test]
+    fn events_are_worded_as_upstream() {
+        assert_eq!(event_of(Kind::Readiness, &Outcome::Success), None);
+        assert_eq!(
+            event_of(Kind::Readiness, &Outcome::Warning("Probe terminated redirects, Response body: x".into())),
+            Some(("ProbeWarning", "Readiness probe warning: Probe terminated redirects, Response body: x".into()))
+        );
+        assert_eq!(
+            event_of(Kind::Startup, &Outcome::Failure("boom\n".into())),
+            Some(("Unhealthy", "Startup probe failed: boom".into()))
+        );
+    }
+
     #[tokio::test]
     async fn liveness_fails_after_threshold_with_events() {
         let port = closed_port();
@@ -241,7 +270,7 @@ mod tests {
         assert_eq!(state.lock().expect("lock").failed, Some(Kind::Liveness));
         let events = events.lock().expect("lock").clone();
         assert_eq!(events.len(), 2);
-        assert!(events[0].starts_with("Liveness probe failed: dial tcp 127.0.0.1:"), "{events:?}");
+        assert!(events[0].starts_with("Unhealthy: Liveness probe failed: dial tcp 127.0.0.1:"), "{events:?}");
     }
 
     #[tokio::test]

@@ -320,7 +320,35 @@ impl Worker {
         self.lap("network");
         self.sandbox = Some(state);
         self.sandbox_error = None;
+        self.report_missing_cluster_dns().await;
         true
+    }
+
+    /// At each new sandbox, as the kubelet when it builds the sandbox's DNS configuration: a pod
+    /// wanting the cluster DNS on a node without one gets `MissingClusterDNS` events (on the
+    /// Node and on the pod) and the node's resolvers.
+    async fn report_missing_cluster_dns(&self) {
+        let cluster_dns = self.cluster_dns();
+        if !super::dns::missing_cluster_dns(&self.pod, &cluster_dns) {
+            return;
+        }
+        // The kubelet's node reference: the node name as uid.
+        let node = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(self.shared.cfg.node_name.clone()),
+            uid: Some(self.shared.cfg.node_name.clone()),
+            ..Default::default()
+        };
+        let note = super::dns::MISSING_CLUSTER_DNS.to_string();
+        publish(&self.shared.recorder, &node, EventType::Warning, "MissingClusterDNS", note).await;
+        let note = format!("pod: {:?}. {}", self.pod_ref(), super::dns::MISSING_CLUSTER_DNS);
+        self.event(EventType::Warning, "MissingClusterDNS", note).await;
+    }
+
+    /// The cluster DNS pods are pointed at (none with `--disable-dns`).
+    fn cluster_dns(&self) -> super::dns::ClusterDns {
+        super::dns::ClusterDns { server: self.shared.cfg.cluster_dns, domain: self.shared.cfg.cluster_domain.clone() }
     }
 
     /// Connects the sandbox's network namespace to the pod network and maps its hostPorts;
@@ -550,7 +578,7 @@ impl Worker {
                 target: self.target(container, attempt),
                 state: Arc::clone(&state),
                 changed: Arc::clone(&self.probe_changed),
-                events: self.unhealthy_sink(),
+                events: self.probe_event_sink(),
                 running_for,
             };
             let task = tokio::spawn(prober.run());
@@ -603,15 +631,14 @@ impl Worker {
         run_pre_stop(&target, grace, &self.pod_ref(), &self.shared.recorder, &self.reference()).await
     }
 
-    /// Publishes probe failures as `Unhealthy` events on the pod.
-    fn unhealthy_sink(&self) -> super::prober::EventSink {
+    /// Publishes probe failures and warnings (`Unhealthy`, `ProbeWarning`) as events on the pod.
+    fn probe_event_sink(&self) -> super::prober::EventSink {
         let recorder = self.shared.recorder.clone();
         let reference = self.reference();
-        Arc::new(move |kind: Kind, message: String| {
+        Arc::new(move |reason: &'static str, note: String| {
             let (recorder, reference) = (recorder.clone(), reference.clone());
             tokio::spawn(async move {
-                let note = format!("{} probe failed: {}", kind.label(), message.trim_end());
-                publish(&recorder, &reference, EventType::Warning, "Unhealthy", note).await;
+                publish(&recorder, &reference, EventType::Warning, reason, note).await;
             });
         })
     }
@@ -734,11 +761,7 @@ impl Worker {
         pod.status.get_or_insert_default().pod_ip = self.pod_ip.clone();
         let host_resolv =
             super::dns::HostResolv::parse(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
-        let cluster_dns = super::dns::ClusterDns {
-            server: self.shared.cfg.cluster_dns,
-            domain: self.shared.cfg.cluster_domain.clone(),
-        };
-        let resolv = super::dns::resolv_conf(&pod, &host_resolv, &cluster_dns);
+        let resolv = super::dns::resolv_conf(&pod, &host_resolv, &self.cluster_dns());
         config.rootfs_propagation = crate::volumes::container::rootfs_propagation(&volume_mounts);
         config.mounts = super::mounts::container_mounts(&pod, container, &pod_dir, attempt, volume_mounts, &resolv)
             .map_err(|message| Waiting { reason: "CreateContainerConfigError".into(), message })?;

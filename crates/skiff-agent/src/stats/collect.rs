@@ -16,12 +16,14 @@ use skiff_runtime::container::Runtime;
 use super::cgroup::CgroupStats;
 use super::rates::CpuRates;
 use super::{
-    ContainerUsage, CpuUsage, FsUsage, NodeUsage, PodUsage, Snapshot, SystemContainer, VolumeUsage, netdev, node,
+    ContainerUsage, CpuUsage, FsUsage, NodeUsage, PodUsage, PvcRef, Snapshot, SystemContainer, VolumeUsage, netdev,
+    node,
 };
 use crate::eviction::signals::MemorySource;
 use crate::eviction::stats::{CgroupReader, DiskUsage, disk_usage};
 use crate::pods::set::PodSet;
 use crate::volumes::layout::{self, Plugin};
+use crate::volumes::mounted_claims::MountedClaims;
 
 /// What a snapshot measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +42,8 @@ pub struct Paths {
     pub agent_dir: PathBuf,
     /// Where container logs are (`/var/log/pods`).
     pub log_dir: PathBuf,
+    /// Where the pods' persistentVolumeClaim volumes are (as the volume manager set them up).
+    pub claims: MountedClaims,
 }
 
 /// Takes snapshots of the node and the pods it runs.
@@ -224,6 +228,7 @@ pub fn measure(pods: &[Pod], layout: &Layout, paths: &Paths, instances: &[String
             usage.network = netdev::read(cgroups.any_process(&cgroup));
             let pod_dir = layout::pod_dir(&paths.agent_dir, &uid);
             usage.volumes = volumes(pod, &pod_dir);
+            usage.volumes.extend(claim_volumes(&paths.claims, &uid));
             // Volumes on the node's disk: tmpfs ones are mounts of their own, not counted.
             ephemeral = add(ephemeral, disk_usage(&pod_dir.join("volumes")));
             usage.ephemeral = Some(used_on(node_fs, ephemeral));
@@ -252,7 +257,24 @@ fn volumes(pod: &Pod, pod_dir: &std::path::Path) -> Vec<VolumeUsage> {
             }
             let dir = layout::volume_dir(pod_dir, plugin, &volume.name);
             let totals = node::fs_totals(&dir)?;
-            Some(VolumeUsage { name: volume.name.clone(), fs: used_on(Some(totals), disk_usage(&dir)) })
+            Some(VolumeUsage { name: volume.name.clone(), fs: used_on(Some(totals), disk_usage(&dir)), pvc_ref: None })
+        })
+        .collect()
+}
+
+/// The pod's persistentVolumeClaim volumes, measured at their PersistentVolume's host path
+/// (its file system's totals, and what the files under the path use).
+fn claim_volumes(claims: &MountedClaims, uid: &str) -> Vec<VolumeUsage> {
+    claims
+        .of(uid)
+        .into_iter()
+        .filter_map(|claim| {
+            let totals = node::fs_totals(&claim.path)?;
+            Some(VolumeUsage {
+                name: claim.volume,
+                fs: used_on(Some(totals), disk_usage(&claim.path)),
+                pvc_ref: Some(PvcRef { name: claim.claim, namespace: claim.namespace }),
+            })
         })
         .collect()
 }
@@ -283,6 +305,7 @@ fn running_containers(pod: &Pod) -> Vec<&ContainerStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::volumes::mounted_claims::MountedClaim;
     use std::fs;
 
     fn write(path: &std::path::Path, text: &[u8]) {
@@ -333,7 +356,16 @@ mod tests {
         ] {
             write(&dir.path().join(file), text.as_bytes());
         }
-        let paths = Paths { agent_dir: dir.path().join("agent"), log_dir: dir.path().join("logs") };
+        write(&dir.path().join("pv/data"), b"0123456789");
+        let claims = MountedClaims::default();
+        let claim = MountedClaim {
+            volume: "data".into(),
+            claim: "claim".into(),
+            namespace: "default".into(),
+            path: dir.path().join("pv"),
+        };
+        claims.record("u1", claim);
+        let paths = Paths { agent_dir: dir.path().join("agent"), log_dir: dir.path().join("logs"), claims };
         let instances = ["u1-main-0".to_string(), "u1-main-1".to_string(), "u10-main-2".to_string()];
         let everything = Scope { everything: true, cpu_rates: true };
         let snapshot = measure(&[pod.clone(), absent], &layout, &paths, &instances, everything);
@@ -357,7 +389,10 @@ mod tests {
         assert_eq!(c.rootfs.and_then(|r| r.inodes_used), Some(2));
         assert!(c.logs.and_then(|l| l.used).is_some_and(|b| b > 0));
         let names: Vec<&str> = p.volumes.iter().map(|v| v.name.as_str()).collect();
-        assert_eq!(names, ["scratch"], "unused volumes are not set up");
+        assert_eq!(names, ["scratch", "data"], "unused volumes are not set up");
+        let data = &p.volumes[1];
+        assert_eq!(data.pvc_ref, Some(PvcRef { name: "claim".into(), namespace: "default".into() }));
+        assert_eq!((data.fs.inodes_used, data.fs.used.map(|u| u >= 10)), (Some(2), Some(true)), "{data:?}");
         assert!(p.volumes[0].fs.capacity.is_some_and(|c| c > 0));
         assert_eq!(p.volumes[0].fs.inodes_used, Some(2));
         // rootfs (2) + logs (dir and file: 2) + the volumes directory tree (4).

@@ -138,6 +138,17 @@ pub struct VolumeUsage {
     pub name: String,
     /// Its file system and what the volume uses of it.
     pub fs: FsUsage,
+    /// The claim, for a persistentVolumeClaim volume.
+    pub pvc_ref: Option<PvcRef>,
+}
+
+/// The claim behind a pod's volume.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PvcRef {
+    /// The claim's name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
 }
 
 /// Usage of one pod.

@@ -168,6 +168,14 @@ struct VolumeStats {
     #[serde(flatten)]
     fs: FsStats,
     name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pvc_ref: Option<PvcReference>,
+}
+
+#[derive(Debug, Serialize)]
+struct PvcReference {
+    name: String,
+    namespace: String,
 }
 
 /// `ms` (milliseconds since the epoch) as `metav1.Time` writes it.
@@ -256,7 +264,18 @@ fn pod(at: &str, p: &PodUsage) -> PodStats {
         cpu: cpu(at, p.cpu),
         memory: memory(at, p.memory, None),
         network: network(at, &p.network),
-        volume: p.volumes.iter().map(|v| VolumeStats { fs: fs(at, v.fs), name: v.name.clone() }).collect(),
+        volume: p
+            .volumes
+            .iter()
+            .map(|v| VolumeStats {
+                fs: fs(at, v.fs),
+                name: v.name.clone(),
+                pvc_ref: v
+                    .pvc_ref
+                    .as_ref()
+                    .map(|r| PvcReference { name: r.name.clone(), namespace: r.namespace.clone() }),
+            })
+            .collect(),
         ephemeral_storage: p.ephemeral.map(|e| fs(at, e)),
         process_stats: p.processes.map(|process_count| ProcessStats { process_count }),
     }
@@ -285,7 +304,7 @@ pub fn build(snapshot: &Snapshot) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{NodeUsage, VolumeUsage};
+    use crate::stats::{NodeUsage, PvcRef, VolumeUsage};
     use serde_json::json;
 
     fn snapshot() -> Snapshot {
@@ -331,7 +350,14 @@ mod tests {
                 start_time_ms: Some(1_767_225_500_000),
                 memory: Some(memory),
                 network: vec![eth0],
-                volumes: vec![VolumeUsage { name: "scratch".into(), fs: disk }],
+                volumes: vec![
+                    VolumeUsage { name: "scratch".into(), fs: disk, pvc_ref: None },
+                    VolumeUsage {
+                        name: "data".into(),
+                        fs: disk,
+                        pvc_ref: Some(PvcRef { name: "claim".into(), namespace: "default".into() }),
+                    },
+                ],
                 ephemeral: Some(disk),
                 processes: Some(3),
                 containers: vec![ContainerUsage {
@@ -379,6 +405,9 @@ mod tests {
             json!({"time": at, "availableBytes": 400, "capacityBytes": 1000, "usedBytes": 20, "inodesFree": 50,
                    "inodes": 100, "inodesUsed": 2, "name": "scratch"})
         );
+        assert_eq!(pod["volume"][1]["name"], "data");
+        assert_eq!(pod["volume"][1]["pvcRef"], json!({"name": "claim", "namespace": "default"}));
+        assert_eq!(pod["volume"][1]["usedBytes"], 20);
         assert_eq!(pod["ephemeral-storage"]["usedBytes"], 20);
         assert_eq!(pod["process_stats"], json!({"process_count": 3}));
         let container = &pod["containers"][0];

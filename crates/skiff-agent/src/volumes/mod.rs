@@ -23,6 +23,7 @@ pub mod empty_dir;
 pub mod host_path;
 pub mod layout;
 pub mod local_path;
+pub mod mounted_claims;
 pub mod mountinfo;
 pub mod objects;
 pub mod ownership;
@@ -122,6 +123,7 @@ pub struct VolumeManager {
     pods: Mutex<HashMap<String, Arc<tokio::sync::Mutex<PodVolumes>>>>,
     limits: Mutex<HashMap<String, Vec<SizeLimit>>>,
     evictions: Mutex<HashMap<String, String>>,
+    claims_set_up: mounted_claims::MountedClaims,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -169,7 +171,13 @@ impl VolumeManager {
             pods: Mutex::new(HashMap::new()),
             limits: Mutex::new(HashMap::new()),
             evictions: Mutex::new(HashMap::new()),
+            claims_set_up: mounted_claims::MountedClaims::default(),
         })
+    }
+
+    /// The claim volumes set up so far (shared: it follows later set-ups and releases).
+    pub fn mounted_claims(&self) -> mounted_claims::MountedClaims {
+        self.claims_set_up.clone()
     }
 
     fn state(&self, uid: &str) -> Arc<tokio::sync::Mutex<PodVolumes>> {
@@ -424,6 +432,13 @@ impl VolumeManager {
                             st.claims.remove(&name);
                             match self.set_up_claim(pod, bound, src.read_only.unwrap_or(false)).await {
                                 Ok(hv) => {
+                                    let claim = mounted_claims::MountedClaim {
+                                        volume: name.clone(),
+                                        claim: src.claim_name.clone(),
+                                        namespace: ns.clone(),
+                                        path: hv.path.clone(),
+                                    };
+                                    self.claims_set_up.record(&uid, claim);
                                     st.mounted.insert(name, hv);
                                 }
                                 Err(message) => failures.push((name, message)),
@@ -497,6 +512,7 @@ impl VolumeManager {
         let mut st = state.lock().await;
         st.mounted.clear();
         st.written.clear();
+        self.claims_set_up.forget(uid);
         locked(&self.limits).remove(uid);
         let pod_dir = self.pod_dir(uid);
         let result = blocking(move || {
@@ -516,6 +532,7 @@ impl VolumeManager {
         let state = locked(&self.pods).remove(&uid);
         locked(&self.limits).remove(&uid);
         locked(&self.evictions).remove(&uid);
+        self.claims_set_up.forget(&uid);
         self.tokens.forget_pod(&uid);
         if let Some(state) = state {
             let st = state.lock().await;
