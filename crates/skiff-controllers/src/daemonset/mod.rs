@@ -4,11 +4,12 @@
 //! template, whose hash labels new pods; claims pods (adopting selected orphans, releasing owned
 //! pods no longer selected); creates one pod on every eligible node that has none and deletes
 //! excess pods, pods on nodes that no longer qualify, succeeded pods (`SucceededDaemonPod` event)
-//! and failed pods (after a per-node back-off, with a `FailedDaemonPod` event); then, when nothing is in flight, takes one `RollingUpdate`
-//! step (`maxUnavailable`, `maxSurge`); truncates old revisions beyond `revisionHistoryLimit`;
-//! and writes `status`. Daemon pods carry the automatic daemon tolerations, the
-//! `controller-revision-hash` and `pod-template-generation` labels and a required node affinity
-//! `metadata.name In [node]`, so the default scheduler binds each to its node.
+//! and failed pods (after a per-node back-off, with a `FailedDaemonPod` event); then, when nothing
+//! is in flight, takes one `RollingUpdate` step (`maxUnavailable`, `maxSurge`); truncates old
+//! revisions beyond `revisionHistoryLimit`; and writes `status`. Daemon pods carry the automatic
+//! daemon tolerations, the `controller-revision-hash` and `pod-template-generation` labels and a
+//! required node affinity `metadata.name In [node]`, so the default scheduler binds each to its
+//! node.
 //!
 //! What does not live here: eligibility ([`placement`]), the per-node and rolling-update
 //! decisions and status counts ([`plan`]), history decisions ([`revisions`]), failed-pod back-off

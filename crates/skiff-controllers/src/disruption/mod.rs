@@ -334,8 +334,8 @@ async fn sync(
     if pods.is_empty() {
         events.normal(pdb, "NoPods", "No matching pods found".into()).await;
     }
-    let scale = if needs_scale(pdb) { Some(expected_scale(client, informers, &pods).await) } else { None };
-    let computed = expected_and_desired(pdb, pods.len(), || scale.unwrap_or_else(|| Ok(Scale::default())));
+    let owners_scale = if needs_scale(pdb) { Some(expected_scale(client, informers, &pods).await) } else { None };
+    let computed = expected_and_desired(pdb, pods.len(), || owners_scale.unwrap_or_else(|| Ok(Scale::default())));
     let result = match computed {
         Err(e) => {
             events
