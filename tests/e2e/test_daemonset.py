@@ -298,3 +298,80 @@ def test_surge_starts_the_new_pod_before_the_old_one_goes(ds_cluster, ns):
     # The revision's template can be shown through a dry-run patch.
     shown = c.kubectl("-n", ns, "rollout", "history", f"ds/{name}", "--revision=2").stdout
     assert NEW_IMAGE in shown, shown
+
+
+def pods_by_node(c: Cluster, ns: str, name: str) -> dict[str, list[dict]]:
+    """Target node -> live pods (bound ones only), after force-removing the deleted ones (no
+    kubelet finishes a graceful deletion on a simulated node)."""
+    placement(c, ns, name)
+    out: dict[str, list[dict]] = {}
+    for p in ds_pods(c, ns, name):
+        if p["spec"].get("nodeName"):
+            out.setdefault(p["spec"]["nodeName"], []).append(p)
+    return out
+
+
+def mark_ready(c: Cluster, ns: str, pod: dict) -> None:
+    """What a kubelet would report for a started pod on a simulated node."""
+    ready = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    c.kubectl("-n", ns, "patch", "pod", pod["metadata"]["name"], "--subresource=status", "--type=merge",
+              "-p", json.dumps(ready))
+
+
+def test_surge_leaves_nodes_that_should_not_run_the_pod(ds_cluster, ns):
+    """Upstream's surge rollout on four simulated nodes, two of which stop qualifying (NoSchedule,
+    so their pods may stay): the unavailable old pod there is deleted, the available one too since
+    three pods are available for two nodes, neither is replaced; maxSurge 34% of 2 nodes rounds up
+    to one new pod at a time, next to the old pod, which goes once the new one is Ready."""
+    c = ds_cluster
+    role = unique("leave")
+    nodes = [f"{role}-{x}" for x in "abcd"]
+    keep, leave = nodes[:2], nodes[2:]
+    try:
+        for n in nodes:
+            fake_node(c, n, {"role": role})
+        name = unique("surge")
+        c.kubectl("-n", ns, "create", "-f", "-", input=daemonset(name, {"role": role}, strategy={
+            "type": "RollingUpdate", "rollingUpdate": {"maxSurge": "34%", "maxUnavailable": 0}}))
+        first = eventually(lambda: (p := pods_by_node(c, ns, name)).keys() == set(nodes) and p,
+                           what="a pod on each node")
+        for n in nodes[:3]:  # the pod on the last node never becomes ready
+            mark_ready(c, ns, first[n][0])
+        eventually(lambda: status(c, ns, name).get("numberAvailable") == 3, what="three available")
+        for n in leave:
+            c.kubectl("taint", "node", n, "dedicated=db:NoSchedule")
+        s = eventually(lambda: (s := status(c, ns, name)).get("desiredNumberScheduled") == 2 and s,
+                       what="two nodes should run the pod")
+        assert s["numberMisscheduled"] == 2
+        assert pods_by_node(c, ns, name).keys() == set(nodes), "NoSchedule keeps running pods"
+        c.kubectl("-n", ns, "set", "image", f"ds/{name}", f"main={NEW_IMAGE}")
+
+        def surged_once():
+            by = pods_by_node(c, ns, name)
+            if set(by) != set(keep) or sorted(len(by[n]) for n in keep) != [1, 2]:
+                return None
+            return next(n for n in keep if len(by[n]) == 2), by
+        node, by = eventually(surged_once, timeout=90, what="leaving nodes emptied, one node surged")
+        images = sorted(p["spec"]["containers"][0]["image"] for p in by[node])
+        assert images == sorted(["busybox", NEW_IMAGE]), images
+        new_pod = lambda pods: next(p for p in pods if p["spec"]["containers"][0]["image"] == NEW_IMAGE)  # noqa: E731
+        first_new = new_pod(by[node])
+        mark_ready(c, ns, first_new)
+        other = next(n for n in keep if n != node)
+        # The old pod next to the ready new one goes; then the other node surges.
+        by = eventually(lambda: (b := pods_by_node(c, ns, name))
+                        and [p["metadata"]["name"] for p in b.get(node, [])] == [first_new["metadata"]["name"]]
+                        and len(b.get(other, [])) == 2 and b,
+                        timeout=90, what="second node surged after the first new pod was ready")
+        mark_ready(c, ns, new_pod(by[other]))
+        final = eventually(lambda: (b := pods_by_node(c, ns, name)) and set(b) == set(keep)
+                           and all(len(b[n]) == 1 and b[n][0]["spec"]["containers"][0]["image"] == NEW_IMAGE
+                                   for n in keep) and b, timeout=90, what="rolled out on the two nodes")
+        assert set(final) == set(keep)
+        s = eventually(lambda: (s := status(c, ns, name)).get("updatedNumberScheduled") == 2 and s,
+                       what="status after the rollout")
+        assert (s["desiredNumberScheduled"], s["numberMisscheduled"], s.get("numberAvailable")) == (2, 0, 2), s
+    finally:
+        for n in nodes:
+            c.kubectl("delete", "node", n, "--wait=false", check=False)
+            c.kubectl("-n", "kube-node-lease", "delete", "lease", n, "--wait=false", check=False)

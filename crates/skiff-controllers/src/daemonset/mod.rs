@@ -3,12 +3,13 @@
 //! A sync claims the DaemonSet's ControllerRevisions and finds (or creates) the one matching its
 //! template, whose hash labels new pods; claims pods (adopting selected orphans, releasing owned
 //! pods no longer selected); creates one pod on every eligible node that has none and deletes
-//! excess pods, pods on nodes that no longer qualify and failed pods (after a per-node back-off,
-//! with a `FailedDaemonPod` event); then, when nothing is in flight, takes one `RollingUpdate`
-//! step (`maxUnavailable`, `maxSurge`); truncates old revisions beyond `revisionHistoryLimit`;
-//! and writes `status`. Daemon pods carry the automatic daemon tolerations, the
-//! `controller-revision-hash` and `pod-template-generation` labels and a required node affinity
-//! `metadata.name In [node]`, so the default scheduler binds each to its node.
+//! excess pods, pods on nodes that no longer qualify, succeeded pods (`SucceededDaemonPod` event)
+//! and failed pods (after a per-node back-off, with a `FailedDaemonPod` event); then, when nothing
+//! is in flight, takes one `RollingUpdate` step (`maxUnavailable`, `maxSurge`); truncates old
+//! revisions beyond `revisionHistoryLimit`; and writes `status`. Daemon pods carry the automatic
+//! daemon tolerations, the `controller-revision-hash` and `pod-template-generation` labels and a
+//! required node affinity `metadata.name In [node]`, so the default scheduler binds each to its
+//! node.
 //!
 //! What does not live here: eligibility ([`placement`]), the per-node and rolling-update
 //! decisions and status counts ([`plan`]), history decisions ([`revisions`]), failed-pod back-off
@@ -520,17 +521,23 @@ impl Ctrl {
         let mut failed_deleted = 0;
         let mut should_run = HashSet::new();
         let now = Instant::now();
+        let policy = plan::NodePolicy { hash, surge, min_ready: min_ready(ds), now: Timestamp::now() };
         for node in nodes {
             let name = node.metadata.name.clone().unwrap_or_default();
             let (run, cont) = placement::node_should_run(&spec, node);
             if run {
                 should_run.insert(name.clone());
             }
-            let needs = plan::node_needs(run, cont, map.get(&name).map(Vec::as_slice).unwrap_or(&[]), hash, surge);
+            let needs = plan::node_needs(run, cont, map.get(&name).map(Vec::as_slice).unwrap_or(&[]), &policy);
             if needs.create {
                 create.push(name.clone());
             }
             delete.extend(needs.delete);
+            for pod in needs.succeeded {
+                let msg = format!("Found succeeded daemon pod {ns}/{pod} on node {name}, will try to delete it");
+                self.event(ds, false, "SucceededDaemonPod", msg).await;
+                delete.push(pod);
+            }
             for pod in needs.failed {
                 let backoff_key = format!("{uid}/{name}");
                 if let Some(wait) = self.backoff.remaining(&backoff_key, now) {
@@ -583,7 +590,7 @@ impl Ctrl {
                 min_ready: min_ready(ds),
                 max_surge,
                 max_unavailable,
-                now: Timestamp::now(),
+                now: policy.now,
             });
             self.sync_nodes(key, ds, delete, create, hash).await?;
         }

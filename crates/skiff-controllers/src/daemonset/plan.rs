@@ -50,8 +50,12 @@ pub fn pod_order(a: &Pod, b: &Pod) -> Ordering {
         .then_with(|| a.metadata.name.cmp(&b.metadata.name))
 }
 
-fn is_failed(pod: &Pod) -> bool {
-    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+fn phase(pod: &Pod) -> &str {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+}
+
+fn name_of(pod: &Pod) -> String {
+    pod.metadata.name.clone().unwrap_or_default()
 }
 
 /// What one node needs.
@@ -59,50 +63,75 @@ fn is_failed(pod: &Pod) -> bool {
 pub struct NodeNeeds {
     /// A daemon pod must be created on the node.
     pub create: bool,
-    /// Names of pods to delete (excess or misplaced).
+    /// Names of pods to delete (excess, misplaced, or old pods a surged pod replaces).
     pub delete: Vec<String>,
     /// Names of failed pods, to delete once their back-off allows.
     pub failed: Vec<String>,
+    /// Names of succeeded pods, to delete (with a `SucceededDaemonPod` event).
+    pub succeeded: Vec<String>,
+}
+
+/// How a sync treats the pods of one node.
+#[derive(Debug, Clone, Copy)]
+pub struct NodePolicy<'a> {
+    /// The current revision's hash.
+    pub hash: &'a str,
+    /// Whether the DaemonSet surges (a node may then hold one old and one new pod).
+    pub surge: bool,
+    /// `minReadySeconds`.
+    pub min_ready: i32,
+    /// Now.
+    pub now: Timestamp,
 }
 
 /// What the node with eligibility `(should_run, should_continue)` and daemon pods `pods` needs
-/// (upstream's `podsShouldBeOnNode`); `surge` is whether the DaemonSet allows surge.
-pub fn node_needs(should_run: bool, should_continue: bool, pods: &[&Pod], hash: &str, surge: bool) -> NodeNeeds {
+/// (upstream's `podsShouldBeOnNode`).
+pub fn node_needs(should_run: bool, should_continue: bool, pods: &[&Pod], policy: &NodePolicy<'_>) -> NodeNeeds {
     let mut needs = NodeNeeds::default();
     if should_run && pods.is_empty() {
         needs.create = true;
-    } else if should_continue {
-        let mut running: Vec<&Pod> = Vec::new();
-        for pod in pods.iter().copied().filter(|p| p.metadata.deletion_timestamp.is_none()) {
-            if is_failed(pod) {
-                needs.failed.push(pod.metadata.name.clone().unwrap_or_default());
-            } else {
-                running.push(pod);
-            }
+        return needs;
+    }
+    if !should_continue {
+        let live = pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none());
+        needs.delete.extend(live.map(|p| name_of(p)));
+        return needs;
+    }
+    let mut running: Vec<&Pod> = Vec::new();
+    for pod in pods.iter().copied().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+        match phase(pod) {
+            "Failed" => needs.failed.push(name_of(pod)),
+            "Succeeded" => needs.succeeded.push(name_of(pod)),
+            _ => running.push(pod),
         }
-        if running.len() > 1 {
-            running.sort_by(|a, b| pod_order(a, b));
-            if !surge {
-                needs.delete.extend(running[1..].iter().map(|p| p.metadata.name.clone().unwrap_or_default()));
-            } else {
-                // With surge a node may hold the oldest new pod and the oldest old pod.
-                let (mut new_seen, mut old_seen) = (false, false);
-                for pod in running {
-                    let new = pod.metadata.labels.as_ref().and_then(|l| l.get(CONTROLLER_REVISION_HASH))
-                        == Some(&hash.to_string());
-                    let seen = if new { &mut new_seen } else { &mut old_seen };
-                    if !*seen {
-                        *seen = true;
-                        continue;
-                    }
-                    needs.delete.push(pod.metadata.name.clone().unwrap_or_default());
-                }
-            }
+    }
+    running.sort_by(|a, b| pod_order(a, b));
+    if !policy.surge {
+        needs.delete.extend(running.iter().skip(1).map(|p| name_of(p)));
+        return needs;
+    }
+    if running.is_empty() {
+        // Surging needs at least one live pod on the node.
+        needs.create = should_run;
+        return needs;
+    }
+    // With surge a node keeps the oldest new pod and the oldest old pod; the old one goes once
+    // it is not ready or the new one is available.
+    let (mut newest, mut oldest): (Option<&Pod>, Option<&Pod>) = (None, None);
+    for pod in running {
+        let is_new = pod.metadata.labels.as_ref().and_then(|l| l.get(CONTROLLER_REVISION_HASH)).map(String::as_str)
+            == Some(policy.hash);
+        let slot = if is_new { &mut newest } else { &mut oldest };
+        if slot.is_none() {
+            *slot = Some(pod);
+        } else {
+            needs.delete.push(name_of(pod));
         }
-    } else if !pods.is_empty() {
-        needs.delete.extend(
-            pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).filter_map(|p| p.metadata.name.clone()),
-        );
+    }
+    if let (Some(new), Some(old)) = (newest, oldest)
+        && (!podutil::is_ready(old) || podutil::is_available(new, policy.min_ready, policy.now))
+    {
+        needs.delete.push(name_of(old));
     }
     needs
 }
@@ -172,7 +201,8 @@ pub fn updated_and_old<'a>(
 pub struct Rollout<'a> {
     /// Daemon pods by node, including an empty entry for every node that should run one.
     pub by_node: &'a BTreeMap<String, Vec<&'a Pod>>,
-    /// Nodes that should run a daemon pod.
+    /// Nodes that should run a daemon pod (their number is `desiredNumberScheduled`); other
+    /// nodes in `by_node` hold pods the DaemonSet is leaving.
     pub should_run: &'a HashSet<String>,
     /// The current revision's hash.
     pub hash: &'a str,
@@ -188,10 +218,18 @@ pub struct Rollout<'a> {
     pub now: Timestamp,
 }
 
-/// One rolling-update step: old pods to delete and nodes to surge new pods onto.
+/// One rolling-update step: old pods to delete and nodes to surge new pods onto (upstream's
+/// `rollingUpdate`).
+///
+/// Without surge, old available pods are deleted while fewer than `maxUnavailable` nodes are
+/// unavailable (an unavailable old pod is always replaced and counts as unavailable). With surge,
+/// a node whose old pod is unavailable gets its new pod at once, up to `maxSurge` other nodes get
+/// one next to their available old pod, and an old pod goes once the new pod next to it is
+/// available. On a node that should no longer run the pod (but may keep it), an unavailable old
+/// pod is deleted and no pod surged; an available one is deleted only while more pods are
+/// available than nodes should run one, so the DaemonSet never drops below full availability.
 pub fn rolling_update(r: &Rollout<'_>) -> (Vec<String>, Vec<String>) {
     let available = |p: &Pod| podutil::is_available(p, r.min_ready, r.now);
-    let name = |p: &Pod| p.metadata.name.clone().unwrap_or_default();
     if r.max_surge == 0 {
         let mut unavailable = 0;
         let mut replace = Vec::new();
@@ -206,9 +244,10 @@ pub fn rolling_update(r: &Rollout<'_>) -> (Vec<String>, Vec<String>) {
                 }
                 Some((None, Some(old))) => {
                     if !available(old) {
-                        replace.push(name(old));
+                        replace.push(name_of(old));
+                        unavailable += 1;
                     } else if unavailable < r.max_unavailable {
-                        candidates.push(name(old));
+                        candidates.push(name_of(old));
                     }
                 }
             }
@@ -218,32 +257,48 @@ pub fn rolling_update(r: &Rollout<'_>) -> (Vec<String>, Vec<String>) {
         return (replace, Vec::new());
     }
     let mut delete = Vec::new();
+    let mut unwanted = Vec::new();
     let mut allowed = Vec::new();
     let mut candidates = Vec::new();
     let mut surging = 0;
+    let mut num_available = 0;
     for (node, pods) in r.by_node {
-        match updated_and_old(pods, r.hash, r.generation) {
-            None => surging += 1,
-            Some((_, None)) => {}
-            Some((None, Some(old))) => {
-                if !r.should_run.contains(node) {
-                    continue;
-                }
-                if !available(old) {
+        let Some((new, old)) = updated_and_old(pods, r.hash, r.generation) else {
+            surging += 1;
+            continue;
+        };
+        // Availability counts every node, including those the DaemonSet is leaving.
+        if old.or(new).is_some_and(available) {
+            num_available += 1;
+        }
+        let wanted = r.should_run.contains(node);
+        match (new, old) {
+            (_, None) => {}
+            (None, Some(old)) if !available(old) => {
+                if wanted {
                     allowed.push(node.clone());
-                } else if surging < r.max_surge {
+                } else {
+                    delete.push(name_of(old));
+                }
+            }
+            (None, Some(old)) if !wanted => unwanted.push(name_of(old)),
+            (None, Some(_)) => {
+                if surging < r.max_surge {
                     candidates.push(node.clone());
                 }
             }
-            Some((Some(new), Some(old))) => {
+            (Some(new), Some(old)) => {
                 if available(new) {
-                    delete.push(name(old));
+                    delete.push(name_of(old));
                 } else {
                     surging += 1;
                 }
             }
         }
     }
+    let desired = i32::try_from(r.should_run.len()).unwrap_or(i32::MAX);
+    let deletable = usize::try_from(num_available - desired).unwrap_or(0).min(unwanted.len());
+    delete.extend(unwanted.into_iter().take(deletable));
     let room = usize::try_from((r.max_surge - surging).max(0)).unwrap_or(0).min(candidates.len());
     allowed.extend(candidates.into_iter().take(room));
     (delete, allowed)
@@ -347,27 +402,57 @@ mod tests {
         assert_eq!(template_generation(&d), Some(3));
     }
 
+    fn policy(surge: bool, min_ready: i32) -> NodePolicy<'static> {
+        NodePolicy { hash: "h", surge, min_ready, now: Timestamp::now() }
+    }
+
     #[test]
     fn a_node_gets_one_pod() {
         let a = pod("a", "n", "h", true, 30);
         let b = pod("b", "n", "h", true, 20);
         let mut c = pod("c", "n", "old", true, 10);
-        assert_eq!(node_needs(true, true, &[], "h", false), NodeNeeds { create: true, ..Default::default() });
-        assert_eq!(node_needs(false, true, &[], "h", false), NodeNeeds::default());
+        let (plain, surge) = (policy(false, 0), policy(true, 0));
+        assert_eq!(node_needs(true, true, &[], &plain), NodeNeeds { create: true, ..Default::default() });
+        assert_eq!(node_needs(false, true, &[], &plain), NodeNeeds::default());
         // Without surge all but the oldest go.
-        assert_eq!(node_needs(true, true, &[&c, &b, &a], "h", false).delete, vec!["b", "c"]);
-        // With surge the oldest new and the oldest old stay.
-        assert_eq!(node_needs(true, true, &[&c, &b, &a], "h", true).delete, vec!["b"]);
+        assert_eq!(node_needs(true, true, &[&c, &b, &a], &plain).delete, vec!["b", "c"]);
+        // With surge the oldest new and the oldest old stay while the new one is not available.
+        assert_eq!(node_needs(true, true, &[&c, &b, &a], &policy(true, 60)).delete, vec!["b"]);
         // A node that no longer qualifies loses its pods.
-        assert_eq!(node_needs(false, false, &[&a, &b], "h", false).delete, vec!["a", "b"]);
+        assert_eq!(node_needs(false, false, &[&a, &b], &plain).delete, vec!["a", "b"]);
+        assert_eq!(node_needs(false, false, &[&a, &b], &surge).delete, vec!["a", "b"]);
         // A failed pod is reported, not counted as running; no new pod while it exists.
         c.status.get_or_insert_default().phase = Some("Failed".into());
-        let n = node_needs(true, true, &[&c], "h", false);
+        let n = node_needs(true, true, &[&c], &plain);
         assert_eq!((n.create, n.failed, n.delete.len()), (false, vec!["c".to_string()], 0));
+        // With surge a node needs one live pod: a new one is created next to the failed one.
+        let n = node_needs(true, true, &[&c], &surge);
+        assert_eq!((n.create, n.failed), (true, vec!["c".to_string()]));
+        // ... but not on a node that should only keep what it has.
+        assert!(!node_needs(false, true, &[&c], &surge).create);
+        // A succeeded pod is reported for deletion.
+        c.status.get_or_insert_default().phase = Some("Succeeded".into());
+        let n = node_needs(true, true, &[&c, &a], &plain);
+        assert_eq!((n.succeeded, n.delete.len(), n.create), (vec!["c".to_string()], 0, false));
         // An unscheduled pod sorts after a scheduled one.
         let mut u = pod("u", "", "h", false, 100);
         u.spec.get_or_insert_default().node_name = None;
         assert_eq!(pod_order(&a, &u), Ordering::Less);
+    }
+
+    #[test]
+    fn surge_node_drops_the_old_pod_when_new_is_available_or_old_not_ready() {
+        let old_ready = pod("old", "n", "old", true, 60);
+        let old_unready = pod("old", "n", "old", false, 60);
+        let new_young = pod("new", "n", "h", true, 5);
+        // The new pod is ready but not yet available for minReadySeconds: both stay.
+        assert!(node_needs(true, true, &[&old_ready, &new_young], &policy(true, 30)).delete.is_empty());
+        // Once available, the old pod goes.
+        assert_eq!(node_needs(true, true, &[&old_ready, &new_young], &policy(true, 3)).delete, vec!["old"]);
+        // An old pod that is not ready goes at once.
+        assert_eq!(node_needs(true, true, &[&old_unready, &new_young], &policy(true, 30)).delete, vec!["old"]);
+        // Without surge the newer pod is the excess one.
+        assert_eq!(node_needs(true, true, &[&old_ready, &new_young], &policy(false, 0)).delete, vec!["new"]);
     }
 
     #[test]
@@ -377,7 +462,11 @@ mod tests {
         assert_eq!(max_counts(&d, 0), (0, 0));
         let d = ds(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}}));
         assert_eq!(max_counts(&d, 5), (2, 0));
+        assert_eq!(max_counts(&d, 1), (1, 0), "25% of 1 rounds up");
+        assert_eq!(max_counts(&d, 0), (0, 0));
         assert!(allows_surge(&d));
+        let d = ds(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 2}}));
+        assert_eq!(max_counts(&d, 10), (2, 1), "counts are taken as they are");
         let d = ds(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}}));
         assert_eq!(max_counts(&d, 3), (0, 1), "0/0 falls back to one unavailable");
         let d = ds(json!({"type": "OnDelete"}));
@@ -406,9 +495,11 @@ mod tests {
             max_unavailable,
             now,
         };
-        // n4 (no pod) counts as unavailable; n3's old pod is unavailable so it is replaced anyway.
+        // n4 (no pod) counts as unavailable; n3's old pod is unavailable so it is replaced anyway,
+        // and its replacement uses up the budget too.
         assert_eq!(rolling_update(&r(1)), (vec!["c".to_string()], vec![]));
-        assert_eq!(rolling_update(&r(2)), (vec!["c".to_string(), "a".to_string()], vec![]));
+        assert_eq!(rolling_update(&r(2)), (vec!["c".to_string()], vec![]));
+        assert_eq!(rolling_update(&r(3)), (vec!["c".to_string(), "a".to_string()], vec![]));
         assert_eq!(rolling_update(&r(5)), (vec!["c".to_string(), "a".to_string(), "b".to_string()], vec![]));
         // An unavailable new pod holds the budget.
         let n = pod("n", "n1", "new", false, 1);
@@ -463,6 +554,51 @@ mod tests {
         // minReadySeconds: the surged pod is not yet available.
         let r = Rollout { min_ready: 30, ..r };
         assert_eq!(rolling_update(&r), (vec![], vec!["n3".to_string()]));
+    }
+
+    #[test]
+    fn surge_leaves_nodes_that_should_not_run_the_pod_without_losing_availability() {
+        let now = Timestamp::now();
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let run: HashSet<String> = ["n1", "n2"].iter().map(|s| s.to_string()).collect();
+        let (a, b, c, d) = (
+            pod("a", "n1", "old", true, 60),
+            pod("b", "n2", "old", true, 60),
+            pod("c", "n3", "old", true, 60),
+            pod("d", "n4", "old", false, 60),
+        );
+        // n3 and n4 should no longer run the pod: n4's unavailable old pod is deleted, not
+        // surged; n3's available one goes because three pods are available for two nodes.
+        let map = by_node(&[("n1", vec![&a]), ("n2", vec![&b]), ("n3", vec![&c]), ("n4", vec![&d])]);
+        let step = |map| {
+            rolling_update(&Rollout {
+                by_node: map,
+                should_run: &run,
+                hash: "new",
+                generation: None,
+                min_ready: 0,
+                max_surge: 1,
+                max_unavailable: 0,
+                now,
+            })
+        };
+        assert_eq!(step(&map), (names(&["d", "c"]), names(&["n1"])));
+        // With n1's old pod unavailable only two pods are available for two nodes: n3 keeps its
+        // pod; n1 is replaced at once and n2 surges within the budget.
+        let a_down = pod("a", "n1", "old", false, 60);
+        let map = by_node(&[("n1", vec![&a_down]), ("n2", vec![&b]), ("n3", vec![&c])]);
+        assert_eq!(step(&map), (vec![], names(&["n1", "n2"])));
+        // Once n1's new pod is available its old pod goes; n3's old pod stays until another
+        // node's pod is available beyond the two desired.
+        let na = pod("na", "n1", "new", true, 5);
+        let nb = pod("nb", "n2", "new", false, 1);
+        let map = by_node(&[("n1", vec![&a, &na]), ("n2", vec![&b, &nb]), ("n3", vec![&c])]);
+        assert_eq!(step(&map), (names(&["a", "c"]), vec![]));
+        let map = by_node(&[("n1", vec![&na]), ("n2", vec![&nb]), ("n3", vec![&c])]);
+        assert_eq!(step(&map), (vec![], vec![]), "one new pod is still unavailable");
+        let nb_ready = pod("nb", "n2", "new", true, 5);
+        let map = by_node(&[("n1", vec![&na]), ("n2", vec![&nb_ready]), ("n3", vec![&c])]);
+        assert_eq!(step(&map), (names(&["c"]), vec![]));
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! `DisruptionController` does:
 //! - `expectedPods`: the number of selected pods for an integer `minAvailable`, else the sum of
 //!   the scales of the selected pods' controllers (a ReplicaSet owned by a Deployment counts the
-//!   Deployment's replicas; ReplicationControllers and StatefulSets their own); pods without a
-//!   controller are reported with an `UnmanagedPods` warning and count nothing;
+//!   Deployment's replicas; ReplicationControllers and StatefulSets their own; any other owner,
+//!   e.g. a custom resource, its `/scale` through [`scale`]); pods without a controller are
+//!   reported with an `UnmanagedPods` warning and count nothing; a count that cannot be computed
+//!   (an owner without `/scale`, a pod whose controller is gone) is reported with a
+//!   `CalculateExpectedPodCountFailed` warning and the `SyncFailed` condition;
 //! - `desiredHealthy`: `minAvailable` (a percentage of `expectedPods`, rounded up), or
 //!   `expectedPods - maxUnavailable` (likewise rounded up);
 //! - `currentHealthy`: ready pods that are neither terminating nor recently evicted;
@@ -13,7 +16,10 @@
 //!   and the `DisruptionAllowed` condition (`SufficientPods`/`InsufficientPods`, or `SyncFailed`
 //!   with zero disruptions when the status cannot be computed).
 //!
-//! What does not live here: spending disruptions (the API server's eviction subresource).
+//! What does not live here: spending disruptions (the API server's eviction subresource), reading
+//! an arbitrary owner's `/scale` ([`scale`]).
+
+pub mod scale;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,6 +71,13 @@ pub struct Scale {
     pub expected: i32,
     /// Pods with no controller.
     pub unmanaged: Vec<String>,
+}
+
+/// Whether the budget's numbers need its pods' controllers' scale (`maxUnavailable` or a
+/// percentage `minAvailable`).
+pub fn needs_scale(pdb: &PodDisruptionBudget) -> bool {
+    let spec = pdb.spec.as_ref();
+    spec.is_some_and(|s| s.max_unavailable.is_some() || matches!(s.min_available, Some(IntOrString::String(_))))
 }
 
 /// `(expectedPods, desiredHealthy)` of a budget over `pods` selected pods, with `scale`
@@ -321,25 +334,17 @@ async fn sync(
     if pods.is_empty() {
         events.normal(pdb, "NoPods", "No matching pods found".into()).await;
     }
-    let mut scale_err = None;
-    let computed = match expected_scale(client, informers, &pods).await {
-        Ok(s) => expected_and_desired(pdb, pods.len(), || Ok(s)),
-        Err(e) => {
-            scale_err = Some(e.clone());
-            expected_and_desired(pdb, pods.len(), || Err(e))
-        }
-    };
+    let owners_scale = if needs_scale(pdb) { Some(expected_scale(client, informers, &pods).await) } else { None };
+    let computed = expected_and_desired(pdb, pods.len(), || owners_scale.unwrap_or_else(|| Ok(Scale::default())));
     let result = match computed {
         Err(e) => {
-            if scale_err.is_none() {
-                events
-                    .warning(
-                        pdb,
-                        "CalculateExpectedPodCountFailed",
-                        format!("Failed to calculate the number of expected pods: {e}"),
-                    )
-                    .await;
-            }
+            events
+                .warning(
+                    pdb,
+                    "CalculateExpectedPodCountFailed",
+                    format!("Failed to calculate the number of expected pods: {e}"),
+                )
+                .await;
             Err(e)
         }
         Ok((expected, desired, unmanaged)) => {
@@ -410,23 +415,40 @@ fn render_selector(sel: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::
     )
 }
 
-/// The controller of `pod` and its replicas, looked up as upstream's finders do (a ReplicaSet
-/// of a Deployment stands for the Deployment).
+/// The controller of `pod` and its replicas, looked up as upstream's finders do: the built-in
+/// workloads from the informers (a ReplicaSet of a Deployment stands for the Deployment), then
+/// any owner through its `/scale`.
 async fn controller_scale(
     client: &kube::Client,
     informers: &SharedInformers,
     ns: &str,
     r: &OwnerReference,
 ) -> Result<Option<(String, i32)>, String> {
+    match workload_scale(client, informers, ns, r).await? {
+        Some(found) => Ok(Some(found)),
+        None => scale::owner_scale(client, ns, r).await,
+    }
+}
+
+/// The built-in workload `r` names and its replicas, from the informers (the StatefulSet by a
+/// read); `None` when `r` is not one or it is missing.
+async fn workload_scale(
+    client: &kube::Client,
+    informers: &SharedInformers,
+    ns: &str,
+    r: &OwnerReference,
+) -> Result<Option<(String, i32)>, String> {
     let key = format!("{ns}/{}", r.name);
-    let group = r.api_version.split_once('/').map_or("", |(g, _)| g);
+    let (group, _) = scale::group_version(&r.api_version)?;
     match (group, r.kind.as_str()) {
-        ("apps", "ReplicaSet") => {
+        ("apps" | "extensions", "ReplicaSet") => {
             let Some(rs) = get(&informers.replicasets.store(), &key) else { return Ok(None) };
             if rs.metadata.uid.as_deref() != Some(r.uid.as_str()) {
                 return Ok(None);
             }
             if let Some(owner) = podutil::controller_ref(&rs.metadata).filter(|o| o.kind == "Deployment") {
+                // A Deployment's ReplicaSet counts only through the Deployment (or, when that
+                // is gone, through its own `/scale`).
                 let Some(d) = get(&informers.deployments.store(), &format!("{ns}/{}", owner.name)) else {
                     return Ok(None);
                 };
@@ -522,10 +544,13 @@ mod tests {
     #[test]
     fn expected_and_desired_counts() {
         let min_int = pdb(json!({"minAvailable": 2}), json!({}));
+        assert!(!needs_scale(&min_int), "an integer minAvailable counts the selected pods");
         assert_eq!(expected_and_desired(&min_int, 3, || Err("unused".into())), Ok((3, 2, vec![])));
         let min_pct = pdb(json!({"minAvailable": "50%"}), json!({}));
         assert_eq!(expected_and_desired(&min_pct, 1, scale(5)), Ok((5, 3, vec![])));
         let max_int = pdb(json!({"maxUnavailable": 1}), json!({}));
+        assert!(needs_scale(&min_pct) && needs_scale(&max_int));
+        assert!(!needs_scale(&pdb(json!({}), json!({}))));
         assert_eq!(expected_and_desired(&max_int, 1, scale(4)), Ok((4, 3, vec![])));
         let max_pct = pdb(json!({"maxUnavailable": "30%"}), json!({}));
         assert_eq!(expected_and_desired(&max_pct, 1, scale(5)), Ok((5, 3, vec![])), "30% of 5 rounds up to 2");
