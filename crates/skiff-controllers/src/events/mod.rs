@@ -1,12 +1,14 @@
 //! Event recording for the controllers, as upstream's controllers record them: core/v1 Events
-//! with `source.component` (e.g. `replicaset-controller`), one Event per distinct
-//! (object, type, reason, message), a repeat within ten minutes bumping `count` and
-//! `lastTimestamp` (client-go's event correlator without its similar-event aggregation).
-//! Publishing never fails a sync.
+//! with `source.component` (e.g. `replicaset-controller`), passed through client-go's
+//! [`correlator`] (similar events combined, a per-object spam filter), then one Event per
+//! distinct (object, type, reason, message), a repeat within ten minutes bumping `count` and
+//! `lastTimestamp` (and the message, for the combined event). Publishing never fails a sync.
 //!
 //! (kube-rs's `Recorder` folds every event of one reason into a series that keeps the first
 //! note, which would hide "Created pod: b" behind "Created pod: a".)
 //! What does not live here: the wording of events (each controller's, as upstream's).
+
+pub mod correlator;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,12 +35,13 @@ pub struct Events {
     client: kube::Client,
     component: String,
     cache: Arc<Mutex<HashMap<Key, Seen>>>,
+    correlator: Arc<Mutex<correlator::Correlator>>,
 }
 
 impl Events {
     /// A recorder reporting as `component`.
     pub fn new(client: kube::Client, component: &str) -> Self {
-        Self { client, component: component.into(), cache: Arc::default() }
+        Self { client, component: component.into(), cache: Arc::default(), correlator: Arc::default() }
     }
 
     /// Records a Normal event about `obj`.
@@ -58,12 +61,33 @@ impl Events {
             EventType::Warning => "Warning",
         };
         let ns = reference.namespace.clone().unwrap_or_else(|| "default".into());
+        let object: correlator::Object = (
+            reference.kind.clone().unwrap_or_default(),
+            ns.clone(),
+            reference.name.clone().unwrap_or_default(),
+            reference.uid.clone().unwrap_or_default(),
+            reference.api_version.clone().unwrap_or_default(),
+        );
+        let correlated = self.correlator.lock().unwrap_or_else(|e| e.into_inner()).correlate(
+            &object,
+            type_,
+            reason,
+            &note,
+            Instant::now(),
+        );
+        let Some(correlated) = correlated else {
+            tracing::debug!(reason, object = %object.2, "event dropped by the spam filter");
+            return;
+        };
+        let note = correlated.message;
+        // The combined event is one event, whatever its latest message.
+        let key_note = if correlated.combined { correlator::COMBINED_PREFIX.to_string() } else { note.clone() };
         let key: Key = (
             reference.uid.clone().unwrap_or_default(),
             reference.name.clone().unwrap_or_default(),
             type_,
             reason.to_string(),
-            note.clone(),
+            key_note,
         );
         let api: Api<CoreEvent> = Api::namespaced(self.client.clone(), &ns);
         let now = Timestamp::now();
@@ -74,7 +98,7 @@ impl Events {
         };
         let result = match seen {
             Some((name, count)) => {
-                let patch = json!({"count": count + 1, "lastTimestamp": Time(now)});
+                let patch = json!({"count": count + 1, "lastTimestamp": Time(now), "message": note});
                 api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| (name, count + 1))
             }
             None => {
