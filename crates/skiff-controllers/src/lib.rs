@@ -28,6 +28,7 @@ pub mod expectations;
 pub mod gc;
 pub mod history;
 pub mod hpa;
+pub mod http2;
 pub mod informer;
 pub mod job;
 pub mod leader;
@@ -113,7 +114,7 @@ pub async fn client(cfg: &ClientConfig) -> Result<kube::Client, ClientError> {
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(|e| ClientError::Config(e.to_string()))?;
-    Ok(kube::Client::try_from(config)?)
+    Ok(http2::client(config)?)
 }
 
 /// Handles of the running controllers.

@@ -173,8 +173,14 @@ pub async fn run(client: kube::Client, cfg: ServiceLbConfig) {
     let (Ok(()), Ok(())) = (services.wait_until_ready().await, nodes.wait_until_ready().await) else { return };
     loop {
         let all = services.state();
-        let refs: Vec<&Service> = all.iter().map(|s| s.as_ref()).collect();
-        let want = desired(&cfg, &refs, &node_internal_ips(&nodes.state()));
+        let refs: Vec<&Service> = all.iter().map(|s| s.as_ref()).filter(|s| serves(s)).collect();
+        if refs.is_empty() {
+            // Nothing to serve: node changes (thousands on a big cluster) cost nothing.
+            changed.notified().await;
+            continue;
+        }
+        let node_ips = if cfg.pool.is_none() { node_internal_ips(&nodes.state()) } else { Vec::new() };
+        let want = desired(&cfg, &refs, &node_ips);
         let mut retry = false;
         for svc in &all {
             let Some(ips) = want.get(&key(svc)) else { continue };

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures::{AsyncBufReadExt, StreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::sync::{Mutex, Semaphore};
@@ -140,6 +140,20 @@ struct WatchSpec {
 struct WatchStatus {
     #[serde(default)]
     phase: Option<String>,
+}
+
+/// Waits until the ServiceAccount controller has created the namespace's `default` account: pods
+/// created before it are refused by the ServiceAccount admission, as upstream.
+async fn wait_for_default_service_account(client: &kube::Client) -> anyhow::Result<()> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while accounts.get_opt("default").await?.is_none() {
+        if Instant::now() > deadline {
+            bail!("the ServiceAccount controller did not create {NAMESPACE}/default within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 /// Watches the namespace's pods: records when each is first seen bound and (with `kubelet`)
@@ -279,6 +293,7 @@ async fn run_one(
     namespaces
         .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?)
         .await?;
+    wait_for_default_service_account(&client).await?;
 
     let timeline = Arc::new(Mutex::new(Timeline::default()));
     let watcher = tokio::spawn(watch_bindings(client.clone(), timeline.clone(), !args.no_kubelet));

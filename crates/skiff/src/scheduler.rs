@@ -29,7 +29,7 @@ pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .context("invalid kubeconfig")?;
-    let client = kube::Client::try_from(config).context("cannot build an API client")?;
+    let client = skiff_controllers::http2::client(config).context("cannot build an API client")?;
     let mut opts = options(args.scheduler_config.as_deref())?;
     opts.identity = crate::config::read_hostname().unwrap_or_else(|| "skiff".to_string());
     let scheduler = skiff_scheduler::start(client, opts);

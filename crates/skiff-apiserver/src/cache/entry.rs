@@ -31,14 +31,14 @@ pub struct Entry {
 impl Entry {
     /// Builds an entry from a stored key-value; `None` if the value is not an object.
     pub fn from_kv(kv: &KeyValue, field_paths: &[&'static str]) -> Option<Self> {
-        let value: Value = serde_json::from_slice(&kv.value).ok()?;
+        let picked = super::pick::pick(&kv.value, field_paths)?;
         let json = objects::inject_resource_version(&kv.value, kv.mod_revision)?;
         Some(Self {
             key: kv.key.clone(),
-            namespace: objects::meta_str(&value, "namespace").unwrap_or_default().to_string(),
-            name: objects::meta_str(&value, "name").unwrap_or_default().to_string(),
-            labels: objects::labels(&value),
-            fields: field_paths.iter().filter_map(|p| objects::field_value(&value, p).map(|v| (*p, v))).collect(),
+            namespace: picked.namespace,
+            name: picked.name,
+            labels: picked.labels,
+            fields: picked.fields,
             json: Bytes::from(json),
             revision: kv.mod_revision,
         })

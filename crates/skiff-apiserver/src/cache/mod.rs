@@ -13,6 +13,7 @@
 //! cached. Caches created on demand index no fields beyond name and namespace.
 
 mod entry;
+mod pick;
 
 pub use entry::Entry;
 
