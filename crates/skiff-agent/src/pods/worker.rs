@@ -80,6 +80,8 @@ pub struct Shared {
     pub eviction: Arc<crate::eviction::EvictionManager>,
     /// The pods with a worker (read by the stats endpoints).
     pub pod_set: super::set::PodSet,
+    /// What the workers started, for the kubelet's `/metrics`.
+    pub activity: Arc<crate::stats::activity::Activity>,
 }
 
 /// Runtime id of a container instance.
@@ -132,6 +134,9 @@ struct Worker {
     exits: super::exits::ExitWatch,
     /// The last pass left something on its way: look again after [`POLL`], not [`SAFETY_POLL`].
     retry_soon: bool,
+    /// When the worker got the pod, while a pod that was pending then has not been reported
+    /// `Running` yet (for the start-up histogram).
+    pending_since: Option<Instant>,
 }
 
 /// Runs the worker of one pod until the pod is gone from the node.
@@ -155,11 +160,15 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
         timing: Mutex::new(super::timing::StartTiming::start()),
         exits: super::exits::ExitWatch::default(),
         retry_soon: true,
+        pending_since: Some(Instant::now()),
     };
     worker.adopt().await;
     worker.lap("adopt");
     let phase = worker.pod.status.as_ref().and_then(|s| s.phase.as_deref());
     worker.admitted = !worker.tracks.is_empty() || !matches!(phase, None | Some("Pending"));
+    if worker.admitted {
+        worker.pending_since = None;
+    }
     let mut deleted = false;
     loop {
         if deleted || worker.pod.metadata.deletion_timestamp.is_some() {
@@ -185,6 +194,13 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
             _ = worker.exits.next() => {}
         }
     }
+}
+
+/// Whether container `name` of `pod` is an init container or an app container.
+fn container_type(pod: &Pod, name: &str) -> crate::stats::activity::ContainerType {
+    use crate::stats::activity::ContainerType;
+    let init = all_containers(pod).any(|(c, init)| init && c.name == name);
+    if init { ContainerType::InitContainer } else { ContainerType::Container }
 }
 
 fn all_containers(pod: &Pod) -> impl Iterator<Item = (&Container, bool)> {
@@ -291,12 +307,16 @@ impl Worker {
         let runtime = Arc::clone(&self.shared.runtime);
         let (uid, config) = (self.uid.clone(), self.sandbox_config());
         let (pod, cfg) = (self.pod.clone(), self.shared.cfg.clone());
+        self.shared.activity.pod_starting();
         let started = tokio::task::spawn_blocking(move || {
             resources::ensure_pod_cgroup(&pod, &cfg).map_err(|e| SandboxError::Io(e.to_string()))?;
             runtime.start_sandbox(&uid, &config)
         })
         .await;
         self.lap("sandbox");
+        if !matches!(started, Ok(Ok(_))) {
+            self.shared.activity.pod_start_failed();
+        }
         let state = match started {
             Ok(Ok(state)) => state,
             Ok(Err(e)) => {
@@ -778,6 +798,7 @@ impl Worker {
         self.lap("prepare");
         self.event(EventType::Normal, "Created", format!("Created container {}", container.name)).await;
         self.lap("events");
+        self.shared.activity.container_starting(container_type(&self.pod, &container.name));
         let started = tokio::task::spawn_blocking(move || runtime.start(&id, Some(&image), &config, &log_path))
             .await
             .map_err(|e| Waiting { reason: "RunContainerError".into(), message: e.to_string() })?;
@@ -803,7 +824,10 @@ impl Worker {
     async fn post_start(&self, container: &Container, attempt: u32) {
         let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else { return };
         let grace = Duration::from_secs(self.grace_seconds());
-        let Err(e) = hooks::run(hook, &self.target(container, attempt), grace).await else { return };
+        let e = match hooks::run(hook, &self.target(container, attempt), grace).await {
+            Ok(ran) => return report_fallback(&self.shared.recorder, &self.reference(), ran).await,
+            Err(e) => e,
+        };
         let note = hooks::failure_message(hook, &container.name, &self.pod_ref(), &e);
         self.event(EventType::Warning, "FailedPostStartHook", note).await;
         self.event(EventType::Normal, "Killing", format!("FailedPostStartHook: stopping container {}", container.name))
@@ -909,6 +933,9 @@ impl Worker {
                 if status["phase"] == "Running" {
                     let pod = format!("{}/{}", self.pod.metadata.namespace.as_deref().unwrap_or(""), self.name());
                     self.timing.lock().unwrap_or_else(|p| p.into_inner()).finish(&pod);
+                    if let Some(since) = self.pending_since.take() {
+                        self.shared.activity.pod_started(since.elapsed());
+                    }
                 }
                 self.last_status = Some(status);
             }
@@ -1049,11 +1076,26 @@ async fn run_pre_stop(
 ) -> Duration {
     let Some(hook) = target.container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) else { return grace };
     let t0 = Instant::now();
-    if let Err(e) = hooks::run(hook, target, grace).await {
-        let note = hooks::failure_message(hook, &target.container.name, pod_ref, &e);
-        publish(recorder, reference, EventType::Warning, "FailedPreStopHook", note).await;
+    match hooks::run(hook, target, grace).await {
+        Ok(ran) => report_fallback(recorder, reference, ran).await,
+        Err(e) => {
+            let note = hooks::failure_message(hook, &target.container.name, pod_ref, &e);
+            publish(recorder, reference, EventType::Warning, "FailedPreStopHook", note).await;
+        }
     }
     grace.saturating_sub(t0.elapsed()).max(Duration::from_secs(2))
+}
+
+/// A hook that had to fall back from HTTPS to HTTP gets a `LifecycleHTTPFallback` warning.
+async fn report_fallback(
+    recorder: &Recorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    ran: hooks::Ran,
+) {
+    if let hooks::Ran::HttpFallback { host } = ran {
+        let note = hooks::Ran::fallback_message(&host);
+        publish(recorder, reference, EventType::Warning, "LifecycleHTTPFallback", note).await;
+    }
 }
 
 /// Stops container instances `ids`: SIGTERM, up to `grace` for them to end, then SIGKILL and up

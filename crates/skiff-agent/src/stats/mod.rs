@@ -3,7 +3,8 @@
 //! `/metrics/cadvisor` (cAdvisor's container series). All three render one [`Snapshot`] taken
 //! when asked (no background sampling), of the pods the pod workers run ([`crate::pods::set`],
 //! no API call per scrape): their cgroups, network namespaces, volumes, writable layers and
-//! logs, and the node's totals.
+//! logs, and the node's totals. The kubelet's own `/metrics` ([`kubelet`]) adds counters the pod
+//! workers keep ([`activity`]) and the mounted claims' volume stats.
 //!
 //! [`collect`] takes snapshots (and keeps the previous CPU readings for `usageNanoCores`, as
 //! the cAdvisor-less kubelet does, in [`rates`]); [`cgroup`] reads cgroup files (v1 and v2),
@@ -13,9 +14,11 @@
 //! What does not live here: the `metrics.k8s.io` API and its rates (`skiff-apiserver`'s
 //! `metrics` module), authorization of callers (the streaming server).
 
+pub mod activity;
 pub mod cadvisor;
 pub mod cgroup;
 pub mod collect;
+pub mod kubelet;
 pub mod netdev;
 pub mod node;
 pub mod prometheus;
