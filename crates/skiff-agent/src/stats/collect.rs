@@ -157,6 +157,11 @@ impl Collector {
                 inodes_used: None,
                 ..fs
             });
+            let containers_dir = self.paths.agent_dir.join("containers");
+            usage.container_fs =
+                node::fs_totals(&containers_dir).map(|fs| used_on(Some(fs), disk_usage(&containers_dir)));
+            usage.container_fs_device = node::device_of(&containers_dir);
+            usage.swap = node::swap();
             usage.rlimit = node::rlimit();
         }
         usage
@@ -235,6 +240,7 @@ pub fn measure(pods: &[Pod], layout: &Layout, paths: &Paths, instances: &[String
                         .map(|t| t.0.as_millisecond()),
                     cpu: cpu.map(|total_nanos| CpuUsage { total_nanos, nano_cores: None }),
                     memory,
+                    swap: if scope.everything { cgroups.swap(&dir) } else { None },
                     cgroup: dir,
                     ..ContainerUsage::default()
                 };
@@ -259,6 +265,7 @@ pub fn measure(pods: &[Pod], layout: &Layout, paths: &Paths, instances: &[String
             ..PodUsage::default()
         };
         if scope.everything {
+            usage.swap = cgroups.swap(&cgroup);
             usage.network = netdev::read(cgroups.any_process(&cgroup));
             let pod_dir = layout::pod_dir(&paths.agent_dir, &uid);
             usage.volumes = volumes(pod, &pod_dir);

@@ -53,6 +53,15 @@ pub struct MemoryUsage {
     pub major_page_faults: Option<u64>,
 }
 
+/// Swap of a cgroup (or of the node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SwapUsage {
+    /// Bytes swapped out.
+    pub usage: u64,
+    /// Bytes it may still swap out: its swap limit less the usage; `None` without a limit.
+    pub available: Option<u64>,
+}
+
 /// CPU of a cgroup (or of the node).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CpuUsage {
@@ -122,12 +131,18 @@ pub struct NodeUsage {
     pub cpu: Option<CpuUsage>,
     /// Memory of the machine.
     pub memory: Option<MemoryUsage>,
+    /// Swap of the machine.
+    pub swap: Option<SwapUsage>,
     /// The host's interfaces (loopback left out).
     pub network: Vec<Interface>,
     /// The file system of the agent's data (nodefs).
     pub fs: Option<FsUsage>,
     /// The file system of the image store, `used` being the images' size.
     pub image_fs: Option<FsUsage>,
+    /// The file system of the containers' writable layers, `used` being their size.
+    pub container_fs: Option<FsUsage>,
+    /// The device that file system is mounted from (`/dev/vda1`), as the mount table names it.
+    pub container_fs_device: Option<String>,
     /// Most process ids, and processes running.
     pub rlimit: Option<(u64, u64)>,
     /// The agent process and the pods' cgroup.
@@ -171,6 +186,8 @@ pub struct PodUsage {
     pub cpu: Option<CpuUsage>,
     /// Memory of the pod's cgroup.
     pub memory: Option<MemoryUsage>,
+    /// Swap of the pod's cgroup.
+    pub swap: Option<SwapUsage>,
     /// The interfaces of its network namespace (loopback left out).
     pub network: Vec<Interface>,
     /// Its volumes with files on the node.
@@ -200,6 +217,8 @@ pub struct ContainerUsage {
     pub cpu: Option<CpuUsage>,
     /// Its memory.
     pub memory: Option<MemoryUsage>,
+    /// Its swap.
+    pub swap: Option<SwapUsage>,
     /// Its writable layer.
     pub rootfs: Option<FsUsage>,
     /// Its log files.
