@@ -185,8 +185,23 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         drop(notifiers);
-        let _ = std::fs::remove_dir(&dir);
+        remove_cgroup(&dir);
         assert!(crossed, "no notification of the usage crossing 8 MiB");
+    }
+
+    /// Kills what is left in the test cgroup (the shell's pipeline) and removes it.
+    fn remove_cgroup(dir: &Path) {
+        for _ in 0..100 {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            if std::fs::remove_dir(dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("could not remove the test cgroup {}", dir.display());
     }
 
     #[test]
