@@ -7,6 +7,7 @@ event worded as upstream."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from conftest import eventually
@@ -165,6 +166,10 @@ def test_https_post_start_hook_falls_back_to_http(agent_cluster, ns):
     main = eventually(lambda: (s := status_of(agent_cluster, ns, "fallback")).get("state", {}).get("running") and s,
                       timeout=30, what="main running")
     assert main["restartCount"] == 0, main
+    # Counted in the kubelet's /metrics.
+    metrics = agent_cluster.kubectl("get", "--raw", f"/api/v1/nodes/{NODE}/proxy/metrics").stdout
+    fallbacks = re.search(r"^kubelet_lifecycle_handler_http_fallbacks_total (\d+)$", metrics, re.M)
+    assert fallbacks and int(fallbacks.group(1)) >= 1, metrics
 
 
 def test_active_deadline_fails_the_pod(agent_cluster, ns):

@@ -622,9 +622,10 @@ impl Worker {
         let ids = vec![instance_id(&self.uid, name, attempt)];
         let (target, grace) = (self.target(container, attempt), Duration::from_secs(grace));
         let (reference, recorder, pod_ref) = (self.reference(), self.shared.recorder.clone(), self.pod_ref());
+        let activity = Arc::clone(&self.shared.activity);
         // In the background: the worker keeps reporting while the hook and the grace period run.
         tokio::spawn(async move {
-            let left = run_pre_stop(&target, grace, &pod_ref, &recorder, &reference).await;
+            let left = run_pre_stop(&target, grace, &pod_ref, (&recorder, &reference), &activity).await;
             let _ = tokio::task::spawn_blocking(move || stop_instances(&runtime, &ids, left)).await;
         });
     }
@@ -648,7 +649,8 @@ impl Worker {
     /// returns how much of the grace period is left (at least 2 s after a hook, as upstream).
     async fn pre_stop(&self, container: &Container, attempt: u32, grace: Duration) -> Duration {
         let target = self.target(container, attempt);
-        run_pre_stop(&target, grace, &self.pod_ref(), &self.shared.recorder, &self.reference()).await
+        let events = (&self.shared.recorder, &self.reference());
+        run_pre_stop(&target, grace, &self.pod_ref(), events, &self.shared.activity).await
     }
 
     /// Publishes probe failures and warnings (`Unhealthy`, `ProbeWarning`) as events on the pod.
@@ -825,7 +827,10 @@ impl Worker {
         let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else { return };
         let grace = Duration::from_secs(self.grace_seconds());
         let e = match hooks::run(hook, &self.target(container, attempt), grace).await {
-            Ok(ran) => return report_fallback(&self.shared.recorder, &self.reference(), ran).await,
+            Ok(ran) => {
+                let events = (&self.shared.recorder, &self.reference());
+                return report_fallback(events, &self.shared.activity, ran).await;
+            }
             Err(e) => e,
         };
         let note = hooks::failure_message(hook, &container.name, &self.pod_ref(), &e);
@@ -1071,13 +1076,13 @@ async fn run_pre_stop(
     target: &Target,
     grace: Duration,
     pod_ref: &str,
-    recorder: &Recorder,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    (recorder, reference): (&Recorder, &k8s_openapi::api::core::v1::ObjectReference),
+    activity: &crate::stats::activity::Activity,
 ) -> Duration {
     let Some(hook) = target.container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) else { return grace };
     let t0 = Instant::now();
     match hooks::run(hook, target, grace).await {
-        Ok(ran) => report_fallback(recorder, reference, ran).await,
+        Ok(ran) => report_fallback((recorder, reference), activity, ran).await,
         Err(e) => {
             let note = hooks::failure_message(hook, &target.container.name, pod_ref, &e);
             publish(recorder, reference, EventType::Warning, "FailedPreStopHook", note).await;
@@ -1086,13 +1091,15 @@ async fn run_pre_stop(
     grace.saturating_sub(t0.elapsed()).max(Duration::from_secs(2))
 }
 
-/// A hook that had to fall back from HTTPS to HTTP gets a `LifecycleHTTPFallback` warning.
+/// A hook that had to fall back from HTTPS to HTTP gets a `LifecycleHTTPFallback` warning (sent
+/// with `events`: the recorder and the pod) and is counted in `activity`.
 async fn report_fallback(
-    recorder: &Recorder,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    (recorder, reference): (&Recorder, &k8s_openapi::api::core::v1::ObjectReference),
+    activity: &crate::stats::activity::Activity,
     ran: hooks::Ran,
 ) {
     if let hooks::Ran::HttpFallback { host } = ran {
+        activity.hook_fell_back();
         let note = hooks::Ran::fallback_message(&host);
         publish(recorder, reference, EventType::Warning, "LifecycleHTTPFallback", note).await;
     }

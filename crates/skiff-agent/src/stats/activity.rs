@@ -1,5 +1,6 @@
 //! What the pod workers have done since the agent started, counted for the kubelet's `/metrics`:
-//! sandboxes started (and failed), container instances started by type, and how long pods took
+//! sandboxes started (and failed), container instances started by type, lifecycle hooks that fell
+//! back from HTTPS to HTTP, and how long pods took
 //! from the worker first seeing them to their first `Running` status (a histogram). The workers
 //! bump the counters; the `/metrics` renderer reads a [`ActivityTotals`] copy.
 //!
@@ -79,6 +80,7 @@ pub struct Activity {
     started_pod_errors: AtomicU64,
     started_containers: AtomicU64,
     started_init_containers: AtomicU64,
+    http_fallbacks: AtomicU64,
     pod_start: Mutex<Histogram>,
 }
 
@@ -89,6 +91,7 @@ impl Default for Activity {
             started_pod_errors: AtomicU64::new(0),
             started_containers: AtomicU64::new(0),
             started_init_containers: AtomicU64::new(0),
+            http_fallbacks: AtomicU64::new(0),
             pod_start: Mutex::new(Histogram::new(&POD_START_BUCKETS)),
         }
     }
@@ -103,6 +106,8 @@ pub struct ActivityTotals {
     pub started_pod_errors: u64,
     /// Container instances handed to the runtime to start, by type.
     pub started_containers: Vec<(ContainerType, u64)>,
+    /// Lifecycle hooks that succeeded over HTTP after their HTTPS request got a plain answer.
+    pub http_fallbacks: u64,
     /// Seconds from a worker first seeing a pending pod to its first `Running` status.
     pub pod_start: Histogram,
 }
@@ -127,6 +132,11 @@ impl Activity {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A lifecycle hook fell back from HTTPS to HTTP and succeeded.
+    pub fn hook_fell_back(&self) {
+        self.http_fallbacks.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A pod became `Running` `took` after its worker first saw it.
     pub fn pod_started(&self, took: Duration) {
         self.pod_start.lock().unwrap_or_else(std::sync::PoisonError::into_inner).observe(took.as_secs_f64());
@@ -141,6 +151,7 @@ impl Activity {
                 (ContainerType::Container, self.started_containers.load(Ordering::Relaxed)),
                 (ContainerType::InitContainer, self.started_init_containers.load(Ordering::Relaxed)),
             ],
+            http_fallbacks: self.http_fallbacks.load(Ordering::Relaxed),
             pod_start: self.pod_start.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
         }
     }
@@ -170,7 +181,9 @@ mod tests {
         activity.container_starting(ContainerType::Container);
         activity.container_starting(ContainerType::Container);
         activity.pod_started(Duration::from_millis(1500));
+        activity.hook_fell_back();
         let totals = activity.totals();
+        assert_eq!(totals.http_fallbacks, 1);
         assert_eq!((totals.started_pods, totals.started_pod_errors), (2, 1));
         assert_eq!(totals.started_containers, [(ContainerType::Container, 2), (ContainerType::InitContainer, 1)]);
         assert_eq!(totals.pod_start.count, 1);

@@ -1,5 +1,6 @@
 //! The kubelet's own `/metrics` document (Prometheus text format): the node's name, pods with a
-//! running sandbox and containers by state, what the pod workers started ([`super::activity`]),
+//! running sandbox and containers by state, what the pod workers started and the lifecycle hooks
+//! that fell back to HTTP ([`super::activity`]),
 //! the pod start-up histogram, and the `kubelet_volume_stats_*` gauges of every
 //! persistentVolumeClaim mounted on the node (one series per claim, labelled `namespace` and
 //! `persistentvolumeclaim`). Metric names, types and labels are the kubelet's; all are of stability
@@ -84,6 +85,14 @@ fn claim_labels(claim: &PvcRef) -> String {
 /// Renders `metrics`.
 pub fn render(metrics: &KubeletMetrics) -> String {
     let mut out = String::new();
+    let fallbacks = "kubelet_lifecycle_handler_http_fallbacks_total";
+    header(
+        &mut out,
+        fallbacks,
+        "Lifecycle hooks that succeeded over HTTP after HTTPS got a plain HTTP answer",
+        "counter",
+    );
+    let _ = writeln!(out, "{fallbacks} {}", metrics.activity.http_fallbacks);
     header(&mut out, "kubelet_node_name", "The node's name, as a label; the value is always 1.", "gauge");
     let _ = writeln!(out, "kubelet_node_name{{node=\"{}\"}} 1", escape(&metrics.node_name));
     let start = "kubelet_pod_start_duration_seconds";
@@ -146,6 +155,7 @@ mod tests {
         activity.pod_starting();
         activity.container_starting(ContainerType::Container);
         activity.pod_started(Duration::from_millis(2500));
+        activity.hook_fell_back();
         let fs = FsUsage {
             capacity: Some(1000),
             available: Some(600),
@@ -165,6 +175,8 @@ mod tests {
         in_order(
             &text,
             &[
+                "# TYPE kubelet_lifecycle_handler_http_fallbacks_total counter",
+                "kubelet_lifecycle_handler_http_fallbacks_total 1",
                 "# TYPE kubelet_node_name gauge",
                 "kubelet_node_name{node=\"n1\"} 1",
                 "# TYPE kubelet_pod_start_duration_seconds histogram",
