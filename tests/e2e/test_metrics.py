@@ -3,8 +3,8 @@ readings through the API server's `metrics.k8s.io/v1beta1` (NodeMetrics, PodMetr
 node|pod` with kubectl 1.32 and 1.20, the Python client's CustomObjectsApi, upstream's 404s, and a
 HorizontalPodAutoscaler scaling a Deployment up under CPU load and back down when it stops.
 Also the agent's kubelet stats endpoints through the node proxy (`kubectl get --raw
-/api/v1/nodes/<node>/proxy/stats/summary`, `/metrics/cadvisor`, `/metrics/resource`) and who may
-read them.
+/api/v1/nodes/<node>/proxy/stats/summary`, `/metrics/cadvisor`, `/metrics/resource`, the kubelet's
+`/metrics` with its `kubelet_volume_stats_*` series) and who may read them.
 
 A busy loop (`while :; do :; done`) under a CPU limit of 300m uses a known share of a core without
 taking the shared test machine's cores."""
@@ -201,6 +201,11 @@ def test_stats_summary_through_the_node_proxy(metrics_cluster, ns, stats_pod, ve
     assert 0 < node["memory"]["workingSetBytes"] and node["memory"]["availableBytes"] > 0
     assert node["fs"]["capacityBytes"] > node["fs"]["availableBytes"] > 0
     assert "imageFs" in node["runtime"] and node["rlimit"]["maxpid"] > node["rlimit"]["curproc"] > 0
+    # The writable layers' file system beside the images'.
+    container_fs = node["runtime"]["containerFs"]
+    assert container_fs["capacityBytes"] >= container_fs["availableBytes"] > 0 and container_fs["usedBytes"] > 0
+    assert container_fs["inodesUsed"] > 0, container_fs
+    assert node["swap"]["swapUsageBytes"] >= 0 and node["swap"]["swapAvailableBytes"] >= 0, node["swap"]
     assert {"kubelet", "pods"} <= {c["name"] for c in node["systemContainers"]}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", node["startTime"]), node["startTime"]
 
@@ -209,6 +214,8 @@ def test_stats_summary_through_the_node_proxy(metrics_cluster, ns, stats_pod, ve
     assert container["name"] == "main" and container["memory"]["workingSetBytes"] > 0
     assert container["cpu"]["usageCoreNanoSeconds"] > 0
     assert "rootfs" in container and "logs" in container
+    # This host accounts swap per cgroup (memsw on v1, memory.swap.* on v2).
+    assert container["swap"]["swapUsageBytes"] >= 0 and pod["swap"]["swapUsageBytes"] >= 0, (container, pod)
     assert pod["memory"]["workingSetBytes"] > 0
     volumes = {v["name"]: v for v in pod["volume"]}
     # The pod's own volumes, and the projected ServiceAccount token volume, as kubelet lists it.
@@ -226,13 +233,14 @@ def test_stats_summary_through_the_node_proxy(metrics_cluster, ns, stats_pod, ve
     small = json.loads(raw(metrics_cluster, "/stats/summary?only_cpu_and_memory=true", version))
     pod = summary_pod(small, ns, stats_pod)
     assert pod["containers"][0]["memory"]["workingSetBytes"] > 0
-    assert "volume" not in pod and "network" not in pod and "ephemeral-storage" not in pod
+    assert "volume" not in pod and "network" not in pod and "ephemeral-storage" not in pod and "swap" not in pod
     assert "fs" not in small["node"] and "network" not in small["node"]
 
 
-def test_stats_summary_lists_claim_volumes_with_their_claim(metrics_cluster, ns):
-    """A pod with a local-path claim (the default StorageClass): its volume in the summary names
-    the claim (`pvcRef`) and is measured at the PersistentVolume's directory."""
+@pytest.fixture(scope="module")
+def claimer(metrics_cluster, ns):
+    """A pod with a local-path claim (the default StorageClass), `stats-data`, that wrote 32 KiB
+    to it."""
     claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "stats-data"},
              "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
     pod = {
@@ -250,15 +258,64 @@ def test_stats_summary_lists_claim_volumes_with_their_claim(metrics_cluster, ns)
     for obj in (claim, pod):
         metrics_cluster.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(obj))
     metrics_cluster.kubectl("-n", ns, "wait", "--for=condition=Ready", "pod/claimer", "--timeout=120s")
+    return "stats-data"
 
+
+def test_stats_summary_lists_claim_volumes_with_their_claim(metrics_cluster, ns, claimer):
+    """The claim's volume in the summary names the claim (`pvcRef`) and is measured at the
+    PersistentVolume's directory."""
     def written():
         pod = summary_pod(json.loads(raw(metrics_cluster, "/stats/summary")), ns, "claimer")
         data = pod and next((v for v in pod.get("volume", []) if v["name"] == "data"), None)
         return data and data["usedBytes"] >= 32 * 1024 and data
     data = eventually(written, timeout=60, what="the claim volume, written, in the summary")
-    assert data["pvcRef"] == {"name": "stats-data", "namespace": ns}, data
+    assert data["pvcRef"] == {"name": claimer, "namespace": ns}, data
     assert data["capacityBytes"] >= data["availableBytes"] > 0, data
     assert data["inodes"] > 0 and data["inodesUsed"] >= 2, data
+
+
+def prometheus_samples(text: str) -> dict[str, float]:
+    """`name{labels}` -> value of each sample line."""
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            samples[series] = float(value)
+    return samples
+
+
+@pytest.mark.parametrize("version", KUBECTL_VERSIONS)
+def test_kubelet_metrics_have_volume_stats_and_pod_counts(metrics_cluster, ns, claimer, stats_pod, version):
+    """The kubelet's `/metrics`: one `kubelet_volume_stats_*` series per mounted claim with sane
+    values, the running pods and containers, what the agent started, its node's name."""
+    if not have_kubectl(version):
+        pytest.skip(f"kubectl {version} not installed")
+    labels = f'{{namespace="{ns}",persistentvolumeclaim="{claimer}"}}'
+
+    def written():
+        text = raw(metrics_cluster, "/metrics", version)
+        samples = prometheus_samples(text)
+        return samples.get(f"kubelet_volume_stats_used_bytes{labels}", 0) >= 32 * 1024 and (text, samples)
+    text, samples = eventually(written, timeout=60, what="the claim's used bytes in /metrics")
+
+    def volume(name: str) -> float:
+        return samples[f"kubelet_volume_stats_{name}{labels}"]
+    assert volume("capacity_bytes") >= volume("available_bytes") > 0, text
+    assert volume("capacity_bytes") >= volume("used_bytes"), text
+    assert volume("inodes") >= volume("inodes_free") > 0 and volume("inodes_used") >= 2, text
+    assert volume("health_status_abnormal") == 0, text
+    for name in ("capacity_bytes", "available_bytes", "used_bytes", "inodes", "inodes_free", "inodes_used"):
+        assert f"# TYPE kubelet_volume_stats_{name} gauge" in text, name
+    # The stats pod and the claimer run (the burner too, when its tests ran first).
+    assert samples["kubelet_running_pods"] >= 2, text
+    assert samples['kubelet_running_containers{container_state="running"}'] >= 2, text
+    assert samples["kubelet_started_pods_total"] >= 2, text
+    assert samples['kubelet_started_containers_total{container_type="container"}'] >= 2, text
+    assert samples[f'kubelet_node_name{{node="{NODE}"}}'] == 1, text
+    assert "# TYPE kubelet_pod_start_duration_seconds histogram" in text
+    assert samples["kubelet_pod_start_duration_seconds_count"] >= 2, text
+    assert samples['kubelet_pod_start_duration_seconds_bucket{le="+Inf"}'] == \
+        samples["kubelet_pod_start_duration_seconds_count"]
 
 
 def test_cadvisor_and_resource_metrics_through_the_node_proxy(metrics_cluster, ns, stats_pod):
@@ -271,6 +328,8 @@ def test_cadvisor_and_resource_metrics_through_the_node_proxy(metrics_cluster, n
                    "container_network_receive_bytes_total", "container_network_transmit_bytes_total",
                    "container_fs_usage_bytes", "container_start_time_seconds"):
         assert re.search(rf'^{series}\{{[^}}]*pod="{stats_pod}"', text, re.M), series
+    fs_usage = rf'^container_fs_usage_bytes\{{container="main",device="[^"]+",id="[^"]+",[^}}]*pod="{stats_pod}"\}} [1-9]'
+    assert re.search(fs_usage, text, re.M), text
     assert re.search(r"^machine_cpu_cores [1-9][0-9]* ", text, re.M), text
     assert re.search(r"^machine_memory_bytes [1-9][0-9]* ", text, re.M), text
 
@@ -279,7 +338,7 @@ def test_cadvisor_and_resource_metrics_through_the_node_proxy(metrics_cluster, n
 
 
 def test_stats_need_node_permissions(metrics_cluster):
-    for path in ("/stats/summary", "/metrics/cadvisor"):
+    for path in ("/stats/summary", "/metrics/cadvisor", "/metrics"):
         denied = metrics_cluster.kubectl("get", "--raw", f"/api/v1/nodes/{NODE}/proxy{path}", "--as", "nobody",
                                          check=False)
         assert denied.returncode != 0
@@ -291,7 +350,8 @@ def test_stats_need_node_permissions(metrics_cluster):
     ctx = ssl.create_default_context(cafile=str(tls / "ca.crt"))
     ctx.check_hostname = False
     ctx.load_cert_chain(str(tls / "admin.crt"), str(tls / "admin.key"))
-    for path, subresource in (("/stats/summary", "stats"), ("/metrics/cadvisor", "metrics")):
+    paths = (("/stats/summary", "stats"), ("/metrics/cadvisor", "metrics"), ("/metrics", "metrics"))
+    for path, subresource in paths:
         with pytest.raises(urllib.error.HTTPError) as forbidden:
             urllib.request.urlopen(f"https://{metrics_cluster.node_ip}:10250{path}", context=ctx, timeout=10)
         assert forbidden.value.code == 403

@@ -1,11 +1,13 @@
 """Probes and lifecycle hooks end to end on the agent cluster of test_pods: liveness failures
 restart the container with back-off, readiness and readiness gates hold `Ready` back, startup
 probes gate liveness, postStart and preStop hooks run (exec, httpGet, sleep) within the grace
-period, and every failure is an event worded as upstream."""
+period, an HTTPS httpGet hook answered in plain HTTP falls back to HTTP, and every failure is an
+event worded as upstream."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from conftest import eventually
@@ -136,6 +138,38 @@ def test_failed_post_start_hook_is_reported(agent_cluster, ns):
     assert "exited with 3: nope" in ev["message"], ev["message"]
     eventually(lambda: status_of(agent_cluster, ns, "badhook").get("restartCount", 0) >= 1, timeout=60,
                what="restarted after the failed hook")
+
+
+def test_https_post_start_hook_falls_back_to_http(agent_cluster, ns):
+    """A postStart httpGet hook with scheme HTTPS against busybox httpd (plain HTTP, which answers
+    the TLS handshake with an HTTP 400): retried over HTTP, the hook succeeds and the pod gets
+    upstream's `LifecycleHTTPFallback` warning. The server is a sidecar whose startup probe holds
+    the main container back until it listens."""
+    serve = "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"
+    pod = json.loads(manifest("fallback", "exec sleep 600",
+                              lifecycle={"postStart": {"httpGet": {"path": "/", "port": 8080, "scheme": "HTTPS"}}}))
+    pod["spec"]["initContainers"] = [{
+        "name": "server", "image": "busybox", "imagePullPolicy": "IfNotPresent", "restartPolicy": "Always",
+        "command": ["sh", "-c", serve],
+        "startupProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 30},
+    }]
+    kubectl(agent_cluster, ns, "apply", "-f", "-", input=json.dumps(pod))
+
+    def fallback_event():
+        return next((e for e in events(agent_cluster, ns, "fallback") if e["reason"] == "LifecycleHTTPFallback"), None)
+
+    ev = eventually(fallback_event, timeout=90, what="LifecycleHTTPFallback event")
+    ip = get_pod(agent_cluster, ns, "fallback")["status"]["podIP"]
+    assert ev["type"] == "Warning", ev
+    assert ev["message"] == f"request to HTTPS lifecycle hook {ip}:8080 got HTTP response, retry with HTTP succeeded", ev
+    assert not any(e["reason"] == "FailedPostStartHook" for e in events(agent_cluster, ns, "fallback"))
+    main = eventually(lambda: (s := status_of(agent_cluster, ns, "fallback")).get("state", {}).get("running") and s,
+                      timeout=30, what="main running")
+    assert main["restartCount"] == 0, main
+    # Counted in the kubelet's /metrics.
+    metrics = agent_cluster.kubectl("get", "--raw", f"/api/v1/nodes/{NODE}/proxy/metrics").stdout
+    fallbacks = re.search(r"^kubelet_lifecycle_handler_http_fallbacks_total (\d+)$", metrics, re.M)
+    assert fallbacks and int(fallbacks.group(1)) >= 1, metrics
 
 
 def test_active_deadline_fails_the_pod(agent_cluster, ns):

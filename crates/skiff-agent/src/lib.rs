@@ -136,6 +136,7 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
     let volumes = volumes::VolumeManager::new(client.clone(), &cfg);
     let mounted_claims = volumes.mounted_claims();
     let pod_set = pods::set::PodSet::new();
+    let activity = Arc::new(stats::activity::Activity::default());
     let eviction = eviction::EvictionManager::new(cfg.eviction.clone());
     let eviction_task = tokio::spawn(Arc::clone(&eviction).run(eviction::Deps {
         client: client.clone(),
@@ -158,15 +159,31 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
     let node_recorder = recorder.clone();
     let logrotate = tokio::spawn(logrotate::run(Arc::clone(&runtime), cfg.container_logs));
     let pod_task = {
-        let (client, runtime, cfg, volumes, pod_set) =
-            (client.clone(), Arc::clone(&runtime), cfg.clone(), Arc::clone(&volumes), pod_set.clone());
+        let (client, runtime, cfg, volumes, pod_set, activity) = (
+            client.clone(),
+            Arc::clone(&runtime),
+            cfg.clone(),
+            Arc::clone(&volumes),
+            pod_set.clone(),
+            Arc::clone(&activity),
+        );
         async move {
             let cidr = network::wait_for_pod_cidr(&client, &cfg.node_name).await;
             let data_dir = cfg.agent_dir.parent().unwrap_or(&cfg.agent_dir).to_path_buf();
             let network = Arc::new(network::open(&data_dir, cidr).await);
             let images = image_manager;
-            let shared =
-                pods::worker::Shared { client, runtime, network, cfg, recorder, volumes, images, eviction, pod_set };
+            let shared = pods::worker::Shared {
+                client,
+                runtime,
+                network,
+                cfg,
+                recorder,
+                volumes,
+                images,
+                eviction,
+                pod_set,
+                activity,
+            };
             pods::run(Arc::new(shared)).await;
         }
     };
@@ -206,6 +223,7 @@ pub fn start(client: kube::Client, cfg: AgentConfig, shim_binary: PathBuf) -> Re
                     claims: mounted_claims,
                 },
                 cfg.node_name.clone(),
+                activity,
             )),
         });
         tracing::info!(port = cfg.kubelet_port, "streaming server listening");

@@ -1,5 +1,6 @@
 //! Node-pressure eviction, as the kubelet's eviction manager does it. Every 10 s (and again at
-//! once after an eviction, once the pod is gone) the manager measures the signals
+//! once after an eviction, once the pod is gone, or when the root memory cgroup's usage crosses
+//! a `memory.available` threshold on a cgroup v1 host: [`memcg`]) the manager measures the signals
 //! ([`signals`]), finds the thresholds met ([`thresholds`]: hard ones at once, soft ones after
 //! their grace period, both until the minimum reclaim is free again), and
 //!
@@ -19,6 +20,7 @@
 //! manager), killing containers and reporting pod status (the pod worker), the node taints (the
 //! node lifecycle controller in `skiff-controllers`).
 
+pub mod memcg;
 pub mod rank;
 pub mod reclaim;
 pub mod signals;
@@ -274,8 +276,12 @@ impl EvictionManager {
             }
         });
         let memory_source = MemorySource::host();
+        let mut notifiers = memcg::Notifiers::default();
         loop {
             let evicted = self.synchronize(&deps, &pods, &memory_source).await;
+            if let MemorySource::V1(root) = &memory_source {
+                notifiers = self.rearm(notifiers, root.clone()).await;
+            }
             match evicted {
                 Some(done) => {
                     // As upstream: wait for the pod to be cleaned up, then measure again at once.
@@ -283,12 +289,33 @@ impl EvictionManager {
                         tracing::info!("eviction manager: timed out waiting for the evicted pod to be cleaned up");
                     }
                 }
-                None => tokio::time::sleep(MONITORING_INTERVAL).await,
+                None if notifiers.is_empty() => tokio::time::sleep(MONITORING_INTERVAL).await,
+                None => {
+                    let waited = tokio::task::spawn_blocking(move || {
+                        let crossed = notifiers.wait(MONITORING_INTERVAL);
+                        (notifiers, crossed)
+                    });
+                    let crossed;
+                    (notifiers, crossed) = waited.await.unwrap_or_default();
+                    if crossed {
+                        tracing::info!("eviction manager: a memory threshold was crossed");
+                    }
+                }
             }
             if watch.is_finished() {
                 tracing::warn!("eviction manager's pod watch ended");
             }
         }
+    }
+
+    /// Arms the memory-threshold notifiers again at the levels of now.
+    async fn rearm(&self, mut notifiers: memcg::Notifiers, root: std::path::PathBuf) -> memcg::Notifiers {
+        let thresholds = self.cfg.thresholds.clone();
+        let rearmed = tokio::task::spawn_blocking(move || {
+            notifiers.update(&root, &thresholds);
+            notifiers
+        });
+        rearmed.await.unwrap_or_default()
     }
 
     async fn measure(deps: &Deps, memory_source: &MemorySource) -> Measurement {

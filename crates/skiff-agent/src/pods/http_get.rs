@@ -4,19 +4,26 @@
 //! `httpHeaders`), HTTP/1.1 or HTTPS without certificate verification, and upstream's redirect
 //! policy: redirects (301, 302, 303, 307, 308 with a `Location`) are followed only to the same
 //! host name, at most 10 requests in all; a redirect elsewhere ends the exchange with that 3xx
-//! response. At most 10 KiB of the final body is kept.
+//! response. At most 10 KiB of the final body is kept, never decoded. Probes add no
+//! `Accept-Encoding` (upstream's prober disables compression); hooks ask for `gzip` unless the
+//! action names an encoding or a range, as the kubelet's lifecycle client (Go's default transport)
+//! does, whose bodies are thrown away. An HTTPS request answered in plain HTTP fails with Go's words ("server gave HTTP
+//! response to HTTPS client", see [`is_http_response_error`]), which lifecycle hooks retry
+//! over HTTP.
 //!
 //! What does not live here: what a status means (probes: [`super::probe`], hooks:
 //! [`super::hooks`]).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::HTTPGetAction;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use url::{Position, Url};
 
@@ -24,6 +31,14 @@ use super::probe::{Target, dial, host_port, resolve_port};
 
 /// How much of a response body is kept (upstream's `maxRespBodyLength`).
 pub const MAX_BODY: usize = 10 * 1024;
+
+/// How an HTTPS request answered by a plain HTTP server fails (Go's wording).
+const HTTP_RESPONSE_TO_HTTPS: &str = "http: server gave HTTP response to HTTPS client";
+
+/// Whether `error` (of [`get`]) says an HTTPS server answered in plain HTTP.
+pub fn is_http_response_error(error: &str) -> bool {
+    error.contains(HTTP_RESPONSE_TO_HTTPS)
+}
 
 /// Requests of one exchange at most (the original and nine redirects), as Go's client.
 const MAX_REQUESTS: usize = 10;
@@ -102,8 +117,7 @@ pub async fn get(
     timeout: Duration,
     purpose: Purpose,
 ) -> Result<Response, String> {
-    let port = resolve_port(&action.port, &target.container)?;
-    let host = action.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| target.pod_ip.clone());
+    let (host, port) = host_and_port(action, target)?;
     let scheme = action.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
     let mut path = action.path.clone().unwrap_or_default();
     if !path.starts_with('/') {
@@ -166,11 +180,25 @@ pub async fn get(
     }
 }
 
+/// Where `action` goes: its host (the pod's IP unless set) and its port resolved.
+fn host_and_port(action: &HTTPGetAction, target: &Target) -> Result<(String, u16), String> {
+    let port = resolve_port(&action.port, &target.container)?;
+    let host = action.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| target.pod_ip.clone());
+    Ok((host, port))
+}
+
+/// `host:port` of the first request of `action` (as a URL's authority).
+pub fn authority(action: &HTTPGetAction, target: &Target) -> Result<String, String> {
+    let (host, port) = host_and_port(action, target)?;
+    Ok(host_port(&host, port))
+}
+
 /// The headers of every request: the action's, then the defaults it does not override.
 fn base_headers(action: &HTTPGetAction, purpose: Purpose) -> Vec<(String, String)> {
     let given = action.http_headers.clone().unwrap_or_default();
     let has = |name: &str| given.iter().any(|h| h.name.eq_ignore_ascii_case(name));
     let (has_agent, has_accept) = (has("user-agent"), has("accept"));
+    let asks_gzip = purpose == Purpose::Lifecycle && !has("accept-encoding") && !has("range");
     // An empty Accept or User-Agent means "send none", as Go's client.
     let mut headers: Vec<(String, String)> = given
         .into_iter()
@@ -185,6 +213,9 @@ fn base_headers(action: &HTTPGetAction, purpose: Purpose) -> Vec<(String, String
     }
     if !has_accept {
         headers.push(("Accept".into(), "*/*".into()));
+    }
+    if asks_gzip {
+        headers.push(("Accept-Encoding".into(), "gzip".into()));
     }
     headers
 }
@@ -251,8 +282,50 @@ where
     result
 }
 
+/// A stream that keeps the first bytes the server sends, to tell a plain HTTP answer to a TLS
+/// handshake from other handshake failures (as Go's TLS client does).
+struct FirstBytes<S> {
+    inner: S,
+    seen: Vec<u8>,
+}
+
+/// How many first bytes [`FirstBytes`] keeps (a TLS record header; `HTTP/`).
+const SNIFFED: usize = 5;
+
+impl<S: AsyncRead + Unpin> AsyncRead for FirstBytes<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let room = SNIFFED.saturating_sub(self.seen.len());
+        if room > 0 {
+            let new = &buf.filled()[before..];
+            let take = new.len().min(room);
+            let copied = new[..take].to_vec();
+            self.seen.extend_from_slice(&copied);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytes<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// HTTPS as the kubelet probes it: no certificate verification.
-async fn insecure_tls(host: &str, stream: TcpStream) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+async fn insecure_tls(
+    host: &str,
+    stream: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<FirstBytes<TcpStream>>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -261,7 +334,14 @@ async fn insecure_tls(host: &str, stream: TcpStream) -> Result<tokio_rustls::cli
         .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
         .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream).await.map_err(|e| e.to_string())
+    let connecting = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, FirstBytes { inner: stream, seen: Vec::new() })
+        .into_fallible();
+    match connecting.await {
+        Ok(tls) => Ok(tls),
+        Err((_, io)) if io.seen.starts_with(b"HTTP/") => Err(HTTP_RESPONSE_TO_HTTPS.to_string()),
+        Err((e, _)) => Err(e.to_string()),
+    }
 }
 
 /// Accepts any server certificate (probes do not verify, as upstream), but still checks that
@@ -416,5 +496,41 @@ mod tests {
         assert!(request.contains("user-agent: mine\r\n"), "{request}");
         assert!(!request.contains("accept:"), "{request}");
         assert_eq!(Purpose::Lifecycle.user_agent(), "kube-lifecycle/1.33");
+    }
+
+    #[tokio::test]
+    async fn https_answered_in_plain_http_fails_with_gos_words() {
+        let (port, _) = serve(vec![OK.into()]).await;
+        let mut a = action(port, "/", &[]);
+        a.scheme = Some("HTTPS".into());
+        let error = get(&a, &target(), Duration::from_secs(5), Purpose::Lifecycle).await.expect_err("not TLS");
+        assert_eq!(
+            error,
+            format!("Get \"https://127.0.0.1:{port}/\": http: server gave HTTP response to HTTPS client")
+        );
+        assert!(is_http_response_error(&error));
+        // Other handshake failures are not that.
+        let (port, _) = serve(vec!["\x15\x03\x03\x00\x02\x02\x28".into()]).await;
+        a.port = IntOrString::Int(i32::from(port));
+        let error = get(&a, &target(), Duration::from_secs(5), Purpose::Lifecycle).await.expect_err("alert");
+        assert!(!is_http_response_error(&error), "{error}");
+    }
+
+    #[tokio::test]
+    async fn compressed_bodies_are_kept_as_sent_and_asked_for_by_hooks_or_the_action() {
+        // Not valid gzip: a client that decoded it would fail.
+        let gzipped = "\x1f\x08\x00zzzz\x00";
+        let answer = format!("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 8\r\n\r\n{gzipped}");
+        let (port, requests) = serve(vec![answer.clone(), answer.clone(), answer]).await;
+        let plain = get(&action(port, "/", &[]), &target(), Duration::from_secs(5), Purpose::Probe).await;
+        let asked = action(port, "/", &[("Accept-Encoding", "gzip")]);
+        let compressed = get(&asked, &target(), Duration::from_secs(5), Purpose::Probe).await.expect("get");
+        assert_eq!(plain.expect("get").body, gzipped.as_bytes());
+        assert_eq!(compressed.body, gzipped.as_bytes(), "not decoded");
+        get(&action(port, "/", &[]), &target(), Duration::from_secs(5), Purpose::Lifecycle).await.expect("hook");
+        let requests = requests.await.expect("server");
+        assert!(!requests[0].contains("accept-encoding"), "{requests:?}");
+        assert!(requests[1].contains("accept-encoding: gzip\r\n"), "{requests:?}");
+        assert!(requests[2].contains("accept-encoding: gzip\r\n"), "hooks ask for gzip: {requests:?}");
     }
 }

@@ -80,6 +80,8 @@ pub struct Shared {
     pub eviction: Arc<crate::eviction::EvictionManager>,
     /// The pods with a worker (read by the stats endpoints).
     pub pod_set: super::set::PodSet,
+    /// What the workers started, for the kubelet's `/metrics`.
+    pub activity: Arc<crate::stats::activity::Activity>,
 }
 
 /// Runtime id of a container instance.
@@ -132,6 +134,9 @@ struct Worker {
     exits: super::exits::ExitWatch,
     /// The last pass left something on its way: look again after [`POLL`], not [`SAFETY_POLL`].
     retry_soon: bool,
+    /// When the worker got the pod, while a pod that was pending then has not been reported
+    /// `Running` yet (for the start-up histogram).
+    pending_since: Option<Instant>,
 }
 
 /// Runs the worker of one pod until the pod is gone from the node.
@@ -155,11 +160,15 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
         timing: Mutex::new(super::timing::StartTiming::start()),
         exits: super::exits::ExitWatch::default(),
         retry_soon: true,
+        pending_since: Some(Instant::now()),
     };
     worker.adopt().await;
     worker.lap("adopt");
     let phase = worker.pod.status.as_ref().and_then(|s| s.phase.as_deref());
     worker.admitted = !worker.tracks.is_empty() || !matches!(phase, None | Some("Pending"));
+    if worker.admitted {
+        worker.pending_since = None;
+    }
     let mut deleted = false;
     loop {
         if deleted || worker.pod.metadata.deletion_timestamp.is_some() {
@@ -185,6 +194,13 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut updates: mpsc::Receiver<Opti
             _ = worker.exits.next() => {}
         }
     }
+}
+
+/// Whether container `name` of `pod` is an init container or an app container.
+fn container_type(pod: &Pod, name: &str) -> crate::stats::activity::ContainerType {
+    use crate::stats::activity::ContainerType;
+    let init = all_containers(pod).any(|(c, init)| init && c.name == name);
+    if init { ContainerType::InitContainer } else { ContainerType::Container }
 }
 
 fn all_containers(pod: &Pod) -> impl Iterator<Item = (&Container, bool)> {
@@ -291,12 +307,16 @@ impl Worker {
         let runtime = Arc::clone(&self.shared.runtime);
         let (uid, config) = (self.uid.clone(), self.sandbox_config());
         let (pod, cfg) = (self.pod.clone(), self.shared.cfg.clone());
+        self.shared.activity.pod_starting();
         let started = tokio::task::spawn_blocking(move || {
             resources::ensure_pod_cgroup(&pod, &cfg).map_err(|e| SandboxError::Io(e.to_string()))?;
             runtime.start_sandbox(&uid, &config)
         })
         .await;
         self.lap("sandbox");
+        if !matches!(started, Ok(Ok(_))) {
+            self.shared.activity.pod_start_failed();
+        }
         let state = match started {
             Ok(Ok(state)) => state,
             Ok(Err(e)) => {
@@ -602,9 +622,10 @@ impl Worker {
         let ids = vec![instance_id(&self.uid, name, attempt)];
         let (target, grace) = (self.target(container, attempt), Duration::from_secs(grace));
         let (reference, recorder, pod_ref) = (self.reference(), self.shared.recorder.clone(), self.pod_ref());
+        let activity = Arc::clone(&self.shared.activity);
         // In the background: the worker keeps reporting while the hook and the grace period run.
         tokio::spawn(async move {
-            let left = run_pre_stop(&target, grace, &pod_ref, &recorder, &reference).await;
+            let left = run_pre_stop(&target, grace, &pod_ref, (&recorder, &reference), &activity).await;
             let _ = tokio::task::spawn_blocking(move || stop_instances(&runtime, &ids, left)).await;
         });
     }
@@ -628,7 +649,8 @@ impl Worker {
     /// returns how much of the grace period is left (at least 2 s after a hook, as upstream).
     async fn pre_stop(&self, container: &Container, attempt: u32, grace: Duration) -> Duration {
         let target = self.target(container, attempt);
-        run_pre_stop(&target, grace, &self.pod_ref(), &self.shared.recorder, &self.reference()).await
+        let events = (&self.shared.recorder, &self.reference());
+        run_pre_stop(&target, grace, &self.pod_ref(), events, &self.shared.activity).await
     }
 
     /// Publishes probe failures and warnings (`Unhealthy`, `ProbeWarning`) as events on the pod.
@@ -778,6 +800,7 @@ impl Worker {
         self.lap("prepare");
         self.event(EventType::Normal, "Created", format!("Created container {}", container.name)).await;
         self.lap("events");
+        self.shared.activity.container_starting(container_type(&self.pod, &container.name));
         let started = tokio::task::spawn_blocking(move || runtime.start(&id, Some(&image), &config, &log_path))
             .await
             .map_err(|e| Waiting { reason: "RunContainerError".into(), message: e.to_string() })?;
@@ -803,7 +826,13 @@ impl Worker {
     async fn post_start(&self, container: &Container, attempt: u32) {
         let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else { return };
         let grace = Duration::from_secs(self.grace_seconds());
-        let Err(e) = hooks::run(hook, &self.target(container, attempt), grace).await else { return };
+        let e = match hooks::run(hook, &self.target(container, attempt), grace).await {
+            Ok(ran) => {
+                let events = (&self.shared.recorder, &self.reference());
+                return report_fallback(events, &self.shared.activity, ran).await;
+            }
+            Err(e) => e,
+        };
         let note = hooks::failure_message(hook, &container.name, &self.pod_ref(), &e);
         self.event(EventType::Warning, "FailedPostStartHook", note).await;
         self.event(EventType::Normal, "Killing", format!("FailedPostStartHook: stopping container {}", container.name))
@@ -909,6 +938,9 @@ impl Worker {
                 if status["phase"] == "Running" {
                     let pod = format!("{}/{}", self.pod.metadata.namespace.as_deref().unwrap_or(""), self.name());
                     self.timing.lock().unwrap_or_else(|p| p.into_inner()).finish(&pod);
+                    if let Some(since) = self.pending_since.take() {
+                        self.shared.activity.pod_started(since.elapsed());
+                    }
                 }
                 self.last_status = Some(status);
             }
@@ -1044,16 +1076,33 @@ async fn run_pre_stop(
     target: &Target,
     grace: Duration,
     pod_ref: &str,
-    recorder: &Recorder,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    (recorder, reference): (&Recorder, &k8s_openapi::api::core::v1::ObjectReference),
+    activity: &crate::stats::activity::Activity,
 ) -> Duration {
     let Some(hook) = target.container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) else { return grace };
     let t0 = Instant::now();
-    if let Err(e) = hooks::run(hook, target, grace).await {
-        let note = hooks::failure_message(hook, &target.container.name, pod_ref, &e);
-        publish(recorder, reference, EventType::Warning, "FailedPreStopHook", note).await;
+    match hooks::run(hook, target, grace).await {
+        Ok(ran) => report_fallback((recorder, reference), activity, ran).await,
+        Err(e) => {
+            let note = hooks::failure_message(hook, &target.container.name, pod_ref, &e);
+            publish(recorder, reference, EventType::Warning, "FailedPreStopHook", note).await;
+        }
     }
     grace.saturating_sub(t0.elapsed()).max(Duration::from_secs(2))
+}
+
+/// A hook that had to fall back from HTTPS to HTTP gets a `LifecycleHTTPFallback` warning (sent
+/// with `events`: the recorder and the pod) and is counted in `activity`.
+async fn report_fallback(
+    (recorder, reference): (&Recorder, &k8s_openapi::api::core::v1::ObjectReference),
+    activity: &crate::stats::activity::Activity,
+    ran: hooks::Ran,
+) {
+    if let hooks::Ran::HttpFallback { host } = ran {
+        activity.hook_fell_back();
+        let note = hooks::Ran::fallback_message(&host);
+        publish(recorder, reference, EventType::Warning, "LifecycleHTTPFallback", note).await;
+    }
 }
 
 /// Stops container instances `ids`: SIGTERM, up to `grace` for them to end, then SIGKILL and up

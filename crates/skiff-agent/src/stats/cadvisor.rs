@@ -3,7 +3,8 @@
 //! `image`, `name` (the runtime's instance id), `namespace` and `pod`, plus the machine's CPU
 //! cores and memory. CPU is reported as a total (`cpu="total"`, the kubelet turns per-CPU usage
 //! off), network counters on the pod's row (containers share its namespace), file-system usage
-//! for containers' writable layers. Samples carry the snapshot's time, metrics come sorted by
+//! for containers' writable layers (labelled with the `device` their file system is mounted
+//! from). Samples carry the snapshot's time, metrics come sorted by
 //! name as a Prometheus registry gathers them.
 //!
 //! What does not live here: measuring ([`super::collect`]).
@@ -21,12 +22,18 @@ struct Row<'a> {
 
 impl Row<'_> {
     fn labels(&self) -> String {
+        self.labels_with_device(None)
+    }
+
+    /// The labels, with `device` (between `container` and `id`, as sorted) when given.
+    fn labels_with_device(&self, device: Option<&str>) -> String {
         let (container, id, image, name) = match self.container {
             Some(c) => (c.name.as_str(), c.cgroup.as_str(), c.image.as_str(), c.instance.as_str()),
             None => ("", self.pod.cgroup.as_str(), "", ""),
         };
+        let device = device.map(|d| format!("device=\"{}\",", escape(d))).unwrap_or_default();
         format!(
-            "container=\"{}\",id=\"{}\",image=\"{}\",name=\"{}\",namespace=\"{}\",pod=\"{}\"",
+            "container=\"{}\",{device}id=\"{}\",image=\"{}\",name=\"{}\",namespace=\"{}\",pod=\"{}\"",
             escape(container),
             escape(id),
             escape(image),
@@ -106,7 +113,12 @@ pub fn render(snapshot: &Snapshot) -> String {
         "Bytes the container's writable layer takes on its file system.",
         "gauge",
     );
-    series(&mut out, &rows, "container_fs_usage_bytes", ts, |r| r.container?.rootfs?.used.map(|b| b.to_string()));
+    let device = snapshot.node.container_fs_device.as_deref().unwrap_or("");
+    for row in &rows {
+        if let Some(used) = row.container.and_then(|c| c.rootfs?.used) {
+            let _ = writeln!(out, "container_fs_usage_bytes{{{}}} {used} {ts}", row.labels_with_device(Some(device)));
+        }
+    }
     help_and_type(&mut out, "container_memory_rss", "Resident anonymous memory, in bytes.", "gauge");
     series(&mut out, &rows, "container_memory_rss", ts, |r| r.memory()?.rss.map(|b| b.to_string()));
     help_and_type(&mut out, "container_memory_usage_bytes", "Memory in use, in bytes, page cache included.", "gauge");
@@ -154,7 +166,12 @@ mod tests {
         let memory = MemoryUsage { usage: 8192, working_set: 4096, rss: Some(2048), ..Default::default() };
         let snapshot = Snapshot {
             timestamp_ms: 1_700_000_000_123,
-            node: NodeUsage { cpu_cores: Some(2), memory_capacity: Some(1 << 30), ..Default::default() },
+            node: NodeUsage {
+                cpu_cores: Some(2),
+                memory_capacity: Some(1 << 30),
+                container_fs_device: Some("/dev/vda1".into()),
+                ..Default::default()
+            },
             pods: vec![PodUsage {
                 namespace: "default".into(),
                 name: "web".into(),
@@ -186,7 +203,10 @@ mod tests {
             "# TYPE container_cpu_usage_seconds_total counter".to_string(),
             format!("container_cpu_usage_seconds_total{{{pod},cpu=\"total\"}} 2 1700000000123"),
             format!("container_cpu_usage_seconds_total{{{main},cpu=\"total\"}} 1.5 1700000000123"),
-            format!("container_fs_usage_bytes{{{main}}} 12288 1700000000123"),
+            "container_fs_usage_bytes{container=\"main\",device=\"/dev/vda1\",\
+             id=\"/skiff/kubepods/besteffort/podu1/main\",image=\"docker.io/library/busybox:latest\",\
+             name=\"u1-main-0\",namespace=\"default\",pod=\"web\"} 12288 1700000000123"
+                .to_string(),
             format!("container_memory_rss{{{main}}} 2048 1700000000123"),
             format!("container_memory_usage_bytes{{{main}}} 8192 1700000000123"),
             format!("container_memory_working_set_bytes{{{pod}}} 4096 1700000000123"),

@@ -5,6 +5,8 @@
 //! - memory: usage (`memory.usage_in_bytes` / `memory.current`), the working set (usage less
 //!   inactive file pages), RSS (`total_rss` / `anon`) and page faults (`pgfault`, `pgmajfault`)
 //!   from `memory.stat`, as cAdvisor reads them;
+//! - swap: `memory.swap.current` and `memory.swap.max` (v2), or the memory+swap accounting
+//!   less the memory one (`memory.memsw.*` less `memory.*`, v1, where swap accounting is on);
 //! - a process of the cgroup or one below it (`cgroup.procs`), to find its network namespace.
 //!
 //! What does not live here: the layout of the hierarchies (`skiff_runtime::cgroups`), the
@@ -15,7 +17,7 @@ use std::path::PathBuf;
 
 use skiff_runtime::cgroups::{Hierarchy, Layout, Mode};
 
-use super::MemoryUsage;
+use super::{MemoryUsage, SwapUsage};
 use crate::eviction::signals::working_set;
 
 /// The hierarchy accounting `controller` and whether it is v2.
@@ -58,6 +60,19 @@ impl CgroupStats {
         let usage = fs::read_to_string(dir.join(if *v2 { "memory.current" } else { "memory.usage_in_bytes" })).ok()?;
         let stat = fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
         parse_memory(&usage, &stat, *v2)
+    }
+
+    /// Swap of `cgroup`; `None` when the host does not account it.
+    pub fn swap(&self, cgroup: &str) -> Option<SwapUsage> {
+        let (h, v2) = self.memory.as_ref()?;
+        let dir = h.dir(cgroup);
+        let read = |file: &str| fs::read_to_string(dir.join(file)).ok();
+        if *v2 {
+            parse_v2_swap(&read("memory.swap.current")?, &read("memory.swap.max").unwrap_or_default())
+        } else {
+            let limits = (read("memory.memsw.limit_in_bytes")?, read("memory.limit_in_bytes")?);
+            parse_v1_swap(&read("memory.memsw.usage_in_bytes")?, &read("memory.usage_in_bytes")?, limits)
+        }
     }
 
     /// A process in `cgroup` or below it (pod cgroups hold none themselves on v2); `None` when
@@ -113,6 +128,29 @@ pub fn parse_memory(usage: &str, stat: &str, v2: bool) -> Option<MemoryUsage> {
     })
 }
 
+/// Swap from the texts of v2 `memory.swap.current` and `memory.swap.max` (`max`: no limit).
+pub fn parse_v2_swap(current: &str, max: &str) -> Option<SwapUsage> {
+    let usage: u64 = current.trim().parse().ok()?;
+    let limit: Option<u64> = max.trim().parse().ok();
+    Some(SwapUsage { usage, available: limit.map(|l| l.saturating_sub(usage)) })
+}
+
+/// v1 limits at or above this are "unlimited" (the kernel writes the page-rounded `i64::MAX`).
+const V1_UNLIMITED: u64 = 1 << 62;
+
+/// Swap from the texts of v1 `memory.memsw.usage_in_bytes` and `memory.usage_in_bytes`, and
+/// `limits`: those of `memory.memsw.limit_in_bytes` and `memory.limit_in_bytes`. The swap
+/// limit is the memory+swap limit less the memory one, none when the former is unlimited.
+pub fn parse_v1_swap(memsw_usage: &str, usage: &str, limits: (String, String)) -> Option<SwapUsage> {
+    let number = |text: &str| text.trim().parse::<u64>().ok();
+    let swapped = number(memsw_usage)?.saturating_sub(number(usage)?);
+    let limit = match (number(&limits.0), number(&limits.1)) {
+        (Some(memsw), Some(memory)) if memsw < V1_UNLIMITED => Some(memsw.saturating_sub(memory)),
+        _ => None,
+    };
+    Some(SwapUsage { usage: swapped, available: limit.map(|l| l.saturating_sub(swapped)) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +160,17 @@ mod tests {
         total_cache 16384\ntotal_rss 12288\ntotal_pgfault 500\ntotal_pgmajfault 9\ntotal_inactive_file 4096\n";
     const V2_MEMORY_STAT: &str = "anon 12288\nfile 16384\nkernel_stack 0\ninactive_anon 0\nactive_anon 12288\n\
         inactive_file 4096\nactive_file 12288\npgfault 500\npgmajfault 9\n";
+
+    #[test]
+    fn swap_is_read_from_either_version() {
+        assert_eq!(parse_v2_swap("4096\n", "max\n"), Some(SwapUsage { usage: 4096, available: None }));
+        assert_eq!(parse_v2_swap("4096\n", "10240\n"), Some(SwapUsage { usage: 4096, available: Some(6144) }));
+        assert_eq!(parse_v2_swap("", "max"), None);
+        let unlimited = ("9223372036854771712\n".to_string(), "9223372036854771712\n".to_string());
+        assert_eq!(parse_v1_swap("12288\n", "8192\n", unlimited), Some(SwapUsage { usage: 4096, available: None }));
+        let limited = ("20480".to_string(), "10240".to_string());
+        assert_eq!(parse_v1_swap("12288", "8192", limited), Some(SwapUsage { usage: 4096, available: Some(6144) }));
+    }
 
     #[test]
     fn v1_usage_is_in_nanoseconds() {

@@ -1,7 +1,8 @@
 //! Taking a [`Snapshot`]: the pods the pod workers run ([`PodSet`]), each one's cgroup and its
 //! running containers' cgroups (`<pod cgroup>/<name>`, as the workers create them), network
 //! namespace, volumes, writable layers and logs, and the node's totals; then the CPU rates
-//! since the previous snapshot that asked for them.
+//! since the previous snapshot that asked for them. Also what the kubelet's `/metrics` measures
+//! at each scrape: pods with a sandbox, containers by state, mounted claims.
 //!
 //! What does not live here: the file formats ([`super::cgroup`], [`super::netdev`],
 //! [`super::node`]), rendering ([`super::prometheus`], [`super::summary`], [`super::cadvisor`]).
@@ -13,7 +14,9 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use skiff_runtime::cgroups::Layout;
 use skiff_runtime::container::Runtime;
 
+use super::activity::Activity;
 use super::cgroup::CgroupStats;
+use super::kubelet::{ClaimVolume, ContainerStates, KubeletMetrics};
 use super::rates::CpuRates;
 use super::{
     ContainerUsage, CpuUsage, FsUsage, NodeUsage, PodUsage, PvcRef, Snapshot, SystemContainer, VolumeUsage, netdev,
@@ -53,12 +56,43 @@ pub struct Collector {
     paths: Paths,
     node_name: String,
     rates: Mutex<CpuRates>,
+    activity: Arc<Activity>,
 }
 
 impl Collector {
-    /// A collector of the pods in `pods`.
-    pub fn new(pods: PodSet, runtime: Arc<Runtime>, paths: Paths, node_name: String) -> Self {
-        Self { pods, runtime, paths, node_name, rates: Mutex::new(CpuRates::new()) }
+    /// A collector of the pods in `pods`, reporting the pod workers' counters `activity`.
+    pub fn new(pods: PodSet, runtime: Arc<Runtime>, paths: Paths, node_name: String, activity: Arc<Activity>) -> Self {
+        Self { pods, runtime, paths, node_name, rates: Mutex::new(CpuRates::new()), activity }
+    }
+
+    /// What the kubelet's `/metrics` reports, measured now.
+    pub async fn kubelet_metrics(self: &Arc<Self>) -> KubeletMetrics {
+        let this = Arc::clone(self);
+        let measured = tokio::task::spawn_blocking(move || this.kubelet_metrics_blocking()).await;
+        measured.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "stats: measuring task failed");
+            KubeletMetrics {
+                node_name: self.node_name.clone(),
+                running_pods: 0,
+                containers: ContainerStates::default(),
+                activity: self.activity.totals(),
+                claims: Vec::new(),
+            }
+        })
+    }
+
+    fn kubelet_metrics_blocking(&self) -> KubeletMetrics {
+        let pods = self.pods.pods();
+        let cpu_and_memory = Scope { everything: false, cpu_rates: false };
+        // A pod's sandbox lives in its cgroup: the pods measured are the ones with one.
+        let with_cgroup = measure(&pods, Layout::host(), &self.paths, &[], cpu_and_memory).pods.len();
+        KubeletMetrics {
+            node_name: self.node_name.clone(),
+            running_pods: with_cgroup as u64,
+            containers: container_states(&pods),
+            activity: self.activity.totals(),
+            claims: mounted_claims(&self.paths.claims),
+        }
     }
 
     /// Measures the node and its running pods.
@@ -123,6 +157,11 @@ impl Collector {
                 inodes_used: None,
                 ..fs
             });
+            let containers_dir = self.paths.agent_dir.join("containers");
+            usage.container_fs =
+                node::fs_totals(&containers_dir).map(|fs| used_on(Some(fs), disk_usage(&containers_dir)));
+            usage.container_fs_device = node::device_of(&containers_dir);
+            usage.swap = node::swap();
             usage.rlimit = node::rlimit();
         }
         usage
@@ -201,6 +240,7 @@ pub fn measure(pods: &[Pod], layout: &Layout, paths: &Paths, instances: &[String
                         .map(|t| t.0.as_millisecond()),
                     cpu: cpu.map(|total_nanos| CpuUsage { total_nanos, nano_cores: None }),
                     memory,
+                    swap: if scope.everything { cgroups.swap(&dir) } else { None },
                     cgroup: dir,
                     ..ContainerUsage::default()
                 };
@@ -225,6 +265,7 @@ pub fn measure(pods: &[Pod], layout: &Layout, paths: &Paths, instances: &[String
             ..PodUsage::default()
         };
         if scope.everything {
+            usage.swap = cgroups.swap(&cgroup);
             usage.network = netdev::read(cgroups.any_process(&cgroup));
             let pod_dir = layout::pod_dir(&paths.agent_dir, &uid);
             usage.volumes = volumes(pod, &pod_dir);
@@ -277,6 +318,41 @@ fn claim_volumes(claims: &MountedClaims, uid: &str) -> Vec<VolumeUsage> {
             })
         })
         .collect()
+}
+
+/// The claims mounted on the node, each once (several pods may share one), measured at their
+/// PersistentVolume's host path.
+fn mounted_claims(claims: &MountedClaims) -> Vec<ClaimVolume> {
+    let mut all = claims.all();
+    all.sort_by(|a, b| (&a.namespace, &a.claim).cmp(&(&b.namespace, &b.claim)));
+    all.dedup_by(|a, b| (&a.namespace, &a.claim) == (&b.namespace, &b.claim));
+    all.into_iter()
+        .map(|claim| ClaimVolume {
+            fs: node::fs_totals(&claim.path).map(|totals| used_on(Some(totals), disk_usage(&claim.path))),
+            claim: PvcRef { name: claim.claim, namespace: claim.namespace },
+        })
+        .collect()
+}
+
+/// The containers of `pods` by state, as their statuses report them: running, or ended with the
+/// instance kept (terminated, or waiting to restart after a terminated one).
+fn container_states(pods: &[Pod]) -> ContainerStates {
+    let mut states = ContainerStates::default();
+    let statuses = pods
+        .iter()
+        .filter_map(|p| p.status.as_ref())
+        .flat_map(|s| s.container_statuses.iter().flatten().chain(s.init_container_statuses.iter().flatten()));
+    for status in statuses {
+        let state = status.state.as_ref();
+        if state.is_some_and(|s| s.running.is_some()) {
+            states.running += 1;
+        } else if state.is_some_and(|s| s.terminated.is_some())
+            || status.last_state.as_ref().is_some_and(|s| s.terminated.is_some())
+        {
+            states.exited += 1;
+        }
+    }
+    states
 }
 
 /// The runtime id of the newest instance of container `name` of pod `uid`.
@@ -403,6 +479,52 @@ mod tests {
             measure(&[pod], &layout, &paths, &instances, Scope { everything: false, cpu_rates: false });
         let p = &cpu_and_memory.pods[0];
         assert!(p.volumes.is_empty() && p.ephemeral.is_none() && p.containers[0].rootfs.is_none());
+    }
+
+    #[test]
+    fn containers_are_counted_by_the_state_their_status_reports() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "status": {
+                "initContainerStatuses": [{"name": "init", "image": "", "imageID": "", "ready": true,
+                    "restartCount": 0, "state": {"terminated": {"exitCode": 0}}}],
+                "containerStatuses": [
+                    {"name": "a", "image": "", "imageID": "", "ready": true, "restartCount": 0,
+                     "state": {"running": {}}},
+                    {"name": "b", "image": "", "imageID": "", "ready": false, "restartCount": 3,
+                     "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                     "lastState": {"terminated": {"exitCode": 1}}},
+                    {"name": "c", "image": "", "imageID": "", "ready": false, "restartCount": 0,
+                     "state": {"waiting": {"reason": "ContainerCreating"}}}
+                ]
+            }
+        }))
+        .expect("pod");
+        assert_eq!(container_states(&[pod, Pod::default()]), ContainerStates { running: 1, exited: 2 });
+    }
+
+    #[test]
+    fn a_claim_mounted_by_several_pods_is_measured_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(&dir.path().join("pv/f"), b"data");
+        let claims = MountedClaims::default();
+        let claim = |volume: &str, path: std::path::PathBuf| MountedClaim {
+            volume: volume.into(),
+            claim: "shared".into(),
+            namespace: "default".into(),
+            path,
+        };
+        claims.record("u1", claim("a", dir.path().join("pv")));
+        claims.record("u2", claim("b", dir.path().join("pv")));
+        let gone = MountedClaim { claim: "gone".into(), ..claim("c", dir.path().join("missing")) };
+        claims.record("u2", gone);
+        let measured = mounted_claims(&claims);
+        let names: Vec<&str> = measured.iter().map(|c| c.claim.name.as_str()).collect();
+        assert_eq!(names, ["gone", "shared"]);
+        assert_eq!(measured[0].fs, None, "a missing path is not measured");
+        let fs = measured[1].fs.expect("measured");
+        assert!(fs.used.is_some_and(|u| u > 0) && fs.capacity >= fs.available, "{fs:?}");
+        assert_eq!(fs.inodes_used, Some(2));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! `/metrics/cadvisor` (cAdvisor's container series). All three render one [`Snapshot`] taken
 //! when asked (no background sampling), of the pods the pod workers run ([`crate::pods::set`],
 //! no API call per scrape): their cgroups, network namespaces, volumes, writable layers and
-//! logs, and the node's totals.
+//! logs, and the node's totals. The kubelet's own `/metrics` ([`kubelet`]) adds counters the pod
+//! workers keep ([`activity`]) and the mounted claims' volume stats.
 //!
 //! [`collect`] takes snapshots (and keeps the previous CPU readings for `usageNanoCores`, as
 //! the cAdvisor-less kubelet does, in [`rates`]); [`cgroup`] reads cgroup files (v1 and v2),
@@ -13,9 +14,11 @@
 //! What does not live here: the `metrics.k8s.io` API and its rates (`skiff-apiserver`'s
 //! `metrics` module), authorization of callers (the streaming server).
 
+pub mod activity;
 pub mod cadvisor;
 pub mod cgroup;
 pub mod collect;
+pub mod kubelet;
 pub mod netdev;
 pub mod node;
 pub mod prometheus;
@@ -48,6 +51,15 @@ pub struct MemoryUsage {
     pub page_faults: Option<u64>,
     /// Major page faults.
     pub major_page_faults: Option<u64>,
+}
+
+/// Swap of a cgroup (or of the node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SwapUsage {
+    /// Bytes swapped out.
+    pub usage: u64,
+    /// Bytes it may still swap out: its swap limit less the usage; `None` without a limit.
+    pub available: Option<u64>,
 }
 
 /// CPU of a cgroup (or of the node).
@@ -119,12 +131,18 @@ pub struct NodeUsage {
     pub cpu: Option<CpuUsage>,
     /// Memory of the machine.
     pub memory: Option<MemoryUsage>,
+    /// Swap of the machine.
+    pub swap: Option<SwapUsage>,
     /// The host's interfaces (loopback left out).
     pub network: Vec<Interface>,
     /// The file system of the agent's data (nodefs).
     pub fs: Option<FsUsage>,
     /// The file system of the image store, `used` being the images' size.
     pub image_fs: Option<FsUsage>,
+    /// The file system of the containers' writable layers, `used` being their size.
+    pub container_fs: Option<FsUsage>,
+    /// The device that file system is mounted from (`/dev/vda1`), as the mount table names it.
+    pub container_fs_device: Option<String>,
     /// Most process ids, and processes running.
     pub rlimit: Option<(u64, u64)>,
     /// The agent process and the pods' cgroup.
@@ -168,6 +186,8 @@ pub struct PodUsage {
     pub cpu: Option<CpuUsage>,
     /// Memory of the pod's cgroup.
     pub memory: Option<MemoryUsage>,
+    /// Swap of the pod's cgroup.
+    pub swap: Option<SwapUsage>,
     /// The interfaces of its network namespace (loopback left out).
     pub network: Vec<Interface>,
     /// Its volumes with files on the node.
@@ -197,6 +217,8 @@ pub struct ContainerUsage {
     pub cpu: Option<CpuUsage>,
     /// Its memory.
     pub memory: Option<MemoryUsage>,
+    /// Its swap.
+    pub swap: Option<SwapUsage>,
     /// Its writable layer.
     pub rootfs: Option<FsUsage>,
     /// Its log files.

@@ -1,7 +1,8 @@
 //! Node totals as the kubelet's node summary reports them: cumulative CPU time of the whole
 //! machine (the non-idle time of `/proc/stat`'s `cpu` line), its boot time (`btime`), its memory
 //! (the root memory cgroup on v1 hosts, `/proc/meminfo` and `/proc/vmstat` otherwise, as the
-//! eviction manager measures it), process limits, file systems, and the agent's own process
+//! eviction manager measures it), swap (`/proc/meminfo`), process limits, file systems and the
+//! devices they are mounted from, and the agent's own process
 //! (`/proc/self/stat`: skiff runs the agent in the server's process).
 //!
 //! What does not live here: per-pod usage ([`super::cgroup`]), the eviction signals themselves
@@ -10,7 +11,7 @@
 use std::fs;
 use std::path::Path;
 
-use super::{FsUsage, MemoryUsage};
+use super::{FsUsage, MemoryUsage, SwapUsage};
 use crate::eviction::signals::{self, MemorySource, meminfo_bytes};
 
 /// Cumulative non-idle CPU time in nanoseconds from the text of `/proc/stat` and the clock
@@ -75,6 +76,26 @@ pub fn parse_meminfo_usage(meminfo: &str, vmstat: &str) -> Option<MemoryUsage> {
         page_faults: vm("pgfault"),
         major_page_faults: vm("pgmajfault"),
     })
+}
+
+/// The machine's swap from the text of `/proc/meminfo`: what is used of `SwapTotal`, and
+/// `SwapFree`.
+pub fn parse_meminfo_swap(meminfo: &str) -> Option<SwapUsage> {
+    let (total, free) = (meminfo_bytes(meminfo, "SwapTotal")?, meminfo_bytes(meminfo, "SwapFree")?);
+    Some(SwapUsage { usage: total.saturating_sub(free), available: Some(free) })
+}
+
+/// The machine's swap. Blocking.
+pub fn swap() -> Option<SwapUsage> {
+    parse_meminfo_swap(&fs::read_to_string("/proc/meminfo").ok()?)
+}
+
+/// The device the file system holding `path` is mounted from, as the mount table names it
+/// (`/dev/vda1`, `overlay`). Blocking.
+pub fn device_of(path: &Path) -> Option<String> {
+    let entries = crate::volumes::mountinfo::read().ok()?;
+    let real = crate::volumes::mountinfo::real(path);
+    crate::volumes::mountinfo::containing(&entries, &real).map(|m| m.source.clone())
 }
 
 /// The node's memory. Blocking.
@@ -170,6 +191,13 @@ mod tests {
             }
         );
         assert_eq!(parse_meminfo_usage("MemFree: 1 kB\n", vmstat), None);
+    }
+
+    #[test]
+    fn swap_is_what_is_used_of_the_total_and_what_is_free() {
+        let meminfo = "MemTotal: 1000 kB\nSwapTotal:  300 kB\nSwapFree:  100 kB\n";
+        assert_eq!(parse_meminfo_swap(meminfo), Some(SwapUsage { usage: 200 * 1024, available: Some(100 * 1024) }));
+        assert_eq!(parse_meminfo_swap("MemTotal: 1000 kB\n"), None);
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! The kubelet's `/stats/summary` document: the `stats/v1alpha1` Summary (field names of
 //! `k8s.io/kubelet/pkg/apis/stats/v1alpha1`) built from a [`Snapshot`]: the node with its
 //! system containers (`kubelet`: the agent's process, `pods`: the pods' cgroup), CPU, memory,
-//! network, file systems and process limits, then each pod with its containers, network,
-//! volumes, ephemeral storage and process count. Times are RFC 3339 in whole seconds, as
+//! network, file systems (`runtime.imageFs` and `runtime.containerFs`, the writable layers'),
+//! process limits and swap, then each pod with its containers, swap, network, volumes, ephemeral
+//! storage and process count. Times are RFC 3339 in whole seconds, as
 //! `metav1.Time` carries them; a value that was not measured is left out.
 //!
 //! What does not live here: measuring ([`super::collect`]).
 
 use serde::Serialize;
 
-use super::{ContainerUsage, CpuUsage, FsUsage, Interface, MemoryUsage, PodUsage, Snapshot, SystemContainer, netdev};
+use super::{
+    ContainerUsage, CpuUsage, FsUsage, Interface, MemoryUsage, PodUsage, Snapshot, SwapUsage, SystemContainer, netdev,
+};
 
 /// The whole document.
 #[derive(Debug, Serialize)]
@@ -37,12 +40,26 @@ struct NodeStats {
     runtime: Option<RuntimeStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rlimit: Option<RlimitStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    swap: Option<SwapStats>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RuntimeStats {
-    image_fs: FsStats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_fs: Option<FsStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_fs: Option<FsStats>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SwapStats {
+    time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    swap_available_bytes: Option<u64>,
+    swap_usage_bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -63,6 +80,8 @@ struct PodStats {
     cpu: Option<CpuStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     memory: Option<MemoryStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    swap: Option<SwapStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     network: Option<NetworkStats>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -94,6 +113,8 @@ struct ContainerStats {
     cpu: Option<CpuStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     memory: Option<MemoryStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    swap: Option<SwapStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rootfs: Option<FsStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -203,6 +224,10 @@ fn memory(at: &str, memory: Option<MemoryUsage>, limit: Option<u64>) -> Option<M
     })
 }
 
+fn swap(at: &str, swap: Option<SwapUsage>) -> Option<SwapStats> {
+    swap.map(|s| SwapStats { time: at.into(), swap_available_bytes: s.available, swap_usage_bytes: s.usage })
+}
+
 fn interface(i: &Interface) -> InterfaceStats {
     InterfaceStats {
         name: i.name.clone(),
@@ -240,6 +265,7 @@ fn system_container(at: &str, c: &SystemContainer) -> ContainerStats {
         start_time: c.start_time_ms.map(time),
         cpu: cpu(at, c.cpu),
         memory: memory(at, c.memory, None),
+        swap: None,
         rootfs: None,
         logs: None,
     }
@@ -251,6 +277,7 @@ fn container(at: &str, c: &ContainerUsage) -> ContainerStats {
         start_time: c.start_time_ms.map(time),
         cpu: cpu(at, c.cpu),
         memory: memory(at, c.memory, None),
+        swap: swap(at, c.swap),
         rootfs: c.rootfs.map(|r| fs(at, r)),
         logs: c.logs.map(|l| fs(at, l)),
     }
@@ -263,6 +290,7 @@ fn pod(at: &str, p: &PodUsage) -> PodStats {
         containers: p.containers.iter().map(|c| container(at, c)).collect(),
         cpu: cpu(at, p.cpu),
         memory: memory(at, p.memory, None),
+        swap: swap(at, p.swap),
         network: network(at, &p.network),
         volume: p
             .volumes
@@ -294,8 +322,12 @@ pub fn build(snapshot: &Snapshot) -> Summary {
             memory: memory(&at, node.memory, node.memory_capacity),
             network: network(&at, &node.network),
             fs: node.fs.map(|f| fs(&at, f)),
-            runtime: node.image_fs.map(|f| RuntimeStats { image_fs: fs(&at, f) }),
+            runtime: (node.image_fs.is_some() || node.container_fs.is_some()).then(|| RuntimeStats {
+                image_fs: node.image_fs.map(|f| fs(&at, f)),
+                container_fs: node.container_fs.map(|f| fs(&at, f)),
+            }),
             rlimit: node.rlimit.map(|(maxpid, curproc)| RlimitStats { time: at.clone(), maxpid, curproc }),
+            swap: swap(&at, node.swap),
         },
         pods: snapshot.pods.iter().map(|p| pod(&at, p)).collect(),
     }
@@ -336,12 +368,15 @@ mod tests {
                 network: vec![Interface { name: "ens3".into(), ..eth0.clone() }],
                 fs: Some(disk),
                 image_fs: Some(disk),
+                container_fs: Some(FsUsage { used: Some(30), ..disk }),
+                swap: Some(SwapUsage { usage: 0, available: Some(2048) }),
                 rlimit: Some((4_194_304, 321)),
                 system_containers: vec![SystemContainer {
                     name: "pods".into(),
                     cpu: Some(CpuUsage { total_nanos: 5, nano_cores: None }),
                     ..Default::default()
                 }],
+                ..Default::default()
             },
             pods: vec![PodUsage {
                 namespace: "default".into(),
@@ -349,6 +384,7 @@ mod tests {
                 uid: "u1".into(),
                 start_time_ms: Some(1_767_225_500_000),
                 memory: Some(memory),
+                swap: Some(SwapUsage { usage: 4096, available: None }),
                 network: vec![eth0],
                 volumes: vec![
                     VolumeUsage { name: "scratch".into(), fs: disk, pvc_ref: None },
@@ -364,6 +400,7 @@ mod tests {
                     name: "main".into(),
                     start_time_ms: Some(1_767_225_550_000),
                     memory: Some(memory),
+                    swap: Some(SwapUsage { usage: 1024, available: Some(512) }),
                     rootfs: Some(disk),
                     ..Default::default()
                 }],
@@ -391,6 +428,8 @@ mod tests {
         assert_eq!(node["network"]["interfaces"][0]["txBytes"], 7);
         assert_eq!(node["fs"]["capacityBytes"], 1000);
         assert_eq!(node["runtime"]["imageFs"]["inodesFree"], 50);
+        assert_eq!(node["runtime"]["containerFs"]["usedBytes"], 30);
+        assert_eq!(node["swap"], json!({"time": at, "swapAvailableBytes": 2048, "swapUsageBytes": 0}));
         assert_eq!(node["rlimit"], json!({"time": at, "maxpid": 4_194_304, "curproc": 321}));
         assert_eq!(node["systemContainers"][0]["name"], "pods");
         assert!(node["systemContainers"][0].get("memory").is_none());
@@ -400,6 +439,7 @@ mod tests {
         assert_eq!(pod["network"]["name"], "eth0");
         assert_eq!(pod["network"]["rxBytes"], 5);
         assert!(pod["memory"].get("availableBytes").is_none());
+        assert_eq!(pod["swap"], json!({"time": at, "swapUsageBytes": 4096}), "no limit, no availableBytes");
         assert_eq!(
             pod["volume"][0],
             json!({"time": at, "availableBytes": 400, "capacityBytes": 1000, "usedBytes": 20, "inodesFree": 50,
@@ -415,6 +455,7 @@ mod tests {
         assert_eq!(container["startTime"], "2025-12-31T23:59:10Z");
         assert_eq!(container["memory"]["workingSetBytes"], 4096);
         assert_eq!(container["rootfs"]["usedBytes"], 20);
+        assert_eq!(container["swap"], json!({"time": at, "swapAvailableBytes": 512, "swapUsageBytes": 1024}));
         assert!(container.get("cpu").is_none() && container.get("logs").is_none());
     }
 }

@@ -194,6 +194,13 @@ async fn route(ctx: Arc<Streaming>, user: Option<&str>, req: Request<Incoming>) 
             super::remotecommand::serve(ctx, super::remotecommand::Kind::Attach, ns, pod, container, req).await
         }
         ["portForward", ns, pod] if get_or_post => super::portforward::serve(ctx, ns, pod, req).await,
+        ["metrics"] if *req.method() == Method::GET => {
+            let body = crate::stats::kubelet::render(&ctx.stats.kubelet_metrics().await);
+            let mut resp = Response::new(full(body));
+            let content_type = http::HeaderValue::from_static(crate::stats::prometheus::CONTENT_TYPE);
+            resp.headers_mut().insert(header::CONTENT_TYPE, content_type);
+            resp
+        }
         ["metrics", "resource" | "cadvisor"] | ["stats", "summary"] if *req.method() == Method::GET => {
             stats(&ctx, &segments, req.uri().query().unwrap_or("")).await
         }

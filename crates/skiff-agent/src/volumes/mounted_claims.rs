@@ -47,6 +47,11 @@ impl MountedClaims {
     pub fn of(&self, uid: &str) -> Vec<MountedClaim> {
         self.locked().get(uid).cloned().unwrap_or_default()
     }
+
+    /// The claim volumes of every pod, in no particular order.
+    pub fn all(&self) -> Vec<MountedClaim> {
+        self.locked().values().flatten().cloned().collect()
+    }
 }
 
 #[cfg(test)]
@@ -66,6 +71,8 @@ mod tests {
         claims.record("u1", claim("a", "/new"));
         assert_eq!(shared.of("u1"), [claim("b", "/b"), claim("a", "/new")]);
         assert!(shared.of("u2").is_empty());
+        claims.record("u2", claim("c", "/c"));
+        assert_eq!(shared.all().len(), 3);
         claims.forget("u1");
         assert!(shared.of("u1").is_empty());
     }

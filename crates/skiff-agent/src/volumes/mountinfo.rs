@@ -15,6 +15,8 @@ pub struct MountEntry {
     pub mount_point: PathBuf,
     /// Filesystem type (`tmpfs`, `ext4`, …).
     pub fs_type: String,
+    /// What is mounted (`/dev/vda1`, `tmpfs`).
+    pub source: String,
     /// Per-mount options (`rw,relatime`).
     pub options: String,
     /// Superblock options (`rw,size=1024k`).
@@ -67,6 +69,7 @@ pub fn parse(text: &str) -> Vec<MountEntry> {
                 options: fields[5].to_string(),
                 optional: fields[6..sep].iter().map(|s| s.to_string()).collect(),
                 fs_type: fields[sep + 1].to_string(),
+                source: unescape(fields[sep + 2]),
                 super_options: fields[sep + 3].to_string(),
             })
         })
@@ -172,6 +175,7 @@ mod tests {
         assert!(entries[0].is_shared() && !entries[0].is_slave());
         assert_eq!(entries[2].mount_point, Path::new("/var/lib/skiff/pods/u1/volumes/kubernetes.io~secret/a b"));
         assert_eq!((entries[2].fs_type.as_str(), entries[2].super_options.as_str()), ("tmpfs", "rw,size=1024k"));
+        assert_eq!((entries[1].source.as_str(), entries[2].source.as_str()), ("/dev/vda", "tmpfs"));
         assert!(entries[3].is_slave());
         assert_eq!(parse("garbage\n1 2 3\n"), vec![]);
     }
