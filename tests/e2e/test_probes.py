@@ -213,8 +213,10 @@ def test_http_probe_redirects_as_upstream(agent_cluster, ns):
     serve = "exec httpd -f -p 8080 -h /www"
     pod = json.loads(manifest(
         "redirects", serve,
-        readinessProbe={"httpGet": {"path": "/cgi-bin/away", "port": 8080}, "periodSeconds": 1},
-        livenessProbe={"httpGet": {"path": "/cgi-bin/home", "port": 8080}, "periodSeconds": 1},
+        readinessProbe={"httpGet": {"path": "/cgi-bin/away", "port": 8080}, "periodSeconds": 1,
+                        "initialDelaySeconds": 2},
+        livenessProbe={"httpGet": {"path": "/cgi-bin/home", "port": 8080}, "periodSeconds": 1,
+                       "initialDelaySeconds": 2},
         volumeMounts=[{"name": "cgi", "mountPath": "/www/cgi-bin"}],
     ))
     pod["spec"]["volumes"] = [{"name": "cgi", "configMap": {"name": "cgi", "defaultMode": 0o755}}]
@@ -230,4 +232,6 @@ def test_http_probe_redirects_as_upstream(agent_cluster, ns):
     eventually(lambda: kubectl(agent_cluster, ns, "exec", "redirects", "--", "test", "-f", "/tmp/landed",
                                check=False).returncode == 0, what="liveness redirect followed")
     assert status_of(agent_cluster, ns, "redirects").get("restartCount", 0) == 0
-    assert not [e for e in events(agent_cluster, ns, "redirects") if e["reason"] == "Unhealthy"]
+    # A probe may still beat httpd to its port on a busy machine; what must never fail is a redirect.
+    assert not [e for e in events(agent_cluster, ns, "redirects")
+                if e["reason"] == "Unhealthy" and "connection refused" not in e.get("message", "")]
