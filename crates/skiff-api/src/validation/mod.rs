@@ -142,6 +142,11 @@ impl FieldError {
         Self::build(ErrorKind::TooLong, field, None, format!("must have at most {max} bytes"))
     }
 
+    /// A value is longer than `max` (upstream's `TooLongMaxLength` wording).
+    pub fn too_long_max_length(field: impl Into<String>, max: usize) -> Self {
+        Self::build(ErrorKind::TooLong, field, None, format!("may not be longer than {max}"))
+    }
+
     /// There are more than `max` items.
     pub fn too_many(field: impl Into<String>, actual: usize, max: usize) -> Self {
         Self::build(ErrorKind::TooMany, field, Some(actual.into()), format!("must have at most {max} items"))
