@@ -235,6 +235,10 @@ impl Validation for Job {
         }
         errs
     }
+
+    fn validate_status_update(&self, old: &Self) -> ErrorList {
+        super::jobstatus::validate(self, old)
+    }
 }
 
 impl Validation for CronJob {
@@ -472,7 +476,7 @@ mod tests {
         assert_eq!(count_indexes("3-1", 5), Err("non-increasing order, previous: 3, current: 1".into()));
         assert_eq!(count_indexes("a", 5), Err("cannot convert string to integer for index: \"a\"".into()));
         assert_eq!(count_indexes("-1", 5), Err("cannot convert string to integer for index: \"\"".into()));
-        assert!(count_indexes("1-2-3", 5).unwrap_err().contains("at most two parts"));
+        assert!(count_indexes("1-2-3", 5).is_err_and(|e| e.contains("at most two parts")));
     }
 
     #[test]
