@@ -266,3 +266,56 @@ def test_cronjob_fires_every_minute(jc, ns):
         assert header[:2] == ["NAME", "SCHEDULE"], header
         row = [line for line in out.split("\n") if line.startswith("cronjob.batch/tick")][0]
         assert "*/1 * * * *" in row, row
+
+
+def test_job_managed_by_another_controller_is_left_alone(jc, ns):
+    jc.kubectl("-n", ns, "apply", "-f", "-", input=job_manifest("elsewhere", "true", managedBy="example.com/other"))
+    jc.kubectl("-n", ns, "apply", "-f", "-", input=job_manifest("here", "true"))
+    # By the time a Job of the same controller has run to completion, the other one would have
+    # pods and a status if the controller looked at it.
+    jc.kubectl("-n", ns, "wait", "--for=condition=complete", "job/here", "--timeout=90s")
+    job = jc.kubectl_json("-n", ns, "get", "job", "elsewhere")
+    assert job["spec"]["managedBy"] == "example.com/other"
+    assert not job.get("status"), job.get("status")
+    assert pods_of(jc, ns, "elsewhere") == []
+    for name, value in (("elsewhere", "example.com/another"), ("here", "example.com/other")):
+        r = jc.kubectl("-n", ns, "patch", "job", name, "--type=merge", "-p",
+                       json.dumps({"spec": {"managedBy": value}}), check=False)
+        assert r.returncode != 0
+        assert f'spec.managedBy: Invalid value: "{value}": field is immutable' in r.stderr, r.stderr
+    r = jc.kubectl("-n", ns, "apply", "-f", "-", check=False,
+                   input=job_manifest("badowner", "true", managedBy="not a path"))
+    assert 'spec.managedBy: Invalid value: "not a path": must be a domain-prefixed path (such as "acme.io/foo")' \
+        in r.stderr, r.stderr
+
+
+def test_success_policy_finishes_an_indexed_job_early(jc, ns):
+    policy = {"rules": [{"succeededIndexes": "0"}]}
+    jc.kubectl("-n", ns, "apply", "-f", "-", input=job_manifest(
+        "early", '[ "$JOB_COMPLETION_INDEX" = 0 ] && exit 0; sleep 300', completions=5, parallelism=5,
+        completionMode="Indexed", successPolicy=policy))
+    jc.kubectl("-n", ns, "wait", "--for=condition=complete", "job/early", "--timeout=120s")
+    st = jc.kubectl_json("-n", ns, "get", "job", "early")["status"]
+    conds = {c["type"]: c for c in st["conditions"]}
+    for t in ("SuccessCriteriaMet", "Complete"):
+        c = conds[t]
+        assert (c["status"], c["reason"], c["message"]) == ("True", "SuccessPolicy", "Matched rules at index 0"), c
+    assert conds["SuccessCriteriaMet"]["lastTransitionTime"] <= conds["Complete"]["lastTransitionTime"]
+    assert st["completedIndexes"] == "0" and st["succeeded"] == 1, st
+    assert st["completionTime"] and st.get("active", 0) == 0 and st.get("terminating", 0) == 0, st
+    # Complete came only once the sleeping pods had stopped; they are deleted, index 0 stays.
+    assert all(p["status"].get("phase") in ("Succeeded", "Failed") for p in pods_of(jc, ns, "early"))
+    left = eventually(lambda: ps if len(ps := pods_of(jc, ns, "early")) == 1 else None, what="only index 0 left")
+    assert left[0]["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "0"
+    assert left[0]["status"]["phase"] == "Succeeded"
+
+
+def test_success_policy_validation(jc, ns):
+    r = jc.kubectl("-n", ns, "apply", "-f", "-", check=False, input=job_manifest(
+        "badpolicy", "true", completions=3, completionMode="Indexed",
+        successPolicy={"rules": [{"succeededIndexes": "2,1"}]}))
+    assert ('spec.successPolicy.rules[0].succeededIndexes: Invalid value: "2,1": error parsing succeededIndexes: '
+            "non-increasing order, previous: 2, current: 1") in r.stderr, r.stderr
+    r = jc.kubectl("-n", ns, "apply", "-f", "-", check=False, input=job_manifest(
+        "nonindexed", "true", successPolicy={"rules": [{"succeededCount": 1}]}))
+    assert "requires indexed completion mode" in r.stderr, r.stderr

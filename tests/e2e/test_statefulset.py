@@ -305,3 +305,53 @@ def test_rolling_update_partition_and_rollout_commands(agent_cluster, ns):
     version = "1.20" if have_kubectl("1.20") else "1.32"
     kubectl(c, ns, "scale", "sts/roll", "--replicas=1", version=version)
     eventually(lambda: set(pods(c, ns, "roll")) == {"roll-0"}, timeout=POD_TIMEOUT, what="scaled to 1")
+
+
+def test_parallel_rolling_update_with_max_unavailable(agent_cluster, ns):
+    c = agent_cluster
+    # Pods of the old revision become ready by themselves; updated ones wait for the test.
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}}
+    apply(c, ns, statefulset("wide", 4, '[ "$VERSION" = 2 ] || touch /tmp/ready; exec sleep 3600',
+                             podManagementPolicy="Parallel", updateStrategy=strategy))
+    eventually(lambda: (s := get(c, ns, "sts", "wide")) and s.get("status", {}).get("readyReplicas") == 4,
+               timeout=POD_TIMEOUT, what="4 ready pods")
+    rev1 = get(c, ns, "sts", "wide")["status"]["currentRevision"]
+    names = [f"wide-{i}" for i in range(4)]
+    most_unavailable = 0
+
+    def sample() -> dict[str, dict]:
+        """The pods now; records how many of the four are missing, terminating or unready."""
+        nonlocal most_unavailable
+        ps = pods(c, ns, "wide")
+        down = sum(1 for n in names
+                   if n not in ps or ps[n]["metadata"].get("deletionTimestamp") or not is_ready(ps[n]))
+        most_unavailable = max(most_unavailable, down)
+        return ps
+
+    def revision(p: dict) -> str:
+        return p["metadata"]["labels"]["controller-revision-hash"]
+
+    def updated_and_running(ps: dict[str, dict], which: list[str]) -> bool:
+        return all(n in ps and revision(ps[n]) != rev1 and not ps[n]["metadata"].get("deletionTimestamp")
+                   and ps[n].get("status", {}).get("phase") == "Running" for n in which)
+
+    kubectl(c, ns, "set", "env", "sts/wide", "VERSION=2")
+    # The two highest ordinals go together; while they are unready nothing else is touched.
+    ps = eventually(lambda: ps if updated_and_running(ps := sample(), ["wide-2", "wide-3"]) else None,
+                    timeout=POD_TIMEOUT, interval=0.2, what="wide-2 and wide-3 updated")
+    for n in ("wide-0", "wide-1"):
+        assert revision(ps[n]) == rev1 and not ps[n]["metadata"].get("deletionTimestamp"), ps[n]["metadata"]
+    assert most_unavailable == 2, most_unavailable
+    for n in ("wide-2", "wide-3"):
+        kubectl(c, ns, "exec", n, "--", "touch", "/tmp/ready")
+    eventually(lambda: updated_and_running(sample(), ["wide-0", "wide-1"]), timeout=POD_TIMEOUT, interval=0.2,
+               what="wide-0 and wide-1 updated")
+    for n in ("wide-0", "wide-1"):
+        kubectl(c, ns, "exec", n, "--", "touch", "/tmp/ready")
+    out = kubectl(c, ns, "rollout", "status", "sts/wide", "--timeout=120s").stdout
+    assert "partitioned roll out complete: 4 new pods have been updated..." in out, out
+    sample()
+    assert most_unavailable == 2, f"more than maxUnavailable pods were down at once: {most_unavailable}"
+    r = kubectl(c, ns, "patch", "sts", "wide", "--type=merge", "-p",
+                '{"spec":{"updateStrategy":{"rollingUpdate":{"maxUnavailable":0}}}}', check=False)
+    assert "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: 0: cannot be 0" in r.stderr, r.stderr

@@ -108,6 +108,11 @@ impl FieldError {
         Self::build(ErrorKind::Invalid, field, Some(value.into()), detail)
     }
 
+    /// A value is malformed, where upstream omits the value (`field.OmitValueType`).
+    pub fn invalid_omit(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::build(ErrorKind::Invalid, field, None, detail)
+    }
+
     /// A value is malformed, where upstream shows the value in Go syntax (`%#v` of a struct):
     /// `go_value` is printed as is, unquoted.
     pub fn invalid_go(field: impl Into<String>, go_value: &str, detail: &str) -> Self {
@@ -140,6 +145,11 @@ impl FieldError {
     /// A value is longer than `max` bytes.
     pub fn too_long(field: impl Into<String>, max: usize) -> Self {
         Self::build(ErrorKind::TooLong, field, None, format!("must have at most {max} bytes"))
+    }
+
+    /// A value is longer than `max` (upstream's `TooLongMaxLength` wording).
+    pub fn too_long_max_length(field: impl Into<String>, max: usize) -> Self {
+        Self::build(ErrorKind::TooLong, field, None, format!("may not be longer than {max}"))
     }
 
     /// There are more than `max` items.

@@ -314,6 +314,14 @@ pub fn is_valid_cidr(s: &str) -> Vec<String> {
     }
 }
 
+const HTTP_PATH_FMT: &str = "[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+";
+
+/// Checks the path half of a domain-prefixed path (upstream's HTTP path regex).
+pub fn is_http_path(s: &str) -> Vec<String> {
+    let ok = !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:".contains(&c));
+    if ok { Vec::new() } else { vec![regex_error("must be a valid path", HTTP_PATH_FMT, &[])] }
+}
+
 /// Checks a percentage string (`[0-9]+%`).
 pub fn is_valid_percent(s: &str) -> Vec<String> {
     match s.strip_suffix('%') {

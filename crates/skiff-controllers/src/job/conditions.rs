@@ -26,6 +26,8 @@ pub const FAILED_INDEXES_MESSAGE: &str = "Job has failed indexes";
 pub const MAX_FAILED_INDEXES_EXCEEDED: &str = "MaxFailedIndexesExceeded";
 /// Message of [`MAX_FAILED_INDEXES_EXCEEDED`].
 pub const MAX_FAILED_INDEXES_MESSAGE: &str = "Job has exceeded the specified maximal number of failed indexes";
+/// Reason of a Job whose `successPolicy` was met.
+pub const SUCCESS_POLICY: &str = "SuccessPolicy";
 /// Reason of a Job whose pods reached `completions`.
 pub const COMPLETIONS_REACHED: &str = "CompletionsReached";
 /// Message of [`COMPLETIONS_REACHED`].

@@ -1,13 +1,15 @@
 //! The Job controller (batch/v1), as upstream's: pods are created towards `parallelism` and
 //! `completions` (NonIndexed or Indexed, with the completion index as annotation, label,
 //! hostname and `JOB_COMPLETION_INDEX`), failures are retried with an exponential back-off up to
-//! `backoffLimit`, `activeDeadlineSeconds`, `podFailurePolicy` and `suspend` are honoured, and
+//! `backoffLimit`, `activeDeadlineSeconds`, `podFailurePolicy`, `successPolicy` and `suspend` are
+//! honoured, Jobs whose `managedBy` names another controller are left alone, and
 //! `status` is tracked through the `batch.kubernetes.io/job-tracking` pod finalizer: a finished
 //! pod is first recorded in `uncountedTerminatedPods`, then its finalizer is removed, then it is
 //! moved into `succeeded`/`failed`, so a pod is never counted twice.
 //!
 //! What does not live here: the arithmetic ([`plan`]), conditions ([`conditions`]), pod failure
-//! matching ([`failure`]), index lists ([`indexes`]), the back-off curve ([`backoff`]), and
+//! matching ([`failure`]), success policies ([`success`]), index lists ([`indexes`]), the
+//! back-off curve ([`backoff`]), and
 //! deleting finished Jobs ([`crate::ttlafterfinished`]).
 
 pub mod backoff;
@@ -15,6 +17,7 @@ pub mod conditions;
 pub mod failure;
 pub mod indexes;
 pub mod plan;
+pub mod success;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -45,6 +48,8 @@ pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
 /// The environment variable an Indexed Job's containers read their index from.
 pub const COMPLETION_INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
+/// The `spec.managedBy` value (or its absence) that gives a Job to this controller.
+pub const JOB_CONTROLLER_NAME: &str = "kubernetes.io/job-controller";
 const REPORTER: &str = "job-controller";
 
 /// Errors of one sync.
@@ -148,6 +153,11 @@ pub fn next_index_failures(pods: &[Pod], index: i32) -> i32 {
 
 fn terminal(pod: &Pod) -> bool {
     matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+}
+
+/// Whether this controller syncs `job`: its `managedBy` is unset or names this controller.
+pub fn managed_here(job: &Job) -> bool {
+    job.spec.as_ref().and_then(|s| s.managed_by.as_deref()).is_none_or(|m| m == JOB_CONTROLLER_NAME)
 }
 
 fn is_indexed(spec: &JobSpec) -> bool {
@@ -394,6 +404,10 @@ impl Ctrl {
             // The informer has not caught up with our own write; its update requeues the Job.
             return Ok(());
         }
+        if !managed_here(&job) {
+            // Another controller owns this Job: no pods, no status from here.
+            return Ok(());
+        }
         let mut job = (*job).clone();
         let pods = self.claim_pods(&job).await?;
         if conditions::finished(&job) || job.metadata.deletion_timestamp.is_some() {
@@ -479,6 +493,7 @@ impl Ctrl {
         }
         if let Some((reason, msg)) = &failure_target
             && !conditions::is_true(&conds, "FailureTarget")
+            && !conditions::is_true(&conds, "SuccessCriteriaMet")
         {
             conditions::set(&mut conds, "FailureTarget", "True", reason, msg, now);
             self.events.warning(&job, reason, msg.clone()).await;
@@ -560,6 +575,14 @@ impl Ctrl {
                 conditions::set(&mut conds, "FailureTarget", "True", reason, msg, now);
                 self.events.warning(&job, reason, msg.into()).await;
                 finishing = true;
+            } else if let Some(msg) = spec
+                .success_policy
+                .as_ref()
+                .filter(|_| indexed)
+                .and_then(|policy| success::matched(policy, completions, &completed))
+            {
+                conditions::set(&mut conds, "SuccessCriteriaMet", "True", conditions::SUCCESS_POLICY, &msg, now);
+                finishing = true;
             } else if plan::success(&spec, counts) {
                 let (r, m) = (conditions::COMPLETIONS_REACHED, conditions::COMPLETIONS_MESSAGE);
                 conditions::set(&mut conds, "SuccessCriteriaMet", "True", r, m, now);
@@ -583,8 +606,11 @@ impl Ctrl {
                     let (r, m) = (ft.reason.unwrap_or_default(), ft.message.unwrap_or_default());
                     conditions::set(&mut conds, "Failed", "True", &r, &m, now);
                 } else {
-                    let (r, m) = (conditions::COMPLETIONS_REACHED, conditions::COMPLETIONS_MESSAGE);
-                    conditions::set(&mut conds, "Complete", "True", r, m, now);
+                    // Complete says why, as SuccessCriteriaMet did.
+                    let met = conditions::get(&conds, "SuccessCriteriaMet").cloned().unwrap_or_default();
+                    let r = met.reason.unwrap_or_else(|| conditions::COMPLETIONS_REACHED.into());
+                    let m = met.message.unwrap_or_else(|| conditions::COMPLETIONS_MESSAGE.into());
+                    conditions::set(&mut conds, "Complete", "True", &r, &m, now);
                     status.completion_time = Some(Time(now));
                     self.events.normal(&job, "Completed", "Job completed".into()).await;
                 }
@@ -803,6 +829,17 @@ mod tests {
         let read = JobStatus { active: Some(1), ..Default::default() };
         assert!(same_status(Some(&read), &written));
         assert!(!same_status(Some(&read), &JobStatus { active: Some(2), ..written.clone() }));
+    }
+
+    #[test]
+    fn only_jobs_of_this_controller_are_synced() {
+        let mut j = job("NonIndexed");
+        assert!(managed_here(&j), "no managedBy");
+        let spec = j.spec.as_mut().expect("spec");
+        spec.managed_by = Some(JOB_CONTROLLER_NAME.into());
+        assert!(managed_here(&j));
+        j.spec.as_mut().expect("spec").managed_by = Some("example.com/other".into());
+        assert!(!managed_here(&j));
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! `defaultStatefulSetControl.updateStatefulSet`): the pods in the ordinal range are replicas,
 //! the others are condemned. Replicas are processed lowest ordinal first (a finished pod is
 //! deleted to be recreated, a missing one created, a pending one gets its missing claims);
-//! condemned pods are deleted highest ordinal first; then a RollingUpdate deletes the
-//! highest-ordinal replica at or above the partition that is not at the update revision.
+//! condemned pods are deleted highest ordinal first; then a RollingUpdate deletes, highest
+//! ordinal first and at or above the partition, replicas not at the update revision: with
+//! `maxUnavailable` set, as many as it leaves room for (upstream's MaxUnavailableStatefulSet
+//! behaviour: a percentage of `replicas` rounded down but at least 1, less the replicas already
+//! unavailable); without it one at a time, as upstream with that feature off (its default).
 //! `OrderedReady` stops at the first step that must wait (a create, a deletion, a pod not yet
 //! Running, Ready and available); `Parallel` does not wait. Also the status counts
 //! (upstream `computeReplicaStatus`, `completeRollingUpdate`).
@@ -14,6 +17,7 @@ use std::collections::HashSet;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 
 use super::identity::{self, pod_revision};
@@ -121,6 +125,26 @@ pub fn min_ready(set: &StatefulSet) -> i32 {
 
 fn monotonic(set: &StatefulSet) -> bool {
     set.spec.as_ref().and_then(|s| s.pod_management_policy.as_deref()) != Some("Parallel")
+}
+
+fn max_unavailable_field(set: &StatefulSet) -> Option<&IntOrString> {
+    let s = set.spec.as_ref()?.update_strategy.as_ref()?;
+    s.rolling_update.as_ref()?.max_unavailable.as_ref()
+}
+
+/// How many replicas a rolling update may have unavailable at once: `maxUnavailable` (default 1),
+/// a percentage taken of `replicas` and rounded down, never below 1 (upstream
+/// `getStatefulSetMaxUnavailable`).
+pub fn max_unavailable(set: &StatefulSet) -> usize {
+    let n = match max_unavailable_field(set) {
+        None => 1,
+        Some(IntOrString::Int(n)) => i64::from(*n),
+        Some(IntOrString::String(s)) => {
+            let pct: i64 = s.strip_suffix('%').and_then(|p| p.parse().ok()).unwrap_or(0);
+            pct * i64::from(identity::replicas(set)) / 100
+        }
+    };
+    usize::try_from(n.max(1)).unwrap_or(1)
 }
 
 fn strategy(set: &StatefulSet) -> (&str, Option<i32>) {
@@ -237,16 +261,36 @@ pub fn plan(set: &StatefulSet, pods: &[&Pod], input: &Inputs<'_>) -> Vec<Action>
         return actions;
     }
     let update_min = usize::try_from(partition.unwrap_or(0).max(0)).unwrap_or(0);
-    for slot in replicas.iter().skip(update_min).rev() {
-        let Some(pod) = slot else { return actions };
-        if pod_revision(pod) != input.update && !is_terminating(pod) {
-            actions.push(Action::Delete { name: name(pod), why: Why::Update });
-            return actions;
+    if max_unavailable_field(set).is_none() {
+        // Without the field, as upstream without MaxUnavailableStatefulSet (its default): one
+        // pod at a time, and an outdated pod is replaced even when it is unhealthy.
+        for slot in replicas.iter().skip(update_min).rev() {
+            let Some(pod) = slot else { return actions };
+            if pod_revision(pod) != input.update && !is_terminating(pod) {
+                actions.push(Action::Delete { name: name(pod), why: Why::Update });
+                return actions;
+            }
+            if !is_healthy(pod) {
+                return actions;
+            }
         }
-        if !is_healthy(pod) {
-            return actions;
-        }
+        return actions;
     }
+    // Every replica counts towards the budget, missing ones (being created) included.
+    let unavailable = replicas
+        .iter()
+        .filter(|slot| slot.is_none_or(|p| is_terminating(p) || !is_running_and_available(p, min_ready, now)))
+        .count();
+    let budget = max_unavailable(set).saturating_sub(unavailable);
+    let outdated = replicas
+        .iter()
+        .skip(update_min)
+        .rev()
+        .flatten()
+        .filter(|p| pod_revision(p) != input.update && !is_terminating(p))
+        .take(budget)
+        .map(|p| Action::Delete { name: name(p), why: Why::Update });
+    actions.extend(outdated);
     actions
 }
 
@@ -462,6 +506,85 @@ mod tests {
         let s = partitioned(set(3, None), None, "OnDelete");
         assert_eq!(plan(&s, &[&p0, &p1, &p2], &input), vec![]);
         assert_eq!(plan(&s, &[&p0, &p2], &input), vec![create(1)]);
+    }
+
+    fn max_unavailable_of(s: StatefulSet, v: IntOrString) -> StatefulSet {
+        let mut s = partitioned(s, Some(0), "RollingUpdate");
+        if let Some(ru) =
+            s.spec.as_mut().and_then(|s| s.update_strategy.as_mut()).and_then(|u| u.rolling_update.as_mut())
+        {
+            ru.max_unavailable = Some(v);
+        }
+        s
+    }
+
+    #[test]
+    fn max_unavailable_scales_rounds_down_and_is_at_least_one() {
+        assert_eq!(max_unavailable(&set(4, None)), 1, "default");
+        assert_eq!(max_unavailable(&max_unavailable_of(set(4, None), IntOrString::String("0%".into()))), 1);
+        assert_eq!(max_unavailable(&max_unavailable_of(set(4, None), IntOrString::Int(2))), 2);
+        assert_eq!(max_unavailable(&max_unavailable_of(set(4, None), IntOrString::Int(9))), 9);
+        assert_eq!(max_unavailable(&max_unavailable_of(set(10, None), IntOrString::String("25%".into()))), 2);
+        assert_eq!(max_unavailable(&max_unavailable_of(set(3, None), IntOrString::String("10%".into()))), 1);
+        assert_eq!(max_unavailable(&max_unavailable_of(set(4, None), IntOrString::String("100%".into()))), 4);
+    }
+
+    #[test]
+    fn parallel_rolls_max_unavailable_pods_at_a_time() {
+        let s = parallel(max_unavailable_of(set(4, None), IntOrString::Int(2)));
+        let mut input = inputs(&s);
+        input.update = "r2";
+        let (p0, p1, p2, p3) = (ready(0), ready(1), ready(2), ready(3));
+        assert_eq!(plan(&s, &[&p0, &p1, &p2, &p3], &input), vec![delete(3, Why::Update), delete(2, Why::Update)]);
+        // One replaced pod is back but not ready, one is terminating: no room.
+        let (n3, t2) = (pod(3, "Running", false, "r2"), terminating(ready(2)));
+        assert_eq!(plan(&s, &[&p0, &p1, &t2, &n3], &input), vec![]);
+        // web-3 ready, web-2 still missing (created now): room for one more.
+        let n3 = pod(3, "Running", true, "r2");
+        assert_eq!(
+            plan(&s, &[&p0, &p1, &n3], &input),
+            vec![Action::Create { ordinal: 2, rev: Rev::Update }, delete(1, Why::Update)]
+        );
+        // An unavailable outdated pod counts against the budget but may itself be replaced.
+        let u1 = pod(1, "Running", false, "r1");
+        let n2 = pod(2, "Running", true, "r2");
+        assert_eq!(plan(&s, &[&p0, &u1, &n2, &n3], &input), vec![delete(1, Why::Update)]);
+        // The partition still bounds the update.
+        let mut s = s;
+        if let Some(ru) =
+            s.spec.as_mut().and_then(|s| s.update_strategy.as_mut()).and_then(|u| u.rolling_update.as_mut())
+        {
+            ru.partition = Some(3);
+        }
+        assert_eq!(plan(&s, &[&p0, &p1, &p2, &p3], &input), vec![delete(3, Why::Update)]);
+    }
+
+    #[test]
+    fn without_the_field_an_unhealthy_outdated_pod_is_still_replaced() {
+        let mut input = inputs(&set(2, None));
+        input.update = "r2";
+        let (p0, u1) = (ready(0), pod(1, "Running", false, "r1"));
+        let s = parallel(set(2, None));
+        assert_eq!(plan(&s, &[&p0, &u1], &input), vec![delete(1, Why::Update)]);
+        // With maxUnavailable 1 the unavailable pod uses up the budget, as upstream.
+        let s = parallel(max_unavailable_of(set(2, None), IntOrString::Int(1)));
+        assert_eq!(plan(&s, &[&p0, &u1], &input), vec![]);
+    }
+
+    #[test]
+    fn ordered_ready_deletes_a_batch_then_waits_for_every_pod() {
+        let s = max_unavailable_of(set(4, None), IntOrString::String("50%".into()));
+        let mut input = inputs(&s);
+        input.update = "r2";
+        let (p0, p1, p2, p3) = (ready(0), ready(1), ready(2), ready(3));
+        assert_eq!(plan(&s, &[&p0, &p1, &p2, &p3], &input), vec![delete(3, Why::Update), delete(2, Why::Update)]);
+        // Recreated in order, one at a time; no further deletions until all are Running and Ready.
+        assert_eq!(plan(&s, &[&p0, &p1], &input), vec![create(2)]);
+        let n2 = pod(2, "Running", true, "r2");
+        let n3 = pod(3, "Pending", false, "r2");
+        assert_eq!(plan(&s, &[&p0, &p1, &n2, &n3], &input), vec![]);
+        let n3 = pod(3, "Running", true, "r2");
+        assert_eq!(plan(&s, &[&p0, &p1, &n2, &n3], &input), vec![delete(1, Why::Update), delete(0, Why::Update)]);
     }
 
     #[test]

@@ -1,17 +1,23 @@
 //! Job and CronJob validation (upstream `ValidateJob`, `ValidateCronJob`), including the cron
 //! schedule syntax.
 
-use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
+use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec, SuccessPolicy, SuccessPolicyRule};
 
-use super::common::{immutable, json, label_selector, nonneg, supported, supported_opt};
+use super::common::{domain_prefixed_path, immutable, json, label_selector, nonneg, supported, supported_opt};
 use super::pod::validate_pod_template;
 use super::workloads::template_matches;
 use crate::defaults::CONTROLLER_UID_LABEL;
 use crate::kinds::Validation;
-use crate::validation::{ErrorList, FieldError, child, key};
+use crate::validation::{ErrorList, FieldError, child, index, key};
 
 /// Longest CronJob name: the controller appends an 11-character suffix to Job names.
 const CRONJOB_NAME_MAX: usize = 52;
+/// Longest `spec.managedBy`.
+const MANAGED_BY_MAX: usize = 63;
+/// Most rules a `successPolicy` may have.
+const SUCCESS_POLICY_RULES_MAX: usize = 20;
+/// Longest `succeededIndexes` of a success policy rule (64 KiB).
+const SUCCEEDED_INDEXES_MAX: usize = 64 * 1024;
 
 fn opt_nonneg(errs: &mut ErrorList, path: &str, v: Option<i32>) {
     if let Some(v) = v {
@@ -36,6 +42,19 @@ fn job_spec(errs: &mut ErrorList, spec: &JobSpec, path: &str, require_selector: 
     }
     if spec.backoff_limit_per_index.is_some() && mode != "Indexed" {
         errs.push(FieldError::forbidden(p("backoffLimitPerIndex"), "requires indexed completion mode"));
+    }
+    if let Some(m) = spec.managed_by.as_deref() {
+        domain_prefixed_path(errs, &p("managedBy"), m);
+        if m.len() > MANAGED_BY_MAX {
+            errs.push(FieldError::too_long_max_length(p("managedBy"), MANAGED_BY_MAX));
+        }
+    }
+    if let Some(sp) = &spec.success_policy {
+        if mode != "Indexed" {
+            errs.push(FieldError::invalid(p("successPolicy"), json(sp), "requires indexed completion mode"));
+        } else if let Some(completions) = spec.completions {
+            success_policy(errs, sp, completions, &p("successPolicy"));
+        }
     }
     supported_opt(
         errs,
@@ -64,6 +83,98 @@ fn job_spec(errs: &mut ErrorList, spec: &JobSpec, path: &str, require_selector: 
             )),
         }
     }
+}
+
+/// Validates an Indexed Job's `successPolicy` against its `completions`.
+fn success_policy(errs: &mut ErrorList, sp: &SuccessPolicy, completions: i32, path: &str) {
+    let rules = child(path, "rules");
+    if sp.rules.is_empty() {
+        errs.push(FieldError::required(
+            &rules,
+            "at least one rules must be specified when the successPolicy is specified",
+        ));
+    }
+    if sp.rules.len() > SUCCESS_POLICY_RULES_MAX {
+        errs.push(FieldError::too_many(&rules, sp.rules.len(), SUCCESS_POLICY_RULES_MAX));
+    }
+    for (i, rule) in sp.rules.iter().enumerate() {
+        success_policy_rule(errs, rule, completions, &index(&rules, i));
+    }
+}
+
+fn success_policy_rule(errs: &mut ErrorList, rule: &SuccessPolicyRule, completions: i32, path: &str) {
+    if rule.succeeded_count.is_none() && rule.succeeded_indexes.is_none() {
+        errs.push(FieldError::required(path, "at least one of succeededCount or succeededIndexes must be specified"));
+    }
+    let mut listed = 0;
+    if let Some(list) = rule.succeeded_indexes.as_deref() {
+        let at = child(path, "succeededIndexes");
+        if list.len() > SUCCEEDED_INDEXES_MAX {
+            errs.push(FieldError::too_long(&at, SUCCEEDED_INDEXES_MAX));
+        }
+        match count_indexes(list, completions) {
+            Ok(n) => listed = n,
+            Err(e) => errs.push(FieldError::invalid(&at, list, format!("error parsing succeededIndexes: {e}"))),
+        }
+    }
+    if let Some(count) = rule.succeeded_count {
+        let at = child(path, "succeededCount");
+        nonneg(errs, &at, i64::from(count));
+        if count > completions {
+            errs.push(FieldError::invalid(
+                &at,
+                count,
+                format!("must be less than or equal to {completions} (the number of specified completions)"),
+            ));
+        }
+        if rule.succeeded_indexes.is_some() && count > listed {
+            errs.push(FieldError::invalid(
+                &at,
+                count,
+                format!(
+                    "must be less than or equal to {listed} (the number of indexes in the specified succeededIndexes field)"
+                ),
+            ));
+        }
+    }
+}
+
+/// Checks an index interval list (`"0,2-4"`) strictly, as upstream's `validateIndexesFormat`:
+/// each part one index or a `first-last` range, all below `completions`, strictly increasing.
+/// Returns how many indexes it names.
+pub fn count_indexes(list: &str, completions: i32) -> Result<i32, String> {
+    if list.is_empty() {
+        return Ok(0);
+    }
+    let mut last: Option<i64> = None;
+    let mut total = 0;
+    for part in list.split(',') {
+        let bounds: Vec<&str> = part.split('-').collect();
+        if bounds.len() > 2 {
+            return Err(format!(
+                "the fragment {part:?} violates the requirement that an index interval can have at most two parts separated by '-'"
+            ));
+        }
+        let mut first = None;
+        for b in bounds {
+            let v: i64 = b.parse().map_err(|_| format!("cannot convert string to integer for index: {b:?}"))?;
+            if v >= i64::from(completions) {
+                return Err(format!("too large index: {b:?}"));
+            }
+            if let Some(prev) = last
+                && prev >= v
+            {
+                return Err(format!("non-increasing order, previous: {prev}, current: {v}"));
+            }
+            total += match first {
+                None => 1,
+                Some(f) => i32::try_from(v - f).unwrap_or(i32::MAX),
+            };
+            first = Some(v);
+            last = Some(v);
+        }
+    }
+    Ok(total)
 }
 
 /// With a generated selector, the selector and template must carry this Job's uid.
@@ -110,6 +221,7 @@ impl Validation for Job {
         immutable(&mut errs, "spec.podFailurePolicy", &n.pod_failure_policy, &o.pod_failure_policy);
         immutable(&mut errs, "spec.backoffLimitPerIndex", &n.backoff_limit_per_index, &o.backoff_limit_per_index);
         immutable(&mut errs, "spec.managedBy", &n.managed_by, &o.managed_by);
+        immutable(&mut errs, "spec.successPolicy", &n.success_policy, &o.success_policy);
         // Elastic indexed jobs may scale completions together with parallelism.
         let elastic = n.completion_mode.as_deref() == Some("Indexed") && n.completions == n.parallelism;
         if !elastic {
@@ -122,6 +234,10 @@ impl Validation for Job {
             immutable(&mut errs, "spec.template", &n.template, &o.template);
         }
         errs
+    }
+
+    fn validate_status_update(&self, old: &Self) -> ErrorList {
+        super::jobstatus::validate(self, old)
     }
 }
 
@@ -319,6 +435,99 @@ mod tests {
         let errs = job(manual).validate_create();
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].field, "spec.template.metadata.labels");
+    }
+
+    #[test]
+    fn managed_by() {
+        let with = |v: &str| {
+            let mut s = job_spec_json();
+            s["managedBy"] = json!(v);
+            job(s).validate_create().iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        assert_eq!(with("kubernetes.io/job-controller"), Vec::<String>::new());
+        assert_eq!(with("example.com/other"), Vec::<String>::new());
+        assert_eq!(
+            with("invalid custom controller name"),
+            [
+                "spec.managedBy: Invalid value: \"invalid custom controller name\": must be a domain-prefixed path (such as \"acme.io/foo\")"
+            ]
+        );
+        assert_eq!(with(""), ["spec.managedBy: Required value"]);
+        assert!(with("Example.com/x")[0].contains("RFC 1123 subdomain"));
+        assert!(with("example.com/a b")[0].contains("must be a valid path"));
+        let long = format!("example.com/{}", "x".repeat(60));
+        assert_eq!(with(&long), ["spec.managedBy: Too long: may not be longer than 63"]);
+
+        let old = job(job_spec_json());
+        let mut new = old.clone();
+        new.spec.as_mut().expect("spec").managed_by = Some("example.com/other".into());
+        let errs: Vec<String> = new.validate_update(&old).iter().map(ToString::to_string).collect();
+        assert_eq!(errs, ["spec.managedBy: Invalid value: \"example.com/other\": field is immutable"]);
+    }
+
+    #[test]
+    fn index_lists() {
+        assert_eq!(count_indexes("", 5), Ok(0));
+        assert_eq!(count_indexes("0,2-4", 5), Ok(4));
+        assert_eq!(count_indexes("1-2,4", 5), Ok(3));
+        assert_eq!(count_indexes("5", 5), Err("too large index: \"5\"".into()));
+        assert_eq!(count_indexes("2,1", 5), Err("non-increasing order, previous: 2, current: 1".into()));
+        assert_eq!(count_indexes("1-3,3", 5), Err("non-increasing order, previous: 3, current: 3".into()));
+        assert_eq!(count_indexes("3-1", 5), Err("non-increasing order, previous: 3, current: 1".into()));
+        assert_eq!(count_indexes("a", 5), Err("cannot convert string to integer for index: \"a\"".into()));
+        assert_eq!(count_indexes("-1", 5), Err("cannot convert string to integer for index: \"\"".into()));
+        assert!(count_indexes("1-2-3", 5).is_err_and(|e| e.contains("at most two parts")));
+    }
+
+    #[test]
+    fn success_policies() {
+        let with = |mode: &str, policy: Value| {
+            let mut s = job_spec_json();
+            s["completionMode"] = json!(mode);
+            s["completions"] = json!(5);
+            s["successPolicy"] = policy;
+            job(s).validate_create().iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        let ok = json!({"rules": [{"succeededIndexes": "0,2-4", "succeededCount": 2}, {"succeededCount": 5}]});
+        assert_eq!(with("Indexed", ok.clone()), Vec::<String>::new());
+        assert_eq!(with("NonIndexed", ok)[0].split(": ").last(), Some("requires indexed completion mode"));
+        let cases = [
+            (
+                json!({"rules": []}),
+                "spec.successPolicy.rules: Required value: at least one rules must be specified when the successPolicy is specified",
+            ),
+            (
+                json!({"rules": [{}]}),
+                "spec.successPolicy.rules[0]: Required value: at least one of succeededCount or succeededIndexes must be specified",
+            ),
+            (
+                json!({"rules": [{"succeededIndexes": "0,9"}]}),
+                "spec.successPolicy.rules[0].succeededIndexes: Invalid value: \"0,9\": error parsing succeededIndexes: too large index: \"9\"",
+            ),
+            (
+                json!({"rules": [{"succeededCount": 6}]}),
+                "spec.successPolicy.rules[0].succeededCount: Invalid value: 6: must be less than or equal to 5 (the number of specified completions)",
+            ),
+            (
+                json!({"rules": [{"succeededIndexes": "1-2", "succeededCount": 3}]}),
+                "spec.successPolicy.rules[0].succeededCount: Invalid value: 3: must be less than or equal to 2 (the number of indexes in the specified succeededIndexes field)",
+            ),
+            (
+                json!({"rules": vec![json!({"succeededCount": 1}); 21]}),
+                "spec.successPolicy.rules: Too many: 21: must have at most 20 items",
+            ),
+        ];
+        for (policy, want) in cases {
+            assert_eq!(with("Indexed", policy.clone()), [want], "{policy}");
+        }
+        let mut s = job_spec_json();
+        s["completionMode"] = json!("Indexed");
+        s["completions"] = json!(5);
+        let old = job(s);
+        let mut new = old.clone();
+        new.spec.as_mut().expect("spec").success_policy =
+            serde_json::from_value(json!({"rules": [{"succeededCount": 1}]})).expect("policy");
+        assert_eq!(new.validate_update(&old)[0].field, "spec.successPolicy");
     }
 
     #[test]

@@ -77,6 +77,22 @@ pub fn qualified_name(errs: &mut ErrorList, path: &str, value: &str) {
     each(errs, path, value, names::is_qualified_name(value));
 }
 
+/// A domain-prefixed path such as `acme.io/foo` (upstream `IsDomainPrefixedPath`): a DNS-1123
+/// subdomain, a slash, and a non-empty HTTP path.
+pub fn domain_prefixed_path(errs: &mut ErrorList, path: &str, value: &str) {
+    if value.is_empty() {
+        errs.push(FieldError::required(path, ""));
+        return;
+    }
+    match value.split_once('/') {
+        Some((host, rest)) if !host.is_empty() && !rest.is_empty() => {
+            each(errs, path, host, names::is_dns1123_subdomain(host));
+            each(errs, path, rest, names::is_http_path(rest));
+        }
+        _ => errs.push(FieldError::invalid(path, value, "must be a domain-prefixed path (such as \"acme.io/foo\")")),
+    }
+}
+
 /// A required string: `Required` when empty, else `then` checks it.
 pub fn required_str(
     errs: &mut ErrorList,

@@ -11,6 +11,7 @@ mod cluster;
 pub mod common;
 mod config;
 mod core;
+mod jobstatus;
 mod networking;
 mod pod;
 mod rbac;

@@ -208,7 +208,11 @@ fn statefulset_spec(errs: &mut ErrorList, spec: &StatefulSetSpec) {
             }
             opt_nonneg(errs, "spec.updateStrategy.rollingUpdate.partition", ru.partition);
             if let Some(u) = &ru.max_unavailable {
-                int_or_percent(errs, "spec.updateStrategy.rollingUpdate.maxUnavailable", u, true);
+                let at = "spec.updateStrategy.rollingUpdate.maxUnavailable";
+                int_or_percent(errs, at, u, true);
+                if int_or_percent_value(u) == Some(0) {
+                    errs.push(FieldError::invalid(at, json(u), "cannot be 0"));
+                }
             }
         }
     }
@@ -472,6 +476,22 @@ mod tests {
         s["volumeClaimTemplates"] = json!([{"metadata": {"name": "www"},
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]);
         assert_eq!(build::<StatefulSet>(s).validate_create(), ErrorList::new());
+    }
+
+    #[test]
+    fn statefulset_max_unavailable() {
+        let with = |v: Value| {
+            let mut s = spec();
+            s["updateStrategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": v}});
+            build::<StatefulSet>(s).validate_create().iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        assert_eq!(with(json!(2)), Vec::<String>::new());
+        assert_eq!(with(json!("50%")), Vec::<String>::new());
+        let at = "spec.updateStrategy.rollingUpdate.maxUnavailable";
+        assert_eq!(with(json!(0)), [format!("{at}: Invalid value: 0: cannot be 0")]);
+        assert_eq!(with(json!("0%")), [format!("{at}: Invalid value: \"0%\": cannot be 0")]);
+        assert_eq!(with(json!("150%")), [format!("{at}: Invalid value: \"150%\": must not be greater than 100%")]);
+        assert_eq!(with(json!(-1)), [format!("{at}: Invalid value: -1: must be greater than or equal to 0")]);
     }
 
     #[test]
