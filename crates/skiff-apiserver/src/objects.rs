@@ -46,7 +46,12 @@ pub fn field_value(obj: &Value, path: &str) -> Option<String> {
     for part in path.split('.') {
         cur = cur.get(part)?;
     }
-    match cur {
+    field_string(cur)
+}
+
+/// A scalar as a field-selector string (`null` is empty); `None` for objects and arrays.
+pub fn field_string(v: &Value) -> Option<String> {
+    match v {
         Value::String(s) => Some(s.clone()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),

@@ -44,19 +44,9 @@ pub fn pick(json: &[u8], field_paths: &[&'static str]) -> Option<Picked> {
     let namespace = text();
     let name = text();
     let labels = objects::string_map(values.next().flatten().as_ref());
-    let fields = field_paths.iter().zip(values).filter_map(|(path, v)| Some((*path, render(&v?)?))).collect();
+    let fields =
+        field_paths.iter().zip(values).filter_map(|(path, v)| Some((*path, objects::field_string(&v?)?))).collect();
     Some(Picked { namespace, name, labels, fields })
-}
-
-/// A value as a field-selector string (as `objects::field_value` renders it).
-fn render(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Null => Some(String::new()),
-        _ => None,
-    }
 }
 
 /// The wanted paths as a tree of keys; a node is wanted whole when it has slots.
