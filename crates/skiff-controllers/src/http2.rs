@@ -14,7 +14,9 @@
 use std::time::Duration;
 
 use kube::client::ConfigExt as _;
+use kube::client::retry::RetryPolicy;
 use tower::ServiceBuilder;
+use tower::retry::RetryLayer;
 
 /// How long a connection may be silent before it is pinged (client-go's `ReadIdleTimeout`).
 const PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -54,6 +56,8 @@ pub fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
         .build(https);
     let service = ServiceBuilder::new()
         .layer(config.base_uri_layer())
+        // kube's default client retries 429, 503 and 504 with back-off; so does this one.
+        .option_layer(config.default_retry.then(|| RetryLayer::new(RetryPolicy::server_retry())))
         .option_layer(config.auth_layer()?)
         .map_err(BoxError::from)
         .service(hyper_client);
@@ -92,19 +96,29 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let counted = connections.clone();
+        let flaky = Arc::new(AtomicUsize::new(0));
         tokio::spawn(async move {
             loop {
                 let (tcp, _) = listener.accept().await.unwrap();
                 counted.fetch_add(1, Ordering::SeqCst);
                 let acceptor = acceptor.clone();
+                let flaky = flaky.clone();
                 tokio::spawn(async move {
                     let tls = acceptor.accept(tcp).await.unwrap();
-                    let service = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                        let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-                        let body = format!("{:?} {auth}", req.version());
-                        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
-                            bytes::Bytes::from(body),
-                        )))
+                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let flaky = flaky.clone();
+                        async move {
+                            let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+                            let mut resp = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(format!(
+                                "{:?} {auth}",
+                                req.version()
+                            ))));
+                            // `/flaky` is unavailable the first time it is asked for.
+                            if req.uri().path() == "/flaky" && flaky.fetch_add(1, Ordering::SeqCst) == 0 {
+                                *resp.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                            }
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
                     });
                     let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
                         .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
@@ -130,5 +144,15 @@ mod tests {
             assert_eq!(answer.unwrap().unwrap(), "HTTP/2.0 Bearer secret-token");
         }
         assert_eq!(connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_503_is_retried_as_by_kubes_default_client() {
+        let (addr, ca, _) = server().await;
+        let mut config = kube::Config::new(format!("https://{addr}").parse().unwrap());
+        config.root_cert = Some(vec![ca]);
+        let client = client(config).unwrap();
+        let answer = client.request_text(http::Request::get("/flaky").body(Vec::new()).unwrap()).await;
+        assert_eq!(answer.unwrap(), "HTTP/2.0 ");
     }
 }
