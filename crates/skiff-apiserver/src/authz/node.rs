@@ -82,7 +82,7 @@ impl NodeAuthorizer {
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
             .filter(|(_, e)| e.field("spec.nodeName").is_none_or(|n| n == node))
-            .filter_map(|(_, e)| graph::pod_refs(&e.value()))
+            .filter_map(|(_, e)| graph::pod_refs_json(&e.json))
             .any(|p| p.node == node && p.refs.contains(object))
     }
 

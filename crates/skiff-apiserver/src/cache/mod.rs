@@ -129,6 +129,12 @@ impl ResourceCache {
         &self.prefix
     }
 
+    /// Whether entries carry the selectable field at `path` (so [`Entry::field`] answering
+    /// `None` means the object has no value there).
+    pub fn indexes(&self, path: &str) -> bool {
+        self.field_paths.contains(&path)
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }

@@ -10,6 +10,9 @@
 use axum::body::Body;
 use bytes::Bytes;
 use http::Response;
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use skiff_api::StatusError;
 use skiff_api::catalogue::{self, ResourceInfo};
@@ -19,7 +22,7 @@ use skiff_store::{StoreError, StoreExt};
 use super::Ctx;
 use super::meta::{decode_request, now_rfc3339};
 use super::read::store_err;
-use crate::objects::{meta_str, metadata_mut};
+use crate::objects::meta_str;
 use crate::state::ApiState;
 
 /// Whether `info` is the legacy `bindings` collection of the core group.
@@ -113,11 +116,11 @@ async fn bind(state: &ApiState, ctx: &Ctx, url_name: &str, binding: &Value) -> R
     loop {
         let kv = state.store.get(&key).await.map_err(store_err)?;
         let kv = kv.ok_or_else(|| StatusError::not_found(&gr, name))?;
-        let mut pod: Value = serde_json::from_slice(&kv.value).map_err(StatusError::internal)?;
+        let pod = RawPod::parse(&kv.value)?;
         if let Some(want) = &uid {
-            let have = meta_str(&pod, "uid").unwrap_or("");
-            if want != have {
-                return Err(precondition_failed(ctx, name, "UID", want, have));
+            let have = pod.uid();
+            if *want != have {
+                return Err(precondition_failed(ctx, name, "UID", want, &have));
             }
         }
         if let Some(want) = &rv {
@@ -126,12 +129,11 @@ async fn bind(state: &ApiState, ctx: &Ctx, url_name: &str, binding: &Value) -> R
                 return Err(precondition_failed(ctx, name, "ResourceVersion", want, &have));
             }
         }
-        assign(&mut pod, name, &node, annotations.as_ref(), &now_rfc3339())?;
+        let bytes = pod.assign(name, &node, annotations.as_ref(), &now_rfc3339())?;
         if dry_run {
             break;
         }
-        let bytes = serde_json::to_vec(&pod).map(Bytes::from).map_err(StatusError::internal)?;
-        match state.store.update(&key, bytes, Some(kv.mod_revision)).await {
+        match state.store.update(&key, Bytes::from(bytes), Some(kv.mod_revision)).await {
             Ok(_) => break,
             Err(StoreError::Conflict { .. }) => continue,
             Err(StoreError::NotFound { .. }) => return Err(StatusError::not_found(&gr, name)),
@@ -144,38 +146,78 @@ async fn bind(state: &ApiState, ctx: &Ctx, url_name: &str, binding: &Value) -> R
     ))
 }
 
-/// Sets the node of a stored pod, merges the Binding's annotations and marks it scheduled, or
-/// says (as upstream) why the pod cannot be bound.
-fn assign(
-    pod: &mut Value,
-    name: &str,
-    node: &str,
-    annotations: Option<&Map<String, Value>>,
-    now: &str,
-) -> Result<(), StatusError> {
-    let meta = metadata_mut(pod).ok_or_else(|| StatusError::internal("stored pod without metadata"))?;
-    if meta.contains_key("deletionTimestamp") {
-        return Err(binding_conflict(name, &format!("pod {name} is being deleted, cannot be assigned to a host")));
+/// A JSON object whose members stay unparsed until one is needed.
+type RawObject = BTreeMap<String, Box<RawValue>>;
+
+/// A stored pod parsed one level deep: binding reads and rewrites `metadata`, `spec` and
+/// `status` only at the members it touches, and copies everything else (containers, volumes,
+/// managedFields) as the stored bytes, so a bind costs a scan of the pod rather than building
+/// and dropping its whole document. Members come out in key order, as a [`Value`] writes them.
+struct RawPod {
+    top: RawObject,
+    metadata: RawObject,
+    spec: RawObject,
+}
+
+impl RawPod {
+    fn parse(stored: &[u8]) -> Result<Self, StatusError> {
+        let mut top: RawObject = serde_json::from_slice(stored).map_err(StatusError::internal)?;
+        let metadata = top.remove("metadata").ok_or_else(|| StatusError::internal("stored pod without metadata"))?;
+        let metadata = serde_json::from_str(metadata.get()).map_err(StatusError::internal)?;
+        let spec = match top.remove("spec") {
+            Some(spec) => serde_json::from_str(spec.get()).map_err(StatusError::internal)?,
+            None => RawObject::new(),
+        };
+        Ok(Self { top, metadata, spec })
     }
-    if let Some(extra) = annotations.filter(|a| !a.is_empty()) {
-        let target = meta.entry("annotations").or_insert_with(|| json!({}));
-        if let Some(target) = target.as_object_mut() {
-            target.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+    /// A member of `object` parsed as `T`; `None` when absent or not a `T`.
+    fn member<T: serde::de::DeserializeOwned>(object: &RawObject, key: &str) -> Option<T> {
+        object.get(key).and_then(|raw| serde_json::from_str(raw.get()).ok())
+    }
+
+    fn uid(&self) -> String {
+        Self::member::<String>(&self.metadata, "uid").unwrap_or_default()
+    }
+
+    /// Sets the node, merges the Binding's annotations and marks the pod scheduled, returning the
+    /// pod to store; or says (as upstream) why the pod cannot be bound.
+    fn assign(
+        mut self,
+        name: &str,
+        node: &str,
+        annotations: Option<&Map<String, Value>>,
+        now: &str,
+    ) -> Result<Vec<u8>, StatusError> {
+        if self.metadata.contains_key("deletionTimestamp") {
+            return Err(binding_conflict(name, &format!("pod {name} is being deleted, cannot be assigned to a host")));
         }
+        let current = Self::member::<String>(&self.spec, "nodeName").unwrap_or_default();
+        if !current.is_empty() {
+            return Err(binding_conflict(name, &format!("pod {name} is already assigned to node \"{current}\"")));
+        }
+        let gates = Self::member::<Vec<Value>>(&self.spec, "schedulingGates").unwrap_or_default();
+        if !gates.is_empty() {
+            return Err(binding_conflict(name, &format!("pod {name} has non-empty .spec.schedulingGates")));
+        }
+        if let Some(extra) = annotations.filter(|a| !a.is_empty()) {
+            let mut merged = Self::member::<Map<String, Value>>(&self.metadata, "annotations").unwrap_or_default();
+            merged.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+            self.metadata.insert("annotations".into(), raw(&merged)?);
+        }
+        self.spec.insert("nodeName".into(), raw(node)?);
+        let mut status =
+            Self::member::<Value>(&self.top, "status").filter(Value::is_object).unwrap_or_else(|| json!({}));
+        set_scheduled(&mut status, now);
+        self.top.insert("status".into(), raw(&status)?);
+        self.top.insert("metadata".into(), raw(&self.metadata)?);
+        self.top.insert("spec".into(), raw(&self.spec)?);
+        serde_json::to_vec(&self.top).map_err(StatusError::internal)
     }
-    let map = pod.as_object_mut().ok_or_else(|| StatusError::internal("stored pod is not an object"))?;
-    let spec = map.entry("spec").or_insert_with(|| json!({}));
-    let current = spec.get("nodeName").and_then(Value::as_str).unwrap_or("");
-    if !current.is_empty() {
-        return Err(binding_conflict(name, &format!("pod {name} is already assigned to node \"{current}\"")));
-    }
-    if spec.get("schedulingGates").and_then(Value::as_array).is_some_and(|g| !g.is_empty()) {
-        return Err(binding_conflict(name, &format!("pod {name} has non-empty .spec.schedulingGates")));
-    }
-    spec["nodeName"] = json!(node);
-    let status = map.entry("status").or_insert_with(|| json!({}));
-    set_scheduled(status, now);
-    Ok(())
+}
+
+fn raw<T: serde::Serialize + ?Sized>(value: &T) -> Result<Box<RawValue>, StatusError> {
+    serde_json::value::to_raw_value(value).map_err(StatusError::internal)
 }
 
 /// Upstream `UpdatePodCondition` with `PodScheduled=True`: the condition is replaced (reason and
@@ -202,6 +244,36 @@ fn set_scheduled(status: &mut Value, now: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Binds `pod` as the handler would, through its stored bytes.
+    fn assign(
+        pod: &mut Value,
+        name: &str,
+        node: &str,
+        annotations: Option<&Map<String, Value>>,
+        now: &str,
+    ) -> Result<(), StatusError> {
+        let stored = serde_json::to_vec(pod).expect("encodes");
+        let bound = RawPod::parse(&stored)?.assign(name, node, annotations, now)?;
+        *pod = serde_json::from_slice(&bound).expect("bound pod is JSON");
+        Ok(())
+    }
+
+    #[test]
+    fn bound_pod_keeps_every_other_member_byte_for_byte() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "uid": "u1", "labels": {"app": "x"}, "managedFields": [{"manager": "m"}]},
+            "spec": {"containers": [{"name": "c", "image": "i", "env": [{"name": "A", "value": "\u{e9}\\ \"q\""}]}]},
+            "status": {"phase": "Pending"}});
+        let stored = serde_json::to_vec(&pod).expect("encodes");
+        let raw = RawPod::parse(&stored).expect("parses");
+        assert_eq!(raw.uid(), "u1");
+        let bound = raw.assign("p", "n1", None, "t1").expect("binds");
+        let mut want = pod.clone();
+        want["spec"]["nodeName"] = json!("n1");
+        want["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "True", "lastTransitionTime": "t1"}]);
+        assert_eq!(bound, serde_json::to_vec(&want).expect("encodes"), "same bytes as a whole-document rewrite");
+    }
 
     #[test]
     fn assign_sets_node_condition_and_annotations() {

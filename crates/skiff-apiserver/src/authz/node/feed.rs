@@ -9,13 +9,17 @@ use std::sync::{Arc, RwLock};
 use skiff_store::EventKind;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::graph::Graph;
-use crate::cache::{Message, ResourceCache, WatchCaches};
+use super::graph::{self, Graph};
+use crate::cache::{Entry, Message, ResourceCache, WatchCaches};
+
+/// The pod field that says whether a pod is bound.
+const NODE_NAME: &str = "spec.nodeName";
 
 /// Which cache feeds which part of the graph.
 #[derive(Debug, Clone, Copy)]
 enum Source {
-    Pods,
+    /// Pods; `true` when the cache indexes `spec.nodeName`, so unbound pods need no parsing.
+    Pods(bool),
     Claims,
     Attachments,
 }
@@ -24,7 +28,7 @@ impl Source {
     /// The resource's (group, version, plural).
     fn resource(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Source::Pods => ("", "v1", "pods"),
+            Source::Pods(_) => ("", "v1", "pods"),
             Source::Claims => ("", "v1", "persistentvolumeclaims"),
             Source::Attachments => ("storage.k8s.io", "v1", "volumeattachments"),
         }
@@ -32,23 +36,27 @@ impl Source {
 
     fn clear(self, g: &mut Graph) {
         match self {
-            Source::Pods => g.clear_pods(),
+            Source::Pods(_) => g.clear_pods(),
             Source::Claims => g.clear_claims(),
             Source::Attachments => g.clear_attachments(),
         }
     }
 
-    fn set(self, g: &mut Graph, key: &str, value: &serde_json::Value) {
+    /// Records `entry`. A pod no node is named for is not parsed at all: it contributes nothing
+    /// (most pod changes at scale are creations of pods not scheduled yet).
+    fn set(self, g: &mut Graph, entry: &Entry) {
+        let key = &entry.key;
         match self {
-            Source::Pods => g.set_pod(key, value),
-            Source::Claims => g.set_claim(key, value),
-            Source::Attachments => g.set_attachment(key, value),
+            Source::Pods(true) if entry.field(NODE_NAME).is_none_or(|n| n.is_empty()) => g.remove_pod(key),
+            Source::Pods(_) => g.set_pod_refs(key, graph::pod_refs_json(&entry.json)),
+            Source::Claims => g.set_claim(key, &entry.value()),
+            Source::Attachments => g.set_attachment(key, &entry.value()),
         }
     }
 
     fn remove(self, g: &mut Graph, key: &str) {
         match self {
-            Source::Pods => g.remove_pod(key),
+            Source::Pods(_) => g.remove_pod(key),
             Source::Claims => g.remove_claim(key),
             Source::Attachments => g.remove_attachment(key),
         }
@@ -68,9 +76,13 @@ pub(super) fn cache_of(caches: &WatchCaches, group: &str, version: &str, plural:
 
 /// Loads the graph from the caches now and keeps it current in the background.
 pub fn spawn(caches: &Arc<WatchCaches>, graph: &Arc<RwLock<Graph>>) {
-    for source in [Source::Pods, Source::Claims, Source::Attachments] {
+    for source in [Source::Pods(false), Source::Claims, Source::Attachments] {
         let (group, version, plural) = source.resource();
         let Some(cache) = cache_of(caches, group, version, plural) else { continue };
+        let source = match source {
+            Source::Pods(_) => Source::Pods(cache.indexes(NODE_NAME)),
+            other => other,
+        };
         let rx = load(&cache, graph, source);
         let graph = graph.clone();
         tokio::spawn(follow(cache, graph, source, rx));
@@ -86,8 +98,8 @@ fn load(cache: &ResourceCache, graph: &RwLock<Graph>, source: Source) -> tokio::
     let (snapshot, rx) = cache.snapshot_and_subscribe();
     let mut g = write(graph);
     source.clear(&mut g);
-    for (key, entry) in snapshot.objects.iter() {
-        source.set(&mut g, key, &entry.value());
+    for entry in snapshot.objects.values() {
+        source.set(&mut g, entry);
     }
     rx
 }
@@ -101,11 +113,10 @@ async fn follow(
     loop {
         match rx.recv().await {
             Ok(Message::Event(ev)) => {
-                let value = (ev.kind != EventKind::Delete).then(|| ev.object.value());
                 let mut g = write(&graph);
-                match value {
-                    Some(v) => source.set(&mut g, &ev.object.key, &v),
-                    None => source.remove(&mut g, &ev.object.key),
+                match ev.kind {
+                    EventKind::Delete => source.remove(&mut g, &ev.object.key),
+                    _ => source.set(&mut g, &ev.object),
                 }
             }
             Ok(Message::Reset) | Err(RecvError::Lagged(_)) => {

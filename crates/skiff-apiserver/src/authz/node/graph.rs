@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 /// The kinds of objects a node may reach through its pods.
@@ -75,8 +76,13 @@ impl Graph {
     /// Records the pod stored under `key` (replacing what it contributed before); a pod not
     /// bound to a node contributes nothing.
     pub fn set_pod(&mut self, key: &str, pod: &Value) {
+        self.set_pod_refs(key, pod_refs(pod));
+    }
+
+    /// Records what the pod stored under `key` references (`None`: not bound, nothing).
+    pub fn set_pod_refs(&mut self, key: &str, refs: Option<PodRefs>) {
         self.remove_pod(key);
-        let Some(refs) = pod_refs(pod) else { return };
+        let Some(refs) = refs else { return };
         let edges = self.edges.entry(refs.node.clone()).or_default();
         for r in &refs.refs {
             *edges.entry(r.clone()).or_default() += 1;
@@ -209,59 +215,205 @@ impl Graph {
 
 /// What pod `pod` references, if it is bound to a node.
 pub fn pod_refs(pod: &Value) -> Option<PodRefs> {
-    let spec = &pod["spec"];
-    let node = spec["nodeName"].as_str().filter(|n| !n.is_empty())?;
-    let namespace = pod["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-    let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    let mut refs = BTreeSet::new();
-    let mut add = |kind: Kind, name: Option<&str>| {
-        if let Some(n) = name.filter(|n| !n.is_empty()) {
-            refs.insert(ObjectRef { kind, namespace: namespace.clone(), name: n.to_string() });
-        }
-    };
-    add(Kind::ServiceAccount, spec["serviceAccountName"].as_str());
-    for s in array(&spec["imagePullSecrets"]) {
-        add(Kind::Secret, s["name"].as_str());
-    }
-    for key in ["initContainers", "containers", "ephemeralContainers"] {
-        for c in array(&spec[key]) {
-            for e in array(&c["envFrom"]) {
-                add(Kind::Secret, e["secretRef"]["name"].as_str());
-                add(Kind::ConfigMap, e["configMapRef"]["name"].as_str());
-            }
-            for e in array(&c["env"]) {
-                add(Kind::Secret, e["valueFrom"]["secretKeyRef"]["name"].as_str());
-                add(Kind::ConfigMap, e["valueFrom"]["configMapKeyRef"]["name"].as_str());
-            }
-        }
-    }
-    for v in array(&spec["volumes"]) {
-        add(Kind::Secret, v["secret"]["secretName"].as_str());
-        add(Kind::ConfigMap, v["configMap"]["name"].as_str());
-        add(Kind::Claim, v["persistentVolumeClaim"]["claimName"].as_str());
-        if v["ephemeral"].is_object()
-            && let Some(vname) = v["name"].as_str()
-        {
-            add(Kind::Claim, Some(&format!("{name}-{vname}")));
-        }
-        for source in array(&v["projected"]["sources"]) {
-            add(Kind::Secret, source["secret"]["name"].as_str());
-            add(Kind::ConfigMap, source["configMap"]["name"].as_str());
-        }
-        add(Kind::Secret, v["azureFile"]["secretName"].as_str());
-        for plugin in ["cephfs", "flexVolume", "iscsi", "rbd", "scaleIO", "storageos", "csi"] {
-            add(Kind::Secret, v[plugin]["secretRef"]["name"].as_str());
-            add(Kind::Secret, v[plugin]["nodePublishSecretRef"]["name"].as_str());
-        }
-    }
-    for s in array(&pod["status"]["resourceClaimStatuses"]) {
-        add(Kind::ResourceClaim, s["resourceClaimName"].as_str());
-    }
-    Some(PodRefs { node: node.to_string(), namespace, name, refs })
+    PodView::deserialize(pod).ok()?.into_refs()
 }
 
-fn array(v: &Value) -> &[Value] {
-    v.as_array().map(Vec::as_slice).unwrap_or_default()
+/// What the pod serialized in `json` references, if it is bound to a node: reads only the fields
+/// the graph needs, without building the whole document (the feed calls this for every change
+/// of a bound pod).
+pub fn pod_refs_json(json: &[u8]) -> Option<PodRefs> {
+    serde_json::from_slice::<PodView>(json).ok()?.into_refs()
+}
+
+/// The parts of a pod that reference other objects; every other field is skipped while parsing.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PodView {
+    metadata: Option<MetaView>,
+    spec: Option<SpecView>,
+    status: Option<StatusView>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct MetaView {
+    namespace: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct SpecView {
+    node_name: Option<String>,
+    service_account_name: Option<String>,
+    image_pull_secrets: Option<Vec<NameRef>>,
+    init_containers: Option<Vec<ContainerView>>,
+    containers: Option<Vec<ContainerView>>,
+    ephemeral_containers: Option<Vec<ContainerView>>,
+    volumes: Option<Vec<VolumeView>>,
+}
+
+/// `{"name": …}` (LocalObjectReference and its kin).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NameRef {
+    name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ContainerView {
+    env_from: Option<Vec<EnvFromView>>,
+    env: Option<Vec<EnvView>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct EnvFromView {
+    secret_ref: Option<NameRef>,
+    config_map_ref: Option<NameRef>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct EnvView {
+    value_from: Option<KeyRefs>,
+}
+
+/// `env[].valueFrom`.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct KeyRefs {
+    secret_key_ref: Option<NameRef>,
+    config_map_key_ref: Option<NameRef>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct VolumeView {
+    name: Option<String>,
+    secret: Option<SecretVolume>,
+    config_map: Option<NameRef>,
+    persistent_volume_claim: Option<ClaimVolume>,
+    ephemeral: Option<serde::de::IgnoredAny>,
+    projected: Option<ProjectedVolume>,
+    azure_file: Option<SecretVolume>,
+    cephfs: Option<PluginVolume>,
+    flex_volume: Option<PluginVolume>,
+    iscsi: Option<PluginVolume>,
+    rbd: Option<PluginVolume>,
+    #[serde(rename = "scaleIO")]
+    scale_io: Option<PluginVolume>,
+    storageos: Option<PluginVolume>,
+    csi: Option<PluginVolume>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct SecretVolume {
+    secret_name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ClaimVolume {
+    claim_name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ProjectedVolume {
+    sources: Option<Vec<ProjectedSource>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ProjectedSource {
+    secret: Option<NameRef>,
+    config_map: Option<NameRef>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct PluginVolume {
+    secret_ref: Option<NameRef>,
+    node_publish_secret_ref: Option<NameRef>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct StatusView {
+    resource_claim_statuses: Option<Vec<ClaimStatus>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ClaimStatus {
+    resource_claim_name: Option<String>,
+}
+
+fn name_of(r: &Option<NameRef>) -> Option<&str> {
+    r.as_ref().and_then(|r| r.name.as_deref())
+}
+
+fn list<T>(v: &Option<Vec<T>>) -> &[T] {
+    v.as_deref().unwrap_or_default()
+}
+
+impl PodView {
+    fn into_refs(self) -> Option<PodRefs> {
+        let spec = self.spec.unwrap_or_default();
+        let node = spec.node_name.as_deref().filter(|n| !n.is_empty())?.to_string();
+        let meta = self.metadata.unwrap_or_default();
+        let namespace = meta.namespace.unwrap_or_default();
+        let name = meta.name.unwrap_or_default();
+        let mut refs = BTreeSet::new();
+        let mut add = |kind: Kind, name: Option<&str>| {
+            if let Some(n) = name.filter(|n| !n.is_empty()) {
+                refs.insert(ObjectRef { kind, namespace: namespace.clone(), name: n.to_string() });
+            }
+        };
+        add(Kind::ServiceAccount, spec.service_account_name.as_deref());
+        for s in list(&spec.image_pull_secrets) {
+            add(Kind::Secret, s.name.as_deref());
+        }
+        let containers = [&spec.init_containers, &spec.containers, &spec.ephemeral_containers];
+        for c in containers.into_iter().flat_map(list) {
+            for e in list(&c.env_from) {
+                add(Kind::Secret, name_of(&e.secret_ref));
+                add(Kind::ConfigMap, name_of(&e.config_map_ref));
+            }
+            for e in list(&c.env).iter().filter_map(|e| e.value_from.as_ref()) {
+                add(Kind::Secret, name_of(&e.secret_key_ref));
+                add(Kind::ConfigMap, name_of(&e.config_map_key_ref));
+            }
+        }
+        for v in list(&spec.volumes) {
+            add(Kind::Secret, v.secret.as_ref().and_then(|s| s.secret_name.as_deref()));
+            add(Kind::ConfigMap, name_of(&v.config_map));
+            add(Kind::Claim, v.persistent_volume_claim.as_ref().and_then(|c| c.claim_name.as_deref()));
+            if v.ephemeral.is_some()
+                && let Some(vname) = &v.name
+            {
+                add(Kind::Claim, Some(&format!("{name}-{vname}")));
+            }
+            for source in v.projected.as_ref().map(|p| list(&p.sources)).unwrap_or_default() {
+                add(Kind::Secret, name_of(&source.secret));
+                add(Kind::ConfigMap, name_of(&source.config_map));
+            }
+            add(Kind::Secret, v.azure_file.as_ref().and_then(|s| s.secret_name.as_deref()));
+            let plugins = [&v.cephfs, &v.flex_volume, &v.iscsi, &v.rbd, &v.scale_io, &v.storageos, &v.csi];
+            for plugin in plugins.into_iter().flatten() {
+                add(Kind::Secret, name_of(&plugin.secret_ref));
+                add(Kind::Secret, name_of(&plugin.node_publish_secret_ref));
+            }
+        }
+        let claims = self.status.as_ref().map(|s| list(&s.resource_claim_statuses)).unwrap_or_default();
+        for s in claims {
+            add(Kind::ResourceClaim, s.resource_claim_name.as_deref());
+        }
+        Some(PodRefs { node, namespace, name, refs })
+    }
 }
 
 #[cfg(test)]
@@ -317,7 +469,12 @@ mod tests {
         ];
         assert_eq!(refs.refs, want.into_iter().collect::<BTreeSet<_>>());
         assert_eq!(refs.node, "n1");
+        let bytes = serde_json::to_vec(&pod("web", "n1", "vol-secret")).expect("encodes");
+        assert_eq!(pod_refs_json(&bytes), Some(refs), "the same from the stored bytes");
         assert!(pod_refs(&json!({"metadata": {"name": "p"}, "spec": {"containers": []}})).is_none());
+        let odd =
+            json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "volumes": [{"name": "v", "secret": null}]}});
+        assert_eq!(pod_refs(&odd).map(|r| r.refs.len()), Some(0), "null members are absent members");
     }
 
     #[test]
