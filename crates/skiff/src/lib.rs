@@ -3,6 +3,7 @@
 //! `main.rs` is a thin shell over these modules so that they can be unit-tested and reused by
 //! integration tests.
 
+pub mod allocator;
 pub mod bench;
 pub mod bench_net;
 pub mod bench_scheduler;

@@ -8,6 +8,10 @@ use skiff::kubeconfig::{self, Kubeconfig};
 use skiff::pki::Pki;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc for the control plane, the C library's malloc for the per-pod helpers.
+#[global_allocator]
+static ALLOCATOR: skiff::allocator::RoleAllocator = skiff::allocator::RoleAllocator::new();
+
 fn main() -> std::process::ExitCode {
     let command = match parse_args(std::env::args_os()) {
         Ok(c) => c,
