@@ -73,13 +73,14 @@ pub struct Graph {
 }
 
 impl Graph {
-    /// Records the pod stored under `key` (replacing what it contributed before); a pod not
-    /// bound to a node contributes nothing.
+    /// Records the pod `pod` stored under `key` (tests; the feed passes [`pod_refs_json`]'s).
+    #[cfg(test)]
     pub fn set_pod(&mut self, key: &str, pod: &Value) {
         self.set_pod_refs(key, pod_refs(pod));
     }
 
-    /// Records what the pod stored under `key` references (`None`: not bound, nothing).
+    /// Records what the pod stored under `key` references, replacing what it contributed
+    /// before; `None` (a pod not bound to a node) contributes nothing.
     pub fn set_pod_refs(&mut self, key: &str, refs: Option<PodRefs>) {
         self.remove_pod(key);
         let Some(refs) = refs else { return };
