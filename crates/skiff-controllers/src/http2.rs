@@ -59,6 +59,8 @@ pub fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
         // kube's default client retries 429, 503 and 504 with back-off; so does this one.
         .option_layer(config.default_retry.then(|| RetryLayer::new(RetryPolicy::server_retry())))
         .option_layer(config.auth_layer()?)
+        // Impersonation (`as`, `as-uid`, `as-groups`) and the kubeconfig's extra headers.
+        .layer(config.extra_headers_layer()?)
         .map_err(BoxError::from)
         .service(hyper_client);
     Ok(kube::Client::new(service, config.default_namespace))

@@ -30,6 +30,7 @@ pub mod history;
 pub mod hpa;
 pub mod http2;
 pub mod informer;
+pub mod intstr;
 pub mod job;
 pub mod leader;
 pub mod manager;

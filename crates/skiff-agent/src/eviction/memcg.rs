@@ -19,8 +19,9 @@ use std::time::Duration;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use super::signals::{self, MemorySource, working_set};
+use super::signals::MemorySource;
 use super::thresholds::{Signal, Threshold};
+use crate::stats::node;
 
 /// Arming a notifier failed.
 #[derive(Debug, thiserror::Error)]
@@ -96,13 +97,13 @@ impl Notifiers {
         if !thresholds.iter().any(|t| t.signal == Signal::MemoryAvailable) {
             return;
         }
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let Some(memory) = signals::memory(&MemorySource::V1(root.to_path_buf()), &meminfo) else { return };
-        let Some((usage, working_set)) = read_usage(root) else { return };
-        let capacity = u64::try_from(memory.capacity).unwrap_or(0);
+        let Some(capacity) = node::memory_capacity() else { return };
+        let capacity_signed = i64::try_from(capacity).unwrap_or(i64::MAX);
+        let Some(memory) = node::memory(&MemorySource::V1(root.to_path_buf())) else { return };
+        let (usage, working_set) = (memory.usage, memory.working_set);
         let mut armed = Vec::new();
         for threshold in thresholds.iter().filter(|t| t.signal == Signal::MemoryAvailable) {
-            let amount = u64::try_from(threshold.value.amount(memory.capacity).value).unwrap_or(0);
+            let amount = u64::try_from(threshold.value.amount(capacity_signed).value).unwrap_or(0);
             let level = usage_level(capacity, amount, usage, working_set);
             if let Some(i) = self.armed.iter().position(|n| n.level() == level) {
                 armed.push(self.armed.swap_remove(i));
@@ -137,13 +138,6 @@ impl Notifiers {
             }
         }
     }
-}
-
-/// The usage and working set of the v1 memory cgroup at `dir`.
-fn read_usage(dir: &Path) -> Option<(u64, u64)> {
-    let usage: u64 = std::fs::read_to_string(dir.join("memory.usage_in_bytes")).ok()?.trim().parse().ok()?;
-    let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
-    Some((usage, working_set(usage, &stat, false)))
 }
 
 #[cfg(test)]

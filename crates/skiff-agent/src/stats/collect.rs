@@ -83,12 +83,9 @@ impl Collector {
 
     fn kubelet_metrics_blocking(&self) -> KubeletMetrics {
         let pods = self.pods.pods();
-        let cpu_and_memory = Scope { everything: false, cpu_rates: false };
-        // A pod's sandbox lives in its cgroup: the pods measured are the ones with one.
-        let with_cgroup = measure(&pods, Layout::host(), &self.paths, &[], cpu_and_memory).pods.len();
         KubeletMetrics {
             node_name: self.node_name.clone(),
-            running_pods: with_cgroup as u64,
+            running_pods: running_pods(&pods, Layout::host()) as u64,
             containers: container_states(&pods),
             activity: self.activity.totals(),
             claims: mounted_claims(&self.paths.claims),
@@ -318,6 +315,21 @@ fn claim_volumes(claims: &MountedClaims, uid: &str) -> Vec<VolumeUsage> {
             })
         })
         .collect()
+}
+
+/// How many of `pods` run (their cgroup, where the sandbox lives, accounts CPU): the pods
+/// [`measure`] would report, counted without measuring them.
+fn running_pods(pods: &[Pod], layout: &Layout) -> usize {
+    let cgroups = CgroupStats::new(layout);
+    pods.iter()
+        .filter(|pod| {
+            let uid = crate::static_pods::runtime_uid(pod);
+            !uid.is_empty() && {
+                let cgroup = layout.pod_cgroup(crate::pods::resources::qos(pod), &uid);
+                cgroups.cpu_nanos(&cgroup).is_some() || cgroups.memory(&cgroup).is_some()
+            }
+        })
+        .count()
 }
 
 /// The claims mounted on the node, each once (several pods may share one), measured at their

@@ -11,10 +11,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::history::CONTROLLER_REVISION_HASH;
+use crate::intstr::scaled;
 use crate::podutil;
 
 /// The pod label carrying the DaemonSet's template generation.
@@ -136,19 +136,6 @@ pub fn node_needs(should_run: bool, should_continue: bool, pods: &[&Pod], policy
     needs
 }
 
-/// `value` (an int or a percentage) of `total`, percentages rounded up (upstream's
-/// `GetScaledValueFromIntOrPercent(…, true)`); `None` for a malformed value.
-pub fn scaled(value: &IntOrString, total: i32) -> Option<i32> {
-    match value {
-        IntOrString::Int(i) => Some(*i),
-        IntOrString::String(s) => {
-            let pct: i64 = s.strip_suffix('%')?.parse().ok()?;
-            let v = (pct * i64::from(total) + 99).div_euclid(100);
-            i32::try_from(v).ok()
-        }
-    }
-}
-
 fn rolling(ds: &DaemonSet) -> Option<&k8s_openapi::api::apps::v1::RollingUpdateDaemonSet> {
     let s = ds.spec.as_ref()?.update_strategy.as_ref()?;
     if s.type_.as_deref().unwrap_or("RollingUpdate") != "RollingUpdate" {
@@ -159,12 +146,12 @@ fn rolling(ds: &DaemonSet) -> Option<&k8s_openapi::api::apps::v1::RollingUpdateD
 
 /// `maxSurge` of `desired` nodes (0 unless the strategy is RollingUpdate with a surge).
 pub fn surge_count(ds: &DaemonSet, desired: i32) -> i32 {
-    rolling(ds).and_then(|r| r.max_surge.as_ref()).and_then(|v| scaled(v, desired)).unwrap_or(0)
+    rolling(ds).and_then(|r| r.max_surge.as_ref()).and_then(|v| scaled(v, desired, true).ok()).unwrap_or(0)
 }
 
 /// `maxUnavailable` of `desired` nodes (0 unless the strategy is RollingUpdate).
 pub fn unavailable_count(ds: &DaemonSet, desired: i32) -> i32 {
-    rolling(ds).and_then(|r| r.max_unavailable.as_ref()).and_then(|v| scaled(v, desired)).unwrap_or(0)
+    rolling(ds).and_then(|r| r.max_unavailable.as_ref()).and_then(|v| scaled(v, desired, true).ok()).unwrap_or(0)
 }
 
 /// Whether the DaemonSet surges (upstream's `AllowsSurge`).
@@ -471,7 +458,6 @@ mod tests {
         assert_eq!(max_counts(&d, 3), (0, 1), "0/0 falls back to one unavailable");
         let d = ds(json!({"type": "OnDelete"}));
         assert_eq!((surge_count(&d, 4), unavailable_count(&d, 4), allows_surge(&d)), (0, 0, false));
-        assert_eq!(scaled(&IntOrString::String("x".into()), 3), None);
     }
 
     fn by_node<'a>(pairs: &[(&str, Vec<&'a Pod>)]) -> BTreeMap<String, Vec<&'a Pod>> {

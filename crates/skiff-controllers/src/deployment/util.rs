@@ -89,22 +89,6 @@ pub fn is_rolling(d: &Deployment) -> bool {
         == "RollingUpdate"
 }
 
-/// Resolves an int-or-percent against `total` (percentages round up or down).
-pub fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> Result<i32, String> {
-    match v {
-        IntOrString::Int(i) => Ok(*i),
-        IntOrString::String(s) => {
-            let pct: i64 = s
-                .strip_suffix('%')
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| format!("invalid value for IntOrString: invalid value {s:?}"))?;
-            let x = pct * i64::from(total);
-            let v = if round_up { (x + 99).div_euclid(100) } else { x.div_euclid(100) };
-            Ok(i32::try_from(v).unwrap_or(i32::MAX))
-        }
-    }
-}
-
 /// `(maxSurge, maxUnavailable)` for `desired` replicas; never both zero.
 pub fn resolve_fenceposts(
     max_surge: Option<&IntOrString>,
@@ -112,8 +96,8 @@ pub fn resolve_fenceposts(
     desired: i32,
 ) -> Result<(i32, i32), String> {
     let zero = IntOrString::Int(0);
-    let surge = scaled_value(max_surge.unwrap_or(&zero), desired, true)?;
-    let unavailable = scaled_value(max_unavailable.unwrap_or(&zero), desired, false)?;
+    let surge = crate::intstr::scaled(max_surge.unwrap_or(&zero), desired, true)?;
+    let unavailable = crate::intstr::scaled(max_unavailable.unwrap_or(&zero), desired, false)?;
     if surge == 0 && unavailable == 0 { Ok((0, 1)) } else { Ok((surge, unavailable)) }
 }
 

@@ -21,6 +21,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 
 use super::identity::{self, pod_revision};
+use crate::intstr::scaled;
 use crate::podutil;
 
 /// Which revision a pod is created from.
@@ -136,15 +137,8 @@ fn max_unavailable_field(set: &StatefulSet) -> Option<&IntOrString> {
 /// a percentage taken of `replicas` and rounded down, never below 1 (upstream
 /// `getStatefulSetMaxUnavailable`).
 pub fn max_unavailable(set: &StatefulSet) -> usize {
-    let n = match max_unavailable_field(set) {
-        None => 1,
-        Some(IntOrString::Int(n)) => i64::from(*n),
-        Some(IntOrString::String(s)) => {
-            let pct: i64 = s.strip_suffix('%').and_then(|p| p.parse().ok()).unwrap_or(0);
-            pct * i64::from(identity::replicas(set)) / 100
-        }
-    };
-    usize::try_from(n.max(1)).unwrap_or(1)
+    let n = max_unavailable_field(set).map_or(Ok(1), |v| scaled(v, identity::replicas(set), false));
+    usize::try_from(n.unwrap_or(0).max(1)).unwrap_or(1)
 }
 
 fn strategy(set: &StatefulSet) -> (&str, Option<i32>) {

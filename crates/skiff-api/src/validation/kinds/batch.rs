@@ -3,7 +3,9 @@
 
 use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec, SuccessPolicy, SuccessPolicyRule};
 
-use super::common::{domain_prefixed_path, immutable, json, label_selector, nonneg, supported, supported_opt};
+use super::common::{
+    domain_prefixed_path, immutable, json, label_selector, nonneg, opt_nonneg, supported, supported_opt,
+};
 use super::pod::validate_pod_template;
 use super::workloads::template_matches;
 use crate::defaults::CONTROLLER_UID_LABEL;
@@ -18,12 +20,6 @@ const MANAGED_BY_MAX: usize = 63;
 const SUCCESS_POLICY_RULES_MAX: usize = 20;
 /// Longest `succeededIndexes` of a success policy rule (64 KiB).
 const SUCCEEDED_INDEXES_MAX: usize = 64 * 1024;
-
-fn opt_nonneg(errs: &mut ErrorList, path: &str, v: Option<i32>) {
-    if let Some(v) = v {
-        nonneg(errs, path, i64::from(v));
-    }
-}
 
 /// Validates a Job spec at `path`; `require_selector` is false inside a CronJob's template.
 fn job_spec(errs: &mut ErrorList, spec: &JobSpec, path: &str, require_selector: bool) {

@@ -27,6 +27,13 @@ pub fn nonneg(errs: &mut ErrorList, path: &str, value: i64) {
     }
 }
 
+/// [`nonneg`] of an optional 32-bit field; absent is fine.
+pub fn opt_nonneg(errs: &mut ErrorList, path: &str, v: Option<i32>) {
+    if let Some(v) = v {
+        nonneg(errs, path, i64::from(v));
+    }
+}
+
 /// `value > 0`.
 pub fn positive(errs: &mut ErrorList, path: &str, value: i64) {
     if value <= 0 {

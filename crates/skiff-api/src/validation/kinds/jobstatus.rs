@@ -9,10 +9,10 @@
 
 use std::collections::HashSet;
 
-use k8s_openapi::api::batch::v1::{Job, JobStatus};
+use k8s_openapi::api::batch::v1::{Job, JobSpec, JobStatus};
 
 use super::batch::count_indexes;
-use super::common::nonneg;
+use super::common::opt_nonneg;
 use crate::validation::{ErrorList, FieldError, child, index};
 
 fn is_true(status: &JobStatus, type_: &str) -> bool {
@@ -28,7 +28,8 @@ pub fn validate(job: &Job, old: &Job) -> ErrorList {
     let empty = JobStatus::default();
     let st = job.status.as_ref().unwrap_or(&empty);
     let was = old.status.as_ref().unwrap_or(&empty);
-    let spec = job.spec.clone().unwrap_or_default();
+    let default_spec = JobSpec::default();
+    let spec = job.spec.as_ref().unwrap_or(&default_spec);
     let indexed = spec.completion_mode.as_deref() == Some("Indexed");
     let p = |f: &str| child("status", f);
     let conditions = p("conditions");
@@ -41,9 +42,7 @@ pub fn validate(job: &Job, old: &Job) -> ErrorList {
         ("ready", st.ready),
         ("terminating", st.terminating),
     ] {
-        if let Some(v) = v {
-            nonneg(&mut errs, &p(f), i64::from(v));
-        }
+        opt_nonneg(&mut errs, &p(f), v);
     }
     if let Some(u) = &st.uncounted_terminated_pods {
         let mut seen = HashSet::new();
@@ -71,7 +70,7 @@ pub fn validate(job: &Job, old: &Job) -> ErrorList {
         .as_ref()
         .map_or(0, |u| u.succeeded.as_ref().map_or(0, Vec::len) + u.failed.as_ref().map_or(0, Vec::len));
 
-    if (changed("Complete") || changed("Failed")) && complete && failed {
+    if finished_changed && complete && failed {
         invalid(&mut errs, &conditions, "cannot set Complete=True and Failed=true conditions");
     }
     if (changed("Complete") || changed("FailureTarget")) && complete && target {
@@ -104,7 +103,10 @@ pub fn validate(job: &Job, old: &Job) -> ErrorList {
     if (finished_changed || st.terminating != was.terminating) && finished && st.terminating.unwrap_or(0) > 0 {
         invalid(&mut errs, &p("terminating"), "terminating>0 is invalid for finished job");
     }
-    if (finished_changed || st.start_time != was.start_time) && finished && st.start_time.is_none() {
+    // A suspended Job of zero completions finishes without ever starting.
+    let suspended_empty = spec.suspend == Some(true) && spec.completions == Some(0);
+    if (finished_changed || st.start_time != was.start_time) && finished && st.start_time.is_none() && !suspended_empty
+    {
         errs.push(FieldError::required(p("startTime"), "startTime is required for finished job"));
     }
     if (finished_changed || st.uncounted_terminated_pods != was.uncounted_terminated_pods) && finished && uncounted > 0
@@ -142,6 +144,16 @@ pub fn validate(job: &Job, old: &Job) -> ErrorList {
             invalid(&mut errs, &conditions, &format!("cannot disable the terminal {t}=True condition"));
         }
     }
+    if is_true(was, "SuccessCriteriaMet") && !met {
+        invalid(&mut errs, &conditions, "cannot disable the SuccessCriteriaMet=True condition");
+    }
+    if is_true(was, "Complete") && !is_true(was, "SuccessCriteriaMet") && met {
+        invalid(
+            &mut errs,
+            &conditions,
+            "cannot set SuccessCriteriaMet=True for Job already has Complete=true conditions",
+        );
+    }
     if st.failed.unwrap_or(0) < was.failed.unwrap_or(0) {
         errs.push(FieldError::invalid(p("failed"), st.failed.unwrap_or(0), "cannot decrease the failed counter"));
     }
@@ -176,6 +188,37 @@ mod tests {
 
     const START: &str = "2026-01-01T00:00:00Z";
     const END: &str = "2026-01-01T00:01:00Z";
+
+    #[test]
+    fn a_suspended_job_of_zero_completions_completes_without_start_time() {
+        let done = json!({"completionTime": END, "conditions": [cond("SuccessCriteriaMet"), cond("Complete")]});
+        let suspended = json!({"completions": 0, "suspend": true});
+        assert_eq!(errors(suspended, json!({}), done.clone()), Vec::<String>::new());
+        let running = json!({"completions": 0});
+        assert_eq!(
+            errors(running, json!({}), done),
+            ["status.startTime: Required value: startTime is required for finished job"]
+        );
+    }
+
+    #[test]
+    fn success_criteria_met_cannot_be_taken_back_or_added_after_completion() {
+        let spec = json!({"completions": 1});
+        let met = json!({"startTime": START, "conditions": [cond("SuccessCriteriaMet")]});
+        assert_eq!(
+            errors(spec.clone(), met, json!({"startTime": START})),
+            ["status.conditions: Invalid value: cannot disable the SuccessCriteriaMet=True condition"]
+        );
+        let legacy = json!({"startTime": START, "completionTime": END, "conditions": [cond("Complete")]});
+        let added = json!({"startTime": START, "completionTime": END,
+            "conditions": [cond("Complete"), cond("SuccessCriteriaMet")]});
+        assert_eq!(
+            errors(spec, legacy, added),
+            [
+                "status.conditions: Invalid value: cannot set SuccessCriteriaMet=True for Job already has Complete=true conditions"
+            ]
+        );
+    }
 
     #[test]
     fn the_controllers_own_transitions_pass() {

@@ -11,7 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::common::{
-    immutable, int_or_percent, int_or_percent_value, json, label_selector, nonneg, selector_is_empty, supported,
+    immutable, int_or_percent, int_or_percent_value, json, label_selector, nonneg, opt_nonneg, selector_is_empty,
+    supported,
 };
 use super::pod::validate_pod_template;
 use crate::kinds::Validation;
@@ -69,12 +70,6 @@ fn apps_selector(errs: &mut ErrorList, sel: &LabelSelector, kind: &str) -> Optio
         return None;
     }
     parsed
-}
-
-fn opt_nonneg(errs: &mut ErrorList, path: &str, v: Option<i32>) {
-    if let Some(v) = v {
-        nonneg(errs, path, i64::from(v));
-    }
 }
 
 /// maxUnavailable/maxSurge: each an int or percent (maxUnavailable at most 100%), not both zero.
